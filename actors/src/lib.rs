@@ -7,3 +7,6 @@ pub const VERSION: &str = match option_env!("OIBUS_AGENT_VERSION") {
     Some(v) => v,
     None => env!("CARGO_PKG_VERSION"),
 };
+
+pub mod secret;
+pub use secret::Secret;
