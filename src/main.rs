@@ -1,9 +1,13 @@
 //! `oibus-agent`: one binary, several roles (see `oibus-agent --help` and DESIGN.md).
 //!
-//! This file is the binary's edge: it parses the command line, sets up logging and turns every
-//! error into a readable message and an exit code. The work lives in the modules below and in the
+//! This file is the binary's edge: it parses the command line and turns every error into a
+//! readable message and an exit code. The work lives in the modules below and in the
 //! `oibus-actors` crate.
 
+mod api;
+mod cli;
+mod engine;
+mod logging;
 mod sim;
 
 use std::path::PathBuf;
@@ -12,8 +16,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// Agent for OIAnalytics on Linux industrial gateways.
+///
+/// Engine exit codes: 0 stopped on request, 70 supervision gave up, 75 restart requested,
+/// 76 upgrade staged, 78 configuration invalid.
 #[derive(Debug, Parser)]
-#[command(name = "oibus-agent", version = oibus_actors::VERSION, about, long_about = None)]
+#[command(name = "oibus-agent", version = oibus_actors::VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,6 +28,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the engine: the supervised actors and the local API (normally started by `launch`).
+    Run {
+        #[arg(long, short, default_value = "/etc/oibus-agent/agent.yaml")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file; exit 0 when valid, 78 with every problem when not.
+    CheckConfig {
+        #[arg(long, short, default_value = "/etc/oibus-agent/agent.yaml")]
+        config: PathBuf,
+    },
+    /// Show the running engine's status (registration, actors, queues, configuration).
+    Status(cli::ApiArgs),
     /// Run the OIAnalytics simulator (server side of the protocol, with an admin API).
     Sim(sim::SimArgs),
 }
@@ -28,16 +47,16 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Sim(args) => sim::run(args),
+        Command::Run { config } => engine::run(&config),
+        Command::CheckConfig { config } => cli::check_config(&config),
+        Command::Status(args) => cli::status(&args),
+        Command::Sim(args) => sim::run(args).map(|_| 0),
     };
     match result {
-        Ok(code) => code,
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
     }
 }
-
-#[allow(dead_code)]
-fn _unused(_: PathBuf) {}

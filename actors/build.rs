@@ -1,0 +1,4 @@
+// Rebuild when the release pipeline sets a different reported version.
+fn main() {
+    println!("cargo:rerun-if-env-changed=OIBUS_AGENT_VERSION");
+}

@@ -1,0 +1,133 @@
+use super::*;
+
+fn problems(yaml: &str) -> Vec<String> {
+    parse(yaml)
+        .expect_err("config should be invalid")
+        .iter()
+        .map(|p| p.to_string())
+        .collect()
+}
+
+#[test]
+fn documented_default_file_equals_the_built_in_defaults() {
+    let text = include_str!("../../../config/agent.yaml");
+    let parsed = parse(text).expect("config/agent.yaml must be valid");
+    assert_eq!(parsed, Config::default());
+}
+
+#[test]
+fn config_round_trips_through_yaml() {
+    let mut config = Config::default();
+    config.oianalytics.host = Some("https://oia.example.com".into());
+    config
+        .oianalytics
+        .permissions
+        .insert("updateVersion".into(), false);
+    let text = serde_norway::to_string(&config).unwrap();
+    assert_eq!(parse(&text).unwrap(), config);
+}
+
+#[test]
+fn empty_file_is_the_default_config() {
+    assert_eq!(parse("").unwrap(), Config::default());
+}
+
+#[test]
+fn invalid_duration_names_key_value_and_position() {
+    let yaml = "oianalytics:\n  intervals:\n    command_refresh: 5 parsecs\n";
+    assert_eq!(
+        problems(yaml),
+        [
+            r#"oianalytics.intervals.command_refresh: invalid duration "5 parsecs" (expected e.g. 500ms, 10s, 5m, 1h 30m) at 3:22"#
+        ]
+    );
+}
+
+#[test]
+fn unknown_key_is_an_error_with_position() {
+    let p = problems("engine:\n  nmae: x\n");
+    assert_eq!(p.len(), 1);
+    assert!(p[0].starts_with("engine: unknown field `nmae`"), "{}", p[0]);
+    assert!(p[0].ends_with("at 2:3"), "{}", p[0]);
+}
+
+#[test]
+fn broken_yaml_syntax_is_reported_with_position() {
+    let p = problems("engine:\n  name: [unclosed\n");
+    assert_eq!(p.len(), 1);
+    assert!(p[0].contains(" at "), "{}", p[0]);
+}
+
+#[test]
+fn wrong_type_is_reported_with_key_path() {
+    let p = problems("oianalytics:\n  key_size: big\n");
+    assert!(
+        p[0].starts_with("oianalytics.key_size: invalid type"),
+        "{}",
+        p[0]
+    );
+    assert!(p[0].ends_with("at 2:13"), "{}", p[0]);
+}
+
+#[test]
+fn semantic_problems_are_all_reported_at_once() {
+    let yaml = "\
+oianalytics:
+  host: ftp://nope
+  key_size: 1024
+  intervals: { command_refresh: 500ms, command_retry: 0s }
+  permissions: { restartEngine: false, launchRockets: true }
+  proxy: { url: http://p:3128, password_file: /nonexistent/proxy.pass }
+engine:
+  api: { listen: 127.0.0.1:0 }
+";
+    let p = problems(yaml);
+    let expected = [
+        "engine.api.listen: port 0 is not allowed: the launcher and the CLI need a fixed port at 8:18",
+        "oianalytics.host: must start with http:// or https://, got \"ftp://nope\" at 2:9",
+        "oianalytics.intervals.command_refresh: must be at least 1s, got 500ms at 4:33",
+        "oianalytics.intervals.command_retry: must be at least 1s, got 0s at 4:55",
+        "oianalytics.key_size: must be one of 2048, 3072, 4096, got 1024 at 3:13",
+        "oianalytics.permissions.launchRockets: is not a known command permission (see config/agent.yaml for the 42 flags) at 5:55",
+    ];
+    for e in expected {
+        assert!(p.iter().any(|x| x == e), "missing {e:?} in {p:#?}");
+    }
+    assert!(
+        p.iter().any(|x| x
+            .starts_with("oianalytics.proxy.password_file: cannot read /nonexistent/proxy.pass")),
+        "{p:#?}"
+    );
+    assert_eq!(p.len(), 7, "{p:#?}");
+}
+
+#[test]
+fn invalid_log_level_is_rejected() {
+    let p = problems("engine:\n  log: { console: loud }\n");
+    assert!(
+        p[0].starts_with("engine.log.console: unknown variant `loud`"),
+        "{}",
+        p[0]
+    );
+}
+
+#[test]
+fn secret_files_are_read_without_trailing_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gw");
+    std::fs::write(&file, "s3cret\n").unwrap();
+    let yaml = format!(
+        "oianalytics:\n  api_gateway: {{ base_endpoint: /gw, header_key: x-gw, header_value_file: {} }}\n",
+        file.display()
+    );
+    let config = parse(&yaml).unwrap();
+    let value = config.oianalytics.gateway_header_value().unwrap().unwrap();
+    assert_eq!(value.expose(), "s3cret");
+    assert_eq!(format!("{:?}", config.oianalytics.api_gateway), format!("Some(GatewayConfig {{ base_endpoint: \"/gw\", header_key: \"x-gw\", header_value_file: Some({:?}), header_value: None }})", file));
+}
+
+#[test]
+fn there_are_exactly_42_distinct_permission_flags() {
+    let set: std::collections::BTreeSet<_> = PERMISSION_FLAGS.iter().collect();
+    assert_eq!(set.len(), 42);
+}

@@ -1,0 +1,30 @@
+//! What every engine actor is given at start: the live configuration, the store, the directory
+//! of peers and the engine's identity. Cheap to clone.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::registration::RegistrationWatch;
+use crate::store::Store;
+use crate::supervision::Peers;
+
+#[derive(Clone, Debug)]
+pub struct AgentContext {
+    /// The YAML configuration; a SIGHUP reload replaces it (read it at use, not at start).
+    pub config: watch::Receiver<Arc<Config>>,
+    pub store: Store,
+    pub peers: Peers,
+    /// Stable across restarts; reported to OIAnalytics as `oibusId`.
+    pub engine_id: String,
+    /// The current registration (status and token), updated by the Registration actor.
+    pub registration: RegistrationWatch,
+}
+
+impl AgentContext {
+    /// The current configuration.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.borrow().clone()
+    }
+}

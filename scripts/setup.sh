@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install what a fresh Debian machine lacks to build and test oibus-agent. Idempotent: a no-op
+# when everything is present.
+set -euo pipefail
+
+need_apt=()
+# libclang for RocksDB's bindgen, a C++ compiler for RocksDB itself.
+for pkg in libclang-dev clang g++ make pkg-config; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found; install Rust stable (rustup) first" >&2
+  exit 1
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi

@@ -1,0 +1,109 @@
+//! The small commands that talk to a running engine through its local API, and `check-config`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use oibus_actors::config;
+
+#[derive(Debug, clap::Args)]
+pub struct ApiArgs {
+    /// The agent's configuration, to find its local API address.
+    #[arg(long, short, default_value = "/etc/oibus-agent/agent.yaml")]
+    pub config: PathBuf,
+    /// The local API address (overrides the one in the configuration).
+    #[arg(long)]
+    pub api: Option<SocketAddr>,
+}
+
+impl ApiArgs {
+    fn address(&self) -> anyhow::Result<SocketAddr> {
+        if let Some(a) = self.api {
+            return Ok(a);
+        }
+        let config = config::load(&self.config)?;
+        Ok(config.engine.api.listen)
+    }
+}
+
+pub fn check_config(path: &Path) -> anyhow::Result<i32> {
+    match config::load(path) {
+        Ok(c) => {
+            println!("{}: valid", path.display());
+            println!(
+                "{}",
+                serde_norway::to_string(&c).context("cannot render the configuration")?
+            );
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(oibus_actors::exit::CONFIG)
+        }
+    }
+}
+
+pub fn status(args: &ApiArgs) -> anyhow::Result<i32> {
+    let body = request(args.address()?, "GET", "/status")?;
+    let value: serde_json::Value =
+        serde_json::from_str(&body).context("the agent answered something that is not JSON")?;
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(0)
+}
+
+/// One HTTP/1.1 request to the local API. Blocking and dependency-free on purpose: the CLI must
+/// work when the engine's runtime is the thing being debugged.
+pub fn request(addr: SocketAddr, method: &str, path: &str) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        .with_context(|| format!("cannot reach the agent's local API at {addr}; is the engine running (systemctl status oibus-agent)?"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map_or_else(|| "unknown".to_string(), |u| u.name);
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nX-Oibus-User: {user}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = String::new();
+    stream
+        .read_to_string(&mut raw)
+        .context("reading the agent's answer")?;
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .context("malformed HTTP answer from the agent")?;
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("malformed HTTP status line from the agent")?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    if !(200..300).contains(&status) {
+        anyhow::bail!("the agent answered {status}: {body}");
+    }
+    Ok(body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}

@@ -1,0 +1,232 @@
+//! The engine process (`oibus-agent run`): opens the store, starts the supervised actors and the
+//! local API, and turns signals into an ordered shutdown (SIGTERM/SIGINT) or a configuration
+//! reload (SIGHUP). Its exit code tells the launcher what to do (see `oibus_actors::exit`).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use anyhow::Context as _;
+use oibus_actors::config::{self, Config};
+use oibus_actors::store::{Cf, Durability, Store};
+use oibus_actors::supervision::{ChildSpec, Peers, Shutdown, Supervisor};
+use serde::Serialize;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+use crate::logging::ConsoleLevel;
+
+/// What the local API and the signal handlers share.
+#[derive(Clone)]
+pub struct Engine {
+    pub config_path: PathBuf,
+    pub config: watch::Sender<Arc<Config>>,
+    pub store: Store,
+    pub supervisor: Addr<Supervisor>,
+    pub engine_id: String,
+    pub started: Instant,
+    pub reloads: Arc<Mutex<ReloadStatus>>,
+    pub console: ConsoleLevel,
+}
+
+/// The outcome of the last configuration (re)load, shown in `/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadStatus {
+    pub loaded_at: String,
+    pub last_reload: Option<ReloadAttempt>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadAttempt {
+    pub at: String,
+    pub applied: bool,
+    pub error: Option<String>,
+}
+
+const ENGINE_ID_KEY: &[u8] = b"engine/id";
+
+/// Run the engine until it is asked to stop; returns the process exit code.
+pub fn run(config_path: &Path) -> anyhow::Result<i32> {
+    let config = match config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(oibus_actors::exit::CONFIG);
+        }
+    };
+    let console = crate::logging::init(config.engine.log.console);
+    install_panic_hook();
+
+    std::fs::create_dir_all(&config.engine.data_dir).with_context(|| {
+        format!(
+            "cannot create engine.data_dir {}",
+            config.engine.data_dir.display()
+        )
+    })?;
+    let store = Store::open(&config.engine.data_dir.join("store"))?;
+    let engine_id = engine_id(&store)?;
+    tracing::info!(
+        version = oibus_actors::VERSION,
+        engine_id,
+        config = %config_path.display(),
+        data_dir = %config.engine.data_dir.display(),
+        "oibus-agent engine starting"
+    );
+
+    let system = System::new();
+    let listen = config.engine.api.listen;
+    let shutdown_timeout = config.launcher.shutdown_timeout;
+    let (config_tx, _) = watch::channel(Arc::new(config));
+    let engine = system.block_on(async {
+        let peers = Peers::default();
+        let supervisor = Supervisor::new(children(&config_tx, &store, &peers)).start();
+        Engine {
+            config_path: config_path.to_path_buf(),
+            config: config_tx,
+            store: store.clone(),
+            supervisor,
+            engine_id,
+            started: Instant::now(),
+            reloads: Arc::new(Mutex::new(ReloadStatus {
+                loaded_at: now_iso(),
+                last_reload: None,
+            })),
+            console,
+        }
+    });
+    let api = system
+        .block_on(async { crate::api::start(engine.clone(), listen) })
+        .with_context(|| format!("cannot start the local API on engine.api.listen {listen}"))?;
+    system.block_on(async {
+        actix_rt::spawn(handle_signals(engine.clone(), shutdown_timeout, api));
+    });
+    let code = system.run_with_code().context("engine event loop failed")?;
+    if let Err(e) = store.flush() {
+        tracing::warn!(error = %e, "store flush at exit failed; the WAL still has every write");
+    }
+    tracing::info!(exit_code = code, "oibus-agent engine stopped");
+    Ok(code)
+}
+
+/// The supervised actors, in start order (stopped in reverse).
+fn children(
+    _config: &watch::Sender<Arc<Config>>,
+    _store: &Store,
+    _peers: &Peers,
+) -> Vec<ChildSpec> {
+    Vec::new()
+}
+
+fn engine_id(store: &Store) -> anyhow::Result<String> {
+    if let Some(id) = store.get::<String>(Cf::State, ENGINE_ID_KEY)? {
+        return Ok(id);
+    }
+    let id = oibus_actors::random_id(16);
+    store.put(Cf::State, ENGINE_ID_KEY, &id, Durability::Sync)?;
+    Ok(id)
+}
+
+async fn handle_signals(
+    engine: Engine,
+    shutdown_timeout: Duration,
+    api: actix_web::dev::ServerHandle,
+) {
+    let (mut term, mut int, mut hup) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+        _ => {
+            tracing::error!("cannot install signal handlers; stopping");
+            System::current().stop_with_code(1);
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload(&engine),
+        }
+    }
+    tracing::info!(timeout = %humantime::format_duration(shutdown_timeout), "stop requested; shutting down in order");
+    // Leave the launcher a margin before its own SIGKILL.
+    let budget = shutdown_timeout
+        .saturating_sub(Duration::from_secs(1))
+        .max(Duration::from_secs(1));
+    let _ = engine.supervisor.send(Shutdown { timeout: budget }).await;
+    api.stop(true).await;
+    System::current().stop_with_code(oibus_actors::exit::STOPPED);
+}
+
+/// SIGHUP: re-read and validate the whole file; apply it, or keep the old one and say why.
+pub fn reload(engine: &Engine) {
+    let attempt = match config::load(&engine.config_path) {
+        Ok(new) => {
+            let old = engine.config.borrow().clone();
+            for key in restart_only_changes(&old, &new) {
+                tracing::warn!(
+                    key,
+                    "changed in the file but only applied at the next restart"
+                );
+            }
+            engine.console.set(new.engine.log.console);
+            engine.config.send_replace(Arc::new(new));
+            tracing::info!(config = %engine.config_path.display(), "configuration reloaded");
+            ReloadAttempt {
+                at: now_iso(),
+                applied: true,
+                error: None,
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "configuration reload rejected; keeping the running configuration");
+            ReloadAttempt {
+                at: now_iso(),
+                applied: false,
+                error: Some(e.to_string()),
+            }
+        }
+    };
+    let mut status = engine.reloads.lock().unwrap_or_else(|p| p.into_inner());
+    if attempt.applied {
+        status.loaded_at = attempt.at.clone();
+    }
+    status.last_reload = Some(attempt);
+}
+
+/// Keys that a running engine cannot change in place.
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    if old.engine.data_dir != new.engine.data_dir {
+        keys.push("engine.data_dir");
+    }
+    if old.engine.api.listen != new.engine.api.listen {
+        keys.push("engine.api.listen");
+    }
+    if old.oianalytics.key_size != new.oianalytics.key_size {
+        keys.push("oianalytics.key_size");
+    }
+    keys
+}
+
+pub fn now_iso() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Panics are bugs: log them with their location before the actor (or thread) unwinds, so the
+/// supervisor's restart has a visible cause.
+fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        tracing::error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            panic = %info,
+            "panic (a bug): the actor it happened in is restarted by its supervisor"
+        );
+        default(info);
+    }));
+}

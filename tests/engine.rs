@@ -1,0 +1,119 @@
+//! The engine process: configuration checks, signals, supervision visible from outside.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::kit::agent::{AgentHome, BIN};
+
+#[test]
+fn check_config_accepts_the_documented_default() {
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config/agent.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn check_config_reports_every_problem_and_exits_78() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        "oianalytics:\n  key_size: 1000\n  intervals:\n    message_retry: 0s\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("oianalytics.key_size: must be one of 2048, 3072, 4096, got 1000 at 2:13"),
+        "{err}"
+    );
+    assert!(
+        err.contains("oianalytics.intervals.message_retry: must be at least 1s, got 0s at 4:20"),
+        "{err}"
+    );
+}
+
+#[test]
+fn engine_with_an_invalid_config_exits_78() {
+    let home = AgentHome::new("oianalytics:\n  nope: 1\n");
+    let mut agent = home.start();
+    assert_eq!(
+        agent.wait_exit(Duration::from_secs(10)),
+        Some(78),
+        "{}",
+        agent.logs()
+    );
+}
+
+#[test]
+fn sigterm_stops_the_engine_in_order_with_exit_0() {
+    let home = AgentHome::new("launcher:\n  shutdown_timeout: 5s\n");
+    let mut agent = home.start();
+    agent.wait_healthy(Duration::from_secs(20));
+    let status = agent.status();
+    assert_eq!(status["version"], oibus_actors::VERSION);
+    let start = Instant::now();
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(
+        agent.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        agent.logs()
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "stopped within the shutdown timeout"
+    );
+    assert!(agent.logs().contains("oibus-agent engine stopped"));
+}
+
+#[test]
+fn sighup_with_a_broken_file_keeps_the_running_config() {
+    let home = AgentHome::new("");
+    let agent = home.start();
+    agent.wait_healthy(Duration::from_secs(20));
+
+    std::fs::write(home.config_path(), "engine: [this is not: a mapping\n").unwrap();
+    agent.signal(Signal::SIGHUP);
+    let rejected = crate::kit::wait_until(Duration::from_secs(10), || {
+        agent.status()["config"]["last_reload"]["applied"] == false
+    });
+    assert!(rejected, "{}", agent.logs());
+    let status = agent.status();
+    assert!(status["config"]["last_reload"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("agent.yaml is invalid"));
+    assert_eq!(status["name"], "test-agent", "the running config is kept");
+    assert_eq!(status["config"]["console_level"], "debug");
+
+    // A valid file is applied live.
+    home.write_config("");
+    std::fs::write(
+        home.config_path(),
+        std::fs::read_to_string(home.config_path())
+            .unwrap()
+            .replace("console: debug", "console: warn"),
+    )
+    .unwrap();
+    agent.signal(Signal::SIGHUP);
+    let applied = crate::kit::wait_until(Duration::from_secs(10), || {
+        agent.status()["config"]["console_level"] == "warn"
+    });
+    assert!(applied, "{}", agent.logs());
+}

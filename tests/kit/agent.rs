@@ -1,0 +1,153 @@
+//! Start the real `oibus-agent` engine on loopback in a temporary directory, talk to its local
+//! API, signal it, and always kill it on drop.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_oibus-agent");
+
+/// A free loopback port (bound then released: a small race, fine for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
+/// A temporary agent home: config file, data dir, logs.
+pub struct AgentHome {
+    pub dir: tempfile::TempDir,
+    pub api: SocketAddr,
+}
+
+impl AgentHome {
+    /// A home whose config has a fresh API port, fast intervals, and `extra` YAML sections
+    /// appended (top-level keys other than `engine`).
+    pub fn new(extra: &str) -> AgentHome {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let home = AgentHome { dir, api };
+        home.write_config(extra);
+        home
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("agent.yaml")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn write_config(&self, extra: &str) {
+        let yaml = format!(
+            "engine:\n  name: test-agent\n  data_dir: {}\n  api: {{ listen: {} }}\n  log: {{ console: debug, oia: silent }}\n{extra}",
+            self.data_dir().display(),
+            self.api
+        );
+        std::fs::write(self.config_path(), yaml).expect("write config");
+    }
+
+    /// Start `oibus-agent run` on this home.
+    pub fn start(&self) -> Agent {
+        Agent::spawn(
+            &["run", "--config"],
+            &self.config_path(),
+            self.dir.path(),
+            self.api,
+        )
+    }
+}
+
+pub struct Agent {
+    child: Child,
+    pub api: SocketAddr,
+    pub log: PathBuf,
+}
+
+impl Agent {
+    pub fn spawn(args: &[&str], config: &Path, dir: &Path, api: SocketAddr) -> Agent {
+        let log = dir.join(format!("agent-{}.log", Instant::now().elapsed().as_nanos()));
+        let out = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(BIN)
+            .args(args)
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("dup log"))
+            .stderr(out)
+            .spawn()
+            .expect("spawn oibus-agent");
+        Agent { child, api, log }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), sig).expect("signal the agent");
+    }
+
+    /// Wait for the process to exit; its exit code, or `None` on timeout.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// `GET path` on the local API: (status, body), or `None` if it does not answer.
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        http(self.api, "GET", path, "")
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        let (code, body) = self.get("/status").expect("the local API answers /status");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).expect("/status is JSON")
+    }
+
+    /// Wait until `/health` answers 200.
+    pub fn wait_healthy(&self, timeout: Duration) {
+        let ok = super::wait_until(timeout, || matches!(self.get("/health"), Some((200, _))));
+        assert!(
+            ok,
+            "agent not healthy within {timeout:?}; log:\n{}",
+            self.logs()
+        );
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal blocking HTTP/1.1 request; enough for the local API.
+pub fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let (head, rest) = raw.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, rest.to_string()))
+}
