@@ -10,3 +10,5 @@ pub const VERSION: &str = match option_env!("OIBUS_AGENT_VERSION") {
 
 pub mod secret;
 pub use secret::Secret;
+pub mod key_vault;
+pub mod secrets_paths;
