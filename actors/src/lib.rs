@@ -4,6 +4,7 @@
 pub mod client;
 pub mod config;
 pub mod context;
+pub mod entities;
 pub mod events;
 pub mod key_vault;
 pub mod oia;
