@@ -1,0 +1,25 @@
+//! The kit shared by the end-to-end tests: start the simulator, talk HTTP, wait on conditions.
+//! Every test module uses a different part of it, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+pub mod http;
+pub mod sim;
+
+use std::time::{Duration, Instant};
+
+pub use http::Client;
+pub use sim::{Sim, SimOpts};
+
+/// Polls `condition` every 20 ms until it holds (true) or `timeout` passes (false).
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
