@@ -1,7 +1,8 @@
 //! The local API on `engine.api.listen` (loopback by default, unauthenticated):
 //! `GET /health` (200 when every actor runs; the launcher's probation probe), `GET /status`
 //! (JSON for humans and `oibus-agent status`), `POST /api/registration` (`{"force": bool}`)
-//! and `DELETE /api/registration`.
+//! and `DELETE /api/registration`, `GET /api/entities` (what remote commands configured, without
+//! settings or secrets).
 
 use std::net::SocketAddr;
 
@@ -22,6 +23,7 @@ pub fn start(engine: Engine, listen: SocketAddr) -> std::io::Result<ServerHandle
             .route("/status", web::get().to(status))
             .route("/api/registration", web::post().to(register))
             .route("/api/registration", web::delete().to(unregister))
+            .route("/api/entities", web::get().to(entities))
     })
     .workers(1)
     .disable_signals()
@@ -86,6 +88,14 @@ async fn status(engine: web::Data<Engine>) -> HttpResponse {
         },
         "store": { "quarantined": engine.store.quarantined() },
     }))
+}
+
+async fn entities(engine: web::Data<Engine>) -> HttpResponse {
+    let config = engine.config.borrow().clone();
+    match engine.entities.summary(&config) {
+        Ok(summary) => HttpResponse::Ok().json(summary),
+        Err(e) => HttpResponse::InternalServerError().json(json!({ "error": e.to_string() })),
+    }
 }
 
 /// The Unix user the CLI says it runs as (the `user` tag of control-panel metrics).

@@ -3,6 +3,7 @@
 
 mod kit;
 
+mod commands;
 mod engine;
 mod registration;
 mod sim;

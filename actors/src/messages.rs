@@ -70,17 +70,9 @@ impl ConfigOutbox {
 
     /// Ask for a message of `kind`; false when nobody took the request.
     pub fn send(&self, kind: ConfigKind) -> bool {
-        let taken = self
-            .deliver
+        self.deliver
             .as_ref()
-            .is_some_and(|deliver| deliver(ConfigChanged { kind }));
-        if !taken {
-            tracing::debug!(
-                ?kind,
-                "no message sender running; the configuration is pushed when it starts"
-            );
-        }
-        taken
+            .is_some_and(|deliver| deliver(ConfigChanged { kind }))
     }
 }
 

@@ -12,8 +12,9 @@ use super::upgrade::{self, UpgradeRequest, UpgradeStager};
 use super::{precheck, recover, test_exec_delay, Recovery};
 use crate::command_poller::{CommandPoller, PollNow, ReportsPending};
 use crate::commands::{CommandRecord, CommandType, Journal, Status, Transition};
+use crate::config::Config;
 use crate::context::AgentContext;
-use crate::entities::{EntityStore, RegistrationSettingsRecord};
+use crate::entities::{EffectiveRegistrationSettings, EntityStore, RegistrationSettingsRecord};
 use crate::events::{self, Source};
 use crate::key_vault::{DecryptSettings, GetLocalCipher, KeyVault, LocalCipher, RegenerateKeys};
 use crate::messages::{ConfigKind, ConfigOutbox};
@@ -58,6 +59,9 @@ pub struct CommandExecutor {
     cursor: u64,
     /// Test hook `OIBUS_AGENT_TEST_EXEC_DELAY_MS`.
     delay: Option<Duration>,
+    /// The permissions in force, with the configuration they were computed from; dropped when
+    /// a command changes the registration settings.
+    permissions: Option<(Arc<Config>, EffectiveRegistrationSettings)>,
     _guard: ChildGuard,
 }
 
@@ -80,6 +84,7 @@ impl CommandExecutor {
             exiting: false,
             cursor: 0,
             delay: test_exec_delay(),
+            permissions: None,
             _guard: guard,
         }
     }
@@ -107,36 +112,25 @@ impl CommandExecutor {
         Ok(Some(next))
     }
 
-    /// End a command and tell the poller there is something to report.
+    /// End a command (with the writes staged in `extra`) and tell the poller there is
+    /// something to report. Returns the final record once journaled.
     fn finish(
         &self,
         record: &CommandRecord,
         outcome: Result<String, String>,
         extra: Option<crate::store::Batch>,
-    ) {
-        match self.commit(
-            record,
-            Transition::Finish(outcome),
-            true,
-            Durability::Buffered,
-            extra,
-        ) {
-            Ok(Some(done)) => {
-                tracing::info!(
-                    id = %done.id,
-                    r#type = %done.command_type,
-                    status = done.status.as_str(),
-                    result = done.result.as_deref().unwrap_or(""),
-                    "command finished"
-                );
-            }
-            Ok(None) => {}
+    ) -> Option<CommandRecord> {
+        let transition = Transition::Finish(outcome);
+        let done = match self.commit(record, transition, true, Durability::Buffered, extra) {
+            Ok(done) => done,
             Err(e) => {
                 // The command stays open and is run again (or recovered) at the next start.
                 tracing::error!(id = %record.id, error = %e, "cannot journal a command outcome");
+                None
             }
-        }
+        };
         self.ctx.peers.do_send::<CommandPoller, _>(ReportsPending);
+        done
     }
 
     /// Recover the commands a crash left RUNNING (at most one, as they run one at a time).
@@ -178,8 +172,11 @@ impl CommandExecutor {
         let started = Instant::now();
         let delay = self.delay;
         let fut = async move {
-            if let Some(delay) = delay {
-                actix_rt::time::sleep(delay).await;
+            match delay {
+                Some(delay) => actix_rt::time::sleep(delay).await,
+                // Let the other actors of this thread (the poller's HTTP calls) run between
+                // two commands: actix would otherwise run the whole queue in one go.
+                None => tokio::task::yield_now().await,
             }
         };
         ctx.spawn(
@@ -209,13 +206,7 @@ impl CommandExecutor {
             }
         };
         let command_type = if record.status == Status::Retrieved {
-            let config = self.ctx.config();
-            let stored = self.entities.registration_settings().unwrap_or_else(|e| {
-                tracing::error!(error = %e, "cannot read the registration settings; the YAML permissions apply");
-                None
-            });
-            let permissions =
-                RegistrationSettingsRecord::effective_of(stored.as_ref(), &config.oianalytics);
+            let permissions = self.permissions();
             match precheck(&record, crate::VERSION, |flag| permissions.permitted(flag)) {
                 Ok(t) => t,
                 Err(refusal) => {
@@ -263,7 +254,7 @@ impl CommandExecutor {
         if report {
             self.ctx.peers.do_send::<CommandPoller, _>(ReportsPending);
         }
-        tracing::info!(id = %record.id, r#type = %record.command_type, runs = record.runs, "command running");
+        tracing::debug!(id = %record.id, r#type = %record.command_type, runs = record.runs, "command running");
         match command_type {
             CommandType::RestartEngine => {
                 self.exit(crate::exit::RESTART, &record);
@@ -275,7 +266,7 @@ impl CommandExecutor {
         }
     }
 
-    /// End `record`, count and time it.
+    /// End `record`, then log, count and time it.
     fn done(
         &self,
         record: &CommandRecord,
@@ -283,10 +274,13 @@ impl CommandExecutor {
         extra: Option<crate::store::Batch>,
         started: Instant,
     ) {
-        let ok = outcome.is_ok();
-        self.finish(record, outcome, extra);
-        events::operation(Source::CommandExecutor, &record.command_type, ok);
-        tracing::debug!(id = %record.id, elapsed_ms = started.elapsed().as_millis() as u64, "command execution time");
+        if let Some(done) = self.finish(record, outcome, extra) {
+            CommandExecuted {
+                record: &done,
+                elapsed: started.elapsed(),
+            }
+            .emit();
+        }
     }
 
     /// Stop the engine in order, then exit with `code` for the launcher.
@@ -373,13 +367,18 @@ impl CommandExecutor {
             .unwrap_or(Value::Null);
         let modulus = (self.ctx.config().oianalytics.key_size / 8) as usize;
         let plan = apply::secret_plan(command_type, &content, modulus);
+        // Scan modes, IP filters, certificates and most settings hold no secret: they need
+        // neither the vault nor a round trip through it.
+        if plan.parts.is_empty() && !may_seal(command_type) {
+            self.apply(command_type, &record, &content, &plan, started);
+            return Box::pin(actix::fut::ready(()));
+        }
         let vault = self.ctx.peers.get::<KeyVault>();
         let need_cipher = self.cipher.is_none();
         let fut = async move {
             let cipher = match (need_cipher, &vault) {
-                (false, _) => None,
                 (true, Some(vault)) => vault.send(GetLocalCipher).await.ok(),
-                (true, None) => None,
+                _ => None,
             };
             let content = decrypt(content, &plan, vault.as_ref()).await;
             (cipher, content, plan)
@@ -390,18 +389,10 @@ impl CommandExecutor {
                     if let Some(cipher) = cipher {
                         act.cipher = Some(cipher);
                     }
-                    let outcome = match (content, &act.cipher) {
-                        (Err(e), _) => Err(e),
-                        (Ok(_), None) => {
-                            Err("The key vault is not running: secrets cannot be sealed".to_owned())
-                        }
-                        (Ok(content), Some(cipher)) => {
-                            let cipher = cipher.clone();
-                            act.apply(command_type, &record, &content, &plan, &cipher, started);
-                            return;
-                        }
-                    };
-                    act.done(&record, outcome, None, started);
+                    match content {
+                        Ok(content) => act.apply(command_type, &record, &content, &plan, started),
+                        Err(e) => act.done(&record, Err(e), None, started),
+                    }
                 }),
         )
     }
@@ -412,18 +403,20 @@ impl CommandExecutor {
         record: &CommandRecord,
         content: &Value,
         plan: &SecretPlan,
-        cipher: &LocalCipher,
         started: Instant,
     ) {
         let config = self.ctx.config();
         let now = Self::now();
-        let seal = |plain: &str| cipher.seal(plain.as_bytes());
+        let seal = self
+            .cipher
+            .clone()
+            .map(|cipher| move |plain: &str| cipher.seal(plain.as_bytes()));
         let env = Env {
             entities: &self.entities,
             config: &config,
             command_id: &record.id,
             now: &now,
-            seal: &seal,
+            sealer: seal.as_ref().map(|f| f as &dyn Fn(&str) -> String),
         };
         let mut batch = self.ctx.store.batch();
         match apply::apply(
@@ -450,6 +443,7 @@ impl CommandExecutor {
                     self.publish_engine_settings();
                 }
                 if effects.registration {
+                    self.permissions = None;
                     self.ctx.peers.do_send::<CommandPoller, _>(PollNow);
                 }
             }
@@ -466,6 +460,29 @@ impl CommandExecutor {
         }
     }
 
+    /// The permissions in force (cached until the configuration or the settings change).
+    fn permissions(&mut self) -> &EffectiveRegistrationSettings {
+        let config = self.ctx.config();
+        if self
+            .permissions
+            .as_ref()
+            .is_some_and(|(built_for, _)| !Arc::ptr_eq(built_for, &config))
+        {
+            self.permissions = None;
+        }
+        let entities = &self.entities;
+        let (_, permissions) = self.permissions.get_or_insert_with(|| {
+            let stored = entities.registration_settings().unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read the registration settings; the YAML permissions apply");
+                None
+            });
+            let effective =
+                RegistrationSettingsRecord::effective_of(stored.as_ref(), &config.oianalytics);
+            (config.clone(), effective)
+        });
+        permissions
+    }
+
     fn publish_engine_settings(&self) {
         match self.entities.engine_settings() {
             Ok(Some(record)) => self
@@ -475,6 +492,49 @@ impl CommandExecutor {
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "cannot read the engine settings to apply them"),
         }
+    }
+}
+
+/// Whether a command may store a secret even when its content shows none (connector and
+/// history commands keep secrets recorded for earlier versions; the proxy passwords arrive in
+/// clear).
+fn may_seal(command_type: CommandType) -> bool {
+    use CommandType::*;
+    matches!(
+        command_type,
+        CreateSouth
+            | UpdateSouth
+            | CreateNorth
+            | UpdateNorth
+            | CreateHistoryQuery
+            | UpdateHistoryQuery
+            | UpdateEngineProxy
+            | UpdateEngineLogger
+    )
+}
+
+/// One command ended: its log line and its count come from here, so they cannot drift apart.
+struct CommandExecuted<'a> {
+    record: &'a CommandRecord,
+    elapsed: Duration,
+}
+
+impl CommandExecuted<'_> {
+    fn emit(&self) {
+        let r = self.record;
+        tracing::info!(
+            id = %r.id,
+            r#type = %r.command_type,
+            status = r.status.as_str(),
+            result = r.result.as_deref().unwrap_or(""),
+            elapsed_ms = self.elapsed.as_millis() as u64,
+            "command finished"
+        );
+        events::operation(
+            Source::CommandExecutor,
+            &r.command_type,
+            r.status == Status::Completed,
+        );
     }
 }
 

@@ -7,7 +7,6 @@
 //! command re-run after a crash overwrites what it made instead of duplicating it.
 
 use std::collections::HashSet;
-use std::convert::Infallible;
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -45,8 +44,18 @@ pub struct Env<'a> {
     pub config: &'a Config,
     pub command_id: &'a str,
     pub now: &'a str,
-    /// Seals a plaintext secret with the local cipher.
-    pub seal: &'a dyn Fn(&str) -> String,
+    /// Seals a plaintext secret with the local cipher; `None` when the key vault is not
+    /// running (then a command with a secret to store fails, the others go through).
+    pub sealer: Option<&'a dyn Fn(&str) -> String>,
+}
+
+impl Env<'_> {
+    fn seal(&self, plain: &str) -> Result<String, ApplyError> {
+        match self.sealer {
+            Some(seal) => Ok(seal(plain)),
+            None => invalid("The key vault is not running: secrets cannot be sealed"),
+        }
+    }
 }
 
 /// The kind of change made to an entity, as `events::ontology` names it.
@@ -520,10 +529,12 @@ fn seal_secrets(
     previous: Option<&Value>,
     env: &Env<'_>,
 ) -> Result<(), ApplyError> {
-    secrets_paths::decrypt_paths(paths, settings, |plain| {
-        Ok::<_, Infallible>((env.seal)(plain))
-    })
-    .or_else(|e| invalid(e.to_string()))?;
+    secrets_paths::decrypt_paths(paths, settings, |plain| env.seal(plain)).map_err(
+        |e| match e {
+            secrets_paths::SecretPathError::Decrypt { source, .. } => source,
+            other => ApplyError::Invalid(other.to_string()),
+        },
+    )?;
     if let Some(previous) = previous {
         secrets_paths::keep_previous_paths(paths, settings, previous);
     }
@@ -1088,7 +1099,7 @@ fn engine_settings(
             p.username = cc.opt_str("username")?.map(str::to_owned);
             // Plaintext on the wire (protocol §4.6); empty or absent keeps the stored value.
             if let Some(password) = cc.opt_str("password")?.filter(|s| !s.is_empty()) {
-                p.password = Some((env.seal)(password));
+                p.password = Some(env.seal(password)?);
             }
             if let Some(forward) = cc.opt_obj("forward")? {
                 let f = &mut p.forward;
@@ -1096,7 +1107,7 @@ fn engine_settings(
                 f.url = forward.opt_str("url")?.map(str::to_owned);
                 f.username = forward.opt_str("username")?.map(str::to_owned);
                 if let Some(password) = forward.opt_str("password")?.filter(|s| !s.is_empty()) {
-                    f.password = Some((env.seal)(password));
+                    f.password = Some(env.seal(password)?);
                 }
             }
             "Engine proxy settings updated successfully"
@@ -1130,7 +1141,7 @@ fn engine_settings(
             }
             // Decrypted by the actor (RSA on the wire); empty keeps the stored value.
             if let Some(password) = loki.opt_str("password")?.filter(|s| !s.is_empty()) {
-                l.loki.password = Some((env.seal)(password));
+                l.loki.password = Some(env.seal(password)?);
             }
             let oia = cc.obj("oia")?;
             l.oia.level = oia.level("level")?;

@@ -10,14 +10,14 @@ use serde_json::Value;
 use super::{cancel_chunks, intake, MAX_CANCEL_QUERY, REPORT_BATCH};
 use crate::client::{routes, Auth, ClientError, OiaClient};
 use crate::command_executor::{CancelCommands, CommandExecutor, CommandsReady};
-use crate::commands::{Journal, Status};
+use crate::commands::{Journal, PendingReport};
 use crate::config::Config;
 use crate::context::AgentContext;
 use crate::entities::{EffectiveRegistrationSettings, EntityStore, RegistrationSettingsRecord};
 use crate::events::{self, Source};
 use crate::registration::{self, RegistrationChanged};
 use crate::secret::Secret;
-use crate::store::StoreError;
+use crate::store::{Durability, StoreError};
 use crate::supervision::{ChildGuard, Stop};
 
 /// Reports are waiting: flush them now.
@@ -43,6 +43,8 @@ struct RetryReports;
 /// Why a cycle failed.
 #[derive(Debug, thiserror::Error)]
 enum CycleError {
+    #[error("{0}")]
+    Worker(String),
     #[error("no OIAnalytics client: {0}")]
     Client(String),
     #[error("cancellation check (E4) failed: {0}")]
@@ -57,6 +59,8 @@ enum CycleError {
 
 #[derive(Debug, thiserror::Error)]
 enum FlushError {
+    #[error("{0}")]
+    Worker(String),
     #[error("no OIAnalytics client: {0}")]
     Client(String),
     #[error("status report (E5) failed: {0}")]
@@ -254,12 +258,7 @@ async fn run_cycle(
 ) -> Result<usize, CycleError> {
     let auth = Auth::Bearer(token);
     // 1. Cancellation check: OIA answers, among the ids asked, the cancelled commands.
-    let retrieved: Vec<String> = journal
-        .open(usize::MAX)?
-        .into_iter()
-        .filter(|r| r.status == Status::Retrieved)
-        .map(|r| r.id)
-        .collect();
+    let retrieved = journal.retrieved_ids()?;
     let mut cancelled = Vec::new();
     for chunk in cancel_chunks(&retrieved, MAX_CANCEL_QUERY) {
         let query: Vec<(&str, &str)> = chunk.iter().map(|id| ("ids", id.as_str())).collect();
@@ -319,7 +318,7 @@ async fn run_cycle(
         journal.store().incr(
             "commands.skipped_without_id",
             received.unusable.len() as u64,
-            crate::store::Durability::Buffered,
+            Durability::Buffered,
         )?;
     }
     if received.malformed > 0 {
@@ -334,8 +333,13 @@ async fn run_cycle(
             "already journaled commands ignored"
         );
     }
-    journal.insert(&received.records)?;
-    let journaled = received.records.len();
+    let records = received.records;
+    let journaled = records.len();
+    // The synced write waits for the disk: off the actors' thread.
+    let writer = journal.clone();
+    off_thread(move || writer.insert(&records))
+        .await
+        .map_err(CycleError::Worker)??;
     if journaled > 0 {
         tracing::info!(count = journaled, "commands journaled");
         if let Some(executor) = &executor {
@@ -358,30 +362,78 @@ async fn flush_reports(
         if reports.is_empty() {
             return Ok(acked);
         }
-        // Everything about to be reported must be on disk first.
-        journal.sync()?;
-        let body: Vec<&Value> = reports.iter().map(|r| &r.record).collect();
-        let outcome = client
-            .put_json(routes::COMMANDS_STATUS, &body, Auth::Bearer(token))
-            .await;
-        match outcome {
-            Ok(_) => {}
-            // OIA does not know these commands (any more): nothing more to tell it.
-            Err(e) if e.is_not_found() => {
-                tracing::warn!(error = %e, count = reports.len(), "status reports answered 404; counted as acknowledged");
+        // Everything about to be reported must be on disk first (one fsync, off the actors'
+        // thread).
+        let syncer = journal.clone();
+        off_thread(move || syncer.sync())
+            .await
+            .map_err(FlushError::Worker)??;
+        match put_reports(client, token, &reports).await {
+            Ok(()) => journal.ack_reports(&keys(&reports))?,
+            // One record OIA refuses makes it refuse the whole batch: send them one by one so
+            // the others get through and only that record is set aside.
+            Err(e) if e.status() == Some(400) => {
+                tracing::warn!(error = %e, count = reports.len(), "status report batch refused; sending records one by one");
+                for report in &reports {
+                    match put_reports(client, token, std::slice::from_ref(report)).await {
+                        Ok(()) => {}
+                        Err(e) if e.status() == Some(400) => {
+                            tracing::error!(error = %e, record = %report.record,
+                                "status report refused by OIAnalytics; it is dropped (it would be refused forever)");
+                            events::operation(Source::CommandPoller, "report-refused", false);
+                            journal.store().incr(
+                                "commands.reports_refused",
+                                1,
+                                Durability::Buffered,
+                            )?;
+                        }
+                        Err(e) => return Err(FlushError::Put(e)),
+                    }
+                    journal.ack_reports(&keys(std::slice::from_ref(report)))?;
+                }
             }
-            Err(e) => {
-                events::operation(Source::CommandPoller, "report", false);
-                return Err(FlushError::Put(e));
-            }
+            Err(e) => return Err(FlushError::Put(e)),
         }
-        events::operation(Source::CommandPoller, "report", true);
-        let keys: Vec<Vec<u8>> = reports.iter().map(|r| r.key.clone()).collect();
-        journal.ack_reports(&keys)?;
-        acked += keys.len();
+        acked += reports.len();
         if reports.len() < REPORT_BATCH {
             return Ok(acked);
         }
+    }
+}
+
+/// Run a store call that waits for the disk on a blocking thread. `Err` only when that thread
+/// failed (a panic in the store call, i.e. a bug, or a runtime shutdown).
+async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<Result<T, StoreError>, String> {
+    actix_rt::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("store worker thread failed: {e}"))
+}
+
+fn keys(reports: &[PendingReport]) -> Vec<Vec<u8>> {
+    reports.iter().map(|r| r.key.clone()).collect()
+}
+
+/// One E5 PUT. A `404 - ` answer counts as acknowledged (protocol §4.5): OIA does not know
+/// these commands, so there is nothing more to tell it.
+async fn put_reports(
+    client: &OiaClient,
+    token: &Secret<String>,
+    reports: &[PendingReport],
+) -> Result<(), ClientError> {
+    let body: Vec<&Value> = reports.iter().map(|r| &r.record).collect();
+    let outcome = client
+        .put_json(routes::COMMANDS_STATUS, &body, Auth::Bearer(token))
+        .await;
+    events::operation(Source::CommandPoller, "report", outcome.is_ok());
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => {
+            tracing::warn!(error = %e, count = reports.len(), "status reports answered 404; counted as acknowledged");
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -33,6 +33,9 @@ pub const MAX_CANCEL_QUERY: usize = 6_000;
 /// Longest command id accepted; longer ones cannot be journaled or reported.
 pub const MAX_ID_LEN: usize = 256;
 
+/// The type reported for a malformed element that has no usable one.
+pub const UNKNOWN_TYPE: &str = "unknown";
+
 /// What one E3 answer yields.
 #[derive(Debug, Default, PartialEq)]
 pub struct Intake {
@@ -89,6 +92,13 @@ pub fn intake<E>(
             .get("type")
             .and_then(Value::as_str)
             .unwrap_or_default();
+        // OIAnalytics refuses a status record without a type: a malformed element whose type
+        // is missing, empty or not a string is reported as `unknown`.
+        let reported_type = if type_name.is_empty() {
+            UNKNOWN_TYPE
+        } else {
+            type_name
+        };
         let target_version = object
             .get("targetVersion")
             .and_then(Value::as_str)
@@ -101,7 +111,7 @@ pub fn intake<E>(
         let record = CommandRecord::retrieved(
             seq,
             id,
-            type_name.to_owned(),
+            reported_type.to_owned(),
             target_version.to_owned(),
             fields,
             now,
@@ -292,6 +302,7 @@ mod tests {
         );
         assert_eq!(out.malformed, 4);
         assert_eq!(out.records[0].command_type, "make-coffee");
+        assert_eq!(out.records[1].command_type, UNKNOWN_TYPE);
     }
 
     #[test]

@@ -216,6 +216,14 @@ const SEQ_KEY: &[u8] = b"m/seq";
 const SYNC_KEY: &[u8] = b"m/sync";
 const OPEN_PREFIX: &[u8] = b"o/";
 
+/// The value of an open-index entry: which command, and its status, so the cancellation check
+/// does not read every record.
+#[derive(Debug, Serialize, Deserialize)]
+struct OpenEntry {
+    id: String,
+    status: Status,
+}
+
 /// A status report waiting for OIAnalytics: its key (to acknowledge exactly it) and its record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingReport {
@@ -280,7 +288,11 @@ impl Journal {
         if record.status.is_terminal() {
             batch.delete(Cf::Commands, &open_key(record.seq));
         } else {
-            batch.put(Cf::Commands, &open_key(record.seq), &record.id)?;
+            let entry = OpenEntry {
+                id: record.id.clone(),
+                status: record.status,
+            };
+            batch.put(Cf::Commands, &open_key(record.seq), &entry)?;
         }
         if report {
             batch.put(Cf::Reports, &record.report_key(), &record.status_record())?;
@@ -303,8 +315,8 @@ impl Journal {
             .store
             .scan_from(Cf::Commands, OPEN_PREFIX, &start, limit)?
         {
-            let id: Option<String> = serde_json::from_slice(&raw_id).ok();
-            match id.map(|id| self.get(&id)).transpose()? {
+            let entry: Option<OpenEntry> = serde_json::from_slice(&raw_id).ok();
+            match entry.map(|e| self.get(&e.id)).transpose()? {
                 Some(Some(record)) if !record.status.is_terminal() => out.push(record),
                 // A dangling index entry (its record was quarantined or is already terminal):
                 // drop it so it cannot hide the next command.
@@ -314,6 +326,19 @@ impl Journal {
             }
         }
         Ok(out)
+    }
+
+    /// The ids of the RETRIEVED commands, oldest first, read from the open index alone (the
+    /// cancellation check runs every cycle, over possibly thousands of commands).
+    pub fn retrieved_ids(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .store
+            .scan_raw(Cf::Commands, OPEN_PREFIX, usize::MAX)?
+            .into_iter()
+            .filter_map(|(_, raw)| serde_json::from_slice::<OpenEntry>(&raw).ok())
+            .filter(|e| e.status == Status::Retrieved)
+            .map(|e| e.id)
+            .collect())
     }
 
     /// The oldest open command with a sequence number of at least `from_seq`.
@@ -486,6 +511,7 @@ mod tests {
         assert_eq!(journal.next_seq().unwrap(), 2);
         assert!(journal.contains("zzz").unwrap());
         assert_eq!(journal.oldest_open(0).unwrap().unwrap().id, "zzz");
+        assert_eq!(journal.retrieved_ids().unwrap(), ["zzz", "aaa"]);
 
         let done = a.apply(Transition::Finish(Ok("ok".into())), "t").unwrap();
         let mut batch = journal.store().batch();

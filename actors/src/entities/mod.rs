@@ -436,6 +436,63 @@ impl EntityStore {
     }
 }
 
+impl EntityStore {
+    /// A summary of every stored entity and the settings in force, for the local API
+    /// (`GET /api/entities`): names, ids and audit, never settings subtrees or secrets.
+    pub fn summary(&self, config: &Config) -> Result<Value> {
+        fn row<E: Entity>(e: &E, extra: Value) -> Value {
+            let mut row = serde_json::json!({
+                "id": e.id(),
+                "name": e.unique_name(),
+                "createdBy": e.audit().created_by,
+                "updatedBy": e.audit().updated_by,
+                "createdAt": e.audit().created_at,
+                "updatedAt": e.audit().updated_at,
+            });
+            if let (Some(row), Value::Object(extra)) = (row.as_object_mut(), extra) {
+                row.extend(extra);
+            }
+            row
+        }
+        let list = |rows: Vec<Value>| Value::Array(rows);
+        let engine = self.engine_settings()?.map(|record| {
+            let mut settings = record.effective(config);
+            // Sealed values are not for display.
+            settings.proxy_server.password = None;
+            settings.proxy_server.forward.password = None;
+            settings.logger.loki.password = None;
+            settings
+        });
+        let registration = RegistrationSettingsRecord::effective_of(
+            self.registration_settings()?.as_ref(),
+            &config.oianalytics,
+        );
+        Ok(serde_json::json!({
+            "scanModes": list(self.list::<ScanMode>()?.iter()
+                .map(|m| row(m, serde_json::json!({"cron": m.cron}))).collect()),
+            "ipFilters": list(self.list::<IpFilter>()?.iter()
+                .map(|f| row(f, serde_json::json!({"address": f.address}))).collect()),
+            "certificates": list(self.list::<Certificate>()?.iter()
+                .map(|c| row(c, Value::Null)).collect()),
+            "southConnectors": list(self.list::<SouthConnector>()?.iter()
+                .map(|s| row(s, serde_json::json!({"type": s.connector_type, "items": s.items.len()})))
+                .collect()),
+            "northConnectors": list(self.list::<NorthConnector>()?.iter()
+                .map(|n| row(n, serde_json::json!({"type": n.connector_type}))).collect()),
+            "historyQueries": list(self.list::<HistoryQuery>()?.iter()
+                .map(|h| row(h, serde_json::json!({"status": h.status, "items": h.items.len()})))
+                .collect()),
+            "engine": engine,
+            "registration": {
+                "commandRefreshInterval": EffectiveRegistrationSettings::secs(registration.command_refresh),
+                "commandRetryInterval": EffectiveRegistrationSettings::secs(registration.command_retry),
+                "messageRetryInterval": EffectiveRegistrationSettings::secs(registration.message_retry),
+                "commandPermissions": registration.permissions,
+            },
+        }))
+    }
+}
+
 /// The scan modes OIBus creates on an empty table (reference §6), with fresh ids, then
 /// `subscription` (fixed id, empty cron).
 fn default_scan_modes() -> Vec<(String, &'static str, &'static str, &'static str)> {

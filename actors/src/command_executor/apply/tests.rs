@@ -50,7 +50,7 @@ impl Fixture {
             config: &self.config,
             command_id,
             now: "2026-01-01T00:00:00.000Z",
-            seal: &seal,
+            sealer: Some(&seal),
         };
         let mut batch = self.store.batch();
         match apply(command_type, &fields, &content, &plan, &env, &mut batch) {
