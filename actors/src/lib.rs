@@ -8,5 +8,6 @@ pub const VERSION: &str = match option_env!("OIBUS_AGENT_VERSION") {
     None => env!("CARGO_PKG_VERSION"),
 };
 
+pub mod metrics_aggregator;
 pub mod secret;
 pub use secret::Secret;
