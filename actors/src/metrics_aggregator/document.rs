@@ -1,6 +1,7 @@
 //! A time-series document (spec §4), its JSON form and its store key.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
+use std::hash::{Hash, Hasher};
 
 use super::window::format_millis;
 use super::{json, Family, MetricsError, Sample, WindowType};
@@ -132,7 +133,7 @@ impl Document {
 ///
 /// The constant fields of the identity (propertyName, windowFrecuency, its unit) are implied
 /// by the window. `DocKey::prefix(family, window)` selects one (family, window).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DocKey {
     bytes: Box<[u8]>,
     family: Family,
@@ -144,14 +145,23 @@ impl DocKey {
     /// The key of `sample`'s document for the `window` holding `at`.
     pub fn new(sample: &Sample, window: WindowType, at: DateTime<Utc>) -> DocKey {
         let start = window.start(at);
-        let mut text = String::with_capacity(64);
-        text.push_str(&Self::time_bound_text(sample.family(), window, start));
+        // Exact length, so that `into_boxed_slice` does not reallocate.
+        let tags: usize = sample
+            .values()
+            .iter()
+            .map(|v| 2 + decimal_len(v.len()) + v.len())
+            .sum();
+        let mut bytes = Vec::with_capacity(time_bound_len(sample.family(), window) + tags);
+        Self::write_time_bound(&mut bytes, sample.family(), window, start);
         for value in sample.values() {
-            // Writing to a String cannot fail.
-            let _ = write!(text, "/{}:{value}", value.len());
+            bytes.push(b'/');
+            push_decimal(&mut bytes, value.len());
+            bytes.push(b':');
+            bytes.extend_from_slice(value.as_bytes());
         }
+        debug_assert_eq!(bytes.len(), bytes.capacity(), "key length computed exactly");
         DocKey {
-            bytes: text.into_bytes().into_boxed_slice(),
+            bytes: bytes.into_boxed_slice(),
             family: sample.family(),
             window,
             start,
@@ -231,16 +241,55 @@ impl DocKey {
     /// A bound such that the keys of (family, window) below it are exactly the documents whose
     /// window starts before `t`.
     pub fn time_bound(family: Family, window: WindowType, t: DateTime<Utc>) -> Vec<u8> {
-        Self::time_bound_text(family, window, t).into_bytes()
+        let mut bytes = Vec::with_capacity(time_bound_len(family, window));
+        Self::write_time_bound(&mut bytes, family, window, t);
+        bytes
     }
 
-    fn time_bound_text(family: Family, window: WindowType, t: DateTime<Utc>) -> String {
+    // Written by hand rather than with `write!`: key building is on the flush path.
+    fn write_time_bound(out: &mut Vec<u8>, family: Family, window: WindowType, t: DateTime<Utc>) {
+        out.extend_from_slice(family.name().as_bytes());
+        out.push(b'/');
+        out.extend_from_slice(window.as_str().as_bytes());
+        out.push(b'/');
         let bits = (t.timestamp_millis() as u64) ^ SIGN;
-        format!("{}/{}/{bits:016x}", family.name(), window.as_str())
+        for shift in (0..16).rev() {
+            out.push(b"0123456789abcdef"[((bits >> (shift * 4)) & 0xf) as usize]);
+        }
     }
 }
 
+/// Length of `<family>/<window>/<16 hex digits>`.
+fn time_bound_len(family: Family, window: WindowType) -> usize {
+    family.name().len() + window.as_str().len() + 18
+}
+
+fn decimal_len(n: usize) -> usize {
+    n.checked_ilog10().map_or(1, |digits| digits as usize + 1)
+}
+
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
 const SIGN: u64 = 1 << 63;
+
+impl Hash for DocKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // The bytes determine the other fields, so this agrees with `Eq`.
+        self.bytes.hash(state);
+    }
+}
 
 impl fmt::Display for DocKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

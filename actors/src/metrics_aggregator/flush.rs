@@ -2,14 +2,16 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
 use chrono::{DateTime, Utc};
 
+use super::sample::SampleHasher;
 use super::{DocKey, Document, MetricsError, MinuteCount, Sample, WindowType};
 
 /// Folds `counts` into the HOURS, DAYS and MONTHS documents of their samples and returns every
-/// document to write, sorted by key: the existing document plus the counts, or a zero-filled
-/// one plus the counts when `existing` knows none (upsert by identity).
+/// document to write, in no particular order: the existing document plus the counts, or a
+/// zero-filled one plus the counts when `existing` knows none (upsert by identity).
 ///
 /// `existing` is called at most once per document and should return the stored document of
 /// that key, decoded with [`Document::decode_stored`]. Its error aborts the flush; the caller
@@ -19,14 +21,15 @@ pub fn flush<E: From<MetricsError>>(
     counts: &[MinuteCount],
     mut existing: impl FnMut(&DocKey) -> Result<Option<Document>, E>,
 ) -> Result<Vec<(DocKey, Document)>, E> {
-    type Identity = (Sample, WindowType, DateTime<Utc>);
-    let mut docs: HashMap<Identity, (DocKey, Document)> =
-        HashMap::with_capacity(counts.len() * WindowType::ALL.len());
+    // Keyed by identity parts rather than `DocKey` so that hashing reuses the sample's hash.
+    type Identity = (Sample, WindowType, i64);
+    let mut docs: HashMap<Identity, (DocKey, Document), BuildHasherDefault<SampleHasher>> =
+        HashMap::with_capacity_and_hasher(counts.len() * WindowType::ALL.len(), Default::default());
     for MinuteCount { sample, minute, n } in counts {
         let t = minute.start();
         for window in WindowType::ALL {
             let start = window.start(t);
-            let (_, doc) = match docs.entry((sample.clone(), window, start)) {
+            let (_, doc) = match docs.entry((sample.clone(), window, start.timestamp_millis())) {
                 Entry::Occupied(entry) => entry.into_mut(),
                 Entry::Vacant(entry) => {
                     let key = DocKey::new(sample, window, start);
@@ -57,9 +60,7 @@ pub fn flush<E: From<MetricsError>>(
             doc.add_at_index(index, *n);
         }
     }
-    let mut out: Vec<(DocKey, Document)> = docs.into_values().collect();
-    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
+    Ok(docs.into_values().collect())
 }
 
 /// The documents of windows still open, kept between flushes so that updating them needs no

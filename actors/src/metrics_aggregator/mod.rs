@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use bench::{bench_count, bench_flush, FlushBench};
+pub use bench::{bench_count, bench_flush, FlushBench, ROUNDS};
 pub use document::{DocKey, Document};
 pub use flush::{flush, DocCache};
 pub use handle::{Clock, ManualClock, MetricsHandle, MinuteCount, SystemClock};
