@@ -1,11 +1,12 @@
-//! A time-series document (spec §4), its JSON form and its store key.
+//! A time-series document (spec §4) and its store key. The JSON codec is in `json.rs`.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
+use chrono::{DateTime, Utc};
+
 use super::window::format_millis;
 use super::{json, Family, MetricsError, Sample, WindowType};
-use chrono::{DateTime, Utc};
 
 /// One aggregated window of one sample: `TimeSerie.values.v` plus its identity.
 ///
@@ -45,7 +46,7 @@ impl Document {
         Ok(())
     }
 
-    /// `+= n` on the slot holding `t`, which the caller knows lies in this window.
+    /// `+= n` (saturating) on the slot at `index`, as given by [`Document::index`].
     pub(crate) fn add_at_index(&mut self, index: usize, n: u64) {
         self.values[index] = self.values[index].saturating_add(n);
     }

@@ -106,3 +106,23 @@ pub enum MetricsError {
         max: usize,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_yaml_section_is_the_default() {
+        let yaml = "{ flush_interval: 10s, retention: { hours: 48, days: 62, months: 24 } }";
+        let config: MetricsAggregatorConfig = serde_norway::from_str(yaml).unwrap();
+        assert_eq!(config, MetricsAggregatorConfig::default());
+        assert!(serde_norway::from_str::<MetricsAggregatorConfig>("flush: 10s").is_err());
+    }
+
+    #[test]
+    fn the_handle_can_be_shared_across_threads() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        shareable::<MetricsHandle>();
+        shareable::<Sample>();
+    }
+}
