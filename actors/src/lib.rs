@@ -25,3 +25,22 @@ pub const VERSION: &str = match option_env!("OIBUS_AGENT_VERSION") {
     None => env!("CARGO_PKG_VERSION"),
 };
 
+/// Exit codes of the engine process: they tell the launcher what to do.
+pub mod exit {
+    /// Stopped on request (SIGTERM/SIGINT): stay stopped.
+    pub const STOPPED: i32 = 0;
+    /// Supervision gave up (an actor's restart budget is spent): restart with backoff.
+    pub const ESCALATED: i32 = 70;
+    /// Restart requested (restart-engine command): restart at once.
+    pub const RESTART: i32 = 75;
+    /// Upgrade staged (update-version command): apply it, then start the new version.
+    pub const UPGRADE: i32 = 76;
+    /// The configuration file is invalid: fix it; restarting will not help.
+    pub const CONFIG: i32 = 78;
+}
+
+/// A random identifier of `len` characters from `[0-9A-Za-z]`, from the OS CSPRNG.
+pub fn random_id(len: usize) -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    Alphanumeric.sample_string(&mut rand::rngs::OsRng, len)
+}
