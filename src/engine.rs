@@ -10,6 +10,8 @@ use actix::prelude::*;
 use anyhow::Context as _;
 use oibus_actors::config::{self, Config};
 use oibus_actors::key_vault::{KeySize, KeyVault};
+use oibus_actors::metrics_aggregator::actor::{install_recorder, MetricsAggregator};
+use oibus_actors::metrics_aggregator::MetricsHandle;
 use oibus_actors::registration::actor::Registration;
 use oibus_actors::registration::RegistrationChanged;
 use oibus_actors::store::{Cf, Durability, Store};
@@ -28,6 +30,7 @@ pub struct Engine {
     pub config: watch::Sender<Arc<Config>>,
     pub store: Store,
     pub peers: Peers,
+    pub metrics: MetricsHandle,
     pub supervisor: Addr<Supervisor>,
     pub engine_id: String,
     pub started: Instant,
@@ -91,13 +94,17 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
         engine_id: engine_id.clone(),
         registration: registration_rx.clone(),
     };
+    let metrics = MetricsHandle::new();
+    install_recorder(&metrics, &engine_id);
     let engine = system.block_on(async {
-        let supervisor = Supervisor::new(children(&ctx, Arc::new(registration_tx))).start();
+        let supervisor =
+            Supervisor::new(children(&ctx, &metrics, Arc::new(registration_tx))).start();
         Engine {
             config_path: config_path.to_path_buf(),
             config: config_tx,
             store: store.clone(),
             peers: ctx.peers.clone(),
+            metrics,
             supervisor,
             engine_id,
             started: Instant::now(),
@@ -125,6 +132,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
 /// The supervised actors, in start order (stopped in reverse).
 fn children(
     ctx: &AgentContext,
+    metrics: &MetricsHandle,
     registration: Arc<watch::Sender<RegistrationChanged>>,
 ) -> Vec<ChildSpec> {
     let config = ctx.config();
@@ -133,6 +141,17 @@ fn children(
     // Validated by the config model; the default only guards against a bug there.
     let key_size = KeySize::try_from(config.oianalytics.key_size).unwrap_or_default();
     let mut specs = Vec::new();
+    // First to start, last to stop: its final flush counts everything the others did.
+    let (c, m) = (ctx.clone(), metrics.clone());
+    specs.push(ChildSpec::new(
+        "metrics_aggregator",
+        policy("metrics_aggregator"),
+        move |guard| {
+            let addr = MetricsAggregator::new(guard, c.clone(), m.clone()).start();
+            c.peers.set(addr.clone());
+            addr.recipient()
+        },
+    ));
     let c = ctx.clone();
     specs.push(ChildSpec::new(
         "key_vault",

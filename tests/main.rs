@@ -4,5 +4,6 @@
 mod kit;
 
 mod engine;
+mod metrics;
 mod registration;
 mod sim;
