@@ -5,5 +5,6 @@ mod kit;
 
 mod commands;
 mod engine;
+mod metrics;
 mod registration;
 mod sim;

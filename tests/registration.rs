@@ -269,7 +269,7 @@ fn a_check_url_answering_garbage_never_crashes_the_actor() {
         sim.fault("check-registration", 1, kind);
     }
     let ok = wait_until(WAIT, || {
-        sim.admin_get("/admin/requests")["counts"]["check-registration"]
+        sim.admin_get("/admin/requests")["routes"]["check-registration"]["count"]
             .as_u64()
             .unwrap_or(0)
             >= 6

@@ -11,6 +11,7 @@ pub mod entities;
 pub mod events;
 pub mod key_vault;
 pub mod messages;
+pub mod metrics_aggregator;
 pub mod oia;
 pub mod protocol;
 pub mod registration;
