@@ -7,6 +7,7 @@ pub mod context;
 pub mod entities;
 pub mod events;
 pub mod key_vault;
+pub mod message_sender;
 pub mod oia;
 pub mod protocol;
 pub mod registration;
