@@ -2,12 +2,16 @@
 //! OIAnalytics client, protocol types and crypto.
 
 pub mod client;
+pub mod command_executor;
+pub mod command_poller;
+pub mod commands;
 pub mod config;
 pub mod context;
 pub mod entities;
 pub mod events;
 pub mod key_vault;
 pub mod message_sender;
+pub mod messages;
 pub mod oia;
 pub mod protocol;
 pub mod registration;
