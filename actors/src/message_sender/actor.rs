@@ -22,8 +22,7 @@ use serde::Serialize;
 
 use super::snapshot::{self, EngineInfo, FullConfig, HistoryQueries, PublicKeyPem, SnapshotError};
 use super::{
-    kind_name, outcome_of, retry_delay, route, MessageRecord, Outbox, Outcome, Request,
-    ALL_KINDS,
+    kind_name, outcome_of, retry_delay, route, MessageRecord, Outbox, Outcome, Request, ALL_KINDS,
 };
 use crate::client::{Auth, ClientError};
 use crate::config::Config;
@@ -127,7 +126,10 @@ impl MessageSender {
     fn request(&mut self, kind: ConfigKind) {
         let name = kind_name(kind);
         if !self.registered() {
-            tracing::debug!(kind = name, "not registered: no configuration message queued");
+            tracing::debug!(
+                kind = name,
+                "not registered: no configuration message queued"
+            );
             return;
         }
         match self.outbox.request(kind, &crate::protocol::iso_now()) {
@@ -224,13 +226,17 @@ impl MessageSender {
         token: Secret<String>,
     ) -> Result<Sending, String> {
         let config = self.ctx.config();
-        let body = self.body(kind, &config, from_vault).map_err(|e| e.to_string())?;
+        let body = self
+            .body(kind, &config, from_vault)
+            .map_err(|e| e.to_string())?;
         let factory = crate::oia::client_factory(&config)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| "oianalytics.host is not set; set it and reload".to_owned())?;
         let client = factory.client();
         Ok(Box::pin(async move {
-            client.put_json(route(kind), &body, Auth::Bearer(&token)).await
+            client
+                .put_json(route(kind), &body, Auth::Bearer(&token))
+                .await
         }))
     }
 
@@ -258,11 +264,7 @@ impl MessageSender {
 
     fn finished(&mut self, kind: ConfigKind, outcome: Outcome, ctx: &mut Context<Self>) {
         let name = kind_name(kind);
-        events::operation(
-            Source::MessageSender,
-            name,
-            outcome == Outcome::Delivered,
-        );
+        events::operation(Source::MessageSender, name, outcome == Outcome::Delivered);
         let ended = self.outbox.finish(&outcome, &crate::protocol::iso_now());
         let retry = match (&ended, &outcome) {
             (Err(e), _) => {
@@ -271,7 +273,11 @@ impl MessageSender {
             }
             (Ok(None), _) => false,
             (Ok(Some(record)), Outcome::Delivered) => {
-                tracing::info!(kind = name, seq = record.seq, "configuration message delivered");
+                tracing::info!(
+                    kind = name,
+                    seq = record.seq,
+                    "configuration message delivered"
+                );
                 false
             }
             (Ok(Some(record)), Outcome::Rejected(answer)) => {
@@ -346,7 +352,10 @@ impl Actor for MessageSender {
         self.follow_config(ctx);
         let pending = self.outbox.pending().count();
         if pending > 0 {
-            tracing::info!(pending, "configuration messages left pending by the previous run");
+            tracing::info!(
+                pending,
+                "configuration messages left pending by the previous run"
+            );
         }
         if self.registered() {
             for kind in ALL_KINDS {

@@ -215,7 +215,11 @@ mod tests {
         assert_eq!(
             out(
                 value,
-                &["authentication.password", "authentication.token", "proxy.proxyPassword"]
+                &[
+                    "authentication.password",
+                    "authentication.token",
+                    "proxy.proxyPassword"
+                ]
             ),
             json!({"authentication": {"type": "basic", "password": "", "token": ""},
                    "proxy": {"proxyPassword": ""}})
@@ -239,7 +243,10 @@ mod tests {
     #[test]
     fn a_non_string_value_at_a_secret_path_is_blanked_too() {
         assert_eq!(
-            out(json!({"password": {"nested": "x"}, "token": 42}), &["password", "token"]),
+            out(
+                json!({"password": {"nested": "x"}, "token": 42}),
+                &["password", "token"]
+            ),
             json!({"password": "", "token": ""})
         );
     }
@@ -262,7 +269,10 @@ mod tests {
     #[test]
     fn plain_trees_round_trip_unchanged() {
         let value = json!({"a": [1, 2.5, "s", null, true], "b": {"c": {}}, "password": "kept"});
-        assert_eq!(serde_json::to_value(Outbound::plain(value.clone())).unwrap(), value);
+        assert_eq!(
+            serde_json::to_value(Outbound::plain(value.clone())).unwrap(),
+            value
+        );
     }
 
     #[test]

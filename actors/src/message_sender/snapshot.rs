@@ -21,7 +21,7 @@ use super::outbound::{Outbound, SecretPaths};
 use crate::config::{Config, PERMISSION_FLAGS};
 use crate::entities::{
     Audit, Certificate, ConsoleLogger, DatabaseLogger, EffectiveRegistrationSettings,
-    EngineSettings, EntityError, EntityStore, FileLogger, GeneralSettings, HistoryItem,
+    EngineSettings, Entity, EntityError, EntityStore, FileLogger, GeneralSettings, HistoryItem,
     HistoryQuery, IpFilter, NorthConnector, OiaLogger, RegistrationSettingsRecord, ScanMode,
     SouthConnector, SouthGroup, SouthItem, SyslogLogger, WebServerSettings,
 };
@@ -494,23 +494,11 @@ pub fn full_config(
             settings: EngineSettingsOut::from_settings(settings),
         },
         registration: registration_entry(&registration, config, public_key),
-        scan_modes: entities.list::<ScanMode>()?.into_iter().map(scan_mode).collect(),
-        ip_filters: entities.list::<IpFilter>()?.into_iter().map(ip_filter).collect(),
-        certificates: entities
-            .list::<Certificate>()?
-            .into_iter()
-            .map(certificate)
-            .collect(),
-        south_connectors: entities
-            .list::<SouthConnector>()?
-            .into_iter()
-            .map(south)
-            .collect(),
-        north_connectors: entities
-            .list::<NorthConnector>()?
-            .into_iter()
-            .map(north)
-            .collect(),
+        scan_modes: listed(entities, scan_mode)?,
+        ip_filters: listed(entities, ip_filter)?,
+        certificates: listed(entities, certificate)?,
+        south_connectors: listed(entities, south)?,
+        north_connectors: listed(entities, north)?,
         users: NoEntries,
         transformers: NoEntries,
     })
@@ -519,12 +507,18 @@ pub fn full_config(
 /// Builds E7 from the store: every history query (the list may be empty).
 pub fn history_queries(entities: &EntityStore) -> Result<HistoryQueries, SnapshotError> {
     Ok(HistoryQueries {
-        history_queries: entities
-            .list::<HistoryQuery>()?
-            .into_iter()
-            .map(history_query)
-            .collect(),
+        history_queries: listed(entities, history_query)?,
     })
+}
+
+/// Every entity of a kind in creation order (as OIBus lists its rows), converted.
+fn listed<E: Entity, O>(
+    entities: &EntityStore,
+    convert: impl Fn(E) -> O,
+) -> Result<Vec<O>, SnapshotError> {
+    let mut all = entities.list::<E>()?;
+    all.sort_by(|a, b| (&a.audit().created_at, a.id()).cmp(&(&b.audit().created_at, b.id())));
+    Ok(all.into_iter().map(convert).collect())
 }
 
 fn registration_entry(
@@ -676,8 +670,10 @@ fn north(n: NorthConnector) -> ConnectorEntry<NorthOut> {
 }
 
 fn history_query(h: HistoryQuery) -> Entry<HistoryQueryOut> {
-    let south_secrets = connector_secrets(ConnectorKind::South, &h.south_type, &h.south_secret_paths);
-    let north_secrets = connector_secrets(ConnectorKind::North, &h.north_type, &h.north_secret_paths);
+    let south_secrets =
+        connector_secrets(ConnectorKind::South, &h.south_type, &h.south_secret_paths);
+    let north_secrets =
+        connector_secrets(ConnectorKind::North, &h.north_type, &h.north_secret_paths);
     // History items use the south item manifest of the query's south type.
     let item_secrets = item_secrets(ConnectorKind::South, &h.south_type);
     Entry {
@@ -697,7 +693,11 @@ fn history_query(h: HistoryQuery) -> Entry<HistoryQueryOut> {
                 .into_iter()
                 .map(|item| history_item(item, &item_secrets))
                 .collect(),
-            north_transformers: h.north_transformers.into_iter().map(Outbound::plain).collect(),
+            north_transformers: h
+                .north_transformers
+                .into_iter()
+                .map(Outbound::plain)
+                .collect(),
         },
     }
 }
