@@ -12,6 +12,7 @@ pub mod events;
 pub mod key_vault;
 pub mod message_sender;
 pub mod messages;
+pub mod metrics_aggregator;
 pub mod oia;
 pub mod protocol;
 pub mod registration;
