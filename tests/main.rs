@@ -4,5 +4,6 @@
 mod kit;
 
 mod engine;
+mod messages;
 mod registration;
 mod sim;
