@@ -15,6 +15,8 @@ use oibus_actors::entities::{EngineSettings, EntityStore, LiveEngineSettings};
 use oibus_actors::key_vault::{KeySize, KeyVault};
 use oibus_actors::message_sender::MessageSender;
 use oibus_actors::messages::ConfigOutbox;
+use oibus_actors::metrics_aggregator::actor::{install_recorder, MetricsAggregator};
+use oibus_actors::metrics_aggregator::MetricsHandle;
 use oibus_actors::registration::actor::Registration;
 use oibus_actors::registration::RegistrationChanged;
 use oibus_actors::store::{Cf, Durability, Store};
@@ -33,6 +35,7 @@ pub struct Engine {
     pub config: watch::Sender<Arc<Config>>,
     pub store: Store,
     pub peers: Peers,
+    pub metrics: MetricsHandle,
     pub supervisor: Addr<Supervisor>,
     pub engine_id: String,
     pub started: Instant,
@@ -104,8 +107,11 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
         registration: registration_rx.clone(),
         engine_settings: engine_settings.clone(),
     };
+    let metrics = MetricsHandle::new();
+    install_recorder(&metrics, &engine_id);
     let engine = system.block_on(async {
-        let supervisor = Supervisor::new(children(&ctx, Arc::new(registration_tx))).start();
+        let supervisor =
+            Supervisor::new(children(&ctx, &metrics, Arc::new(registration_tx))).start();
         // The CommandExecutor asks it for an ordered shutdown before a restart or an upgrade.
         ctx.peers.set(supervisor.clone());
         actix_rt::spawn(follow_console_level(
@@ -117,6 +123,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
             config: config_tx,
             store: store.clone(),
             peers: ctx.peers.clone(),
+            metrics,
             supervisor,
             engine_id,
             started: Instant::now(),
@@ -145,6 +152,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
 /// The supervised actors, in start order (stopped in reverse).
 fn children(
     ctx: &AgentContext,
+    metrics: &MetricsHandle,
     registration: Arc<watch::Sender<RegistrationChanged>>,
 ) -> Vec<ChildSpec> {
     let config = ctx.config();
@@ -153,6 +161,17 @@ fn children(
     // Validated by the config model; the default only guards against a bug there.
     let key_size = KeySize::try_from(config.oianalytics.key_size).unwrap_or_default();
     let mut specs = Vec::new();
+    // First to start, last to stop: its final flush counts everything the others did.
+    let (c, m) = (ctx.clone(), metrics.clone());
+    specs.push(ChildSpec::new(
+        "metrics_aggregator",
+        policy("metrics_aggregator"),
+        move |guard| {
+            let addr = MetricsAggregator::new(guard, c.clone(), m.clone()).start();
+            c.peers.set(addr.clone());
+            addr.recipient()
+        },
+    ));
     let c = ctx.clone();
     specs.push(ChildSpec::new(
         "key_vault",

@@ -50,6 +50,8 @@ enum Command {
     },
     /// Forget the registration locally; authenticated calls stop until `register`.
     Unregister(cli::ApiArgs),
+    /// Print the agent's own operation counts (hourly, daily or monthly time-series windows).
+    Metrics(cli::MetricsArgs),
     /// Run the OIAnalytics simulator (server side of the protocol, with an admin API).
     Sim(sim::SimArgs),
 }
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::Status(args) => cli::status(&args),
         Command::Register { api, force } => cli::register(&api, force),
         Command::Unregister(args) => cli::unregister(&args),
+        Command::Metrics(args) => cli::metrics(&args),
         Command::Sim(args) => sim::run(args).map(|_| 0),
     };
     match result {

@@ -5,5 +5,6 @@ mod kit;
 
 mod engine;
 mod messages;
+mod metrics;
 mod registration;
 mod sim;
