@@ -13,6 +13,7 @@ use oibus_actors::command_poller::CommandPoller;
 use oibus_actors::config::{self, Config};
 use oibus_actors::entities::{EngineSettings, EntityStore, LiveEngineSettings};
 use oibus_actors::key_vault::{KeySize, KeyVault};
+use oibus_actors::message_sender::MessageSender;
 use oibus_actors::messages::ConfigOutbox;
 use oibus_actors::metrics_aggregator::actor::{install_recorder, MetricsAggregator};
 use oibus_actors::metrics_aggregator::MetricsHandle;
@@ -195,15 +196,14 @@ fn children(
         },
     ));
     let entities = EntityStore::new(ctx.store.clone());
+    specs.push(MessageSender::child_spec(ctx.clone(), entities.clone()));
     let (c, e) = (ctx.clone(), entities.clone());
     specs.push(ChildSpec::new(
         "command_executor",
         policy("command_executor"),
         move |guard| {
-            // No MessageSender yet: configuration pushes start with it.
-            let addr =
-                CommandExecutor::new(c.clone(), e.clone(), ConfigOutbox::none(), None, guard)
-                    .start();
+            let outbox = ConfigOutbox::to_peer::<MessageSender>(c.peers.clone());
+            let addr = CommandExecutor::new(c.clone(), e.clone(), outbox, None, guard).start();
             c.peers.set(addr.clone());
             addr.recipient()
         },
