@@ -38,3 +38,4 @@ pub mod events;
 pub use context::AgentContext;
 pub mod protocol;
 pub mod registration;
+pub mod log_shipper;
