@@ -8,6 +8,7 @@ pub const VERSION: &str = match option_env!("OIBUS_AGENT_VERSION") {
     None => env!("CARGO_PKG_VERSION"),
 };
 
+pub mod client;
 pub mod secret;
 pub use secret::Secret;
 pub mod config;
