@@ -55,7 +55,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
             return Ok(oibus_actors::exit::CONFIG);
         }
     };
-    let console = crate::logging::init(config.engine.log.console);
+    let console = crate::logging::init(config.engine.log.console, None);
     install_panic_hook();
 
     std::fs::create_dir_all(&config.engine.data_dir).with_context(|| {

@@ -37,6 +37,6 @@ pub fn random_id(len: usize) -> String {
 pub mod context;
 pub mod events;
 pub use context::AgentContext;
+pub mod log_shipper;
 pub mod protocol;
 pub mod registration;
-pub mod log_shipper;

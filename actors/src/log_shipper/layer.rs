@@ -309,7 +309,11 @@ mod tests {
     use super::*;
     use tracing_subscriber::layer::SubscriberExt;
 
-    fn with_layer(level: LogLevel, capacity: usize, f: impl FnOnce()) -> (LogIntake, OiaLevelHandle) {
+    fn with_layer(
+        level: LogLevel,
+        capacity: usize,
+        f: impl FnOnce(),
+    ) -> (LogIntake, OiaLevelHandle) {
         let (layer, intake, handle) = OiaLogLayer::new(level, capacity);
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, f);
@@ -353,9 +357,15 @@ mod tests {
         let text = String::from_utf8(bytes).expect("UTF-8");
         let positions: Vec<usize> = E8_KEYS
             .iter()
-            .map(|k| text.find(&format!("\"{k}\":")).expect("every E8 key is present"))
+            .map(|k| {
+                text.find(&format!("\"{k}\":"))
+                    .expect("every E8 key is present")
+            })
             .collect();
-        assert!(positions.windows(2).all(|w| w[0] < w[1]), "keys in wire order: {text}");
+        assert!(
+            positions.windows(2).all(|w| w[0] < w[1]),
+            "keys in wire order: {text}"
+        );
         let mut value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
         let timestamp = value["timestamp"].take();
         assert_eq!(
@@ -402,8 +412,14 @@ mod tests {
             got[0]["message"],
             "command refresh failed id=c1 attempt=3 error=\"503 - busy now\""
         );
-        assert_eq!(got[1]["scopeName"], "registration", "the actor field wins over the target");
-        assert_eq!(got[1]["message"], "registered", "the actor field is not repeated");
+        assert_eq!(
+            got[1]["scopeName"], "registration",
+            "the actor field wins over the target"
+        );
+        assert_eq!(
+            got[1]["message"], "registered",
+            "the actor field is not repeated"
+        );
         assert_eq!(got[2]["scopeName"], "oibus_agent");
         assert_eq!(got[2]["itemId"], "i1");
         assert_eq!(got[2]["itemName"], "temp");
@@ -460,7 +476,10 @@ mod tests {
         assert_eq!(stats.dropped_channel, 3);
         let got = records(&intake);
         assert_eq!(got.len(), 2);
-        assert_eq!(got[0]["message"], "record i=0", "the oldest are kept, the overflow dropped");
+        assert_eq!(
+            got[0]["message"], "record i=0",
+            "the oldest are kept, the overflow dropped"
+        );
     }
 
     #[test]

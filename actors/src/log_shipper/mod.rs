@@ -21,7 +21,7 @@
 //! This module holds the pure parts: the wire record, the level handle, the flush and backoff
 //! decisions and the shared statistics read by `/status` and `/metrics`.
 
-// pub mod actor; (waits for the client)
+pub mod actor;
 pub mod layer;
 
 use std::borrow::Cow;
@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::LogLevel;
 
+pub use actor::{GetLogShipperStats, LogShipper, SetOiaLevel};
 pub use layer::{LogIntake, OiaLogLayer};
 
 /// Records the in-memory channel holds between the layer and the actor (about 5 MiB at worst).
@@ -365,6 +366,7 @@ struct Counters {
     accepted: AtomicU64,
     dropped_channel: AtomicU64,
     dropped_cap: AtomicU64,
+    dropped_store: AtomicU64,
     skipped_corrupt: AtomicU64,
     queue_len: AtomicU64,
     queue_bytes: AtomicU64,
@@ -389,6 +391,8 @@ pub struct LogShipperStats {
     pub dropped_channel: u64,
     /// Records dropped from the queue by `queue_max_bytes` (since the queue was created).
     pub dropped_cap: u64,
+    /// Records lost because the store refused the write (disk full, I/O error).
+    pub dropped_store: u64,
     /// Queued records that did not decode and were removed (since the process started).
     pub skipped_corrupt: u64,
     /// Records waiting in the durable queue.
@@ -412,6 +416,7 @@ impl StatsHandle {
             accepted: load(&c.accepted),
             dropped_channel: load(&c.dropped_channel),
             dropped_cap: load(&c.dropped_cap),
+            dropped_store: load(&c.dropped_store),
             skipped_corrupt: load(&c.skipped_corrupt),
             queue_len: load(&c.queue_len),
             queue_bytes: load(&c.queue_bytes),
@@ -433,6 +438,10 @@ impl StatsHandle {
 
     pub(crate) fn record_channel_drop(&self) {
         self.0.dropped_channel.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_store_drops(&self, count: u64) {
+        self.0.dropped_store.fetch_add(count, Ordering::Relaxed);
     }
 
     pub(crate) fn set_queue(&self, stats: &crate::store::QueueStats) {
@@ -461,7 +470,7 @@ impl StatsHandle {
 impl LogShipperStats {
     /// Every record lost so far, whatever the reason.
     pub fn dropped(&self) -> u64 {
-        self.dropped_channel + self.dropped_cap + self.skipped_corrupt
+        self.dropped_channel + self.dropped_cap + self.dropped_store + self.skipped_corrupt
     }
 
     /// Append the Prometheus text exposition of these figures to `out`.
@@ -485,6 +494,7 @@ impl LogShipperStats {
             &[
                 ("{reason=\"channel_full\"}", self.dropped_channel),
                 ("{reason=\"queue_cap\"}", self.dropped_cap),
+                ("{reason=\"store_error\"}", self.dropped_store),
                 ("{reason=\"corrupt\"}", self.skipped_corrupt),
             ],
         );
@@ -523,6 +533,7 @@ impl LogShipperStats {
 pub struct DropSummary {
     reported_channel: u64,
     reported_cap: u64,
+    reported_store: u64,
 }
 
 impl DropSummary {
@@ -531,17 +542,28 @@ impl DropSummary {
         DropSummary {
             reported_channel: stats.dropped_channel,
             reported_cap: stats.dropped_cap,
+            reported_store: stats.dropped_store,
         }
     }
 
-    /// New drops since the last call: `(channel_full, queue_cap)`, or `None` if none.
-    pub fn take(&mut self, stats: &LogShipperStats) -> Option<(u64, u64)> {
-        let channel = stats.dropped_channel.saturating_sub(self.reported_channel);
-        let cap = stats.dropped_cap.saturating_sub(self.reported_cap);
-        self.reported_channel = stats.dropped_channel;
-        self.reported_cap = stats.dropped_cap;
-        (channel > 0 || cap > 0).then_some((channel, cap))
+    /// New drops since the last call, or `None` if none.
+    pub fn take(&mut self, stats: &LogShipperStats) -> Option<NewDrops> {
+        let new = NewDrops {
+            channel_full: stats.dropped_channel.saturating_sub(self.reported_channel),
+            queue_cap: stats.dropped_cap.saturating_sub(self.reported_cap),
+            store_error: stats.dropped_store.saturating_sub(self.reported_store),
+        };
+        *self = DropSummary::from(stats);
+        (new != NewDrops::default()).then_some(new)
     }
+}
+
+/// Drops since the last summary, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NewDrops {
+    pub channel_full: u64,
+    pub queue_cap: u64,
+    pub store_error: u64,
 }
 
 #[cfg(test)]

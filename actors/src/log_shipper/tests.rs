@@ -17,9 +17,18 @@ fn nothing_is_posted_while_inactive_empty_or_busy() {
     let now = Instant::now();
     let later = now + 120 * SEC;
     for st in [
-        FlushState { active: false, ..state(now) },
-        FlushState { queued: 0, ..state(now) },
-        FlushState { in_flight: true, ..state(now) },
+        FlushState {
+            active: false,
+            ..state(now)
+        },
+        FlushState {
+            queued: 0,
+            ..state(now)
+        },
+        FlushState {
+            in_flight: true,
+            ..state(now)
+        },
     ] {
         assert_eq!(next(&st, 500, 10 * SEC, later), Next::Idle, "{st:?}");
     }
@@ -29,14 +38,20 @@ fn nothing_is_posted_while_inactive_empty_or_busy() {
 fn a_partial_batch_waits_for_the_end_of_the_interval() {
     let now = Instant::now();
     let st = state(now);
-    assert_eq!(next(&st, 500, 10 * SEC, now), Next::WaitUntil(now + 10 * SEC));
+    assert_eq!(
+        next(&st, 500, 10 * SEC, now),
+        Next::WaitUntil(now + 10 * SEC)
+    );
     assert_eq!(next(&st, 500, 10 * SEC, now + 10 * SEC), Next::Post);
 }
 
 #[test]
 fn a_full_batch_is_posted_at_once() {
     let now = Instant::now();
-    let st = FlushState { queued: 500, ..state(now) };
+    let st = FlushState {
+        queued: 500,
+        ..state(now)
+    };
     assert_eq!(next(&st, 500, 10 * SEC, now), Next::Post);
 }
 
@@ -48,7 +63,10 @@ fn after_a_failure_even_a_full_batch_waits_for_the_backoff() {
         retry_at: Some(now + 2 * SEC),
         ..state(now)
     };
-    assert_eq!(next(&st, 500, 10 * SEC, now), Next::WaitUntil(now + 2 * SEC));
+    assert_eq!(
+        next(&st, 500, 10 * SEC, now),
+        Next::WaitUntil(now + 2 * SEC)
+    );
     assert_eq!(next(&st, 500, 10 * SEC, now + 2 * SEC), Next::Post);
 }
 
@@ -111,15 +129,24 @@ fn failures_are_logged_while_the_backoff_grows_then_one_in_ten() {
 fn scope_types_parse_in_any_case_and_separator() {
     assert_eq!(ScopeType::parse("south"), Some(ScopeType::South));
     assert_eq!(ScopeType::parse("NORTH"), Some(ScopeType::North));
-    assert_eq!(ScopeType::parse("history-query"), Some(ScopeType::HistoryQuery));
-    assert_eq!(ScopeType::parse("HISTORY_QUERY"), Some(ScopeType::HistoryQuery));
+    assert_eq!(
+        ScopeType::parse("history-query"),
+        Some(ScopeType::HistoryQuery)
+    );
+    assert_eq!(
+        ScopeType::parse("HISTORY_QUERY"),
+        Some(ScopeType::HistoryQuery)
+    );
     assert_eq!(ScopeType::parse("Internal"), Some(ScopeType::Internal));
     assert_eq!(ScopeType::parse("east"), None);
 }
 
 #[test]
 fn the_internal_scope_name_is_the_module_under_our_crates_or_the_foreign_crate() {
-    assert_eq!(scope_of_target("oibus_actors::command_poller::actor"), "command_poller");
+    assert_eq!(
+        scope_of_target("oibus_actors::command_poller::actor"),
+        "command_poller"
+    );
     assert_eq!(scope_of_target("oibus_agent::engine"), "engine");
     assert_eq!(scope_of_target("oibus_agent"), "oibus_agent");
     assert_eq!(scope_of_target("rustls::conn"), "rustls");
@@ -134,7 +161,10 @@ fn the_filter_takes_our_events_at_the_level_and_foreign_ones_from_warn() {
     assert!(!accepts(info, &Level::DEBUG, "oibus_actors::x"));
     assert!(!accepts(info, &Level::INFO, "awc::client"));
     assert!(accepts(info, &Level::WARN, "awc::client"));
-    assert!(!accepts(0, &Level::ERROR, "oibus_actors::x"), "silent takes nothing");
+    assert!(
+        !accepts(0, &Level::ERROR, "oibus_actors::x"),
+        "silent takes nothing"
+    );
 }
 
 #[test]
@@ -192,7 +222,14 @@ fn drops_are_summarised_once_with_the_new_ones_only() {
     assert_eq!(summary.take(&stats), None, "old drops are not news");
     stats.dropped_channel = 5;
     stats.dropped_cap = 11;
-    assert_eq!(summary.take(&stats), Some((3, 1)));
+    assert_eq!(
+        summary.take(&stats),
+        Some(NewDrops {
+            channel_full: 3,
+            queue_cap: 1,
+            store_error: 0
+        })
+    );
     assert_eq!(summary.take(&stats), None);
 }
 
@@ -203,11 +240,12 @@ fn stats_are_exposed_as_prometheus_counters_and_gauges() {
         dropped_channel: 1,
         dropped_cap: 2,
         skipped_corrupt: 3,
+        dropped_store: 4,
         queue_len: 4,
         delivered: 5,
         ..Default::default()
     };
-    assert_eq!(stats.dropped(), 6);
+    assert_eq!(stats.dropped(), 10);
     let mut out = String::new();
     stats.write_prometheus(&mut out);
     for line in [
