@@ -1,11 +1,13 @@
 //! The local API on `engine.api.listen` (loopback by default, unauthenticated):
 //! `GET /health` (200 when every actor runs; the launcher's probation probe), `GET /status`
-//! (JSON for humans and `oibus-agent status`).
+//! (JSON for humans and `oibus-agent status`), `POST /api/registration` (`{"force": bool}`)
+//! and `DELETE /api/registration`.
 
 use std::net::SocketAddr;
 
 use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use oibus_actors::registration::actor::{GetRegistration, Register, Registration, Unregister};
 use oibus_actors::supervision::{ChildState, GetChildren};
 use serde_json::json;
 
@@ -18,6 +20,8 @@ pub fn start(engine: Engine, listen: SocketAddr) -> std::io::Result<ServerHandle
             .app_data(data.clone())
             .route("/health", web::get().to(health))
             .route("/status", web::get().to(status))
+            .route("/api/registration", web::post().to(register))
+            .route("/api/registration", web::delete().to(unregister))
     })
     .workers(1)
     .disable_signals()
@@ -61,8 +65,13 @@ async fn status(engine: web::Data<Engine>) -> HttpResponse {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
+    let registration = match engine.peers.get::<Registration>() {
+        Some(addr) => addr.send(GetRegistration).await.ok(),
+        None => None,
+    };
     HttpResponse::Ok().json(json!({
         "version": oibus_actors::VERSION,
+        "registration": registration,
         "engine_id": engine.engine_id,
         "name": config.engine.name,
         "pid": std::process::id(),
@@ -77,4 +86,65 @@ async fn status(engine: web::Data<Engine>) -> HttpResponse {
         },
         "store": { "quarantined": engine.store.quarantined() },
     }))
+}
+
+/// The Unix user the CLI says it runs as (the `user` tag of control-panel metrics).
+fn caller(req: &HttpRequest) -> String {
+    req.headers()
+        .get("x-oibus-user")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("local")
+        .to_string()
+}
+
+#[derive(serde::Deserialize, Default)]
+struct RegisterBody {
+    #[serde(default)]
+    force: bool,
+}
+
+async fn register(
+    engine: web::Data<Engine>,
+    req: HttpRequest,
+    body: Option<web::Json<RegisterBody>>,
+) -> HttpResponse {
+    let force = body.map(|b| b.force).unwrap_or_default();
+    let user = caller(&req);
+    registration_call(&engine, &user, "register", Register { force }).await
+}
+
+async fn unregister(engine: web::Data<Engine>, req: HttpRequest) -> HttpResponse {
+    let user = caller(&req);
+    registration_call(&engine, &user, "unregister", Unregister).await
+}
+
+async fn registration_call<M>(engine: &Engine, user: &str, operation: &str, msg: M) -> HttpResponse
+where
+    M: actix::Message<
+            Result = Result<
+                oibus_actors::registration::actor::RegistrationView,
+                oibus_actors::registration::actor::RegistrationError,
+            >,
+        > + Send
+        + 'static,
+    Registration: actix::Handler<M>,
+{
+    let Some(addr) = engine.peers.get::<Registration>() else {
+        return HttpResponse::ServiceUnavailable()
+            .json(json!({"error": "the registration actor is not running; see /status"}));
+    };
+    let outcome = match addr.send(msg).await {
+        Ok(Ok(view)) => Ok(view),
+        Ok(Err(e)) => Err((409, e.to_string())),
+        Err(e) => Err((503, format!("the registration actor did not answer: {e}"))),
+    };
+    oibus_actors::events::control_panel(operation, outcome.is_ok(), user);
+    match outcome {
+        Ok(view) => HttpResponse::Ok().json(view),
+        Err((code, error)) => HttpResponse::build(
+            actix_web::http::StatusCode::from_u16(code)
+                .unwrap_or(actix_web::http::StatusCode::CONFLICT),
+        )
+        .json(json!({ "error": error })),
+    }
 }

@@ -45,16 +45,40 @@ pub fn check_config(path: &Path) -> anyhow::Result<i32> {
 }
 
 pub fn status(args: &ApiArgs) -> anyhow::Result<i32> {
-    let body = request(args.address()?, "GET", "/status")?;
+    let body = request(args.address()?, "GET", "/status", "")?;
     let value: serde_json::Value =
         serde_json::from_str(&body).context("the agent answered something that is not JSON")?;
     println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(0)
 }
 
+/// `register [--force]`: start a registration and print the activation code to enter in
+/// OIAnalytics.
+pub fn register(args: &ApiArgs, force: bool) -> anyhow::Result<i32> {
+    let body = request(
+        args.address()?,
+        "POST",
+        "/api/registration",
+        &serde_json::json!({ "force": force }).to_string(),
+    )?;
+    let view: serde_json::Value = serde_json::from_str(&body)?;
+    println!("registration: {}", view["status"].as_str().unwrap_or("?"));
+    println!(
+        "the activation code appears in `oibus-agent status` (registration.activation_code) once OIAnalytics has answered"
+    );
+    Ok(0)
+}
+
+/// `unregister`: local only; authenticated calls stop until `register`.
+pub fn unregister(args: &ApiArgs) -> anyhow::Result<i32> {
+    request(args.address()?, "DELETE", "/api/registration", "")?;
+    println!("unregistered: the agent no longer calls OIAnalytics; `oibus-agent register` to start again");
+    Ok(0)
+}
+
 /// One HTTP/1.1 request to the local API. Blocking and dependency-free on purpose: the CLI must
 /// work when the engine's runtime is the thing being debugged.
-pub fn request(addr: SocketAddr, method: &str, path: &str) -> anyhow::Result<String> {
+pub fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> anyhow::Result<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))
         .with_context(|| format!("cannot reach the agent's local API at {addr}; is the engine running (systemctl status oibus-agent)?"))?;
@@ -65,7 +89,8 @@ pub fn request(addr: SocketAddr, method: &str, path: &str) -> anyhow::Result<Str
         .map_or_else(|| "unknown".to_string(), |u| u.name);
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nX-Oibus-User: {user}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nX-Oibus-User: {user}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )?;
     let mut raw = String::new();
     stream

@@ -1,19 +1,29 @@
 //! The oibus-agent actors and what they share: configuration model, RocksDB store, supervision,
 //! OIAnalytics client, protocol types and crypto.
 
+pub mod client;
+pub mod config;
+pub mod context;
+pub mod events;
+pub mod key_vault;
+pub mod log_shipper;
+pub mod oia;
+pub mod protocol;
+pub mod registration;
+pub mod secret;
+pub mod secrets_paths;
+pub mod store;
+pub mod supervision;
+
+pub use context::AgentContext;
+pub use secret::Secret;
+
 /// The version this binary reports to OIAnalytics: `OIBUS_AGENT_VERSION` at build time, else the
 /// crate version.
 pub const VERSION: &str = match option_env!("OIBUS_AGENT_VERSION") {
     Some(v) => v,
     None => env!("CARGO_PKG_VERSION"),
 };
-
-pub mod client;
-pub mod secret;
-pub use secret::Secret;
-pub mod config;
-pub mod store;
-pub mod supervision;
 
 /// Exit codes of the engine process: they tell the launcher what to do.
 pub mod exit {
@@ -34,9 +44,3 @@ pub fn random_id(len: usize) -> String {
     use rand::distributions::{Alphanumeric, DistString};
     Alphanumeric.sample_string(&mut rand::rngs::OsRng, len)
 }
-pub mod context;
-pub mod events;
-pub use context::AgentContext;
-pub mod log_shipper;
-pub mod protocol;
-pub mod registration;
