@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use oibus_actors::log_shipper::{GetLogShipperStats, LogShipper};
 use oibus_actors::registration::actor::{GetRegistration, Register, Registration, Unregister};
 use oibus_actors::supervision::{ChildState, GetChildren};
 use serde_json::json;
@@ -69,9 +70,14 @@ async fn status(engine: web::Data<Engine>) -> HttpResponse {
         Some(addr) => addr.send(GetRegistration).await.ok(),
         None => None,
     };
+    let logs = match engine.peers.get::<LogShipper>() {
+        Some(addr) => addr.send(GetLogShipperStats).await.ok(),
+        None => None,
+    };
     HttpResponse::Ok().json(json!({
         "version": oibus_actors::VERSION,
         "registration": registration,
+        "logs": logs,
         "engine_id": engine.engine_id,
         "name": config.engine.name,
         "pid": std::process::id(),

@@ -10,6 +10,7 @@ use actix::prelude::*;
 use anyhow::Context as _;
 use oibus_actors::config::{self, Config};
 use oibus_actors::key_vault::{KeySize, KeyVault};
+use oibus_actors::log_shipper::{self, LogIntake, LogShipper, OiaLevelHandle, OiaLogLayer};
 use oibus_actors::registration::actor::Registration;
 use oibus_actors::registration::RegistrationChanged;
 use oibus_actors::store::{Cf, Durability, Store};
@@ -60,7 +61,9 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
             return Ok(oibus_actors::exit::CONFIG);
         }
     };
-    let console = crate::logging::init(config.engine.log.console, None);
+    let (oia_layer, log_intake, oia_level) =
+        OiaLogLayer::new(config.engine.log.oia, log_shipper::CHANNEL_CAPACITY);
+    let console = crate::logging::init(config.engine.log.console, Some(oia_layer));
     install_panic_hook();
 
     std::fs::create_dir_all(&config.engine.data_dir).with_context(|| {
@@ -92,7 +95,12 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
         registration: registration_rx.clone(),
     };
     let engine = system.block_on(async {
-        let supervisor = Supervisor::new(children(&ctx, Arc::new(registration_tx))).start();
+        let supervisor = Supervisor::new(children(
+            &ctx,
+            Arc::new(registration_tx),
+            (log_intake, oia_level),
+        ))
+        .start();
         Engine {
             config_path: config_path.to_path_buf(),
             config: config_tx,
@@ -126,6 +134,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
 fn children(
     ctx: &AgentContext,
     registration: Arc<watch::Sender<RegistrationChanged>>,
+    (log_intake, oia_level): (LogIntake, OiaLevelHandle),
 ) -> Vec<ChildSpec> {
     let config = ctx.config();
     let policy = |name| config.actors.restart_policy(name);
@@ -133,6 +142,8 @@ fn children(
     // Validated by the config model; the default only guards against a bug there.
     let key_size = KeySize::try_from(config.oianalytics.key_size).unwrap_or_default();
     let mut specs = Vec::new();
+    // First started, last stopped: the other actors' shutdown logs still reach the queue.
+    specs.push(LogShipper::child_spec(ctx.clone(), log_intake, oia_level));
     let c = ctx.clone();
     specs.push(ChildSpec::new(
         "key_vault",

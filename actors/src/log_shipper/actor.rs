@@ -20,10 +20,8 @@ use super::{
     Next, OiaLevelHandle, StatsHandle, DROP_SUMMARY_EVERY, FINAL_FLUSH_TIMEOUT, INTAKE_CHUNK,
     QUEUE_NAME,
 };
-use crate::client::{
-    routes, ApiCall, Auth, ClientFactory, ClientSettings, GatewaySettings, OiaClient, ProxySettings,
-};
-use crate::config::{Config, LogLevel, OiaConfig};
+use crate::client::{routes, Auth, OiaClient};
+use crate::config::{Config, LogLevel};
 use crate::context::AgentContext;
 use crate::events::{self, Source};
 use crate::registration::{self, RegistrationChanged};
@@ -128,27 +126,16 @@ impl LogShipper {
 
     /// Build the client from the current configuration; no host means nothing to post to.
     fn rebuild_client(&mut self) {
-        self.client = None;
-        let settings = match client_settings(&self.config.oianalytics) {
-            Ok(Some(settings)) => settings,
-            Ok(None) => return,
+        self.client = match crate::oia::client_factory(&self.config) {
+            Ok(factory) => factory.map(|f| Rc::new(f.client())),
             Err(e) => {
-                tracing::error!(error = %e, "cannot build the OIAnalytics client for logs; records stay queued until the configuration is fixed");
-                return;
+                tracing::error!(
+                    error = %e,
+                    "cannot build the OIAnalytics client for logs; records stay queued until the configuration is fixed"
+                );
+                None
             }
         };
-        match ClientFactory::new(Arc::new(settings)) {
-            Ok(factory) => {
-                let factory = factory.with_metrics(Arc::new(|call: &ApiCall<'_>| {
-                    events::api(call.route, call.method, call.result)
-                }));
-                self.client = Some(Rc::new(factory.client()));
-            }
-            Err(e) => tracing::error!(
-                error = %e,
-                "cannot build the OIAnalytics client for logs; records stay queued until the configuration is fixed"
-            ),
-        }
     }
 
     /// Move records from the channel into the durable queue, in one write.
@@ -376,37 +363,6 @@ impl LogShipper {
             );
         }
     }
-}
-
-/// The client settings of the `oianalytics` section; `None` without a host.
-fn client_settings(oia: &OiaConfig) -> Result<Option<ClientSettings>, String> {
-    let Some(host) = oia.host.as_deref().filter(|h| !h.trim().is_empty()) else {
-        return Ok(None);
-    };
-    let mut settings = ClientSettings::new(host);
-    settings.accept_unauthorized = oia.accept_unauthorized;
-    if let Some(proxy) = &oia.proxy {
-        let password = oia
-            .proxy_password()
-            .map_err(|e| format!("cannot read oianalytics.proxy.password_file: {e}"))?;
-        settings.proxy = Some(ProxySettings {
-            url: proxy.url.clone(),
-            username: proxy.username.clone(),
-            password,
-        });
-    }
-    if let Some(gateway) = &oia.api_gateway {
-        let value = oia
-            .gateway_header_value()
-            .map_err(|e| format!("cannot read oianalytics.api_gateway.header_value_file: {e}"))?
-            .unwrap_or_default();
-        settings.gateway = Some(GatewaySettings {
-            base_endpoint: gateway.base_endpoint.clone(),
-            header_key: gateway.header_key.clone(),
-            header_value: value,
-        });
-    }
-    Ok(Some(settings))
 }
 
 impl Actor for LogShipper {
