@@ -9,16 +9,18 @@
 //! [`super::next`]: a timer the actor sets for itself, re-armed whenever records arrive, a post
 //! ends, or the registration or configuration changes.
 
+use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
+use bytes::Bytes;
 
 use super::{
-    decode_batch, is_delivered, next, Backoff, DropSummary, FlushState, LogIntake, LogShipperStats,
-    Next, OiaLevelHandle, StatsHandle, DROP_SUMMARY_EVERY, FINAL_FLUSH_TIMEOUT, INTAKE_CHUNK,
-    QUEUE_NAME,
+    build_body, invalid_items, is_delivered, next, Backoff, DropSummary, FlushState, LogIntake,
+    LogShipperStats, Next, OiaLevelHandle, StatsHandle, DROP_SUMMARY_EVERY, FINAL_FLUSH_TIMEOUT,
+    INTAKE_CHUNK, QUEUE_NAME,
 };
 use crate::client::{routes, Auth, OiaClient};
 use crate::config::{Config, LogLevel};
@@ -48,9 +50,22 @@ struct ConfigChanged(Arc<Config>);
 enum PostResult {
     /// OIAnalytics answered with this status (2xx; see [`is_delivered`]).
     Status(u16),
-    /// Every item of the batch was corrupt: nothing to send, but the items must go.
+    /// Every item of the batch was left out: nothing to send, but the items must go.
     NothingToSend,
+    /// OIAnalytics found the body malformed (400); `invalid` are the items to leave out.
+    Rejected {
+        error: String,
+        invalid: Vec<u64>,
+    },
     Failed(String),
+}
+
+/// A finished post and the batch it carried.
+struct Posted {
+    result: PostResult,
+    last_seq: u64,
+    records: u64,
+    skipped: u64,
 }
 
 pub struct LogShipper {
@@ -71,6 +86,8 @@ pub struct LogShipper {
     /// Set by [`Stop`]: the final flush is under way.
     stopping: bool,
     drops: DropSummary,
+    /// Queued items OIAnalytics cannot take (found after a 400), left out of bodies until acked.
+    invalid: BTreeSet<u64>,
     last_store_error_log: Option<Instant>,
     _guard: ChildGuard,
 }
@@ -101,6 +118,7 @@ impl LogShipper {
             in_flight: false,
             timer: None,
             stopping: false,
+            invalid: BTreeSet::new(),
             last_store_error_log: None,
             _guard: guard,
         }
@@ -223,77 +241,98 @@ impl LogShipper {
         self.window_start = Instant::now();
         let client = Rc::clone(client);
         let token = token.clone();
+        let body = build_body(&items, &self.invalid);
+        let (records, skipped, last_seq) = (body.records, body.skipped, body.last_seq);
         let fut = async move {
-            let batch = decode_batch(&items);
-            let count = batch.records.len() as u64;
-            let corrupt = batch.corrupt as u64;
-            let result = if batch.records.is_empty() {
-                PostResult::NothingToSend
-            } else {
-                match client
-                    .post_json(routes::LOGS, &batch.records, Auth::Bearer(&token))
-                    .await
-                {
-                    Ok(status) => PostResult::Status(status),
-                    Err(e) => PostResult::Failed(e.to_string()),
-                }
-            };
-            (result, batch.last_seq, count, corrupt)
+            if records == 0 {
+                return PostResult::NothingToSend;
+            }
+            let json = Bytes::from(body.json);
+            match client
+                .post_json_bytes(routes::LOGS, json, Auth::Bearer(&token))
+                .await
+            {
+                Ok(status) => PostResult::Status(status),
+                Err(e) if e.status() == Some(400) => PostResult::Rejected {
+                    error: e.to_string(),
+                    invalid: invalid_items(&items),
+                },
+                Err(e) => PostResult::Failed(e.to_string()),
+            }
         };
-        ctx.spawn(
-            fut.into_actor(self)
-                .map(|(result, last_seq, count, corrupt), act, ctx| {
-                    act.in_flight = false;
-                    act.on_posted(result, last_seq, count, corrupt, ctx);
-                }),
-        );
+        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+            act.in_flight = false;
+            let posted = Posted {
+                result,
+                last_seq,
+                records,
+                skipped,
+            };
+            act.on_posted(posted, ctx);
+        }));
     }
 
-    fn on_posted(
-        &mut self,
-        result: PostResult,
-        last_seq: u64,
-        count: u64,
-        corrupt: u64,
-        ctx: &mut Context<Self>,
-    ) {
-        let failure = match result {
-            PostResult::Status(status) if is_delivered(status) => None,
-            PostResult::NothingToSend => None,
-            PostResult::Status(status) => Some(format!(
-                "OIAnalytics answered {status} to a log batch; only 200, 201 or 204 count as delivered"
-            )),
-            PostResult::Failed(e) => Some(e),
-        };
-        if let Some(failure) = failure {
-            self.on_failure(failure, ctx);
-        } else {
-            if count > 0 {
-                events::operation(Source::LogShipper, "post-logs", true);
+    fn on_posted(&mut self, posted: Posted, ctx: &mut Context<Self>) {
+        let Posted {
+            result,
+            last_seq,
+            records,
+            skipped,
+        } = posted;
+        match result {
+            PostResult::Status(status) if is_delivered(status) => {
+                self.on_delivered(last_seq, records, skipped)
             }
-            if corrupt > 0 {
+            PostResult::NothingToSend => self.on_delivered(last_seq, 0, skipped),
+            PostResult::Status(status) => self.on_failure(
+                format!("OIAnalytics answered {status} to a log batch; only 200, 201 or 204 count as delivered"),
+                ctx,
+            ),
+            PostResult::Rejected { error, invalid } if !invalid.is_empty() => {
+                // Leave the culprits out and try again at once; they go with the batch.
                 tracing::warn!(
-                    records = corrupt,
-                    "corrupt log records removed from the queue"
+                    error,
+                    records = invalid.len(),
+                    "OIAnalytics rejected a log batch; records that are not valid E8 records are left out"
                 );
+                events::operation(Source::LogShipper, "post-logs", false);
+                self.stats.record_failure(error);
+                self.invalid.extend(invalid);
+                self.retry_at = Some(Instant::now());
             }
-            self.backoff.reset();
-            self.retry_at = None;
-            self.stats.record_post(count, corrupt);
-            if let Some(queue) = &self.queue {
-                match queue.ack_through(last_seq) {
-                    Ok(_) => self.stats.set_queue(&queue.stats()),
-                    // Delivered but still queued: sent again later (at least once, never lost).
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot remove delivered log records from the queue; they will be sent again")
-                    }
-                }
+            PostResult::Rejected { error, .. } | PostResult::Failed(error) => {
+                self.on_failure(error, ctx)
             }
         }
         if self.stopping {
             self.final_flush(ctx);
         } else {
             self.schedule(ctx);
+        }
+    }
+
+    fn on_delivered(&mut self, last_seq: u64, records: u64, skipped: u64) {
+        if records > 0 {
+            events::operation(Source::LogShipper, "post-logs", true);
+        }
+        if skipped > 0 {
+            tracing::warn!(
+                records = skipped,
+                "invalid log records removed from the queue (counted as dropped)"
+            );
+        }
+        self.backoff.reset();
+        self.retry_at = None;
+        self.invalid.retain(|seq| *seq > last_seq);
+        self.stats.record_post(records, skipped);
+        if let Some(queue) = &self.queue {
+            match queue.ack_through(last_seq) {
+                Ok(_) => self.stats.set_queue(&queue.stats()),
+                // Delivered but still queued: sent again later (at least once, never lost).
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot remove delivered log records from the queue; they will be sent again")
+                }
+            }
         }
     }
 

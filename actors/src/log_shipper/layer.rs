@@ -17,12 +17,13 @@
 //!
 //! Events from other crates (awc, rustls, h2…) are shipped only at WARN or above.
 
+use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context as TaskContext, Poll};
+use std::time::SystemTime;
 
-use chrono::{DateTime, Utc};
 use futures_util::Stream;
 use tokio::sync::mpsc;
 use tracing::field::{Field, Visit};
@@ -30,7 +31,8 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context, Layer};
 
-use super::{accepts, scope_of_target, LogRecord, OiaLevelHandle, ScopeType, StatsHandle};
+use super::record::{iso_millis, LogRecord, ScopeType};
+use super::{accepts, scope_of_target, OiaLevelHandle, StatsHandle};
 use crate::config::LogLevel;
 
 /// The layer to install in the global subscriber. See the module doc for the record it makes.
@@ -73,13 +75,8 @@ impl<S: Subscriber> Layer<S> for OiaLogLayer {
             self.stats.record_channel_drop();
             return;
         };
-        match render(event, Utc::now()) {
-            Some(bytes) => {
-                permit.send(bytes);
-                self.stats.record_accepted();
-            }
-            None => self.stats.record_channel_drop(),
-        }
+        permit.send(render(event, SystemTime::now()));
+        self.stats.record_accepted();
     }
 
     /// The global level `tracing` lets through is the most verbose of all layers' hints, so debug
@@ -94,9 +91,8 @@ impl<S: Subscriber> Layer<S> for OiaLogLayer {
     }
 }
 
-/// Render an event recorded at `at` into the JSON bytes of its §7 record. `None` only if
-/// serialisation failed, which plain strings cannot make happen.
-pub fn render(event: &Event<'_>, at: DateTime<Utc>) -> Option<Vec<u8>> {
+/// Render an event recorded at `at` into the JSON bytes of its §7 record.
+pub fn render(event: &Event<'_>, at: SystemTime) -> Vec<u8> {
     let mut fields = Fields::default();
     event.record(&mut fields);
     let meta = event.metadata();
@@ -106,15 +102,16 @@ pub fn render(event: &Event<'_>, at: DateTime<Utc>) -> Option<Vec<u8>> {
         .and_then(ScopeType::parse)
         .filter(|t| *t != ScopeType::Internal);
     let (scope_type, scope_name) = match connector {
-        Some(t) => (t, fields.scope_name),
+        Some(t) => (t, fields.scope_name.as_deref()),
         None => (
             ScopeType::Internal,
             Some(
                 fields
                     .scope_name
-                    .or(fields.actor)
-                    .or(fields.scope)
-                    .unwrap_or_else(|| scope_of_target(meta.target()).to_owned()),
+                    .as_deref()
+                    .or(fields.actor.as_deref())
+                    .or(fields.scope.as_deref())
+                    .unwrap_or_else(|| scope_of_target(meta.target())),
             ),
         ),
     };
@@ -129,18 +126,24 @@ pub fn render(event: &Event<'_>, at: DateTime<Utc>) -> Option<Vec<u8>> {
         }
     };
     let record = LogRecord {
-        timestamp: crate::protocol::iso(at).into(),
+        timestamp: iso_millis(at).into(),
         level: meta.level().as_str().into(),
         scope_type,
-        scope_id: fields.scope_id.map(Into::into),
-        scope_name: scope_name.map(Into::into),
-        item_id: fields.item_id.map(Into::into),
-        item_name: fields.item_name.map(Into::into),
-        group_id: fields.group_id.map(Into::into),
-        group_name: fields.group_name.map(Into::into),
+        scope_id: borrowed(&fields.scope_id),
+        scope_name: scope_name.map(Cow::Borrowed),
+        item_id: borrowed(&fields.item_id),
+        item_name: borrowed(&fields.item_name),
+        group_id: borrowed(&fields.group_id),
+        group_name: borrowed(&fields.group_name),
         message: message.into(),
     };
-    serde_json::to_vec(&record).ok()
+    let mut json = Vec::with_capacity(256 + record.message.len());
+    record.write_json(&mut json);
+    json
+}
+
+fn borrowed(s: &Option<String>) -> Option<Cow<'_, str>> {
+    s.as_deref().map(Cow::Borrowed)
 }
 
 /// The fields of one event, sorted into record slots and the `key=value` tail of the message.

@@ -23,19 +23,21 @@
 
 pub mod actor;
 pub mod layer;
+pub mod record;
 
-use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::config::LogLevel;
 
 pub use actor::{GetLogShipperStats, LogShipper, SetOiaLevel};
 pub use layer::{LogIntake, OiaLogLayer};
+pub use record::{LogRecord, ScopeType};
 
 /// Records the in-memory channel holds between the layer and the actor (about 5 MiB at worst).
 pub const CHANNEL_CAPACITY: usize = 16_384;
@@ -55,63 +57,6 @@ pub const DROP_SUMMARY_EVERY: Duration = Duration::from_secs(60);
 pub const LOG_EVERY_AT_MAX: u32 = 10;
 /// Name of the durable queue in the `logs` column family.
 pub const QUEUE_NAME: &str = "logs";
-
-/// `scopeType` of a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ScopeType {
-    South,
-    North,
-    HistoryQuery,
-    Internal,
-}
-
-impl ScopeType {
-    /// Parse the `scope_type` field of an event: `south`, `NORTH`, `history-query`,
-    /// `HISTORY_QUERY`, `internal`… (case and separator insensitive).
-    pub fn parse(s: &str) -> Option<ScopeType> {
-        let norm: String = s
-            .chars()
-            .filter(|c| !matches!(c, '_' | '-' | ' '))
-            .map(|c| c.to_ascii_lowercase())
-            .collect();
-        match norm.as_str() {
-            "south" => Some(ScopeType::South),
-            "north" => Some(ScopeType::North),
-            "historyquery" | "history" => Some(ScopeType::HistoryQuery),
-            "internal" => Some(ScopeType::Internal),
-            _ => None,
-        }
-    }
-}
-
-/// One E8 log record, field for field as OIBus sends it (`wire-samples/e8-logs.json`).
-/// Borrowing where it can, so a queued record is re-read without copying its strings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LogRecord<'a> {
-    /// ISO-8601 UTC with milliseconds.
-    #[serde(borrow)]
-    pub timestamp: Cow<'a, str>,
-    /// `TRACE`, `DEBUG`, `INFO`, `WARN` or `ERROR`.
-    #[serde(borrow)]
-    pub level: Cow<'a, str>,
-    pub scope_type: ScopeType,
-    #[serde(borrow)]
-    pub scope_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub scope_name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub item_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub item_name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub group_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub group_name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub message: Cow<'a, str>,
-}
 
 /// A level as one byte, for the lock-free handle: 0 = silent … 5 = trace.
 fn level_code(level: LogLevel) -> u8 {
@@ -332,32 +277,58 @@ impl Backoff {
     }
 }
 
-/// A batch read from the queue, ready to post.
-#[derive(Debug)]
-pub struct Batch<'a> {
-    pub records: Vec<LogRecord<'a>>,
-    /// Sequence number of the last queued item covered (acked when the batch is delivered).
+/// A batch ready to post: the queued records joined into a JSON array, as they were stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Body {
+    pub json: Vec<u8>,
+    /// Records in `json`.
+    pub records: u64,
+    /// Items left out (known invalid, or not a JSON object): removed with the batch.
+    pub skipped: u64,
+    /// Sequence number of the last item covered, acked when the batch is delivered.
     pub last_seq: u64,
-    /// Items that did not decode: they are skipped, counted, and removed with the batch.
-    pub corrupt: usize,
 }
 
-/// Decode queued items into a batch. A corrupt item cannot stop the queue: it is left out of the
-/// body and removed from the queue with the batch it belongs to.
-pub fn decode_batch(items: &[(u64, Vec<u8>)]) -> Batch<'_> {
-    let mut records = Vec::with_capacity(items.len());
-    let mut corrupt = 0;
-    for (_, bytes) in items {
-        match serde_json::from_slice::<LogRecord<'_>>(bytes) {
-            Ok(record) => records.push(record),
-            Err(_) => corrupt += 1,
+/// Join queued items into a body. Items in `invalid` (found unacceptable after a rejection) or
+/// that are not even a JSON object are left out. No parsing: records are queued as posted.
+pub fn build_body(items: &[(u64, Vec<u8>)], invalid: &BTreeSet<u64>) -> Body {
+    let size: usize = items.iter().map(|(_, b)| b.len() + 1).sum();
+    let mut json = Vec::with_capacity(size + 2);
+    json.push(b'[');
+    let (mut records, mut skipped) = (0, 0);
+    for (seq, bytes) in items {
+        let object = bytes.first() == Some(&b'{')
+            && bytes.last() == Some(&b'}')
+            && std::str::from_utf8(bytes).is_ok();
+        if !object || invalid.contains(seq) {
+            skipped += 1;
+            continue;
         }
+        if records > 0 {
+            json.push(b',');
+        }
+        json.extend_from_slice(bytes);
+        records += 1;
     }
-    Batch {
+    json.push(b']');
+    Body {
+        json,
         records,
+        skipped,
         last_seq: items.last().map_or(0, |(seq, _)| *seq),
-        corrupt,
     }
+}
+
+/// After OIAnalytics rejected a batch as malformed (400): the items that are not acceptable E8
+/// records. Empty when every item is fine; the rejection is then retried like any failure.
+pub fn invalid_items(items: &[(u64, Vec<u8>)]) -> Vec<u64> {
+    items
+        .iter()
+        .filter(|(_, bytes)| {
+            serde_json::from_slice::<LogRecord<'_>>(bytes).map_or(true, |r| !r.is_acceptable())
+        })
+        .map(|(seq, _)| *seq)
+        .collect()
 }
 
 /// Counters shared by the layer, the actor (across its restarts) and the local API.

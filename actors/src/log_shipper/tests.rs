@@ -126,22 +126,6 @@ fn failures_are_logged_while_the_backoff_grows_then_one_in_ten() {
 }
 
 #[test]
-fn scope_types_parse_in_any_case_and_separator() {
-    assert_eq!(ScopeType::parse("south"), Some(ScopeType::South));
-    assert_eq!(ScopeType::parse("NORTH"), Some(ScopeType::North));
-    assert_eq!(
-        ScopeType::parse("history-query"),
-        Some(ScopeType::HistoryQuery)
-    );
-    assert_eq!(
-        ScopeType::parse("HISTORY_QUERY"),
-        Some(ScopeType::HistoryQuery)
-    );
-    assert_eq!(ScopeType::parse("Internal"), Some(ScopeType::Internal));
-    assert_eq!(ScopeType::parse("east"), None);
-}
-
-#[test]
 fn the_internal_scope_name_is_the_module_under_our_crates_or_the_foreign_crate() {
     assert_eq!(
         scope_of_target("oibus_actors::command_poller::actor"),
@@ -195,20 +179,51 @@ fn record_bytes(message: &str) -> Vec<u8> {
 }
 
 #[test]
-fn a_corrupt_queued_item_is_left_out_of_the_batch_but_acked_with_it() {
+fn a_body_is_the_queued_records_joined_without_reencoding() {
+    let items = vec![
+        (7, record_bytes("first")),
+        (8, record_bytes("with \"quotes\"")),
+    ];
+    let body = build_body(&items, &BTreeSet::new());
+    assert_eq!((body.records, body.skipped, body.last_seq), (2, 0, 8));
+    let mut expected = b"[".to_vec();
+    expected.extend_from_slice(&items[0].1);
+    expected.push(b',');
+    expected.extend_from_slice(&items[1].1);
+    expected.push(b']');
+    assert_eq!(body.json, expected);
+    let parsed: Vec<LogRecord<'_>> = serde_json::from_slice(&body.json).expect("a JSON array");
+    assert_eq!(parsed[1].message, "with \"quotes\"");
+}
+
+#[test]
+fn items_found_invalid_after_a_rejection_are_left_out_but_acked_with_the_batch() {
+    let mut unknown_level = record_bytes("bad level");
+    let at = unknown_level
+        .windows(6)
+        .position(|w| w == b"\"INFO\"")
+        .expect("the level is in the record");
+    unknown_level.splice(at..at + 6, b"\"NOTICE\"".iter().copied());
     let items = vec![
         (7, record_bytes("first")),
         (8, b"{\"timestamp\": trunc".to_vec()),
-        (9, record_bytes("with \"quotes\" and \\ escapes")),
+        (9, unknown_level),
+        (10, record_bytes("last")),
     ];
-    let batch = decode_batch(&items);
-    assert_eq!(batch.last_seq, 9);
-    assert_eq!(batch.corrupt, 1);
-    let messages: Vec<_> = batch.records.iter().map(|r| r.message.as_ref()).collect();
-    assert_eq!(messages, ["first", "with \"quotes\" and \\ escapes"]);
-    let body = serde_json::to_value(&batch.records).expect("serialises");
-    assert_eq!(body[0]["scopeName"], "engine");
-    assert_eq!(body[0]["scopeId"], serde_json::Value::Null);
+    let body = build_body(&items, &BTreeSet::new());
+    assert_eq!(
+        (body.records, body.skipped),
+        (3, 1),
+        "not an object: left out at once"
+    );
+    let invalid: BTreeSet<u64> = invalid_items(&items).into_iter().collect();
+    assert_eq!(invalid, BTreeSet::from([8, 9]));
+    let body = build_body(&items, &invalid);
+    assert_eq!((body.records, body.skipped, body.last_seq), (2, 2, 10));
+    let parsed: Vec<LogRecord<'_>> = serde_json::from_slice(&body.json).expect("a JSON array");
+    let messages: Vec<_> = parsed.iter().map(|r| r.message.as_ref()).collect();
+    assert_eq!(messages, ["first", "last"]);
+    assert!(invalid_items(&[(1, record_bytes("fine"))]).is_empty());
 }
 
 #[test]
