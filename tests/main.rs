@@ -1,6 +1,8 @@
 //! End-to-end tests: the real binary against the simulator. One test binary (RocksDB is linked
-//! once), one kit.
+//! once), one module per area, all sharing `kit`.
 
 mod kit;
 
 mod engine;
+mod registration;
+mod sim;

@@ -37,6 +37,12 @@ impl AgentHome {
         home
     }
 
+    /// A home whose agent talks to `sim`, with fast intervals and small keys; `oia_extra` is
+    /// appended inside the `oianalytics:` section (two-space indented lines).
+    pub fn with_sim(sim: &super::sim::Sim, oia_extra: &str) -> AgentHome {
+        AgentHome::new(&sim_section(sim, oia_extra))
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("agent.yaml")
     }
@@ -63,6 +69,14 @@ impl AgentHome {
             self.api,
         )
     }
+}
+
+/// The `oianalytics:` section for an agent of `sim`.
+pub fn sim_section(sim: &super::sim::Sim, oia_extra: &str) -> String {
+    format!(
+        "oianalytics:\n  host: {}\n  key_size: 2048\n  intervals: {{ command_refresh: 1s, command_retry: 1s, message_retry: 1s, registration_check: 1s }}\n{oia_extra}",
+        sim.url
+    )
 }
 
 pub struct Agent {
@@ -108,7 +122,12 @@ impl Agent {
 
     /// `GET path` on the local API: (status, body), or `None` if it does not answer.
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
-        http(self.api, "GET", path, "")
+        self.request("GET", path, "")
+    }
+
+    /// Any request on the local API: (status, body), or `None` if it does not answer.
+    pub fn request(&self, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+        http(self.api, method, path, body)
     }
 
     pub fn status(&self) -> serde_json::Value {
