@@ -4,5 +4,6 @@
 mod kit;
 
 mod engine;
+mod logs;
 mod registration;
 mod sim;

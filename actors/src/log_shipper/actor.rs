@@ -16,11 +16,12 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use bytes::Bytes;
+use tracing::Instrument;
 
 use super::{
     build_body, invalid_items, is_delivered, next, Backoff, DropSummary, FlushState, LogIntake,
     LogShipperStats, Next, OiaLevelHandle, StatsHandle, DROP_SUMMARY_EVERY, FINAL_FLUSH_TIMEOUT,
-    INTAKE_CHUNK, QUEUE_NAME,
+    INTAKE_CHUNK, POST_SPAN, QUEUE_NAME,
 };
 use crate::client::{routes, Auth, OiaClient};
 use crate::config::{Config, LogLevel};
@@ -260,6 +261,7 @@ impl LogShipper {
                 Err(e) => PostResult::Failed(e.to_string()),
             }
         };
+        let fut = fut.instrument(tracing::info_span!(POST_SPAN));
         ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
             act.in_flight = false;
             let posted = Posted {

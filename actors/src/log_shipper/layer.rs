@@ -15,7 +15,8 @@
 //! - `message`: the event's message followed by its other fields as `key=value` (values with
 //!   spaces, quotes or `=` are quoted and escaped).
 //!
-//! Events from other crates (awc, rustls, h2…) are shipped only at WARN or above.
+//! Events from other crates (awc, rustls, h2…), and events below WARN emitted while the shipper
+//! posts (inside [`POST_SPAN`]), are shipped only at WARN or above.
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
@@ -32,7 +33,7 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context, Layer};
 
 use super::record::{iso_millis, LogRecord, ScopeType};
-use super::{accepts, scope_of_target, OiaLevelHandle, StatsHandle};
+use super::{accepts, is_chatter, scope_of_target, OiaLevelHandle, StatsHandle, POST_SPAN};
 use crate::config::LogLevel;
 
 /// The layer to install in the global subscriber. See the module doc for the record it makes.
@@ -63,9 +64,17 @@ impl OiaLogLayer {
 }
 
 impl<S: Subscriber> Layer<S> for OiaLogLayer {
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
         if !accepts(self.level.code(), meta.level(), meta.target()) {
+            return;
+        }
+        if is_chatter(meta.level())
+            && ctx
+                .current_span()
+                .metadata()
+                .is_some_and(|span| span.name() == POST_SPAN)
+        {
             return;
         }
         // Reserve first, so a full channel costs no rendering.
@@ -331,7 +340,7 @@ mod tests {
             .collect()
     }
 
-    /// The keys of an E8 record, in the order of `wire-samples/e8-logs.json`.
+    /// The keys of an E8 record, in the order OIBus writes them.
     const E8_KEYS: [&str; 10] = [
         "timestamp",
         "level",
@@ -345,6 +354,9 @@ mod tests {
         "message",
     ];
 
+    /// Real OIBus 3.8.8 log records.
+    const E8: &str = include_str!("../../../src/sim/wire-samples/e8-logs.json");
+
     #[test]
     fn a_connector_event_renders_like_the_e8_wire_sample() {
         let (intake, _) = with_layer(LogLevel::Info, 8, || {
@@ -357,37 +369,26 @@ mod tests {
             );
         });
         let bytes = intake.try_take(1).pop().expect("one record");
+        let mut ours: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+        let samples: serde_json::Value = serde_json::from_str(E8).expect("the sample is JSON");
+        let mut sample = samples[1].clone();
+        let timestamp = ours["timestamp"].take();
+        sample["timestamp"] = serde_json::Value::Null;
+        assert_eq!(ours, sample);
+        // The keys in the order OIBus writes them, in the sample and in ours.
+        let in_order = |text: &str| {
+            let at: Vec<usize> = E8_KEYS
+                .iter()
+                .map(|k| text.find(&format!("\"{k}\":")).expect("key present"))
+                .collect();
+            at.windows(2).all(|w| w[0] < w[1])
+        };
+        assert!(in_order(E8), "the key list matches the sample");
         let text = String::from_utf8(bytes).expect("UTF-8");
-        let positions: Vec<usize> = E8_KEYS
-            .iter()
-            .map(|k| {
-                text.find(&format!("\"{k}\":"))
-                    .expect("every E8 key is present")
-            })
-            .collect();
-        assert!(
-            positions.windows(2).all(|w| w[0] < w[1]),
-            "keys in wire order: {text}"
-        );
-        let mut value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
-        let timestamp = value["timestamp"].take();
-        assert_eq!(
-            value,
-            serde_json::json!({
-                "timestamp": null,
-                "level": "INFO",
-                "scopeType": "NORTH",
-                "scopeId": "2Xc2mr",
-                "scopeName": "wire-sample-north",
-                "itemId": null,
-                "itemName": null,
-                "groupId": null,
-                "groupName": null,
-                "message": "\"wire-sample-north\" (2Xc2mr) disconnected"
-            })
-        );
+        assert!(in_order(&text), "{text}");
         let ts = timestamp.as_str().expect("a string");
-        assert_eq!(ts.len(), "2026-11-23T19:10:44.382Z".len(), "{ts}");
+        let sample_ts = samples[1]["timestamp"].as_str().expect("a string");
+        assert_eq!(ts.len(), sample_ts.len(), "{ts}");
         assert!(ts.ends_with('Z') && ts.as_bytes()[19] == b'.', "{ts}");
         assert!(chrono::DateTime::parse_from_rfc3339(ts).is_ok(), "{ts}");
     }
@@ -465,6 +466,22 @@ mod tests {
         let messages: Vec<_> = got.iter().map(|r| r["message"].clone()).collect();
         assert_eq!(messages, ["bad certificate", "ours"]);
         assert_eq!(got[0]["scopeName"], "rustls");
+    }
+
+    #[test]
+    fn the_shippers_own_post_chatter_is_not_shipped_but_its_warnings_are() {
+        let (intake, _) = with_layer(LogLevel::Trace, 64, || {
+            tracing::info_span!(POST_SPAN).in_scope(|| {
+                tracing::debug!(target: "oibus_actors::client", "OIAnalytics call");
+                tracing::warn!(target: "oibus_actors::client", "slow answer");
+            });
+            tracing::debug!(target: "oibus_actors::client", "another call");
+        });
+        let messages: Vec<_> = records(&intake)
+            .into_iter()
+            .map(|r| r["message"].clone())
+            .collect();
+        assert_eq!(messages, ["slow answer", "another call"]);
     }
 
     #[test]

@@ -55,6 +55,10 @@ pub const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DROP_SUMMARY_EVERY: Duration = Duration::from_secs(60);
 /// Once the backoff is at its maximum, one failed post in this many is logged.
 pub const LOG_EVERY_AT_MAX: u32 = 10;
+/// The span the shipper's own posts run in. Events inside it below WARN (the client's debug
+/// lines about the post) are not shipped: each post would otherwise queue a record that needs
+/// another post, forever. Warnings and errors still are.
+pub const POST_SPAN: &str = "oia_log_post";
 /// Name of the durable queue in the `logs` column family.
 pub const QUEUE_NAME: &str = "logs";
 
@@ -96,6 +100,11 @@ pub(crate) fn event_level_code(level: &tracing::Level) -> u8 {
 /// level: their debug chatter is not the agent's log, and the shipper's own HTTP calls would
 /// otherwise feed the queue they drain.
 const FOREIGN_MAX_CODE: u8 = 2;
+
+/// Whether an event below WARN, which is not shipped from inside [`POST_SPAN`].
+pub(crate) fn is_chatter(level: &tracing::Level) -> bool {
+    event_level_code(level) > FOREIGN_MAX_CODE
+}
 
 /// Whether a record of `level` from `target` goes to OIAnalytics at OIA level `max_code`.
 pub(crate) fn accepts(max_code: u8, level: &tracing::Level, target: &str) -> bool {
