@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tracing_subscriber::layer::SubscriberExt;
 
+use crate::kit::agent::{sim_section, Agent, AgentHome};
 use crate::kit::sim::{array, Sim, SimOpts};
 use crate::kit::wait_until;
 
@@ -465,6 +466,164 @@ fn nothing_is_posted_while_not_registered_or_silent() {
         .do_send(SetOiaLevel(LogLevel::Info));
     wait_received(&sim, 10, Duration::from_secs(10));
     assert_eq!(seqs(&received(&sim)), (0..10).collect::<Vec<_>>());
+}
+
+/// A real engine of `sim` shipping its own logs at `info`, posting every second.
+fn engine_home(sim: &Sim) -> AgentHome {
+    let home = AgentHome::new(&format!(
+        "{}actors:\n  log_shipper: {{ interval: 1s }}\n",
+        sim_section(sim, "")
+    ));
+    let yaml = std::fs::read_to_string(home.config_path()).expect("read the config");
+    std::fs::write(home.config_path(), yaml.replace("oia: silent", "oia: info"))
+        .expect("write the config");
+    home
+}
+
+fn engine_registration(agent: &Agent) -> Value {
+    agent.status()["registration"].clone()
+}
+
+/// Complete the engine's pending registration in the simulator and wait for REGISTERED.
+fn complete_engine_registration(agent: &Agent, sim: &Sim) {
+    let ok = wait_until(Duration::from_secs(30), || {
+        engine_registration(agent)["activation_code"].is_string()
+    });
+    assert!(
+        ok,
+        "no activation code: {}\n{}",
+        engine_registration(agent),
+        agent.logs()
+    );
+    let code = engine_registration(agent)["activation_code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    sim.complete(&code);
+    let ok = wait_until(Duration::from_secs(30), || {
+        engine_registration(agent)["status"] == "REGISTERED"
+    });
+    assert!(
+        ok,
+        "never registered: {}\n{}",
+        engine_registration(agent),
+        agent.logs()
+    );
+}
+
+fn messages(sim: &Sim) -> Vec<String> {
+    received(sim)
+        .iter()
+        .filter_map(|r| r["message"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn the_engine_queues_its_logs_until_registered_then_ships_them_in_order() {
+    let sim = Sim::start(SimOpts::default());
+    let home = engine_home(&sim);
+    let agent = home.start();
+    agent.wait_healthy(Duration::from_secs(30));
+    let ok = wait_until(Duration::from_secs(30), || {
+        engine_registration(&agent)["activation_code"].is_string()
+    });
+    assert!(ok, "{}", agent.logs());
+    std::thread::sleep(Duration::from_secs(3)); // three intervals
+    assert_eq!(log_posts(&sim), 0, "nothing is posted before registration");
+    let queued = agent.status()["logs"]["queue_len"].as_u64().unwrap_or(0);
+    assert!(
+        queued > 0,
+        "the startup logs wait in the queue: {}",
+        agent.status()
+    );
+
+    complete_engine_registration(&agent, &sim);
+    let ok = wait_until(Duration::from_secs(30), || {
+        messages(&sim)
+            .iter()
+            .any(|m| m.starts_with("oibus-agent engine starting"))
+    });
+    assert!(
+        ok,
+        "startup logs never arrived: {:?}\n{}",
+        messages(&sim),
+        agent.logs()
+    );
+    let records = received(&sim);
+    let starting = records
+        .iter()
+        .find(|r| {
+            r["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("oibus-agent engine starting"))
+        })
+        .expect("found above");
+    assert_eq!(starting["scopeType"], "INTERNAL");
+    assert_eq!(starting["scopeName"], "engine");
+    assert_eq!(starting["level"], "INFO");
+    let stamps: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r["timestamp"].as_str())
+        .collect();
+    assert!(
+        stamps.windows(2).all(|w| w[0] <= w[1]),
+        "in order: {stamps:?}"
+    );
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+}
+
+#[test]
+fn logs_of_a_stop_during_an_outage_are_delivered_after_the_restart() {
+    let sim = Sim::start(SimOpts::default());
+    let home = engine_home(&sim);
+    let mut agent = home.start();
+    agent.wait_healthy(Duration::from_secs(30));
+    complete_engine_registration(&agent, &sim);
+    let ok = wait_until(Duration::from_secs(30), || received_count(&sim) > 0);
+    assert!(ok, "{}", agent.logs());
+    sim.fault("logs", 1_000, json!({"status": 503, "body": "maintenance"}));
+    agent.signal(nix::sys::signal::Signal::SIGHUP);
+    let failing = wait_until(Duration::from_secs(30), || {
+        agent.status()["logs"]["posts_failed"].as_u64().unwrap_or(0) > 0
+    });
+    assert!(failing, "{}", agent.status());
+    agent.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(
+        agent.wait_exit(Duration::from_secs(30)),
+        Some(0),
+        "{}",
+        agent.logs()
+    );
+    for m in [
+        "configuration reloaded",
+        "stop requested; shutting down in order",
+    ] {
+        assert!(
+            !messages(&sim).iter().any(|x| x.starts_with(m)),
+            "{m} arrived during the outage"
+        );
+    }
+    sim.admin_delete("/admin/faults");
+
+    let agent = home.start();
+    agent.wait_healthy(Duration::from_secs(30));
+    let ok = wait_until(Duration::from_secs(30), || {
+        let got = messages(&sim);
+        [
+            "configuration reloaded",
+            "stop requested; shutting down in order",
+        ]
+        .iter()
+        .all(|m| got.iter().any(|x| x.starts_with(m)))
+    });
+    assert!(
+        ok,
+        "the backlog never arrived: {:?}\n{}",
+        messages(&sim),
+        agent.logs()
+    );
+    assert_eq!(agent.status()["logs"]["dropped_cap"], 0);
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
 }
 
 /// Resident memory of this process, from /proc.
