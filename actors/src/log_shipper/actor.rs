@@ -374,9 +374,7 @@ impl LogShipper {
 
     fn apply_config(&mut self, config: Arc<Config>, ctx: &mut Context<Self>) {
         let old = std::mem::replace(&mut self.config, config);
-        if old.engine.log.oia != self.config.engine.log.oia {
-            self.level.set(self.config.engine.log.oia);
-        }
+        self.level.apply_configured(self.config.engine.log.oia);
         if old.oianalytics != self.config.oianalytics {
             self.rebuild_client();
             self.backoff.reset();
@@ -410,6 +408,10 @@ impl Actor for LogShipper {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        // The latest configuration and registration; later changes arrive as messages.
+        let mut config = self.ctx.config.clone();
+        self.config = config.borrow_and_update().clone();
+        self.registration = self.ctx.registration.borrow().clone();
         let cap = self.config.actors.log_shipper.queue_max_bytes.0;
         match Queue::open(&self.ctx.store, Cf::Logs, QUEUE_NAME, cap) {
             Ok(queue) => {
@@ -424,11 +426,10 @@ impl Actor for LogShipper {
             }
         }
         self.drops = DropSummary::from(&self.stats.snapshot());
+        // A reload while this actor was down (restarting) still applies.
+        self.level.apply_configured(self.config.engine.log.oia);
         self.rebuild_client();
         registration::subscribe::<Self>(ctx, self.ctx.registration.clone());
-        let mut config = self.ctx.config.clone();
-        // Changes from now on; `self.config` was read in `new`.
-        config.borrow_and_update();
         let addr = ctx.address();
         ctx.spawn(
             async move {

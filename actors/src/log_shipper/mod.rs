@@ -133,11 +133,23 @@ pub fn scope_of_target(target: &str) -> &str {
 /// post while `silent`) and whoever changes it (`update-engine-logger`, SIGHUP). Cheap to clone
 /// and to read: one atomic byte.
 #[derive(Debug, Clone)]
-pub struct OiaLevelHandle(Arc<AtomicU8>);
+pub struct OiaLevelHandle(Arc<Levels>);
+
+#[derive(Debug)]
+struct Levels {
+    /// The level in force.
+    current: AtomicU8,
+    /// `engine.log.oia` of the configuration last applied: a reload changes the level only when
+    /// this changes, so a level set remotely survives reloads that do not touch it.
+    configured: AtomicU8,
+}
 
 impl OiaLevelHandle {
     pub fn new(level: LogLevel) -> Self {
-        OiaLevelHandle(Arc::new(AtomicU8::new(level_code(level))))
+        OiaLevelHandle(Arc::new(Levels {
+            current: AtomicU8::new(level_code(level)),
+            configured: AtomicU8::new(level_code(level)),
+        }))
     }
 
     pub fn get(&self) -> LogLevel {
@@ -145,16 +157,27 @@ impl OiaLevelHandle {
     }
 
     pub(crate) fn code(&self) -> u8 {
-        self.0.load(Ordering::Relaxed)
+        self.0.current.load(Ordering::Relaxed)
     }
 
     /// Apply a new level at once. `tracing` caches which call sites are enabled, so the cache is
     /// rebuilt when the level really changes (rare; it walks every call site).
     pub fn set(&self, level: LogLevel) {
-        let old = self.0.swap(level_code(level), Ordering::Relaxed);
+        let old = self.0.current.swap(level_code(level), Ordering::Relaxed);
         if old != level_code(level) {
             tracing::callsite::rebuild_interest_cache();
         }
+    }
+
+    /// Apply `engine.log.oia` from a (re)loaded configuration if it differs from the one applied
+    /// before; whether it did.
+    pub fn apply_configured(&self, level: LogLevel) -> bool {
+        let old = self.0.configured.swap(level_code(level), Ordering::Relaxed);
+        let changed = old != level_code(level);
+        if changed {
+            self.set(level);
+        }
+        changed
     }
 
     pub fn is_silent(&self) -> bool {

@@ -152,6 +152,19 @@ fn the_filter_takes_our_events_at_the_level_and_foreign_ones_from_warn() {
 }
 
 #[test]
+fn a_reload_changes_the_level_only_when_the_configured_level_changes() {
+    let h = OiaLevelHandle::new(LogLevel::Info);
+    h.set(LogLevel::Debug); // e.g. update-engine-logger
+    assert!(
+        !h.apply_configured(LogLevel::Info),
+        "same YAML level: the remote one stays"
+    );
+    assert_eq!(h.get(), LogLevel::Debug);
+    assert!(h.apply_configured(LogLevel::Warn));
+    assert_eq!(h.get(), LogLevel::Warn);
+}
+
+#[test]
 fn the_level_handle_round_trips_every_level() {
     let h = OiaLevelHandle::new(LogLevel::Silent);
     assert!(h.is_silent());
