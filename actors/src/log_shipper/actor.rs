@@ -511,9 +511,12 @@ impl Handler<Stop> for LogShipper {
         self.cancel_timer(ctx);
         // One final attempt even during a backoff.
         self.retry_at = None;
-        // What the layer handed over so far goes to the durable queue before anything else.
-        let pending = self.intake.try_take(usize::MAX);
-        self.store_records(pending);
+        // What the layer handed over so far goes to the durable queue before anything else
+        // (without a queue, it stays in the channel for the next start).
+        if self.queue.is_some() {
+            let pending = self.intake.try_take(usize::MAX);
+            self.store_records(pending);
+        }
         // Bounded: whatever is not posted by then stays queued for the next start.
         ctx.run_later(FINAL_FLUSH_TIMEOUT, |_, ctx| ctx.stop());
         self.final_flush(ctx);
