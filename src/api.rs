@@ -1,13 +1,17 @@
 //! The local API on `engine.api.listen` (loopback by default, unauthenticated):
 //! `GET /health` (200 when every actor runs; the launcher's probation probe), `GET /status`
-//! (JSON for humans and `oibus-agent status`), `POST /api/registration` (`{"force": bool}`)
-//! and `DELETE /api/registration`.
+//! (JSON for humans and `oibus-agent status`), `GET /metrics` (Prometheus text),
+//! `GET /api/metrics/documents` and `/api/metrics/series` (time-series windows),
+//! `POST /api/registration` (`{"force": bool}`) and `DELETE /api/registration`.
 
 use std::net::SocketAddr;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use chrono::{DateTime, Utc};
 use oibus_actors::log_shipper::{GetLogShipperStats, LogShipper};
+use oibus_actors::metrics_aggregator::actor::read_documents;
+use oibus_actors::metrics_aggregator::{render_prometheus, series, Family, WindowType};
 use oibus_actors::registration::actor::{GetRegistration, Register, Registration, Unregister};
 use oibus_actors::supervision::{ChildState, GetChildren};
 use serde_json::json;
@@ -21,6 +25,9 @@ pub fn start(engine: Engine, listen: SocketAddr) -> std::io::Result<ServerHandle
             .app_data(data.clone())
             .route("/health", web::get().to(health))
             .route("/status", web::get().to(status))
+            .route("/metrics", web::get().to(prometheus))
+            .route("/api/metrics/documents", web::get().to(metric_documents))
+            .route("/api/metrics/series", web::get().to(metric_series))
             .route("/api/registration", web::post().to(register))
             .route("/api/registration", web::delete().to(unregister))
     })
@@ -152,5 +159,145 @@ where
                 .unwrap_or(actix_web::http::StatusCode::CONFLICT),
         )
         .json(json!({ "error": error })),
+    }
+}
+
+/// Prometheus text: cumulative operation counters since start, plus gauges of the engine.
+async fn prometheus(engine: web::Data<Engine>, req: HttpRequest) -> HttpResponse {
+    use std::fmt::Write as _;
+    let mut text = render_prometheus(&engine.metrics.totals());
+    let actors = engine
+        .supervisor
+        .send(GetChildren)
+        .await
+        .unwrap_or_default();
+    let _ = writeln!(
+        text,
+        "# HELP oibus_agent_actor_restarts_total Restarts of each supervised actor."
+    );
+    let _ = writeln!(text, "# TYPE oibus_agent_actor_restarts_total counter");
+    for a in &actors {
+        let _ = writeln!(
+            text,
+            "oibus_agent_actor_restarts_total{{actor=\"{}\"}} {}",
+            a.name, a.restarts
+        );
+    }
+    let _ = writeln!(
+        text,
+        "# HELP oibus_agent_store_quarantined_total Corrupt records moved to quarantine."
+    );
+    let _ = writeln!(text, "# TYPE oibus_agent_store_quarantined_total counter");
+    let _ = writeln!(
+        text,
+        "oibus_agent_store_quarantined_total {}",
+        engine.store.quarantined()
+    );
+    let _ = writeln!(
+        text,
+        "# HELP oibus_agent_uptime_seconds Seconds since the engine started."
+    );
+    let _ = writeln!(text, "# TYPE oibus_agent_uptime_seconds gauge");
+    let _ = writeln!(
+        text,
+        "oibus_agent_uptime_seconds {}",
+        engine.started.elapsed().as_secs()
+    );
+    if let Some(addr) = engine.peers.get::<LogShipper>() {
+        if let Ok(logs) = addr.send(GetLogShipperStats).await {
+            logs.write_prometheus(&mut text);
+        }
+    }
+    oibus_actors::events::query("prometheus", true, &caller(&req));
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(text)
+}
+
+#[derive(serde::Deserialize)]
+struct MetricsQuery {
+    window: String,
+    family: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// What a metrics query selects, validated.
+struct Selection {
+    window: WindowType,
+    family: Option<Family>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+}
+
+impl Selection {
+    fn documents(
+        &self,
+        store: &oibus_actors::store::Store,
+    ) -> Result<Vec<oibus_actors::metrics_aggregator::Document>, String> {
+        read_documents(store, self.window, self.family, self.from, self.to)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The query's window, family and time range (default: the current window).
+fn parse_metrics_query(q: &MetricsQuery) -> Result<Selection, String> {
+    let window: WindowType = q.window.parse().map_err(|e| format!("{e}"))?;
+    let family = q
+        .family
+        .as_deref()
+        .map(str::parse::<Family>)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let time = |name: &str, v: &Option<String>, default: DateTime<Utc>| match v {
+        None => Ok(default),
+        Some(t) => DateTime::parse_from_rfc3339(t)
+            .map(Into::into)
+            .map_err(|e| {
+                format!("{name}={t:?} is not an ISO-8601 date like 2026-11-23T10:00:00Z: {e}")
+            }),
+    };
+    let now = Utc::now();
+    let from = time("from", &q.from, window.start(now))?;
+    let to = time("to", &q.to, now)?;
+    Ok(Selection {
+        window,
+        family,
+        from,
+        to,
+    })
+}
+
+async fn metric_documents(
+    engine: web::Data<Engine>,
+    req: HttpRequest,
+    q: web::Query<MetricsQuery>,
+) -> HttpResponse {
+    let result = parse_metrics_query(&q).and_then(|sel| sel.documents(&engine.store));
+    metrics_answer(&req, "documents", result.map(serde_json::to_value))
+}
+
+async fn metric_series(
+    engine: web::Data<Engine>,
+    req: HttpRequest,
+    q: web::Query<MetricsQuery>,
+) -> HttpResponse {
+    let result = parse_metrics_query(&q).and_then(|sel| {
+        let docs = sel.documents(&engine.store)?;
+        series(&docs, sel.window, sel.from, sel.to).map_err(|e| e.to_string())
+    });
+    metrics_answer(&req, "series", result.map(serde_json::to_value))
+}
+
+fn metrics_answer(
+    req: &HttpRequest,
+    resource: &str,
+    result: Result<Result<serde_json::Value, serde_json::Error>, String>,
+) -> HttpResponse {
+    let result = result.and_then(|v| v.map_err(|e| e.to_string()));
+    oibus_actors::events::query(resource, result.is_ok(), &caller(req));
+    match result {
+        Ok(value) => HttpResponse::Ok().json(value),
+        Err(error) => HttpResponse::BadRequest().json(json!({ "error": error })),
     }
 }

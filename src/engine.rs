@@ -11,6 +11,8 @@ use anyhow::Context as _;
 use oibus_actors::config::{self, Config};
 use oibus_actors::key_vault::{KeySize, KeyVault};
 use oibus_actors::log_shipper::{self, LogIntake, LogShipper, OiaLevelHandle, OiaLogLayer};
+use oibus_actors::metrics_aggregator::actor::{install_recorder, MetricsAggregator};
+use oibus_actors::metrics_aggregator::MetricsHandle;
 use oibus_actors::registration::actor::Registration;
 use oibus_actors::registration::RegistrationChanged;
 use oibus_actors::store::{Cf, Durability, Store};
@@ -29,6 +31,7 @@ pub struct Engine {
     pub config: watch::Sender<Arc<Config>>,
     pub store: Store,
     pub peers: Peers,
+    pub metrics: MetricsHandle,
     pub supervisor: Addr<Supervisor>,
     pub engine_id: String,
     pub started: Instant,
@@ -94,9 +97,12 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
         engine_id: engine_id.clone(),
         registration: registration_rx.clone(),
     };
+    let metrics = MetricsHandle::new();
+    install_recorder(&metrics, &engine_id);
     let engine = system.block_on(async {
         let supervisor = Supervisor::new(children(
             &ctx,
+            &metrics,
             Arc::new(registration_tx),
             (log_intake, oia_level),
         ))
@@ -106,6 +112,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
             config: config_tx,
             store: store.clone(),
             peers: ctx.peers.clone(),
+            metrics,
             supervisor,
             engine_id,
             started: Instant::now(),
@@ -133,6 +140,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
 /// The supervised actors, in start order (stopped in reverse).
 fn children(
     ctx: &AgentContext,
+    metrics: &MetricsHandle,
     registration: Arc<watch::Sender<RegistrationChanged>>,
     (log_intake, oia_level): (LogIntake, OiaLevelHandle),
 ) -> Vec<ChildSpec> {
@@ -142,7 +150,19 @@ fn children(
     // Validated by the config model; the default only guards against a bug there.
     let key_size = KeySize::try_from(config.oianalytics.key_size).unwrap_or_default();
     let mut specs = Vec::new();
-    // First started, last stopped: the other actors' shutdown logs still reach the queue.
+    // First to start, last to stop: its final flush counts everything the others did.
+    let (c, m) = (ctx.clone(), metrics.clone());
+    specs.push(ChildSpec::new(
+        "metrics_aggregator",
+        policy("metrics_aggregator"),
+        move |guard| {
+            let addr = MetricsAggregator::new(guard, c.clone(), m.clone()).start();
+            c.peers.set(addr.clone());
+            addr.recipient()
+        },
+    ));
+    // Next: stopped just before the metrics, so the other actors' shutdown logs reach the queue
+    // and its final post is still counted.
     specs.push(LogShipper::child_spec(ctx.clone(), log_intake, oia_level));
     let c = ctx.clone();
     specs.push(ChildSpec::new(

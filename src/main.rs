@@ -6,6 +6,7 @@
 
 mod api;
 mod cli;
+mod demo;
 mod engine;
 mod logging;
 mod sim;
@@ -50,6 +51,10 @@ enum Command {
     },
     /// Forget the registration locally; authenticated calls stop until `register`.
     Unregister(cli::ApiArgs),
+    /// Print the agent's own operation counts (hourly, daily or monthly time-series windows).
+    Metrics(cli::MetricsArgs),
+    /// Watch an agent register with a simulated OIAnalytics and execute commands (start here).
+    Demo(demo::DemoArgs),
     /// Run the OIAnalytics simulator (server side of the protocol, with an admin API).
     Sim(sim::SimArgs),
 }
@@ -62,6 +67,8 @@ fn main() -> ExitCode {
         Command::Status(args) => cli::status(&args),
         Command::Register { api, force } => cli::register(&api, force),
         Command::Unregister(args) => cli::unregister(&args),
+        Command::Metrics(args) => cli::metrics(&args),
+        Command::Demo(args) => demo::run(args),
         Command::Sim(args) => sim::run(args).map(|_| 0),
     };
     match result {

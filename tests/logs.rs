@@ -549,6 +549,18 @@ fn the_engine_queues_its_logs_until_registered_then_ships_them_in_order() {
         "the startup logs wait in the queue: {}",
         agent.status()
     );
+    let (_, metrics) = agent
+        .get("/metrics")
+        .expect("the local API answers /metrics");
+    let gauge = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("oibus_agent_log_queue_records "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(
+        gauge.is_some_and(|n| n > 0),
+        "the queue depth is a gauge: {metrics}"
+    );
+    assert!(metrics.contains("oibus_agent_log_records_dropped_total{reason=\"queue_cap\"} 0"));
 
     complete_engine_registration(&agent, &sim);
     let ok = wait_until(Duration::from_secs(30), || {

@@ -5,5 +5,6 @@ mod kit;
 
 mod engine;
 mod logs;
+mod metrics;
 mod registration;
 mod sim;

@@ -67,9 +67,9 @@ fn admin_failure(err: AdminError) -> HttpResponse {
     failure(status, &err.to_string())
 }
 
-fn parse_json(body: &[u8]) -> Result<Value, HttpResponse> {
-    serde_json::from_slice(body)
-        .map_err(|err| failure(StatusCode::BAD_REQUEST, &format!("body is not JSON: {err}")))
+/// The body as JSON, or the reason it is not (answered with a 400).
+fn parse_json(body: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice(body).map_err(|err| format!("body is not JSON: {err}"))
 }
 
 /// Filters and paging shared by the listings.
@@ -144,16 +144,13 @@ async fn registration_action(
     action: web::Path<String>,
     body: Bytes,
 ) -> HttpResponse {
-    let selector: Selector = match parse_json(&body).and_then(|value| {
-        serde_json::from_value(value).map_err(|err| {
-            failure(
-                StatusCode::BAD_REQUEST,
-                &format!("expected {{\"id\"}} or {{\"activationCode\"}}: {err}"),
-            )
-        })
-    }) {
+    let selector = parse_json(&body).and_then(|value| {
+        serde_json::from_value::<Selector>(value)
+            .map_err(|err| format!("expected {{\"id\"}} or {{\"activationCode\"}}: {err}"))
+    });
+    let selector = match selector {
         Ok(selector) => selector,
-        Err(response) => return response,
+        Err(reason) => return failure(StatusCode::BAD_REQUEST, &reason),
     };
     let now = Utc::now();
     let action: fn(&mut Store, &Selector, DateTime<Utc>) -> Result<Registration, AdminError> =
@@ -207,7 +204,7 @@ async fn queue_commands(
     let commands = match parse_json(&body) {
         Ok(Value::Array(commands)) => commands,
         Ok(command) => vec![command],
-        Err(response) => return response,
+        Err(reason) => return failure(StatusCode::BAD_REQUEST, &reason),
     };
     let count = commands.len();
     let queued = lock(&sim.store).queue_commands(target.into_inner().agent, commands, Utc::now());
@@ -355,7 +352,7 @@ async fn add_faults(sim: web::Data<Sim>, body: Bytes) -> HttpResponse {
     let specs = match parse_json(&body) {
         Ok(Value::Array(specs)) => specs,
         Ok(spec) => vec![spec],
-        Err(response) => return response,
+        Err(reason) => return failure(StatusCode::BAD_REQUEST, &reason),
     };
     let parsed: Result<Vec<Fault>, String> = specs.iter().map(Fault::from_json).collect();
     let faults = match parsed {

@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::reply::Reply;
 use super::state::{MessageKind, Violation};
-use super::traffic::{FaultKind, RequestRecord, Route, BASE};
+use super::traffic::{FaultKind, RecordedHeaders, RequestRecord, Route, BASE};
 use super::validate::{self, Problems};
 use super::{lock, Sim};
 
@@ -124,24 +124,15 @@ fn finish(
             }
         }
     }
-    let mut header_map = Map::new();
-    for (name, value) in headers {
-        let value = String::from_utf8_lossy(value.as_bytes());
-        match header_map.get_mut(name.as_str()) {
-            Some(Value::String(previous)) => {
-                previous.push_str(", ");
-                previous.push_str(&value);
-            }
-            _ => {
-                header_map.insert(name.as_str().to_owned(), Value::String(value.into_owned()));
-            }
-        }
-    }
+    let headers = headers
+        .iter()
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
     let record = RequestRecord {
         at: exchange.now,
         method: exchange.method,
         path: exchange.path,
-        headers: header_map,
+        headers: RecordedHeaders(headers),
         status: status.as_u16(),
         agent: exchange.agent,
         fault,

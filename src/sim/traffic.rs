@@ -3,6 +3,7 @@
 //! Neither is persisted: they describe the traffic of this process, not OIA's data.
 use std::collections::{HashMap, VecDeque};
 
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::Method;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -232,13 +233,37 @@ impl Fault {
     }
 }
 
+/// Request headers as received. Kept as cheap clones of the parsed values and turned into a
+/// JSON object (`name: value`, repeated headers joined with ", ") only when listed.
+#[derive(Clone, Debug)]
+pub struct RecordedHeaders(pub Vec<(HeaderName, HeaderValue)>);
+
+impl Serialize for RecordedHeaders {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut object: Map<String, Value> = Map::new();
+        for (name, value) in &self.0 {
+            let value = String::from_utf8_lossy(value.as_bytes());
+            match object.get_mut(name.as_str()) {
+                Some(Value::String(previous)) => {
+                    previous.push_str(", ");
+                    previous.push_str(&value);
+                }
+                _ => {
+                    object.insert(name.as_str().to_owned(), Value::String(value.into_owned()));
+                }
+            }
+        }
+        object.serialize(serializer)
+    }
+}
+
 /// One request as seen on the wire.
 #[derive(Clone, Debug, Serialize)]
 pub struct RequestRecord {
     pub at: DateTime<Utc>,
     pub method: String,
     pub path: String,
-    pub headers: Map<String, Value>,
+    pub headers: RecordedHeaders,
     pub status: u16,
     pub agent: Option<String>,
     /// The fault applied, if any.

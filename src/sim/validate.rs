@@ -3,6 +3,8 @@
 //! Each check returns [`Problems`]: `hard` ones make the request a `400 Bad Request` (a body real
 //! OIA could not read), `soft` ones are recorded as violations while the request is accepted
 //! (deviations from what OIBus sends that OIA tolerates, e.g. the `ack: true` bug of §4.5).
+use std::fmt::Display;
+
 use serde_json::{Map, Value};
 
 pub const COMMAND_STATUSES: &[&str] =
@@ -41,6 +43,15 @@ impl Problems {
     #[cfg(test)]
     pub fn is_clean(&self) -> bool {
         self.hard.is_empty() && self.soft.is_empty() && self.omitted == 0
+    }
+}
+
+/// `[index]`, the path of an array element, formatted only when a problem is reported.
+struct Indexed(usize);
+
+impl Display for Indexed {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "[{}]", self.0)
     }
 }
 
@@ -146,11 +157,11 @@ const LOG_FIELDS: &[Field] = &[
 /// E1 body (§3.1).
 pub fn registration(body: &Value) -> Problems {
     let mut problems = Problems::default();
-    let Some(object) = expect_object(body, "body", &mut problems) else {
+    let Some(object) = expect_object(body, &"body", &mut problems) else {
         return problems;
     };
-    check_fields(object, "body", REGISTRATION_FIELDS, &mut problems);
-    extra_keys_are_soft(object, "body", REGISTRATION_FIELDS, &mut problems);
+    check_fields(object, &"body", REGISTRATION_FIELDS, &mut problems);
+    extra_keys_are_soft(object, &"body", REGISTRATION_FIELDS, &mut problems);
     if let Some(Value::String(code)) = object.get("activationCode") {
         if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
             problems.hard(format!(
@@ -170,14 +181,14 @@ pub fn registration(body: &Value) -> Problems {
 /// E5 body (§4.5): an array of 1..n records.
 pub fn status_records(body: &Value) -> Problems {
     let mut problems = Problems::default();
-    let Some(records) = expect_array(body, "body", &mut problems) else {
+    let Some(records) = expect_array(body, &"body", &mut problems) else {
         return problems;
     };
     if records.is_empty() {
         problems.hard("body: expected 1..n status records, got an empty array".into());
     }
     for (index, record) in records.iter().enumerate() {
-        let path = format!("[{index}]");
+        let path = Indexed(index);
         let Some(object) = expect_object(record, &path, &mut problems) else {
             continue;
         };
@@ -204,22 +215,22 @@ pub fn status_records(body: &Value) -> Problems {
 /// E6 body (§6.2).
 pub fn full_config(body: &Value) -> Problems {
     let mut problems = Problems::default();
-    let Some(object) = expect_object(body, "body", &mut problems) else {
+    let Some(object) = expect_object(body, &"body", &mut problems) else {
         return problems;
     };
-    check_fields(object, "body", FULL_CONFIG_FIELDS, &mut problems);
+    check_fields(object, &"body", FULL_CONFIG_FIELDS, &mut problems);
     for key in object.keys() {
         if !FULL_CONFIG_FIELDS.iter().any(|field| field.key == key) {
             problems.hard(format!("body.{key}: not a full-config key"));
         }
     }
     if let Some(Value::Object(engine)) = object.get("engine") {
-        check_fields(engine, "body.engine", ENGINE_FIELDS, &mut problems);
+        check_fields(engine, &"body.engine", ENGINE_FIELDS, &mut problems);
     }
     if let Some(Value::Object(registration)) = object.get("registration") {
         check_fields(
             registration,
-            "body.registration",
+            &"body.registration",
             CONFIG_REGISTRATION_FIELDS,
             &mut problems,
         );
@@ -230,7 +241,7 @@ pub fn full_config(body: &Value) -> Problems {
 /// E7 body (§6.3): `{historyQueries: [object…]}`.
 pub fn history_queries(body: &Value) -> Problems {
     let mut problems = Problems::default();
-    let Some(object) = expect_object(body, "body", &mut problems) else {
+    let Some(object) = expect_object(body, &"body", &mut problems) else {
         return problems;
     };
     for key in object.keys() {
@@ -243,6 +254,7 @@ pub fn history_queries(body: &Value) -> Problems {
         Some(Value::Array(queries)) => {
             for (index, query) in queries.iter().enumerate() {
                 let path = format!("body.historyQueries[{index}]");
+                let path = path.as_str();
                 if let Some(query) = expect_object(query, &path, &mut problems) {
                     let fields = [
                         req("oIBusInternalId", Kind::NonEmptyStr),
@@ -263,11 +275,11 @@ pub fn history_queries(body: &Value) -> Problems {
 /// E8 body (§7): an array (possibly empty) of log records.
 pub fn logs(body: &Value) -> Problems {
     let mut problems = Problems::default();
-    let Some(records) = expect_array(body, "body", &mut problems) else {
+    let Some(records) = expect_array(body, &"body", &mut problems) else {
         return problems;
     };
     for (index, record) in records.iter().enumerate() {
-        let path = format!("[{index}]");
+        let path = Indexed(index);
         if let Some(object) = expect_object(record, &path, &mut problems) {
             check_fields(object, &path, LOG_FIELDS, &mut problems);
             extra_keys_are_soft(object, &path, LOG_FIELDS, &mut problems);
@@ -278,7 +290,7 @@ pub fn logs(body: &Value) -> Problems {
 
 fn expect_object<'a>(
     value: &'a Value,
-    path: &str,
+    path: &dyn Display,
     problems: &mut Problems,
 ) -> Option<&'a Map<String, Value>> {
     match value {
@@ -293,7 +305,11 @@ fn expect_object<'a>(
     }
 }
 
-fn expect_array<'a>(value: &'a Value, path: &str, problems: &mut Problems) -> Option<&'a [Value]> {
+fn expect_array<'a>(
+    value: &'a Value,
+    path: &dyn Display,
+    problems: &mut Problems,
+) -> Option<&'a [Value]> {
     match value {
         Value::Array(items) => Some(items),
         other => {
@@ -308,7 +324,7 @@ fn expect_array<'a>(value: &'a Value, path: &str, problems: &mut Problems) -> Op
 
 fn check_fields(
     object: &Map<String, Value>,
-    path: &str,
+    path: &dyn Display,
     fields: &[Field],
     problems: &mut Problems,
 ) {
@@ -331,7 +347,7 @@ fn check_fields(
 
 fn extra_keys_are_soft(
     object: &Map<String, Value>,
-    path: &str,
+    path: &dyn Display,
     fields: &[Field],
     problems: &mut Problems,
 ) {

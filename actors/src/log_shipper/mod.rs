@@ -485,13 +485,13 @@ impl LogShipperStats {
             }
         };
         metric(
-            "oibus_log_records_accepted_total",
+            "oibus_agent_log_records_accepted_total",
             "counter",
             "Log records accepted for OIAnalytics since the process started.",
             &[("", self.accepted)],
         );
         metric(
-            "oibus_log_records_dropped_total",
+            "oibus_agent_log_records_dropped_total",
             "counter",
             "Log records lost before delivery, by reason.",
             &[
@@ -502,13 +502,13 @@ impl LogShipperStats {
             ],
         );
         metric(
-            "oibus_log_records_delivered_total",
+            "oibus_agent_log_records_delivered_total",
             "counter",
             "Log records OIAnalytics accepted since the process started.",
             &[("", self.delivered)],
         );
         metric(
-            "oibus_log_posts_total",
+            "oibus_agent_log_posts_total",
             "counter",
             "Log batch posts to OIAnalytics, by outcome.",
             &[
@@ -517,13 +517,13 @@ impl LogShipperStats {
             ],
         );
         metric(
-            "oibus_log_queue_records",
+            "oibus_agent_log_queue_records",
             "gauge",
             "Log records waiting in the durable queue.",
             &[("", self.queue_len)],
         );
         metric(
-            "oibus_log_queue_bytes",
+            "oibus_agent_log_queue_bytes",
             "gauge",
             "Bytes of log records waiting in the durable queue.",
             &[("", self.queue_bytes)],

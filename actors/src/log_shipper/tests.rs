@@ -277,12 +277,12 @@ fn stats_are_exposed_as_prometheus_counters_and_gauges() {
     let mut out = String::new();
     stats.write_prometheus(&mut out);
     for line in [
-        "# TYPE oibus_log_records_dropped_total counter",
-        "oibus_log_records_dropped_total{reason=\"channel_full\"} 1",
-        "oibus_log_records_dropped_total{reason=\"queue_cap\"} 2",
-        "oibus_log_records_delivered_total 5",
-        "oibus_log_queue_records 4",
-        "oibus_log_records_accepted_total 9",
+        "# TYPE oibus_agent_log_records_dropped_total counter",
+        "oibus_agent_log_records_dropped_total{reason=\"channel_full\"} 1",
+        "oibus_agent_log_records_dropped_total{reason=\"queue_cap\"} 2",
+        "oibus_agent_log_records_delivered_total 5",
+        "oibus_agent_log_queue_records 4",
+        "oibus_agent_log_records_accepted_total 9",
     ] {
         assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
     }

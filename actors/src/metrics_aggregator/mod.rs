@@ -16,6 +16,7 @@
 //! Documents are stored under [`DocKey`]s, `family/window/start/tags`, so one
 //! (family, window) is a key prefix and keys under it sort by window start.
 
+pub mod actor;
 mod bench;
 mod document;
 mod flush;
@@ -27,10 +28,6 @@ mod retention;
 mod sample;
 mod window;
 
-use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
-
 pub use bench::{bench_count, bench_flush, FlushBench, ROUNDS};
 pub use document::{DocKey, Document};
 pub use flush::{flush, DocCache};
@@ -40,27 +37,6 @@ pub use query::{count, series, Point, MAX_SERIES_POINTS};
 pub use retention::{KeyRange, Retention};
 pub use sample::{Change, Entity, Family, Outcome, Sample, Source};
 pub use window::{format_millis, Minute, UnknownWindow, WindowType};
-
-/// `actors.metrics_aggregator` in the YAML configuration.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MetricsAggregatorConfig {
-    /// How often counts are folded into the stored documents. A `kill -9` loses at most this
-    /// much counting; a graceful stop loses nothing.
-    #[serde(with = "humantime_serde")]
-    pub flush_interval: Duration,
-    /// How many windows of each type are kept.
-    pub retention: Retention,
-}
-
-impl Default for MetricsAggregatorConfig {
-    fn default() -> Self {
-        MetricsAggregatorConfig {
-            flush_interval: Duration::from_secs(10),
-            retention: Retention::default(),
-        }
-    }
-}
 
 /// What can go wrong in the pure metrics core. Messages say what and where, and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,14 +86,6 @@ pub enum MetricsError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_documented_yaml_section_is_the_default() {
-        let yaml = "{ flush_interval: 10s, retention: { hours: 48, days: 62, months: 24 } }";
-        let config: MetricsAggregatorConfig = serde_norway::from_str(yaml).unwrap();
-        assert_eq!(config, MetricsAggregatorConfig::default());
-        assert!(serde_norway::from_str::<MetricsAggregatorConfig>("flush: 10s").is_err());
-    }
 
     #[test]
     fn the_handle_can_be_shared_across_threads() {
