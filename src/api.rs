@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use chrono::{DateTime, Utc};
+use oibus_actors::log_shipper::{GetLogShipperStats, LogShipper};
 use oibus_actors::metrics_aggregator::actor::read_documents;
 use oibus_actors::metrics_aggregator::{render_prometheus, series, Family, WindowType};
 use oibus_actors::registration::actor::{GetRegistration, Register, Registration, Unregister};
@@ -78,9 +79,14 @@ async fn status(engine: web::Data<Engine>) -> HttpResponse {
         Some(addr) => addr.send(GetRegistration).await.ok(),
         None => None,
     };
+    let logs = match engine.peers.get::<LogShipper>() {
+        Some(addr) => addr.send(GetLogShipperStats).await.ok(),
+        None => None,
+    };
     HttpResponse::Ok().json(json!({
         "version": oibus_actors::VERSION,
         "registration": registration,
+        "logs": logs,
         "engine_id": engine.engine_id,
         "name": config.engine.name,
         "pid": std::process::id(),
@@ -207,6 +213,11 @@ async fn prometheus(engine: web::Data<Engine>, req: HttpRequest) -> HttpResponse
         "oibus_agent_uptime_seconds {}",
         engine.started.elapsed().as_secs()
     );
+    if let Some(addr) = engine.peers.get::<LogShipper>() {
+        if let Ok(logs) = addr.send(GetLogShipperStats).await {
+            logs.write_prometheus(&mut text);
+        }
+    }
     oibus_actors::events::query("prometheus", true, &caller(&req));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

@@ -13,6 +13,9 @@ use oibus_actors::command_poller::CommandPoller;
 use oibus_actors::config::{self, Config};
 use oibus_actors::entities::{EngineSettings, EntityStore, LiveEngineSettings};
 use oibus_actors::key_vault::{KeySize, KeyVault};
+use oibus_actors::log_shipper::{
+    self, LogIntake, LogShipper, OiaLevelHandle, OiaLogLayer, SetOiaLevel,
+};
 use oibus_actors::message_sender::MessageSender;
 use oibus_actors::messages::ConfigOutbox;
 use oibus_actors::metrics_aggregator::actor::{install_recorder, MetricsAggregator};
@@ -69,7 +72,9 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
             return Ok(oibus_actors::exit::CONFIG);
         }
     };
-    let console = crate::logging::init(config.engine.log.console);
+    let (oia_layer, log_intake, oia_level) =
+        OiaLogLayer::new(config.engine.log.oia, log_shipper::CHANNEL_CAPACITY);
+    let console = crate::logging::init(config.engine.log.console, Some(oia_layer));
     install_panic_hook();
 
     std::fs::create_dir_all(&config.engine.data_dir).with_context(|| {
@@ -86,6 +91,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
         .context("cannot seed the entity store")?;
     let engine_settings = LiveEngineSettings::new(effective_engine_settings(&entities, &config));
     console.set(engine_settings.current().logger.console.level);
+    oia_level.set(engine_settings.current().logger.oia.level);
     tracing::info!(
         version = oibus_actors::VERSION,
         engine_id,
@@ -110,13 +116,21 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
     let metrics = MetricsHandle::new();
     install_recorder(&metrics, &engine_id);
     let engine = system.block_on(async {
-        let supervisor =
-            Supervisor::new(children(&ctx, &metrics, Arc::new(registration_tx))).start();
+        let oia_level_follow = oia_level.clone();
+        let supervisor = Supervisor::new(children(
+            &ctx,
+            &metrics,
+            Arc::new(registration_tx),
+            (log_intake, oia_level),
+        ))
+        .start();
         // The CommandExecutor asks it for an ordered shutdown before a restart or an upgrade.
         ctx.peers.set(supervisor.clone());
-        actix_rt::spawn(follow_console_level(
+        actix_rt::spawn(follow_log_levels(
             engine_settings.subscribe(),
             console.clone(),
+            oia_level_follow,
+            ctx.peers.clone(),
         ));
         Engine {
             config_path: config_path.to_path_buf(),
@@ -154,6 +168,7 @@ fn children(
     ctx: &AgentContext,
     metrics: &MetricsHandle,
     registration: Arc<watch::Sender<RegistrationChanged>>,
+    (log_intake, oia_level): (LogIntake, OiaLevelHandle),
 ) -> Vec<ChildSpec> {
     let config = ctx.config();
     let policy = |name| config.actors.restart_policy(name);
@@ -172,6 +187,9 @@ fn children(
             addr.recipient()
         },
     ));
+    // Next: stopped just before the metrics, so the other actors' shutdown logs reach the queue
+    // and its final post is still counted.
+    specs.push(LogShipper::child_spec(ctx.clone(), log_intake, oia_level));
     let c = ctx.clone();
     specs.push(ChildSpec::new(
         "key_vault",
@@ -234,15 +252,22 @@ fn effective_engine_settings(entities: &EntityStore, config: &Config) -> EngineS
     }
 }
 
-/// Apply the console level of the engine settings whenever they change (remote
+/// Apply the console and OIA log levels of the engine settings whenever they change (remote
 /// `update-engine-logger`, or a SIGHUP when OIAnalytics never set the logger).
-async fn follow_console_level(
+async fn follow_log_levels(
     mut settings: watch::Receiver<Arc<EngineSettings>>,
     console: ConsoleLevel,
+    oia: OiaLevelHandle,
+    peers: Peers,
 ) {
     while settings.changed().await.is_ok() {
-        let level = settings.borrow_and_update().logger.console.level;
-        console.set(level);
+        let logger = settings.borrow_and_update().logger.clone();
+        console.set(logger.console.level);
+        if logger.oia.level != oia.get() {
+            oia.set(logger.oia.level);
+            // Wakes the shipper so records queued while silent go out at once.
+            peers.do_send::<LogShipper, _>(SetOiaLevel(logger.oia.level));
+        }
     }
 }
 

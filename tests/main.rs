@@ -5,6 +5,7 @@ mod kit;
 
 mod commands;
 mod engine;
+mod logs;
 mod messages;
 mod metrics;
 mod registration;

@@ -10,6 +10,7 @@ pub mod context;
 pub mod entities;
 pub mod events;
 pub mod key_vault;
+pub mod log_shipper;
 pub mod message_sender;
 pub mod messages;
 pub mod metrics_aggregator;

@@ -486,6 +486,18 @@ impl OiaClient {
         self.status_call(request).await
     }
 
+    /// `POST path` with a body that is JSON already (E8 batches are queued serialised, so they
+    /// are not parsed and encoded again); returns the 2xx status, the answer body is ignored.
+    pub async fn post_json_bytes(
+        &self,
+        path: &str,
+        json: Bytes,
+        auth: Auth<'_>,
+    ) -> Result<u16, ClientError> {
+        let request = self.request(Method::POST, path, route_label(path), auth, Some(json))?;
+        self.status_call(request).await
+    }
+
     /// `POST path` with a JSON body, 2xx JSON answer decoded as `T` (E1).
     pub async fn post_json_reply<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
