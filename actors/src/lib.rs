@@ -6,6 +6,7 @@ pub mod config;
 pub mod context;
 pub mod events;
 pub mod key_vault;
+pub mod launcher;
 pub mod oia;
 pub mod protocol;
 pub mod registration;
@@ -13,6 +14,7 @@ pub mod secret;
 pub mod secrets_paths;
 pub mod store;
 pub mod supervision;
+pub mod upgrade;
 
 pub use context::AgentContext;
 pub use secret::Secret;
