@@ -57,7 +57,7 @@ impl LauncherSettings {
     pub fn from_config(config_path: PathBuf, config: &Config, own_exe: PathBuf) -> Self {
         LauncherSettings {
             config_path,
-            layout: Layout::new(&config.launcher.install_dir, &config.engine.data_dir),
+            layout: Layout::from_config(config),
             api: config.engine.api.listen,
             launcher: config.launcher.clone(),
             own_exe,

@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use extract::{extract_release, ExtractLimits, Extracted};
-pub use stage::{launcher_present, stage_from_zip, StageLimits, StageRequest, LAUNCHER_ENV};
+pub use stage::{
+    launcher_present, stage_from_zip, stage_upgrade, StageLimits, StageRequest, LAUNCHER_ENV,
+};
 
 /// The engine binary's name, in `bin/` and in the asset (`binaries/oibus-agent`).
 pub const BINARY_NAME: &str = "oibus-agent";
@@ -41,6 +43,11 @@ impl Layout {
             install_dir: install_dir.into(),
             data_dir: data_dir.into(),
         }
+    }
+
+    /// The layout a configuration describes (`launcher.install_dir`, `engine.data_dir`).
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Layout::new(&config.launcher.install_dir, &config.engine.data_dir)
     }
 
     /// `bin/oibus-agent`: the engine the launcher spawns.

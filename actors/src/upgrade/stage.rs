@@ -14,6 +14,8 @@ use super::{
     fsync_dir, normalize_version, read_marker, write_marker, Layout, Marker, UpgradeError,
     ASSET_BINARY,
 };
+use crate::client::{routes, with_query, Auth, OiaClient};
+use crate::Secret;
 
 /// Set to `1` by the launcher in the engine's environment: only then can a staged upgrade be
 /// applied, so only then may `update-version` stage one.
@@ -95,6 +97,68 @@ pub fn ensure_free(path: &Path, needed: u64, limits: &StageLimits) -> Result<(),
         });
     }
     Ok(())
+}
+
+/// The engine side of `update-version`, whole: refuse without a launcher or while another
+/// upgrade is under way, download the asset (E9, streamed to `update/`, at most
+/// `max_asset_bytes`, after a free-disk check), then [`stage_from_zip`]. The download is removed
+/// whatever happens. On success the marker is at `staged`; the caller reports nothing yet and
+/// makes the engine exit [`crate::exit::UPGRADE`] (the command stays RUNNING; see
+/// [`super::outcome_for`]).
+pub async fn stage_upgrade(
+    client: &OiaClient,
+    token: &Secret<String>,
+    request: &StageRequest,
+    layout: &Layout,
+    limits: &StageLimits,
+) -> Result<Marker, UpgradeError> {
+    if !launcher_present() {
+        return Err(UpgradeError::NoLauncher);
+    }
+    download_and_stage(client, token, request, layout, limits).await
+}
+
+/// [`stage_upgrade`] without the launcher check.
+pub(crate) async fn download_and_stage(
+    client: &OiaClient,
+    token: &Secret<String>,
+    request: &StageRequest,
+    layout: &Layout,
+    limits: &StageLimits,
+) -> Result<Marker, UpgradeError> {
+    ensure_no_upgrade_in_progress(layout)?;
+    let update = layout.update_dir();
+    fs::create_dir_all(&update).map_err(UpgradeError::io("cannot create", &update))?;
+    ensure_free(&update, 0, limits)?;
+    let zip = update.join(format!("asset-{}.zip", crate::random_id(8)));
+    let path = with_query(routes::UPGRADE_ASSET, &[("assetId", &request.asset_id)]);
+    let downloaded = client
+        .download_to_file(&path, Auth::Bearer(token), &zip, limits.max_asset_bytes)
+        .await
+        .map_err(|e| UpgradeError::Download(e.to_string()));
+    let result = match downloaded {
+        Ok(bytes) => {
+            tracing::info!(asset_id = %request.asset_id, bytes, "release asset downloaded");
+            let (zip, request, layout, limits) =
+                (zip.clone(), request.clone(), layout.clone(), limits.clone());
+            tokio::task::spawn_blocking(move || stage_from_zip(&zip, &request, &layout, &limits))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(UpgradeError::Io {
+                        what: "the staging task failed (a bug) while staging",
+                        path: update.clone(),
+                        source: std::io::Error::other(e.to_string()),
+                    })
+                })
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = fs::remove_file(&zip) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(path = %zip.display(), error = %e, "cannot remove the downloaded asset");
+        }
+    }
+    result
 }
 
 /// Stage a downloaded asset: extract, verify, rename into `update/staged`, write the marker.
@@ -358,6 +422,110 @@ mod tests {
         stage_from_zip(&zip, &request("2.1.0"), &layout, &limits()).unwrap();
         assert!(!stale.exists());
         assert!(!layout.update_dir().join("asset-old.zip").exists());
+    }
+
+    /// One HTTP exchange on loopback: answers `status` with `body`; returns the request head.
+    fn serve_once(status: u16, body: Vec<u8>) -> (String, std::thread::JoinHandle<String>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            use std::io::BufRead;
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = std::io::BufReader::new(stream);
+            let mut head = String::new();
+            while reader.read_line(&mut head).unwrap() > 2 && !head.ends_with("\r\n\r\n") {}
+            let mut stream = reader.into_inner();
+            write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .unwrap();
+            stream.write_all(&body).unwrap();
+            head
+        });
+        (url, handle)
+    }
+
+    fn oia_client(url: &str) -> OiaClient {
+        let settings = crate::client::ClientSettings::new(url);
+        crate::client::ClientFactory::new(std::sync::Arc::new(settings))
+            .unwrap()
+            .client()
+    }
+
+    #[actix_rt::test]
+    async fn asset_is_downloaded_with_the_token_and_staged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let zip = asset(tmp.path(), &script("echo oibus-agent 2.1.0"));
+        let (url, server) = serve_once(200, fs::read(&zip).unwrap());
+        let layout = layout(tmp.path());
+        let token = Secret::new("tok-9".to_string());
+        let marker = download_and_stage(
+            &oia_client(&url),
+            &token,
+            &request("2.1.0"),
+            &layout,
+            &limits(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(marker.step, Step::Staged);
+        let head = server.join().unwrap();
+        assert!(
+            head.starts_with("GET /api/oianalytics/oibus/upgrade/asset?assetId=asset-7 "),
+            "{head}"
+        );
+        assert!(head.contains("Bearer tok-9"), "{head}");
+        assert!(layout.staged_bin().is_file());
+        let left: Vec<_> = fs::read_dir(layout.update_dir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from("staged")],
+            "the download is removed"
+        );
+    }
+
+    #[actix_rt::test]
+    async fn asset_answering_404_stages_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (url, server) = serve_once(404, b"no such asset".to_vec());
+        let layout = layout(tmp.path());
+        let token = Secret::new("t".to_string());
+        let err = download_and_stage(
+            &oia_client(&url),
+            &token,
+            &request("2.1.0"),
+            &layout,
+            &limits(),
+        )
+        .await
+        .unwrap_err();
+        server.join().unwrap();
+        assert!(err.to_string().contains("404 - no such asset"), "{err}");
+        assert!(read_marker(&layout.marker()).unwrap().is_none());
+        assert_eq!(fs::read_dir(layout.update_dir()).unwrap().count(), 0);
+    }
+
+    #[actix_rt::test]
+    async fn staging_without_a_launcher_is_refused_before_downloading() {
+        let tmp = tempfile::tempdir().unwrap();
+        let token = Secret::new("t".to_string());
+        // Nothing listens there: the refusal comes first.
+        let err = stage_upgrade(
+            &oia_client("http://127.0.0.1:9"),
+            &token,
+            &request("2.1.0"),
+            &layout(tmp.path()),
+            &limits(),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, UpgradeError::NoLauncher), "{err}");
     }
 
     #[test]
