@@ -761,3 +761,56 @@ fn launcher_killed_at_any_upgrade_step_converges_on_a_healthy_version() {
         eprintln!("killed at {failpoint} ({step_at_kill:?}) → {expected_step}, {expected_version} healthy");
     }
 }
+
+#[test]
+fn release_zip_script_builds_an_asset_the_engine_stages() {
+    let next = next_binary_or_skip!();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/release-zip.sh"
+    ))
+    .arg(NEXT_VERSION)
+    .arg("--binary")
+    .arg(&next)
+    .arg("--out")
+    .arg(dir.path())
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success()
+        && String::from_utf8_lossy(&out.stderr).contains("zip: command not found")
+    {
+        eprintln!("SKIPPED: the zip command is not installed");
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let zip = PathBuf::from(stdout.lines().next().unwrap());
+    assert!(zip
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("oibus-agent-9.9.9-linux_"));
+
+    let layout = Layout::new(dir.path().join("inst"), dir.path().join("data"));
+    let request = oibus_actors::upgrade::StageRequest {
+        command_id: "cmd-1".into(),
+        asset_id: "asset-1".into(),
+        version: format!("v{NEXT_VERSION}"),
+        update_launcher: false,
+    };
+    let limits = oibus_actors::upgrade::StageLimits {
+        min_free_bytes: 0,
+        ..Default::default()
+    };
+    let marker = oibus_actors::upgrade::stage_from_zip(&zip, &request, &layout, &limits).unwrap();
+    assert_eq!(
+        (marker.step, marker.to_version.as_str()),
+        (Step::Staged, NEXT_VERSION)
+    );
+    assert!(layout.staged_bin().is_file());
+}
