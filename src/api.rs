@@ -1,11 +1,17 @@
 //! The local API on `engine.api.listen` (loopback by default, unauthenticated):
 //! `GET /health` (200 when every actor runs; the launcher's probation probe), `GET /status`
-//! (JSON for humans and `oibus-agent status`).
+//! (JSON for humans and `oibus-agent status`), `GET /metrics` (Prometheus text),
+//! `GET /api/metrics/documents` and `/api/metrics/series` (time-series windows),
+//! `POST /api/registration` (`{"force": bool}`) and `DELETE /api/registration`.
 
 use std::net::SocketAddr;
 
 use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use chrono::{DateTime, Utc};
+use oibus_actors::metrics_aggregator::actor::read_documents;
+use oibus_actors::metrics_aggregator::{render_prometheus, series, Family, WindowType};
+use oibus_actors::registration::actor::{GetRegistration, Register, Registration, Unregister};
 use oibus_actors::supervision::{ChildState, GetChildren};
 use serde_json::json;
 
@@ -18,6 +24,11 @@ pub fn start(engine: Engine, listen: SocketAddr) -> std::io::Result<ServerHandle
             .app_data(data.clone())
             .route("/health", web::get().to(health))
             .route("/status", web::get().to(status))
+            .route("/metrics", web::get().to(prometheus))
+            .route("/api/metrics/documents", web::get().to(metric_documents))
+            .route("/api/metrics/series", web::get().to(metric_series))
+            .route("/api/registration", web::post().to(register))
+            .route("/api/registration", web::delete().to(unregister))
     })
     .workers(1)
     .disable_signals()
@@ -61,8 +72,13 @@ async fn status(engine: web::Data<Engine>) -> HttpResponse {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
+    let registration = match engine.peers.get::<Registration>() {
+        Some(addr) => addr.send(GetRegistration).await.ok(),
+        None => None,
+    };
     HttpResponse::Ok().json(json!({
         "version": oibus_actors::VERSION,
+        "registration": registration,
         "engine_id": engine.engine_id,
         "name": config.engine.name,
         "pid": std::process::id(),
@@ -77,4 +93,190 @@ async fn status(engine: web::Data<Engine>) -> HttpResponse {
         },
         "store": { "quarantined": engine.store.quarantined() },
     }))
+}
+
+/// The Unix user the CLI says it runs as (the `user` tag of control-panel metrics).
+fn caller(req: &HttpRequest) -> String {
+    req.headers()
+        .get("x-oibus-user")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("local")
+        .to_string()
+}
+
+#[derive(serde::Deserialize, Default)]
+struct RegisterBody {
+    #[serde(default)]
+    force: bool,
+}
+
+async fn register(
+    engine: web::Data<Engine>,
+    req: HttpRequest,
+    body: Option<web::Json<RegisterBody>>,
+) -> HttpResponse {
+    let force = body.map(|b| b.force).unwrap_or_default();
+    let user = caller(&req);
+    registration_call(&engine, &user, "register", Register { force }).await
+}
+
+async fn unregister(engine: web::Data<Engine>, req: HttpRequest) -> HttpResponse {
+    let user = caller(&req);
+    registration_call(&engine, &user, "unregister", Unregister).await
+}
+
+async fn registration_call<M>(engine: &Engine, user: &str, operation: &str, msg: M) -> HttpResponse
+where
+    M: actix::Message<
+            Result = Result<
+                oibus_actors::registration::actor::RegistrationView,
+                oibus_actors::registration::actor::RegistrationError,
+            >,
+        > + Send
+        + 'static,
+    Registration: actix::Handler<M>,
+{
+    let Some(addr) = engine.peers.get::<Registration>() else {
+        return HttpResponse::ServiceUnavailable()
+            .json(json!({"error": "the registration actor is not running; see /status"}));
+    };
+    let outcome = match addr.send(msg).await {
+        Ok(Ok(view)) => Ok(view),
+        Ok(Err(e)) => Err((409, e.to_string())),
+        Err(e) => Err((503, format!("the registration actor did not answer: {e}"))),
+    };
+    oibus_actors::events::control_panel(operation, outcome.is_ok(), user);
+    match outcome {
+        Ok(view) => HttpResponse::Ok().json(view),
+        Err((code, error)) => HttpResponse::build(
+            actix_web::http::StatusCode::from_u16(code)
+                .unwrap_or(actix_web::http::StatusCode::CONFLICT),
+        )
+        .json(json!({ "error": error })),
+    }
+}
+
+/// Prometheus text: cumulative operation counters since start, plus gauges of the engine.
+async fn prometheus(engine: web::Data<Engine>, req: HttpRequest) -> HttpResponse {
+    use std::fmt::Write as _;
+    let mut text = render_prometheus(&engine.metrics.totals());
+    let actors = engine
+        .supervisor
+        .send(GetChildren)
+        .await
+        .unwrap_or_default();
+    let _ = writeln!(
+        text,
+        "# HELP oibus_agent_actor_restarts_total Restarts of each supervised actor."
+    );
+    let _ = writeln!(text, "# TYPE oibus_agent_actor_restarts_total counter");
+    for a in &actors {
+        let _ = writeln!(
+            text,
+            "oibus_agent_actor_restarts_total{{actor=\"{}\"}} {}",
+            a.name, a.restarts
+        );
+    }
+    let _ = writeln!(
+        text,
+        "# HELP oibus_agent_store_quarantined_total Corrupt records moved to quarantine."
+    );
+    let _ = writeln!(text, "# TYPE oibus_agent_store_quarantined_total counter");
+    let _ = writeln!(
+        text,
+        "oibus_agent_store_quarantined_total {}",
+        engine.store.quarantined()
+    );
+    let _ = writeln!(
+        text,
+        "# HELP oibus_agent_uptime_seconds Seconds since the engine started."
+    );
+    let _ = writeln!(text, "# TYPE oibus_agent_uptime_seconds gauge");
+    let _ = writeln!(
+        text,
+        "oibus_agent_uptime_seconds {}",
+        engine.started.elapsed().as_secs()
+    );
+    oibus_actors::events::query("prometheus", true, &caller(&req));
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(text)
+}
+
+#[derive(serde::Deserialize)]
+struct MetricsQuery {
+    window: String,
+    family: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// The query's window, family and time range (default: the current window).
+fn parse_metrics_query(
+    q: &MetricsQuery,
+) -> Result<(WindowType, Option<Family>, DateTime<Utc>, DateTime<Utc>), String> {
+    let window: WindowType = q.window.parse().map_err(|e| format!("{e}"))?;
+    let family = q
+        .family
+        .as_deref()
+        .map(str::parse::<Family>)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let time = |name: &str, v: &Option<String>, default: DateTime<Utc>| match v {
+        None => Ok(default),
+        Some(t) => DateTime::parse_from_rfc3339(t)
+            .map(Into::into)
+            .map_err(|e| {
+                format!("{name}={t:?} is not an ISO-8601 date like 2026-11-23T10:00:00Z: {e}")
+            }),
+    };
+    let now = Utc::now();
+    let from = time("from", &q.from, window.start(now))?;
+    let to = time("to", &q.to, now)?;
+    Ok((window, family, from, to))
+}
+
+async fn metric_documents(
+    engine: web::Data<Engine>,
+    req: HttpRequest,
+    q: web::Query<MetricsQuery>,
+) -> HttpResponse {
+    let result = parse_metrics_query(&q).and_then(|(window, family, from, to)| {
+        read_documents(&engine.store, window, family, from, to).map_err(|e| e.to_string())
+    });
+    metrics_answer(
+        &req,
+        "documents",
+        result.map(|docs| serde_json::to_value(docs)),
+    )
+}
+
+async fn metric_series(
+    engine: web::Data<Engine>,
+    req: HttpRequest,
+    q: web::Query<MetricsQuery>,
+) -> HttpResponse {
+    let result = parse_metrics_query(&q).and_then(|(window, family, from, to)| {
+        let docs =
+            read_documents(&engine.store, window, family, from, to).map_err(|e| e.to_string())?;
+        series(&docs, window, from, to).map_err(|e| e.to_string())
+    });
+    metrics_answer(
+        &req,
+        "series",
+        result.map(|points| serde_json::to_value(points)),
+    )
+}
+
+fn metrics_answer(
+    req: &HttpRequest,
+    resource: &str,
+    result: Result<Result<serde_json::Value, serde_json::Error>, String>,
+) -> HttpResponse {
+    let result = result.and_then(|v| v.map_err(|e| e.to_string()));
+    oibus_actors::events::query(resource, result.is_ok(), &caller(req));
+    match result {
+        Ok(value) => HttpResponse::Ok().json(value),
+        Err(error) => HttpResponse::BadRequest().json(json!({ "error": error })),
+    }
 }

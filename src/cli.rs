@@ -45,16 +45,40 @@ pub fn check_config(path: &Path) -> anyhow::Result<i32> {
 }
 
 pub fn status(args: &ApiArgs) -> anyhow::Result<i32> {
-    let body = request(args.address()?, "GET", "/status")?;
+    let body = request(args.address()?, "GET", "/status", "")?;
     let value: serde_json::Value =
         serde_json::from_str(&body).context("the agent answered something that is not JSON")?;
     println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(0)
 }
 
+/// `register [--force]`: start a registration and print the activation code to enter in
+/// OIAnalytics.
+pub fn register(args: &ApiArgs, force: bool) -> anyhow::Result<i32> {
+    let body = request(
+        args.address()?,
+        "POST",
+        "/api/registration",
+        &serde_json::json!({ "force": force }).to_string(),
+    )?;
+    let view: serde_json::Value = serde_json::from_str(&body)?;
+    println!("registration: {}", view["status"].as_str().unwrap_or("?"));
+    println!(
+        "the activation code appears in `oibus-agent status` (registration.activation_code) once OIAnalytics has answered"
+    );
+    Ok(0)
+}
+
+/// `unregister`: local only; authenticated calls stop until `register`.
+pub fn unregister(args: &ApiArgs) -> anyhow::Result<i32> {
+    request(args.address()?, "DELETE", "/api/registration", "")?;
+    println!("unregistered: the agent no longer calls OIAnalytics; `oibus-agent register` to start again");
+    Ok(0)
+}
+
 /// One HTTP/1.1 request to the local API. Blocking and dependency-free on purpose: the CLI must
 /// work when the engine's runtime is the thing being debugged.
-pub fn request(addr: SocketAddr, method: &str, path: &str) -> anyhow::Result<String> {
+pub fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> anyhow::Result<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))
         .with_context(|| format!("cannot reach the agent's local API at {addr}; is the engine running (systemctl status oibus-agent)?"))?;
@@ -65,7 +89,8 @@ pub fn request(addr: SocketAddr, method: &str, path: &str) -> anyhow::Result<Str
         .map_or_else(|| "unknown".to_string(), |u| u.name);
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nX-Oibus-User: {user}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nX-Oibus-User: {user}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )?;
     let mut raw = String::new();
     stream
@@ -106,4 +131,97 @@ fn dechunk(mut body: &str) -> String {
         body = rest[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MetricsArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// HOURS (one slot per minute), DAYS (per hour) or MONTHS (per day).
+    #[arg(long, default_value = "HOURS")]
+    pub window: String,
+    /// One family: MetricsOperation, MetricsApi, MetricsOntology, MetricsControlPanel,
+    /// MetricsQueriesControlPanel (default: all).
+    #[arg(long)]
+    pub family: Option<String>,
+    /// Flatten to one value per slot, summed over tags, instead of the stored documents.
+    #[arg(long)]
+    pub series: bool,
+    /// ISO-8601 start and end (default: the current window).
+    #[arg(long)]
+    pub from: Option<String>,
+    #[arg(long)]
+    pub to: Option<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Json,
+    Table,
+}
+
+pub fn metrics(args: &MetricsArgs) -> anyhow::Result<i32> {
+    let route = if args.series { "series" } else { "documents" };
+    let mut query = format!("/api/metrics/{route}?window={}", args.window);
+    for (name, value) in [
+        ("family", &args.family),
+        ("from", &args.from),
+        ("to", &args.to),
+    ] {
+        if let Some(v) = value {
+            query.push_str(&format!("&{name}={v}"));
+        }
+    }
+    let body = request(args.api.address()?, "GET", &query, "")?;
+    let value: serde_json::Value =
+        serde_json::from_str(&body).context("the agent answered something that is not JSON")?;
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&value)?),
+        Format::Table if args.series => {
+            println!("{:<26} {:>10}", "timestamp", "value");
+            for p in value.as_array().into_iter().flatten() {
+                println!(
+                    "{:<26} {:>10}",
+                    p["timestamp"].as_str().unwrap_or(""),
+                    p["value"]
+                );
+            }
+        }
+        Format::Table => print_documents(&value),
+    }
+    Ok(0)
+}
+
+/// One line per document: window start, tags, and the total of its slots.
+fn print_documents(docs: &serde_json::Value) {
+    const FIXED: [&str; 5] = [
+        "values",
+        "timestamp",
+        "propertyName",
+        "windowType",
+        "windowFrecuency",
+    ];
+    println!("{:<26} {:>8}  tags", "window start", "total");
+    for doc in docs.as_array().into_iter().flatten() {
+        let ts = &doc["TimeSerie"];
+        let total: u64 = ts["values"]["v"]
+            .as_object()
+            .map(|v| v.values().filter_map(|n| n.as_u64()).sum())
+            .unwrap_or(0);
+        let tags: Vec<String> = ts
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| !FIXED.iter().any(|f| k.starts_with(f)))
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+            .collect();
+        println!(
+            "{:<26} {:>8}  {}",
+            ts["timestamp"]["$date"].as_str().unwrap_or(""),
+            total,
+            tags.join(" ")
+        );
+    }
 }

@@ -9,8 +9,14 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use anyhow::Context as _;
 use oibus_actors::config::{self, Config};
+use oibus_actors::key_vault::{KeySize, KeyVault};
+use oibus_actors::metrics_aggregator::actor::{install_recorder, MetricsAggregator};
+use oibus_actors::metrics_aggregator::MetricsHandle;
+use oibus_actors::registration::actor::Registration;
+use oibus_actors::registration::RegistrationChanged;
 use oibus_actors::store::{Cf, Durability, Store};
-use oibus_actors::supervision::{ChildSpec, Peers, Shutdown, Supervisor};
+use oibus_actors::supervision::{failed_start, ChildSpec, Peers, Shutdown, Supervisor};
+use oibus_actors::AgentContext;
 use serde::Serialize;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
@@ -23,6 +29,8 @@ pub struct Engine {
     pub config_path: PathBuf,
     pub config: watch::Sender<Arc<Config>>,
     pub store: Store,
+    pub peers: Peers,
+    pub metrics: MetricsHandle,
     pub supervisor: Addr<Supervisor>,
     pub engine_id: String,
     pub started: Instant,
@@ -77,14 +85,26 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
     let system = System::new();
     let listen = config.engine.api.listen;
     let shutdown_timeout = config.launcher.shutdown_timeout;
-    let (config_tx, _) = watch::channel(Arc::new(config));
+    let (config_tx, config_rx) = watch::channel(Arc::new(config));
+    let (registration_tx, registration_rx) = watch::channel(RegistrationChanged::default());
+    let ctx = AgentContext {
+        config: config_rx,
+        store: store.clone(),
+        peers: Peers::default(),
+        engine_id: engine_id.clone(),
+        registration: registration_rx.clone(),
+    };
+    let metrics = MetricsHandle::new();
+    install_recorder(&metrics, &engine_id);
     let engine = system.block_on(async {
-        let peers = Peers::default();
-        let supervisor = Supervisor::new(children(&config_tx, &store, &peers)).start();
+        let supervisor =
+            Supervisor::new(children(&ctx, &metrics, Arc::new(registration_tx))).start();
         Engine {
             config_path: config_path.to_path_buf(),
             config: config_tx,
             store: store.clone(),
+            peers: ctx.peers.clone(),
+            metrics,
             supervisor,
             engine_id,
             started: Instant::now(),
@@ -111,11 +131,51 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
 
 /// The supervised actors, in start order (stopped in reverse).
 fn children(
-    _config: &watch::Sender<Arc<Config>>,
-    _store: &Store,
-    _peers: &Peers,
+    ctx: &AgentContext,
+    metrics: &MetricsHandle,
+    registration: Arc<watch::Sender<RegistrationChanged>>,
 ) -> Vec<ChildSpec> {
-    Vec::new()
+    let config = ctx.config();
+    let policy = |name| config.actors.restart_policy(name);
+    let vault_dir = config.engine.data_dir.join("vault");
+    // Validated by the config model; the default only guards against a bug there.
+    let key_size = KeySize::try_from(config.oianalytics.key_size).unwrap_or_default();
+    let mut specs = Vec::new();
+    // First to start, last to stop: its final flush counts everything the others did.
+    let (c, m) = (ctx.clone(), metrics.clone());
+    specs.push(ChildSpec::new(
+        "metrics_aggregator",
+        policy("metrics_aggregator"),
+        move |guard| {
+            let addr = MetricsAggregator::new(guard, c.clone(), m.clone()).start();
+            c.peers.set(addr.clone());
+            addr.recipient()
+        },
+    ));
+    let c = ctx.clone();
+    specs.push(ChildSpec::new(
+        "key_vault",
+        policy("key_vault"),
+        move |guard| match KeyVault::open(&vault_dir, key_size) {
+            Ok(vault) => {
+                let addr = vault.with_guard(guard).start();
+                c.peers.set(addr.clone());
+                addr.recipient()
+            }
+            Err(e) => failed_start(guard, "key_vault", &e),
+        },
+    ));
+    let c = ctx.clone();
+    specs.push(ChildSpec::new(
+        "registration",
+        policy("registration"),
+        move |guard| {
+            let addr = Registration::new(guard, c.clone(), registration.clone()).start();
+            c.peers.set(addr.clone());
+            addr.recipient()
+        },
+    ));
+    specs
 }
 
 fn engine_id(store: &Store) -> anyhow::Result<String> {

@@ -49,6 +49,18 @@ enum Command {
     },
     /// Show the running engine's status (registration, actors, queues, configuration).
     Status(cli::ApiArgs),
+    /// Start a registration with OIAnalytics (a new activation code and key pair).
+    Register {
+        #[command(flatten)]
+        api: cli::ApiArgs,
+        /// Register again even when already registered (new keys, new code).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Forget the registration locally; authenticated calls stop until `register`.
+    Unregister(cli::ApiArgs),
+    /// Print the agent's own operation counts (hourly, daily or monthly time-series windows).
+    Metrics(cli::MetricsArgs),
     /// Run the OIAnalytics simulator (server side of the protocol, with an admin API).
     Sim(sim::SimArgs),
 }
@@ -60,6 +72,9 @@ fn main() -> ExitCode {
         Command::Run { config } => engine::run(&config),
         Command::CheckConfig { config } => cli::check_config(&config),
         Command::Status(args) => cli::status(&args),
+        Command::Register { api, force } => cli::register(&api, force),
+        Command::Unregister(args) => cli::unregister(&args),
+        Command::Metrics(args) => cli::metrics(&args),
         Command::Sim(args) => sim::run(args).map(|_| 0),
     };
     match result {

@@ -1,7 +1,10 @@
 //! End-to-end tests: the real binary against the simulator. One test binary (RocksDB is linked
-//! once), one kit.
+//! once), one module per area, all sharing `kit`.
 
 mod kit;
 
 mod engine;
 mod launcher;
+mod metrics;
+mod registration;
+mod sim;

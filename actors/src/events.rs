@@ -9,33 +9,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-/// The actor that did something (the `source` tag).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Source {
-    Registration,
-    CommandPoller,
-    CommandExecutor,
-    MessageSender,
-    LogShipper,
-    KeyVault,
-    Launcher,
-    Engine,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Registration => "REGISTRATION",
-            Source::CommandPoller => "COMMANDPOLLER",
-            Source::CommandExecutor => "COMMANDEXECUTOR",
-            Source::MessageSender => "MESSAGESENDER",
-            Source::LogShipper => "LOGSHIPPER",
-            Source::KeyVault => "KEYVAULT",
-            Source::Launcher => "LAUNCHER",
-            Source::Engine => "ENGINE",
-        }
-    }
-}
+pub use crate::metrics_aggregator::Source;
 
 /// Receives every count. Implementations must be cheap and never block.
 pub trait Recorder: Send + Sync + 'static {

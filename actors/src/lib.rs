@@ -7,6 +7,7 @@ pub mod context;
 pub mod events;
 pub mod key_vault;
 pub mod launcher;
+pub mod metrics_aggregator;
 pub mod oia;
 pub mod protocol;
 pub mod registration;

@@ -1,8 +1,7 @@
 //! Start the real `oibus-agent` engine on loopback in a temporary directory, talk to its local
 //! API, signal it, and always kill it on drop.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -37,6 +36,12 @@ impl AgentHome {
         home
     }
 
+    /// A home whose agent talks to `sim`, with fast intervals and small keys; `oia_extra` is
+    /// appended inside the `oianalytics:` section (two-space indented lines).
+    pub fn with_sim(sim: &super::sim::Sim, oia_extra: &str) -> AgentHome {
+        AgentHome::new(&sim_section(sim, oia_extra))
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("agent.yaml")
     }
@@ -63,6 +68,14 @@ impl AgentHome {
             self.api,
         )
     }
+}
+
+/// The `oianalytics:` section for an agent of `sim`.
+pub fn sim_section(sim: &super::sim::Sim, oia_extra: &str) -> String {
+    format!(
+        "oianalytics:\n  host: {}\n  key_size: 2048\n  intervals: {{ command_refresh: 1s, command_retry: 1s, message_retry: 1s, registration_check: 1s }}\n{oia_extra}",
+        sim.url
+    )
 }
 
 pub struct Agent {
@@ -108,11 +121,27 @@ impl Agent {
 
     /// `GET path` on the local API: (status, body), or `None` if it does not answer.
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
-        http(self.api, "GET", path, "")
+        self.request("GET", path, "")
     }
 
+    /// Any request on the local API: (status, body), or `None` if it does not answer.
+    pub fn request(&self, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+        http(self.api, method, path, body)
+    }
+
+    /// `/status` as JSON, waiting up to 20 s for the local API to come up.
     pub fn status(&self) -> serde_json::Value {
-        let (code, body) = self.get("/status").expect("the local API answers /status");
+        let mut answer = None;
+        super::wait_until(Duration::from_secs(20), || {
+            answer = self.get("/status");
+            answer.is_some()
+        });
+        let (code, body) = answer.unwrap_or_else(|| {
+            panic!(
+                "the local API does not answer /status; log:\n{}",
+                self.logs()
+            )
+        });
         assert_eq!(code, 200, "{body}");
         serde_json::from_str(&body).expect("/status is JSON")
     }
@@ -135,19 +164,16 @@ impl Drop for Agent {
     }
 }
 
-/// A minimal blocking HTTP/1.1 request; enough for the local API.
+/// A request to a local API, through the kit's HTTP client: (status, body), or `None` when
+/// nothing answers.
 pub fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let (head, rest) = raw.split_once("\r\n\r\n")?;
-    let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, rest.to_string()))
+    let client = super::http::Client::new();
+    let mut request = client
+        .request(method, &format!("http://{addr}{path}"))
+        .timeout(Duration::from_secs(10));
+    if !body.is_empty() {
+        request = request.body(body.as_bytes().to_vec(), "application/json");
+    }
+    let response = request.send().ok()?;
+    Some((response.status, response.text()))
 }

@@ -1,19 +1,27 @@
-//! The end-to-end test kit: start the simulator and the agent, wait on conditions, clean up.
+//! The kit shared by the end-to-end tests: start the simulator, talk HTTP, wait on conditions.
+//! Every test module uses a different part of it, hence the `dead_code` allowance.
+#![allow(dead_code)]
 
 pub mod agent;
+pub mod http;
+pub mod proxy;
+pub mod sim;
 
 use std::time::{Duration, Instant};
 
-/// Poll `cond` every 50 ms until it holds or `timeout` passes; whether it held.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub use http::Client;
+pub use sim::{Sim, SimOpts};
+
+/// Polls `condition` every 20 ms until it holds (true) or `timeout` passes (false).
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
-        if cond() {
+        if condition() {
             return true;
         }
         if Instant::now() >= deadline {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

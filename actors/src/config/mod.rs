@@ -325,24 +325,8 @@ impl Default for MetricsAggregatorConfig {
     }
 }
 
-/// How many windows of each type the metrics store keeps.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Retention {
-    pub hours: u32,
-    pub days: u32,
-    pub months: u32,
-}
-
-impl Default for Retention {
-    fn default() -> Self {
-        Retention {
-            hours: 48,
-            days: 62,
-            months: 24,
-        }
-    }
-}
+/// How many windows of each type the metrics store keeps (`actors.metrics_aggregator.retention`).
+pub use crate::metrics_aggregator::Retention;
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]

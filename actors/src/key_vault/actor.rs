@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::{KeyPair, KeySize, KeyVaultError, LocalCipher, Vault};
 use crate::secrets_paths::{self, ConnectorKind, SecretPathError};
+use crate::supervision::{ChildGuard, Stop};
 use crate::Secret;
 
 type PemResult = Result<String, KeyVaultError>;
@@ -81,6 +82,8 @@ pub struct Open {
 }
 
 pub struct KeyVault {
+    /// Reports this actor's end to its supervisor (absent when started on its own).
+    _guard: Option<ChildGuard>,
     vault: Vault,
     /// `Some` while a generation runs: the callers waiting for its result.
     waiting: Option<Vec<oneshot::Sender<PemResult>>>,
@@ -94,9 +97,16 @@ impl KeyVault {
 
     pub fn new(vault: Vault) -> KeyVault {
         KeyVault {
+            _guard: None,
             vault,
             waiting: None,
         }
+    }
+
+    /// Run under supervision: `guard` tells the supervisor when this actor ends.
+    pub fn with_guard(mut self, guard: ChildGuard) -> KeyVault {
+        self._guard = Some(guard);
+        self
     }
 
     /// The local cipher, to hand to stores before the actor starts.
@@ -238,6 +248,14 @@ impl Handler<Open> for KeyVault {
 
     fn handle(&mut self, msg: Open, _: &mut Context<Self>) -> Self::Result {
         Ok(self.vault.cipher().open_secret(&msg.sealed)?)
+    }
+}
+
+impl Handler<Stop> for KeyVault {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
 }
 

@@ -4,6 +4,8 @@
 //! of the Registration actor). Authenticated actors read it at start and receive
 //! [`RegistrationChanged`] on every change through [`subscribe`].
 
+pub mod actor;
+
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;

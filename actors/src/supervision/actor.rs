@@ -308,3 +308,28 @@ impl Handler<GetChildren> for Supervisor {
         )
     }
 }
+
+/// Report a child that could not even be built (e.g. its files cannot be opened): the returned
+/// recipient belongs to a placeholder that stops at once, so the failure goes through the
+/// child's restart policy like any other, and escalates if it persists.
+pub fn failed_start(
+    guard: ChildGuard,
+    name: &'static str,
+    error: &dyn std::fmt::Display,
+) -> Recipient<Stop> {
+    tracing::error!(actor = name, %error, "actor could not start");
+    struct Failed(#[allow(dead_code)] ChildGuard);
+    impl Actor for Failed {
+        type Context = Context<Self>;
+        fn started(&mut self, ctx: &mut Context<Self>) {
+            ctx.stop();
+        }
+    }
+    impl Handler<Stop> for Failed {
+        type Result = ();
+        fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+            ctx.stop();
+        }
+    }
+    Failed(guard).start().recipient()
+}

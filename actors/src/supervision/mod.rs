@@ -17,8 +17,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 pub use actor::{
-    ChildExited, ChildGuard, ChildSpec, ChildState, ChildStatus, GetChildren, Shutdown, Stop,
-    Supervisor,
+    failed_start, ChildExited, ChildGuard, ChildSpec, ChildState, ChildStatus, GetChildren,
+    Shutdown, Stop, Supervisor,
 };
 pub use peers::Peers;
 

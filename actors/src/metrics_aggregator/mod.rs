@@ -1,0 +1,96 @@
+//! MetricsAggregator: the agent audits its own operations as Onesait Platform time-series
+//! documents (`spec/metrics-timeseries.md`).
+//!
+//! This module is the pure core; the actix shell (`actor.rs`) only does I/O around it:
+//! - [`MetricsHandle`] is what every actor holds to count a [`Sample`]. Counting locks one shard
+//!   of a map, with no mailbox round-trip; counts are kept per UTC [`Minute`]. The handle also
+//!   keeps the cumulative total of each sample since process start, for [`render_prometheus`].
+//! - Every flush interval the shell calls [`MetricsHandle::drain`], then [`flush`] with a lookup
+//!   that asks its [`DocCache`] and, on a miss, reads (and [`Document::decode_stored`]s) the
+//!   stored document. It writes the returned documents in one batch, then [`DocCache::keep`]s
+//!   them; on a failed write it gives the counts back with [`MetricsHandle::restore`].
+//! - [`Retention`] says which documents to delete ([`Retention::delete_ranges`] for RocksDB
+//!   `delete_range`, or [`Retention::expired`] for a list of keys).
+//! - [`series`] and [`count`] answer queries over decoded documents (spec §9).
+//!
+//! Documents are stored under [`DocKey`]s, `family/window/start/tags`, so one
+//! (family, window) is a key prefix and keys under it sort by window start.
+
+pub mod actor;
+mod bench;
+mod document;
+mod flush;
+mod handle;
+mod json;
+mod prometheus;
+mod query;
+mod retention;
+mod sample;
+mod window;
+
+pub use bench::{bench_count, bench_flush, FlushBench, ROUNDS};
+pub use document::{DocKey, Document};
+pub use flush::{flush, DocCache};
+pub use handle::{Clock, ManualClock, MetricsHandle, MinuteCount, SystemClock};
+pub use prometheus::{render_prometheus, PROMETHEUS_COUNTER};
+pub use query::{count, series, Point, MAX_SERIES_POINTS};
+pub use retention::{KeyRange, Retention};
+pub use sample::{Change, Entity, Family, Outcome, Sample, Source};
+pub use window::{format_millis, Minute, UnknownWindow, WindowType};
+
+/// What can go wrong in the pure metrics core. Messages say what and where, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetricsError {
+    #[error("unknown metrics family {0:?}: expected one of MetricsOperation, MetricsApi, MetricsOntology, MetricsControlPanel, MetricsQueriesControlPanel")]
+    UnknownFamily(String),
+
+    #[error("{family} samples take exactly the tags {expected:?}, got {got:?}")]
+    TagSet {
+        family: Family,
+        expected: &'static [&'static str],
+        got: Vec<String>,
+    },
+
+    #[error("slot {slot} is not a key of the {window} window starting {start} (keys {keys})")]
+    SlotOutOfRange {
+        window: WindowType,
+        start: String,
+        slot: u32,
+        keys: String,
+    },
+
+    #[error(
+        "metrics document key {key:?} is malformed: {reason}; quarantine or delete the record"
+    )]
+    BadKey { key: String, reason: String },
+
+    #[error("stored {family} metrics document is corrupt: {reason}; quarantine it, its counts cannot be trusted")]
+    CorruptDocument { family: Family, reason: String },
+
+    #[error("metrics document stored under key {key:?} has the identity {found:?}; quarantine it")]
+    KeyMismatch { key: String, found: String },
+
+    #[error("query range is empty: from {from} is after to {to}")]
+    EmptyRange { from: String, to: String },
+
+    #[error("a {window} query from {from} to {to} would return {points} points, more than the {max} allowed; narrow the range")]
+    RangeTooLarge {
+        window: WindowType,
+        from: String,
+        to: String,
+        points: u64,
+        max: usize,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handle_can_be_shared_across_threads() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        shareable::<MetricsHandle>();
+        shareable::<Sample>();
+    }
+}

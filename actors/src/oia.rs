@@ -1,0 +1,61 @@
+//! The bridge from the YAML to the OIAnalytics client: one [`ClientFactory`] per configuration
+//! version (building one loads the CA store, so it is cached until a SIGHUP changes the file),
+//! with every call counted into the MetricsApi family.
+
+use std::sync::{Arc, Mutex};
+
+use crate::client::{ClientError, ClientFactory, ClientSettings, GatewaySettings, ProxySettings};
+use crate::config::Config;
+
+type Cached = Option<(Arc<Config>, Option<ClientFactory>)>;
+
+static CACHE: Mutex<Cached> = Mutex::new(None);
+
+/// The client factory for `config`, or `None` when `oianalytics.host` is not set.
+pub fn client_factory(config: &Arc<Config>) -> Result<Option<ClientFactory>, ClientError> {
+    // The cache holds plain data; a panic while holding it cannot leave it half-written.
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((cached_config, factory)) = cache.as_ref() {
+        if Arc::ptr_eq(cached_config, config) {
+            return Ok(factory.clone());
+        }
+    }
+    let factory = build(config)?;
+    *cache = Some((config.clone(), factory.clone()));
+    Ok(factory)
+}
+
+fn build(config: &Config) -> Result<Option<ClientFactory>, ClientError> {
+    let oia = &config.oianalytics;
+    let Some(host) = &oia.host else {
+        return Ok(None);
+    };
+    let mut settings = ClientSettings::new(host.clone());
+    settings.accept_unauthorized = oia.accept_unauthorized;
+    if let Some(proxy) = &oia.proxy {
+        let password = oia.proxy_password().map_err(|e| {
+            ClientError::Settings(format!("cannot read oianalytics.proxy.password_file: {e}"))
+        })?;
+        settings.proxy = Some(ProxySettings {
+            url: proxy.url.clone(),
+            username: proxy.username.clone(),
+            password,
+        });
+    }
+    if let Some(gw) = &oia.api_gateway {
+        let value = oia.gateway_header_value().map_err(|e| {
+            ClientError::Settings(format!(
+                "cannot read oianalytics.api_gateway.header_value_file: {e}"
+            ))
+        })?;
+        settings.gateway = Some(GatewaySettings {
+            base_endpoint: gw.base_endpoint.clone(),
+            header_key: gw.header_key.clone(),
+            header_value: value.unwrap_or_default(),
+        });
+    }
+    let factory = ClientFactory::new(Arc::new(settings))?.with_metrics(Arc::new(|call| {
+        crate::events::api(call.route, call.method, call.result);
+    }));
+    Ok(Some(factory))
+}

@@ -1,0 +1,123 @@
+//! Metrics end to end: what the agent counts is what the simulator saw, across a restart.
+
+use std::process::Command;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde_json::{json, Value};
+
+use crate::kit::agent::{AgentHome, BIN};
+use crate::kit::sim::{Sim, SimOpts};
+use crate::kit::wait_until;
+
+/// The summed HOURS total of MetricsApi documents for `api` and `method`, read with the CLI.
+fn api_count(home: &AgentHome, api: &str, method: &str) -> u64 {
+    let out = Command::new(BIN)
+        .args([
+            "metrics",
+            "--window",
+            "HOURS",
+            "--family",
+            "MetricsApi",
+            "--format",
+            "json",
+            "--api",
+        ])
+        .arg(home.api.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    docs.as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["TimeSerie"])
+        .filter(|t| t["api"] == api && t["operationType"] == method)
+        .map(|t| {
+            t["values"]["v"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|v| v.as_u64().unwrap())
+                .sum::<u64>()
+        })
+        .sum()
+}
+
+fn sim_count(sim: &Sim, route: &str) -> u64 {
+    sim.admin_get("/admin/requests")["routes"][route]["count"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn api_counts_match_the_simulator_and_survive_a_graceful_restart() {
+    let sim = Sim::start(SimOpts::default());
+    let home = AgentHome::with_sim(&sim, "");
+    std::fs::write(
+        home.config_path(),
+        std::fs::read_to_string(home.config_path()).unwrap()
+            + "actors:\n  metrics_aggregator: { flush_interval: 1s }\n",
+    )
+    .unwrap();
+    let mut agent = home.start();
+    let ok = wait_until(Duration::from_secs(30), || {
+        agent.status()["registration"]["activation_code"].is_string()
+    });
+    assert!(ok, "{}", agent.logs());
+    std::thread::sleep(Duration::from_secs(3)); // a few completion checks
+    let code = agent.status()["registration"]["activation_code"].clone();
+    sim.admin_post(
+        "/admin/registrations/complete",
+        &json!({ "activationCode": code }),
+    );
+    let ok = wait_until(Duration::from_secs(30), || {
+        agent.status()["registration"]["status"] == "REGISTERED"
+    });
+    assert!(ok, "{}", agent.logs());
+
+    // Stop gracefully: the final flush writes every count.
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.wait_exit(Duration::from_secs(10)), Some(0));
+    let checks = sim_count(&sim, "check-registration");
+    assert!(checks >= 2, "several checks were made ({checks})");
+
+    let agent = home.start();
+    agent.wait_healthy(Duration::from_secs(20));
+    assert_eq!(api_count(&home, "registration/check", "GET"), checks);
+    assert_eq!(
+        api_count(&home, "registration", "POST"),
+        sim_count(&sim, "registration")
+    );
+
+    // The documents have the Onesait shape.
+    let (code, body) = agent
+        .get("/api/metrics/documents?window=DAYS&family=MetricsOperation")
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let docs: Value = serde_json::from_str(&body).unwrap();
+    let doc = &docs[0]["TimeSerie"];
+    assert_eq!(doc["values"]["v"].as_object().unwrap().len(), 24);
+    assert_eq!(doc["windowType"], "DAYS");
+    assert_eq!(doc["windowFrecuency"], 1);
+    assert_eq!(doc["windowFrecuencyUnit"], "HOURS");
+    assert!(doc["timestamp"]["$date"]
+        .as_str()
+        .unwrap()
+        .ends_with("T00:00:00.000Z"));
+
+    let (code, text) = agent.get("/metrics").unwrap();
+    assert_eq!(code, 200);
+    assert!(text.contains("oibus_agent_operations_total{"), "{text}");
+    assert!(
+        text.contains("oibus_agent_actor_restarts_total{actor=\"registration\"} 0"),
+        "{text}"
+    );
+
+    let (code, body) = agent.get("/api/metrics/series?window=FORTNIGHTS").unwrap();
+    assert_eq!(code, 400, "a bad window is a clear error: {body}");
+}

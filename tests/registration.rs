@@ -1,0 +1,286 @@
+//! Registration and the OIAnalytics client, end to end against the simulator.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::kit::agent::{Agent, AgentHome};
+use crate::kit::proxy::Proxy;
+use crate::kit::sim::{Sim, SimOpts};
+use crate::kit::wait_until;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn registration(agent: &Agent) -> Value {
+    agent.status()["registration"].clone()
+}
+
+fn wait_status(agent: &Agent, status: &str) -> Value {
+    let ok = wait_until(WAIT, || registration(agent)["status"] == status);
+    assert!(
+        ok,
+        "registration never reached {status}: {}\n{}",
+        registration(agent),
+        agent.logs()
+    );
+    registration(agent)
+}
+
+/// Wait for the activation code, complete it in the simulator, wait for REGISTERED.
+fn complete_registration(agent: &Agent, sim: &Sim) -> String {
+    let ok = wait_until(WAIT, || registration(agent)["activation_code"].is_string());
+    assert!(
+        ok,
+        "no activation code: {}\n{}",
+        registration(agent),
+        agent.logs()
+    );
+    let code = registration(agent)["activation_code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(code.len(), 6);
+    assert!(code.chars().all(|c| c.is_ascii_alphanumeric()));
+    sim.admin_post(
+        "/admin/registrations/complete",
+        &json!({ "activationCode": code }),
+    );
+    wait_status(agent, "REGISTERED");
+    code
+}
+
+fn no_violations(sim: &Sim) {
+    let v = sim.violations();
+    assert!(v.is_empty(), "the simulator recorded violations: {v:#?}");
+}
+
+#[test]
+fn registration_completes_and_survives_a_restart() {
+    let sim = Sim::start(SimOpts::default());
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = home.start();
+    complete_registration(&agent, &sim);
+
+    let agents = sim.admin_get("/admin/agents");
+    let registered = &agents["agents"][0];
+    assert_eq!(registered["oibusName"], "test-agent");
+    assert_eq!(registered["oibusVersion"], oibus_actors::VERSION);
+    assert!(registered["publicKey"]
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN PUBLIC KEY-----"));
+    let engine_id = registered["oibusId"].as_str().unwrap().to_string();
+    assert_eq!(agent.status()["engine_id"], engine_id.as_str());
+    drop(agent);
+
+    let agent = home.start();
+    agent.wait_healthy(WAIT);
+    let reg = wait_status(&agent, "REGISTERED");
+    assert!(reg["activation_date"].is_string());
+    assert_eq!(
+        agent.status()["engine_id"],
+        engine_id.as_str(),
+        "the engine id is stable"
+    );
+    assert_eq!(
+        sim.admin_get("/admin/agents")["count"],
+        1,
+        "no second registration"
+    );
+    no_violations(&sim);
+}
+
+#[test]
+fn a_restart_while_pending_resumes_polling() {
+    let sim = Sim::start(SimOpts::default());
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = home.start();
+    let ok = wait_until(WAIT, || registration(&agent)["activation_code"].is_string());
+    assert!(ok, "{}", agent.logs());
+    let code = registration(&agent)["activation_code"].clone();
+    drop(agent);
+
+    let agent = home.start();
+    agent.wait_healthy(WAIT);
+    let reg = wait_status(&agent, "PENDING");
+    assert_eq!(
+        reg["activation_code"], code,
+        "the same registration resumes"
+    );
+    sim.admin_post(
+        "/admin/registrations/complete",
+        &json!({ "activationCode": code }),
+    );
+    wait_status(&agent, "REGISTERED");
+    assert_eq!(sim.admin_get("/admin/agents")["count"], 1);
+    no_violations(&sim);
+}
+
+#[test]
+fn an_expired_code_starts_a_fresh_registration() {
+    let sim = Sim::start(SimOpts {
+        registration_ttl: Some("2s".into()),
+        ..Default::default()
+    });
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = home.start();
+    let ok = wait_until(WAIT, || registration(&agent)["activation_code"].is_string());
+    assert!(ok, "{}", agent.logs());
+    let first = registration(&agent)["activation_code"].clone();
+    let renewed = wait_until(WAIT, || {
+        let code = &registration(&agent)["activation_code"];
+        code.is_string() && *code != first
+    });
+    assert!(renewed, "no new code after expiry: {}", agent.logs());
+    complete_registration(&agent, &sim);
+    no_violations(&sim);
+}
+
+#[test]
+fn unregister_is_local_and_sticks_until_register() {
+    let sim = Sim::start(SimOpts::default());
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = home.start();
+    complete_registration(&agent, &sim);
+
+    let (code, body) = agent.request("DELETE", "/api/registration", "").unwrap();
+    assert_eq!(code, 200, "{body}");
+    wait_status(&agent, "NOT_REGISTERED");
+    let registrations = sim.admin_get("/admin/agents")["count"].clone();
+    drop(agent);
+
+    let agent = home.start();
+    agent.wait_healthy(WAIT);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        registration(&agent)["status"],
+        "NOT_REGISTERED",
+        "no silent re-registration"
+    );
+    assert_eq!(sim.admin_get("/admin/agents")["count"], registrations);
+
+    // Registering while registered needs --force.
+    let (code, _) = agent.request("POST", "/api/registration", "{}").unwrap();
+    assert_eq!(code, 200);
+    complete_registration(&agent, &sim);
+    let (code, body) = agent.request("POST", "/api/registration", "{}").unwrap();
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("--force"), "{body}");
+    no_violations(&sim);
+}
+
+#[test]
+fn gateway_prefix_and_header_are_sent() {
+    let sim = Sim::start(SimOpts {
+        gateway_prefix: Some("/gw".into()),
+        gateway_header: Some(("x-gw".into(), "open-sesame".into())),
+        ..Default::default()
+    });
+    let home = AgentHome::with_sim(
+        &sim,
+        "  api_gateway: { base_endpoint: /gw, header_key: x-gw, header_value: open-sesame }\n",
+    );
+    let agent = home.start();
+    complete_registration(&agent, &sim);
+    no_violations(&sim);
+}
+
+#[test]
+fn registration_works_through_a_proxy_with_and_without_auth() {
+    for credentials in [None, Some(("ops", "s3cret"))] {
+        let sim = Sim::start(SimOpts::default());
+        let proxy = Proxy::start(credentials);
+        let auth = credentials
+            .map(|(u, p)| format!(", username: {u}, password: {p}"))
+            .unwrap_or_default();
+        let home = AgentHome::with_sim(&sim, &format!("  proxy: {{ url: {}{auth} }}\n", proxy.url));
+        let agent = home.start();
+        complete_registration(&agent, &sim);
+        assert!(proxy.tunnels() >= 1, "calls went through the proxy");
+        no_violations(&sim);
+    }
+}
+
+#[test]
+fn a_wrong_proxy_password_fails_clearly() {
+    let sim = Sim::start(SimOpts::default());
+    let proxy = Proxy::start(Some(("ops", "s3cret")));
+    let home = AgentHome::with_sim(
+        &sim,
+        &format!(
+            "  proxy: {{ url: {}, username: ops, password: wrong }}\n",
+            proxy.url
+        ),
+    );
+    let agent = home.start();
+    let ok = wait_until(WAIT, || {
+        registration(&agent)["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("407"))
+    });
+    assert!(ok, "{}\n{}", registration(&agent), agent.logs());
+    let error = registration(&agent)["last_error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("oianalytics.proxy"),
+        "says what to fix: {error}"
+    );
+    assert_eq!(registration(&agent)["status"], "NOT_REGISTERED");
+}
+
+#[test]
+fn tls_verification_rejects_a_self_signed_sim_unless_told_otherwise() {
+    let sim = Sim::start(SimOpts {
+        tls: true,
+        ..Default::default()
+    });
+    let strict = AgentHome::with_sim(&sim, "");
+    let agent = strict.start();
+    let ok = wait_until(WAIT, || registration(&agent)["last_error"].is_string());
+    assert!(ok, "{}", agent.logs());
+    assert_eq!(registration(&agent)["status"], "NOT_REGISTERED");
+    assert_eq!(sim.admin_get("/admin/agents")["count"], 0);
+    drop(agent);
+
+    let lax = AgentHome::with_sim(&sim, "  accept_unauthorized: true\n");
+    let agent = lax.start();
+    complete_registration(&agent, &sim);
+    assert!(
+        agent.logs().contains("accept_unauthorized"),
+        "a warning is logged at start"
+    );
+}
+
+#[test]
+fn a_check_url_answering_garbage_never_crashes_the_actor() {
+    let sim = Sim::start(SimOpts::default());
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = home.start();
+    let ok = wait_until(WAIT, || registration(&agent)["activation_code"].is_string());
+    assert!(ok, "{}", agent.logs());
+    for kind in [
+        json!({"status": 200, "body": "{not json"}),
+        json!({"status": 200, "body": "<html>maintenance</html>"}),
+        json!({"status": 500, "body": "boom"}),
+        json!({"status": 302, "body": ""}),
+    ] {
+        sim.fault("check-registration", 1, kind);
+    }
+    let ok = wait_until(WAIT, || {
+        sim.admin_get("/admin/requests")["routes"]["check-registration"]["count"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 6
+    });
+    assert!(ok, "polling goes on after bad answers: {}", agent.logs());
+    let restarts: u64 = agent.status()["actors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["restarts"].as_u64().unwrap())
+        .sum();
+    assert_eq!(restarts, 0, "no actor crashed");
+    complete_registration(&agent, &sim);
+}
