@@ -110,7 +110,7 @@ impl Install {
     }
 
     fn launch_with(&self, env: &[(&str, &str)]) -> Launched {
-        let log_path = self.path(&format!("launch-{}.log", crate_nanos()));
+        let log_path = self.path(&format!("launch-{}.log", unique_nanos()));
         let log = fs::File::create(&log_path).unwrap();
         let child = Command::new(AGENT)
             .args(["launch", "--config"])
@@ -163,16 +163,22 @@ impl Install {
     }
 
     /// What the engine side would leave after a successful staging of `binary`.
-    fn stage_by_hand(&self, binary: &Path, old_version: &str) {
+    fn stage_by_hand(&self, binary: &Path, old_version: &str, update_launcher: bool) {
         let layout = self.layout();
         fs::create_dir_all(layout.staged_bin().parent().unwrap()).unwrap();
         link_or_copy(binary, &layout.staged_bin());
-        let marker = Marker::staged("cmd-upgrade", "asset-1", old_version, NEXT_VERSION, false);
+        let marker = Marker::staged(
+            "cmd-upgrade",
+            "asset-1",
+            old_version,
+            NEXT_VERSION,
+            update_launcher,
+        );
         write_marker(&layout.marker(), &marker).unwrap();
     }
 }
 
-fn crate_nanos() -> u128 {
+fn unique_nanos() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -550,7 +556,7 @@ fn upgradable_install() -> Install {
 
 /// Stage `binary`, then make the running engine exit 76 (SIGUSR1 restarts it into the trigger).
 fn upgrade_to(install: &Install, launcher: &Launched, binary: &Path) -> Instant {
-    install.stage_by_hand(binary, &version_of_agent());
+    install.stage_by_hand(binary, &version_of_agent(), false);
     fs::write(install.path("exit76"), b"").unwrap();
     let t0 = Instant::now();
     launcher.signal(Signal::SIGUSR1);
@@ -697,6 +703,35 @@ fn new_binary_that_never_gets_healthy_is_rolled_back_after_the_grace() {
 }
 
 #[test]
+fn update_launcher_reexecutes_the_launcher_from_the_new_binary_after_the_commit() {
+    let next = next_binary_or_skip!();
+    let install = Install::with_fast_restarts();
+    install.install_script(&format!("exec {AGENT} \"$@\""));
+    install.stage_by_hand(&next, &version_of_agent(), true);
+    let launcher = install.launch();
+    install
+        .wait_marker(Step::Committed, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("committed:\n{}", launcher.log()));
+    let pid = launcher.pid();
+    let exe = format!("/proc/{pid}/exe");
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            fs::read_link(&exe).is_ok_and(|p| p == install.layout().engine_bin())
+        }),
+        "the launcher process (same pid) now runs bin/oibus-agent:\n{}",
+        launcher.log()
+    );
+    assert!(
+        install
+            .wait_engine(NEXT_VERSION, None, Duration::from_secs(30))
+            .is_some(),
+        "the new launcher runs the new engine:\n{}",
+        launcher.log()
+    );
+    assert!(launcher.log().contains("re-executing the launcher"));
+}
+
+#[test]
 fn launcher_killed_at_any_upgrade_step_converges_on_a_healthy_version() {
     let next = next_binary_or_skip!();
     let old = version_of_agent();
@@ -724,7 +759,7 @@ fn launcher_killed_at_any_upgrade_step_converges_on_a_healthy_version() {
             write_script(&broken, "exit 1");
             broken
         };
-        install.stage_by_hand(&binary, &old);
+        install.stage_by_hand(&binary, &old, false);
 
         let mut killed = install.launch_with(&[("OIBUS_AGENT_FAILPOINT", failpoint)]);
         let status = killed.wait_exit(Duration::from_secs(30));
