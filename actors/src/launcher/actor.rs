@@ -78,7 +78,6 @@ pub struct Launcher {
     /// Incremented at each spawn; timers carry it.
     epoch: u64,
     shutting_down: bool,
-    ready_sent: bool,
     done: Option<oneshot::Sender<Finished>>,
 }
 
@@ -97,7 +96,6 @@ impl Launcher {
             rollback_began: None,
             epoch: 0,
             shutting_down: false,
-            ready_sent: false,
             done: Some(done),
         }
     }
@@ -166,10 +164,6 @@ impl Launcher {
                 tracing::info!(%pid, binary = %binary.display(), on_probation, "engine started");
                 if on_probation {
                     self.schedule_health_poll(self.epoch, Duration::ZERO, ctx);
-                }
-                if !self.ready_sent {
-                    self.ready_sent = true;
-                    notify("READY=1");
                 }
                 notify(&format!(
                     "STATUS=engine running (pid {pid}{})",
@@ -566,6 +560,9 @@ impl Actor for Launcher {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(REAP_INTERVAL, |act, ctx| act.reap(ctx));
         self.resume(ctx);
+        // Ready once the launcher supervises, whether or not this first engine came up: an
+        // engine in backoff is the launcher doing its job, not a service that failed to start.
+        notify("READY=1");
     }
 }
 
