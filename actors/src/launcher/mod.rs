@@ -154,10 +154,13 @@ pub fn after_exit(
                 why: format!("stopped on request (the engine {exit})"),
             }
         }
-        Some(StopIntent::Restart) => return Next::Restart,
+        // An engine that staged an upgrade as it was being restarted still gets it applied.
+        Some(StopIntent::Restart) if exit != EngineExit::Code(exit::UPGRADE) => {
+            return Next::Restart
+        }
         Some(StopIntent::Reexec) => return Next::Reexec,
         Some(StopIntent::Rollback(reason)) => return Next::Rollback(reason.clone()),
-        None => {}
+        Some(StopIntent::Restart) | None => {}
     }
     match exit {
         // A restart request is legitimate even on probation: the trial starts over.
@@ -382,6 +385,12 @@ mod tests {
             decide(code, Some(&StopIntent::Rollback("sick".into())), true),
             Next::Rollback("sick".into())
         );
+    }
+
+    #[test]
+    fn upgrade_staged_while_a_restart_was_asked_is_still_applied() {
+        let next = decide(EngineExit::Code(76), Some(&StopIntent::Restart), false);
+        assert_eq!(next, Next::ApplyUpgrade);
     }
 
     #[test]
