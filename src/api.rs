@@ -2,7 +2,8 @@
 //! `GET /health` (200 when every actor runs; the launcher's probation probe), `GET /status`
 //! (JSON for humans and `oibus-agent status`), `GET /metrics` (Prometheus text),
 //! `GET /api/metrics/documents` and `/api/metrics/series` (time-series windows),
-//! `POST /api/registration` (`{"force": bool}`) and `DELETE /api/registration`.
+//! `POST /api/registration` (`{"force": bool}`), `DELETE /api/registration`, and `GET
+//! /api/entities` (what remote commands configured, without settings or secrets).
 
 use std::net::SocketAddr;
 
@@ -29,6 +30,7 @@ pub fn start(engine: Engine, listen: SocketAddr) -> std::io::Result<ServerHandle
             .route("/api/metrics/series", web::get().to(metric_series))
             .route("/api/registration", web::post().to(register))
             .route("/api/registration", web::delete().to(unregister))
+            .route("/api/entities", web::get().to(entities))
     })
     .workers(1)
     .disable_signals()
@@ -93,6 +95,14 @@ async fn status(engine: web::Data<Engine>) -> HttpResponse {
         },
         "store": { "quarantined": engine.store.quarantined() },
     }))
+}
+
+async fn entities(engine: web::Data<Engine>) -> HttpResponse {
+    let config = engine.config.borrow().clone();
+    match engine.entities.summary(&config) {
+        Ok(summary) => HttpResponse::Ok().json(summary),
+        Err(e) => HttpResponse::InternalServerError().json(json!({ "error": e.to_string() })),
+    }
 }
 
 /// The Unix user the CLI says it runs as (the `user` tag of control-panel metrics).
@@ -211,10 +221,26 @@ struct MetricsQuery {
     to: Option<String>,
 }
 
+/// What a metrics query selects, validated.
+struct Selection {
+    window: WindowType,
+    family: Option<Family>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+}
+
+impl Selection {
+    fn documents(
+        &self,
+        store: &oibus_actors::store::Store,
+    ) -> Result<Vec<oibus_actors::metrics_aggregator::Document>, String> {
+        read_documents(store, self.window, self.family, self.from, self.to)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// The query's window, family and time range (default: the current window).
-fn parse_metrics_query(
-    q: &MetricsQuery,
-) -> Result<(WindowType, Option<Family>, DateTime<Utc>, DateTime<Utc>), String> {
+fn parse_metrics_query(q: &MetricsQuery) -> Result<Selection, String> {
     let window: WindowType = q.window.parse().map_err(|e| format!("{e}"))?;
     let family = q
         .family
@@ -233,7 +259,12 @@ fn parse_metrics_query(
     let now = Utc::now();
     let from = time("from", &q.from, window.start(now))?;
     let to = time("to", &q.to, now)?;
-    Ok((window, family, from, to))
+    Ok(Selection {
+        window,
+        family,
+        from,
+        to,
+    })
 }
 
 async fn metric_documents(
@@ -241,14 +272,8 @@ async fn metric_documents(
     req: HttpRequest,
     q: web::Query<MetricsQuery>,
 ) -> HttpResponse {
-    let result = parse_metrics_query(&q).and_then(|(window, family, from, to)| {
-        read_documents(&engine.store, window, family, from, to).map_err(|e| e.to_string())
-    });
-    metrics_answer(
-        &req,
-        "documents",
-        result.map(|docs| serde_json::to_value(docs)),
-    )
+    let result = parse_metrics_query(&q).and_then(|sel| sel.documents(&engine.store));
+    metrics_answer(&req, "documents", result.map(serde_json::to_value))
 }
 
 async fn metric_series(
@@ -256,16 +281,11 @@ async fn metric_series(
     req: HttpRequest,
     q: web::Query<MetricsQuery>,
 ) -> HttpResponse {
-    let result = parse_metrics_query(&q).and_then(|(window, family, from, to)| {
-        let docs =
-            read_documents(&engine.store, window, family, from, to).map_err(|e| e.to_string())?;
-        series(&docs, window, from, to).map_err(|e| e.to_string())
+    let result = parse_metrics_query(&q).and_then(|sel| {
+        let docs = sel.documents(&engine.store)?;
+        series(&docs, sel.window, sel.from, sel.to).map_err(|e| e.to_string())
     });
-    metrics_answer(
-        &req,
-        "series",
-        result.map(|points| serde_json::to_value(points)),
-    )
+    metrics_answer(&req, "series", result.map(serde_json::to_value))
 }
 
 fn metrics_answer(

@@ -8,8 +8,13 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use anyhow::Context as _;
+use oibus_actors::command_executor::CommandExecutor;
+use oibus_actors::command_poller::CommandPoller;
 use oibus_actors::config::{self, Config};
+use oibus_actors::entities::{EngineSettings, EntityStore, LiveEngineSettings};
 use oibus_actors::key_vault::{KeySize, KeyVault};
+use oibus_actors::message_sender::MessageSender;
+use oibus_actors::messages::ConfigOutbox;
 use oibus_actors::metrics_aggregator::actor::{install_recorder, MetricsAggregator};
 use oibus_actors::metrics_aggregator::MetricsHandle;
 use oibus_actors::registration::actor::Registration;
@@ -35,7 +40,8 @@ pub struct Engine {
     pub engine_id: String,
     pub started: Instant,
     pub reloads: Arc<Mutex<ReloadStatus>>,
-    pub console: ConsoleLevel,
+    pub entities: EntityStore,
+    pub engine_settings: LiveEngineSettings,
 }
 
 /// The outcome of the last configuration (re)load, shown in `/status`.
@@ -74,6 +80,12 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
     })?;
     let store = Store::open(&config.engine.data_dir.join("store"))?;
     let engine_id = engine_id(&store)?;
+    let entities = EntityStore::new(store.clone());
+    entities
+        .seed(&config, &engine_id)
+        .context("cannot seed the entity store")?;
+    let engine_settings = LiveEngineSettings::new(effective_engine_settings(&entities, &config));
+    console.set(engine_settings.current().logger.console.level);
     tracing::info!(
         version = oibus_actors::VERSION,
         engine_id,
@@ -93,12 +105,19 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
         peers: Peers::default(),
         engine_id: engine_id.clone(),
         registration: registration_rx.clone(),
+        engine_settings: engine_settings.clone(),
     };
     let metrics = MetricsHandle::new();
     install_recorder(&metrics, &engine_id);
     let engine = system.block_on(async {
         let supervisor =
             Supervisor::new(children(&ctx, &metrics, Arc::new(registration_tx))).start();
+        // The CommandExecutor asks it for an ordered shutdown before a restart or an upgrade.
+        ctx.peers.set(supervisor.clone());
+        actix_rt::spawn(follow_console_level(
+            engine_settings.subscribe(),
+            console.clone(),
+        ));
         Engine {
             config_path: config_path.to_path_buf(),
             config: config_tx,
@@ -112,7 +131,8 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
                 loaded_at: now_iso(),
                 last_reload: None,
             })),
-            console,
+            entities,
+            engine_settings,
         }
     });
     let api = system
@@ -175,7 +195,55 @@ fn children(
             addr.recipient()
         },
     ));
+    let entities = EntityStore::new(ctx.store.clone());
+    specs.push(MessageSender::child_spec(ctx.clone(), entities.clone()));
+    let (c, e) = (ctx.clone(), entities.clone());
+    specs.push(ChildSpec::new(
+        "command_executor",
+        policy("command_executor"),
+        move |guard| {
+            let outbox = ConfigOutbox::to_peer::<MessageSender>(c.peers.clone());
+            let addr = CommandExecutor::new(c.clone(), e.clone(), outbox, None, guard).start();
+            c.peers.set(addr.clone());
+            addr.recipient()
+        },
+    ));
+    let (c, e) = (ctx.clone(), entities);
+    specs.push(ChildSpec::new(
+        "command_poller",
+        policy("command_poller"),
+        move |guard| {
+            let addr = CommandPoller::new(c.clone(), e.clone(), guard).start();
+            c.peers.set(addr.clone());
+            addr.recipient()
+        },
+    ));
     specs
+}
+
+/// The engine settings in force: the stored ones over the YAML (the reference defaults if the
+/// store cannot be read, which the executor reports when it next writes them).
+fn effective_engine_settings(entities: &EntityStore, config: &Config) -> EngineSettings {
+    match entities.engine_settings() {
+        Ok(Some(record)) => record.effective(config),
+        Ok(None) => EngineSettings::default(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the engine settings; using the defaults");
+            EngineSettings::default()
+        }
+    }
+}
+
+/// Apply the console level of the engine settings whenever they change (remote
+/// `update-engine-logger`, or a SIGHUP when OIAnalytics never set the logger).
+async fn follow_console_level(
+    mut settings: watch::Receiver<Arc<EngineSettings>>,
+    console: ConsoleLevel,
+) {
+    while settings.changed().await.is_ok() {
+        let level = settings.borrow_and_update().logger.console.level;
+        console.set(level);
+    }
 }
 
 fn engine_id(store: &Store) -> anyhow::Result<String> {
@@ -232,7 +300,10 @@ pub fn reload(engine: &Engine) {
                     "changed in the file but only applied at the next restart"
                 );
             }
-            engine.console.set(new.engine.log.console);
+            // The console level follows the effective engine settings (see follow_console_level).
+            engine
+                .engine_settings
+                .publish(effective_engine_settings(&engine.entities, &new));
             engine.config.send_replace(Arc::new(new));
             tracing::info!(config = %engine.config_path.display(), "configuration reloaded");
             ReloadAttempt {

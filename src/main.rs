@@ -6,6 +6,7 @@
 
 mod api;
 mod cli;
+mod demo;
 mod engine;
 mod launch;
 mod logging;
@@ -61,6 +62,8 @@ enum Command {
     Unregister(cli::ApiArgs),
     /// Print the agent's own operation counts (hourly, daily or monthly time-series windows).
     Metrics(cli::MetricsArgs),
+    /// Watch an agent register with a simulated OIAnalytics and execute commands (start here).
+    Demo(demo::DemoArgs),
     /// Run the OIAnalytics simulator (server side of the protocol, with an admin API).
     Sim(sim::SimArgs),
 }
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Register { api, force } => cli::register(&api, force),
         Command::Unregister(args) => cli::unregister(&args),
         Command::Metrics(args) => cli::metrics(&args),
+        Command::Demo(args) => demo::run(args),
         Command::Sim(args) => sim::run(args).map(|_| 0),
     };
     match result {

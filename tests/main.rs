@@ -3,8 +3,10 @@
 
 mod kit;
 
+mod commands;
 mod engine;
 mod launcher;
+mod messages;
 mod metrics;
 mod registration;
 mod sim;

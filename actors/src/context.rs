@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::entities::LiveEngineSettings;
 use crate::registration::RegistrationWatch;
 use crate::store::Store;
 use crate::supervision::Peers;
@@ -20,6 +21,10 @@ pub struct AgentContext {
     pub engine_id: String,
     /// The current registration (status and token), updated by the Registration actor.
     pub registration: RegistrationWatch,
+    /// The engine settings in force (YAML baseline plus OIAnalytics changes), republished by
+    /// the CommandExecutor when a command changes them: the console level and the log shipper
+    /// follow it.
+    pub engine_settings: LiveEngineSettings,
 }
 
 impl AgentContext {

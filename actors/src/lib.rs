@@ -2,11 +2,17 @@
 //! OIAnalytics client, protocol types and crypto.
 
 pub mod client;
+pub mod command_executor;
+pub mod command_poller;
+pub mod commands;
 pub mod config;
 pub mod context;
+pub mod entities;
 pub mod events;
 pub mod key_vault;
 pub mod launcher;
+pub mod message_sender;
+pub mod messages;
 pub mod metrics_aggregator;
 pub mod oia;
 pub mod protocol;

@@ -61,11 +61,17 @@ impl AgentHome {
 
     /// Start `oibus-agent run` on this home.
     pub fn start(&self) -> Agent {
-        Agent::spawn(
+        self.start_with_env(&[])
+    }
+
+    /// Start `oibus-agent run` on this home with extra environment variables (test hooks).
+    pub fn start_with_env(&self, env: &[(&str, &str)]) -> Agent {
+        Agent::spawn_with_env(
             &["run", "--config"],
             &self.config_path(),
             self.dir.path(),
             self.api,
+            env,
         )
     }
 }
@@ -86,11 +92,22 @@ pub struct Agent {
 
 impl Agent {
     pub fn spawn(args: &[&str], config: &Path, dir: &Path, api: SocketAddr) -> Agent {
+        Agent::spawn_with_env(args, config, dir, api, &[])
+    }
+
+    pub fn spawn_with_env(
+        args: &[&str],
+        config: &Path,
+        dir: &Path,
+        api: SocketAddr,
+        env: &[(&str, &str)],
+    ) -> Agent {
         let log = dir.join(format!("agent-{}.log", Instant::now().elapsed().as_nanos()));
         let out = std::fs::File::create(&log).expect("log file");
         let child = Command::new(BIN)
             .args(args)
             .arg(config)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("dup log"))
             .stderr(out)

@@ -104,6 +104,18 @@ impl From<KeySize> for u32 {
     }
 }
 
+/// What OIAnalytics does to send a secret: RSA-OAEP-SHA256 with `public_pem` (SPKI), base64.
+/// The agent never needs it; the demo and the tests play OIAnalytics with it.
+pub fn encrypt_for(public_pem: &str, plaintext: &str) -> Result<String, String> {
+    use rsa::pkcs8::DecodePublicKey;
+    let key = RsaPublicKey::from_public_key_pem(public_pem)
+        .map_err(|e| format!("not an SPKI PEM public key: {e}"))?;
+    let ciphertext = key
+        .encrypt(&mut OsRng, Oaep::new::<Sha256>(), plaintext.as_bytes())
+        .map_err(|e| format!("cannot encrypt: {e}"))?;
+    Ok(BASE64.encode(ciphertext))
+}
+
 /// Why an RSA secret from OIAnalytics could not be decrypted.
 ///
 /// Deliberately a single variant with a fixed message: telling bad base64, a wrong length, bad

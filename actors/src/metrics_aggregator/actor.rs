@@ -290,6 +290,7 @@ mod tests {
             peers: Peers::default(),
             engine_id: "engine".into(),
             registration,
+            engine_settings: crate::entities::LiveEngineSettings::new(Default::default()),
         }
     }
 

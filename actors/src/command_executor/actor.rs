@@ -1,0 +1,649 @@
+//! The actix shell of the CommandExecutor: messages, the one-at-a-time pump, and the I/O each
+//! command needs (KeyVault, store, shutdown).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use serde_json::Value;
+
+use super::apply::{self, ApplyError, Env, SecretPlan};
+use super::upgrade::{self, UpgradeRequest, UpgradeStager};
+use super::{precheck, recover, test_exec_delay, Recovery};
+use crate::command_poller::{CommandPoller, PollNow, ReportsPending};
+use crate::commands::{CommandRecord, CommandType, Journal, Status, Transition};
+use crate::config::Config;
+use crate::context::AgentContext;
+use crate::entities::{EffectiveRegistrationSettings, EntityStore, RegistrationSettingsRecord};
+use crate::events::{self, Source};
+use crate::key_vault::{DecryptSettings, GetLocalCipher, KeyVault, LocalCipher, RegenerateKeys};
+use crate::messages::{ConfigKind, ConfigOutbox};
+use crate::store::{Durability, StoreError};
+use crate::supervision::{ChildGuard, Shutdown, Stop, Supervisor};
+
+/// New commands were journaled: look for work.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct CommandsReady;
+
+/// OIAnalytics cancelled these commands (E4): the ones still RETRIEVED become CANCELLED.
+/// Answers how many were cancelled.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "usize")]
+pub struct CancelCommands {
+    pub ids: Vec<String>,
+}
+
+/// Run the next command (internal).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+struct Pump;
+
+/// How long the engine may take to stop in order before a restart or an upgrade exit.
+const SHUTDOWN_BUDGET: Duration = Duration::from_secs(20);
+/// Pause before looking again after the journal could not be read.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
+pub struct CommandExecutor {
+    ctx: AgentContext,
+    journal: Journal,
+    entities: EntityStore,
+    outbox: ConfigOutbox,
+    stager: Option<Arc<dyn UpgradeStager>>,
+    cipher: Option<LocalCipher>,
+    /// A command is being run.
+    busy: bool,
+    /// A restart or upgrade exit was requested: run nothing more.
+    exiting: bool,
+    /// Every command with a smaller sequence number is finished.
+    cursor: u64,
+    /// Test hook `OIBUS_AGENT_TEST_EXEC_DELAY_MS`.
+    delay: Option<Duration>,
+    /// The permissions in force, with the configuration they were computed from; dropped when
+    /// a command changes the registration settings.
+    permissions: Option<(Arc<Config>, EffectiveRegistrationSettings)>,
+    _guard: ChildGuard,
+}
+
+impl CommandExecutor {
+    pub fn new(
+        ctx: AgentContext,
+        entities: EntityStore,
+        outbox: ConfigOutbox,
+        stager: Option<Arc<dyn UpgradeStager>>,
+        guard: ChildGuard,
+    ) -> CommandExecutor {
+        CommandExecutor {
+            journal: Journal::new(ctx.store.clone()),
+            ctx,
+            entities,
+            outbox,
+            stager,
+            cipher: None,
+            busy: false,
+            exiting: false,
+            cursor: 0,
+            delay: test_exec_delay(),
+            permissions: None,
+            _guard: guard,
+        }
+    }
+
+    fn now() -> String {
+        crate::protocol::iso_now()
+    }
+
+    /// Persist a transition of `record` (with its report when `report`), plus whatever
+    /// `extra` staged. Returns the new record, or `None` if the transition no longer applies.
+    fn commit(
+        &self,
+        record: &CommandRecord,
+        transition: Transition,
+        report: bool,
+        durability: Durability,
+        extra: Option<crate::store::Batch>,
+    ) -> Result<Option<CommandRecord>, StoreError> {
+        let Some(next) = record.apply(transition, &Self::now()) else {
+            return Ok(None);
+        };
+        let mut batch = extra.unwrap_or_else(|| self.ctx.store.batch());
+        self.journal.stage(&mut batch, &next, report)?;
+        self.ctx.store.write(batch, durability)?;
+        Ok(Some(next))
+    }
+
+    /// End a command (with the writes staged in `extra`) and tell the poller there is
+    /// something to report. Returns the final record once journaled.
+    fn finish(
+        &self,
+        record: &CommandRecord,
+        outcome: Result<String, String>,
+        extra: Option<crate::store::Batch>,
+    ) -> Option<CommandRecord> {
+        let transition = Transition::Finish(outcome);
+        let done = match self.commit(record, transition, true, Durability::Buffered, extra) {
+            Ok(done) => done,
+            Err(e) => {
+                // The command stays open and is run again (or recovered) at the next start.
+                tracing::error!(id = %record.id, error = %e, "cannot journal a command outcome");
+                None
+            }
+        };
+        self.ctx.peers.do_send::<CommandPoller, _>(ReportsPending);
+        done
+    }
+
+    /// Recover the commands a crash left RUNNING (at most one, as they run one at a time).
+    fn recover_interrupted(&self) -> Result<(), StoreError> {
+        for record in self.journal.open(usize::MAX)? {
+            if record.status != Status::Running {
+                continue;
+            }
+            match recover(&record, crate::VERSION) {
+                Recovery::Rerun => {
+                    tracing::warn!(id = %record.id, r#type = %record.command_type, runs = record.runs,
+                        "command interrupted by a stop; running it again (its effect is idempotent)");
+                }
+                Recovery::Finish(outcome) => {
+                    tracing::warn!(id = %record.id, r#type = %record.command_type, ?outcome,
+                        "command interrupted by a stop; ending it");
+                    self.finish(&record, outcome, None);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.busy || self.exiting {
+            return;
+        }
+        let record = match self.journal.oldest_open(self.cursor) {
+            Ok(Some(record)) => record,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the command journal; retrying");
+                ctx.notify_later(Pump, STORE_RETRY);
+                return;
+            }
+        };
+        self.busy = true;
+        self.cursor = record.seq;
+        let started = Instant::now();
+        let delay = self.delay;
+        let fut = async move {
+            match delay {
+                Some(delay) => actix_rt::time::sleep(delay).await,
+                // Let the other actors of this thread (the poller's HTTP calls) run between
+                // two commands: actix would otherwise run the whole queue in one go.
+                None => tokio::task::yield_now().await,
+            }
+        };
+        ctx.spawn(
+            fut.into_actor(self)
+                .then(move |(), act, ctx| act.run(record.id, started, ctx))
+                .map(|(), act, ctx| {
+                    act.busy = false;
+                    ctx.notify(Pump);
+                }),
+        );
+    }
+
+    /// Run command `id` from its current journaled state.
+    fn run(
+        &mut self,
+        id: String,
+        started: Instant,
+        _ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, ()> {
+        // Re-read: it may have been cancelled while we waited.
+        let record = match self.journal.get(&id) {
+            Ok(Some(r)) if !r.status.is_terminal() => r,
+            Ok(_) => return Box::pin(actix::fut::ready(())),
+            Err(e) => {
+                tracing::error!(id, error = %e, "cannot read a journaled command");
+                return Box::pin(actix::fut::ready(()));
+            }
+        };
+        let command_type = if record.status == Status::Retrieved {
+            let permissions = self.permissions();
+            match precheck(&record, crate::VERSION, |flag| permissions.permitted(flag)) {
+                Ok(t) => t,
+                Err(refusal) => {
+                    self.done(&record, Err(refusal), None, started);
+                    return Box::pin(actix::fut::ready(()));
+                }
+            }
+        } else {
+            // RUNNING again after a crash: it passed the checks when it first started.
+            match CommandType::parse(&record.command_type) {
+                Some(t) => t,
+                None => {
+                    self.done(
+                        &record,
+                        Err("interrupted: unknown command type".into()),
+                        None,
+                        started,
+                    );
+                    return Box::pin(actix::fut::ready(()));
+                }
+            }
+        };
+        // Commands that end the process are journaled RUNNING durably first; an upgrade
+        // reports RUNNING too, since it lasts.
+        let exits = matches!(
+            command_type,
+            CommandType::RestartEngine | CommandType::UpdateVersion
+        );
+        let durability = if exits {
+            Durability::Sync
+        } else {
+            Durability::Buffered
+        };
+        let report = command_type == CommandType::UpdateVersion;
+        let record = match self.commit(&record, Transition::Start, report, durability, None) {
+            Ok(Some(r)) => r,
+            Ok(None) => return Box::pin(actix::fut::ready(())),
+            Err(e) => {
+                tracing::error!(id = %record.id, error = %e, "cannot journal a command start; retrying");
+                return Box::pin(actix::fut::wrap_future::<_, Self>(actix_rt::time::sleep(
+                    STORE_RETRY,
+                )));
+            }
+        };
+        if report {
+            self.ctx.peers.do_send::<CommandPoller, _>(ReportsPending);
+        }
+        tracing::debug!(id = %record.id, r#type = %record.command_type, runs = record.runs, "command running");
+        match command_type {
+            CommandType::RestartEngine => {
+                self.exit(crate::exit::RESTART, &record);
+                Box::pin(actix::fut::ready(()))
+            }
+            CommandType::UpdateVersion => self.update_version(record, started),
+            CommandType::RegenerateCipherKeys => self.regenerate_keys(record, started),
+            _ => self.configure(command_type, record, started),
+        }
+    }
+
+    /// End `record`, then log, count and time it.
+    fn done(
+        &self,
+        record: &CommandRecord,
+        outcome: Result<String, String>,
+        extra: Option<crate::store::Batch>,
+        started: Instant,
+    ) {
+        if let Some(done) = self.finish(record, outcome, extra) {
+            CommandExecuted {
+                record: &done,
+                elapsed: started.elapsed(),
+            }
+            .emit();
+        }
+    }
+
+    /// Stop the engine in order, then exit with `code` for the launcher.
+    fn exit(&mut self, code: i32, record: &CommandRecord) {
+        self.exiting = true;
+        events::operation(Source::CommandExecutor, &record.command_type, true);
+        tracing::warn!(id = %record.id, r#type = %record.command_type, code, "stopping the engine as the command asks");
+        let supervisor = self.ctx.peers.get::<Supervisor>();
+        // Spawned on the arbiter, not on this actor: the shutdown stops this actor too.
+        actix_rt::spawn(async move {
+            if let Some(supervisor) = supervisor {
+                let _ = supervisor
+                    .send(Shutdown {
+                        timeout: SHUTDOWN_BUDGET,
+                    })
+                    .await;
+            }
+            System::current().stop_with_code(code);
+        });
+    }
+
+    fn update_version(
+        &mut self,
+        record: CommandRecord,
+        started: Instant,
+    ) -> ResponseActFuture<Self, ()> {
+        let cc = &record.fields["commandContent"];
+        let version = cc["version"].as_str().unwrap_or_default();
+        let request = UpgradeRequest {
+            version: version.strip_prefix('v').unwrap_or(version).to_owned(),
+            asset_id: cc["assetId"].as_str().unwrap_or_default().to_owned(),
+            update_launcher: cc["updateLauncher"].as_bool().unwrap_or(false),
+            backup_folders: cc["backupFolders"].as_str().map(str::to_owned),
+        };
+        let staged =
+            upgrade::stage_upgrade(self.stager.clone(), upgrade::launcher_available(), request);
+        Box::pin(
+            staged
+                .into_actor(self)
+                .map(move |staged, act, _| match staged {
+                    Ok(()) => act.exit(crate::exit::UPGRADE, &record),
+                    Err(e) => act.done(&record, Err(e.to_string()), None, started),
+                }),
+        )
+    }
+
+    fn regenerate_keys(
+        &mut self,
+        record: CommandRecord,
+        started: Instant,
+    ) -> ResponseActFuture<Self, ()> {
+        let vault = self.ctx.peers.get::<KeyVault>();
+        let fut = async move {
+            match vault {
+                Some(vault) => match vault.send(RegenerateKeys).await {
+                    Ok(Ok(_public_key)) => Ok("OIAnalytics keys reloaded".to_owned()),
+                    Ok(Err(e)) => Err(format!("Cannot regenerate the keys: {e}")),
+                    Err(_) => Err("The key vault is not running".to_owned()),
+                },
+                None => Err("The key vault is not running".to_owned()),
+            }
+        };
+        Box::pin(fut.into_actor(self).map(move |outcome, act, _| {
+            let ok = outcome.is_ok();
+            act.done(&record, outcome, None, started);
+            if ok {
+                act.outbox.send(ConfigKind::FullConfig);
+            }
+        }))
+    }
+
+    /// Configuration commands: decrypt the secrets the plan lists, then apply and commit the
+    /// entity writes with the outcome.
+    fn configure(
+        &mut self,
+        command_type: CommandType,
+        record: CommandRecord,
+        started: Instant,
+    ) -> ResponseActFuture<Self, ()> {
+        let content = record
+            .fields
+            .get("commandContent")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let modulus = (self.ctx.config().oianalytics.key_size / 8) as usize;
+        let plan = apply::secret_plan(command_type, &content, modulus);
+        // Scan modes, IP filters, certificates and most settings hold no secret: they need
+        // neither the vault nor a round trip through it.
+        if plan.parts.is_empty() && !may_seal(command_type) {
+            self.apply(command_type, &record, &content, &plan, started);
+            return Box::pin(actix::fut::ready(()));
+        }
+        let vault = self.ctx.peers.get::<KeyVault>();
+        let need_cipher = self.cipher.is_none();
+        let fut = async move {
+            let cipher = match (need_cipher, &vault) {
+                (true, Some(vault)) => vault.send(GetLocalCipher).await.ok(),
+                _ => None,
+            };
+            let content = decrypt(content, &plan, vault.as_ref()).await;
+            (cipher, content, plan)
+        };
+        Box::pin(
+            fut.into_actor(self)
+                .map(move |(cipher, content, plan), act, _| {
+                    if let Some(cipher) = cipher {
+                        act.cipher = Some(cipher);
+                    }
+                    match content {
+                        Ok(content) => act.apply(command_type, &record, &content, &plan, started),
+                        Err(e) => act.done(&record, Err(e), None, started),
+                    }
+                }),
+        )
+    }
+
+    fn apply(
+        &mut self,
+        command_type: CommandType,
+        record: &CommandRecord,
+        content: &Value,
+        plan: &SecretPlan,
+        started: Instant,
+    ) {
+        let config = self.ctx.config();
+        let now = Self::now();
+        let seal = self
+            .cipher
+            .clone()
+            .map(|cipher| move |plain: &str| cipher.seal(plain.as_bytes()));
+        let env = Env {
+            entities: &self.entities,
+            config: &config,
+            command_id: &record.id,
+            now: &now,
+            sealer: seal.as_ref().map(|f| f as &dyn Fn(&str) -> String),
+        };
+        let mut batch = self.ctx.store.batch();
+        match apply::apply(
+            command_type,
+            &record.fields,
+            content,
+            plan,
+            &env,
+            &mut batch,
+        ) {
+            Ok(applied) => {
+                self.done(record, Ok(applied.result.clone()), Some(batch), started);
+                if let Some((kind, op)) = applied.ontology {
+                    events::ontology(Source::CommandExecutor, kind.as_str(), op.as_str(), true);
+                }
+                let effects = applied.effects;
+                if effects.full_config {
+                    self.outbox.send(ConfigKind::FullConfig);
+                }
+                if effects.history_queries {
+                    self.outbox.send(ConfigKind::HistoryQueries);
+                }
+                if effects.engine {
+                    self.publish_engine_settings();
+                }
+                if effects.registration {
+                    self.permissions = None;
+                    self.ctx.peers.do_send::<CommandPoller, _>(PollNow);
+                }
+            }
+            Err(ApplyError::Invalid(reason)) => self.done(record, Err(reason), None, started),
+            Err(e) => {
+                tracing::error!(id = %record.id, error = %e, "local failure while applying a command");
+                self.done(
+                    record,
+                    Err(format!("oibus-agent could not apply the command: {e}")),
+                    None,
+                    started,
+                );
+            }
+        }
+    }
+
+    /// The permissions in force (cached until the configuration or the settings change).
+    fn permissions(&mut self) -> &EffectiveRegistrationSettings {
+        let config = self.ctx.config();
+        if self
+            .permissions
+            .as_ref()
+            .is_some_and(|(built_for, _)| !Arc::ptr_eq(built_for, &config))
+        {
+            self.permissions = None;
+        }
+        let entities = &self.entities;
+        let (_, permissions) = self.permissions.get_or_insert_with(|| {
+            let stored = entities.registration_settings().unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read the registration settings; the YAML permissions apply");
+                None
+            });
+            let effective =
+                RegistrationSettingsRecord::effective_of(stored.as_ref(), &config.oianalytics);
+            (config.clone(), effective)
+        });
+        permissions
+    }
+
+    fn publish_engine_settings(&self) {
+        match self.entities.engine_settings() {
+            Ok(Some(record)) => self
+                .ctx
+                .engine_settings
+                .publish(record.effective(&self.ctx.config())),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "cannot read the engine settings to apply them"),
+        }
+    }
+}
+
+/// Whether a command may store a secret even when its content shows none (connector and
+/// history commands keep secrets recorded for earlier versions; the proxy passwords arrive in
+/// clear).
+fn may_seal(command_type: CommandType) -> bool {
+    use CommandType::*;
+    matches!(
+        command_type,
+        CreateSouth
+            | UpdateSouth
+            | CreateNorth
+            | UpdateNorth
+            | CreateHistoryQuery
+            | UpdateHistoryQuery
+            | UpdateEngineProxy
+            | UpdateEngineLogger
+    )
+}
+
+/// One command ended: its log line and its count come from here, so they cannot drift apart.
+struct CommandExecuted<'a> {
+    record: &'a CommandRecord,
+    elapsed: Duration,
+}
+
+impl CommandExecuted<'_> {
+    fn emit(&self) {
+        let r = self.record;
+        tracing::info!(
+            id = %r.id,
+            r#type = %r.command_type,
+            status = r.status.as_str(),
+            result = r.result.as_deref().unwrap_or(""),
+            elapsed_ms = self.elapsed.as_millis() as u64,
+            "command finished"
+        );
+        events::operation(
+            Source::CommandExecutor,
+            &r.command_type,
+            r.status == Status::Completed,
+        );
+    }
+}
+
+/// Decrypt every part of `plan` inside `content` with the KeyVault.
+async fn decrypt(
+    mut content: Value,
+    plan: &SecretPlan,
+    vault: Option<&Addr<KeyVault>>,
+) -> Result<Value, String> {
+    for part in &plan.parts {
+        let Some(slot) = content.pointer_mut(&part.pointer) else {
+            continue; // a missing parent skips its secrets (connector-secrets §1.3)
+        };
+        if slot.is_null() {
+            continue;
+        }
+        let Some(vault) = vault else {
+            return Err("The key vault is not running: secrets cannot be decrypted".to_owned());
+        };
+        let request = DecryptSettings {
+            paths: part.paths.clone(),
+            settings: slot.take(),
+        };
+        match vault.send(request).await {
+            Ok(Ok(plain)) => *slot = plain,
+            Ok(Err(e)) => {
+                return Err(format!(
+                    "Cannot decrypt secret in commandContent{}: {e}",
+                    part.pointer.replace('/', ".")
+                ))
+            }
+            Err(_) => {
+                return Err("The key vault is not running: secrets cannot be decrypted".to_owned())
+            }
+        }
+    }
+    Ok(content)
+}
+
+impl Actor for CommandExecutor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Err(e) = self.recover_interrupted() {
+            tracing::error!(error = %e, "cannot read the command journal at start");
+        }
+        ctx.notify(Pump);
+    }
+}
+
+impl Handler<CommandsReady> for CommandExecutor {
+    type Result = ();
+
+    fn handle(&mut self, _: CommandsReady, ctx: &mut Context<Self>) {
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Pump> for CommandExecutor {
+    type Result = ();
+
+    fn handle(&mut self, _: Pump, ctx: &mut Context<Self>) {
+        self.pump(ctx);
+    }
+}
+
+impl Handler<CancelCommands> for CommandExecutor {
+    type Result = usize;
+
+    fn handle(&mut self, msg: CancelCommands, _: &mut Context<Self>) -> usize {
+        let mut cancelled = 0;
+        for id in msg.ids {
+            let record = match self.journal.get(&id) {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(id, error = %e, "cannot read a command to cancel");
+                    continue;
+                }
+            };
+            match self.commit(
+                &record,
+                Transition::Cancel,
+                true,
+                Durability::Buffered,
+                None,
+            ) {
+                Ok(Some(_)) => {
+                    cancelled += 1;
+                    tracing::info!(id, "command cancelled by OIAnalytics");
+                    events::operation(Source::CommandExecutor, "cancel", true);
+                }
+                Ok(None) => {} // already running or finished: too late to cancel
+                Err(e) => tracing::error!(id, error = %e, "cannot journal a cancellation"),
+            }
+        }
+        if cancelled > 0 {
+            self.ctx.peers.do_send::<CommandPoller, _>(ReportsPending);
+        }
+        cancelled
+    }
+}
+
+impl Handler<Stop> for CommandExecutor {
+    type Result = ();
+
+    /// Every outcome is committed as it happens; a command still running stays RUNNING and is
+    /// recovered at the next start.
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,1227 @@
+//! What each configuration command does to the entities: check the command, read the current
+//! entities, and stage the writes into a batch that the executor commits together with the
+//! command's outcome. Secrets arrive decrypted (the actor decrypts what [`secret_plan`] lists)
+//! and are sealed here with the local cipher; an empty secret keeps the previous value.
+//!
+//! Everything a command creates gets an id derived from the command id ([`derive_id`]), so a
+//! command re-run after a crash overwrites what it made instead of duplicating it.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::commands::catalogue::{kind_of, CONTENT};
+use crate::commands::CommandType;
+use crate::config::{Config, LogLevel, PERMISSION_FLAGS};
+use crate::entities::{
+    cron, Audit, Certificate, Entity, EntityError, EntityKind, EntityStore, HistoryItem,
+    HistoryQuery, IpFilter, NorthConnector, RemoteRegistrationSettings, ScanMode, SouthConnector,
+    SouthGroup, SouthItem, SyslogProtocol, BY_OIANALYTICS, SUBSCRIPTION_SCAN_MODE_ID,
+};
+use crate::secrets_paths::{self, ConnectorKind};
+use crate::store::{Batch, StoreError};
+
+/// Why a command could not be applied. `Invalid` is the command's fault and becomes its ERRORED
+/// result; the others are local failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Entities(#[from] EntityError),
+    #[error("entity store: {0}")]
+    Store(#[from] StoreError),
+}
+
+fn invalid<T>(message: impl Into<String>) -> Result<T, ApplyError> {
+    Err(ApplyError::Invalid(message.into()))
+}
+
+/// What a command needs from around it.
+pub struct Env<'a> {
+    pub entities: &'a EntityStore,
+    pub config: &'a Config,
+    pub command_id: &'a str,
+    pub now: &'a str,
+    /// Seals a plaintext secret with the local cipher; `None` when the key vault is not
+    /// running (then a command with a secret to store fails, the others go through).
+    pub sealer: Option<&'a dyn Fn(&str) -> String>,
+}
+
+impl Env<'_> {
+    fn seal(&self, plain: &str) -> Result<String, ApplyError> {
+        match self.sealer {
+            Some(seal) => Ok(seal(plain)),
+            None => invalid("The key vault is not running: secrets cannot be sealed"),
+        }
+    }
+}
+
+/// The kind of change made to an entity, as `events::ontology` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Insert => "INSERT",
+            Op::Update => "UPDATE",
+            Op::Delete => "DELETE",
+        }
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            Op::Insert => "created",
+            Op::Update => "updated",
+            Op::Delete => "deleted",
+        }
+    }
+}
+
+/// What follows a successful command.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// Queue a full-config message (E6).
+    pub full_config: bool,
+    /// Queue a history-queries message (E7).
+    pub history_queries: bool,
+    /// Registration settings changed: intervals and permissions apply now.
+    pub registration: bool,
+    /// Engine settings changed (the logger levels among them): publish them.
+    pub engine: bool,
+}
+
+/// The outcome of a command that was applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// The COMPLETED result, a fixed English sentence.
+    pub result: String,
+    pub ontology: Option<(EntityKind, Op)>,
+    pub effects: Effects,
+}
+
+impl Applied {
+    fn entity(kind: EntityKind, op: Op) -> Applied {
+        let effects = match kind {
+            EntityKind::HistoryQuery => Effects {
+                history_queries: true,
+                ..Effects::default()
+            },
+            _ => Effects {
+                full_config: true,
+                ..Effects::default()
+            },
+        };
+        Applied {
+            result: format!("{} {} successfully", kind.label(), op.verb()),
+            ontology: Some((kind, op)),
+            effects,
+        }
+    }
+}
+
+/// Where the secrets of a command's content sit: each part is a subtree (JSON pointer into
+/// `commandContent`) and the secret paths inside it (connector-secrets §1.1 notation).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretPlan {
+    pub parts: Vec<SecretPart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretPart {
+    pub pointer: String,
+    pub paths: Vec<String>,
+}
+
+impl SecretPlan {
+    fn paths(&self, pointer: &str) -> Vec<String> {
+        self.parts
+            .iter()
+            .find(|p| p.pointer == pointer)
+            .map(|p| p.paths.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// The secrets to decrypt in `content` before [`apply`]. For a connector type the manifests do
+/// not know, strings that look like RSA ciphertext of `modulus_bytes` are taken as secrets
+/// (connector-secrets §6), and their paths are recorded with the entity.
+pub fn secret_plan(command_type: CommandType, content: &Value, modulus_bytes: usize) -> SecretPlan {
+    use CommandType::*;
+    let connector = |kind, root: &str, type_key: &str, settings_key: &str| {
+        let root_value = content.pointer(root).unwrap_or(&Value::Null);
+        let connector_type = root_value
+            .get(type_key)
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let settings = root_value.get(settings_key).unwrap_or(&Value::Null);
+        let paths = if secrets_paths::is_known_type(kind, connector_type) {
+            secrets_paths::secret_paths(kind, connector_type)
+                .iter()
+                .map(|p| p.to_string())
+                .collect()
+        } else {
+            secrets_paths::ciphertext_paths(settings, modulus_bytes)
+        };
+        SecretPart {
+            pointer: format!("{root}/{settings_key}"),
+            paths,
+        }
+    };
+    let parts = match command_type {
+        CreateSouth | UpdateSouth => vec![connector(ConnectorKind::South, "", "type", "settings")],
+        CreateNorth | UpdateNorth => vec![connector(ConnectorKind::North, "", "type", "settings")],
+        CreateHistoryQuery => vec![
+            connector(ConnectorKind::South, "", "southType", "southSettings"),
+            connector(ConnectorKind::North, "", "northType", "northSettings"),
+        ],
+        UpdateHistoryQuery => vec![
+            connector(
+                ConnectorKind::South,
+                "/historyQuery",
+                "southType",
+                "southSettings",
+            ),
+            connector(
+                ConnectorKind::North,
+                "/historyQuery",
+                "northType",
+                "northSettings",
+            ),
+        ],
+        UpdateEngineLogger => vec![SecretPart {
+            pointer: "/loki".into(),
+            paths: vec!["password".into()],
+        }],
+        _ => Vec::new(),
+    };
+    SecretPlan {
+        parts: parts.into_iter().filter(|p| !p.paths.is_empty()).collect(),
+    }
+}
+
+/// An id for something a command creates, derived from the command id (and `what`, to tell
+/// several creations of one command apart): 16 characters of `[0-9A-Za-z]`.
+pub fn derive_id(command_id: &str, what: &str) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let digest = Sha256::new()
+        .chain_update(command_id.as_bytes())
+        .chain_update([0])
+        .chain_update(what.as_bytes())
+        .finalize();
+    digest
+        .iter()
+        .take(16)
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect()
+}
+
+/// Apply a supported configuration command. `fields` are the record's local fields and
+/// `content` its `commandContent` with secrets decrypted per `plan`.
+pub fn apply(
+    command_type: CommandType,
+    fields: &Map<String, Value>,
+    content: &Value,
+    plan: &SecretPlan,
+    env: &Env<'_>,
+    batch: &mut Batch,
+) -> Result<Applied, ApplyError> {
+    use CommandType::*;
+    let cc = Obj::new(content, CONTENT);
+    let id_field = |name: &str| -> Result<String, ApplyError> {
+        match fields.get(name).and_then(Value::as_str) {
+            Some(id) => Ok(id.to_owned()),
+            None => invalid(format!("field '{name}' is missing")),
+        }
+    };
+    match command_type {
+        CreateScanMode => put_scan_mode(None, &cc?, env, batch),
+        UpdateScanMode => put_scan_mode(Some(id_field("scanModeId")?), &cc?, env, batch),
+        DeleteScanMode => delete_scan_mode(&id_field("scanModeId")?, env, batch),
+        CreateIpFilter => put_ip_filter(None, &cc?, env, batch),
+        UpdateIpFilter => put_ip_filter(Some(id_field("ipFilterId")?), &cc?, env, batch),
+        DeleteIpFilter => delete::<IpFilter>(&id_field("ipFilterId")?, env, batch),
+        CreateCertificate => put_certificate(None, &cc?, env, batch),
+        UpdateCertificate => put_certificate(Some(id_field("certificateId")?), &cc?, env, batch),
+        DeleteCertificate => delete::<Certificate>(&id_field("certificateId")?, env, batch),
+        CreateSouth => {
+            let from = id_field("southConnectorId")?;
+            put_south(None, Some(from), &cc?, plan, env, batch)
+        }
+        UpdateSouth => put_south(
+            Some(id_field("southConnectorId")?),
+            None,
+            &cc?,
+            plan,
+            env,
+            batch,
+        ),
+        DeleteSouth => delete::<SouthConnector>(&id_field("southConnectorId")?, env, batch),
+        CreateNorth => {
+            let from = id_field("northConnectorId")?;
+            put_north(None, Some(from), &cc?, plan, env, batch)
+        }
+        UpdateNorth => put_north(
+            Some(id_field("northConnectorId")?),
+            None,
+            &cc?,
+            plan,
+            env,
+            batch,
+        ),
+        DeleteNorth => delete::<NorthConnector>(&id_field("northConnectorId")?, env, batch),
+        CreateHistoryQuery => {
+            let from = HistorySources {
+                south: id_field("southConnectorId")?,
+                north: id_field("northConnectorId")?,
+                history: id_field("historyQueryId")?,
+            };
+            put_history(None, Some(from), &cc?, "", plan, env, batch)
+        }
+        UpdateHistoryQuery => {
+            let cc = cc?;
+            let query = cc.obj("historyQuery")?;
+            let id = id_field("historyQueryId")?;
+            put_history(Some(id), None, &query, "/historyQuery", plan, env, batch)
+        }
+        DeleteHistoryQuery => delete::<HistoryQuery>(&id_field("historyQueryId")?, env, batch),
+        UpdateHistoryQueryStatus => {
+            let status = id_field("historyQueryStatus")?;
+            history_status(&id_field("historyQueryId")?, &status, env, batch)
+        }
+        UpdateEngineGeneral | UpdateEngineWebServer | UpdateEngineProxy | UpdateEngineLogger => {
+            engine_settings(command_type, &cc?, env, batch)
+        }
+        UpdateRegistrationSettings => registration_settings(&cc?, env, batch),
+        other => invalid(format!("{} is not a configuration command", other.as_str())),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading command content with errors that name the field.
+
+/// An object of the command content, with its path for messages.
+struct Obj<'a> {
+    map: &'a Map<String, Value>,
+    path: String,
+}
+
+impl<'a> Obj<'a> {
+    fn new(value: &'a Value, path: &str) -> Result<Obj<'a>, ApplyError> {
+        match value {
+            Value::Object(map) => Ok(Obj {
+                map,
+                path: path.to_owned(),
+            }),
+            other => invalid(format!(
+                "{path} must be an object, found {}",
+                kind_of(other)
+            )),
+        }
+    }
+
+    fn at(&self, key: &str) -> String {
+        format!("{}.{key}", self.path)
+    }
+
+    fn get(&self, key: &str) -> &'a Value {
+        self.map.get(key).unwrap_or(&Value::Null)
+    }
+
+    fn wrong<T>(&self, key: &str, expected: &str) -> Result<T, ApplyError> {
+        invalid(format!(
+            "{} must be {expected}, found {}",
+            self.at(key),
+            kind_of(self.get(key))
+        ))
+    }
+
+    /// A required string (may be empty).
+    fn str(&self, key: &str) -> Result<&'a str, ApplyError> {
+        match self.get(key) {
+            Value::String(s) => Ok(s),
+            _ => self.wrong(key, "a string"),
+        }
+    }
+
+    /// A required, non-blank string.
+    fn name(&self, key: &str) -> Result<&'a str, ApplyError> {
+        let s = self.str(key)?;
+        if s.trim().is_empty() {
+            return invalid(format!("{} must not be empty", self.at(key)));
+        }
+        Ok(s)
+    }
+
+    fn opt_str(&self, key: &str) -> Result<Option<&'a str>, ApplyError> {
+        match self.get(key) {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s)),
+            _ => self.wrong(key, "a string or null"),
+        }
+    }
+
+    /// An optional string where `""` means absent.
+    fn opt_id(&self, key: &str) -> Result<Option<&'a str>, ApplyError> {
+        Ok(self.opt_str(key)?.filter(|s| !s.is_empty()))
+    }
+
+    fn bool(&self, key: &str) -> Result<bool, ApplyError> {
+        match self.get(key) {
+            Value::Bool(b) => Ok(*b),
+            _ => self.wrong(key, "a boolean"),
+        }
+    }
+
+    fn opt_bool(&self, key: &str) -> Result<Option<bool>, ApplyError> {
+        match self.get(key) {
+            Value::Null => Ok(None),
+            Value::Bool(b) => Ok(Some(*b)),
+            _ => self.wrong(key, "a boolean or null"),
+        }
+    }
+
+    /// An optional integer within `[min, max]`.
+    fn opt_int(&self, key: &str, min: u64, max: u64) -> Result<Option<u64>, ApplyError> {
+        match self.get(key) {
+            Value::Null => Ok(None),
+            Value::Number(n) => match n.as_u64() {
+                Some(v) if (min..=max).contains(&v) => Ok(Some(v)),
+                _ => invalid(format!(
+                    "{} must be an integer from {min} to {max}, found {n}",
+                    self.at(key)
+                )),
+            },
+            _ => self.wrong(key, "an integer"),
+        }
+    }
+
+    fn int(&self, key: &str, min: u64, max: u64) -> Result<u64, ApplyError> {
+        match self.opt_int(key, min, max)? {
+            Some(v) => Ok(v),
+            None => self.wrong(key, "an integer"),
+        }
+    }
+
+    fn obj(&self, key: &str) -> Result<Obj<'a>, ApplyError> {
+        Obj::new(self.get(key), &self.at(key))
+    }
+
+    fn opt_obj(&self, key: &str) -> Result<Option<Obj<'a>>, ApplyError> {
+        match self.get(key) {
+            Value::Null => Ok(None),
+            _ => self.obj(key).map(Some),
+        }
+    }
+
+    /// An array; absent or null is empty.
+    fn array(&self, key: &str) -> Result<&'a [Value], ApplyError> {
+        match self.get(key) {
+            Value::Null => Ok(&[]),
+            Value::Array(items) => Ok(items),
+            _ => self.wrong(key, "an array"),
+        }
+    }
+
+    /// An object or null, as a value (settings subtrees).
+    fn settings(&self, key: &str) -> Result<Value, ApplyError> {
+        match self.get(key) {
+            v @ (Value::Object(_) | Value::Null) => Ok(v.clone()),
+            _ => self.wrong(key, "an object"),
+        }
+    }
+
+    fn level(&self, key: &str) -> Result<LogLevel, ApplyError> {
+        let s = self.str(key)?;
+        LogLevel::parse(s).map_or_else(
+            || {
+                invalid(format!(
+                    "{} must be one of silent, error, warn, info, debug, trace, found '{s}'",
+                    self.at(key)
+                ))
+            },
+            Ok,
+        )
+    }
+
+    /// The object without `keys`.
+    fn without(&self, keys: &[&str]) -> Map<String, Value> {
+        self.map
+            .iter()
+            .filter(|(k, _)| !keys.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generic helpers.
+
+/// The stored entity `id` of kind `E`, or the command's error.
+fn existing<E: Entity>(id: &str, env: &Env<'_>) -> Result<E, ApplyError> {
+    match env.entities.get::<E>(id)? {
+        Some(e) => Ok(e),
+        None => invalid(format!("{} {id} not found", E::KIND.label())),
+    }
+}
+
+/// The entity a create or update writes: for an update the stored one; for a create the one
+/// this command may already have made before a crash (same derived id).
+fn target<E: Entity>(
+    update_id: Option<String>,
+    env: &Env<'_>,
+) -> Result<(String, Option<E>), ApplyError> {
+    match update_id {
+        Some(id) => {
+            let current = existing::<E>(&id, env)?;
+            Ok((id, Some(current)))
+        }
+        None => {
+            let id = derive_id(env.command_id, E::KIND.as_str());
+            let previous = env.entities.get::<E>(&id)?;
+            Ok((id, previous))
+        }
+    }
+}
+
+fn check_unique_name<E: Entity>(name: &str, id: &str, env: &Env<'_>) -> Result<(), ApplyError> {
+    match env.entities.id_by_name::<E>(name)? {
+        Some(owner) if owner != id => invalid(format!(
+            "{} name \"{name}\" already exists",
+            E::KIND.label()
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn audit_for<E: Entity>(previous: Option<&E>, env: &Env<'_>) -> Audit {
+    match previous {
+        Some(p) => p.audit().touched(BY_OIANALYTICS, env.now),
+        None => Audit::new(BY_OIANALYTICS, env.now),
+    }
+}
+
+fn op_for<E>(previous: Option<&E>) -> Op {
+    if previous.is_some() {
+        Op::Update
+    } else {
+        Op::Insert
+    }
+}
+
+fn delete<E: Entity>(id: &str, env: &Env<'_>, batch: &mut Batch) -> Result<Applied, ApplyError> {
+    let entity = existing::<E>(id, env)?;
+    env.entities.stage_delete(batch, &entity);
+    Ok(Applied::entity(E::KIND, Op::Delete))
+}
+
+/// Seal the decrypted secrets of `settings` at `paths`; an empty one takes the sealed value at
+/// the same path in `previous`.
+fn seal_secrets(
+    settings: &mut Value,
+    paths: &[String],
+    previous: Option<&Value>,
+    env: &Env<'_>,
+) -> Result<(), ApplyError> {
+    secrets_paths::decrypt_paths(paths, settings, |plain| env.seal(plain)).map_err(
+        |e| match e {
+            secrets_paths::SecretPathError::Decrypt { source, .. } => source,
+            other => ApplyError::Invalid(other.to_string()),
+        },
+    )?;
+    if let Some(previous) = previous {
+        secrets_paths::keep_previous_paths(paths, settings, previous);
+    }
+    Ok(())
+}
+
+/// A scan mode referenced by id, or else by name; `None` when neither is given.
+fn resolve_scan_mode(obj: &Obj<'_>, env: &Env<'_>) -> Result<Option<String>, ApplyError> {
+    if let Some(id) = obj.opt_id("scanModeId")? {
+        existing::<ScanMode>(id, env)?;
+        return Ok(Some(id.to_owned()));
+    }
+    match obj.opt_id("scanModeName")? {
+        Some(name) => match env.entities.id_by_name::<ScanMode>(name)? {
+            Some(id) => Ok(Some(id)),
+            None => invalid(format!("{}: scan mode \"{name}\" not found", obj.path)),
+        },
+        None => Ok(None),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scan modes, IP filters, certificates.
+
+fn put_scan_mode(
+    update_id: Option<String>,
+    cc: &Obj<'_>,
+    env: &Env<'_>,
+    batch: &mut Batch,
+) -> Result<Applied, ApplyError> {
+    if update_id.as_deref() == Some(SUBSCRIPTION_SCAN_MODE_ID) {
+        return invalid("The subscription scan mode cannot be changed");
+    }
+    let (id, previous) = target::<ScanMode>(update_id, env)?;
+    let name = cc.name("name")?;
+    let cron_expr = cc.str("cron")?;
+    cron::validate(cron_expr).or_else(|e| invalid(e.to_string()))?;
+    check_unique_name::<ScanMode>(name, &id, env)?;
+    let mode = ScanMode {
+        id,
+        name: name.to_owned(),
+        description: cc.opt_str("description")?.unwrap_or_default().to_owned(),
+        cron: cron_expr.to_owned(),
+        audit: audit_for(previous.as_ref(), env),
+    };
+    env.entities.stage_put(batch, previous.as_ref(), &mode)?;
+    Ok(Applied::entity(
+        EntityKind::ScanMode,
+        op_for(previous.as_ref()),
+    ))
+}
+
+fn delete_scan_mode(id: &str, env: &Env<'_>, batch: &mut Batch) -> Result<Applied, ApplyError> {
+    if id == SUBSCRIPTION_SCAN_MODE_ID {
+        return invalid("The subscription scan mode cannot be deleted");
+    }
+    let mode = existing::<ScanMode>(id, env)?;
+    if let Some(user) = scan_mode_user(id, env)? {
+        return invalid(format!("Scan mode \"{}\" is used by {user}", mode.name));
+    }
+    env.entities.stage_delete(batch, &mode);
+    Ok(Applied::entity(EntityKind::ScanMode, Op::Delete))
+}
+
+/// Who uses a scan mode, if anyone: south items and groups, north and history-query caching.
+fn scan_mode_user(id: &str, env: &Env<'_>) -> Result<Option<String>, ApplyError> {
+    let is = |v: &Value| v.as_str() == Some(id);
+    for south in env.entities.list::<SouthConnector>()? {
+        let item_uses = south
+            .items
+            .iter()
+            .any(|i| i.scan_mode_id.as_deref() == Some(id));
+        let group_uses = south
+            .groups
+            .iter()
+            .any(|g| is(&g.other["standardSettings"]["scanModeId"]));
+        if item_uses || group_uses {
+            return Ok(Some(format!("south connector \"{}\"", south.name)));
+        }
+    }
+    for north in env.entities.list::<NorthConnector>()? {
+        if is(&north.caching["trigger"]["scanModeId"]) {
+            return Ok(Some(format!("north connector \"{}\"", north.name)));
+        }
+    }
+    for query in env.entities.list::<HistoryQuery>()? {
+        if is(&query.caching["trigger"]["scanModeId"]) {
+            return Ok(Some(format!("history query \"{}\"", query.name)));
+        }
+    }
+    Ok(None)
+}
+
+fn put_ip_filter(
+    update_id: Option<String>,
+    cc: &Obj<'_>,
+    env: &Env<'_>,
+    batch: &mut Batch,
+) -> Result<Applied, ApplyError> {
+    let (id, previous) = target::<IpFilter>(update_id, env)?;
+    let filter = IpFilter {
+        id,
+        address: cc.name("address")?.to_owned(),
+        description: cc.opt_str("description")?.unwrap_or_default().to_owned(),
+        audit: audit_for(previous.as_ref(), env),
+    };
+    env.entities.stage_put(batch, previous.as_ref(), &filter)?;
+    Ok(Applied::entity(
+        EntityKind::IpFilter,
+        op_for(previous.as_ref()),
+    ))
+}
+
+fn put_certificate(
+    update_id: Option<String>,
+    cc: &Obj<'_>,
+    env: &Env<'_>,
+    batch: &mut Batch,
+) -> Result<Applied, ApplyError> {
+    let regenerate = cc.opt_bool("regenerateCertificate")?.unwrap_or(false);
+    let options = cc.opt_obj("options")?;
+    let is_update = update_id.is_some();
+    if regenerate || (!is_update && options.is_some()) {
+        return invalid("Certificate generation is not supported by oibus-agent");
+    }
+    let (id, previous) = target::<Certificate>(update_id, env)?;
+    let name = cc.name("name")?;
+    check_unique_name::<Certificate>(name, &id, env)?;
+    let kept =
+        |f: fn(&Certificate) -> &Option<String>| previous.as_ref().and_then(|p| f(p).clone());
+    let certificate = Certificate {
+        id,
+        name: name.to_owned(),
+        description: cc.opt_str("description")?.unwrap_or_default().to_owned(),
+        public_key: kept(|c| &c.public_key),
+        certificate: kept(|c| &c.certificate),
+        expiry: kept(|c| &c.expiry),
+        audit: audit_for(previous.as_ref(), env),
+    };
+    env.entities
+        .stage_put(batch, previous.as_ref(), &certificate)?;
+    Ok(Applied::entity(
+        EntityKind::Certificate,
+        op_for(previous.as_ref()),
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// South and north connectors.
+
+/// The settings secrets are taken from on save: the connector named by `retrieveSecretsFrom*`.
+fn secrets_source<E: Entity>(from: Option<&str>, env: &Env<'_>) -> Result<Option<E>, ApplyError> {
+    match from.filter(|id| !id.is_empty()) {
+        None => Ok(None),
+        Some(id) => match env.entities.get::<E>(id)? {
+            Some(e) => Ok(Some(e)),
+            None => invalid(format!(
+                "Could not find {} {id} to retrieve secrets from",
+                E::KIND.label().to_lowercase()
+            )),
+        },
+    }
+}
+
+fn put_south(
+    update_id: Option<String>,
+    secrets_from: Option<String>,
+    cc: &Obj<'_>,
+    plan: &SecretPlan,
+    env: &Env<'_>,
+    batch: &mut Batch,
+) -> Result<Applied, ApplyError> {
+    let (id, previous) = target::<SouthConnector>(update_id, env)?;
+    let name = cc.name("name")?;
+    check_unique_name::<SouthConnector>(name, &id, env)?;
+    let connector_type = cc.name("type")?;
+    let source = secrets_source::<SouthConnector>(secrets_from.as_deref(), env)?;
+    let keep_from = previous.as_ref().or(source.as_ref());
+
+    let mut settings = cc.settings("settings")?;
+    let mut paths = plan.paths("/settings");
+    if let Some(from) = keep_from.filter(|f| f.connector_type == connector_type) {
+        merge_paths(&mut paths, &from.secret_paths);
+    }
+    seal_secrets(&mut settings, &paths, keep_from.map(|f| &f.settings), env)?;
+
+    let groups = south_groups(cc, &id, env)?;
+    let items = south_items(cc, &id, &groups, previous.as_ref(), env)?;
+    let south = SouthConnector {
+        id,
+        name: name.to_owned(),
+        connector_type: connector_type.to_owned(),
+        description: cc.opt_str("description")?.unwrap_or_default().to_owned(),
+        enabled: cc.opt_bool("enabled")?.unwrap_or(false),
+        settings,
+        items,
+        groups,
+        secret_paths: paths,
+        audit: audit_for(previous.as_ref(), env),
+    };
+    env.entities.stage_put(batch, previous.as_ref(), &south)?;
+    Ok(Applied::entity(
+        EntityKind::South,
+        op_for(previous.as_ref()),
+    ))
+}
+
+/// Paths recorded for an unknown type stay secret across updates even when the new value is
+/// empty (so "keep" works for them).
+fn merge_paths(paths: &mut Vec<String>, recorded: &[String]) {
+    for p in recorded {
+        if !paths.contains(p) {
+            paths.push(p.clone());
+        }
+    }
+}
+
+fn south_groups(
+    cc: &Obj<'_>,
+    connector_id: &str,
+    env: &Env<'_>,
+) -> Result<Vec<SouthGroup>, ApplyError> {
+    let mut groups = Vec::new();
+    for (i, value) in cc.array("groups")?.iter().enumerate() {
+        let group = Obj::new(value, &format!("{}.groups[{i}]", cc.path))?;
+        let id = match group.opt_id("id")? {
+            Some(id) => id.to_owned(),
+            None => derive_id(env.command_id, &format!("{connector_id}/group/{i}")),
+        };
+        let mut other = group.without(&["id"]);
+        if let Some(standard) = group.opt_obj("standardSettings")? {
+            let scan_mode = resolve_scan_mode(&standard, env)?;
+            let mut standard = standard.without(&["scanModeName"]);
+            standard.insert(
+                "scanModeId".into(),
+                scan_mode.map_or(Value::Null, Value::String),
+            );
+            other.insert("standardSettings".into(), Value::Object(standard));
+        }
+        groups.push(SouthGroup { id, other });
+    }
+    Ok(groups)
+}
+
+fn south_items(
+    cc: &Obj<'_>,
+    connector_id: &str,
+    groups: &[SouthGroup],
+    previous: Option<&SouthConnector>,
+    env: &Env<'_>,
+) -> Result<Vec<SouthItem>, ApplyError> {
+    const KNOWN: &[&str] = &[
+        "id",
+        "name",
+        "enabled",
+        "settings",
+        "scanModeId",
+        "scanModeName",
+        "groupId",
+        "groupName",
+    ];
+    let mut names = HashSet::new();
+    let mut items = Vec::new();
+    for (i, value) in cc.array("items")?.iter().enumerate() {
+        let item = Obj::new(value, &format!("{}.items[{i}]", cc.path))?;
+        let name = item.name("name")?;
+        if !names.insert(name) {
+            return invalid(format!("{}: item name \"{name}\" is used twice", cc.path));
+        }
+        let id = match item.opt_id("id")? {
+            Some(id) => id.to_owned(),
+            None => derive_id(env.command_id, &format!("{connector_id}/item/{i}")),
+        };
+        let group_id = match (item.opt_id("groupId")?, item.opt_id("groupName")?) {
+            (Some(id), _) => Some(id.to_owned()),
+            (None, Some(group_name)) => Some(
+                groups
+                    .iter()
+                    .find(|g| g.other["standardSettings"]["name"].as_str() == Some(group_name))
+                    .map(|g| g.id.clone())
+                    .ok_or_else(|| {
+                        ApplyError::Invalid(format!(
+                            "{}: group \"{group_name}\" not found",
+                            item.path
+                        ))
+                    })?,
+            ),
+            (None, None) => None,
+        };
+        let old = previous.and_then(|p| p.items.iter().find(|o| o.id == id));
+        items.push(SouthItem {
+            scan_mode_id: resolve_scan_mode(&item, env)?,
+            group_id,
+            name: name.to_owned(),
+            enabled: item.opt_bool("enabled")?.unwrap_or(true),
+            settings: item.settings("settings")?,
+            other: item.without(KNOWN),
+            audit: match old {
+                Some(o) => o.audit.touched(BY_OIANALYTICS, env.now),
+                None => Audit::new(BY_OIANALYTICS, env.now),
+            },
+            id,
+        });
+    }
+    Ok(items)
+}
+
+fn put_north(
+    update_id: Option<String>,
+    secrets_from: Option<String>,
+    cc: &Obj<'_>,
+    plan: &SecretPlan,
+    env: &Env<'_>,
+    batch: &mut Batch,
+) -> Result<Applied, ApplyError> {
+    let (id, previous) = target::<NorthConnector>(update_id, env)?;
+    let name = cc.name("name")?;
+    check_unique_name::<NorthConnector>(name, &id, env)?;
+    let connector_type = cc.name("type")?;
+    let source = secrets_source::<NorthConnector>(secrets_from.as_deref(), env)?;
+    let keep_from = previous.as_ref().or(source.as_ref());
+
+    let mut settings = cc.settings("settings")?;
+    let mut paths = plan.paths("/settings");
+    if let Some(from) = keep_from.filter(|f| f.connector_type == connector_type) {
+        merge_paths(&mut paths, &from.secret_paths);
+    }
+    seal_secrets(&mut settings, &paths, keep_from.map(|f| &f.settings), env)?;
+
+    let north = NorthConnector {
+        id,
+        name: name.to_owned(),
+        connector_type: connector_type.to_owned(),
+        description: cc.opt_str("description")?.unwrap_or_default().to_owned(),
+        enabled: cc.opt_bool("enabled")?.unwrap_or(false),
+        settings,
+        caching: caching(cc, env)?,
+        transformers: cc.array("transformers")?.to_vec(),
+        secret_paths: paths,
+        audit: audit_for(previous.as_ref(), env),
+    };
+    env.entities.stage_put(batch, previous.as_ref(), &north)?;
+    Ok(Applied::entity(
+        EntityKind::North,
+        op_for(previous.as_ref()),
+    ))
+}
+
+/// `caching` with its trigger's scan mode resolved to an id (`scanModeName` becomes null).
+fn caching(cc: &Obj<'_>, env: &Env<'_>) -> Result<Value, ApplyError> {
+    let Some(caching) = cc.opt_obj("caching")? else {
+        return Ok(Value::Null);
+    };
+    let mut out = caching.without(&[]);
+    if let Some(trigger) = caching.opt_obj("trigger")? {
+        let scan_mode = resolve_scan_mode(&trigger, env)?;
+        let mut trigger = trigger.without(&[]);
+        trigger.insert(
+            "scanModeId".into(),
+            scan_mode.map_or(Value::Null, Value::String),
+        );
+        trigger.insert("scanModeName".into(), Value::Null);
+        out.insert("trigger".into(), Value::Object(trigger));
+    }
+    Ok(Value::Object(out))
+}
+
+// ---------------------------------------------------------------------------------------------
+// History queries.
+
+/// `retrieveSecretsFrom{South,North,HistoryQuery}` of create-history-query (`""` = none).
+struct HistorySources {
+    south: String,
+    north: String,
+    history: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn put_history(
+    update_id: Option<String>,
+    sources: Option<HistorySources>,
+    hq: &Obj<'_>,
+    pointer_root: &str,
+    plan: &SecretPlan,
+    env: &Env<'_>,
+    batch: &mut Batch,
+) -> Result<Applied, ApplyError> {
+    let (id, previous) = target::<HistoryQuery>(update_id, env)?;
+    let name = hq.name("name")?;
+    check_unique_name::<HistoryQuery>(name, &id, env)?;
+    let south_type = hq.name("southType")?;
+    let north_type = hq.name("northType")?;
+
+    // Where "empty means keep" takes previous secrets from, per side.
+    let (mut south_keep, mut north_keep) = (None, None);
+    if let Some(p) = &previous {
+        south_keep = Some((
+            p.south_settings.clone(),
+            p.south_type.clone(),
+            p.south_secret_paths.clone(),
+        ));
+        north_keep = Some((
+            p.north_settings.clone(),
+            p.north_type.clone(),
+            p.north_secret_paths.clone(),
+        ));
+    }
+    if let Some(from) = &sources {
+        if let Some(h) = secrets_source::<HistoryQuery>(Some(&from.history), env)? {
+            south_keep = Some((h.south_settings, h.south_type, h.south_secret_paths));
+            north_keep = Some((h.north_settings, h.north_type, h.north_secret_paths));
+        }
+        if let Some(s) = secrets_source::<SouthConnector>(Some(&from.south), env)? {
+            south_keep = Some((s.settings, s.connector_type, s.secret_paths));
+        }
+        if let Some(n) = secrets_source::<NorthConnector>(Some(&from.north), env)? {
+            north_keep = Some((n.settings, n.connector_type, n.secret_paths));
+        }
+    }
+    let side = |key: &str, ty: &str, keep: Option<(Value, String, Vec<String>)>| {
+        let mut settings = hq.settings(key)?;
+        let mut paths = plan.paths(&format!("{pointer_root}/{key}"));
+        let keep = keep.filter(|(_, keep_type, _)| keep_type == ty);
+        if let Some((_, _, recorded)) = &keep {
+            merge_paths(&mut paths, recorded);
+        }
+        seal_secrets(&mut settings, &paths, keep.as_ref().map(|(s, _, _)| s), env)?;
+        Ok::<_, ApplyError>((settings, paths))
+    };
+    let (south_settings, south_secret_paths) = side("southSettings", south_type, south_keep)?;
+    let (north_settings, north_secret_paths) = side("northSettings", north_type, north_keep)?;
+
+    let mut names = HashSet::new();
+    let mut items = Vec::new();
+    for (i, value) in hq.array("items")?.iter().enumerate() {
+        let item = Obj::new(value, &format!("{}.items[{i}]", hq.path))?;
+        let item_name = item.name("name")?;
+        if !names.insert(item_name) {
+            return invalid(format!(
+                "{}: item name \"{item_name}\" is used twice",
+                hq.path
+            ));
+        }
+        let item_id = match item.opt_id("id")? {
+            Some(item_id) => item_id.to_owned(),
+            None => derive_id(env.command_id, &format!("{id}/item/{i}")),
+        };
+        let old = previous
+            .as_ref()
+            .and_then(|p| p.items.iter().find(|o| o.id == item_id));
+        items.push(HistoryItem {
+            name: item_name.to_owned(),
+            enabled: item.opt_bool("enabled")?.unwrap_or(true),
+            settings: item.settings("settings")?,
+            audit: match old {
+                Some(o) => o.audit.touched(BY_OIANALYTICS, env.now),
+                None => Audit::new(BY_OIANALYTICS, env.now),
+            },
+            id: item_id,
+        });
+    }
+    let query = HistoryQuery {
+        name: name.to_owned(),
+        description: hq.opt_str("description")?.unwrap_or_default().to_owned(),
+        status: previous
+            .as_ref()
+            .map_or_else(|| "PENDING".to_owned(), |p| p.status.clone()),
+        query_time_range: hq.settings("queryTimeRange")?,
+        caching: caching(hq, env)?,
+        north_transformers: hq.array("northTransformers")?.to_vec(),
+        south_type: south_type.to_owned(),
+        south_settings,
+        south_secret_paths,
+        items,
+        north_type: north_type.to_owned(),
+        north_settings,
+        north_secret_paths,
+        audit: audit_for(previous.as_ref(), env),
+        id,
+    };
+    env.entities.stage_put(batch, previous.as_ref(), &query)?;
+    Ok(Applied::entity(
+        EntityKind::HistoryQuery,
+        op_for(previous.as_ref()),
+    ))
+}
+
+fn history_status(
+    id: &str,
+    status: &str,
+    env: &Env<'_>,
+    batch: &mut Batch,
+) -> Result<Applied, ApplyError> {
+    if !matches!(status, "RUNNING" | "PAUSED") {
+        return invalid(format!(
+            "History query status must be RUNNING or PAUSED, found \"{status}\""
+        ));
+    }
+    let previous = existing::<HistoryQuery>(id, env)?;
+    let mut query = previous.clone();
+    query.status = status.to_owned();
+    query.audit = previous.audit.touched(BY_OIANALYTICS, env.now);
+    env.entities.stage_put(batch, Some(&previous), &query)?;
+    let mut applied = Applied::entity(EntityKind::HistoryQuery, Op::Update);
+    applied.result = format!("History query status set to {status}");
+    Ok(applied)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Engine and registration settings.
+
+const TOKEN_DURATIONS: &[&str] = &["1h", "6h", "1d", "3d", "7d", "14d", "30d"];
+
+fn engine_settings(
+    command_type: CommandType,
+    cc: &Obj<'_>,
+    env: &Env<'_>,
+    batch: &mut Batch,
+) -> Result<Applied, ApplyError> {
+    let Some(mut record) = env.entities.engine_settings()? else {
+        return invalid("Engine settings are not initialised; restart the engine");
+    };
+    let s = &mut record.settings;
+    let result = match command_type {
+        CommandType::UpdateEngineGeneral => {
+            s.general.name = cc.name("name")?.to_owned();
+            record.remote.general = true;
+            "Engine general settings updated successfully"
+        }
+        CommandType::UpdateEngineWebServer => {
+            let port = cc.int("port", 1, u64::from(u16::MAX))? as u16;
+            let duration = cc.str("authTokenDuration")?;
+            if !TOKEN_DURATIONS.contains(&duration) {
+                return invalid(format!(
+                    "{} must be one of {}, found '{duration}'",
+                    cc.at("authTokenDuration"),
+                    TOKEN_DURATIONS.join(", ")
+                ));
+            }
+            if s.proxy_server.port == Some(port) {
+                return invalid(format!(
+                    "Web server port {port} must differ from the proxy server port"
+                ));
+            }
+            s.web_server.port = port;
+            s.web_server.auth_token_duration = duration.to_owned();
+            record.remote.web_server = true;
+            "Engine web server settings updated successfully"
+        }
+        CommandType::UpdateEngineProxy => {
+            let p = &mut s.proxy_server;
+            p.enabled = cc.bool("enabled")?;
+            if let Some(port) = cc.opt_int("port", 1, u64::from(u16::MAX))? {
+                let port = port as u16;
+                if port == s.web_server.port {
+                    return invalid(format!(
+                        "Proxy server port {port} must differ from the web server port"
+                    ));
+                }
+                p.port = Some(port);
+            }
+            p.username = cc.opt_str("username")?.map(str::to_owned);
+            // Plaintext on the wire (protocol §4.6); empty or absent keeps the stored value.
+            if let Some(password) = cc.opt_str("password")?.filter(|s| !s.is_empty()) {
+                p.password = Some(env.seal(password)?);
+            }
+            if let Some(forward) = cc.opt_obj("forward")? {
+                let f = &mut p.forward;
+                f.enabled = forward.bool("enabled")?;
+                f.url = forward.opt_str("url")?.map(str::to_owned);
+                f.username = forward.opt_str("username")?.map(str::to_owned);
+                if let Some(password) = forward.opt_str("password")?.filter(|s| !s.is_empty()) {
+                    f.password = Some(env.seal(password)?);
+                }
+            }
+            "Engine proxy settings updated successfully"
+        }
+        CommandType::UpdateEngineLogger => {
+            let l = &mut s.logger;
+            l.console.level = cc.obj("console")?.level("level")?;
+            let file = cc.obj("file")?;
+            l.file.level = file.level("level")?;
+            l.file.max_file_size = file
+                .opt_int("maxFileSize", 1, u64::MAX)?
+                .unwrap_or(l.file.max_file_size);
+            l.file.number_of_files = file
+                .opt_int("numberOfFiles", 1, u64::MAX)?
+                .unwrap_or(l.file.number_of_files);
+            let database = cc.obj("database")?;
+            l.database.level = database.level("level")?;
+            l.database.max_number_of_logs = database
+                .opt_int("maxNumberOfLogs", 100_000, u64::MAX)?
+                .unwrap_or(l.database.max_number_of_logs);
+            let loki = cc.obj("loki")?;
+            l.loki.level = loki.level("level")?;
+            l.loki.interval = loki
+                .opt_int("interval", 10, u64::MAX)?
+                .unwrap_or(l.loki.interval);
+            if let Some(address) = loki.opt_str("address")? {
+                l.loki.address = address.to_owned();
+            }
+            if let Some(username) = loki.opt_str("username")? {
+                l.loki.username = username.to_owned();
+            }
+            // Decrypted by the actor (RSA on the wire); empty keeps the stored value.
+            if let Some(password) = loki.opt_str("password")?.filter(|s| !s.is_empty()) {
+                l.loki.password = Some(env.seal(password)?);
+            }
+            let oia = cc.obj("oia")?;
+            l.oia.level = oia.level("level")?;
+            l.oia.interval = oia
+                .opt_int("interval", 10, u64::MAX)?
+                .unwrap_or(l.oia.interval);
+            let syslog = cc.obj("syslog")?;
+            l.syslog.level = syslog.level("level")?;
+            if let Some(host) = syslog.opt_str("host")? {
+                l.syslog.host = host.to_owned();
+            }
+            if let Some(port) = syslog.opt_int("port", 1, u64::from(u16::MAX))? {
+                l.syslog.port = port as u16;
+            }
+            l.syslog.protocol = match syslog.opt_str("protocol")? {
+                None => l.syslog.protocol,
+                Some("udp4") => SyslogProtocol::Udp4,
+                Some("tcp") => SyslogProtocol::Tcp,
+                Some(other) => {
+                    return invalid(format!(
+                        "{} must be udp4 or tcp, found '{other}'",
+                        syslog.at("protocol")
+                    ))
+                }
+            };
+            record.remote.logger = true;
+            "Engine logger settings updated successfully"
+        }
+        other => {
+            return invalid(format!(
+                "{} is not an engine settings command",
+                other.as_str()
+            ))
+        }
+    };
+    record.audit = record.audit.touched(BY_OIANALYTICS, env.now);
+    env.entities.stage_engine_settings(batch, &record)?;
+    Ok(Applied {
+        result: result.to_owned(),
+        ontology: None,
+        effects: Effects {
+            full_config: true,
+            engine: true,
+            ..Effects::default()
+        },
+    })
+}
+
+fn registration_settings(
+    cc: &Obj<'_>,
+    env: &Env<'_>,
+    batch: &mut Batch,
+) -> Result<Applied, ApplyError> {
+    let Some(mut record) = env.entities.registration_settings()? else {
+        return invalid("Registration settings are not initialised; restart the engine");
+    };
+    let interval = |key| cc.int(key, 1, u64::from(u32::MAX));
+    let permissions = cc.obj("commandPermissions")?;
+    let mut command_permissions = std::collections::BTreeMap::new();
+    for flag in PERMISSION_FLAGS {
+        command_permissions.insert(flag.to_owned(), permissions.bool(flag)?);
+    }
+    record.remote = Some(RemoteRegistrationSettings {
+        command_refresh_interval: interval("commandRefreshInterval")?,
+        command_retry_interval: interval("commandRetryInterval")?,
+        message_retry_interval: interval("messageRetryInterval")?,
+        command_permissions,
+    });
+    record.audit = record.audit.touched(BY_OIANALYTICS, env.now);
+    env.entities.stage_registration_settings(batch, &record)?;
+    Ok(Applied {
+        result: "Registration settings updated successfully".into(),
+        ontology: None,
+        effects: Effects {
+            full_config: true,
+            registration: true,
+            ..Effects::default()
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,210 @@
+//! The CommandExecutor: runs journaled commands strictly one at a time, oldest retrieval first
+//! (protocol §4.3), and records each outcome with a status report.
+//!
+//! It is the only actor that changes a journaled command after intake. Before running a
+//! RETRIEVED command it checks the target version, then the permission flag (YAML ceiling AND
+//! remote settings), then whether the agent supports the type; a refused command ends ERRORED
+//! and is never run. A command found RUNNING at start was interrupted by a crash: see
+//! [`recover`]. Configuration commands stage their entity writes into the same atomic batch as
+//! the command's outcome.
+//!
+//! Messages taken (see `actor.rs`): [`actor::CommandsReady`] (look for work),
+//! [`actor::CancelCommands`] (RETRIEVED → CANCELLED), `supervision::Stop`. It sends
+//! `ReportsPending` and `PollNow` to the CommandPoller, `Decrypt`/`DecryptSettings`/
+//! `RegenerateKeys`/`GetLocalCipher` to the KeyVault, and `ConfigChanged` through
+//! [`crate::messages::ConfigOutbox`].
+
+pub mod actor;
+pub mod apply;
+pub mod upgrade;
+
+use crate::commands::{CommandRecord, CommandType};
+
+pub use actor::{CancelCommands, CommandExecutor, CommandsReady};
+
+/// A command started this many times without finishing is not started again: it probably
+/// crashes the engine.
+pub const MAX_RUNS: u32 = 3;
+
+/// Why a RETRIEVED command will not run, checked in this order (protocol §4.3): the target
+/// version, the permission flag, then support by the agent. `Ok` gives its type.
+pub fn precheck(
+    record: &CommandRecord,
+    running_version: &str,
+    permitted: impl Fn(&str) -> bool,
+) -> Result<CommandType, String> {
+    let Some(command_type) = CommandType::parse(&record.command_type) else {
+        return Err(format!(
+            "Malformed command: unknown command type '{}'",
+            record.command_type
+        ));
+    };
+    if record.target_version != running_version {
+        return Err(format!(
+            "Wrong target version: {} for OIBus version {running_version}",
+            record.target_version
+        ));
+    }
+    if !command_type.permission_flag().is_some_and(&permitted) {
+        return Err(format!(
+            "Command {} of type {} is not authorized",
+            record.id, record.command_type
+        ));
+    }
+    if !command_type.is_supported() {
+        return Err(format!(
+            "{} is not supported by oibus-agent",
+            record.command_type
+        ));
+    }
+    Ok(command_type)
+}
+
+/// What to do with a command found RUNNING when the executor starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// Run it again: its effect is idempotent.
+    Rerun,
+    /// End it with this outcome.
+    Finish(Result<String, String>),
+}
+
+/// Decide about a command interrupted while RUNNING.
+///
+/// - `restart-engine` asked for the stop that interrupted it: COMPLETED "OIBus restarted".
+/// - `update-version` compares the **running** version with its target (§9, done right).
+/// - Configuration commands are idempotent (what they create is keyed on the command id), and
+///   so is key regeneration: they run again, unless they were already started [`MAX_RUNS`]
+///   times.
+/// - Anything else: ERRORED "interrupted".
+pub fn recover(record: &CommandRecord, running_version: &str) -> Recovery {
+    use CommandType::*;
+    let command_type = CommandType::parse(&record.command_type);
+    match command_type {
+        Some(RestartEngine) => Recovery::Finish(Ok("OIBus restarted".into())),
+        Some(UpdateVersion) => {
+            let target = record.fields["commandContent"]["version"]
+                .as_str()
+                .unwrap_or_default();
+            let target = target.strip_prefix('v').unwrap_or(target);
+            if target == running_version {
+                Recovery::Finish(Ok(format!("OIBus updated to version {running_version}")))
+            } else {
+                Recovery::Finish(Err(format!(
+                    "OIBus has not been updated. Rollback to version {running_version}"
+                )))
+            }
+        }
+        Some(t) if t.is_supported() && record.runs >= MAX_RUNS => Recovery::Finish(Err(format!(
+            "interrupted {} times (the engine stopped while it ran); not started again",
+            record.runs
+        ))),
+        Some(t) if t.is_supported() => Recovery::Rerun,
+        _ => Recovery::Finish(Err("interrupted: the engine stopped while it ran".into())),
+    }
+}
+
+/// Test hook: `OIBUS_AGENT_TEST_EXEC_DELAY_MS` slows every execution down, so tests can catch
+/// commands while they wait (cancellation, crashes).
+pub fn test_exec_delay() -> Option<std::time::Duration> {
+    std::env::var("OIBUS_AGENT_TEST_EXEC_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(std::time::Duration::from_millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Map, Value};
+
+    use super::*;
+    use crate::commands::Transition;
+
+    fn record(command_type: &str, target: &str, fields: Value) -> CommandRecord {
+        let fields: Map<String, Value> = match fields {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        CommandRecord::retrieved(
+            0,
+            "c1".into(),
+            command_type.into(),
+            target.into(),
+            fields,
+            "t",
+        )
+    }
+
+    #[test]
+    fn checks_come_in_order_version_then_permission_then_support() {
+        let allow_all = |_: &str| true;
+        let deny_all = |_: &str| false;
+        let r = record("test-south-connection", "0.9", json!({}));
+        assert_eq!(
+            precheck(&r, "1.0", deny_all),
+            Err("Wrong target version: 0.9 for OIBus version 1.0".into())
+        );
+        let r = record("test-south-connection", "1.0", json!({}));
+        assert_eq!(
+            precheck(&r, "1.0", deny_all),
+            Err("Command c1 of type test-south-connection is not authorized".into())
+        );
+        assert_eq!(
+            precheck(&r, "1.0", allow_all),
+            Err("test-south-connection is not supported by oibus-agent".into())
+        );
+        let r = record("create-scan-mode", "1.0", json!({}));
+        assert_eq!(
+            precheck(&r, "1.0", allow_all),
+            Ok(CommandType::CreateScanMode)
+        );
+    }
+
+    #[test]
+    fn the_permission_checked_is_the_types_flag() {
+        let r = record("update-engine-logger", "1", json!({}));
+        assert!(precheck(&r, "1", |f| f == "updateEngineSettings").is_ok());
+        assert!(precheck(&r, "1", |f| f == "updateEngineLogger").is_err());
+    }
+
+    #[test]
+    fn an_interrupted_restart_is_completed_and_an_upgrade_compares_the_running_version() {
+        assert_eq!(
+            recover(&record("restart-engine", "1", json!({})), "1"),
+            Recovery::Finish(Ok("OIBus restarted".into()))
+        );
+        let upgrade = record(
+            "update-version",
+            "1.0",
+            json!({"commandContent": {"version": "v2.0"}}),
+        );
+        assert_eq!(
+            recover(&upgrade, "2.0"),
+            Recovery::Finish(Ok("OIBus updated to version 2.0".into()))
+        );
+        assert_eq!(
+            recover(&upgrade, "1.0"),
+            Recovery::Finish(Err(
+                "OIBus has not been updated. Rollback to version 1.0".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn idempotent_commands_rerun_until_they_look_like_the_cause_of_the_crash() {
+        let mut r = record("create-scan-mode", "1", json!({}))
+            .apply(Transition::Start, "t")
+            .unwrap();
+        assert_eq!(recover(&r, "1"), Recovery::Rerun);
+        r.runs = MAX_RUNS;
+        assert!(matches!(recover(&r, "1"), Recovery::Finish(Err(_))));
+        let r = record("setpoint", "1", json!({}))
+            .apply(Transition::Start, "t")
+            .unwrap();
+        assert_eq!(
+            recover(&r, "1"),
+            Recovery::Finish(Err("interrupted: the engine stopped while it ran".into()))
+        );
+    }
+}

@@ -1,0 +1,503 @@
+//! The actix shell of the CommandPoller: the refresh cycle and the report flush, with their
+//! timers, and the HTTP calls E3, E4 and E5.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use serde_json::Value;
+
+use super::{cancel_chunks, intake, MAX_CANCEL_QUERY, REPORT_BATCH};
+use crate::client::{routes, Auth, ClientError, OiaClient};
+use crate::command_executor::{CancelCommands, CommandExecutor, CommandsReady};
+use crate::commands::{Journal, PendingReport};
+use crate::config::Config;
+use crate::context::AgentContext;
+use crate::entities::{EffectiveRegistrationSettings, EntityStore, RegistrationSettingsRecord};
+use crate::events::{self, Source};
+use crate::registration::{self, RegistrationChanged};
+use crate::secret::Secret;
+use crate::store::{Durability, StoreError};
+use crate::supervision::{ChildGuard, Stop};
+
+/// Reports are waiting: flush them now.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct ReportsPending;
+
+/// Run a command cycle now (registration settings changed), or right after the current one.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct PollNow;
+
+/// The cycle timer fired (internal).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+struct Tick;
+
+/// The report retry timer fired (internal).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+struct RetryReports;
+
+/// Why a cycle failed.
+#[derive(Debug, thiserror::Error)]
+enum CycleError {
+    #[error("{0}")]
+    Worker(String),
+    #[error("no OIAnalytics client: {0}")]
+    Client(String),
+    #[error("cancellation check (E4) failed: {0}")]
+    Cancel(ClientError),
+    #[error("fetching pending commands (E3) failed: {0}")]
+    Fetch(ClientError),
+    #[error("the pending commands answer is {0}, not a JSON array")]
+    NotAnArray(&'static str),
+    #[error("cannot journal commands: {0}")]
+    Journal(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+enum FlushError {
+    #[error("{0}")]
+    Worker(String),
+    #[error("no OIAnalytics client: {0}")]
+    Client(String),
+    #[error("status report (E5) failed: {0}")]
+    Put(ClientError),
+    #[error("cannot read or acknowledge reports: {0}")]
+    Store(#[from] StoreError),
+}
+
+pub struct CommandPoller {
+    ctx: AgentContext,
+    journal: Journal,
+    entities: EntityStore,
+    /// The client, built for the configuration it was made from (a SIGHUP may change it).
+    client: Option<(Arc<Config>, Rc<OiaClient>)>,
+    /// The access token while REGISTERED.
+    token: Option<Secret<String>>,
+    cycle_running: bool,
+    /// Run another cycle as soon as the current one ends.
+    cycle_again: bool,
+    cycle_timer: Option<SpawnHandle>,
+    flushing: bool,
+    flush_again: bool,
+    flush_retry: Option<SpawnHandle>,
+    _guard: ChildGuard,
+}
+
+impl CommandPoller {
+    pub fn new(ctx: AgentContext, entities: EntityStore, guard: ChildGuard) -> Self {
+        CommandPoller {
+            journal: Journal::new(ctx.store.clone()),
+            ctx,
+            entities,
+            client: None,
+            token: None,
+            cycle_running: false,
+            cycle_again: false,
+            cycle_timer: None,
+            flushing: false,
+            flush_again: false,
+            flush_retry: None,
+            _guard: guard,
+        }
+    }
+
+    fn settings(&self) -> EffectiveRegistrationSettings {
+        let config = self.ctx.config();
+        match self.entities.registration_settings() {
+            Ok(record) => {
+                RegistrationSettingsRecord::effective_of(record.as_ref(), &config.oianalytics)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the registration settings; using the YAML intervals");
+                RegistrationSettingsRecord::effective_of(None, &config.oianalytics)
+            }
+        }
+    }
+
+    /// The OIA client for the current configuration (one per configuration, so connections are
+    /// reused across cycles and flushes).
+    fn client(&mut self) -> Result<Rc<OiaClient>, String> {
+        let config = self.ctx.config();
+        if let Some((built_for, client)) = &self.client {
+            if Arc::ptr_eq(built_for, &config) {
+                return Ok(client.clone());
+            }
+        }
+        let client = match crate::oia::client_factory(&config) {
+            Ok(Some(factory)) => Rc::new(factory.client()),
+            Ok(None) => return Err("oianalytics.host is not set".to_owned()),
+            Err(e) => return Err(e.to_string()),
+        };
+        self.client = Some((config, client.clone()));
+        Ok(client)
+    }
+
+    fn on_registration(&mut self, change: &RegistrationChanged, ctx: &mut Context<Self>) {
+        if change.is_registered() {
+            let was = self.token.replace(change.token.clone().unwrap_or_default());
+            if was.is_none() {
+                tracing::info!("registered: command polling starts");
+            }
+            self.poll_now(ctx);
+            self.flush(ctx);
+        } else {
+            if self.token.take().is_some() {
+                tracing::info!(
+                    status = change.status.as_str(),
+                    "not registered: command polling stops"
+                );
+            }
+            for handle in [self.cycle_timer.take(), self.flush_retry.take()]
+                .into_iter()
+                .flatten()
+            {
+                ctx.cancel_future(handle);
+            }
+        }
+    }
+
+    fn poll_now(&mut self, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.cycle_timer.take() {
+            ctx.cancel_future(handle);
+        }
+        if self.cycle_running {
+            self.cycle_again = true;
+        } else {
+            self.cycle(ctx);
+        }
+    }
+
+    /// One refresh cycle (§4.1); the next one is scheduled when it ends.
+    fn cycle(&mut self, ctx: &mut Context<Self>) {
+        let Some(token) = self.token.clone() else {
+            return;
+        };
+        self.cycle_running = true;
+        self.cycle_again = false;
+        let client = self.client();
+        let journal = self.journal.clone();
+        let executor = self.ctx.peers.get::<CommandExecutor>();
+        let fut = async move {
+            let client = client.map_err(CycleError::Client)?;
+            run_cycle(&client, &token, &journal, executor).await
+        };
+        ctx.spawn(fut.into_actor(self).map(|outcome, act, ctx| {
+            act.cycle_running = false;
+            let ok = outcome.is_ok();
+            events::operation(Source::CommandPoller, "poll", ok);
+            if let Err(e) = &outcome {
+                tracing::warn!(error = %e, "command cycle failed");
+            }
+            act.flush(ctx);
+            if act.token.is_none() {
+                return;
+            }
+            if act.cycle_again {
+                act.cycle(ctx);
+                return;
+            }
+            let settings = act.settings();
+            let delay = if ok {
+                settings.command_refresh
+            } else {
+                settings.command_retry
+            };
+            act.cycle_timer = Some(ctx.notify_later(Tick, delay));
+        }));
+    }
+
+    /// Send the waiting reports, in batches, until none is left or a call fails.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        let Some(token) = self.token.clone() else {
+            return;
+        };
+        if self.flushing {
+            self.flush_again = true;
+            return;
+        }
+        if let Some(handle) = self.flush_retry.take() {
+            ctx.cancel_future(handle);
+        }
+        self.flushing = true;
+        self.flush_again = false;
+        let client = self.client();
+        let journal = self.journal.clone();
+        let fut = async move {
+            let client = client.map_err(FlushError::Client)?;
+            flush_reports(&client, &token, &journal).await
+        };
+        ctx.spawn(fut.into_actor(self).map(|outcome, act, ctx| {
+            act.flushing = false;
+            match outcome {
+                Ok(0) => {}
+                Ok(sent) => tracing::debug!(sent, "status reports acknowledged"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "status reports not acknowledged; retrying");
+                    let delay = act.settings().command_retry;
+                    act.flush_retry = Some(ctx.notify_later(RetryReports, delay));
+                    return;
+                }
+            }
+            if act.flush_again {
+                act.flush(ctx);
+            }
+        }));
+    }
+}
+
+/// Cancellation check, fetch, journal. Returns how many commands were journaled.
+async fn run_cycle(
+    client: &OiaClient,
+    token: &Secret<String>,
+    journal: &Journal,
+    executor: Option<Addr<CommandExecutor>>,
+) -> Result<usize, CycleError> {
+    let auth = Auth::Bearer(token);
+    // 1. Cancellation check: OIA answers, among the ids asked, the cancelled commands.
+    let retrieved = journal.retrieved_ids()?;
+    let mut cancelled = Vec::new();
+    for chunk in cancel_chunks(&retrieved, MAX_CANCEL_QUERY) {
+        let query: Vec<(&str, &str)> = chunk.iter().map(|id| ("ids", id.as_str())).collect();
+        let answer: Vec<Value> = client
+            .get_json_query(routes::COMMANDS_LIST_BY_IDS, &query, auth)
+            .await
+            .map_err(CycleError::Cancel)?;
+        cancelled.extend(
+            answer
+                .iter()
+                .filter_map(|c| c.get("id").and_then(Value::as_str))
+                .filter(|id| chunk.iter().any(|asked| asked == id))
+                .map(str::to_owned),
+        );
+    }
+    if !cancelled.is_empty() {
+        match &executor {
+            Some(executor) => {
+                let n = executor
+                    .send(CancelCommands { ids: cancelled })
+                    .await
+                    .unwrap_or(0);
+                events::operation(Source::CommandPoller, "cancel-check", true);
+                tracing::info!(cancelled = n, "commands cancelled by OIAnalytics");
+            }
+            None => tracing::warn!(
+                "the command executor is not running; cancellations are checked again next cycle"
+            ),
+        }
+    }
+
+    // 2. Fetch and journal.
+    let answer: Value = client
+        .get_json(routes::COMMANDS_PENDING, auth)
+        .await
+        .map_err(CycleError::Fetch)?;
+    let Value::Array(elements) = answer else {
+        return Err(CycleError::NotAnArray(crate::commands::catalogue::kind_of(
+            &answer,
+        )));
+    };
+    let now = crate::protocol::iso_now();
+    let received = intake(
+        &elements,
+        |id| journal.contains(id),
+        journal.next_seq()?,
+        &now,
+    )?;
+    for problem in &received.unusable {
+        tracing::warn!(
+            problem,
+            "pending command without a usable id skipped; it cannot be reported"
+        );
+        events::operation(Source::CommandPoller, "command-without-id", false);
+    }
+    if !received.unusable.is_empty() {
+        journal.store().incr(
+            "commands.skipped_without_id",
+            received.unusable.len() as u64,
+            Durability::Buffered,
+        )?;
+    }
+    if received.malformed > 0 {
+        tracing::warn!(
+            count = received.malformed,
+            "malformed commands journaled as ERRORED"
+        );
+    }
+    if received.duplicates > 0 {
+        tracing::debug!(
+            count = received.duplicates,
+            "already journaled commands ignored"
+        );
+    }
+    let records = received.records;
+    let journaled = records.len();
+    // The synced write waits for the disk: off the actors' thread.
+    let writer = journal.clone();
+    off_thread(move || writer.insert(&records))
+        .await
+        .map_err(CycleError::Worker)??;
+    if journaled > 0 {
+        tracing::info!(count = journaled, "commands journaled");
+        if let Some(executor) = &executor {
+            executor.do_send(CommandsReady);
+        }
+    }
+    Ok(journaled)
+}
+
+/// Report everything waiting, one PUT per batch; only the keys OIA acknowledged are removed.
+/// Returns how many records were acknowledged.
+async fn flush_reports(
+    client: &OiaClient,
+    token: &Secret<String>,
+    journal: &Journal,
+) -> Result<usize, FlushError> {
+    let mut acked = 0;
+    loop {
+        let reports = journal.pending_reports(REPORT_BATCH)?;
+        if reports.is_empty() {
+            return Ok(acked);
+        }
+        // Everything about to be reported must be on disk first (one fsync, off the actors'
+        // thread).
+        let syncer = journal.clone();
+        off_thread(move || syncer.sync())
+            .await
+            .map_err(FlushError::Worker)??;
+        match put_reports(client, token, &reports).await {
+            Ok(()) => journal.ack_reports(&keys(&reports))?,
+            // One record OIA refuses makes it refuse the whole batch: send them one by one so
+            // the others get through and only that record is set aside.
+            Err(e) if e.status() == Some(400) => {
+                tracing::warn!(error = %e, count = reports.len(), "status report batch refused; sending records one by one");
+                for report in &reports {
+                    match put_reports(client, token, std::slice::from_ref(report)).await {
+                        Ok(()) => {}
+                        Err(e) if e.status() == Some(400) => {
+                            tracing::error!(error = %e, record = %report.record,
+                                "status report refused by OIAnalytics; it is dropped (it would be refused forever)");
+                            events::operation(Source::CommandPoller, "report-refused", false);
+                            journal.store().incr(
+                                "commands.reports_refused",
+                                1,
+                                Durability::Buffered,
+                            )?;
+                        }
+                        Err(e) => return Err(FlushError::Put(e)),
+                    }
+                    journal.ack_reports(&keys(std::slice::from_ref(report)))?;
+                }
+            }
+            Err(e) => return Err(FlushError::Put(e)),
+        }
+        acked += reports.len();
+        if reports.len() < REPORT_BATCH {
+            return Ok(acked);
+        }
+    }
+}
+
+/// Run a store call that waits for the disk on a blocking thread. `Err` only when that thread
+/// failed (a panic in the store call, i.e. a bug, or a runtime shutdown).
+async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<Result<T, StoreError>, String> {
+    actix_rt::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("store worker thread failed: {e}"))
+}
+
+fn keys(reports: &[PendingReport]) -> Vec<Vec<u8>> {
+    reports.iter().map(|r| r.key.clone()).collect()
+}
+
+/// One E5 PUT. A `404 - ` answer counts as acknowledged (protocol §4.5): OIA does not know
+/// these commands, so there is nothing more to tell it.
+async fn put_reports(
+    client: &OiaClient,
+    token: &Secret<String>,
+    reports: &[PendingReport],
+) -> Result<(), ClientError> {
+    let body: Vec<&Value> = reports.iter().map(|r| &r.record).collect();
+    let outcome = client
+        .put_json(routes::COMMANDS_STATUS, &body, Auth::Bearer(token))
+        .await;
+    events::operation(Source::CommandPoller, "report", outcome.is_ok());
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => {
+            tracing::warn!(error = %e, count = reports.len(), "status reports answered 404; counted as acknowledged");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+impl Actor for CommandPoller {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        registration::subscribe::<Self>(ctx, self.ctx.registration.clone());
+        let current = self.ctx.registration.borrow().clone();
+        self.on_registration(&current, ctx);
+    }
+}
+
+impl Handler<RegistrationChanged> for CommandPoller {
+    type Result = ();
+
+    fn handle(&mut self, msg: RegistrationChanged, ctx: &mut Context<Self>) {
+        self.on_registration(&msg, ctx);
+    }
+}
+
+impl Handler<Tick> for CommandPoller {
+    type Result = ();
+
+    fn handle(&mut self, _: Tick, ctx: &mut Context<Self>) {
+        self.cycle_timer = None;
+        if !self.cycle_running {
+            self.cycle(ctx);
+        }
+    }
+}
+
+impl Handler<PollNow> for CommandPoller {
+    type Result = ();
+
+    fn handle(&mut self, _: PollNow, ctx: &mut Context<Self>) {
+        if self.token.is_some() {
+            self.poll_now(ctx);
+        }
+    }
+}
+
+impl Handler<ReportsPending> for CommandPoller {
+    type Result = ();
+
+    fn handle(&mut self, _: ReportsPending, ctx: &mut Context<Self>) {
+        self.flush(ctx);
+    }
+}
+
+impl Handler<RetryReports> for CommandPoller {
+    type Result = ();
+
+    fn handle(&mut self, _: RetryReports, ctx: &mut Context<Self>) {
+        self.flush_retry = None;
+        self.flush(ctx);
+    }
+}
+
+impl Handler<Stop> for CommandPoller {
+    type Result = ();
+
+    /// Journal and reports are durable as they are written; nothing to flush.
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,549 @@
+//! The durable command journal (`Cf::Commands`) and the status reports waiting for OIAnalytics'
+//! acknowledgement (`Cf::Reports`).
+//!
+//! Invariants:
+//! - a command is journaled (fsynced) before anything about it is reported upstream;
+//! - a command id is journaled once; a later copy of it is ignored;
+//! - a record's status only moves along [`CommandRecord::apply`];
+//! - every status that must reach OIAnalytics is a report keyed by (command id, status), written in
+//!   the same atomic batch as the record change, and deleted only once OIAnalytics acknowledged
+//!   that very key.
+//!
+//! Keys in `commands`: `c/<id>` the record; `o/<seq BE>` → id for open (RETRIEVED or RUNNING)
+//! commands, in retrieval order; `m/seq` the next sequence number; `m/sync` a marker whose synced
+//! write makes every earlier buffered write durable. Keys in `reports`:
+//! `<id>\0<rank><STATUS>`, so a command's statuses sort in the order they happened.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::store::{Batch, Cf, Durability, Store, StoreError};
+
+/// Local status of a command (protocol §4.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Retrieved,
+    Running,
+    Completed,
+    Errored,
+    Cancelled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Retrieved => "RETRIEVED",
+            Status::Running => "RUNNING",
+            Status::Completed => "COMPLETED",
+            Status::Errored => "ERRORED",
+            Status::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Status::Completed | Status::Errored | Status::Cancelled
+        )
+    }
+
+    /// Order of statuses within one command's life, for report keys.
+    fn rank(self) -> u8 {
+        match self {
+            Status::Retrieved => b'1',
+            Status::Running => b'2',
+            Status::Completed | Status::Errored | Status::Cancelled => b'3',
+        }
+    }
+}
+
+/// A status change asked of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// OIAnalytics cancelled it (E4) before it ran: RETRIEVED → CANCELLED.
+    Cancel,
+    /// Execution starts: RETRIEVED → RUNNING, or RUNNING again after a crash.
+    Start,
+    /// Ends it: `Ok(result)` → COMPLETED, `Err(result)` → ERRORED. From RETRIEVED when a check
+    /// refuses it, from RUNNING when execution ends.
+    Finish(Result<String, String>),
+}
+
+/// One journaled command: the local record OIBus keeps, plus the retrieval sequence number and
+/// how many times it was started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandRecord {
+    pub seq: u64,
+    pub id: String,
+    /// The type as received (a malformed element may carry an unknown one).
+    #[serde(rename = "type")]
+    pub command_type: String,
+    pub status: Status,
+    pub target_version: String,
+    pub retrieved_date: String,
+    pub completed_date: Option<String>,
+    pub result: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// The type's fields under their local names (§4.6), `commandContent` as received.
+    pub fields: Map<String, Value>,
+    /// Times execution started; more than one means it was re-run after a crash.
+    pub runs: u32,
+}
+
+/// The E5 record (protocol §4.5), field order as OIBus sends it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusRecord<'a> {
+    id: &'a str,
+    created_by: Option<&'a str>,
+    updated_by: Option<&'a str>,
+    created_at: &'a str,
+    updated_at: &'a str,
+    status: Status,
+    ack: bool,
+    target_version: &'a str,
+    retrieved_date: &'a str,
+    completed_date: Option<&'a str>,
+    result: Option<&'a str>,
+    #[serde(rename = "type")]
+    command_type: &'a str,
+    #[serde(flatten)]
+    fields: &'a Map<String, Value>,
+}
+
+impl CommandRecord {
+    /// A command just received, RETRIEVED at `now`.
+    pub fn retrieved(
+        seq: u64,
+        id: String,
+        command_type: String,
+        target_version: String,
+        fields: Map<String, Value>,
+        now: &str,
+    ) -> CommandRecord {
+        CommandRecord {
+            seq,
+            id,
+            command_type,
+            status: Status::Retrieved,
+            target_version,
+            retrieved_date: now.to_owned(),
+            completed_date: None,
+            result: None,
+            created_at: now.to_owned(),
+            updated_at: now.to_owned(),
+            fields,
+            runs: 0,
+        }
+    }
+
+    /// The record after `transition` at `now`, or `None` when the transition is not allowed
+    /// from the current status (e.g. cancelling a command that already runs).
+    pub fn apply(&self, transition: Transition, now: &str) -> Option<CommandRecord> {
+        let mut next = self.clone();
+        next.updated_at = now.to_owned();
+        match (self.status, transition) {
+            (Status::Retrieved, Transition::Cancel) => next.status = Status::Cancelled,
+            (Status::Retrieved | Status::Running, Transition::Start) => {
+                next.status = Status::Running;
+                next.runs = self.runs.saturating_add(1);
+            }
+            (Status::Retrieved | Status::Running, Transition::Finish(outcome)) => {
+                let (status, result) = match outcome {
+                    Ok(result) => (Status::Completed, result),
+                    Err(result) => (Status::Errored, result),
+                };
+                next.status = status;
+                next.result = Some(result);
+                next.completed_date = (status == Status::Completed).then(|| now.to_owned());
+            }
+            _ => return None,
+        }
+        Some(next)
+    }
+
+    /// The E5 status record for the current status.
+    pub fn status_record(&self) -> Value {
+        let record = StatusRecord {
+            id: &self.id,
+            created_by: None,
+            updated_by: None,
+            created_at: &self.created_at,
+            updated_at: &self.updated_at,
+            status: self.status,
+            ack: false,
+            target_version: &self.target_version,
+            retrieved_date: &self.retrieved_date,
+            completed_date: self.completed_date.as_deref(),
+            result: self.result.as_deref(),
+            command_type: &self.command_type,
+            fields: &self.fields,
+        };
+        // Only strings, options and a JSON map: serialising cannot fail.
+        serde_json::to_value(record).unwrap_or(Value::Null)
+    }
+
+    fn report_key(&self) -> Vec<u8> {
+        report_key(&self.id, self.status)
+    }
+}
+
+fn report_key(id: &str, status: Status) -> Vec<u8> {
+    let mut key = Vec::with_capacity(id.len() + 12);
+    key.extend_from_slice(id.as_bytes());
+    key.push(0);
+    key.push(status.rank());
+    key.extend_from_slice(status.as_str().as_bytes());
+    key
+}
+
+fn record_key(id: &str) -> Vec<u8> {
+    let mut key = b"c/".to_vec();
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+fn open_key(seq: u64) -> Vec<u8> {
+    let mut key = b"o/".to_vec();
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+const SEQ_KEY: &[u8] = b"m/seq";
+const SYNC_KEY: &[u8] = b"m/sync";
+const OPEN_PREFIX: &[u8] = b"o/";
+
+/// The value of an open-index entry: which command, and its status, so the cancellation check
+/// does not read every record.
+#[derive(Debug, Serialize, Deserialize)]
+struct OpenEntry {
+    id: String,
+    status: Status,
+}
+
+/// A status report waiting for OIAnalytics: its key (to acknowledge exactly it) and its record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingReport {
+    pub key: Vec<u8>,
+    pub record: Value,
+}
+
+/// The journal and report queue over the store. Cheap to clone.
+///
+/// Writers: the CommandPoller inserts new records and deletes acknowledged reports; the
+/// CommandExecutor changes existing records. They never write the same key.
+#[derive(Clone, Debug)]
+pub struct Journal {
+    store: Store,
+}
+
+impl Journal {
+    pub fn new(store: Store) -> Journal {
+        Journal { store }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<CommandRecord>, StoreError> {
+        self.store.get(Cf::Commands, &record_key(id))
+    }
+
+    pub fn contains(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.store.get_raw(Cf::Commands, &record_key(id))?.is_some())
+    }
+
+    /// The sequence number the next received command gets.
+    pub fn next_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.store.get::<u64>(Cf::Commands, SEQ_KEY)?.unwrap_or(0))
+    }
+
+    /// Journal new records (RETRIEVED, or ERRORED when malformed) with a report of their status
+    /// each, in one synced batch: only then may they be reported.
+    pub fn insert(&self, records: &[CommandRecord]) -> Result<(), StoreError> {
+        let Some(last) = records.iter().map(|r| r.seq).max() else {
+            return Ok(());
+        };
+        let mut batch = self.store.batch();
+        for record in records {
+            self.stage(&mut batch, record, true)?;
+        }
+        batch.put(Cf::Commands, SEQ_KEY, &(last + 1))?;
+        self.store.write(batch, Durability::Sync)
+    }
+
+    /// Stage a record change (and its report when `report`) into `batch`, keeping the open
+    /// index in step. The caller commits the batch, possibly with entity changes.
+    pub fn stage(
+        &self,
+        batch: &mut Batch,
+        record: &CommandRecord,
+        report: bool,
+    ) -> Result<(), StoreError> {
+        batch.put(Cf::Commands, &record_key(&record.id), record)?;
+        if record.status.is_terminal() {
+            batch.delete(Cf::Commands, &open_key(record.seq));
+        } else {
+            let entry = OpenEntry {
+                id: record.id.clone(),
+                status: record.status,
+            };
+            batch.put(Cf::Commands, &open_key(record.seq), &entry)?;
+        }
+        if report {
+            batch.put(Cf::Reports, &record.report_key(), &record.status_record())?;
+        }
+        Ok(())
+    }
+
+    /// Open commands (RETRIEVED or RUNNING), oldest retrieval first, at most `limit`.
+    pub fn open(&self, limit: usize) -> Result<Vec<CommandRecord>, StoreError> {
+        self.open_from(0, limit)
+    }
+
+    /// Open commands with a sequence number of at least `from_seq`. A reader that knows every
+    /// older command is finished starts there, so it does not walk over the deleted index
+    /// entries of finished commands.
+    pub fn open_from(&self, from_seq: u64, limit: usize) -> Result<Vec<CommandRecord>, StoreError> {
+        let mut out = Vec::new();
+        let start = open_key(from_seq);
+        for (key, raw_id) in self
+            .store
+            .scan_from(Cf::Commands, OPEN_PREFIX, &start, limit)?
+        {
+            let entry: Option<OpenEntry> = serde_json::from_slice(&raw_id).ok();
+            match entry.map(|e| self.get(&e.id)).transpose()? {
+                Some(Some(record)) if !record.status.is_terminal() => out.push(record),
+                // A dangling index entry (its record was quarantined or is already terminal):
+                // drop it so it cannot hide the next command.
+                _ => self
+                    .store
+                    .delete(Cf::Commands, &key, Durability::Buffered)?,
+            }
+        }
+        Ok(out)
+    }
+
+    /// The ids of the RETRIEVED commands, oldest first, read from the open index alone (the
+    /// cancellation check runs every cycle, over possibly thousands of commands).
+    pub fn retrieved_ids(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .store
+            .scan_raw(Cf::Commands, OPEN_PREFIX, usize::MAX)?
+            .into_iter()
+            .filter_map(|(_, raw)| serde_json::from_slice::<OpenEntry>(&raw).ok())
+            .filter(|e| e.status == Status::Retrieved)
+            .map(|e| e.id)
+            .collect())
+    }
+
+    /// The oldest open command with a sequence number of at least `from_seq`.
+    pub fn oldest_open(&self, from_seq: u64) -> Result<Option<CommandRecord>, StoreError> {
+        Ok(self.open_from(from_seq, 1)?.into_iter().next())
+    }
+
+    /// Make every earlier buffered write durable (one fsync of the WAL).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.store
+            .put(Cf::Commands, SYNC_KEY, &0u8, Durability::Sync)
+    }
+
+    /// Up to `limit` reports waiting for OIAnalytics, in key order.
+    pub fn pending_reports(&self, limit: usize) -> Result<Vec<PendingReport>, StoreError> {
+        let mut out = Vec::new();
+        for (key, bytes) in self.store.scan_raw(Cf::Reports, b"", limit)? {
+            match serde_json::from_slice(&bytes) {
+                Ok(record) => out.push(PendingReport { key, record }),
+                Err(e) => self
+                    .store
+                    .quarantine(Cf::Reports, &key, &bytes, &e.to_string())?,
+            }
+        }
+        Ok(out)
+    }
+
+    /// OIAnalytics acknowledged these reports.
+    pub fn ack_reports(&self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
+        let mut batch = self.store.batch();
+        for key in keys {
+            batch.delete(Cf::Reports, key);
+        }
+        self.store.write(batch, Durability::Buffered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn record(status: Status) -> CommandRecord {
+        let mut r = CommandRecord::retrieved(
+            7,
+            "wire-1".into(),
+            "create-scan-mode".into(),
+            "3.8.8".into(),
+            match json!({"commandContent": {"name": "wire-sample-scan", "description": "captured sample", "cron": "0 * * * * *"}})
+            {
+                Value::Object(m) => m,
+                _ => unreachable!(),
+            },
+            "2026-11-23T19:10:26.490Z",
+        );
+        r.status = status;
+        r
+    }
+
+    #[test]
+    fn a_retrieved_command_can_be_cancelled_started_or_refused() {
+        let r = record(Status::Retrieved);
+        assert_eq!(
+            r.apply(Transition::Cancel, "t").unwrap().status,
+            Status::Cancelled
+        );
+        let running = r.apply(Transition::Start, "t").unwrap();
+        assert_eq!((running.status, running.runs), (Status::Running, 1));
+        let refused = r.apply(Transition::Finish(Err("no".into())), "t").unwrap();
+        assert_eq!(
+            (refused.status, refused.result.as_deref()),
+            (Status::Errored, Some("no"))
+        );
+        assert_eq!(
+            refused.completed_date, None,
+            "completedDate is for COMPLETED only"
+        );
+    }
+
+    #[test]
+    fn a_running_command_cannot_be_cancelled_but_can_restart_after_a_crash() {
+        let running = record(Status::Retrieved)
+            .apply(Transition::Start, "t1")
+            .unwrap();
+        assert_eq!(running.apply(Transition::Cancel, "t2"), None);
+        let again = running.apply(Transition::Start, "t2").unwrap();
+        assert_eq!(again.runs, 2);
+        let done = again
+            .apply(Transition::Finish(Ok("ok".into())), "t3")
+            .unwrap();
+        assert_eq!(done.status, Status::Completed);
+        assert_eq!(done.completed_date.as_deref(), Some("t3"));
+        assert_eq!(done.updated_at, "t3");
+    }
+
+    #[test]
+    fn terminal_statuses_are_final() {
+        for status in [Status::Completed, Status::Errored, Status::Cancelled] {
+            let r = record(status);
+            for t in [
+                Transition::Cancel,
+                Transition::Start,
+                Transition::Finish(Ok(String::new())),
+            ] {
+                assert_eq!(r.apply(t.clone(), "t"), None, "{status:?} accepted {t:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_status_record_matches_the_e5_wire_sample() {
+        // The first record of spec/wire-samples/e5-command-status.json (OIBus 3.8.8), verbatim.
+        let expected: Value = serde_json::from_str(
+            r#"{
+                "id": "wire-1",
+                "createdBy": null,
+                "updatedBy": null,
+                "createdAt": "2026-11-23T19:10:26.490Z",
+                "updatedAt": "2026-11-23T19:10:26.490Z",
+                "status": "COMPLETED",
+                "ack": false,
+                "targetVersion": "3.8.8",
+                "retrievedDate": "2026-11-23T19:10:26.490Z",
+                "completedDate": "2026-11-23T19:10:26.520Z",
+                "result": "Scan mode created successfully",
+                "type": "create-scan-mode",
+                "commandContent": {
+                    "name": "wire-sample-scan",
+                    "description": "captured sample",
+                    "cron": "0 * * * * *"
+                }
+            }"#,
+        )
+        .expect("the e5 sample parses");
+        let mut r = record(Status::Retrieved)
+            .apply(Transition::Start, "2026-11-23T19:10:26.490Z")
+            .unwrap()
+            .apply(
+                Transition::Finish(Ok("Scan mode created successfully".into())),
+                "2026-11-23T19:10:26.520Z",
+            )
+            .unwrap();
+        // The sample's updatedAt is its creation time; ours moves with each change.
+        r.updated_at = "2026-11-23T19:10:26.490Z".into();
+        assert_eq!(r.status_record(), expected);
+    }
+
+    #[test]
+    fn report_keys_order_a_commands_statuses_by_their_life() {
+        let keys =
+            [Status::Cancelled, Status::Running, Status::Retrieved].map(|s| report_key("a", s));
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(sorted, [keys[2].clone(), keys[1].clone(), keys[0].clone()]);
+    }
+
+    #[test]
+    fn the_journal_keeps_open_commands_in_retrieval_order_and_reports_until_acked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s")).unwrap();
+        let journal = Journal::new(store);
+        let mut a = record(Status::Retrieved);
+        a.id = "zzz".into();
+        a.seq = 0;
+        let mut b = record(Status::Retrieved);
+        b.id = "aaa".into();
+        b.seq = 1;
+        journal.insert(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(journal.next_seq().unwrap(), 2);
+        assert!(journal.contains("zzz").unwrap());
+        assert_eq!(journal.oldest_open(0).unwrap().unwrap().id, "zzz");
+        assert_eq!(journal.retrieved_ids().unwrap(), ["zzz", "aaa"]);
+
+        let done = a.apply(Transition::Finish(Ok("ok".into())), "t").unwrap();
+        let mut batch = journal.store().batch();
+        journal.stage(&mut batch, &done, true).unwrap();
+        journal.store().write(batch, Durability::Buffered).unwrap();
+        journal.sync().unwrap();
+        assert_eq!(journal.oldest_open(0).unwrap().unwrap().id, "aaa");
+
+        let reports = journal.pending_reports(10).unwrap();
+        let statuses: Vec<_> = reports
+            .iter()
+            .map(|r| {
+                (
+                    r.record["id"].as_str().unwrap().to_owned(),
+                    r.record["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                ("aaa".into(), "RETRIEVED".into()),
+                ("zzz".into(), "RETRIEVED".into()),
+                ("zzz".into(), "COMPLETED".into())
+            ]
+        );
+        journal
+            .ack_reports(&[reports[0].key.clone(), reports[2].key.clone()])
+            .unwrap();
+        let left = journal.pending_reports(10).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].record["status"], "RETRIEVED");
+        assert_eq!(left[0].record["id"], "zzz");
+    }
+}

@@ -1,0 +1,566 @@
+//! The command channel end to end: commands queued in the simulator, executed by the engine,
+//! their statuses reported back; entity effects checked through `GET /api/entities`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use nix::sys::signal::Signal;
+use rand::Rng;
+use rsa::pkcs8::DecodePublicKey;
+use serde_json::{json, Value};
+
+use crate::kit::agent::{Agent, AgentHome};
+use crate::kit::sim::{Sim, SimOpts};
+use crate::kit::wait_until;
+
+const WAIT: Duration = Duration::from_secs(30);
+const VERSION: &str = oibus_actors::VERSION;
+
+/// A simulator that completes registrations at once.
+fn sim() -> Sim {
+    Sim::start(SimOpts {
+        auto_complete: Some("10ms".into()),
+        ..Default::default()
+    })
+}
+
+/// Start the agent and wait until it is registered.
+fn registered(home: &AgentHome, env: &[(&str, &str)]) -> Agent {
+    let agent = home.start_with_env(env);
+    let ok = wait_until(WAIT, || {
+        agent
+            .get("/status")
+            .and_then(|(_, body)| serde_json::from_str::<Value>(&body).ok())
+            .is_some_and(|s| s["registration"]["status"] == "REGISTERED")
+    });
+    assert!(ok, "the agent did not register:\n{}", agent.logs());
+    agent
+}
+
+/// The statuses the simulator received for command `id`, in arrival order.
+fn statuses(sim: &Sim, id: &str) -> Vec<Value> {
+    sim.admin_get(&format!("/admin/statuses?id={id}"))["records"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| r["record"].clone())
+        .collect()
+}
+
+/// Every status record received, grouped by command id.
+fn all_statuses(sim: &Sim) -> BTreeMap<String, Vec<Value>> {
+    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let records = sim.admin_get("/admin/statuses")["records"].clone();
+    for r in records.as_array().cloned().unwrap_or_default() {
+        let id = r["record"]["id"].as_str().unwrap_or_default().to_owned();
+        out.entry(id).or_default().push(r["record"].clone());
+    }
+    out
+}
+
+fn is_terminal(status: &str) -> bool {
+    matches!(status, "COMPLETED" | "ERRORED" | "CANCELLED")
+}
+
+/// Wait for the terminal record of command `id` and return it.
+fn terminal(sim: &Sim, agent: &Agent, id: &str) -> Value {
+    let mut found = None;
+    let ok = wait_until(WAIT, || {
+        found = statuses(sim, id)
+            .into_iter()
+            .find(|r| is_terminal(r["status"].as_str().unwrap_or_default()));
+        found.is_some()
+    });
+    assert!(
+        ok,
+        "no final status for {id}: {:?}\n{}",
+        statuses(sim, id),
+        agent.logs()
+    );
+    found.unwrap_or_default()
+}
+
+fn completed(sim: &Sim, agent: &Agent, id: &str) -> Value {
+    let record = terminal(sim, agent, id);
+    assert_eq!(
+        record["status"],
+        "COMPLETED",
+        "{id}: {record}\n{}",
+        agent.logs()
+    );
+    record
+}
+
+fn entities(agent: &Agent) -> Value {
+    let (code, body) = agent.get("/api/entities").expect("the local API answers");
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).expect("JSON")
+}
+
+fn named<'a>(list: &'a Value, name: &str) -> Vec<&'a Value> {
+    list.as_array()
+        .map(|l| l.iter().filter(|e| e["name"] == name).collect())
+        .unwrap_or_default()
+}
+
+fn command(id: &str, command_type: &str, extra: Value) -> Value {
+    let mut c = json!({"id": id, "type": command_type, "targetVersion": VERSION});
+    if let (Some(c), Value::Object(extra)) = (c.as_object_mut(), extra) {
+        c.extend(extra);
+    }
+    c
+}
+
+fn scan_mode(id: &str, name: &str) -> Value {
+    command(
+        id,
+        "create-scan-mode",
+        json!({"commandContent": {"name": name, "description": "", "cron": "0 * * * * *"}}),
+    )
+}
+
+/// RSA-OAEP-SHA256 of `plain` with the agent's registration key, base64 (protocol §5).
+fn encrypt(sim: &Sim, plain: &str) -> String {
+    let pem = sim.agents()[0]["publicKey"].as_str().unwrap().to_owned();
+    let key = rsa::RsaPublicKey::from_public_key_pem(&pem).expect("the agent key is SPKI PEM");
+    let ciphertext = key
+        .encrypt(
+            &mut rand::thread_rng(),
+            rsa::Oaep::new::<sha2::Sha256>(),
+            plain.as_bytes(),
+        )
+        .expect("encrypt");
+    base64::engine::general_purpose::STANDARD.encode(ciphertext)
+}
+
+fn no_violations(sim: &Sim) {
+    let v = sim.violations();
+    assert!(v.is_empty(), "the simulator recorded violations: {v:#?}");
+}
+
+#[test]
+fn configuration_commands_change_the_entities_and_report_completed() {
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    let secret = encrypt(&sim, "db-password");
+    let mut permissions = serde_json::Map::new();
+    for flag in oibus_actors::config::PERMISSION_FLAGS {
+        permissions.insert(flag.to_owned(), json!(flag != "setpoint"));
+    }
+    let south = json!({"name": "plc", "type": "mssql", "description": "", "enabled": false,
+        "settings": {"host": "h", "password": secret},
+        "items": [{"id": null, "name": "i1", "enabled": true, "settings": {},
+                   "scanModeId": null, "scanModeName": "fast"}],
+        "groups": []});
+    let history = json!({"name": "backfill", "description": "", "queryTimeRange": {},
+        "caching": null, "northTransformers": [], "southType": "mssql",
+        "southSettings": {"password": ""}, "items": [], "northType": "console", "northSettings": {}});
+    sim.queue(&json!([
+        scan_mode("c1", "fast"),
+        command("c2", "create-ip-filter", json!({"commandContent": {"address": "10.0.0.1", "description": ""}})),
+        command("c3", "create-certificate", json!({"commandContent":
+            {"name": "cert", "description": "", "regenerateCertificate": false, "options": null}})),
+        command("c4", "create-south", json!({"retrieveSecretsFromSouth": null, "commandContent": south})),
+        command("c5", "create-north", json!({"retrieveSecretsFromNorth": null, "commandContent":
+            {"name": "out", "type": "console", "description": "", "enabled": true, "settings": {},
+             "caching": {"trigger": {"scanModeId": null, "scanModeName": "fast"}}, "transformers": []}})),
+        command("c6", "create-history-query", json!({"retrieveSecretsFromSouth": null,
+            "retrieveSecretsFromNorth": null, "retrieveSecretsFromHistoryQuery": null, "commandContent": history})),
+        command("c7", "update-engine-general", json!({"commandContent": {"name": "renamed"}})),
+        command("c8", "update-engine-logger", json!({"commandContent": {
+            "console": {"level": "info"}, "file": {"level": "info"}, "database": {"level": "info"},
+            "loki": {"level": "silent", "password": ""}, "oia": {"level": "silent"}, "syslog": {"level": "silent"}}})),
+        command("c9", "update-registration-settings", json!({"commandContent": {"commandRefreshInterval": 1,
+            "commandRetryInterval": 1, "messageRetryInterval": 2, "commandPermissions": permissions}})),
+        command("c10", "regenerate-cipher-keys", json!({})),
+    ]));
+    for id in ["c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9", "c10"] {
+        completed(&sim, &agent, id);
+    }
+    assert_eq!(
+        completed(&sim, &agent, "c1")["result"],
+        "Scan mode created successfully"
+    );
+    assert_eq!(
+        completed(&sim, &agent, "c10")["result"],
+        "OIAnalytics keys reloaded"
+    );
+    let e = entities(&agent);
+    assert_eq!(named(&e["scanModes"], "fast").len(), 1);
+    assert_eq!(
+        named(&e["scanModes"], "fast")[0]["createdBy"],
+        "oianalytics"
+    );
+    assert_eq!(
+        e["scanModes"].as_array().unwrap().len(),
+        8,
+        "7 seeded + 1: {e}"
+    );
+    assert_eq!(e["ipFilters"][0]["address"], "10.0.0.1");
+    assert_eq!(named(&e["certificates"], "cert").len(), 1);
+    assert_eq!(named(&e["southConnectors"], "plc")[0]["items"], 1);
+    assert_eq!(named(&e["northConnectors"], "out").len(), 1);
+    assert_eq!(
+        named(&e["historyQueries"], "backfill")[0]["status"],
+        "PENDING"
+    );
+    assert_eq!(e["engine"]["general"]["name"], "renamed");
+    assert_eq!(e["registration"]["messageRetryInterval"], 2);
+    assert_eq!(e["registration"]["commandPermissions"]["setpoint"], false);
+
+    // Updates and deletes address what the creates made (ids from the entity listing).
+    let mode_id = named(&e["scanModes"], "fast")[0]["id"].clone();
+    let filter_id = e["ipFilters"][0]["id"].clone();
+    let history_id = named(&e["historyQueries"], "backfill")[0]["id"].clone();
+    let north_id = named(&e["northConnectors"], "out")[0]["id"].clone();
+    sim.queue(&json!([
+        command(
+            "d1",
+            "update-scan-mode",
+            json!({"scanModeId": mode_id,
+            "commandContent": {"name": "faster", "description": "", "cron": "*/5 * * * * *"}})
+        ),
+        command("d2", "delete-ip-filter", json!({"ipFilterId": filter_id})),
+        command(
+            "d3",
+            "update-history-query-status",
+            json!({"historyId": history_id, "historyQueryStatus": "RUNNING"})
+        ),
+        command("d4", "delete-north", json!({"northConnectorId": north_id})),
+        command(
+            "d5",
+            "setpoint",
+            json!({"northConnectorId": "x", "commandContent": []})
+        ),
+    ]));
+    for id in ["d1", "d2", "d3", "d4"] {
+        completed(&sim, &agent, id);
+    }
+    assert_eq!(
+        terminal(&sim, &agent, "d5")["result"],
+        "Command d5 of type setpoint is not authorized",
+        "the remote settings switched setpoint off"
+    );
+    let e = entities(&agent);
+    assert_eq!(named(&e["scanModes"], "faster").len(), 1);
+    assert!(e["ipFilters"].as_array().unwrap().is_empty());
+    assert!(e["northConnectors"].as_array().unwrap().is_empty());
+    assert_eq!(
+        named(&e["historyQueries"], "backfill")[0]["status"],
+        "RUNNING"
+    );
+    // The history query records the local name of the id field.
+    assert_eq!(statuses(&sim, "d3")[0]["historyQueryId"], history_id);
+    no_violations(&sim);
+}
+
+#[test]
+fn refused_and_malformed_commands_end_errored_with_the_reason() {
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "  permissions: { createIpFilter: false }\n");
+    let agent = registered(&home, &[]);
+    let mut wrong_version = scan_mode("v1", "never");
+    wrong_version["targetVersion"] = json!("0.0.1");
+    let garbage_secret = json!({"name": "bad", "type": "mssql", "description": "", "enabled": false,
+        "settings": {"password": "bm90IGNpcGhlcnRleHQ="}, "items": [], "groups": []});
+    sim.queue(&json!([
+        wrong_version,
+        command("p1", "create-ip-filter", json!({"commandContent": {"address": "1.2.3.4", "description": ""}})),
+        command("u1", "test-south-connection", json!({"southConnectorId": "s", "commandContent": {}})),
+        command("t1", "brew-coffee", json!({})),
+        command("m1", "update-scan-mode", json!({"scanModeId": 7, "commandContent": {}})),
+        {"type": "restart-engine", "targetVersion": VERSION},
+        "not even an object",
+        command("s1", "create-south", json!({"retrieveSecretsFromSouth": null, "commandContent": garbage_secret})),
+        command("k1", "create-scan-mode", json!({"commandContent": {"name": "k", "description": "", "cron": "* * *"}})),
+        command("x1", "update-version", json!({"commandContent": {"version": "v9.9.9", "assetId": "a",
+            "updateLauncher": false, "backupFoldersPattern": "cache/*"}})),
+        scan_mode("ok", "fine"),
+    ]));
+    let expect = [
+        (
+            "v1",
+            format!("Wrong target version: 0.0.1 for OIBus version {VERSION}"),
+        ),
+        (
+            "p1",
+            "Command p1 of type create-ip-filter is not authorized".into(),
+        ),
+        (
+            "u1",
+            "test-south-connection is not supported by oibus-agent".into(),
+        ),
+        (
+            "t1",
+            "Malformed command: unknown command type 'brew-coffee'".into(),
+        ),
+        (
+            "m1",
+            "Malformed command: field 'scanModeId' must be a string, found a number".into(),
+        ),
+        ("x1", "launcher not available".into()),
+    ];
+    for (id, result) in &expect {
+        let record = terminal(&sim, &agent, id);
+        assert_eq!(record["status"], "ERRORED", "{id}: {record}");
+        assert_eq!(record["result"], result.as_str(), "{id}");
+        assert_eq!(record["completedDate"], Value::Null);
+    }
+    let s1 = terminal(&sim, &agent, "s1");
+    assert_eq!(s1["status"], "ERRORED");
+    assert!(
+        s1["result"]
+            .as_str()
+            .unwrap()
+            .contains("Cannot decrypt secret"),
+        "{s1}"
+    );
+    assert_eq!(
+        s1["commandContent"]["settings"]["password"], "bm90IGNpcGhlcnRleHQ=",
+        "the report carries the command as received"
+    );
+    assert!(terminal(&sim, &agent, "k1")["result"]
+        .as_str()
+        .unwrap()
+        .contains("must have 6 fields"));
+    completed(&sim, &agent, "ok");
+    let e = entities(&agent);
+    assert!(named(&e["scanModes"], "never").is_empty());
+    assert!(e["ipFilters"].as_array().unwrap().is_empty());
+    // The element without an id is skipped and logged, and did not stop the rest.
+    assert!(
+        agent.logs().contains("without a usable id"),
+        "{}",
+        agent.logs()
+    );
+    no_violations(&sim);
+}
+
+#[test]
+fn a_duplicate_id_is_run_once_and_does_not_stall_the_queue() {
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    sim.queue(&json!([
+        scan_mode("dup", "first"),
+        scan_mode("dup", "second"),
+        scan_mode("after", "third")
+    ]));
+    completed(&sim, &agent, "after");
+    let dup = completed(&sim, &agent, "dup");
+    assert_eq!(dup["commandContent"]["name"], "first");
+    let e = entities(&agent);
+    assert_eq!(named(&e["scanModes"], "first").len(), 1);
+    assert!(named(&e["scanModes"], "second").is_empty());
+    let finals = statuses(&sim, "dup")
+        .iter()
+        .filter(|r| is_terminal(r["status"].as_str().unwrap()))
+        .count();
+    assert_eq!(finals, 1);
+}
+
+#[test]
+fn a_retrieved_command_cancelled_by_oianalytics_never_runs() {
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    // Each command waits 2 s before it runs, so the second one sits RETRIEVED for a while.
+    let agent = registered(&home, &[("OIBUS_AGENT_TEST_EXEC_DELAY_MS", "2000")]);
+    sim.queue(&json!([
+        scan_mode("slow", "slow"),
+        scan_mode("victim", "victim")
+    ]));
+    let ok = wait_until(WAIT, || {
+        statuses(&sim, "victim")
+            .iter()
+            .any(|r| r["status"] == "RETRIEVED")
+    });
+    assert!(ok, "{}", agent.logs());
+    sim.admin_post("/admin/commands/victim/cancel", &json!({}));
+    assert_eq!(terminal(&sim, &agent, "victim")["status"], "CANCELLED");
+    completed(&sim, &agent, "slow");
+    assert!(named(&entities(&agent)["scanModes"], "victim").is_empty());
+}
+
+#[test]
+fn status_reports_are_retried_through_server_errors() {
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    sim.fault("commands-status", 4, json!({"status": 500, "body": "boom"}));
+    sim.queue(&scan_mode("r1", "retried"));
+    completed(&sim, &agent, "r1");
+    assert!(
+        statuses(&sim, "r1")
+            .iter()
+            .any(|r| r["status"] == "RETRIEVED"),
+        "every status reaches OIA in the end"
+    );
+    no_violations(&sim);
+}
+
+#[test]
+fn a_404_on_status_reports_counts_as_acknowledged() {
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[("OIBUS_AGENT_TEST_EXEC_DELAY_MS", "1500")]);
+    // The first report (RETRIEVED of n1) gets a 404: it is not sent again.
+    sim.fault(
+        "commands-status",
+        1,
+        json!({"status": 404, "body": "unknown command"}),
+    );
+    sim.queue(&scan_mode("n1", "not-found"));
+    let record = completed(&sim, &agent, "n1");
+    assert_eq!(record["commandContent"]["name"], "not-found");
+    let seen: Vec<_> = statuses(&sim, "n1")
+        .iter()
+        .map(|r| r["status"].clone())
+        .collect();
+    assert_eq!(
+        seen,
+        [json!("COMPLETED")],
+        "the 404'd RETRIEVED report was not retried"
+    );
+}
+
+#[test]
+fn restart_engine_exits_for_the_launcher_and_completes_after_the_restart() {
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let mut agent = registered(&home, &[]);
+    sim.queue(&command("boot", "restart-engine", json!({})));
+    assert_eq!(
+        agent.wait_exit(WAIT),
+        Some(oibus_actors::exit::RESTART),
+        "{}",
+        agent.logs()
+    );
+    let agent = registered(&home, &[]);
+    let record = completed(&sim, &agent, "boot");
+    assert_eq!(record["result"], "OIBus restarted");
+}
+
+/// SIGKILL the engine at random moments while commands flow; after a final restart every
+/// command has exactly one final status and every scan mode exists once.
+#[test]
+fn commands_survive_sigkill_at_random_moments() {
+    const TRIALS: usize = 20;
+    const PER_TRIAL: usize = 10;
+    let started = Instant::now();
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    drop(registered(&home, &[]));
+    let mut rng = rand::thread_rng();
+    for trial in 0..TRIALS {
+        let batch: Vec<Value> = (0..PER_TRIAL)
+            .map(|i| scan_mode(&format!("k{trial}-{i}"), &format!("crash-{trial}-{i}")))
+            .collect();
+        sim.queue(&Value::Array(batch));
+        let mut agent = home.start();
+        std::thread::sleep(Duration::from_millis(rng.gen_range(100..900)));
+        agent.signal(Signal::SIGKILL);
+        agent.wait_exit(Duration::from_secs(5));
+    }
+    let agent = registered(&home, &[]);
+    let total = TRIALS * PER_TRIAL;
+    let ok = wait_until(Duration::from_secs(60), || {
+        all_statuses(&sim)
+            .values()
+            .filter(|records| {
+                records
+                    .iter()
+                    .any(|r| is_terminal(r["status"].as_str().unwrap_or_default()))
+            })
+            .count()
+            == total
+    });
+    assert!(ok, "not every command finished:\n{}", agent.logs());
+    for (id, records) in all_statuses(&sim) {
+        let finals: BTreeSet<_> = records
+            .iter()
+            .filter_map(|r| r["status"].as_str().filter(|s| is_terminal(s)))
+            .collect();
+        assert_eq!(finals, BTreeSet::from(["COMPLETED"]), "{id}: {records:?}");
+    }
+    let e = entities(&agent);
+    let names: Vec<_> = e["scanModes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["name"].as_str().filter(|n| n.starts_with("crash-")))
+        .collect();
+    let distinct: BTreeSet<_> = names.iter().collect();
+    assert_eq!(names.len(), total, "no scan mode created twice or lost");
+    assert_eq!(distinct.len(), total);
+    no_violations(&sim);
+    eprintln!(
+        "{TRIALS} SIGKILL trials of {PER_TRIAL} commands in {:?}",
+        started.elapsed()
+    );
+}
+
+/// Throughput of 10,000 queued `create-scan-mode` commands, end to end (queued in the
+/// simulator → every COMPLETED status received). Run with
+/// `cargo test --test main commands::bench -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark: prints commands/s"]
+fn bench_10k_create_scan_mode() {
+    let n: usize = std::env::var("BENCH_COMMANDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    let batch: Vec<Value> = (0..n)
+        .map(|i| scan_mode(&format!("b{i}"), &format!("bench-{i}")))
+        .collect();
+    let started = Instant::now();
+    sim.queue(&Value::Array(batch));
+    // Polled every 250 ms: reading 10,000 statuses is work for the simulator too.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut ok = false;
+    while !ok && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+        let latest = sim.admin_get("/admin/statuses?limit=1")["latest"].clone();
+        ok = latest
+            .as_object()
+            .map(|l| l.values().filter(|v| v["status"] == "COMPLETED").count())
+            .unwrap_or(0)
+            == n;
+    }
+    let elapsed = started.elapsed();
+    assert!(ok, "not all commands completed:\n{}", agent.logs());
+    let pid = agent.status()["pid"].as_u64().unwrap_or_default();
+    let cpu = cpu_seconds(pid);
+    if std::env::var_os("BENCH_KEEP_LOG").is_some() {
+        std::fs::copy(&agent.log, "/tmp/bench-agent.log").expect("copy the agent log");
+    }
+    eprintln!(
+        "{n} create-scan-mode commands in {:.2?}: {:.0} commands/s end to end; the engine used \
+         {cpu:.2} s of CPU since it started ({:.0} commands per CPU second)",
+        elapsed,
+        n as f64 / elapsed.as_secs_f64(),
+        n as f64 / cpu.max(0.001),
+    );
+}
+
+/// User + system CPU seconds used by process `pid` (Linux `/proc`).
+fn cpu_seconds(pid: u64) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<f64>().ok()))
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks / hz.max(1.0)
+}

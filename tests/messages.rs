@@ -1,0 +1,529 @@
+//! Configuration messages (E6 full-config, E7 history-queries), end to end against the
+//! simulator: what is pushed and when, secrets kept out, retries, drops, restarts, coalescing.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use nix::sys::signal::Signal;
+use rsa::pkcs8::DecodePublicKey;
+use serde_json::{json, Value};
+
+use crate::kit::agent::{Agent, AgentHome};
+use crate::kit::sim::{Sim, SimOpts};
+use crate::kit::wait_until;
+
+const WAIT: Duration = Duration::from_secs(30);
+const FULL: &str = "full-config";
+const HISTORY: &str = "history-queries";
+
+/// A simulator that completes registrations by itself, and an agent of it.
+fn start() -> (Sim, AgentHome, Agent) {
+    let sim = Sim::start(SimOpts {
+        auto_complete: Some("500ms".into()),
+        ..Default::default()
+    });
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = home.start();
+    (sim, home, agent)
+}
+
+fn bodies(sim: &Sim, kind: &str) -> Vec<Value> {
+    sim.admin_get(&format!("/admin/messages?kind={kind}"))["messages"]
+        .as_array()
+        .expect("messages is an array")
+        .iter()
+        .map(|m| m["body"].clone())
+        .collect()
+}
+
+/// Waits until a message of `kind` satisfies `check`; returns it.
+fn wait_message(sim: &Sim, agent: &Agent, kind: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let mut found = None;
+    let ok = wait_until(WAIT, || {
+        found = bodies(sim, kind).into_iter().rev().find(&check);
+        found.is_some()
+    });
+    assert!(
+        ok,
+        "no matching {kind} message; received {:#?}\nagent log:\n{}",
+        bodies(sim, kind).last(),
+        agent.logs()
+    );
+    found.unwrap()
+}
+
+fn registered(sim: &Sim, agent: &Agent) -> Value {
+    wait_message(sim, agent, FULL, |_| true);
+    wait_message(sim, agent, HISTORY, |_| true);
+    sim.agents()
+        .into_iter()
+        .find(|a| a["status"] == "COMPLETED")
+        .expect("a completed registration")
+}
+
+fn command(id: &str, command_type: &str, extra: Value) -> Value {
+    let mut command =
+        json!({"id": id, "type": command_type, "targetVersion": oibus_actors::VERSION});
+    for (key, value) in extra.as_object().expect("extra fields are an object") {
+        command[key] = value.clone();
+    }
+    command
+}
+
+fn final_status(sim: &Sim, id: &str) -> Option<Value> {
+    let latest = &sim.admin_get(&format!("/admin/statuses?id={id}"))["latest"][id];
+    matches!(latest["status"].as_str(), Some("COMPLETED" | "ERRORED")).then(|| latest.clone())
+}
+
+/// Queues `commands` and waits until each is COMPLETED.
+fn run(sim: &Sim, agent: &Agent, commands: &[Value]) {
+    sim.queue(&Value::Array(commands.to_vec()));
+    for command in commands {
+        let id = command["id"].as_str().unwrap();
+        let mut last = None;
+        let ok = wait_until(WAIT, || {
+            last = final_status(sim, id);
+            last.is_some()
+        });
+        assert!(ok, "command {id} never finished:\n{}", agent.logs());
+        let last = last.unwrap();
+        assert_eq!(
+            last["status"],
+            "COMPLETED",
+            "{id}: {last:#}\n{}",
+            agent.logs()
+        );
+    }
+}
+
+/// RSA-OAEP-SHA256 of `plain` with the agent's public key, base64: what OIAnalytics sends.
+fn encrypt(public_key_pem: &str, plain: &str) -> String {
+    let key = rsa::RsaPublicKey::from_public_key_pem(public_key_pem).expect("SPKI PEM");
+    let cipher = key
+        .encrypt(
+            &mut rand::rngs::OsRng,
+            rsa::Oaep::new::<sha2::Sha256>(),
+            plain.as_bytes(),
+        )
+        .expect("encrypt");
+    base64::engine::general_purpose::STANDARD.encode(cipher)
+}
+
+fn named<'a>(list: &'a Value, name: &str) -> Option<&'a Value> {
+    list.as_array()?
+        .iter()
+        .find(|e| e["settings"]["name"] == name)
+}
+
+fn no_violations(sim: &Sim) {
+    let v = sim.violations();
+    assert!(v.is_empty(), "the simulator recorded violations: {v:#?}");
+}
+
+fn scan_mode(id: &str, name: &str) -> Value {
+    command(
+        id,
+        "create-scan-mode",
+        json!({"commandContent": {"name": name, "description": "e2e", "cron": "0 * * * * *"}}),
+    )
+}
+
+fn mssql_south(name: &str, password: &str) -> Value {
+    json!({"name": name, "type": "mssql", "description": "e2e", "enabled": false,
+        "settings": {"host": "127.0.0.1", "port": 1433, "connectionTimeout": 5000,
+            "database": "plant", "encryption": false, "trustServerCertificate": false,
+            "username": "reader", "password": password, "domain": null, "requestTimeout": 15000},
+        "items": [{"id": null, "name": "item-1", "enabled": true,
+            "settings": {"query": "SELECT 1", "dateTimeFields": [], "serialization": null},
+            "scanModeId": "subscription", "scanModeName": null, "groupId": null, "groupName": null}],
+        "groups": []})
+}
+
+fn caching(scan_mode_id: &str) -> Value {
+    json!({"trigger": {"scanModeId": scan_mode_id, "scanModeName": null, "numberOfElements": 1000,
+            "numberOfFiles": 1},
+        "throttling": {"runMinDelay": 200, "maxSize": 0, "maxNumberOfElements": 10000},
+        "error": {"retryInterval": 5000, "retryCount": 3, "retentionDuration": 72},
+        "archive": {"enabled": false, "retentionDuration": 72}})
+}
+
+#[test]
+fn full_config_and_history_queries_are_pushed_on_registration() {
+    let (sim, _home, agent) = start();
+    let registration = registered(&sim, &agent);
+    let full = wait_message(&sim, &agent, FULL, |_| true);
+
+    let engine = &full["engine"];
+    assert_eq!(engine["oIBusInternalId"], registration["oibusId"]);
+    assert_eq!(engine["name"], "test-agent");
+    assert_eq!(engine["softwareVersion"], oibus_actors::VERSION);
+    assert_eq!(engine["launcherVersion"], oibus_actors::VERSION);
+    assert_eq!(engine["ignoreRemoteUpdate"], false);
+    assert!(engine["binaryFolder"]
+        .as_str()
+        .unwrap()
+        .ends_with("oibus-agent"));
+    assert_eq!(engine["settings"]["proxyServer"]["password"], Value::Null);
+    assert_eq!(full["registration"]["publicKey"], registration["publicKey"]);
+    let settings = &full["registration"]["settings"];
+    assert_eq!(
+        settings["messageRetryInterval"], 1,
+        "the YAML intervals, in seconds"
+    );
+    assert_eq!(
+        settings["commandPermissions"].as_object().unwrap().len(),
+        42
+    );
+    assert_eq!(
+        full["scanModes"].as_array().unwrap().len(),
+        7,
+        "the seeded scan modes"
+    );
+    for key in [
+        "ipFilters",
+        "certificates",
+        "southConnectors",
+        "northConnectors",
+        "users",
+    ] {
+        assert_eq!(full[key], json!([]), "{key}");
+    }
+    let history = wait_message(&sim, &agent, HISTORY, |_| true);
+    assert_eq!(history, json!({"historyQueries": []}));
+
+    // Registering again (new keys) pushes both again, with the new public key.
+    let (code, body) = agent
+        .request("POST", "/api/registration", r#"{"force": true}"#)
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let ok = wait_until(WAIT, || {
+        sim.agents()
+            .iter()
+            .filter(|a| a["status"] == "COMPLETED")
+            .count()
+            == 2
+    });
+    assert!(ok, "no second registration:\n{}", agent.logs());
+    let second = sim
+        .agents()
+        .into_iter()
+        .filter(|a| a["status"] == "COMPLETED")
+        .find(|a| a["publicKey"] != registration["publicKey"])
+        .expect("a registration with a new key");
+    wait_message(&sim, &agent, FULL, |m| {
+        m["registration"]["publicKey"] == second["publicKey"]
+    });
+    no_violations(&sim);
+}
+
+#[test]
+fn each_kind_of_change_pushes_a_snapshot_that_shows_it() {
+    let (sim, _home, agent) = start();
+    let registration = registered(&sim, &agent);
+    let key = registration["publicKey"].as_str().unwrap().to_owned();
+
+    run(&sim, &agent, &[scan_mode("c-scan", "e2e-scan")]);
+    let full = wait_message(&sim, &agent, FULL, |m| {
+        named(&m["scanModes"], "e2e-scan").is_some()
+    });
+    let scan_id = named(&full["scanModes"], "e2e-scan").unwrap()["oIBusInternalId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        named(&full["scanModes"], "e2e-scan").unwrap()["oIBusCreatedBy"],
+        "oianalytics"
+    );
+
+    run(
+        &sim,
+        &agent,
+        &[command(
+            "c-ip",
+            "create-ip-filter",
+            json!({"commandContent": {"address": "10.0.0.1", "description": "e2e"}}),
+        )],
+    );
+    wait_message(&sim, &agent, FULL, |m| {
+        m["ipFilters"][0]["settings"]["address"] == "10.0.0.1"
+    });
+
+    let south = mssql_south("e2e-south", &encrypt(&key, "south-password"));
+    run(
+        &sim,
+        &agent,
+        &[command(
+            "c-south",
+            "create-south",
+            json!({"southConnectorId": "", "retrieveSecretsFromSouth": null, "commandContent": south}),
+        )],
+    );
+    let full = wait_message(&sim, &agent, FULL, |m| {
+        m["southConnectors"].as_array().unwrap().len() == 1
+    });
+    let south = &full["southConnectors"][0];
+    assert_eq!(south["type"], "mssql");
+    assert_eq!(south["settings"]["settings"]["password"], "");
+    assert_eq!(south["settings"]["settings"]["username"], "reader");
+    let item = &south["settings"]["items"][0];
+    assert_eq!(item["name"], "item-1");
+    assert_eq!(item["scanModeName"], Value::Null);
+    assert!(item["oIBusCreatedAt"].is_string());
+
+    let north = json!({"name": "e2e-north", "type": "console", "description": "e2e", "enabled": false,
+        "settings": {"verbose": false}, "caching": caching(&scan_id), "transformers": []});
+    run(
+        &sim,
+        &agent,
+        &[command(
+            "c-north",
+            "create-north",
+            json!({"retrieveSecretsFromNorth": null, "commandContent": north}),
+        )],
+    );
+    let full = wait_message(&sim, &agent, FULL, |m| {
+        m["northConnectors"].as_array().unwrap().len() == 1
+    });
+    let north = &full["northConnectors"][0]["settings"];
+    assert_eq!(north["caching"]["trigger"]["scanModeId"], scan_id.as_str());
+
+    run(
+        &sim,
+        &agent,
+        &[command(
+            "c-engine",
+            "update-engine-general",
+            json!({"commandContent": {"name": "renamed-by-oia"}}),
+        )],
+    );
+    wait_message(&sim, &agent, FULL, |m| {
+        m["engine"]["name"] == "renamed-by-oia"
+    });
+
+    let mut permissions = full["registration"]["settings"]["commandPermissions"].clone();
+    permissions["setpoint"] = json!(false);
+    run(
+        &sim,
+        &agent,
+        &[command(
+            "c-registration",
+            "update-registration-settings",
+            json!({"commandContent": {"commandRefreshInterval": 1, "commandRetryInterval": 2,
+                "messageRetryInterval": 1, "commandPermissions": permissions}}),
+        )],
+    );
+    wait_message(&sim, &agent, FULL, |m| {
+        let s = &m["registration"]["settings"];
+        s["commandRetryInterval"] == 2 && s["commandPermissions"]["setpoint"] == false
+    });
+
+    let history = json!({"name": "e2e-history", "description": "e2e",
+        "queryTimeRange": {"startTime": "2026-01-01T00:00:00.000Z", "endTime": "2026-01-02T00:00:00.000Z",
+            "maxReadInterval": 3600, "readDelay": 200},
+        "caching": caching(&scan_id), "northTransformers": [],
+        "southType": "mssql", "southSettings": mssql_south("x", &encrypt(&key, "history-password"))["settings"],
+        "items": [{"id": null, "name": "h-item", "enabled": true, "settings": {"query": "SELECT 2"}}],
+        "northType": "file-writer", "northSettings": {"outputFolder": "out", "prefix": "p-", "suffix": "-s"}});
+    run(
+        &sim,
+        &agent,
+        &[command(
+            "c-history",
+            "create-history-query",
+            json!({"retrieveSecretsFromSouth": null, "retrieveSecretsFromNorth": null,
+                "retrieveSecretsFromHistoryQuery": null, "commandContent": history}),
+        )],
+    );
+    let queries = wait_message(&sim, &agent, HISTORY, |m| {
+        m["historyQueries"].as_array().unwrap().len() == 1
+    });
+    let query = &queries["historyQueries"][0]["settings"];
+    assert_eq!(query["name"], "e2e-history");
+    assert_eq!(query["southSettings"]["password"], "");
+    assert_eq!(
+        query["northSettings"]["password"], "",
+        "the file-writer secret is added blank"
+    );
+    assert_eq!(query["items"][0]["name"], "h-item");
+
+    run(
+        &sim,
+        &agent,
+        &[command("c-keys", "regenerate-cipher-keys", json!({}))],
+    );
+    wait_message(&sim, &agent, FULL, |m| {
+        m["registration"]["publicKey"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("-----BEGIN PUBLIC KEY") && k != key)
+    });
+    no_violations(&sim);
+}
+
+#[test]
+fn a_planted_secret_never_reaches_the_simulator() {
+    const PLANTED: &str = "planted-e2e-Secret-7f3a";
+    let (sim, _home, agent) = start();
+    let key = registered(&sim, &agent)["publicKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let south = mssql_south("secret-south", &encrypt(&key, PLANTED));
+    run(
+        &sim,
+        &agent,
+        &[command(
+            "s-south",
+            "create-south",
+            json!({"southConnectorId": "", "retrieveSecretsFromSouth": null, "commandContent": south}),
+        )],
+    );
+    // An update with an empty secret keeps it: still stored, still never sent.
+    let mut update = mssql_south("secret-south-2", "");
+    update["settings"]["port"] = json!(1434);
+    let full = wait_message(&sim, &agent, FULL, |m| {
+        named(&m["southConnectors"], "secret-south").is_some()
+    });
+    let south_id = full["southConnectors"][0]["oIBusInternalId"].clone();
+    run(
+        &sim,
+        &agent,
+        &[command(
+            "s-update",
+            "update-south",
+            json!({"southConnectorId": south_id, "commandContent": update}),
+        )],
+    );
+    wait_message(&sim, &agent, FULL, |m| {
+        named(&m["southConnectors"], "secret-south-2").is_some()
+    });
+
+    for path in [
+        "/admin/messages",
+        "/admin/statuses",
+        "/admin/logs",
+        "/admin/requests",
+        "/admin/commands",
+    ] {
+        let raw = sim.admin("GET", path, None).text();
+        assert!(!raw.contains(PLANTED), "{path} holds the secret");
+    }
+    assert!(
+        !agent.logs().contains(PLANTED),
+        "the agent logged the secret"
+    );
+    no_violations(&sim);
+}
+
+#[test]
+fn a_503_is_retried_until_oianalytics_recovers() {
+    let (sim, _home, agent) = start();
+    registered(&sim, &agent);
+    let before = bodies(&sim, FULL).len();
+    sim.fault(
+        "configuration",
+        3,
+        json!({"status": 503, "body": "Service Unavailable"}),
+    );
+    run(&sim, &agent, &[scan_mode("r-scan", "retried-scan")]);
+    wait_message(&sim, &agent, FULL, |m| {
+        named(&m["scanModes"], "retried-scan").is_some()
+    });
+    let requests = &sim.admin_get("/admin/requests")["routes"]["configuration"]["recent"];
+    let faulted = requests
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == 503)
+        .count();
+    assert_eq!(faulted, 3, "three answers of 503, then delivered");
+    assert_eq!(bodies(&sim, FULL).len(), before + 1, "delivered once");
+    assert!(agent.logs().contains("it will be retried"));
+    no_violations(&sim);
+}
+
+#[test]
+fn a_bad_request_answer_drops_the_message() {
+    let (sim, _home, agent) = start();
+    registered(&sim, &agent);
+    let before = bodies(&sim, FULL).len();
+    let answer = json!({"timestamp": "2026-01-01T00:00:00Z", "status": 400, "error": "Bad Request",
+        "message": "rejected by the test", "path": "/api/oianalytics/oibus/configuration"});
+    sim.fault("configuration", 1, json!({"status": 400, "body": answer}));
+    run(&sim, &agent, &[scan_mode("b-scan-1", "dropped-scan")]);
+    let dropped = wait_until(WAIT, || agent.logs().contains("it is dropped"));
+    assert!(dropped, "{}", agent.logs());
+    // No retry: nothing arrives within several retry intervals.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        bodies(&sim, FULL).len(),
+        before,
+        "the rejected message is not retried"
+    );
+
+    // The next change is pushed as a full snapshot, which includes the earlier change.
+    run(&sim, &agent, &[scan_mode("b-scan-2", "after-drop-scan")]);
+    let full = wait_message(&sim, &agent, FULL, |m| {
+        named(&m["scanModes"], "after-drop-scan").is_some()
+    });
+    assert!(named(&full["scanModes"], "dropped-scan").is_some());
+    assert_eq!(bodies(&sim, FULL).len(), before + 1);
+}
+
+#[test]
+fn a_pending_message_is_sent_after_a_restart() {
+    let (sim, home, mut agent) = start();
+    registered(&sim, &agent);
+    sim.fault(
+        "configuration",
+        1000,
+        json!({"status": 503, "body": "down"}),
+    );
+    run(&sim, &agent, &[scan_mode("p-scan", "pending-scan")]);
+    let failing = wait_until(WAIT, || {
+        agent.logs().matches("it will be retried").count() >= 2
+    });
+    assert!(failing, "{}", agent.logs());
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.wait_exit(WAIT), Some(0), "{}", agent.logs());
+    sim.admin_delete("/admin/faults");
+
+    let agent = home.start();
+    wait_message(&sim, &agent, FULL, |m| {
+        named(&m["scanModes"], "pending-scan").is_some()
+    });
+    assert!(
+        agent
+            .logs()
+            .contains("configuration messages left pending by the previous run"),
+        "{}",
+        agent.logs()
+    );
+    no_violations(&sim);
+}
+
+#[test]
+fn a_burst_of_changes_goes_out_in_few_messages() {
+    let (sim, _home, agent) = start();
+    registered(&sim, &agent);
+    let before = bodies(&sim, FULL).len();
+    let burst: Vec<Value> = (0..10)
+        .map(|i| scan_mode(&format!("burst-{i}"), &format!("burst-scan-{i}")))
+        .collect();
+    run(&sim, &agent, &burst);
+    let all_in =
+        |m: &Value| (0..10).all(|i| named(&m["scanModes"], &format!("burst-scan-{i}")).is_some());
+    wait_message(&sim, &agent, FULL, all_in);
+    // Let anything still queued go out, then count.
+    std::thread::sleep(Duration::from_secs(2));
+    let after = bodies(&sim, FULL);
+    let sent = after.len() - before;
+    assert!(
+        (1..=3).contains(&sent),
+        "{sent} messages for a burst of 10 changes"
+    );
+    assert!(
+        all_in(after.last().unwrap()),
+        "the last message reflects every change"
+    );
+    no_violations(&sim);
+}
