@@ -19,10 +19,12 @@ use nix::sys::signal::Signal;
 use oibus_actors::upgrade::{read_marker, write_marker, Layout, Marker, Step};
 use serde_json::Value;
 
-use crate::kit::agent::{free_port, http, BIN as AGENT};
-use crate::kit::wait_until;
+use crate::kit::agent::{free_port, http, sim_section, BIN as AGENT};
+use crate::kit::{wait_until, Sim, SimOpts};
 
 const NEXT_VERSION: &str = "9.9.9";
+const FAST_RESTARTS: &str =
+    "{ max_restarts: 5, within: 1m, backoff_initial: 200ms, backoff_max: 2s, reset_after: 1m }";
 
 /// `GET path` on the engine's local API: the JSON body of a 200 answer.
 fn get_json(addr: SocketAddr, path: &str) -> Option<Value> {
@@ -61,13 +63,18 @@ struct Install {
 impl Install {
     /// `restart` is the `launcher.restart` flow mapping.
     fn new(restart: &str) -> Install {
+        Install::with_sections(restart, "")
+    }
+
+    /// `extra`: more top-level YAML sections (e.g. `oianalytics:`).
+    fn with_sections(restart: &str, extra: &str) -> Install {
         let dir = tempfile::tempdir().unwrap();
         let api = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let install = Install { dir, api };
         fs::create_dir_all(install.inst().join("bin")).unwrap();
         let yaml = format!(
             "engine:\n  name: launcher-test\n  data_dir: {data}\n  api: {{ listen: {api} }}\n  log: {{ console: info }}\n\
-             launcher:\n  install_dir: {inst}\n  health_grace: 1s\n  shutdown_timeout: 5s\n  restart: {restart}\n",
+             launcher:\n  install_dir: {inst}\n  health_grace: 1s\n  shutdown_timeout: 5s\n  restart: {restart}\n{extra}",
             data = install.data().display(),
             inst = install.inst().display(),
         );
@@ -76,7 +83,7 @@ impl Install {
     }
 
     fn with_fast_restarts() -> Install {
-        Install::new("{ max_restarts: 5, within: 1m, backoff_initial: 200ms, backoff_max: 2s, reset_after: 1m }")
+        Install::new(FAST_RESTARTS)
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -848,4 +855,137 @@ fn release_zip_script_builds_an_asset_the_engine_stages() {
         (Step::Staged, NEXT_VERSION)
     );
     assert!(layout.staged_bin().is_file());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The whole round trip: OIAnalytics asks, the engine stages, the launcher applies
+// ---------------------------------------------------------------------------------------------
+
+/// A release zip holding `binary` as `binaries/oibus-agent` (stored: the test binary is large
+/// and compressing it unoptimised would take long).
+fn release_zip(binary: &Path) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .unix_permissions(0o755);
+    zip.start_file("binaries/oibus-agent", options).unwrap();
+    zip.write_all(&fs::read(binary).unwrap()).unwrap();
+    zip.finish().unwrap().into_inner()
+}
+
+/// An install registered with `sim`, its launcher running the current version.
+fn registered_install(sim: &Sim) -> (Install, Launched) {
+    let install = Install::with_sections(FAST_RESTARTS, &sim_section(sim, ""));
+    install.install_script(&format!("exec {AGENT} \"$@\""));
+    let launcher = install.launch();
+    assert!(
+        wait_until(Duration::from_secs(60), || install
+            .status()
+            .is_some_and(|s| s["registration"]["status"] == "REGISTERED")),
+        "registered:\n{}",
+        launcher.log()
+    );
+    (install, launcher)
+}
+
+/// Publish `binary` as an asset and queue `update-version` `id` to it.
+fn queue_update_version(sim: &Sim, id: &str, binary: &Path) {
+    let asset = format!("oibus-agent-{id}.zip");
+    sim.put_asset(&asset, release_zip(binary));
+    sim.queue(&serde_json::json!({
+        "id": id, "type": "update-version", "targetVersion": version_of_agent(),
+        "commandContent": {"version": format!("v{NEXT_VERSION}"), "assetId": asset,
+            "updateLauncher": false, "backupFoldersPattern": "cache/*"}
+    }));
+}
+
+/// The COMPLETED or ERRORED record OIAnalytics received for command `id`.
+fn final_status(sim: &Sim, id: &str, launcher: &Launched) -> Value {
+    let mut found = None;
+    let reported = wait_until(Duration::from_secs(120), || {
+        let records = sim.admin_get(&format!("/admin/statuses?id={id}"))["records"].clone();
+        found = records
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| r["record"].clone())
+            .find(|r| r["status"] == "COMPLETED" || r["status"] == "ERRORED");
+        found.is_some()
+    });
+    assert!(reported, "a final status for {id}:\n{}", launcher.log());
+    found.unwrap_or_default()
+}
+
+#[test]
+fn update_version_from_oianalytics_is_applied_and_reported_completed() {
+    let next = next_binary_or_skip!();
+    let sim = Sim::start(SimOpts {
+        auto_complete: Some("10ms".into()),
+        ..Default::default()
+    });
+    let (install, launcher) = registered_install(&sim);
+    let asked = Instant::now();
+    queue_update_version(&sim, "up-1", &next);
+    let record = final_status(&sim, "up-1", &launcher);
+    eprintln!(
+        "update-version: queued → {} reported in {:?}",
+        record["status"],
+        asked.elapsed()
+    );
+    assert_eq!(
+        record["status"],
+        "COMPLETED",
+        "{record}\n{}",
+        launcher.log()
+    );
+    assert_eq!(
+        record["result"],
+        format!("OIBus updated to version {NEXT_VERSION}")
+    );
+    assert!(install
+        .wait_engine(NEXT_VERSION, None, Duration::from_secs(30))
+        .is_some());
+    let full_config_has_the_new_version = wait_until(Duration::from_secs(30), || {
+        sim.admin_get("/admin/messages?kind=full-config")["messages"]
+            .as_array()
+            .is_some_and(|m| {
+                m.iter()
+                    .any(|m| m["body"]["engine"]["softwareVersion"] == NEXT_VERSION)
+            })
+    });
+    assert!(full_config_has_the_new_version, "{}", launcher.log());
+    assert!(install
+        .wait_marker(Step::Committed, Duration::from_secs(30))
+        .is_some());
+}
+
+#[test]
+fn update_version_to_a_binary_that_crashes_is_rolled_back_and_reported_errored() {
+    let sim = Sim::start(SimOpts {
+        auto_complete: Some("10ms".into()),
+        ..Default::default()
+    });
+    let (install, launcher) = registered_install(&sim);
+    let old = version_of_agent();
+    // Passes the engine's `--version` check, then dies as soon as it runs.
+    let crashing = install.path("crashing");
+    write_script(
+        &crashing,
+        &format!("[ \"$1\" = --version ] && echo oibus-agent {NEXT_VERSION} && exit 0\nexit 1"),
+    );
+    queue_update_version(&sim, "up-2", &crashing);
+    let record = final_status(&sim, "up-2", &launcher);
+    assert_eq!(record["status"], "ERRORED", "{record}\n{}", launcher.log());
+    assert_eq!(
+        record["result"],
+        format!("OIBus has not been updated. Rollback to version {old}")
+    );
+    let marker = install.marker().expect("the upgrade journal");
+    assert_eq!(marker.step, Step::RolledBack);
+    assert!(marker
+        .reason
+        .unwrap_or_default()
+        .contains("exited with code 1"));
+    assert!(launcher.engine_healthy());
 }

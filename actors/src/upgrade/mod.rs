@@ -8,10 +8,12 @@
 //!   point reads where it was and resumes or rolls back.
 //! - [`extract`]: the zip-slip-proof extractor of a release asset.
 //! - [`stage`]: the engine side of `update-version` (download, extract, verify, mark; the engine
-//!   then exits 76) and [`outcome_for`], which the engine calls at boot to report the command.
+//!   then exits 76) and [`outcome_for`], which the engine calls at boot to report the command;
+//!   [`stager::LauncherStager`] plugs it into the CommandExecutor.
 
 pub mod extract;
 pub mod stage;
+pub mod stager;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
