@@ -221,7 +221,9 @@ fn children(
         policy("command_executor"),
         move |guard| {
             let outbox = ConfigOutbox::to_peer::<MessageSender>(c.peers.clone());
-            let addr = CommandExecutor::new(c.clone(), e.clone(), outbox, None, guard).start();
+            let stager = oibus_actors::upgrade::stager::LauncherStager::new(c.clone());
+            let addr =
+                CommandExecutor::new(c.clone(), e.clone(), outbox, Some(stager), guard).start();
             c.peers.set(addr.clone());
             addr.recipient()
         },

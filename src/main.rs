@@ -8,6 +8,7 @@ mod api;
 mod cli;
 mod demo;
 mod engine;
+mod launch;
 mod logging;
 mod sim;
 
@@ -29,6 +30,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the launcher, the service's main process: it runs the engine
+    /// (`<launcher.install_dir>/bin/oibus-agent`, else this executable: dev mode), restarts it
+    /// with backoff, and applies upgrades with rollback. Exit codes: 0 stopped, 70 the engine
+    /// crash-looped, 78 configuration invalid.
+    Launch {
+        #[arg(long, short, default_value = "/etc/oibus-agent/agent.yaml")]
+        config: PathBuf,
+    },
     /// Run the engine: the supervised actors and the local API (normally started by `launch`).
     Run {
         #[arg(long, short, default_value = "/etc/oibus-agent/agent.yaml")]
@@ -62,6 +71,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Launch { config } => launch::run(&config),
         Command::Run { config } => engine::run(&config),
         Command::CheckConfig { config } => cli::check_config(&config),
         Command::Status(args) => cli::status(&args),

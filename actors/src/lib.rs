@@ -10,6 +10,7 @@ pub mod context;
 pub mod entities;
 pub mod events;
 pub mod key_vault;
+pub mod launcher;
 pub mod log_shipper;
 pub mod message_sender;
 pub mod messages;
@@ -21,6 +22,7 @@ pub mod secret;
 pub mod secrets_paths;
 pub mod store;
 pub mod supervision;
+pub mod upgrade;
 
 pub use context::AgentContext;
 pub use secret::Secret;

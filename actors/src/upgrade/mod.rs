@@ -1,0 +1,563 @@
+//! Self-upgrade, the parts both processes share (DESIGN.md "Upgrade, the safe way").
+//!
+//! - [`Layout`]: where things live in `launcher.install_dir` (`bin/`, `update/`, `backup/`, the
+//!   marker) and in `engine.data_dir` (the store and the vault that a backup covers).
+//! - [`Marker`] (`upgrade.json`): the journal of one upgrade, rewritten atomically at each step:
+//!   `staged → backed_up → swapped → probation → committed`, or `… → rolling_back → rolled_back`.
+//!   The engine writes `staged`; the launcher writes every later step, so a launcher killed at any
+//!   point reads where it was and resumes or rolls back.
+//! - [`extract`]: the zip-slip-proof extractor of a release asset.
+//! - [`stage`]: the engine side of `update-version` (download, extract, verify, mark; the engine
+//!   then exits 76) and [`outcome_for`], which the engine calls at boot to report the command;
+//!   [`stager::LauncherStager`] plugs it into the CommandExecutor.
+
+pub mod extract;
+pub mod stage;
+pub mod stager;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use extract::{extract_release, ExtractLimits, Extracted};
+pub use stage::{
+    launcher_present, stage_from_zip, stage_upgrade, StageLimits, StageRequest, LAUNCHER_ENV,
+};
+
+/// The engine binary's name, in `bin/` and in the asset (`binaries/oibus-agent`).
+pub const BINARY_NAME: &str = "oibus-agent";
+/// Where the engine binary sits inside a release zip.
+pub const ASSET_BINARY: &str = "binaries/oibus-agent";
+
+/// Paths of the install layout. The launcher owns `bin/`, `backup/` and the marker's later
+/// steps; the engine writes only under `update/` and the marker's first step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub install_dir: PathBuf,
+    pub data_dir: PathBuf,
+}
+
+impl Layout {
+    pub fn new(install_dir: impl Into<PathBuf>, data_dir: impl Into<PathBuf>) -> Self {
+        Layout {
+            install_dir: install_dir.into(),
+            data_dir: data_dir.into(),
+        }
+    }
+
+    /// The layout a configuration describes (`launcher.install_dir`, `engine.data_dir`).
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Layout::new(&config.launcher.install_dir, &config.engine.data_dir)
+    }
+
+    /// `bin/oibus-agent`: the engine the launcher spawns.
+    pub fn engine_bin(&self) -> PathBuf {
+        self.install_dir.join("bin").join(BINARY_NAME)
+    }
+    /// `update/`: staging area, written by the engine.
+    pub fn update_dir(&self) -> PathBuf {
+        self.install_dir.join("update")
+    }
+    /// `update/staged/`: a complete, verified extraction (renamed into place as a whole).
+    pub fn staged_dir(&self) -> PathBuf {
+        self.update_dir().join("staged")
+    }
+    pub fn staged_bin(&self) -> PathBuf {
+        self.staged_dir().join(ASSET_BINARY)
+    }
+    /// `backup/`: what a rollback restores.
+    pub fn backup_dir(&self) -> PathBuf {
+        self.install_dir.join("backup")
+    }
+    pub fn backup_bin(&self) -> PathBuf {
+        self.backup_dir().join(BINARY_NAME)
+    }
+    /// RocksDB checkpoint of the store.
+    pub fn backup_store(&self) -> PathBuf {
+        self.backup_dir().join("store")
+    }
+    pub fn backup_vault(&self) -> PathBuf {
+        self.backup_dir().join("vault")
+    }
+    /// Written last, when the backup is complete and fsynced.
+    pub fn backup_complete(&self) -> PathBuf {
+        self.backup_dir().join("COMPLETE")
+    }
+    pub fn marker(&self) -> PathBuf {
+        marker_path(&self.install_dir)
+    }
+    /// The pid of the engine the launcher runs, so a restarted launcher can find an orphan.
+    pub fn pid_file(&self) -> PathBuf {
+        self.install_dir.join("engine.pid")
+    }
+    pub fn store_dir(&self) -> PathBuf {
+        self.data_dir.join("store")
+    }
+    pub fn vault_dir(&self) -> PathBuf {
+        self.data_dir.join("vault")
+    }
+}
+
+/// `<install_dir>/upgrade.json`.
+pub fn marker_path(install_dir: &Path) -> PathBuf {
+    install_dir.join("upgrade.json")
+}
+
+/// One step of an upgrade, as recorded in the marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// The engine extracted and verified the new binary under `update/staged`.
+    Staged,
+    /// The launcher checkpointed the store, copied the vault and kept the old binary.
+    BackedUp,
+    /// The new binary is `bin/oibus-agent`.
+    Swapped,
+    /// The new engine runs and must stay healthy for `health_grace`.
+    Probation,
+    /// The new version passed probation; backups are deleted.
+    Committed,
+    /// Probation failed (or a step did): the old binary and data are being restored.
+    RollingBack,
+    /// The old binary and data are back.
+    RolledBack,
+}
+
+impl Step {
+    pub fn is_final(self) -> bool {
+        matches!(self, Step::Committed | Step::RolledBack)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Staged => "staged",
+            Step::BackedUp => "backed_up",
+            Step::Swapped => "swapped",
+            Step::Probation => "probation",
+            Step::Committed => "committed",
+            Step::RollingBack => "rolling_back",
+            Step::RolledBack => "rolled_back",
+        }
+    }
+
+    /// Whether the journal may go from `self` to `next`.
+    pub fn may_advance_to(self, next: Step) -> bool {
+        use Step::*;
+        match self {
+            // Before the backup exists nothing was changed: a failure ends the upgrade at once.
+            Staged => matches!(next, BackedUp | RolledBack),
+            BackedUp => matches!(next, Swapped | RollingBack),
+            Swapped => matches!(next, Probation | RollingBack),
+            // A probation interrupted by a launcher restart starts again.
+            Probation => matches!(next, Probation | Committed | RollingBack),
+            RollingBack => matches!(next, RollingBack | RolledBack),
+            Committed | RolledBack => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One line of the marker's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub step: Step,
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `upgrade.json`: the journal of one upgrade.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Marker {
+    /// The OIAnalytics `update-version` command this upgrade executes.
+    pub command_id: String,
+    pub asset_id: String,
+    pub from_version: String,
+    pub to_version: String,
+    /// After a committed upgrade, the launcher re-executes itself from the new binary.
+    pub update_launcher: bool,
+    pub step: Step,
+    /// Why a rollback happened (or the upgrade stopped before the swap).
+    pub reason: Option<String>,
+    /// How many times probation started; a launcher killed over and over rolls back.
+    pub probation_attempts: u32,
+    pub history: Vec<StepRecord>,
+}
+
+impl Marker {
+    /// A marker at its first step.
+    pub fn staged(
+        command_id: &str,
+        asset_id: &str,
+        from_version: &str,
+        to_version: &str,
+        update_launcher: bool,
+    ) -> Marker {
+        Marker {
+            command_id: command_id.to_string(),
+            asset_id: asset_id.to_string(),
+            from_version: from_version.to_string(),
+            to_version: to_version.to_string(),
+            update_launcher,
+            step: Step::Staged,
+            reason: None,
+            probation_attempts: 0,
+            history: vec![StepRecord {
+                step: Step::Staged,
+                at: now_iso(),
+                reason: None,
+            }],
+        }
+    }
+
+    /// Move to `next` (in memory; [`write_marker`] records it).
+    pub fn advance(&mut self, next: Step, reason: Option<String>) -> Result<(), UpgradeError> {
+        if !self.step.may_advance_to(next) {
+            return Err(UpgradeError::Transition {
+                from: self.step,
+                to: next,
+            });
+        }
+        if next == Step::Probation {
+            self.probation_attempts += 1;
+        }
+        if reason.is_some() {
+            self.reason = reason.clone();
+        }
+        self.step = next;
+        self.history.push(StepRecord {
+            step: next,
+            at: now_iso(),
+            reason,
+        });
+        Ok(())
+    }
+}
+
+/// Everything that can go wrong while staging, applying or reading an upgrade.
+#[derive(Debug, thiserror::Error)]
+pub enum UpgradeError {
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the upgrade marker {path} is not valid JSON ({error}); move it aside and check bin/ and backup/ by hand")]
+    CorruptMarker { path: PathBuf, error: String },
+    #[error("the upgrade journal cannot go from {from} to {to} (a bug in the launcher)")]
+    Transition { from: Step, to: Step },
+    #[error("the release asset is not a readable zip: {0}")]
+    Zip(String),
+    #[error("the release asset has an unsafe entry {name:?}: {reason}; nothing was installed")]
+    UnsafeEntry { name: String, reason: String },
+    #[error("the release asset is too large: {what} ({actual} > {limit})")]
+    TooLarge {
+        what: &'static str,
+        actual: u64,
+        limit: u64,
+    },
+    #[error(
+        "the release asset has no {ASSET_BINARY}; is it an oibus-agent release for this platform?"
+    )]
+    MissingBinary,
+    #[error("not enough free disk in {path}: {available} bytes available, {needed} needed")]
+    DiskFull {
+        path: PathBuf,
+        available: u64,
+        needed: u64,
+    },
+    #[error("the staged binary does not run as version {expected}: {detail}")]
+    BinaryCheck { expected: String, detail: String },
+    #[error("the engine was not started by the launcher ({LAUNCHER_ENV} is not set), so nothing would apply a staged upgrade; run it with `oibus-agent launch`")]
+    NoLauncher,
+    #[error("an upgrade to {to_version} (command {command_id}) is still at step {step}; wait for it to finish")]
+    InProgress {
+        command_id: String,
+        to_version: String,
+        step: Step,
+    },
+    #[error("cannot download the release asset: {0}")]
+    Download(String),
+}
+
+impl UpgradeError {
+    pub(crate) fn io(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> UpgradeError {
+        let path = path.to_path_buf();
+        move |source| UpgradeError::Io { what, path, source }
+    }
+}
+
+/// Read the marker; `Ok(None)` when there is none.
+pub fn read_marker(path: &Path) -> Result<Option<Marker>, UpgradeError> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(UpgradeError::io("cannot read the upgrade marker", path)(e)),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| UpgradeError::CorruptMarker {
+            path: path.to_path_buf(),
+            error: e.to_string(),
+        })
+}
+
+/// Record the marker atomically: temporary file, fsync, rename, fsync of the folder. A crash
+/// leaves either the previous step or this one, never a torn file.
+pub fn write_marker(path: &Path, marker: &Marker) -> Result<(), UpgradeError> {
+    let json = serde_json::to_vec_pretty(marker).map_err(|e| UpgradeError::Io {
+        what: "cannot encode the upgrade marker",
+        path: path.to_path_buf(),
+        source: io::Error::other(e),
+    })?;
+    write_atomically(path, &json)
+}
+
+/// Replace `path` with `bytes` atomically (temporary sibling, fsync, rename, fsync of the folder).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), UpgradeError> {
+    let tmp = path.with_extension("tmp");
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(UpgradeError::io("cannot create", &tmp))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(UpgradeError::io("cannot write", &tmp))?;
+    fs::rename(&tmp, path).map_err(UpgradeError::io("cannot rename into place", path))?;
+    fsync_parent(path)
+}
+
+/// fsync a folder, so that renames and creations in it survive a power loss.
+pub fn fsync_dir(dir: &Path) -> Result<(), UpgradeError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(UpgradeError::io("cannot fsync folder", dir))
+}
+
+pub fn fsync_parent(path: &Path) -> Result<(), UpgradeError> {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => fsync_dir(p),
+        _ => fsync_dir(Path::new(".")),
+    }
+}
+
+/// `v1.2.3` and `1.2.3` name the same version (OIAnalytics may send either).
+pub fn normalize_version(v: &str) -> &str {
+    let v = v.trim();
+    v.strip_prefix(['v', 'V']).unwrap_or(v)
+}
+
+/// The final status of an `update-version` command, for the engine to report at boot:
+/// `Some((true, "updated to X"))` → COMPLETED, `Some((false, "rolled back to Y: why"))` →
+/// ERRORED, `None` → not decided yet (the upgrade is still on probation): ask again later, e.g.
+/// at each command cycle, and keep the command RUNNING meanwhile.
+///
+/// The decision compares the **running** binary's version ([`crate::VERSION`]) with the target,
+/// so a rollback can never be reported as COMPLETED.
+pub fn outcome_for(command_id: &str, marker_dir: &Path) -> Option<(bool, String)> {
+    outcome_with(command_id, &marker_path(marker_dir), crate::VERSION)
+}
+
+fn outcome_with(command_id: &str, marker: &Path, running: &str) -> Option<(bool, String)> {
+    let marker = match read_marker(marker) {
+        Ok(Some(m)) if m.command_id == command_id => m,
+        Ok(_) => {
+            return Some((
+                false,
+                format!("no upgrade was staged for this command (interrupted before staging); still running version {running}"),
+            ))
+        }
+        Err(e) => {
+            return Some((
+                false,
+                format!("cannot tell whether the upgrade happened ({e}); running version {running}"),
+            ))
+        }
+    };
+    if !marker.step.is_final() {
+        return None;
+    }
+    let on_target = normalize_version(running) == normalize_version(&marker.to_version);
+    if marker.step == Step::Committed && on_target {
+        return Some((true, format!("updated to {}", normalize_version(running))));
+    }
+    let reason = marker
+        .reason
+        .unwrap_or_else(|| format!("the running version is not {}", marker.to_version));
+    Some((false, format!("rolled back to {running}: {reason}")))
+}
+
+pub(crate) fn now_iso() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn marker_in(dir: &Path, step_path: &[Step], reason: Option<&str>) -> PathBuf {
+        let mut m = Marker::staged("cmd-1", "asset-1", "1.0.0", "v2.0.0", false);
+        for s in step_path {
+            let r = matches!(s, Step::RollingBack).then(|| reason.unwrap_or("x").to_string());
+            m.advance(*s, r).unwrap();
+        }
+        let path = marker_path(dir);
+        write_marker(&path, &m).unwrap();
+        path
+    }
+
+    #[test]
+    fn marker_round_trips_through_an_atomic_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = marker_in(dir.path(), &[Step::BackedUp], None);
+        let m = read_marker(&path).unwrap().unwrap();
+        assert_eq!(m.step, Step::BackedUp);
+        assert_eq!(m.history.len(), 2);
+        assert!(!path.with_extension("tmp").exists());
+    }
+
+    #[test]
+    fn missing_marker_reads_as_none() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_marker(&marker_path(dir.path())).unwrap().is_none());
+    }
+
+    #[test]
+    fn torn_marker_is_reported_not_guessed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = marker_path(dir.path());
+        fs::write(&path, b"{\"command_id\": \"cm").unwrap();
+        assert!(matches!(
+            read_marker(&path),
+            Err(UpgradeError::CorruptMarker { .. })
+        ));
+    }
+
+    #[test]
+    fn journal_refuses_to_skip_the_backup() {
+        let mut m = Marker::staged("c", "a", "1", "2", false);
+        assert!(m.advance(Step::Swapped, None).is_err());
+        assert_eq!(m.step, Step::Staged);
+    }
+
+    #[test]
+    fn journal_never_leaves_a_final_step() {
+        for last in [Step::Committed, Step::RolledBack] {
+            for next in [Step::Staged, Step::Probation, Step::RollingBack] {
+                assert!(!last.may_advance_to(next));
+            }
+        }
+    }
+
+    #[test]
+    fn probation_attempts_are_counted() {
+        let mut m = Marker::staged("c", "a", "1", "2", false);
+        for s in [
+            Step::BackedUp,
+            Step::Swapped,
+            Step::Probation,
+            Step::Probation,
+        ] {
+            m.advance(s, None).unwrap();
+        }
+        assert_eq!(m.probation_attempts, 2);
+    }
+
+    #[test]
+    fn committed_upgrade_on_the_target_version_is_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = marker_in(
+            dir.path(),
+            &[
+                Step::BackedUp,
+                Step::Swapped,
+                Step::Probation,
+                Step::Committed,
+            ],
+            None,
+        );
+        assert_eq!(
+            outcome_with("cmd-1", &path, "2.0.0"),
+            Some((true, "updated to 2.0.0".to_string()))
+        );
+    }
+
+    #[test]
+    fn rollback_is_errored_with_the_running_version_and_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = marker_in(
+            dir.path(),
+            &[
+                Step::BackedUp,
+                Step::Swapped,
+                Step::Probation,
+                Step::RollingBack,
+                Step::RolledBack,
+            ],
+            Some("the new engine exited with code 1 during probation"),
+        );
+        assert_eq!(
+            outcome_with("cmd-1", &path, "1.0.0"),
+            Some((
+                false,
+                "rolled back to 1.0.0: the new engine exited with code 1 during probation"
+                    .to_string()
+            ))
+        );
+    }
+
+    #[test]
+    fn committed_marker_with_another_running_version_is_not_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = marker_in(
+            dir.path(),
+            &[
+                Step::BackedUp,
+                Step::Swapped,
+                Step::Probation,
+                Step::Committed,
+            ],
+            None,
+        );
+        let (ok, text) = outcome_with("cmd-1", &path, "1.0.0").unwrap();
+        assert!(!ok);
+        assert!(text.starts_with("rolled back to 1.0.0"), "{text}");
+    }
+
+    #[test]
+    fn upgrade_on_probation_is_not_decided_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = marker_in(
+            dir.path(),
+            &[Step::BackedUp, Step::Swapped, Step::Probation],
+            None,
+        );
+        assert_eq!(outcome_with("cmd-1", &path, "2.0.0"), None);
+    }
+
+    #[test]
+    fn command_without_a_marker_is_errored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ok, text) = outcome_with("cmd-9", &marker_path(dir.path()), "1.0.0").unwrap();
+        assert!(!ok);
+        assert!(text.contains("interrupted before staging"), "{text}");
+    }
+
+    #[test]
+    fn leading_v_does_not_change_a_version() {
+        assert_eq!(normalize_version("v3.8.8"), "3.8.8");
+        assert_eq!(normalize_version(" 3.8.8 "), "3.8.8");
+    }
+}

@@ -1,0 +1,991 @@
+//! The launcher with real processes: `oibus-agent launch` spawning real engines (or small
+//! shell scripts standing in for a broken engine), real signals, real upgrades on disk.
+//!
+//! The upgrade tests need a second build of the binary that reports version 9.9.9; it is built
+//! into `<target>/upgrade-next`, seeded once with a copy of the compiled dependencies (about
+//! 2.5 GB), so only the two workspace crates compile: a few minutes the first time, about a
+//! second afterwards unless the sources changed.
+//! Set `OIBUS_AGENT_SKIP_NEXT_BUILD=1` to skip those tests; they say so on stderr.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use oibus_actors::upgrade::{read_marker, write_marker, Layout, Marker, Step};
+use serde_json::Value;
+
+use crate::kit::agent::{free_port, http, sim_section, BIN as AGENT};
+use crate::kit::{wait_until, Sim, SimOpts};
+
+const NEXT_VERSION: &str = "9.9.9";
+const FAST_RESTARTS: &str =
+    "{ max_restarts: 5, within: 1m, backoff_initial: 200ms, backoff_max: 2s, reset_after: 1m }";
+
+/// `GET path` on the engine's local API: the JSON body of a 200 answer.
+fn get_json(addr: SocketAddr, path: &str) -> Option<Value> {
+    match http(addr, "GET", path, "")? {
+        (200, body) => serde_json::from_str(&body).ok(),
+        _ => None,
+    }
+}
+
+fn write_script(path: &Path, body: &str) {
+    fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn signal(pid: u32, sig: Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
+}
+
+fn alive(pid: i64) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.trim_start().chars().next())
+        })
+        .flatten()
+        .is_some_and(|state| state != 'Z' && state != 'X')
+}
+
+/// A temporary install: `inst/` (launcher.install_dir), `data/`, `agent.yaml`, a free port.
+struct Install {
+    dir: tempfile::TempDir,
+    api: SocketAddr,
+}
+
+impl Install {
+    /// `restart` is the `launcher.restart` flow mapping.
+    fn new(restart: &str) -> Install {
+        Install::with_sections(restart, "")
+    }
+
+    /// `extra`: more top-level YAML sections (e.g. `oianalytics:`).
+    fn with_sections(restart: &str, extra: &str) -> Install {
+        let dir = tempfile::tempdir().unwrap();
+        let api = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let install = Install { dir, api };
+        fs::create_dir_all(install.inst().join("bin")).unwrap();
+        let yaml = format!(
+            "engine:\n  name: launcher-test\n  data_dir: {data}\n  api: {{ listen: {api} }}\n  log: {{ console: info }}\n\
+             launcher:\n  install_dir: {inst}\n  health_grace: 1s\n  shutdown_timeout: 5s\n  restart: {restart}\n{extra}",
+            data = install.data().display(),
+            inst = install.inst().display(),
+        );
+        fs::write(install.config(), yaml).unwrap();
+        install
+    }
+
+    fn with_fast_restarts() -> Install {
+        Install::new(FAST_RESTARTS)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn inst(&self) -> PathBuf {
+        self.path("inst")
+    }
+    fn data(&self) -> PathBuf {
+        self.path("data")
+    }
+    fn config(&self) -> PathBuf {
+        self.path("agent.yaml")
+    }
+    fn layout(&self) -> Layout {
+        Layout::new(self.inst(), self.data())
+    }
+
+    /// `bin/oibus-agent` = the real engine.
+    fn install_real_engine(&self) {
+        link_or_copy(Path::new(AGENT), &self.layout().engine_bin());
+    }
+
+    /// `bin/oibus-agent` = a script.
+    fn install_script(&self, body: &str) {
+        write_script(&self.layout().engine_bin(), body);
+    }
+
+    fn launch(&self) -> Launched {
+        self.launch_with(&[])
+    }
+
+    fn launch_with(&self, env: &[(&str, &str)]) -> Launched {
+        let log_path = self.path(&format!("launch-{}.log", unique_nanos()));
+        let log = fs::File::create(&log_path).unwrap();
+        let child = Command::new(AGENT)
+            .args(["launch", "--config"])
+            .arg(self.config())
+            .envs(env.iter().copied())
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Launched {
+            child,
+            log: log_path,
+            pid_file: self.layout().pid_file(),
+            api: self.api,
+        }
+    }
+
+    fn status(&self) -> Option<Value> {
+        get_json(self.api, "/status")
+    }
+
+    /// Waits for an engine of `version` whose pid differs from `not_pid`; returns its pid.
+    fn wait_engine(&self, version: &str, not_pid: Option<i64>, timeout: Duration) -> Option<i64> {
+        let mut found = None;
+        wait_until(timeout, || {
+            let Some(s) = self.status() else { return false };
+            let pid = s["pid"].as_i64();
+            if s["version"] == version && pid != not_pid {
+                found = pid;
+                return true;
+            }
+            false
+        });
+        found
+    }
+
+    fn marker(&self) -> Option<Marker> {
+        read_marker(&self.layout().marker()).unwrap()
+    }
+
+    fn wait_marker(&self, step: Step, timeout: Duration) -> Option<Marker> {
+        let mut found = None;
+        wait_until(timeout, || {
+            found = self.marker().filter(|m| m.step == step);
+            found.is_some()
+        });
+        found
+    }
+
+    /// What the engine side would leave after a successful staging of `binary`.
+    fn stage_by_hand(&self, binary: &Path, old_version: &str, update_launcher: bool) {
+        let layout = self.layout();
+        fs::create_dir_all(layout.staged_bin().parent().unwrap()).unwrap();
+        link_or_copy(binary, &layout.staged_bin());
+        let marker = Marker::staged(
+            "cmd-upgrade",
+            "asset-1",
+            old_version,
+            NEXT_VERSION,
+            update_launcher,
+        );
+        write_marker(&layout.marker(), &marker).unwrap();
+    }
+}
+
+fn unique_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn link_or_copy(from: &Path, to: &Path) {
+    let _ = fs::remove_file(to);
+    if fs::hard_link(from, to).is_err() {
+        fs::copy(from, to).unwrap();
+    }
+}
+
+/// A running `oibus-agent launch`; killed (with its engine) on drop.
+struct Launched {
+    child: Child,
+    log: PathBuf,
+    pid_file: PathBuf,
+    api: SocketAddr,
+}
+
+impl Launched {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn signal(&self, sig: Signal) {
+        signal(self.pid(), sig);
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut status = None;
+        wait_until(timeout, || {
+            status = self.child.try_wait().unwrap();
+            status.is_some()
+        });
+        status
+    }
+
+    /// The launcher's and its engines' output, without terminal colour codes.
+    fn log(&self) -> String {
+        let raw = fs::read_to_string(&self.log).unwrap_or_default();
+        let mut out = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                // CSI: ESC [ parameters, ended by a letter.
+                chars.by_ref().find(|c| c.is_ascii_alphabetic());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// The first `field=<number>` the launcher logged.
+    fn logged_ms(&self, field: &str) -> Option<u64> {
+        let log = self.log();
+        let at = log.find(&format!("{field}="))? + field.len() + 1;
+        log[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    fn engine_healthy(&self) -> bool {
+        get_json(self.api, "/health").is_some_and(|h| h["status"] == "ok")
+    }
+}
+
+impl Drop for Launched {
+    fn drop(&mut self) {
+        let engine = fs::read_to_string(&self.pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(pid) = engine {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+fn version_of_agent() -> String {
+    let out = Command::new(AGENT).arg("--version").output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Launcher only
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn crash_loop_backs_off_more_each_time_and_stops_at_the_limit() {
+    let install = Install::new(
+        "{ max_restarts: 3, within: 1m, backoff_initial: 200ms, backoff_max: 5s, reset_after: 1m }",
+    );
+    let starts = install.path("starts");
+    install.install_script(&format!("date +%s%N >> {}\nexit 1", starts.display()));
+    let mut launcher = install.launch();
+    let status = launcher
+        .wait_exit(Duration::from_secs(20))
+        .expect("the launcher gives up");
+    assert_eq!(status.code(), Some(70), "{}", launcher.log());
+    assert!(
+        launcher.log().contains("staying down"),
+        "{}",
+        launcher.log()
+    );
+    let times: Vec<u128> = fs::read_to_string(&starts)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert_eq!(times.len(), 4, "the first start and 3 restarts");
+    let gaps: Vec<u128> = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]) / 1_000_000)
+        .collect();
+    eprintln!("crash loop: gaps between starts (ms): {gaps:?}");
+    // Nominal 200, 400, 800 ms, each jittered down to no less than half.
+    for (gap, nominal) in gaps.iter().zip([200u128, 400, 800]) {
+        assert!(
+            *gap >= nominal / 2,
+            "gap {gap} ms for a nominal {nominal} ms: {gaps:?}"
+        );
+    }
+    assert!(gaps[2] > gaps[0], "the backoff grows: {gaps:?}");
+}
+
+#[test]
+fn config_rejected_by_the_engine_keeps_it_down_with_78() {
+    let install = Install::with_fast_restarts();
+    let starts = install.path("starts");
+    install.install_script(&format!("echo x >> {}\nexit 78", starts.display()));
+    let mut launcher = install.launch();
+    let status = launcher
+        .wait_exit(Duration::from_secs(10))
+        .expect("the launcher stops");
+    assert_eq!(status.code(), Some(78));
+    assert_eq!(
+        fs::read_to_string(&starts).unwrap().lines().count(),
+        1,
+        "never restarted"
+    );
+}
+
+#[test]
+fn sigterm_stops_the_engine_gracefully_within_the_timeout() {
+    let install = Install::with_fast_restarts();
+    install.install_real_engine();
+    let mut launcher = install.launch();
+    let engine = install
+        .wait_engine(&version_of_agent(), None, Duration::from_secs(30))
+        .expect("engine up");
+    let asked = Instant::now();
+    launcher.signal(Signal::SIGTERM);
+    let status = launcher
+        .wait_exit(Duration::from_secs(10))
+        .expect("the launcher stops");
+    let took = asked.elapsed();
+    eprintln!("SIGTERM to launcher exit: {took:?}");
+    assert_eq!(status.code(), Some(0), "{}", launcher.log());
+    assert!(
+        took < Duration::from_secs(5),
+        "within shutdown_timeout: {took:?}"
+    );
+    assert!(!alive(engine), "the engine is gone");
+    let log = launcher.log();
+    assert!(
+        log.contains("oibus-agent engine stopped"),
+        "the engine stopped in order:\n{log}"
+    );
+    assert!(
+        log.contains("stopped on request (the engine exited with code 0)"),
+        "{log}"
+    );
+    assert!(!install.layout().pid_file().exists());
+}
+
+#[test]
+fn sighup_reaches_the_engine() {
+    let install = Install::with_fast_restarts();
+    install.install_real_engine();
+    let launcher = install.launch();
+    install
+        .wait_engine(&version_of_agent(), None, Duration::from_secs(30))
+        .expect("engine up");
+    assert!(install.status().unwrap()["config"]["last_reload"].is_null());
+    launcher.signal(Signal::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            install
+                .status()
+                .is_some_and(|s| s["config"]["last_reload"]["applied"] == true)
+        }),
+        "the engine reloaded its configuration:\n{}",
+        launcher.log()
+    );
+}
+
+#[test]
+fn sigusr1_restarts_the_engine_under_the_same_launcher() {
+    let install = Install::with_fast_restarts();
+    install.install_real_engine();
+    let mut launcher = install.launch();
+    let version = version_of_agent();
+    let first = install
+        .wait_engine(&version, None, Duration::from_secs(30))
+        .expect("engine up");
+    launcher.signal(Signal::SIGUSR1);
+    let second = install.wait_engine(&version, Some(first), Duration::from_secs(30));
+    assert!(second.is_some(), "a new engine pid:\n{}", launcher.log());
+    assert!(!alive(first));
+    assert!(
+        launcher.child.try_wait().unwrap().is_none(),
+        "the launcher keeps running"
+    );
+}
+
+#[test]
+fn exit_75_restarts_at_once_without_backoff() {
+    // A 3 s backoff would show: the restart after 75 must not wait for it.
+    let install = Install::new(
+        "{ max_restarts: 5, within: 1m, backoff_initial: 3s, backoff_max: 3s, reset_after: 1m }",
+    );
+    let starts = install.path("starts");
+    let once = install.path("once");
+    install.install_script(&format!(
+        "date +%s%N >> {starts}\nif [ ! -f {once} ]; then touch {once}; sleep 1.2; exit 75; fi\nexec {AGENT} \"$@\"",
+        starts = starts.display(),
+        once = once.display(),
+    ));
+    let launcher = install.launch();
+    install
+        .wait_engine(&version_of_agent(), None, Duration::from_secs(30))
+        .expect("engine up after the restart");
+    let times: Vec<u128> = fs::read_to_string(&starts)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert_eq!(times.len(), 2);
+    let gap_ms = (times[1] - times[0]) / 1_000_000;
+    eprintln!("exit 75: {gap_ms} ms between the two starts, 1200 of which the first one ran");
+    assert!(
+        gap_ms < 2_000,
+        "restart at once, not after the 3 s backoff: {gap_ms} ms\n{}",
+        launcher.log()
+    );
+}
+
+#[test]
+fn without_an_installed_binary_the_launcher_runs_itself_as_the_engine() {
+    let install = Install::with_fast_restarts();
+    let launcher = install.launch();
+    let pid = install
+        .wait_engine(&version_of_agent(), None, Duration::from_secs(30))
+        .expect("engine up");
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(exe, fs::canonicalize(AGENT).unwrap(), "{}", launcher.log());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upgrade, launcher side
+// ---------------------------------------------------------------------------------------------
+
+/// The binary built with `OIBUS_AGENT_VERSION=9.9.9`, or why there is none.
+fn next_version_binary() -> Result<PathBuf, String> {
+    static NEXT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    NEXT.get_or_init(build_next_version).clone()
+}
+
+fn build_next_version() -> Result<PathBuf, String> {
+    if std::env::var_os("OIBUS_AGENT_SKIP_NEXT_BUILD").is_some() {
+        return Err("OIBUS_AGENT_SKIP_NEXT_BUILD is set".into());
+    }
+    let profile = Path::new(AGENT).parent().ok_or("no target folder")?;
+    let target = profile.parent().ok_or("no target folder")?;
+    let next_target = target.join("upgrade-next");
+    let next_profile = next_target.join(profile.file_name().ok_or("no profile folder")?);
+    if !next_profile.join("deps").exists() {
+        seed_target(profile, &next_profile)?;
+    }
+    let started = Instant::now();
+    let mut cargo = Command::new(option_env!("CARGO").unwrap_or("cargo"));
+    // The variables `cargo test` sets for this process would reach build scripts that track
+    // them (ring tracks CARGO_MANIFEST_DIR) and make the build differ from a plain one.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if (key.starts_with("CARGO_") && key != "CARGO_HOME") || key == "LD_LIBRARY_PATH" {
+            cargo.env_remove(&*key);
+        }
+    }
+    let out = cargo
+        .args(["build", "--bin", "oibus-agent", "--target-dir"])
+        .arg(&next_target)
+        .env("OIBUS_AGENT_VERSION", NEXT_VERSION)
+        .env("CARGO_INCREMENTAL", "0")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo build failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    eprintln!("built the {NEXT_VERSION} binary in {:?}", started.elapsed());
+    Ok(next_profile.join("oibus-agent"))
+}
+
+/// Copy the compiled dependencies into a fresh target folder, without the workspace's own
+/// crates (rebuilt there). A copy, not hard links: cargo and build scripts rewrite some of
+/// these files in place, which would write through a link into the main target.
+fn seed_target(from: &Path, to: &Path) -> Result<(), String> {
+    fs::create_dir_all(to).map_err(|e| e.to_string())?;
+    for sub in ["deps", "build", ".fingerprint"] {
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(from.join(sub))
+            .arg(to.join(sub))
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!("cp -a {sub} failed"));
+        }
+        for entry in fs::read_dir(to.join(sub))
+            .map_err(|e| e.to_string())?
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().replace('-', "_");
+            if name.contains("oibus_a") || name.starts_with("main_") {
+                let path = entry.path();
+                let _ = if path.is_dir() {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
+            }
+        }
+    }
+    Ok(())
+}
+
+macro_rules! next_binary_or_skip {
+    () => {
+        match next_version_binary() {
+            Ok(path) => path,
+            Err(why) => {
+                eprintln!("SKIPPED: no {NEXT_VERSION} binary ({why})");
+                return;
+            }
+        }
+    };
+}
+
+/// An install whose `bin/oibus-agent` is the real engine behind a script that exits 76 once
+/// when the file `exit76` exists: the test plays the command executor that staged an upgrade.
+fn upgradable_install() -> Install {
+    let install = Install::with_fast_restarts();
+    let trigger = install.path("exit76");
+    install.install_script(&format!(
+        "if [ -f {t} ]; then rm -f {t}; exit 76; fi\nexec {AGENT} \"$@\"",
+        t = trigger.display()
+    ));
+    install
+}
+
+/// Stage `binary`, then make the running engine exit 76 (SIGUSR1 restarts it into the trigger).
+fn upgrade_to(install: &Install, launcher: &Launched, binary: &Path) -> Instant {
+    install.stage_by_hand(binary, &version_of_agent(), false);
+    fs::write(install.path("exit76"), b"").unwrap();
+    let t0 = Instant::now();
+    launcher.signal(Signal::SIGUSR1);
+    t0
+}
+
+fn millis_between(from: &Marker, step_a: Step, step_b: Step) -> Option<i64> {
+    let at = |s: Step| {
+        from.history
+            .iter()
+            .rev()
+            .find(|r| r.step == s)
+            .and_then(|r| chrono::DateTime::parse_from_rfc3339(&r.at).ok())
+    };
+    Some((at(step_b)? - at(step_a)?).num_milliseconds())
+}
+
+#[test]
+fn staged_upgrade_is_applied_and_committed_after_the_grace() {
+    let next = next_binary_or_skip!();
+    let install = upgradable_install();
+    let old = version_of_agent();
+    let launcher = install.launch();
+    install
+        .wait_engine(&old, None, Duration::from_secs(30))
+        .expect("old engine up");
+
+    let t0 = upgrade_to(&install, &launcher, &next);
+    let new_pid = install.wait_engine(NEXT_VERSION, None, Duration::from_secs(30));
+    let to_healthy = t0.elapsed();
+    assert!(
+        new_pid.is_some(),
+        "the new version runs:\n{}",
+        launcher.log()
+    );
+    let marker = install
+        .wait_marker(Step::Committed, Duration::from_secs(10))
+        .expect("committed");
+    eprintln!(
+        "upgrade: SIGUSR1 → new version answering {to_healthy:?}; launcher: exit 76 → healthy {:?} ms; committed after {:?} ms of probation",
+        launcher.logged_ms("since_exit_76_ms"),
+        millis_between(&marker, Step::Probation, Step::Committed),
+    );
+    let layout = install.layout();
+    assert!(
+        wait_until(Duration::from_secs(5), || !layout.backup_dir().exists()
+            && !layout.staged_dir().exists()),
+        "backup and staging removed after the commit"
+    );
+    let out = Command::new(layout.engine_bin())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(NEXT_VERSION));
+    assert!(launcher.engine_healthy());
+}
+
+#[test]
+fn new_binary_that_exits_at_once_is_rolled_back_and_the_old_version_runs_again() {
+    let install = upgradable_install();
+    let old = version_of_agent();
+    let vault = install.data().join("vault");
+    fs::create_dir_all(&vault).unwrap();
+    fs::write(vault.join("test-key"), b"old").unwrap();
+    let broken = install.path("broken");
+    // A new version that changes the data, then dies.
+    write_script(
+        &broken,
+        &format!("echo new > {}/test-key\nexit 1", vault.display()),
+    );
+
+    let launcher = install.launch();
+    let first = install
+        .wait_engine(&old, None, Duration::from_secs(30))
+        .expect("old engine up");
+    upgrade_to(&install, &launcher, &broken);
+    let marker = install.wait_marker(Step::RolledBack, Duration::from_secs(30));
+    let marker = marker.unwrap_or_else(|| panic!("rolled back:\n{}", launcher.log()));
+    assert!(
+        marker
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("exited with code 1"),
+        "{marker:?}"
+    );
+    let again = install.wait_engine(&old, Some(first), Duration::from_secs(30));
+    let healthy_at = chrono::Utc::now();
+    assert!(
+        again.is_some(),
+        "the old version runs again:\n{}",
+        launcher.log()
+    );
+    let crash_at = marker
+        .history
+        .iter()
+        .find(|r| r.step == Step::Probation)
+        .unwrap();
+    let crash_at = chrono::DateTime::parse_from_rfc3339(&crash_at.at).unwrap();
+    eprintln!(
+        "rollback: new engine started → old version healthy again in {} ms (launcher: restore took {:?} ms)",
+        (healthy_at - crash_at.with_timezone(&chrono::Utc)).num_milliseconds(),
+        launcher.logged_ms("rollback_ms"),
+    );
+    assert_eq!(
+        fs::read(vault.join("test-key")).unwrap(),
+        b"old",
+        "the data is restored"
+    );
+    let bin = fs::read_to_string(install.layout().engine_bin()).unwrap();
+    assert!(bin.contains("exit 76"), "the old binary is back");
+    assert!(wait_until(Duration::from_secs(5), || !install
+        .layout()
+        .backup_dir()
+        .exists()));
+}
+
+#[test]
+fn new_binary_that_never_gets_healthy_is_rolled_back_after_the_grace() {
+    let install = upgradable_install();
+    let old = version_of_agent();
+    let silent = install.path("silent");
+    write_script(&silent, "exec sleep 600");
+    let launcher = install.launch();
+    let first = install
+        .wait_engine(&old, None, Duration::from_secs(30))
+        .expect("old engine up");
+    upgrade_to(&install, &launcher, &silent);
+    let marker = install.wait_marker(Step::RolledBack, Duration::from_secs(30));
+    let marker = marker.unwrap_or_else(|| panic!("rolled back:\n{}", launcher.log()));
+    assert!(
+        marker
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("not healthy within 1s"),
+        "{marker:?}"
+    );
+    let waited = millis_between(&marker, Step::Probation, Step::RollingBack).unwrap();
+    assert!(waited >= 1_000, "the grace period was given: {waited} ms");
+    assert!(install
+        .wait_engine(&old, Some(first), Duration::from_secs(30))
+        .is_some());
+}
+
+#[test]
+fn update_launcher_reexecutes_the_launcher_from_the_new_binary_after_the_commit() {
+    let next = next_binary_or_skip!();
+    let install = Install::with_fast_restarts();
+    install.install_script(&format!("exec {AGENT} \"$@\""));
+    install.stage_by_hand(&next, &version_of_agent(), true);
+    let launcher = install.launch();
+    install
+        .wait_marker(Step::Committed, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("committed:\n{}", launcher.log()));
+    let pid = launcher.pid();
+    let exe = format!("/proc/{pid}/exe");
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            fs::read_link(&exe).is_ok_and(|p| p == install.layout().engine_bin())
+        }),
+        "the launcher process (same pid) now runs bin/oibus-agent:\n{}",
+        launcher.log()
+    );
+    assert!(
+        install
+            .wait_engine(NEXT_VERSION, None, Duration::from_secs(30))
+            .is_some(),
+        "the new launcher runs the new engine:\n{}",
+        launcher.log()
+    );
+    assert!(launcher.log().contains("re-executing the launcher"));
+}
+
+#[test]
+fn launcher_killed_at_any_upgrade_step_converges_on_a_healthy_version() {
+    let next = next_binary_or_skip!();
+    let old = version_of_agent();
+    let good = [
+        "backup:partial",
+        "after:backed_up",
+        "swap:renamed",
+        "after:swapped",
+        "after:probation",
+        "probation:running",
+        "after:committed",
+    ];
+    let bad = ["after:rolling_back", "restore:binary", "after:rolled_back"];
+    let cases = good
+        .iter()
+        .map(|f| (*f, true))
+        .chain(bad.iter().map(|f| (*f, false)));
+    for (failpoint, next_is_good) in cases {
+        let install = Install::with_fast_restarts();
+        install.install_script(&format!("exec {AGENT} \"$@\""));
+        let binary = if next_is_good {
+            next.clone()
+        } else {
+            let broken = install.path("broken");
+            write_script(&broken, "exit 1");
+            broken
+        };
+        install.stage_by_hand(&binary, &old, false);
+
+        let mut killed = install.launch_with(&[("OIBUS_AGENT_FAILPOINT", failpoint)]);
+        let status = killed.wait_exit(Duration::from_secs(30));
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.and_then(|s| s.signal()),
+            Some(9),
+            "{failpoint}: the launcher died at the failpoint:\n{}",
+            killed.log()
+        );
+        let step_at_kill = install.marker().map(|m| m.step);
+
+        let launcher = install.launch();
+        let (expected_step, expected_version) = if next_is_good {
+            (Step::Committed, NEXT_VERSION)
+        } else {
+            (Step::RolledBack, old.as_str())
+        };
+        let marker = install.wait_marker(expected_step, Duration::from_secs(30));
+        assert!(
+            marker.is_some(),
+            "{failpoint} (killed at {step_at_kill:?}): ends {expected_step}, got {:?}\n{}",
+            install.marker().map(|m| m.step),
+            launcher.log()
+        );
+        assert!(
+            install
+                .wait_engine(expected_version, None, Duration::from_secs(30))
+                .is_some(),
+            "{failpoint}: {expected_version} runs and is healthy:\n{}",
+            launcher.log()
+        );
+        assert!(launcher.engine_healthy());
+        eprintln!("killed at {failpoint} ({step_at_kill:?}) → {expected_step}, {expected_version} healthy");
+    }
+}
+
+#[test]
+fn release_zip_script_builds_an_asset_the_engine_stages() {
+    let next = next_binary_or_skip!();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/release-zip.sh"
+    ))
+    .arg(NEXT_VERSION)
+    .arg("--binary")
+    .arg(&next)
+    .arg("--out")
+    .arg(dir.path())
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success()
+        && String::from_utf8_lossy(&out.stderr).contains("zip: command not found")
+    {
+        eprintln!("SKIPPED: the zip command is not installed");
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let zip = PathBuf::from(stdout.lines().next().unwrap());
+    assert!(zip
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("oibus-agent-9.9.9-linux_"));
+
+    let layout = Layout::new(dir.path().join("inst"), dir.path().join("data"));
+    let request = oibus_actors::upgrade::StageRequest {
+        command_id: "cmd-1".into(),
+        asset_id: "asset-1".into(),
+        version: format!("v{NEXT_VERSION}"),
+        update_launcher: false,
+    };
+    let limits = oibus_actors::upgrade::StageLimits {
+        min_free_bytes: 0,
+        ..Default::default()
+    };
+    let marker = oibus_actors::upgrade::stage_from_zip(&zip, &request, &layout, &limits).unwrap();
+    assert_eq!(
+        (marker.step, marker.to_version.as_str()),
+        (Step::Staged, NEXT_VERSION)
+    );
+    assert!(layout.staged_bin().is_file());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The whole round trip: OIAnalytics asks, the engine stages, the launcher applies
+// ---------------------------------------------------------------------------------------------
+
+/// A release zip holding `binary` as `binaries/oibus-agent` (stored: the test binary is large
+/// and compressing it unoptimised would take long).
+fn release_zip(binary: &Path) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .unix_permissions(0o755);
+    zip.start_file("binaries/oibus-agent", options).unwrap();
+    zip.write_all(&fs::read(binary).unwrap()).unwrap();
+    zip.finish().unwrap().into_inner()
+}
+
+/// An install registered with `sim`, its launcher running the current version.
+fn registered_install(sim: &Sim) -> (Install, Launched) {
+    let install = Install::with_sections(FAST_RESTARTS, &sim_section(sim, ""));
+    install.install_script(&format!("exec {AGENT} \"$@\""));
+    let launcher = install.launch();
+    assert!(
+        wait_until(Duration::from_secs(60), || install
+            .status()
+            .is_some_and(|s| s["registration"]["status"] == "REGISTERED")),
+        "registered:\n{}",
+        launcher.log()
+    );
+    (install, launcher)
+}
+
+/// Publish `binary` as an asset and queue `update-version` `id` to it.
+fn queue_update_version(sim: &Sim, id: &str, binary: &Path) {
+    let asset = format!("oibus-agent-{id}.zip");
+    sim.put_asset(&asset, release_zip(binary));
+    sim.queue(&serde_json::json!({
+        "id": id, "type": "update-version", "targetVersion": version_of_agent(),
+        "commandContent": {"version": format!("v{NEXT_VERSION}"), "assetId": asset,
+            "updateLauncher": false, "backupFoldersPattern": "cache/*"}
+    }));
+}
+
+/// The COMPLETED or ERRORED record OIAnalytics received for command `id`.
+fn final_status(sim: &Sim, id: &str, launcher: &Launched) -> Value {
+    let mut found = None;
+    let reported = wait_until(Duration::from_secs(120), || {
+        let records = sim.admin_get(&format!("/admin/statuses?id={id}"))["records"].clone();
+        found = records
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| r["record"].clone())
+            .find(|r| r["status"] == "COMPLETED" || r["status"] == "ERRORED");
+        found.is_some()
+    });
+    assert!(reported, "a final status for {id}:\n{}", launcher.log());
+    found.unwrap_or_default()
+}
+
+#[test]
+fn update_version_from_oianalytics_is_applied_and_reported_completed() {
+    let next = next_binary_or_skip!();
+    let sim = Sim::start(SimOpts {
+        auto_complete: Some("10ms".into()),
+        ..Default::default()
+    });
+    let (install, launcher) = registered_install(&sim);
+    let asked = Instant::now();
+    queue_update_version(&sim, "up-1", &next);
+    let record = final_status(&sim, "up-1", &launcher);
+    eprintln!(
+        "update-version: queued → {} reported in {:?}",
+        record["status"],
+        asked.elapsed()
+    );
+    assert_eq!(
+        record["status"],
+        "COMPLETED",
+        "{record}\n{}",
+        launcher.log()
+    );
+    assert_eq!(
+        record["result"],
+        format!("OIBus updated to version {NEXT_VERSION}")
+    );
+    assert!(install
+        .wait_engine(NEXT_VERSION, None, Duration::from_secs(30))
+        .is_some());
+    let full_config_has_the_new_version = wait_until(Duration::from_secs(30), || {
+        sim.admin_get("/admin/messages?kind=full-config")["messages"]
+            .as_array()
+            .is_some_and(|m| {
+                m.iter()
+                    .any(|m| m["body"]["engine"]["softwareVersion"] == NEXT_VERSION)
+            })
+    });
+    assert!(full_config_has_the_new_version, "{}", launcher.log());
+    assert!(install
+        .wait_marker(Step::Committed, Duration::from_secs(30))
+        .is_some());
+}
+
+#[test]
+fn update_version_to_a_binary_that_crashes_is_rolled_back_and_reported_errored() {
+    let sim = Sim::start(SimOpts {
+        auto_complete: Some("10ms".into()),
+        ..Default::default()
+    });
+    let (install, launcher) = registered_install(&sim);
+    let old = version_of_agent();
+    // Passes the engine's `--version` check, then dies as soon as it runs.
+    let crashing = install.path("crashing");
+    write_script(
+        &crashing,
+        &format!("[ \"$1\" = --version ] && echo oibus-agent {NEXT_VERSION} && exit 0\nexit 1"),
+    );
+    queue_update_version(&sim, "up-2", &crashing);
+    let record = final_status(&sim, "up-2", &launcher);
+    assert_eq!(record["status"], "ERRORED", "{record}\n{}", launcher.log());
+    assert_eq!(
+        record["result"],
+        format!("OIBus has not been updated. Rollback to version {old}")
+    );
+    let marker = install.marker().expect("the upgrade journal");
+    assert_eq!(marker.step, Step::RolledBack);
+    assert!(marker
+        .reason
+        .unwrap_or_default()
+        .contains("exited with code 1"));
+    assert!(launcher.engine_healthy());
+}
