@@ -5,7 +5,7 @@ set -euo pipefail
 
 need_apt=()
 # libclang for RocksDB's bindgen, a C++ compiler for RocksDB itself.
-for pkg in libclang-dev clang g++ make pkg-config; do
+for pkg in libclang-dev clang g++ make pkg-config curl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

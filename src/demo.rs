@@ -102,7 +102,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         "listening on {sim_url}; it accepts registration codes by itself after 2 s"
     ));
 
-    step(2, "Starting the agent");
+    step(
+        2,
+        "Starting the agent (launcher and engine, as systemd would)",
+    );
     let api = free_port()?;
     let config = dir.path().join("agent.yaml");
     std::fs::write(&config, agent_yaml(dir.path(), &sim_url, api))?;
@@ -110,7 +113,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     let mut agent = Process {
         name: "agent",
         child: Command::new(&exe)
-            .arg("run")
+            .arg("launch")
             .arg("--config")
             .arg(&config)
             .stdin(Stdio::null())
@@ -124,7 +127,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         config.display()
     ));
     say(&format!("local API: http://{api}/status"));
-    say("it has no identity in OIAnalytics yet, so it starts a registration");
+    say("the launcher supervises the engine; the engine has no identity in OIAnalytics yet, so it starts a registration");
 
     step(3, "Registering with a 6-character activation code");
     let code = wait_for(Duration::from_secs(60), || {

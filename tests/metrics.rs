@@ -80,10 +80,17 @@ fn api_counts_match_the_simulator_and_survive_a_graceful_restart() {
     });
     assert!(ok, "{}", agent.logs());
 
+    // Let the command poller run a few cycles (command_refresh is 1s).
+    let ok = wait_until(Duration::from_secs(30), || {
+        sim_count(&sim, "commands-pending") >= 3
+    });
+    assert!(ok, "{}", agent.logs());
+
     // Stop gracefully: the final flush writes every count.
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.wait_exit(Duration::from_secs(10)), Some(0));
     let checks = sim_count(&sim, "check-registration");
+    let polls_before_stop = sim_count(&sim, "commands-pending");
     assert!(checks >= 2, "several checks were made ({checks})");
 
     let agent = home.start();

@@ -143,9 +143,25 @@ fn unregister_is_local_and_sticks_until_register() {
     let agent = home.start();
     complete_registration(&agent, &sim);
 
+    // Registered: the poller calls commands/pending with the token.
+    let polls = || {
+        sim.admin_get("/admin/requests")["routes"]["commands-pending"]["count"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(WAIT, || polls() >= 2),
+        "the token is used: {}",
+        agent.logs()
+    );
+
     let (code, body) = agent.request("DELETE", "/api/registration", "").unwrap();
     assert_eq!(code, 200, "{body}");
     wait_status(&agent, "NOT_REGISTERED");
+    std::thread::sleep(Duration::from_secs(2)); // let a poll in flight finish
+    let after = polls();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(polls(), after, "no authenticated call after unregister");
     let registrations = sim.admin_get("/admin/agents")["count"].clone();
     drop(agent);
 
