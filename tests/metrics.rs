@@ -100,6 +100,14 @@ fn api_counts_match_the_simulator_and_survive_a_graceful_restart() {
         api_count(&home, "registration", "POST"),
         sim_count(&sim, "registration")
     );
+    // Every poll of the first run was counted and survived the restart; the restarted engine
+    // polls again at once, and those polls are counted too once flushed.
+    let pending = api_count(&home, "commands/pending", "GET");
+    let seen = sim_count(&sim, "commands-pending");
+    assert!(
+        pending >= polls_before_stop && pending <= seen,
+        "agent counted {pending}; simulator saw {polls_before_stop} before the stop, {seen} now"
+    );
 
     // The documents have the Onesait shape.
     let (code, body) = agent
