@@ -699,6 +699,81 @@ fn secrets_source<E: Entity>(from: Option<&str>, env: &Env<'_>) -> Result<Option
     }
 }
 
+/// A stored connector, as far as secrets are concerned.
+trait Connector: Entity {
+    fn connector_type(&self) -> &str;
+    fn settings(&self) -> &Value;
+    fn secret_paths(&self) -> &[String];
+}
+
+impl Connector for SouthConnector {
+    fn connector_type(&self) -> &str {
+        &self.connector_type
+    }
+    fn settings(&self) -> &Value {
+        &self.settings
+    }
+    fn secret_paths(&self) -> &[String] {
+        &self.secret_paths
+    }
+}
+
+impl Connector for NorthConnector {
+    fn connector_type(&self) -> &str {
+        &self.connector_type
+    }
+    fn settings(&self) -> &Value {
+        &self.settings
+    }
+    fn secret_paths(&self) -> &[String] {
+        &self.secret_paths
+    }
+}
+
+/// What a create or update of either connector kind starts with.
+struct ConnectorBase<E> {
+    id: String,
+    previous: Option<E>,
+    name: String,
+    connector_type: String,
+    /// The settings with every secret sealed ("empty keeps" applied).
+    settings: Value,
+    paths: Vec<String>,
+}
+
+/// The target id and previous version, a unique name, and the settings with their secrets
+/// sealed: an empty secret keeps the value of the previous version, or of the
+/// `retrieveSecretsFrom*` connector when it has the same type.
+fn connector_base<E: Connector>(
+    update_id: Option<String>,
+    secrets_from: Option<String>,
+    cc: &Obj<'_>,
+    plan: &SecretPlan,
+    env: &Env<'_>,
+) -> Result<ConnectorBase<E>, ApplyError> {
+    let (id, previous) = target::<E>(update_id, env)?;
+    let name = cc.name("name")?;
+    check_unique_name::<E>(name, &id, env)?;
+    let connector_type = cc.name("type")?;
+    let source = secrets_source::<E>(secrets_from.as_deref(), env)?;
+    let keep_from = previous.as_ref().or(source.as_ref());
+
+    let mut settings = cc.settings("settings")?;
+    let mut paths = plan.paths("/settings");
+    if let Some(from) = keep_from.filter(|f| f.connector_type() == connector_type) {
+        merge_paths(&mut paths, from.secret_paths());
+    }
+    seal_secrets(&mut settings, &paths, keep_from.map(|f| f.settings()), env)?;
+    Ok(ConnectorBase {
+        id,
+        previous,
+        name: name.to_owned(),
+        connector_type: connector_type.to_owned(),
+        settings,
+        paths,
+    })
+}
+
 fn put_south(
     update_id: Option<String>,
     secrets_from: Option<String>,
@@ -707,26 +782,21 @@ fn put_south(
     env: &Env<'_>,
     batch: &mut Batch,
 ) -> Result<Applied, ApplyError> {
-    let (id, previous) = target::<SouthConnector>(update_id, env)?;
-    let name = cc.name("name")?;
-    check_unique_name::<SouthConnector>(name, &id, env)?;
-    let connector_type = cc.name("type")?;
-    let source = secrets_source::<SouthConnector>(secrets_from.as_deref(), env)?;
-    let keep_from = previous.as_ref().or(source.as_ref());
-
-    let mut settings = cc.settings("settings")?;
-    let mut paths = plan.paths("/settings");
-    if let Some(from) = keep_from.filter(|f| f.connector_type == connector_type) {
-        merge_paths(&mut paths, &from.secret_paths);
-    }
-    seal_secrets(&mut settings, &paths, keep_from.map(|f| &f.settings), env)?;
+    let ConnectorBase {
+        id,
+        previous,
+        name,
+        connector_type,
+        settings,
+        paths,
+    } = connector_base::<SouthConnector>(update_id, secrets_from, cc, plan, env)?;
 
     let groups = south_groups(cc, &id, env)?;
     let items = south_items(cc, &id, &groups, previous.as_ref(), env)?;
     let south = SouthConnector {
         id,
-        name: name.to_owned(),
-        connector_type: connector_type.to_owned(),
+        name,
+        connector_type,
         description: cc.opt_str("description")?.unwrap_or_default().to_owned(),
         enabled: cc.opt_bool("enabled")?.unwrap_or(false),
         settings,
@@ -850,24 +920,19 @@ fn put_north(
     env: &Env<'_>,
     batch: &mut Batch,
 ) -> Result<Applied, ApplyError> {
-    let (id, previous) = target::<NorthConnector>(update_id, env)?;
-    let name = cc.name("name")?;
-    check_unique_name::<NorthConnector>(name, &id, env)?;
-    let connector_type = cc.name("type")?;
-    let source = secrets_source::<NorthConnector>(secrets_from.as_deref(), env)?;
-    let keep_from = previous.as_ref().or(source.as_ref());
-
-    let mut settings = cc.settings("settings")?;
-    let mut paths = plan.paths("/settings");
-    if let Some(from) = keep_from.filter(|f| f.connector_type == connector_type) {
-        merge_paths(&mut paths, &from.secret_paths);
-    }
-    seal_secrets(&mut settings, &paths, keep_from.map(|f| &f.settings), env)?;
+    let ConnectorBase {
+        id,
+        previous,
+        name,
+        connector_type,
+        settings,
+        paths,
+    } = connector_base::<NorthConnector>(update_id, secrets_from, cc, plan, env)?;
 
     let north = NorthConnector {
         id,
-        name: name.to_owned(),
-        connector_type: connector_type.to_owned(),
+        name,
+        connector_type,
         description: cc.opt_str("description")?.unwrap_or_default().to_owned(),
         enabled: cc.opt_bool("enabled")?.unwrap_or(false),
         settings,
