@@ -112,12 +112,22 @@ pub fn stop_orphan(pid_file: &Path, config: &Path, timeout: Duration) -> Option<
 
 /// A live process whose command line is `… run --config <config>` (guards against pid reuse).
 fn is_our_engine(pid: Pid, config: &Path) -> bool {
-    if !is_alive(pid) {
-        return false;
+    // A process in the middle of `execve` has an empty command line for a moment (its parent
+    // may already see the exec as done), so an empty one is read again, briefly.
+    let mut cmdline = Vec::new();
+    for _ in 0..100 {
+        if !is_alive(pid) {
+            return false;
+        }
+        match fs::read(format!("/proc/{pid}/cmdline")) {
+            Ok(bytes) if !bytes.is_empty() => {
+                cmdline = bytes;
+                break;
+            }
+            Ok(_) => std::thread::sleep(Duration::from_millis(10)),
+            Err(_) => return false,
+        }
     }
-    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
-        return false;
-    };
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
     let config = config.as_os_str().as_encoded_bytes();
     args.windows(3)
