@@ -253,12 +253,14 @@ enum Step<'p> {
 }
 
 /// One segment of a path: `key`, or `key[]` for every element of an array.
-struct Segment<'p> {
-    key: &'p str,
-    each: bool,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Segment<'p> {
+    pub(crate) key: &'p str,
+    pub(crate) each: bool,
 }
 
-fn parse(path: &str) -> Vec<Segment<'_>> {
+/// Split a path written in the notation of connector-secrets §1.1 into its segments.
+pub(crate) fn parse(path: &str) -> Vec<Segment<'_>> {
     path.split('.')
         .map(|segment| match segment.strip_suffix("[]") {
             Some(key) => Segment { key, each: true },

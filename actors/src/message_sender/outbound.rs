@@ -11,6 +11,7 @@
 //! Subtrees that hold no secrets by protocol (caching, transformers, time ranges) go through
 //! [`Outbound::plain`].
 
+use crate::secrets_paths::{parse, Segment};
 use std::collections::BTreeMap;
 
 use serde::{Serialize, Serializer};
@@ -31,13 +32,6 @@ pub enum Outbound {
     Secret(Secret<String>),
 }
 
-/// One segment of a secret path: `key`, or `key[]` for every element of the array `key`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Segment<'p> {
-    key: &'p str,
-    each: bool,
-}
-
 /// A set of secret paths, parsed once.
 #[derive(Debug, Clone, Default)]
 pub struct SecretPaths<'p> {
@@ -55,16 +49,7 @@ impl<'p> SecretPaths<'p> {
             if path.is_empty() {
                 continue;
             }
-            let segments: Vec<_> = path
-                .split('.')
-                .map(|segment| match segment.strip_suffix("[]") {
-                    Some(key) => Segment { key, each: true },
-                    None => Segment {
-                        key: segment,
-                        each: false,
-                    },
-                })
-                .collect();
+            let segments = parse(path);
             if !parsed.contains(&segments) {
                 parsed.push(segments);
             }
