@@ -8,7 +8,7 @@ use actix::prelude::*;
 use serde_json::Value;
 
 use super::apply::{self, ApplyError, Env, SecretPlan};
-use super::upgrade::{self, UpgradeRequest, UpgradeStager};
+use super::upgrade::{self as staging, UpgradeRequest, UpgradeStager};
 use super::{precheck, recover, test_exec_delay, Recovery};
 use crate::command_poller::{CommandPoller, PollNow, ReportsPending};
 use crate::commands::{CommandRecord, CommandType, Journal, Status, Transition};
@@ -20,6 +20,7 @@ use crate::key_vault::{DecryptSettings, GetLocalCipher, KeyVault, LocalCipher, R
 use crate::messages::{ConfigKind, ConfigOutbox};
 use crate::store::{Durability, StoreError};
 use crate::supervision::{ChildGuard, Shutdown, Stop, Supervisor};
+use crate::upgrade;
 
 /// New commands were journaled: look for work.
 #[derive(Debug, Clone, Copy, Message)]
@@ -43,6 +44,12 @@ struct Pump;
 const SHUTDOWN_BUDGET: Duration = Duration::from_secs(20);
 /// Pause before looking again after the journal could not be read.
 const STORE_RETRY: Duration = Duration::from_secs(1);
+/// How often finished commands past `journal_retention` are forgotten.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Records forgotten per store batch; a sweep stops after ten batches (the next one goes on).
+const PRUNE_BATCH: usize = 5_000;
+/// How often an `update-version` on probation asks the launcher's journal for its outcome.
+const UPGRADE_CHECK: Duration = Duration::from_secs(1);
 
 pub struct CommandExecutor {
     ctx: AgentContext,
@@ -57,6 +64,9 @@ pub struct CommandExecutor {
     exiting: bool,
     /// Every command with a smaller sequence number is finished.
     cursor: u64,
+    /// The `update-version` left RUNNING while the launcher decides its outcome: never run
+    /// again, ended by [`Self::check_upgrade`].
+    awaiting_upgrade: Option<String>,
     /// Test hook `OIBUS_AGENT_TEST_EXEC_DELAY_MS`.
     delay: Option<Duration>,
     /// The permissions in force, with the configuration they were computed from; dropped when
@@ -83,6 +93,7 @@ impl CommandExecutor {
             busy: false,
             exiting: false,
             cursor: 0,
+            awaiting_upgrade: None,
             delay: test_exec_delay(),
             permissions: None,
             _guard: guard,
@@ -134,12 +145,13 @@ impl CommandExecutor {
     }
 
     /// Recover the commands a crash left RUNNING (at most one, as they run one at a time).
-    fn recover_interrupted(&self) -> Result<(), StoreError> {
+    fn recover_interrupted(&mut self, ctx: &mut Context<Self>) -> Result<(), StoreError> {
+        let install_dir = self.ctx.config().launcher.install_dir.clone();
         for record in self.journal.open(usize::MAX)? {
             if record.status != Status::Running {
                 continue;
             }
-            match recover(&record, crate::VERSION) {
+            match recover(&record, || upgrade::settle(&record.id, &install_dir)) {
                 Recovery::Rerun => {
                     tracing::warn!(id = %record.id, r#type = %record.command_type, runs = record.runs,
                         "command interrupted by a stop; running it again (its effect is idempotent)");
@@ -149,16 +161,85 @@ impl CommandExecutor {
                         "command interrupted by a stop; ending it");
                     self.finish(&record, outcome, None);
                 }
+                Recovery::AwaitUpgrade => {
+                    tracing::info!(id = %record.id,
+                        "upgrade on probation: its outcome is reported once the launcher commits or rolls it back");
+                    self.awaiting_upgrade = Some(record.id);
+                    ctx.run_interval(UPGRADE_CHECK, |act, ctx| act.check_upgrade(ctx));
+                }
             }
         }
         Ok(())
+    }
+
+    /// Report the awaited upgrade once the launcher's journal has its outcome.
+    fn check_upgrade(&mut self, ctx: &mut Context<Self>) {
+        let Some(id) = self.awaiting_upgrade.clone() else {
+            return;
+        };
+        let install_dir = self.ctx.config().launcher.install_dir.clone();
+        let Some(outcome) = upgrade::settle(&id, &install_dir) else {
+            return;
+        };
+        match self.journal.get(&id) {
+            Ok(Some(record)) => {
+                tracing::info!(id, ?outcome, "the launcher decided the upgrade");
+                self.finish(&record, outcome, None);
+            }
+            Ok(None) => tracing::error!(id, "the awaited upgrade command is not journaled"),
+            Err(e) => {
+                tracing::error!(id, error = %e, "cannot read the awaited upgrade command; retrying");
+                return;
+            }
+        }
+        self.awaiting_upgrade = None;
+        ctx.notify(Pump);
+    }
+
+    /// Forget the finished, acknowledged commands older than `journal_retention`.
+    fn prune_journal(&self) {
+        let retention = self.ctx.config().actors.command_executor.journal_retention;
+        let Some(cutoff) = chrono::Duration::from_std(retention)
+            .ok()
+            .and_then(|r| chrono::Utc::now().checked_sub_signed(r))
+        else {
+            return; // a retention beyond the calendar: nothing is old enough
+        };
+        let cutoff = crate::protocol::iso(cutoff);
+        let mut forgotten = 0;
+        for _ in 0..10 {
+            let n = match self.journal.prune(&cutoff, PRUNE_BATCH) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot prune the command journal; trying again later");
+                    break;
+                }
+            };
+            forgotten += n;
+            if n < PRUNE_BATCH {
+                break;
+            }
+        }
+        if forgotten > 0 {
+            tracing::info!(forgotten, %cutoff, "finished commands removed from the journal");
+        }
+    }
+
+    /// The oldest open command to run: the upgrade awaiting its outcome stays open but is
+    /// skipped.
+    fn next_open(&self) -> Result<Option<CommandRecord>, StoreError> {
+        Ok(self
+            .journal
+            .open_from(self.cursor, 2)?
+            .into_iter()
+            .find(|r| self.awaiting_upgrade.as_ref() != Some(&r.id)))
     }
 
     fn pump(&mut self, ctx: &mut Context<Self>) {
         if self.busy || self.exiting {
             return;
         }
-        let record = match self.journal.oldest_open(self.cursor) {
+        let record = match self.next_open() {
             Ok(Some(record)) => record,
             Ok(None) => return,
             Err(e) => {
@@ -316,7 +397,7 @@ impl CommandExecutor {
             backup_folders: cc["backupFolders"].as_str().map(str::to_owned),
         };
         let staged =
-            upgrade::stage_upgrade(self.stager.clone(), upgrade::launcher_available(), request);
+            staging::stage_upgrade(self.stager.clone(), upgrade::launcher_present(), request);
         Box::pin(
             staged
                 .into_actor(self)
@@ -578,9 +659,11 @@ impl Actor for CommandExecutor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if let Err(e) = self.recover_interrupted() {
+        if let Err(e) = self.recover_interrupted(ctx) {
             tracing::error!(error = %e, "cannot read the command journal at start");
         }
+        self.prune_journal();
+        ctx.run_interval(PRUNE_EVERY, |act, _| act.prune_journal());
         ctx.notify(Pump);
     }
 }
@@ -645,5 +728,120 @@ impl Handler<Stop> for CommandExecutor {
     /// recovered at the next start.
     fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::registration::RegistrationChanged;
+    use crate::store::Store;
+    use crate::supervision::Peers;
+    use crate::upgrade::{marker_path, write_marker, Marker, Step};
+
+    fn context(store: Store, install_dir: &std::path::Path) -> AgentContext {
+        let mut config = Config::default();
+        config.launcher.install_dir = install_dir.to_path_buf();
+        let (_, config) = tokio::sync::watch::channel(Arc::new(config));
+        let (_, registration) = tokio::sync::watch::channel(RegistrationChanged::default());
+        AgentContext {
+            config,
+            store,
+            peers: Peers::default(),
+            engine_id: "engine".into(),
+            registration,
+            engine_settings: crate::entities::LiveEngineSettings::new(Default::default()),
+        }
+    }
+
+    fn command(
+        seq: u64,
+        id: &str,
+        command_type: &str,
+        content: serde_json::Value,
+    ) -> CommandRecord {
+        let fields = match json!({ "commandContent": content }) {
+            Value::Object(fields) => fields,
+            _ => unreachable!("a JSON object literal"),
+        };
+        CommandRecord::retrieved(
+            seq,
+            id.into(),
+            command_type.into(),
+            crate::VERSION.into(),
+            fields,
+            "2026-11-23T00:00:00.000Z",
+        )
+    }
+
+    async fn status_after(journal: &Journal, id: &str, wait: Duration) -> Status {
+        let deadline = Instant::now() + wait;
+        loop {
+            let status = journal.get(id).unwrap().unwrap().status;
+            if status.is_terminal() || Instant::now() >= deadline {
+                return status;
+            }
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[actix_rt::test]
+    async fn an_upgrade_on_probation_is_reported_only_once_the_launcher_commits_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data")).unwrap();
+        let journal = Journal::new(store.clone());
+        // The engine stopped for the upgrade with the command RUNNING; the launcher swapped the
+        // binary and this (new) engine is on probation.
+        let upgrade = command(
+            0,
+            "up",
+            "update-version",
+            json!({"version": crate::VERSION}),
+        );
+        let running = upgrade.apply(Transition::Start, "t").unwrap();
+        journal.insert(&[running]).unwrap();
+        let mut marker = Marker::staged("up", "asset", "0.0.1", crate::VERSION, false);
+        for step in [Step::BackedUp, Step::Swapped, Step::Probation] {
+            marker.advance(step, None).unwrap();
+        }
+        write_marker(&marker_path(dir.path()), &marker).unwrap();
+        let scan = json!({"name": "s", "description": "", "cron": "0 * * * * *"});
+        journal
+            .insert(&[command(1, "next", "create-scan-mode", scan)])
+            .unwrap();
+
+        let _executor = CommandExecutor::new(
+            context(store.clone(), dir.path()),
+            EntityStore::new(store),
+            ConfigOutbox::none(),
+            None,
+            ChildGuard::unsupervised(),
+        )
+        .start();
+        assert_eq!(
+            status_after(&journal, "next", Duration::from_secs(5)).await,
+            Status::Completed,
+            "the queue goes on while the upgrade is on probation"
+        );
+        assert_eq!(
+            status_after(&journal, "up", Duration::from_millis(1500)).await,
+            Status::Running,
+            "not reported before the launcher decides"
+        );
+
+        marker.advance(Step::Committed, None).unwrap();
+        write_marker(&marker_path(dir.path()), &marker).unwrap();
+        assert_eq!(
+            status_after(&journal, "up", Duration::from_secs(5)).await,
+            Status::Completed
+        );
+        let record = journal.get("up").unwrap().unwrap();
+        assert_eq!(
+            record.result.as_deref(),
+            Some(format!("OIBus updated to version {}", crate::VERSION).as_str())
+        );
+        assert_eq!(record.runs, 1, "an upgrade is never started twice");
     }
 }

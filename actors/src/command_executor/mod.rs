@@ -67,34 +67,33 @@ pub enum Recovery {
     Rerun,
     /// End it with this outcome.
     Finish(Result<String, String>),
+    /// An `update-version` whose outcome the launcher has not decided yet (the new engine is on
+    /// probation): keep it RUNNING, never run it again, and ask [`crate::upgrade::settle`] later.
+    AwaitUpgrade,
 }
 
-/// Decide about a command interrupted while RUNNING.
+/// Decide about a command interrupted while RUNNING. `upgrade_outcome` tells how an
+/// `update-version` ended ([`crate::upgrade::settle`]); it is only called for one.
 ///
 /// - `restart-engine` asked for the stop that interrupted it: COMPLETED "OIBus restarted".
-/// - `update-version` compares the **running** version with its target (§9, done right).
+/// - `update-version` ends as the launcher's upgrade journal says, judged on the **running**
+///   version (§9, done right), and only once the launcher has committed or rolled back.
 /// - Configuration commands are idempotent (what they create is keyed on the command id), and
 ///   so is key regeneration: they run again, unless they were already started [`MAX_RUNS`]
 ///   times.
 /// - Anything else: ERRORED "interrupted".
-pub fn recover(record: &CommandRecord, running_version: &str) -> Recovery {
+pub fn recover(
+    record: &CommandRecord,
+    upgrade_outcome: impl FnOnce() -> Option<Result<String, String>>,
+) -> Recovery {
     use CommandType::*;
     let command_type = CommandType::parse(&record.command_type);
     match command_type {
         Some(RestartEngine) => Recovery::Finish(Ok("OIBus restarted".into())),
-        Some(UpdateVersion) => {
-            let target = record.fields["commandContent"]["version"]
-                .as_str()
-                .unwrap_or_default();
-            let target = target.strip_prefix('v').unwrap_or(target);
-            if target == running_version {
-                Recovery::Finish(Ok(format!("OIBus updated to version {running_version}")))
-            } else {
-                Recovery::Finish(Err(format!(
-                    "OIBus has not been updated. Rollback to version {running_version}"
-                )))
-            }
-        }
+        Some(UpdateVersion) => match upgrade_outcome() {
+            Some(outcome) => Recovery::Finish(outcome),
+            None => Recovery::AwaitUpgrade,
+        },
         Some(t) if t.is_supported() && record.runs >= MAX_RUNS => Recovery::Finish(Err(format!(
             "interrupted {} times (the engine stopped while it ran); not started again",
             record.runs
@@ -169,9 +168,10 @@ mod tests {
     }
 
     #[test]
-    fn an_interrupted_restart_is_completed_and_an_upgrade_compares_the_running_version() {
+    fn an_interrupted_restart_is_completed_and_an_upgrade_waits_for_the_launchers_verdict() {
+        let never = || -> Option<Result<String, String>> { panic!("not an upgrade") };
         assert_eq!(
-            recover(&record("restart-engine", "1", json!({})), "1"),
+            recover(&record("restart-engine", "1", json!({})), never),
             Recovery::Finish(Ok("OIBus restarted".into()))
         );
         let upgrade = record(
@@ -179,15 +179,11 @@ mod tests {
             "1.0",
             json!({"commandContent": {"version": "v2.0"}}),
         );
+        assert_eq!(recover(&upgrade, || None), Recovery::AwaitUpgrade);
+        let verdict = Err("OIBus has not been updated. Rollback to version 1.0: crashed".into());
         assert_eq!(
-            recover(&upgrade, "2.0"),
-            Recovery::Finish(Ok("OIBus updated to version 2.0".into()))
-        );
-        assert_eq!(
-            recover(&upgrade, "1.0"),
-            Recovery::Finish(Err(
-                "OIBus has not been updated. Rollback to version 1.0".into()
-            ))
+            recover(&upgrade, || Some(verdict.clone())),
+            Recovery::Finish(verdict)
         );
     }
 
@@ -196,14 +192,14 @@ mod tests {
         let mut r = record("create-scan-mode", "1", json!({}))
             .apply(Transition::Start, "t")
             .unwrap();
-        assert_eq!(recover(&r, "1"), Recovery::Rerun);
+        assert_eq!(recover(&r, || None), Recovery::Rerun);
         r.runs = MAX_RUNS;
-        assert!(matches!(recover(&r, "1"), Recovery::Finish(Err(_))));
+        assert!(matches!(recover(&r, || None), Recovery::Finish(Err(_))));
         let r = record("setpoint", "1", json!({}))
             .apply(Transition::Start, "t")
             .unwrap();
         assert_eq!(
-            recover(&r, "1"),
+            recover(&r, || None),
             Recovery::Finish(Err("interrupted: the engine stopped while it ran".into()))
         );
     }

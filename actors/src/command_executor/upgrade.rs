@@ -8,9 +8,6 @@ use std::sync::Arc;
 
 use futures_util::future::LocalBoxFuture;
 
-/// Environment variable that says a launcher supervises this engine and can apply upgrades.
-pub const LAUNCHER_ENV: &str = "OIBUS_AGENT_LAUNCHER";
-
 /// What `update-version` asks for (its local `commandContent`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpgradeRequest {
@@ -33,11 +30,6 @@ pub enum UpgradeError {
 /// Prepares an upgrade for the launcher to apply once the engine exits.
 pub trait UpgradeStager {
     fn stage(&self, request: UpgradeRequest) -> LocalBoxFuture<'static, Result<(), UpgradeError>>;
-}
-
-/// Whether the engine runs under a launcher (`OIBUS_AGENT_LAUNCHER=1`).
-pub fn launcher_available() -> bool {
-    std::env::var(LAUNCHER_ENV).is_ok_and(|v| v == "1")
 }
 
 /// Stage an upgrade: refused unless a launcher runs this engine and a stager is installed.

@@ -10,8 +10,9 @@
 //!   that very key.
 //!
 //! Keys in `commands`: `c/<id>` the record; `o/<seq BE>` → id for open (RETRIEVED or RUNNING)
-//! commands, in retrieval order; `m/seq` the next sequence number; `m/sync` a marker whose synced
-//! write makes every earlier buffered write durable. Keys in `reports`:
+//! commands, in retrieval order; `t/<seq BE>` → id for finished ones, the order in which
+//! [`Journal::prune`] forgets them; `m/seq` the next sequence number; `m/sync` a marker whose
+//! synced write makes every earlier buffered write durable. Keys in `reports`:
 //! `<id>\0<rank><STATUS>`, so a command's statuses sort in the order they happened.
 
 use serde::{Deserialize, Serialize};
@@ -207,7 +208,15 @@ fn record_key(id: &str) -> Vec<u8> {
 }
 
 fn open_key(seq: u64) -> Vec<u8> {
-    let mut key = b"o/".to_vec();
+    seq_key(OPEN_PREFIX, seq)
+}
+
+fn done_key(seq: u64) -> Vec<u8> {
+    seq_key(DONE_PREFIX, seq)
+}
+
+fn seq_key(prefix: &[u8], seq: u64) -> Vec<u8> {
+    let mut key = prefix.to_vec();
     key.extend_from_slice(&seq.to_be_bytes());
     key
 }
@@ -215,6 +224,7 @@ fn open_key(seq: u64) -> Vec<u8> {
 const SEQ_KEY: &[u8] = b"m/seq";
 const SYNC_KEY: &[u8] = b"m/sync";
 const OPEN_PREFIX: &[u8] = b"o/";
+const DONE_PREFIX: &[u8] = b"t/";
 
 /// The value of an open-index entry: which command, and its status, so the cancellation check
 /// does not read every record.
@@ -287,6 +297,7 @@ impl Journal {
         batch.put(Cf::Commands, &record_key(&record.id), record)?;
         if record.status.is_terminal() {
             batch.delete(Cf::Commands, &open_key(record.seq));
+            batch.put(Cf::Commands, &done_key(record.seq), &record.id)?;
         } else {
             let entry = OpenEntry {
                 id: record.id.clone(),
@@ -341,9 +352,39 @@ impl Journal {
             .collect())
     }
 
-    /// The oldest open command with a sequence number of at least `from_seq`.
-    pub fn oldest_open(&self, from_seq: u64) -> Result<Option<CommandRecord>, StoreError> {
-        Ok(self.open_from(from_seq, 1)?.into_iter().next())
+    /// Forget finished commands that ended before `cutoff` (an ISO 8601 UTC date as the journal
+    /// writes them, so text order is time order) and whose reports OIAnalytics acknowledged,
+    /// oldest retrieval first, at most `limit` per call. Stops at the first one still needed: a
+    /// command kept longer only delays the ones after it. Returns how many were removed.
+    pub fn prune(&self, cutoff: &str, limit: usize) -> Result<usize, StoreError> {
+        let mut batch = self.store.batch();
+        let mut removed = 0;
+        for (key, raw) in self.store.scan_raw(Cf::Commands, DONE_PREFIX, limit)? {
+            let id: Option<String> = serde_json::from_slice(&raw).ok();
+            let record = match &id {
+                Some(id) => self.get(id)?,
+                None => None,
+            };
+            match record {
+                Some(r) if r.updated_at.as_str() >= cutoff => break,
+                Some(r) if self.reports_pending(&r.id)? => break,
+                Some(r) => {
+                    batch.delete(Cf::Commands, &record_key(&r.id));
+                    removed += 1;
+                }
+                None => {} // a dangling index entry: only the entry goes
+            }
+            batch.delete(Cf::Commands, &key);
+        }
+        self.store.write(batch, Durability::Buffered)?;
+        Ok(removed)
+    }
+
+    /// Whether a status report of command `id` still waits for OIAnalytics.
+    fn reports_pending(&self, id: &str) -> Result<bool, StoreError> {
+        let mut prefix = id.as_bytes().to_vec();
+        prefix.push(0);
+        Ok(!self.store.scan_raw(Cf::Reports, &prefix, 1)?.is_empty())
     }
 
     /// Make every earlier buffered write durable (one fsync of the WAL).
@@ -397,6 +438,63 @@ mod tests {
         );
         r.status = status;
         r
+    }
+
+    #[test]
+    fn finished_and_acknowledged_commands_are_forgotten_after_the_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(Store::open(dir.path()).unwrap());
+        let at = |day: u32| format!("2026-11-{day:02}T00:00:00.000Z");
+        let mut records = Vec::new();
+        for (seq, id) in ["old-acked", "old-unacked", "new"].iter().enumerate() {
+            let r = CommandRecord::retrieved(
+                seq as u64,
+                id.to_string(),
+                "create-scan-mode".into(),
+                "1".into(),
+                Map::new(),
+                &at(1),
+            );
+            records.push(r);
+        }
+        journal.insert(&records).unwrap();
+        let mut batch = journal.store().batch();
+        for (r, day) in records.iter().zip([1, 2, 20]) {
+            let done = r.apply(Transition::Finish(Ok("ok".into())), &at(day));
+            journal.stage(&mut batch, &done.unwrap(), true).unwrap();
+        }
+        journal.store().write(batch, Durability::Sync).unwrap();
+        let acked: Vec<_> = journal
+            .pending_reports(10)
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.key.starts_with(b"old-acked\0"))
+            .map(|p| p.key)
+            .collect();
+        journal.ack_reports(&acked).unwrap();
+
+        assert_eq!(journal.prune(&at(10), 100).unwrap(), 1);
+        assert!(
+            !journal.contains("old-acked").unwrap(),
+            "ended long ago and acknowledged"
+        );
+        assert!(
+            journal.contains("old-unacked").unwrap(),
+            "its final status has not reached OIAnalytics yet"
+        );
+        assert!(journal.contains("new").unwrap(), "within the retention");
+
+        let rest: Vec<_> = journal
+            .pending_reports(10)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.key)
+            .collect();
+        journal.ack_reports(&rest).unwrap();
+        assert_eq!(journal.prune(&at(10), 100).unwrap(), 1);
+        assert!(journal.contains("new").unwrap());
+        assert_eq!(journal.prune(&at(30), 100).unwrap(), 1);
+        assert_eq!(journal.prune(&at(30), 100).unwrap(), 0);
     }
 
     #[test]
@@ -510,7 +608,7 @@ mod tests {
         journal.insert(&[a.clone(), b.clone()]).unwrap();
         assert_eq!(journal.next_seq().unwrap(), 2);
         assert!(journal.contains("zzz").unwrap());
-        assert_eq!(journal.oldest_open(0).unwrap().unwrap().id, "zzz");
+        assert_eq!(journal.open_from(0, 1).unwrap()[0].id, "zzz");
         assert_eq!(journal.retrieved_ids().unwrap(), ["zzz", "aaa"]);
 
         let done = a.apply(Transition::Finish(Ok("ok".into())), "t").unwrap();
@@ -518,7 +616,7 @@ mod tests {
         journal.stage(&mut batch, &done, true).unwrap();
         journal.store().write(batch, Durability::Buffered).unwrap();
         journal.sync().unwrap();
-        assert_eq!(journal.oldest_open(0).unwrap().unwrap().id, "aaa");
+        assert_eq!(journal.open_from(0, 1).unwrap()[0].id, "aaa");
 
         let reports = journal.pending_reports(10).unwrap();
         let statuses: Vec<_> = reports

@@ -262,7 +262,7 @@ pub struct ActorsConfig {
     pub registration: ActorConfig,
     pub key_vault: ActorConfig,
     pub command_poller: ActorConfig,
-    pub command_executor: ActorConfig,
+    pub command_executor: CommandExecutorConfig,
     pub message_sender: ActorConfig,
     pub log_shipper: LogShipperConfig,
     pub metrics_aggregator: MetricsAggregatorConfig,
@@ -282,6 +282,25 @@ impl ActorsConfig {
             _ => &None,
         };
         own.clone().unwrap_or_else(|| self.defaults.restart.clone())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommandExecutorConfig {
+    /// Finished commands whose final status OIAnalytics acknowledged are removed from the
+    /// journal this long after they ended. Until then a copy of the same id is ignored.
+    #[serde(with = "units::duration")]
+    pub journal_retention: Duration,
+    pub restart: Option<RestartPolicy>,
+}
+
+impl Default for CommandExecutorConfig {
+    fn default() -> Self {
+        CommandExecutorConfig {
+            journal_retention: Duration::from_secs(30 * 24 * 3600),
+            restart: None,
+        }
     }
 }
 
@@ -735,6 +754,14 @@ impl Config {
             bad(
                 "actors.log_shipper.queue_max_bytes",
                 "must be at least 64KiB".into(),
+            );
+        }
+        if actors.command_executor.journal_retention < Duration::from_secs(3600) {
+            bad(
+                "actors.command_executor.journal_retention",
+                "must be at least 1h: a finished command is remembered that long so that a \
+                 copy of it is not run again"
+                    .into(),
             );
         }
         let ma = &actors.metrics_aggregator;

@@ -19,9 +19,10 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::EngineExit;
-use crate::upgrade::{write_atomically, LAUNCHER_ENV};
+use crate::upgrade::{write_atomically, LAUNCHER_ENV, LAUNCHER_VERSION_ENV};
 
-/// Start `binary run --config config`, its stdio inherited, `OIBUS_AGENT_LAUNCHER=1` set.
+/// Start `binary run --config config`, its stdio inherited, `OIBUS_AGENT_LAUNCHER=1` and the
+/// launcher's version (`OIBUS_AGENT_LAUNCHER_VERSION`) set.
 ///
 /// Call it from the thread that lives as long as the launcher (the actix system thread): the
 /// parent-death signal fires when the *thread* that forked exits.
@@ -33,6 +34,7 @@ pub fn spawn_engine(binary: &Path, config: &Path) -> io::Result<Pid> {
         .arg("--config")
         .arg(config)
         .env(LAUNCHER_ENV, "1")
+        .env(LAUNCHER_VERSION_ENV, crate::VERSION)
         .stdin(Stdio::null());
     // SAFETY: the closure runs between fork and exec; it only makes two raw system calls
     // (prctl, getppid) and builds an io::Error from an errno, none of which allocate or lock.

@@ -167,10 +167,6 @@ pub struct EngineInfo {
     pub binary_folder: String,
 }
 
-/// Set by a launcher whose version differs from the engine's (the launcher process keeps
-/// running the old binary after an upgrade swapped it); otherwise they are the same binary.
-pub const LAUNCHER_VERSION_ENV: &str = "OIBUS_AGENT_LAUNCHER_VERSION";
-
 impl EngineInfo {
     /// This process: the running version, platform, data folder and executable path.
     pub fn current(config: &Config) -> EngineInfo {
@@ -181,7 +177,7 @@ impl EngineInfo {
             .unwrap_or_default();
         EngineInfo {
             software_version: crate::VERSION.to_owned(),
-            launcher_version: std::env::var(LAUNCHER_VERSION_ENV)
+            launcher_version: std::env::var(crate::upgrade::LAUNCHER_VERSION_ENV)
                 .ok()
                 .filter(|v| !v.trim().is_empty())
                 .unwrap_or_else(|| crate::VERSION.to_owned()),

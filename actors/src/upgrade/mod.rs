@@ -5,10 +5,11 @@
 //! - [`Marker`] (`upgrade.json`): the journal of one upgrade, rewritten atomically at each step:
 //!   `staged → backed_up → swapped → probation → committed`, or `… → rolling_back → rolled_back`.
 //!   The engine writes `staged`; the launcher writes every later step, so a launcher killed at any
-//!   point reads where it was and resumes or rolls back.
+//!   point reads where it was and resumes or rolls back. (The one exception: an engine that finds
+//!   its own upgrade still `staged` after a restart abandons it, see [`settle`].)
 //! - [`extract`]: the zip-slip-proof extractor of a release asset.
 //! - [`stage`]: the engine side of `update-version` (download, extract, verify, mark; the engine
-//!   then exits 76) and [`outcome_for`], which the engine calls at boot to report the command;
+//!   then exits 76) and [`settle`], which the engine calls to learn how the command ended;
 //!   [`stager::LauncherStager`] plugs it into the CommandExecutor.
 
 pub mod extract;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 pub use extract::{extract_release, ExtractLimits, Extracted};
 pub use stage::{
     launcher_present, stage_from_zip, stage_upgrade, StageLimits, StageRequest, LAUNCHER_ENV,
+    LAUNCHER_VERSION_ENV,
 };
 
 /// The engine binary's name, in `bin/` and in the asset (`binaries/oibus-agent`).
@@ -359,44 +361,72 @@ pub fn normalize_version(v: &str) -> &str {
     v.strip_prefix(['v', 'V']).unwrap_or(v)
 }
 
-/// The final status of an `update-version` command, for the engine to report at boot:
-/// `Some((true, "updated to X"))` → COMPLETED, `Some((false, "rolled back to Y: why"))` →
-/// ERRORED, `None` → not decided yet (the upgrade is still on probation): ask again later, e.g.
-/// at each command cycle, and keep the command RUNNING meanwhile.
+/// The final outcome of the `update-version` command `command_id`, for the engine to report:
+/// `Some(Ok(result))` → COMPLETED, `Some(Err(result))` → ERRORED, `None` → not decided yet
+/// (the new engine is on probation, or the launcher is still rolling back): keep the command
+/// RUNNING and ask again later.
 ///
-/// The decision compares the **running** binary's version ([`crate::VERSION`]) with the target,
-/// so a rollback can never be reported as COMPLETED.
-pub fn outcome_for(command_id: &str, marker_dir: &Path) -> Option<(bool, String)> {
-    outcome_with(command_id, &marker_path(marker_dir), crate::VERSION)
+/// The decision compares the **running** binary's version ([`crate::VERSION`]) with the target
+/// (protocol §9, done right), so a rollback can never be reported as COMPLETED.
+///
+/// A marker still at [`Step::Staged`] seen by a running engine means the engine stopped
+/// otherwise than by exit 76 after staging, and the launcher started the old version again:
+/// the upgrade is abandoned, and recorded as rolled back so that no later launcher start
+/// applies it behind OIAnalytics' back.
+pub fn settle(command_id: &str, install_dir: &Path) -> Option<Result<String, String>> {
+    let path = marker_path(install_dir);
+    if let Ok(Some(mut marker)) = read_marker(&path) {
+        if marker.command_id == command_id && marker.step == Step::Staged {
+            let reason = "the engine stopped before the launcher could apply the upgrade";
+            // Staged → RolledBack is always a legal step.
+            let recorded = marker
+                .advance(Step::RolledBack, Some(reason.to_owned()))
+                .and_then(|()| write_marker(&path, &marker));
+            if let Err(e) = recorded {
+                tracing::error!(error = %e, "cannot record the abandoned upgrade; asking again later");
+                return None;
+            }
+        }
+    }
+    outcome_with(command_id, &path, crate::VERSION)
 }
 
-fn outcome_with(command_id: &str, marker: &Path, running: &str) -> Option<(bool, String)> {
+fn outcome_with(command_id: &str, marker: &Path, running: &str) -> Option<Result<String, String>> {
+    let not_updated = |reason: &str| {
+        Err(format!(
+            "OIBus has not been updated. Rollback to version {running}: {reason}"
+        ))
+    };
     let marker = match read_marker(marker) {
         Ok(Some(m)) if m.command_id == command_id => m,
         Ok(_) => {
-            return Some((
-                false,
-                format!("no upgrade was staged for this command (interrupted before staging); still running version {running}"),
+            return Some(not_updated(
+                "no upgrade was staged for this command (interrupted before staging)",
             ))
         }
         Err(e) => {
-            return Some((
-                false,
-                format!("cannot tell whether the upgrade happened ({e}); running version {running}"),
-            ))
+            return Some(not_updated(&format!(
+                "cannot tell whether the upgrade happened ({e})"
+            )))
         }
     };
     if !marker.step.is_final() {
         return None;
     }
-    let on_target = normalize_version(running) == normalize_version(&marker.to_version);
+    let running = normalize_version(running);
+    let on_target = running == normalize_version(&marker.to_version);
     if marker.step == Step::Committed && on_target {
-        return Some((true, format!("updated to {}", normalize_version(running))));
+        let launcher = if marker.update_launcher {
+            format!(", launcher updated to version {running}")
+        } else {
+            String::new()
+        };
+        return Some(Ok(format!("OIBus updated to version {running}{launcher}")));
     }
     let reason = marker
         .reason
         .unwrap_or_else(|| format!("the running version is not {}", marker.to_version));
-    Some((false, format!("rolled back to {running}: {reason}")))
+    Some(not_updated(&reason))
 }
 
 pub(crate) fn now_iso() -> String {
@@ -490,7 +520,7 @@ mod tests {
         );
         assert_eq!(
             outcome_with("cmd-1", &path, "2.0.0"),
-            Some((true, "updated to 2.0.0".to_string()))
+            Some(Ok("OIBus updated to version 2.0.0".to_string()))
         );
     }
 
@@ -510,9 +540,9 @@ mod tests {
         );
         assert_eq!(
             outcome_with("cmd-1", &path, "1.0.0"),
-            Some((
-                false,
-                "rolled back to 1.0.0: the new engine exited with code 1 during probation"
+            Some(Err(
+                "OIBus has not been updated. Rollback to version 1.0.0: the new engine \
+                 exited with code 1 during probation"
                     .to_string()
             ))
         );
@@ -531,9 +561,11 @@ mod tests {
             ],
             None,
         );
-        let (ok, text) = outcome_with("cmd-1", &path, "1.0.0").unwrap();
-        assert!(!ok);
-        assert!(text.starts_with("rolled back to 1.0.0"), "{text}");
+        let text = outcome_with("cmd-1", &path, "1.0.0").unwrap().unwrap_err();
+        assert!(
+            text.starts_with("OIBus has not been updated. Rollback to version 1.0.0"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -548,10 +580,25 @@ mod tests {
     }
 
     #[test]
+    fn an_upgrade_left_staged_by_a_crashed_engine_is_abandoned_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        marker_in(dir.path(), &[], None);
+        let text = settle("cmd-1", dir.path()).unwrap().unwrap_err();
+        assert!(text.contains("before the launcher could apply"), "{text}");
+        let marker = read_marker(&marker_path(dir.path())).unwrap().unwrap();
+        assert_eq!(
+            marker.step,
+            Step::RolledBack,
+            "a later launcher start must not apply it"
+        );
+    }
+
+    #[test]
     fn command_without_a_marker_is_errored() {
         let dir = tempfile::tempdir().unwrap();
-        let (ok, text) = outcome_with("cmd-9", &marker_path(dir.path()), "1.0.0").unwrap();
-        assert!(!ok);
+        let text = outcome_with("cmd-9", &marker_path(dir.path()), "1.0.0")
+            .unwrap()
+            .unwrap_err();
         assert!(text.contains("interrupted before staging"), "{text}");
     }
 

@@ -21,6 +21,10 @@ use crate::Secret;
 /// applied, so only then may `update-version` stage one.
 pub const LAUNCHER_ENV: &str = "OIBUS_AGENT_LAUNCHER";
 
+/// Set by the launcher to its own version: after an upgrade without `updateLauncher` the launcher
+/// keeps running the old binary, and full-config reports both versions.
+pub const LAUNCHER_VERSION_ENV: &str = "OIBUS_AGENT_LAUNCHER_VERSION";
+
 /// Whether this engine runs under `oibus-agent launch`.
 pub fn launcher_present() -> bool {
     std::env::var_os(LAUNCHER_ENV).is_some_and(|v| v == "1")
@@ -104,7 +108,7 @@ pub fn ensure_free(path: &Path, needed: u64, limits: &StageLimits) -> Result<(),
 /// `max_asset_bytes`, after a free-disk check), then [`stage_from_zip`]. The download is removed
 /// whatever happens. On success the marker is at `staged`; the caller reports nothing yet and
 /// makes the engine exit [`crate::exit::UPGRADE`] (the command stays RUNNING; see
-/// [`super::outcome_for`]).
+/// [`super::settle`]).
 pub async fn stage_upgrade(
     client: &OiaClient,
     token: &Secret<String>,

@@ -29,7 +29,7 @@ impl LauncherStager {
 
     /// The id of the `update-version` command being run for `asset_id`: the executor journals it
     /// RUNNING before it asks for staging, and runs one command at a time. The marker carries it
-    /// so that [`super::outcome_for`] can tell its upgrade from another.
+    /// so that [`super::settle`] can tell its upgrade from another.
     fn running_command_id(&self, asset_id: &str) -> String {
         let journal = Journal::new(self.ctx.store.clone());
         let open = journal.open(usize::MAX).unwrap_or_else(|e| {
