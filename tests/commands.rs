@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::kit::agent::{Agent, AgentHome};
 use crate::kit::sim::{Sim, SimOpts};
-use crate::kit::wait_until;
+use crate::kit::{bench_figure, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
 const VERSION: &str = oibus_actors::VERSION;
@@ -545,6 +545,16 @@ fn bench_10k_create_scan_mode() {
         elapsed,
         n as f64 / elapsed.as_secs_f64(),
         n as f64 / cpu.max(0.001),
+    );
+    bench_figure(
+        "commands_per_s",
+        n as f64 / elapsed.as_secs_f64(),
+        "commands/s",
+    );
+    bench_figure(
+        "command_engine_cpu",
+        cpu * 1e6 / n as f64,
+        "µs of engine CPU per command",
     );
 }
 

@@ -26,7 +26,7 @@ use tracing_subscriber::layer::SubscriberExt;
 
 use crate::kit::agent::{sim_section, Agent, AgentHome};
 use crate::kit::sim::{array, Sim, SimOpts};
-use crate::kit::wait_until;
+use crate::kit::{bench_figure, wait_until};
 
 /// The target of the test records: "ours" (`oibus*`), so every level is shippable.
 const TARGET: &str = "oibus_test";
@@ -728,6 +728,11 @@ mod bench {
             s.queue_len as f64 / cpu,
             s.dropped_channel
         );
+        bench_figure(
+            "log_accept_per_s",
+            s.queue_len as f64 / stored.as_secs_f64(),
+            "records/s",
+        );
     }
 
     /// Records per second delivered to the simulator from a preloaded backlog.
@@ -754,6 +759,11 @@ mod bench {
             "delivery: {total} records to the simulator in {took:.2?} ({:.0}/s), batches of 500; shipper side {:.0} per CPU-second",
             total as f64 / took.as_secs_f64(),
             total as f64 / cpu
+        );
+        bench_figure(
+            "log_delivery_per_s",
+            total as f64 / took.as_secs_f64(),
+            "records/s",
         );
     }
 
@@ -784,5 +794,7 @@ mod bench {
             "rss: {before:.1} MiB at start, {after_preload:.1} after writing 1M records, {idle:.1} idle with the backlog, {peak:.1} peak while delivering ({} delivered in 20 s)",
             node.stats().delivered
         );
+        bench_figure("log_backlog_rss_idle", idle, "MiB");
+        bench_figure("log_backlog_rss_delivering", peak, "MiB");
     }
 }

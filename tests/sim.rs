@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::kit::sim::{array, TestTls};
-use crate::kit::{wait_until, Client, Sim, SimOpts};
+use crate::kit::{bench_figure, wait_until, Client, Sim, SimOpts};
 
 const E1: &str = include_str!("../src/sim/wire-samples/e1-registration.json");
 const E5: &str = include_str!("../src/sim/wire-samples/e5-command-status.json");
@@ -903,6 +903,11 @@ fn status_and_log_routes_sustain_20k_requests_per_second() {
         eprintln!(
             "{route}: {:.0} req/s for 2 cores of simulator CPU (goal 20000)",
             pipelined.per_core * 2.0
+        );
+        bench_figure(
+            &format!("sim_{}_per_s", route.replace('/', "_")),
+            pipelined.per_core * 2.0,
+            "requests/s on 2 cores",
         );
     }
     assert!(sim.violations().is_empty());

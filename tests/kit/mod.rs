@@ -25,3 +25,9 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Print one benchmark figure as `BENCH <name> <value> <unit>`, the line `scripts/bench.sh`
+/// collects (median over its runs) into `bench/results.md`.
+pub fn bench_figure(name: &str, value: f64, unit: &str) {
+    println!("BENCH {name} {value:.2} {unit}");
+}

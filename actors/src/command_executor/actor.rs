@@ -228,9 +228,10 @@ impl CommandExecutor {
     /// The oldest open command to run: the upgrade awaiting its outcome stays open but is
     /// skipped.
     fn next_open(&self) -> Result<Option<CommandRecord>, StoreError> {
+        let wanted = 1 + usize::from(self.awaiting_upgrade.is_some());
         Ok(self
             .journal
-            .open_from(self.cursor, 2)?
+            .open_from(self.cursor, wanted)?
             .into_iter()
             .find(|r| self.awaiting_upgrade.as_ref() != Some(&r.id)))
     }

@@ -157,12 +157,22 @@ mod tests {
             "{n} counts in {elapsed:?}: {:.0} counts/s",
             n as f64 / elapsed.as_secs_f64()
         );
+        // The line scripts/bench.sh collects.
+        println!(
+            "BENCH metric_counts_per_s {:.2} counts/s",
+            n as f64 / elapsed.as_secs_f64()
+        );
     }
 
     #[test]
     #[ignore = "prints throughput figures"]
     fn flushing_10k_dirty_series() {
-        println!("{}", bench_flush(10_000));
+        let bench = bench_flush(10_000);
+        println!("{bench}");
+        println!(
+            "BENCH metric_flush_10k_series_ms {:.2} ms",
+            bench.existing.as_secs_f64() * 1e3
+        );
     }
 
     #[test]
