@@ -298,7 +298,7 @@ pub struct CommandExecutorConfig {
 impl Default for CommandExecutorConfig {
     fn default() -> Self {
         CommandExecutorConfig {
-            journal_retention: Duration::from_secs(30 * 24 * 3600),
+            journal_retention: Duration::from_secs(7 * 24 * 3600),
             restart: None,
         }
     }
