@@ -9,6 +9,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 . scripts/env.sh
 cargo build --locked --tests
-# One at a time: each test drives a launcher, engines and a simulator.
-cargo nextest run --locked --profile upgrade --test main --run-ignored only -j 1 \
+# One at a time (each drives a launcher, engines and a simulator), printing its figures.
+cargo nextest run --locked --profile upgrade --test main --run-ignored only -j 1 --no-capture \
   -E 'test(/^launcher::/)' "$@"
