@@ -5,6 +5,7 @@ mod kit;
 
 mod commands;
 mod engine;
+mod faults;
 mod launcher;
 mod logs;
 mod messages;
