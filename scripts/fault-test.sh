@@ -8,8 +8,10 @@
 #
 #   scripts/fault-test.sh [SECONDS]     # SECONDS of faults (default 120)
 #
-# Environment: FAULT_SEED (replay a run), FAULT_RECOVERY_SECONDS (300), FAULT_EXEC_DELAY_MS
-# (300), FAULT_LOG (keep the full output in this file). Exit 0 when no violation was found.
+# Environment: FAULT_SEED (replay a run), FAULT_EXTEND_SECONDS (120: how much longer the faults
+# may go on until every route met every kind), FAULT_RECOVERY_SECONDS (300),
+# FAULT_EXEC_DELAY_MS (300), FAULT_LOG (keep the full output in this file). Exit 0 when no
+# violation was found.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,8 +30,9 @@ log="${FAULT_LOG:-$work/output.log}"
 
 # The whole run is bounded by its phases (registration <= 300 s, faults, recovery); nextest
 # gets a deadline above that instead of the suite's 3 minutes.
+extend="${FAULT_EXTEND_SECONDS:-120}"
 recovery="${FAULT_RECOVERY_SECONDS:-300}"
-limit=$((300 + seconds + recovery + 300))
+limit=$((300 + seconds + extend + recovery + 300))
 cat >"$work/nextest.toml" <<TOML
 [profile.default]
 slow-timeout = { period = "${limit}s", terminate-after = 1 }

@@ -4,16 +4,17 @@
 //! are cleared and the run checks that nothing was lost and nothing is stuck.
 //!
 //! Phases:
-//! 1. **Registration under faults**: each kind queued on E1 and on E2 before the launcher
-//!    starts; the test completes the registration with the code the agent shows in `/status`,
-//!    as a person would (an auto-completing simulator would also complete the registrations
-//!    the agent gave up on after a timeout, and the last completion revokes the others).
+//! 1. **Registration under faults**: every kind queued on E1 and on E2 before the launcher
+//!    starts (the trickled body last, as the answer then gets through); the test completes the
+//!    registration with the code the agent shows in `/status`, as a person would (an
+//!    auto-completing simulator would also complete the registrations the agent gave up on
+//!    after a timeout, and the last completion revokes the others' tokens).
 //! 2. **Work under faults** for `FAULT_SECONDS`: bursts of commands (each a configuration
-//!    change: scan modes, IP filters, history queries, engine renames), some cancelled, and
-//!    every (route, kind) pair of the Bearer routes injected once, spread over the first 60% of
-//!    the phase, then more random non-delay faults. A 404 on `commands/status` is left out
-//!    here: the protocol (§4.1, §4.5) makes it an acknowledgement, so what it answers is lost
-//!    by design; phase 4 checks that behaviour instead.
+//!    change: scan modes, IP filters, history queries, engine renames), some cancelled once
+//!    RETRIEVED, and on each Bearer route one fault at a time, every kind in a shuffled round,
+//!    the next one 1 to 5 s after the agent met the previous one (see [`Rotation`]). A 404 on
+//!    `commands/status` is left out here: the protocol (§4.1, §4.5) makes it an
+//!    acknowledgement, so what it answers is dropped by design; phase 4 checks that instead.
 //! 3. **Recovery**: the remaining faults are cleared; within `FAULT_RECOVERY_SECONDS` every
 //!    command must have its terminal status, the last full-config and history-queries must show
 //!    every change, and the log queue must be empty with every record delivered.
@@ -30,7 +31,8 @@
 //! violations. Every problem is collected, written to `FAULT_REPORT` with the summary line, and
 //! fails the test at the end.
 //!
-//! Environment: `FAULT_SECONDS` (120), `FAULT_RECOVERY_SECONDS` (300), `FAULT_SEED` (random,
+//! Environment: `FAULT_SECONDS` (120; prolonged by up to `FAULT_EXTEND_SECONDS`, 120, until
+//! every (route, kind) pair was met), `FAULT_RECOVERY_SECONDS` (300), `FAULT_SEED` (random,
 //! printed), `FAULT_EXEC_DELAY_MS` (300: keeps commands RETRIEVED long enough for the
 //! cancellation check, E4, to be called), `FAULT_REPORT` (a file for the report).
 
@@ -52,9 +54,10 @@ use crate::kit::sim::array;
 use crate::kit::{Sim, SimOpts};
 
 const TICK: Duration = Duration::from_millis(500);
-/// Commands per burst, one burst every [`BURST_EVERY`]: about 2 commands/s, which an engine
-/// running each command for `FAULT_EXEC_DELAY_MS` keeps up with between faults.
-const BURST: usize = 6;
+/// Commands per burst, one burst every [`BURST_EVERY`]: an engine running each command for
+/// `FAULT_EXEC_DELAY_MS` (300) is busy most of the time, so the commands of a burst wait
+/// RETRIEVED across command cycles and the cancellation check (E4) is called.
+const BURST: usize = 8;
 const BURST_EVERY: Duration = Duration::from_secs(3);
 const CANCEL_EVERY: Duration = Duration::from_secs(7);
 /// A `/status` slower than this means an actor's mailbox is stuck (it asks three actors).
@@ -65,6 +68,8 @@ const LOG_ORDER_TOLERANCE_MS: i64 = 1000;
 
 struct Settings {
     seconds: u64,
+    /// How much longer the faults may go on until every (route, kind) pair was met.
+    extend: u64,
     recovery: Duration,
     seed: u64,
     exec_delay_ms: u64,
@@ -85,6 +90,7 @@ impl Settings {
     fn from_env() -> Settings {
         Settings {
             seconds: env_u64("FAULT_SECONDS", 120),
+            extend: env_u64("FAULT_EXTEND_SECONDS", 120),
             recovery: Duration::from_secs(env_u64("FAULT_RECOVERY_SECONDS", 300)),
             seed: env_u64("FAULT_SEED", rand::thread_rng().gen()),
             exec_delay_ms: env_u64("FAULT_EXEC_DELAY_MS", 300),
@@ -212,9 +218,7 @@ impl Watch {
             self.launcher.update(usage);
         }
         if let (Some(engine), Some(launcher)) = (engine, launcher) {
-            self.combined_rss_kib = self
-                .combined_rss_kib
-                .max(engine.rss_kib + launcher.rss_kib);
+            self.combined_rss_kib = self.combined_rss_kib.max(engine.rss_kib + launcher.rss_kib);
             self.combined_fds = self.combined_fds.max(engine.fds.total + launcher.fds.total);
         }
         let asked = Instant::now();
@@ -275,10 +279,24 @@ impl Watch {
     }
 }
 
-/// Injected and still queued faults per (route, label), to tell which pairs were exercised.
+/// Faults injected per (route, label), to tell which pairs were exercised.
 #[derive(Default)]
 struct Coverage {
     injected: BTreeMap<(String, &'static str), u32>,
+}
+
+/// The faults still queued in the simulator: (route, label, remaining).
+fn queued_faults(sim: &Sim) -> Vec<(String, &'static str, u32)> {
+    array(&sim.admin_get("/admin/faults"), "faults")
+        .iter()
+        .map(|fault| {
+            (
+                fault["route"].as_str().unwrap_or_default().to_owned(),
+                FaultKind::label_of(&fault["kind"]),
+                fault["remaining"].as_u64().unwrap_or(0) as u32,
+            )
+        })
+        .collect()
 }
 
 impl Coverage {
@@ -291,14 +309,13 @@ impl Coverage {
     }
 
     /// Requests that got each (route, label) so far: injected minus still queued.
-    fn consumed(&self, sim: &Sim) -> BTreeMap<(String, &'static str), u32> {
+    fn consumed(
+        &self,
+        queued: &[(String, &'static str, u32)],
+    ) -> BTreeMap<(String, &'static str), u32> {
         let mut left: BTreeMap<(String, &'static str), u32> = BTreeMap::new();
-        for fault in array(&sim.admin_get("/admin/faults"), "faults") {
-            let key = (
-                fault["route"].as_str().unwrap_or_default().to_owned(),
-                FaultKind::label_of(&fault["kind"]),
-            );
-            *left.entry(key).or_default() += fault["remaining"].as_u64().unwrap_or(0) as u32;
+        for (route, label, remaining) in queued {
+            *left.entry((route.clone(), label)).or_default() += remaining;
         }
         self.injected
             .iter()
@@ -307,6 +324,106 @@ impl Coverage {
                 (key.clone(), injected.saturating_sub(remaining))
             })
             .collect()
+    }
+}
+
+/// One fault queued per route at a time: once the agent met a route's fault, the next kind of
+/// that route's shuffled round is injected after a random gap of 1 to 5 s, so that successful
+/// requests come in between and a delayed answer does not hold a pile of faults behind it.
+struct Rotation<'k> {
+    routes: Vec<RouteRotation<'k>>,
+}
+
+struct RouteRotation<'k> {
+    route: &'static str,
+    kinds: Vec<&'k FaultKind>,
+    round: Vec<&'k FaultKind>,
+    /// When the next fault may be injected (`None` while one is queued).
+    due: Option<Instant>,
+    injected: u32,
+}
+
+impl<'k> Rotation<'k> {
+    /// Every route of `routes` with every kind, except the pairs `skip` rejects.
+    fn new(
+        routes: &[&'static str],
+        kinds: &'k [FaultKind],
+        skip: impl Fn(&str, &FaultKind) -> bool,
+    ) -> Rotation<'k> {
+        let routes = routes
+            .iter()
+            .map(|route| RouteRotation {
+                route,
+                kinds: kinds.iter().filter(|kind| !skip(route, kind)).collect(),
+                round: Vec::new(),
+                due: Some(Instant::now()),
+                injected: 0,
+            })
+            .collect();
+        Rotation { routes }
+    }
+
+    /// Injects what is due; `queued` is the simulator's fault queue now. A new round starts
+    /// with the kinds the route has not met yet. Without `allow_delay`, delayed answers are
+    /// skipped (the phase is about to end).
+    fn tick(
+        &mut self,
+        sim: &Sim,
+        coverage: &mut Coverage,
+        queued: &[(String, &'static str, u32)],
+        allow_delay: bool,
+        rng: &mut impl Rng,
+    ) {
+        let now = Instant::now();
+        let consumed = coverage.consumed(queued);
+        let met = |route: &str, kind: &FaultKind| {
+            consumed
+                .get(&(route.to_owned(), kind.label))
+                .is_some_and(|count| *count > 0)
+        };
+        for rotation in &mut self.routes {
+            let busy = queued.iter().any(|(route, _, _)| route == rotation.route);
+            match rotation.due {
+                None if !busy => {
+                    rotation.due = Some(now + Duration::from_millis(rng.gen_range(1000..5000)));
+                }
+                Some(due) if !busy && now >= due => {
+                    if rotation.round.is_empty() {
+                        rotation.round = rotation.kinds.clone();
+                        rotation.round.shuffle(rng);
+                        // Popped from the end: the kinds not met yet go last in the vector.
+                        rotation
+                            .round
+                            .sort_by_key(|kind| !met(rotation.route, kind));
+                    }
+                    let Some(kind) = rotation.round.pop() else {
+                        continue;
+                    };
+                    if kind.label == "delay" && !allow_delay {
+                        continue;
+                    }
+                    coverage.inject(sim, rotation.route, kind);
+                    rotation.injected += 1;
+                    rotation.due = None;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Whether every (route, kind) of the rotation was injected at least once.
+    fn all_injected(&self, coverage: &Coverage) -> bool {
+        self.routes.iter().all(|rotation| {
+            rotation.kinds.iter().all(|kind| {
+                coverage
+                    .injected
+                    .contains_key(&(rotation.route.to_owned(), kind.label))
+            })
+        })
+    }
+
+    fn injected(&self) -> u32 {
+        self.routes.iter().map(|rotation| rotation.injected).sum()
     }
 }
 
@@ -340,44 +457,23 @@ fn every_fault_on_every_route_delays_the_agent_but_loses_nothing() {
     let mut watch = Watch::new();
     let mut coverage = Coverage::default();
 
-    // Phase 1: registration through every kind on E1, then on E2.
+    // Phase 1: registration through every kind on E1, then on E2. The trickled body is last:
+    // the answer still arrives, so the registration goes on and no later fault would be met.
     for route in REGISTRATION_ROUTES {
-        let mut order = kinds.clone();
+        let (mut order, last): (Vec<FaultKind>, Vec<FaultKind>) =
+            kinds.iter().cloned().partition(|kind| kind.label != "slow");
         order.shuffle(&mut rng);
-        for kind in &order {
+        for kind in order.iter().chain(&last) {
             coverage.inject(&sim, route, kind);
         }
     }
     let exec_delay = settings.exec_delay_ms.to_string();
     service.launch(&[("OIBUS_AGENT_TEST_EXEC_DELAY_MS", exec_delay.as_str())]);
-    let registration_deadline = Instant::now() + Duration::from_secs(300);
-    let mut completed_code: Option<String> = None;
-    let registered = loop {
-        watch.sample(&mut service);
-        let status = service.status().unwrap_or_default();
-        let registration = &status["registration"];
-        if registration["status"] == "REGISTERED" {
-            break true;
-        }
-        if let Some(code) = registration["activation_code"].as_str() {
-            if completed_code.as_deref() != Some(code) {
-                // Refused (409) when this code's registration is not at the simulator yet.
-                let answer = sim.admin(
-                    "POST",
-                    "/admin/registrations/complete",
-                    Some(&json!({"activationCode": code})),
-                );
-                if answer.status == 200 {
-                    completed_code = Some(code.to_owned());
-                }
-            }
-        }
-        if Instant::now() >= registration_deadline {
-            break false;
-        }
-        watch.progress(|| format!("registering ({})", registration["status"]));
-        std::thread::sleep(TICK);
-    };
+    let registered =
+        service.register_by_hand(&sim, Duration::from_secs(300), |service, registration| {
+            watch.sample(service);
+            watch.progress(|| format!("registering ({})", registration["status"]));
+        });
     assert!(
         registered,
         "the agent did not register through the E1/E2 faults within 300 s; log tail:\n{}",
@@ -398,62 +494,53 @@ fn every_fault_on_every_route_delays_the_agent_but_loses_nothing() {
 
     // Phase 2: work under faults.
     let mut workload = Workload::new("f", settings.seed);
-    let mut pairs: Vec<(&str, &FaultKind)> = BEARER_ROUTES
-        .iter()
-        .flat_map(|route| kinds.iter().map(move |kind| (*route, kind)))
-        .filter(|(route, kind)| !(*route == "commands-status" && kind.label == "404"))
-        .collect();
-    pairs.shuffle(&mut rng);
+    let mut rotation = Rotation::new(&BEARER_ROUTES, &kinds, |route, kind| {
+        route == "commands-status" && kind.label == "404"
+    });
     let phase = Duration::from_secs(settings.seconds);
-    let spread = phase.mul_f64(0.6) / pairs.len() as u32;
-    let extra_faults: Vec<(&str, &FaultKind)> = pairs
-        .iter()
-        .copied()
-        .filter(|(_, kind)| kind.label != "delay")
-        .collect();
+    let longest = phase + Duration::from_secs(settings.extend);
     let phase_start = Instant::now();
-    let mut next_pair = 0;
     let mut next_burst = phase_start;
     let mut next_cancel = phase_start + CANCEL_EVERY;
-    let mut next_extra = phase_start + phase.mul_f64(0.6);
-    while phase_start.elapsed() < phase {
+    loop {
+        let queued = queued_faults(&sim);
+        let elapsed = phase_start.elapsed();
+        let all_met = coverage.consumed(&queued).values().all(|count| *count > 0)
+            && rotation.all_injected(&coverage);
+        if elapsed >= longest || (elapsed >= phase && all_met) {
+            break;
+        }
+        // A delayed answer injected later than this would still be pending when the faults clear.
+        let end = if all_met { phase } else { longest };
+        let allow_delay = elapsed + oibus_actors::client::DEFAULT_TIMEOUT + TICK * 10 < end;
         let now = Instant::now();
         if now >= next_burst {
             workload.burst(&sim, BURST);
             next_burst += BURST_EVERY;
         }
         if now >= next_cancel {
-            workload.cancel_newest(&sim);
+            workload.cancel_retrieved(&sim);
             next_cancel += CANCEL_EVERY;
         }
-        while next_pair < pairs.len() && phase_start.elapsed() >= spread * next_pair as u32 {
-            let (route, kind) = pairs[next_pair];
-            coverage.inject(&sim, route, kind);
-            next_pair += 1;
-        }
-        if now >= next_extra {
-            if let Some((route, kind)) = extra_faults.choose(&mut rng) {
-                coverage.inject(&sim, route, kind);
-            }
-            next_extra += Duration::from_secs(4);
-        }
+        rotation.tick(&sim, &mut coverage, &queued, allow_delay, &mut rng);
         watch.sample(&mut service);
         watch.progress(|| {
             format!(
-                "faults: {} commands queued, {} pairs injected",
+                "faults: {} commands queued, {} faults injected",
                 workload.len(),
-                next_pair
+                rotation.injected()
             )
         });
         std::thread::sleep(TICK);
     }
-    let consumed = coverage.consumed(&sim);
+    let consumed = coverage.consumed(&queued_faults(&sim));
     let cleared = sim.admin_delete("/admin/faults")["cleared"]
         .as_u64()
         .unwrap_or(0);
     eprintln!(
-        "fault-test: faults cleared ({cleared} still queued) after {} commands",
-        workload.len()
+        "fault-test: faults cleared ({cleared} still queued) after {} commands and {} faults on the Bearer routes",
+        workload.len(),
+        rotation.injected()
     );
     let mut not_exercised = Vec::new();
     for ((route, label), count) in &consumed {
@@ -476,7 +563,10 @@ fn every_fault_on_every_route_delays_the_agent_but_loses_nothing() {
     let recovered = loop {
         watch.sample(&mut service);
         let terminal = workload.terminal_count(&sim);
-        let logs = service.status().map(|s| s["logs"].clone()).unwrap_or_default();
+        let logs = service
+            .status()
+            .map(|s| s["logs"].clone())
+            .unwrap_or_default();
         let logs_drained = logs_settled(&logs);
         if terminal == workload.len() && last_config_check.elapsed() >= Duration::from_secs(5) {
             last_config_check = Instant::now();
@@ -544,7 +634,9 @@ fn every_fault_on_every_route_delays_the_agent_but_loses_nothing() {
         .status()
         .map(|s| s["logs"].clone())
         .unwrap_or_default();
-    watch.problems.extend(log_accounting_problems(&logs, records.len()));
+    watch
+        .problems
+        .extend(log_accounting_problems(&logs, records.len()));
     for violation in sim.violations() {
         watch.problems.push(format!(
             "protocol violation recorded by the simulator on {} {} ({}): {}",
@@ -673,14 +765,23 @@ fn log_accounting_problems(logs: &Value, distinct_at_sim: usize) -> Vec<String> 
 /// never arrive, the COMPLETED one must.
 fn check_status_404_is_an_acknowledgement(sim: &Sim, watch: &mut Watch) {
     let id = "ack404";
-    sim.fault("commands-status", 1, json!({"status": 404, "body": "Not Found"}));
-    sim.queue(&json!({"id": id, "type": "create-scan-mode", "targetVersion": oibus_actors::VERSION,
-        "commandContent": {"name": "ack404-mode", "description": "", "cron": "0 * * * * *"}}));
+    sim.fault(
+        "commands-status",
+        1,
+        json!({"status": 404, "body": "Not Found"}),
+    );
+    sim.queue(
+        &json!({"id": id, "type": "create-scan-mode", "targetVersion": oibus_actors::VERSION,
+        "commandContent": {"name": "ack404-mode", "description": "", "cron": "0 * * * * *"}}),
+    );
     let statuses = || -> Vec<String> {
-        array(&sim.admin_get(&format!("/admin/statuses?id={id}")), "records")
-            .iter()
-            .filter_map(|r| r["record"]["status"].as_str().map(str::to_owned))
-            .collect()
+        array(
+            &sim.admin_get(&format!("/admin/statuses?id={id}")),
+            "records",
+        )
+        .iter()
+        .filter_map(|r| r["record"]["status"].as_str().map(str::to_owned))
+        .collect()
     };
     let done = crate::kit::wait_until(Duration::from_secs(60), || {
         sim.admin_get("/admin/faults")["count"] == 0 && statuses().contains(&"COMPLETED".into())

@@ -12,3 +12,4 @@ mod messages;
 mod metrics;
 mod registration;
 mod sim;
+mod soak;

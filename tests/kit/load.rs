@@ -239,15 +239,20 @@ impl Workload {
         ids
     }
 
-    /// Asks the simulator to cancel the newest scan-mode command not cancelled yet: it ends
-    /// CANCELLED if the agent had not started it, COMPLETED otherwise.
-    pub fn cancel_newest(&mut self, sim: &Sim) -> Option<String> {
+    /// Asks the simulator to cancel the newest scan-mode command the agent reported RETRIEVED
+    /// and nothing else yet: it ends CANCELLED if the agent had not started it, COMPLETED
+    /// otherwise. (A command cancelled before the agent fetched it is never served, so it
+    /// would never get a status at all.)
+    pub fn cancel_retrieved(&mut self, sim: &Sim) -> Option<String> {
+        let latest = sim.admin_get("/admin/statuses?limit=1")["latest"].clone();
         let id = self
             .queued
             .iter()
             .rev()
             .find(|(id, change)| {
-                matches!(change, Change::ScanMode(_)) && !self.cancel_requested.contains(id)
+                matches!(change, Change::ScanMode(_))
+                    && !self.cancel_requested.contains(id)
+                    && latest[id.as_str()]["status"] == "RETRIEVED"
             })
             .map(|(id, _)| id.clone())?;
         sim.admin_post(&format!("/admin/commands/{id}/cancel"), &json!({}));

@@ -138,6 +138,46 @@ impl Service {
         self.get_json("/status")
     }
 
+    /// Completes, in the simulator, the registration whose activation code the engine shows in
+    /// `/status`, as a person entering the code would, until the engine is REGISTERED or
+    /// `timeout` passes; `tick` runs every 500 ms with the registration as `/status` shows it.
+    pub fn register_by_hand(
+        &mut self,
+        sim: &super::Sim,
+        timeout: Duration,
+        mut tick: impl FnMut(&mut Service, &Value),
+    ) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut completed: Option<String> = None;
+        loop {
+            let registration = self
+                .status()
+                .map(|status| status["registration"].clone())
+                .unwrap_or_default();
+            if registration["status"] == "REGISTERED" {
+                return true;
+            }
+            if let Some(code) = registration["activation_code"].as_str() {
+                if completed.as_deref() != Some(code) {
+                    // Refused (409) while this code's registration has not reached the simulator.
+                    let answer = sim.admin(
+                        "POST",
+                        "/admin/registrations/complete",
+                        Some(&serde_json::json!({"activationCode": code})),
+                    );
+                    if answer.status == 200 {
+                        completed = Some(code.to_owned());
+                    }
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            tick(self, &registration);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
     /// SIGTERM to the launcher, then waits up to `timeout` for it to exit.
     pub fn stop(&mut self, timeout: Duration) -> Option<ExitStatus> {
         self.signal_launcher(Signal::SIGTERM);
