@@ -58,6 +58,7 @@ set grid
 set key top left
 set xlabel "minutes"
 set ylabel "RSS (MiB)"
+set yrange [0:*]
 plot "< tail -n +2 '$csv'" using (\$1/60):(\$4/1024) with linespoints title "engine", \
      "" using (\$1/60):(\$8/1024) with linespoints title "launcher"
 set ylabel "open descriptors"
@@ -65,6 +66,7 @@ plot "< tail -n +2 '$csv'" using (\$1/60):5 with linespoints title "engine", \
      "" using (\$1/60):6 with linespoints title "engine, RocksDB tables", \
      "" using (\$1/60):9 with linespoints title "launcher"
 set ylabel "data folder (MiB)"
+set yrange [*:*]
 set y2label "commands ended"
 set y2tics
 plot "< tail -n +2 '$csv'" using (\$1/60):(\$10/1024) with linespoints title "disk use", \
