@@ -45,8 +45,9 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::kit::load::{
-    actor_problems, distinct_log_records, fault_kinds, log_order_problems, FaultKind, Workload,
-    BEARER_ROUTES, REGISTRATION_ROUTES,
+    actor_problems, agent_sections, distinct_log_records, env_number, fault_kinds,
+    log_order_problems, missing_markers, protocol_violations, FaultKind, Workload, BEARER_ROUTES,
+    REGISTRATION_ROUTES,
 };
 use crate::kit::procfs::{self, Usage};
 use crate::kit::service::Service;
@@ -76,24 +77,14 @@ struct Settings {
     report: Option<String>,
 }
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={text:?} is not a whole number")),
-        Err(_) => default,
-    }
-}
-
 impl Settings {
     fn from_env() -> Settings {
         Settings {
-            seconds: env_u64("FAULT_SECONDS", 120),
-            extend: env_u64("FAULT_EXTEND_SECONDS", 120),
-            recovery: Duration::from_secs(env_u64("FAULT_RECOVERY_SECONDS", 300)),
-            seed: env_u64("FAULT_SEED", rand::thread_rng().gen()),
-            exec_delay_ms: env_u64("FAULT_EXEC_DELAY_MS", 300),
+            seconds: env_number("FAULT_SECONDS", Some(120)),
+            extend: env_number("FAULT_EXTEND_SECONDS", Some(120)),
+            recovery: Duration::from_secs(env_number("FAULT_RECOVERY_SECONDS", Some(300))),
+            seed: env_number("FAULT_SEED", Some(rand::thread_rng().gen())),
+            exec_delay_ms: env_number("FAULT_EXEC_DELAY_MS", Some(300)),
             report: std::env::var("FAULT_REPORT").ok(),
         }
     }
@@ -427,17 +418,285 @@ impl<'k> Rotation<'k> {
     }
 }
 
-fn launcher_restart_policy() -> &'static str {
-    "{ max_restarts: 5, within: 1m, backoff_initial: 200ms, backoff_max: 2s, reset_after: 1m }"
+/// Engine crashes are violations here; the policy only keeps the launcher quick if one happens.
+const LAUNCHER_RESTART: &str =
+    "{ max_restarts: 5, within: 1m, backoff_initial: 200ms, backoff_max: 2s, reset_after: 1m }";
+
+/// The run: what it drives, what it watches, what it injected.
+struct Run {
+    settings: Settings,
+    rng: rand::rngs::StdRng,
+    kinds: Vec<FaultKind>,
+    sim: Sim,
+    service: Service,
+    watch: Watch,
+    coverage: Coverage,
+    workload: Workload,
 }
 
-/// The YAML sections after `engine:` and `launcher:`: fast intervals, small log batches.
-fn agent_sections(sim: &Sim) -> String {
-    format!(
-        "oianalytics:\n  host: {}\n  key_size: 2048\n  intervals: {{ command_refresh: 1s, command_retry: 1s, message_retry: 1s, registration_check: 1s }}\n\
-         actors:\n  log_shipper: {{ batch_max: 50, interval: 1s }}\n",
-        sim.url
-    )
+/// Baselines and durations the report needs.
+struct Timeline {
+    registered_after: Duration,
+    engine: Usage,
+    launcher: Usage,
+    bearer_faults: u32,
+    recovery: Duration,
+}
+
+impl Run {
+    fn new(settings: Settings) -> Run {
+        // Beyond the agent's per-call deadline, so the agent gives up before the answer comes.
+        let delay_ms = oibus_actors::client::DEFAULT_TIMEOUT.as_millis() as u64 + 1000;
+        let sim = Sim::start(SimOpts::default());
+        let service = Service::new(
+            "info",
+            LAUNCHER_RESTART,
+            &agent_sections(&sim, &["log_shipper: { batch_max: 50, interval: 1s }"]),
+        );
+        Run {
+            rng: rand::rngs::StdRng::seed_from_u64(settings.seed),
+            workload: Workload::new("f", settings.seed),
+            settings,
+            kinds: fault_kinds(delay_ms),
+            sim,
+            service,
+            watch: Watch::new(),
+            coverage: Coverage::default(),
+        }
+    }
+
+    /// Phase 1: every kind on E1, then on E2. The trickled body is last: its answer still
+    /// arrives, so the registration goes on and no later fault would be met.
+    fn register_through_faults(&mut self) -> Duration {
+        for route in REGISTRATION_ROUTES {
+            let (mut order, last): (Vec<FaultKind>, Vec<FaultKind>) = self
+                .kinds
+                .iter()
+                .cloned()
+                .partition(|kind| kind.label != "slow");
+            order.shuffle(&mut self.rng);
+            for kind in order.iter().chain(&last) {
+                self.coverage.inject(&self.sim, route, kind);
+            }
+        }
+        let exec_delay = self.settings.exec_delay_ms.to_string();
+        let Run {
+            service,
+            sim,
+            watch,
+            ..
+        } = self;
+        service.launch(&[("OIBUS_AGENT_TEST_EXEC_DELAY_MS", exec_delay.as_str())]);
+        let registered =
+            service.register_by_hand(sim, Duration::from_secs(300), |service, registration| {
+                watch.sample(service);
+                watch.progress(|| format!("registering ({})", registration["status"]));
+            });
+        assert!(
+            registered,
+            "the agent did not register through the E1/E2 faults within 300 s; log tail:\n{}",
+            service.log_tail(80)
+        );
+        let registered_after = watch.started.elapsed();
+        eprintln!("fault-test: registered after {registered_after:?}");
+        watch.registered = true;
+        registered_after
+    }
+
+    /// Phase 2: work under faults, at least `FAULT_SECONDS`, longer (bounded) until every
+    /// (route, kind) pair was met. Returns how many faults the Bearer routes got.
+    fn work_under_faults(&mut self) -> u32 {
+        let kinds = self.kinds.clone();
+        let mut rotation = Rotation::new(&BEARER_ROUTES, &kinds, |route, kind| {
+            route == "commands-status" && kind.label == "404"
+        });
+        let phase = Duration::from_secs(self.settings.seconds);
+        let longest = phase + Duration::from_secs(self.settings.extend);
+        let started = Instant::now();
+        let mut next_burst = started;
+        let mut next_cancel = started + CANCEL_EVERY;
+        loop {
+            let queued = queued_faults(&self.sim);
+            let elapsed = started.elapsed();
+            let all_met = self.coverage.consumed(&queued).values().all(|n| *n > 0)
+                && rotation.all_injected(&self.coverage);
+            if elapsed >= longest || (elapsed >= phase && all_met) {
+                break;
+            }
+            // A delayed answer injected later would still be pending when the faults clear.
+            let end = if all_met { phase } else { longest };
+            let allow_delay = elapsed + oibus_actors::client::DEFAULT_TIMEOUT + TICK * 10 < end;
+            let now = Instant::now();
+            if now >= next_burst {
+                self.workload.burst(&self.sim, BURST);
+                next_burst += BURST_EVERY;
+            }
+            if now >= next_cancel {
+                self.workload.cancel_retrieved(&self.sim);
+                next_cancel += CANCEL_EVERY;
+            }
+            rotation.tick(
+                &self.sim,
+                &mut self.coverage,
+                &queued,
+                allow_delay,
+                &mut self.rng,
+            );
+            self.watch.sample(&mut self.service);
+            let (commands, injected) = (self.workload.len(), rotation.injected());
+            self.watch.progress(|| {
+                format!("faults: {commands} commands queued, {injected} faults injected")
+            });
+            std::thread::sleep(TICK);
+        }
+        let consumed = self.coverage.consumed(&queued_faults(&self.sim));
+        let cleared = self.sim.admin_delete("/admin/faults")["cleared"]
+            .as_u64()
+            .unwrap_or(0);
+        eprintln!(
+            "fault-test: faults cleared ({cleared} still queued) after {} commands and {} faults on the Bearer routes",
+            self.workload.len(),
+            rotation.injected()
+        );
+        let not_met: Vec<String> = consumed
+            .iter()
+            .filter(|(_, count)| **count == 0)
+            .map(|((route, label), _)| format!("{label} on {route}"))
+            .collect();
+        if !not_met.is_empty() {
+            self.watch.problems.push(format!(
+                "the run did not exercise {} (route, kind) pairs (the agent made no request there while the fault was queued): {}",
+                not_met.len(),
+                not_met.join(", ")
+            ));
+        }
+        rotation.injected()
+    }
+
+    /// Phase 3: waits until every command ended, the last messages show every change and the
+    /// log queue is empty with everything delivered. Returns how long that took.
+    fn recover(&mut self) -> Duration {
+        let started = Instant::now();
+        let mut last_config_check: Option<Instant> = None;
+        let mut config_ok = false;
+        loop {
+            self.watch.sample(&mut self.service);
+            let terminal = self.workload.terminal_count(&self.sim);
+            let all_ended = terminal == self.workload.len();
+            let logs = self
+                .service
+                .status()
+                .map(|s| s["logs"].clone())
+                .unwrap_or_default();
+            // The last full-config grows with every entity: read it every 5 s only.
+            if all_ended
+                && last_config_check.is_none_or(|at| at.elapsed() >= Duration::from_secs(5))
+            {
+                last_config_check = Some(Instant::now());
+                let finals = self.workload.latest_finals(&self.sim);
+                config_ok = self.workload.check_config(&self.sim, &finals).is_empty();
+            }
+            if all_ended && logs_settled(&logs) && config_ok {
+                eprintln!(
+                    "fault-test: recovered {:?} after the faults were cleared",
+                    started.elapsed()
+                );
+                return started.elapsed();
+            }
+            if started.elapsed() >= self.settings.recovery {
+                self.watch.problems.push(format!(
+                    "not recovered {:?} after the faults were cleared (details below)",
+                    self.settings.recovery
+                ));
+                return started.elapsed();
+            }
+            let commands = self.workload.len();
+            self.watch.progress(|| {
+                format!(
+                    "recovery: {terminal}/{commands} commands ended, log queue {}, config {}",
+                    logs["queue_len"],
+                    if config_ok { "complete" } else { "behind" }
+                )
+            });
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
+    /// Everything that must hold at the end; returns the report.
+    fn check_and_report(&mut self, timeline: &Timeline) -> String {
+        self.watch.sample(&mut self.service);
+        let final_engine = self.service.engine_pid().and_then(procfs::usage);
+        let problems = &mut self.watch.problems;
+        let (finals, status_problems) = self.workload.check_statuses(&self.sim);
+        problems.extend(status_problems);
+        problems.extend(self.workload.check_config(&self.sim, &finals));
+        let (records, repeats) = distinct_log_records(&self.sim);
+        let (missing, order) = self.workload.check_log_markers(&records, &finals);
+        if !missing.is_empty() {
+            problems.push(missing_markers(&missing));
+        }
+        problems.extend(order);
+        problems.extend(log_order_problems(&records, LOG_ORDER_TOLERANCE_MS));
+        let logs = self
+            .service
+            .status()
+            .map(|s| s["logs"].clone())
+            .unwrap_or_default();
+        problems.extend(log_accounting_problems(&logs, records.len()));
+        problems.extend(protocol_violations(&self.sim));
+        bound_problems(&mut self.watch, timeline, final_engine.as_ref());
+
+        let messages = self.sim.admin_get("/admin/messages?limit=0")["count"]
+            .as_u64()
+            .unwrap_or(0);
+        let items = finals.len() + records.len() + messages as usize;
+        let watch = &self.watch;
+        let mut report = String::new();
+        let _ = writeln!(
+            report,
+            "registered after {:.1} s through {} faults on E1/E2; {} faults on the Bearer routes; {} commands ({} cancel requests), {} terminal statuses, {} log records ({} repeats of timed-out posts), {messages} configuration messages; recovered in {:.1} s",
+            timeline.registered_after.as_secs_f64(),
+            REGISTRATION_ROUTES.len() * self.kinds.len(),
+            timeline.bearer_faults,
+            self.workload.len(),
+            self.workload.cancel_requested(),
+            finals.len(),
+            records.len(),
+            repeats,
+            timeline.recovery.as_secs_f64()
+        );
+        let _ = writeln!(
+            report,
+            "engine: baseline {} MiB / {} fds ({} sst), max {} MiB / {} fds ({} sst), after recovery {}; launcher: baseline {} MiB / {} fds, max {} MiB / {} fds; slowest /status {:?}",
+            timeline.engine.rss_kib / 1024,
+            timeline.engine.fds.total,
+            timeline.engine.fds.sst,
+            watch.engine.rss_kib / 1024,
+            watch.engine.fds,
+            watch.engine.sst,
+            final_engine
+                .map(|u| format!("{} MiB / {} fds ({} sst)", u.rss_kib / 1024, u.fds.total, u.fds.sst))
+                .unwrap_or_else(|| "gone".into()),
+            timeline.launcher.rss_kib / 1024,
+            timeline.launcher.fds.total,
+            watch.launcher.rss_kib / 1024,
+            watch.launcher.fds,
+            watch.status_max,
+        );
+        for problem in &watch.problems {
+            let _ = writeln!(report, "VIOLATION: {problem}");
+        }
+        let _ = writeln!(
+            report,
+            "fault-test: {} kinds x {} routes, {items} items delivered, max RSS {} MiB, max fds {}, {} violations",
+            self.kinds.len(),
+            REGISTRATION_ROUTES.len() + BEARER_ROUTES.len(),
+            watch.combined_rss_kib / 1024,
+            watch.combined_fds,
+            watch.problems.len()
+        );
+        report
+    }
 }
 
 #[test]
@@ -448,269 +707,43 @@ fn every_fault_on_every_route_delays_the_agent_but_loses_nothing() {
         "fault-test: seed {} (FAULT_SEED), {} s of faults, recovery within {:?}",
         settings.seed, settings.seconds, settings.recovery
     );
-    let mut rng = rand::rngs::StdRng::seed_from_u64(settings.seed);
-    // Beyond the agent's per-call deadline, so the agent gives up before the answer comes.
-    let delay_ms = oibus_actors::client::DEFAULT_TIMEOUT.as_millis() as u64 + 1000;
-    let kinds = fault_kinds(delay_ms);
-    let sim = Sim::start(SimOpts::default());
-    let mut service = Service::new("info", launcher_restart_policy(), &agent_sections(&sim));
-    let mut watch = Watch::new();
-    let mut coverage = Coverage::default();
-
-    // Phase 1: registration through every kind on E1, then on E2. The trickled body is last:
-    // the answer still arrives, so the registration goes on and no later fault would be met.
-    for route in REGISTRATION_ROUTES {
-        let (mut order, last): (Vec<FaultKind>, Vec<FaultKind>) =
-            kinds.iter().cloned().partition(|kind| kind.label != "slow");
-        order.shuffle(&mut rng);
-        for kind in order.iter().chain(&last) {
-            coverage.inject(&sim, route, kind);
-        }
-    }
-    let exec_delay = settings.exec_delay_ms.to_string();
-    service.launch(&[("OIBUS_AGENT_TEST_EXEC_DELAY_MS", exec_delay.as_str())]);
-    let registered =
-        service.register_by_hand(&sim, Duration::from_secs(300), |service, registration| {
-            watch.sample(service);
-            watch.progress(|| format!("registering ({})", registration["status"]));
-        });
-    assert!(
-        registered,
-        "the agent did not register through the E1/E2 faults within 300 s; log tail:\n{}",
-        service.log_tail(80)
-    );
-    let registered_after = watch.started.elapsed();
-    eprintln!("fault-test: registered after {registered_after:?}");
-    watch.registered = true;
+    let report_path = settings.report.clone();
+    let mut run = Run::new(settings);
+    let registered_after = run.register_through_faults();
     std::thread::sleep(Duration::from_secs(2));
-    let baseline_engine = service
+    let engine = run
+        .service
         .engine_pid()
         .and_then(procfs::usage)
         .expect("the engine runs");
-    let baseline_launcher = service
+    let launcher = run
+        .service
         .launcher_pid()
         .and_then(procfs::usage)
         .expect("the launcher runs");
-
-    // Phase 2: work under faults.
-    let mut workload = Workload::new("f", settings.seed);
-    let mut rotation = Rotation::new(&BEARER_ROUTES, &kinds, |route, kind| {
-        route == "commands-status" && kind.label == "404"
-    });
-    let phase = Duration::from_secs(settings.seconds);
-    let longest = phase + Duration::from_secs(settings.extend);
-    let phase_start = Instant::now();
-    let mut next_burst = phase_start;
-    let mut next_cancel = phase_start + CANCEL_EVERY;
-    loop {
-        let queued = queued_faults(&sim);
-        let elapsed = phase_start.elapsed();
-        let all_met = coverage.consumed(&queued).values().all(|count| *count > 0)
-            && rotation.all_injected(&coverage);
-        if elapsed >= longest || (elapsed >= phase && all_met) {
-            break;
-        }
-        // A delayed answer injected later than this would still be pending when the faults clear.
-        let end = if all_met { phase } else { longest };
-        let allow_delay = elapsed + oibus_actors::client::DEFAULT_TIMEOUT + TICK * 10 < end;
-        let now = Instant::now();
-        if now >= next_burst {
-            workload.burst(&sim, BURST);
-            next_burst += BURST_EVERY;
-        }
-        if now >= next_cancel {
-            workload.cancel_retrieved(&sim);
-            next_cancel += CANCEL_EVERY;
-        }
-        rotation.tick(&sim, &mut coverage, &queued, allow_delay, &mut rng);
-        watch.sample(&mut service);
-        watch.progress(|| {
-            format!(
-                "faults: {} commands queued, {} faults injected",
-                workload.len(),
-                rotation.injected()
-            )
-        });
-        std::thread::sleep(TICK);
-    }
-    let consumed = coverage.consumed(&queued_faults(&sim));
-    let cleared = sim.admin_delete("/admin/faults")["cleared"]
-        .as_u64()
-        .unwrap_or(0);
-    eprintln!(
-        "fault-test: faults cleared ({cleared} still queued) after {} commands and {} faults on the Bearer routes",
-        workload.len(),
-        rotation.injected()
-    );
-    let mut not_exercised = Vec::new();
-    for ((route, label), count) in &consumed {
-        if *count == 0 {
-            not_exercised.push(format!("{label} on {route}"));
-        }
-    }
-    if !not_exercised.is_empty() {
-        watch.problems.push(format!(
-            "the run did not exercise {} (route, kind) pairs (the agent made no request there while the fault was queued): {}",
-            not_exercised.len(),
-            not_exercised.join(", ")
-        ));
-    }
-
-    // Phase 3: recovery.
-    let recovery_start = Instant::now();
-    let mut last_config_check = Instant::now() - Duration::from_secs(60);
-    let mut config_ok = false;
-    let recovered = loop {
-        watch.sample(&mut service);
-        let terminal = workload.terminal_count(&sim);
-        let logs = service
-            .status()
-            .map(|s| s["logs"].clone())
-            .unwrap_or_default();
-        let logs_drained = logs_settled(&logs);
-        if terminal == workload.len() && last_config_check.elapsed() >= Duration::from_secs(5) {
-            last_config_check = Instant::now();
-            let latest = sim.admin_get("/admin/statuses?limit=1")["latest"].clone();
-            let finals: BTreeMap<String, String> = workload
-                .ids()
-                .map(|id| {
-                    let status = latest[id]["status"].as_str().unwrap_or_default();
-                    (id.to_owned(), status.to_owned())
-                })
-                .collect();
-            config_ok = workload.check_config(&sim, &finals).is_empty();
-        }
-        if terminal == workload.len() && logs_drained && config_ok {
-            break true;
-        }
-        if recovery_start.elapsed() >= settings.recovery {
-            break false;
-        }
-        watch.progress(|| {
-            format!(
-                "recovery: {terminal}/{} commands ended, log queue {}, config {}",
-                workload.len(),
-                logs["queue_len"],
-                if config_ok { "complete" } else { "behind" }
-            )
-        });
-        std::thread::sleep(Duration::from_secs(1));
-    };
-    let recovery = recovery_start.elapsed();
-    if recovered {
-        eprintln!("fault-test: recovered {recovery:?} after the faults were cleared");
-    } else {
-        watch.problems.push(format!(
-            "not recovered {:?} after the faults were cleared (details below)",
-            settings.recovery
-        ));
-    }
-
-    // Phase 4: a 404 on commands/status is an acknowledgement (§4.1, §4.5).
+    let bearer_faults = run.work_under_faults();
+    let recovery = run.recover();
+    // Phase 4, once nothing else is left to report.
     std::thread::sleep(Duration::from_secs(3));
-    check_status_404_is_an_acknowledgement(&sim, &mut watch);
-
-    // Final checks.
+    check_status_404_is_an_acknowledgement(&run.sim, &mut run.watch);
     std::thread::sleep(Duration::from_secs(2));
-    watch.sample(&mut service);
-    let final_engine = service.engine_pid().and_then(procfs::usage);
-    let (finals, status_problems) = workload.check_statuses(&sim);
-    watch.problems.extend(status_problems);
-    watch.problems.extend(workload.check_config(&sim, &finals));
-    let (records, repeats) = distinct_log_records(&sim);
-    let (missing, order) = workload.check_log_markers(&records, &finals);
-    if !missing.is_empty() {
-        watch.problems.push(format!(
-            "{} commands have no \"command finished\"/\"command cancelled\" log record at the simulator: {}",
-            missing.len(),
-            abbreviate(&missing)
-        ));
-    }
-    watch.problems.extend(order);
-    watch
-        .problems
-        .extend(log_order_problems(&records, LOG_ORDER_TOLERANCE_MS));
-    let logs = service
-        .status()
-        .map(|s| s["logs"].clone())
-        .unwrap_or_default();
-    watch
-        .problems
-        .extend(log_accounting_problems(&logs, records.len()));
-    for violation in sim.violations() {
-        watch.problems.push(format!(
-            "protocol violation recorded by the simulator on {} {} ({}): {}",
-            violation["method"].as_str().unwrap_or("?"),
-            violation["path"].as_str().unwrap_or("?"),
-            violation["route"].as_str().unwrap_or("?"),
-            violation["reason"].as_str().unwrap_or("?"),
-        ));
-    }
-    bound_problems(
-        &mut watch,
-        &baseline_engine,
-        &baseline_launcher,
-        final_engine.as_ref(),
-    );
-
-    let messages = sim.admin_get("/admin/messages?limit=0")["count"]
-        .as_u64()
-        .unwrap_or(0);
-    let terminal = finals.len();
-    let items = terminal + records.len() + messages as usize;
-    let routes = REGISTRATION_ROUTES.len() + BEARER_ROUTES.len();
-    let mut report = String::new();
-    let _ = writeln!(
-        report,
-        "registered after {:.1} s through {} faults on E1/E2; {} commands ({} cancel requests), {} terminal statuses, {} log records ({} repeats of timed-out posts), {} configuration messages; recovered in {:.1} s",
-        registered_after.as_secs_f64(),
-        REGISTRATION_ROUTES.len() * kinds.len(),
-        workload.len(),
-        workload.cancel_requested(),
-        terminal,
-        records.len(),
-        repeats,
-        messages,
-        recovery.as_secs_f64()
-    );
-    let _ = writeln!(
-        report,
-        "engine: baseline {} MiB / {} fds ({} sst), max {} MiB / {} fds ({} sst), after recovery {}; launcher: baseline {} MiB / {} fds, max {} MiB / {} fds; slowest /status {:?}",
-        baseline_engine.rss_kib / 1024,
-        baseline_engine.fds.total,
-        baseline_engine.fds.sst,
-        watch.engine.rss_kib / 1024,
-        watch.engine.fds,
-        watch.engine.sst,
-        final_engine
-            .map(|u| format!("{} MiB / {} fds ({} sst)", u.rss_kib / 1024, u.fds.total, u.fds.sst))
-            .unwrap_or_else(|| "gone".into()),
-        baseline_launcher.rss_kib / 1024,
-        baseline_launcher.fds.total,
-        watch.launcher.rss_kib / 1024,
-        watch.launcher.fds,
-        watch.status_max,
-    );
-    for problem in &watch.problems {
-        let _ = writeln!(report, "VIOLATION: {problem}");
-    }
-    let _ = writeln!(
-        report,
-        "fault-test: {} kinds x {routes} routes, {items} items delivered, max RSS {} MiB, max fds {}, {} violations",
-        kinds.len(),
-        watch.combined_rss_kib / 1024,
-        watch.combined_fds,
-        watch.problems.len()
-    );
+    let timeline = Timeline {
+        registered_after,
+        engine,
+        launcher,
+        bearer_faults,
+        recovery,
+    };
+    let report = run.check_and_report(&timeline);
     eprint!("{report}");
-    if let Some(path) = &settings.report {
+    if let Some(path) = &report_path {
         std::fs::write(path, &report).unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
     }
     assert!(
-        watch.problems.is_empty(),
+        run.watch.problems.is_empty(),
         "{} violations (see above); service log tail:\n{}",
-        watch.problems.len(),
-        service.log_tail(60)
+        run.watch.problems.len(),
+        run.service.log_tail(60)
     );
 }
 
@@ -802,12 +835,8 @@ fn check_status_404_is_an_acknowledgement(sim: &Sim, watch: &mut Watch) {
     }
 }
 
-fn bound_problems(
-    watch: &mut Watch,
-    engine: &Usage,
-    launcher: &Usage,
-    engine_after: Option<&Usage>,
-) {
+fn bound_problems(watch: &mut Watch, baseline: &Timeline, engine_after: Option<&Usage>) {
+    let (engine, launcher) = (&baseline.engine, &baseline.launcher);
     let mut check = |what: &str, value: u64, baseline: u64, allowance: u64, unit: &str| {
         if value > baseline + allowance {
             watch.problems.push(format!(
@@ -860,19 +889,4 @@ fn bound_problems(
         Bounds::LAUNCHER_FDS,
         "fds",
     );
-}
-
-/// The first few items of a long list, for a readable report line.
-fn abbreviate(items: &[String]) -> String {
-    const SHOWN: usize = 12;
-    let mut text = items
-        .iter()
-        .take(SHOWN)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if items.len() > SHOWN {
-        let _ = write!(text, " and {} more", items.len() - SHOWN);
-    }
-    text
 }

@@ -36,8 +36,8 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
 use crate::kit::load::{
-    actor_problems, distinct_log_records, fault_kinds, log_order_problems, FaultKind, Workload,
-    BEARER_ROUTES,
+    actor_problems, agent_sections, distinct_log_records, env_number, fault_kinds,
+    log_order_problems, missing_markers, protocol_violations, FaultKind, Workload, BEARER_ROUTES,
 };
 use crate::kit::procfs::{self, Usage};
 use crate::kit::service::Service;
@@ -91,25 +91,14 @@ struct Settings {
     report: Option<String>,
 }
 
-fn env_u64(name: &str, default: Option<u64>) -> u64 {
-    match (std::env::var(name), default) {
-        (Ok(text), _) => text
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={text:?} is not a whole number")),
-        (Err(_), Some(default)) => default,
-        (Err(_), None) => panic!("{name} is required (scripts/soak.sh sets it)"),
-    }
-}
-
 impl Settings {
     fn from_env() -> Settings {
         Settings {
-            minutes: env_u64("SOAK_MINUTES", None),
-            sample_every: Duration::from_secs(env_u64("SOAK_SAMPLE_SECONDS", Some(60)).max(1)),
-            recovery: Duration::from_secs(env_u64("SOAK_RECOVERY_SECONDS", Some(300))),
-            seed: env_u64("SOAK_SEED", Some(rand::thread_rng().gen())),
-            exec_delay_ms: env_u64("SOAK_EXEC_DELAY_MS", Some(100)),
+            minutes: env_number("SOAK_MINUTES", None),
+            sample_every: Duration::from_secs(env_number("SOAK_SAMPLE_SECONDS", Some(60)).max(1)),
+            recovery: Duration::from_secs(env_number("SOAK_RECOVERY_SECONDS", Some(300))),
+            seed: env_number("SOAK_SEED", Some(rand::thread_rng().gen())),
+            exec_delay_ms: env_number("SOAK_EXEC_DELAY_MS", Some(100)),
             csv: std::env::var("SOAK_CSV")
                 .map(PathBuf::from)
                 .expect("SOAK_CSV is required (scripts/soak.sh sets it)"),
@@ -198,14 +187,18 @@ impl Sample {
 
 /// The soak's state between ticks.
 struct Soak {
+    settings: Settings,
     started: Instant,
     sim: Sim,
     service: Service,
+    /// The launcher's environment (the engine's test hook).
+    env: Vec<(&'static str, String)>,
     workload: Workload,
     rng: rand::rngs::StdRng,
     kinds: Vec<FaultKind>,
     faults: usize,
     disturbances: Vec<Disturbance>,
+    last_disturbance: Option<Instant>,
     /// A launcher exit is expected (0) after a SIGTERM to it or to its engine.
     launcher_exit_expected: bool,
     problems: Vec<String>,
@@ -216,7 +209,56 @@ struct Soak {
     yaml_edited: bool,
 }
 
+/// After a disturbance, actors stop and start: their states are only checked once the engine
+/// had this long to settle.
+const SETTLE: Duration = Duration::from_secs(20);
+
 impl Soak {
+    fn new(settings: Settings) -> Soak {
+        if let Some(parent) = settings.csv.parent() {
+            std::fs::create_dir_all(parent).expect("create the CSV folder");
+        }
+        let mut csv = std::fs::File::create(&settings.csv).expect("create the CSV");
+        writeln!(csv, "{CSV_HEADER}").expect("write the CSV");
+        let sim = Sim::start(SimOpts::default());
+        // SIGKILLs count against the launcher's restart budget: a generous one, short backoffs.
+        let service = Service::new(
+            "info",
+            "{ max_restarts: 1000, within: 10m, backoff_initial: 200ms, backoff_max: 2s, reset_after: 1m }",
+            &agent_sections(
+                &sim,
+                &[
+                    "log_shipper: { batch_max: 50, interval: 1s }",
+                    "metrics_aggregator: { flush_interval: 5s }",
+                ],
+            ),
+        );
+        let delay_ms = oibus_actors::client::DEFAULT_TIMEOUT.as_millis() as u64 + 1000;
+        Soak {
+            started: Instant::now(),
+            sim,
+            service,
+            env: vec![(
+                "OIBUS_AGENT_TEST_EXEC_DELAY_MS",
+                settings.exec_delay_ms.to_string(),
+            )],
+            workload: Workload::new("s", settings.seed),
+            rng: rand::rngs::StdRng::seed_from_u64(settings.seed),
+            kinds: fault_kinds(delay_ms),
+            faults: 0,
+            disturbances: Vec::new(),
+            last_disturbance: None,
+            launcher_exit_expected: false,
+            problems: Vec::new(),
+            reported: Default::default(),
+            samples: Vec::new(),
+            csv,
+            status_max: Duration::ZERO,
+            yaml_edited: false,
+            settings,
+        }
+    }
+
     fn problem(&mut self, key: String, text: String) {
         if self.reported.insert(key) {
             let at = self.started.elapsed().as_secs();
@@ -225,30 +267,43 @@ impl Soak {
         }
     }
 
-    /// Plays the service manager: a launcher that exited is started again.
-    fn supervise(&mut self, env: &[(&str, &str)]) {
-        if let Some(status) = self.service.launcher_exited() {
-            if !(self.launcher_exit_expected && status.code() == Some(0)) {
-                let count = self.service.launches;
-                self.problem(
-                    format!("launcher exit {count}"),
-                    format!(
-                        "the launcher exited with {status} (expected: {})",
-                        if self.launcher_exit_expected {
-                            "0"
-                        } else {
-                            "no exit"
-                        }
-                    ),
-                );
-            }
-            self.launcher_exit_expected = false;
-            self.service.launch(env);
-        }
+    fn launch(&mut self) {
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .collect();
+        self.service.launch(&env);
     }
 
-    /// `/status` of the running engine, checked: actors running and never restarted, the
-    /// registration kept. `None` while the engine is down or restarting.
+    /// Plays the service manager: a launcher that exited is started again.
+    fn supervise(&mut self) {
+        let Some(status) = self.service.launcher_exited() else {
+            return;
+        };
+        if !(self.launcher_exit_expected && status.code() == Some(0)) {
+            let expected = if self.launcher_exit_expected {
+                "0"
+            } else {
+                "no exit"
+            };
+            self.problem(
+                format!("launcher exit {}", self.service.launches),
+                format!("the launcher exited with {status} (expected: {expected})"),
+            );
+        }
+        self.launcher_exit_expected = false;
+        self.launch();
+    }
+
+    fn settled(&self) -> bool {
+        self.last_disturbance
+            .is_none_or(|at| at.elapsed() >= SETTLE)
+    }
+
+    /// `/status` of the running engine, checked: never slow, no actor restarted, and once
+    /// settled every actor running and the registration kept. `None` while the engine is down
+    /// or restarting.
     fn check_status(&mut self) -> Option<Value> {
         let pid = self.service.engine_pid()?;
         let asked = Instant::now();
@@ -262,13 +317,20 @@ impl Soak {
             );
         }
         let status = status?;
-        let key = |text: &str| format!("{pid}: {text}");
+        let settled = self.settled();
         for problem in actor_problems(&status) {
-            self.problem(key(&problem), format!("engine {pid}: {problem}"));
+            // A stopping or starting engine shows actors that are not running yet; a restart
+            // count is a failure whenever it shows.
+            if settled || problem.contains("restarted") {
+                self.problem(
+                    format!("{pid}: {problem}"),
+                    format!("engine {pid}: {problem}"),
+                );
+            }
         }
-        if status["registration"]["status"] != "REGISTERED" {
+        if settled && status["registration"]["status"] != "REGISTERED" {
             self.problem(
-                key("registration"),
+                format!("{pid}: registration"),
                 format!("engine {pid} is not REGISTERED: {}", status["registration"]),
             );
         }
@@ -280,18 +342,14 @@ impl Soak {
         let Some(pid) = self.service.engine_pid() else {
             return;
         };
-        if self.service.status().is_none() {
-            return;
-        }
-        let api = self.service.api;
-        let text = crate::kit::agent::http(api, "GET", "/metrics", "");
+        let text = crate::kit::agent::http(self.service.api, "GET", "/metrics", "");
         let documents = self.service.get_json("/api/metrics/documents?window=HOURS");
         let ok = text
             .as_ref()
             .is_some_and(|(code, body)| *code == 200 && body.contains("oibus_agent_"))
             && documents.is_some();
-        // A disturbance may stop the engine between the calls: only a live engine counts.
-        if !ok && procfs::alive(pid) && self.service.engine_pid() == Some(pid) {
+        // A disturbance may stop the engine between the calls: only a live, settled one counts.
+        if !ok && self.settled() && self.service.engine_pid() == Some(pid) {
             self.problem(
                 format!("metrics {pid}"),
                 format!(
@@ -303,12 +361,15 @@ impl Soak {
         }
     }
 
+    /// A random fault on a random Bearer route that has none queued.
     fn inject_fault(&mut self) {
         let queued: Vec<String> = array(&self.sim.admin_get("/admin/faults"), "faults")
             .iter()
             .filter_map(|fault| fault["route"].as_str().map(str::to_owned))
             .collect();
-        let route = *BEARER_ROUTES.choose(&mut self.rng).expect("routes");
+        let Some(route) = BEARER_ROUTES.choose(&mut self.rng).copied() else {
+            return;
+        };
         if queued.iter().any(|queued| queued == route) {
             return;
         }
@@ -318,13 +379,16 @@ impl Soak {
             .iter()
             .filter(|kind| !(route == "commands-status" && kind.label == "404"))
             .collect();
-        let kind = *kinds.choose(&mut self.rng).expect("kinds");
-        kind.inject(&self.sim, route);
-        self.faults += 1;
+        if let Some(kind) = kinds.choose(&mut self.rng) {
+            kind.inject(&self.sim, route);
+            self.faults += 1;
+        }
     }
 
     fn disturb(&mut self) {
-        let disturbance = *Disturbance::ALL.choose(&mut self.rng).expect("kinds");
+        let Some(disturbance) = Disturbance::ALL.choose(&mut self.rng).copied() else {
+            return;
+        };
         let done = match disturbance {
             Disturbance::KillEngine => self.service.signal_engine(Signal::SIGKILL),
             Disturbance::TermEngine => {
@@ -348,6 +412,9 @@ impl Soak {
                 disturbance.name()
             );
             self.disturbances.push(disturbance);
+            self.last_disturbance = Some(Instant::now());
+        } else {
+            self.launcher_exit_expected = false;
         }
     }
 
@@ -364,11 +431,16 @@ impl Soak {
         self.yaml_edited = !self.yaml_edited;
     }
 
-    /// One CSV line; waits (bounded) for a restarting engine so the line has both processes.
+    /// One CSV line; waits (bounded, starting a new launcher if one exited) for a restarting
+    /// engine so that the line has both processes.
     fn sample(&mut self, phase: &'static str) {
-        crate::kit::wait_until(ENGINE_BACK, || {
-            self.service.engine_pid().is_some() && self.service.status().is_some()
-        });
+        let deadline = Instant::now() + ENGINE_BACK;
+        while Instant::now() < deadline
+            && (self.service.engine_pid().is_none() || self.service.status().is_none())
+        {
+            self.supervise();
+            std::thread::sleep(Duration::from_millis(200));
+        }
         let engine_pid = self.service.engine_pid().unwrap_or(0);
         let launcher_pid = self.service.launcher_pid().unwrap_or(0);
         let sample = Sample {
@@ -422,14 +494,151 @@ impl Soak {
         }
         self.samples.push(sample);
     }
-}
 
-fn agent_sections(sim: &Sim) -> String {
-    format!(
-        "oianalytics:\n  host: {}\n  key_size: 2048\n  intervals: {{ command_refresh: 1s, command_retry: 1s, message_retry: 1s, registration_check: 1s }}\n\
-         actors:\n  log_shipper: {{ batch_max: 50, interval: 1s }}\n  metrics_aggregator: {{ flush_interval: 5s }}\n",
-        sim.url
-    )
+    /// Everything at once for `SOAK_MINUTES`, sampling as it goes.
+    fn drive(&mut self) {
+        let duration = Duration::from_secs(self.settings.minutes * 60);
+        let sample_every = self.settings.sample_every;
+        let now = Instant::now();
+        let mut next_burst = now;
+        let mut next_cancel = now + CANCEL_EVERY;
+        let mut next_fault = now + FAULT_EVERY;
+        let mut next_metrics = now + METRICS_EVERY;
+        let mut next_sample = now + sample_every;
+        let mut next_disturbance = now + Duration::from_secs(self.rng.gen_range(30..60));
+        while self.started.elapsed() < duration {
+            let now = Instant::now();
+            self.supervise();
+            if now >= next_burst {
+                self.workload.burst(&self.sim, BURST);
+                next_burst += BURST_EVERY;
+            }
+            if now >= next_cancel {
+                self.workload.cancel_retrieved(&self.sim);
+                next_cancel += CANCEL_EVERY;
+            }
+            if now >= next_fault {
+                self.inject_fault();
+                next_fault += FAULT_EVERY;
+            }
+            let running = self.check_status().is_some();
+            if now >= next_metrics && running {
+                self.check_metrics();
+                next_metrics += METRICS_EVERY;
+            }
+            // Disturb only a running engine, so that each disturbance meets one.
+            if now >= next_disturbance && running && !self.launcher_exit_expected {
+                self.disturb();
+                next_disturbance = now + Duration::from_secs(self.rng.gen_range(30..60));
+            }
+            if now >= next_sample {
+                self.sample("run");
+                next_sample += sample_every;
+            }
+            std::thread::sleep(TICK);
+        }
+    }
+
+    /// No more faults or disturbances: waits for every terminal status, the last messages
+    /// complete and an empty log queue. Returns how long it took.
+    fn recover(&mut self) -> Duration {
+        self.sim.admin_delete("/admin/faults");
+        let started = Instant::now();
+        while started.elapsed() < self.settings.recovery {
+            self.supervise();
+            self.check_status();
+            let queue_empty = self
+                .service
+                .status()
+                .is_some_and(|status| status["logs"]["queue_len"] == 0);
+            if queue_empty && self.workload.terminal_count(&self.sim) == self.workload.len() {
+                let finals = self.workload.latest_finals(&self.sim);
+                if self.workload.check_config(&self.sim, &finals).is_empty() {
+                    return started.elapsed();
+                }
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        self.problems.push(format!(
+            "not recovered {:?} after the disturbances stopped (details below)",
+            self.settings.recovery
+        ));
+        started.elapsed()
+    }
+
+    fn count(&self, kind: Disturbance) -> usize {
+        self.disturbances.iter().filter(|d| **d == kind).count()
+    }
+
+    /// Lost items: statuses, configuration, log records, protocol violations. Returns the
+    /// number of terminal statuses, distinct log records and repeats.
+    fn check_lost(&mut self) -> (usize, usize, usize) {
+        let (finals, status_problems) = self.workload.check_statuses(&self.sim);
+        self.problems.extend(status_problems);
+        let config_problems = self.workload.check_config(&self.sim, &finals);
+        self.problems.extend(config_problems);
+        let (records, repeats) = distinct_log_records(&self.sim);
+        let (missing, order) = self.workload.check_log_markers(&records, &finals);
+        let kills = self.count(Disturbance::KillEngine);
+        if missing.len() > MARKERS_LOST_PER_KILL * kills {
+            self.problems.push(format!(
+                "{} (allowed: {MARKERS_LOST_PER_KILL} per SIGKILL, {kills} SIGKILLs)",
+                missing_markers(&missing)
+            ));
+        }
+        self.problems.extend(order);
+        self.problems
+            .extend(log_order_problems(&records, LOG_ORDER_TOLERANCE_MS));
+        let logs = self
+            .service
+            .status()
+            .map(|status| status["logs"].clone())
+            .unwrap_or_default();
+        for key in ["dropped_cap", "dropped_store", "skipped_corrupt"] {
+            let count = logs[key].as_u64().unwrap_or(0);
+            if count > 0 {
+                self.problems
+                    .push(format!("the engine lost {count} log records ({key})"));
+            }
+        }
+        self.problems.extend(protocol_violations(&self.sim));
+        (finals.len(), records.len(), repeats)
+    }
+
+    /// Growth between the first and the last quarter of `samples` (RSS KiB, descriptors, disk
+    /// KiB), each checked against [`Growth`].
+    fn check_growth(&mut self, samples: &[Sample]) -> (f64, f64, f64) {
+        let growth = |value: fn(&Sample) -> f64| {
+            let (first, last) = quarters(samples, value);
+            last - first
+        };
+        let rss = growth(Sample::rss_kib);
+        let fds = growth(Sample::fds_other_than_sst);
+        let disk = growth(|s| s.data_kib as f64);
+        let commands = growth(|s| s.commands_ended as f64).max(0.0);
+        let disk_allowance = Growth::DISK_KIB + Growth::DISK_KIB_PER_COMMAND * commands;
+        if rss > Growth::RSS_KIB {
+            self.problems.push(format!(
+                "RSS of engine + launcher grew {:.1} MiB from the first to the last quarter (allowed {:.0} MiB)",
+                rss / 1024.0,
+                Growth::RSS_KIB / 1024.0
+            ));
+        }
+        if fds > Growth::FDS {
+            self.problems.push(format!(
+                "descriptors of engine + launcher (table files aside) grew {fds:.1} from the first to the last quarter (allowed {})",
+                Growth::FDS
+            ));
+        }
+        if disk > disk_allowance {
+            self.problems.push(format!(
+                "the data folder grew {:.1} MiB from the first to the last quarter (allowed {:.1} MiB for {commands:.0} commands)",
+                disk / 1024.0,
+                disk_allowance / 1024.0,
+            ));
+        }
+        (rss, fds, disk)
+    }
 }
 
 /// Mean of `value` over the first and the last quarter of `samples` (at least one sample each).
@@ -453,39 +662,8 @@ fn the_agent_under_load_faults_and_restarts_loses_nothing_and_does_not_grow() {
         settings.sample_every,
         settings.csv.display()
     );
-    if let Some(parent) = settings.csv.parent() {
-        std::fs::create_dir_all(parent).expect("create the CSV folder");
-    }
-    let mut csv = std::fs::File::create(&settings.csv).expect("create the CSV");
-    writeln!(csv, "{CSV_HEADER}").expect("write the CSV");
-    let sim = Sim::start(SimOpts::default());
-    // SIGKILLs count against the launcher's restart budget: a generous one, short backoffs.
-    let service = Service::new(
-        "info",
-        "{ max_restarts: 1000, within: 10m, backoff_initial: 200ms, backoff_max: 2s, reset_after: 1m }",
-        &agent_sections(&sim),
-    );
-    let delay_ms = oibus_actors::client::DEFAULT_TIMEOUT.as_millis() as u64 + 1000;
-    let mut soak = Soak {
-        started: Instant::now(),
-        sim,
-        service,
-        workload: Workload::new("s", settings.seed),
-        rng: rand::rngs::StdRng::seed_from_u64(settings.seed),
-        kinds: fault_kinds(delay_ms),
-        faults: 0,
-        disturbances: Vec::new(),
-        launcher_exit_expected: false,
-        problems: Vec::new(),
-        reported: Default::default(),
-        samples: Vec::new(),
-        csv,
-        status_max: Duration::ZERO,
-        yaml_edited: false,
-    };
-    let exec_delay = settings.exec_delay_ms.to_string();
-    let env = [("OIBUS_AGENT_TEST_EXEC_DELAY_MS", exec_delay.as_str())];
-    soak.service.launch(&env);
+    let mut soak = Soak::new(settings);
+    soak.launch();
     let Soak { service, sim, .. } = &mut soak;
     let registered = service.register_by_hand(sim, Duration::from_secs(120), |_, _| {});
     assert!(
@@ -495,181 +673,33 @@ fn the_agent_under_load_faults_and_restarts_loses_nothing_and_does_not_grow() {
     );
     soak.started = Instant::now();
     soak.sample("start");
-
-    let duration = Duration::from_secs(settings.minutes * 60);
-    let mut next_burst = Instant::now();
-    let mut next_cancel = Instant::now() + CANCEL_EVERY;
-    let mut next_fault = Instant::now() + FAULT_EVERY;
-    let mut next_metrics = Instant::now() + METRICS_EVERY;
-    let mut next_sample = Instant::now() + settings.sample_every;
-    let mut next_disturbance = Instant::now() + Duration::from_secs(soak.rng.gen_range(30..60));
-    while soak.started.elapsed() < duration {
-        let now = Instant::now();
-        soak.supervise(&env);
-        if now >= next_burst {
-            soak.workload.burst(&soak.sim, BURST);
-            next_burst += BURST_EVERY;
-        }
-        if now >= next_cancel {
-            soak.workload.cancel_retrieved(&soak.sim);
-            next_cancel += CANCEL_EVERY;
-        }
-        if now >= next_fault {
-            soak.inject_fault();
-            next_fault += FAULT_EVERY;
-        }
-        let running = soak.check_status().is_some();
-        if now >= next_metrics && running {
-            soak.check_metrics();
-            next_metrics += METRICS_EVERY;
-        }
-        // Disturb only a running engine, so that each disturbance meets one.
-        if now >= next_disturbance && running && !soak.launcher_exit_expected {
-            soak.disturb();
-            next_disturbance = now + Duration::from_secs(soak.rng.gen_range(30..60));
-        }
-        if now >= next_sample {
-            soak.sample("run");
-            next_sample += settings.sample_every;
-        }
-        std::thread::sleep(TICK);
-    }
-    // The last minute's sample, if the loop ended just before it.
-    if soak.samples.last().is_some_and(|last| {
-        soak.started.elapsed().as_secs() >= last.elapsed_s + settings.sample_every.as_secs() / 2
-    }) {
+    soak.drive();
+    // The last minute's sample, when the loop ended just before it.
+    let sample_every = soak.settings.sample_every.as_secs();
+    if soak
+        .samples
+        .last()
+        .is_some_and(|last| soak.started.elapsed().as_secs() >= last.elapsed_s + sample_every / 2)
+    {
         soak.sample("run");
     }
     let run_samples = soak.samples.clone();
-
-    // Recovery: no more faults or disturbances.
-    soak.sim.admin_delete("/admin/faults");
-    let recovery_start = Instant::now();
-    let mut recovered = false;
-    while recovery_start.elapsed() < settings.recovery {
-        soak.supervise(&env);
-        soak.check_status();
-        let queue_empty = soak
-            .service
-            .status()
-            .is_some_and(|status| status["logs"]["queue_len"] == 0);
-        if queue_empty && soak.workload.terminal_count(&soak.sim) == soak.workload.len() {
-            let latest = soak.sim.admin_get("/admin/statuses?limit=1")["latest"].clone();
-            let finals = soak
-                .workload
-                .ids()
-                .map(|id| {
-                    let status = latest[id]["status"].as_str().unwrap_or_default();
-                    (id.to_owned(), status.to_owned())
-                })
-                .collect();
-            if soak.workload.check_config(&soak.sim, &finals).is_empty() {
-                recovered = true;
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    }
-    let recovery = recovery_start.elapsed();
-    if !recovered {
-        soak.problems.push(format!(
-            "not recovered {:?} after the disturbances stopped (details below)",
-            settings.recovery
-        ));
-    }
+    let recovery = soak.recover();
     std::thread::sleep(Duration::from_secs(2));
     soak.sample("end");
+    let (terminal, records, repeats) = soak.check_lost();
+    let (rss, fds, disk) = soak.check_growth(&run_samples);
 
-    // Lost items.
-    let (finals, status_problems) = soak.workload.check_statuses(&soak.sim);
-    soak.problems.extend(status_problems);
-    let config_problems = soak.workload.check_config(&soak.sim, &finals);
-    soak.problems.extend(config_problems);
-    let (records, repeats) = distinct_log_records(&soak.sim);
-    let (missing, order) = soak.workload.check_log_markers(&records, &finals);
-    let kills = soak
-        .disturbances
-        .iter()
-        .filter(|d| **d == Disturbance::KillEngine)
-        .count();
-    if missing.len() > MARKERS_LOST_PER_KILL * kills {
-        soak.problems.push(format!(
-            "{} commands have no \"command finished\"/\"command cancelled\" log record at the simulator, more than {MARKERS_LOST_PER_KILL} per SIGKILL ({kills}): {}",
-            missing.len(),
-            missing.iter().take(12).cloned().collect::<Vec<_>>().join(", ")
-        ));
-    }
-    soak.problems.extend(order);
-    soak.problems
-        .extend(log_order_problems(&records, LOG_ORDER_TOLERANCE_MS));
-    let logs = soak
-        .service
-        .status()
-        .map(|status| status["logs"].clone())
-        .unwrap_or_default();
-    for key in ["dropped_cap", "dropped_store", "skipped_corrupt"] {
-        let count = logs[key].as_u64().unwrap_or(0);
-        if count > 0 {
-            soak.problems
-                .push(format!("the engine lost {count} log records ({key})"));
-        }
-    }
-    for violation in soak.sim.violations() {
-        soak.problems.push(format!(
-            "protocol violation recorded by the simulator on {} {} ({}): {}",
-            violation["method"].as_str().unwrap_or("?"),
-            violation["path"].as_str().unwrap_or("?"),
-            violation["route"].as_str().unwrap_or("?"),
-            violation["reason"].as_str().unwrap_or("?"),
-        ));
-    }
-
-    // Growth between the first and the last quarter.
-    let (rss_first, rss_last) = quarters(&run_samples, Sample::rss_kib);
-    let (fds_first, fds_last) = quarters(&run_samples, Sample::fds_other_than_sst);
-    let (disk_first, disk_last) = quarters(&run_samples, |s| s.data_kib as f64);
-    let (ended_first, ended_last) = quarters(&run_samples, |s| s.commands_ended as f64);
-    let rss_growth = rss_last - rss_first;
-    let fds_growth = fds_last - fds_first;
-    let disk_growth = disk_last - disk_first;
-    let disk_allowance =
-        Growth::DISK_KIB + Growth::DISK_KIB_PER_COMMAND * (ended_last - ended_first).max(0.0);
-    if rss_growth > Growth::RSS_KIB {
-        soak.problems.push(format!(
-            "RSS of engine + launcher grew {:.1} MiB from the first to the last quarter (allowed {:.0} MiB)",
-            rss_growth / 1024.0,
-            Growth::RSS_KIB / 1024.0
-        ));
-    }
-    if fds_growth > Growth::FDS {
-        soak.problems.push(format!(
-            "descriptors of engine + launcher (table files aside) grew {fds_growth:.1} from the first to the last quarter (allowed {})",
-            Growth::FDS
-        ));
-    }
-    if disk_growth > disk_allowance {
-        soak.problems.push(format!(
-            "the data folder grew {:.1} MiB from the first to the last quarter (allowed {:.1} MiB for {:.0} commands)",
-            disk_growth / 1024.0,
-            disk_allowance / 1024.0,
-            ended_last - ended_first
-        ));
-    }
-
-    let count = |kind: Disturbance| soak.disturbances.iter().filter(|d| **d == kind).count();
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "{} commands ({} cancel requests), {} terminal statuses, {} log records ({} repeats), {} launches of the launcher; recovered in {:.1} s; slowest /status {:?}; csv {}",
+        "{} commands ({} cancel requests), {terminal} terminal statuses, {records} log records ({repeats} repeats), {} launches of the launcher; recovered in {:.1} s; slowest /status {:?}; csv {}",
         soak.workload.len(),
         soak.workload.cancel_requested(),
-        finals.len(),
-        records.len(),
-        repeats,
         soak.service.launches,
         recovery.as_secs_f64(),
         soak.status_max,
-        settings.csv.display()
+        soak.settings.csv.display()
     );
     for problem in &soak.problems {
         let _ = writeln!(report, "VIOLATION: {problem}");
@@ -677,22 +707,22 @@ fn the_agent_under_load_faults_and_restarts_loses_nothing_and_does_not_grow() {
     let _ = writeln!(
         report,
         "soak: {} min, {} commands, {} restarts ({} SIGKILL engine, {} SIGTERM engine, {} SIGUSR1, {} SIGHUP, {} SIGTERM launcher), {} faults; growth first->last quarter: RSS {:+.1} MiB, fds {:+.1}, disk {:+.1} MiB; {} violations",
-        settings.minutes,
+        soak.settings.minutes,
         soak.workload.len(),
         soak.disturbances.len(),
-        kills,
-        count(Disturbance::TermEngine),
-        count(Disturbance::RestartEngine),
-        count(Disturbance::Reload),
-        count(Disturbance::TermLauncher),
+        soak.count(Disturbance::KillEngine),
+        soak.count(Disturbance::TermEngine),
+        soak.count(Disturbance::RestartEngine),
+        soak.count(Disturbance::Reload),
+        soak.count(Disturbance::TermLauncher),
         soak.faults,
-        rss_growth / 1024.0,
-        fds_growth,
-        disk_growth / 1024.0,
+        rss / 1024.0,
+        fds,
+        disk / 1024.0,
         soak.problems.len()
     );
     eprint!("{report}");
-    if let Some(path) = &settings.report {
+    if let Some(path) = &soak.settings.report {
         std::fs::write(path, &report).unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
     }
     assert!(
@@ -703,15 +733,20 @@ fn the_agent_under_load_faults_and_restarts_loses_nothing_and_does_not_grow() {
     );
 }
 
-#[test]
-fn quarters_compare_the_means_of_the_first_and_last_quarter() {
-    let samples: Vec<Sample> = (0..8u64)
-        .map(|i| Sample {
-            data_kib: i * 10,
-            ..Sample::default()
-        })
-        .collect();
-    assert_eq!(quarters(&samples, |s| s.data_kib as f64), (5.0, 65.0));
-    let one = vec![Sample::default()];
-    assert_eq!(quarters(&one, |s| s.data_kib as f64), (0.0, 0.0));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quarters_compare_the_means_of_the_first_and_last_quarter() {
+        let samples: Vec<Sample> = (0..8u64)
+            .map(|i| Sample {
+                data_kib: i * 10,
+                ..Sample::default()
+            })
+            .collect();
+        assert_eq!(quarters(&samples, |s| s.data_kib as f64), (5.0, 65.0));
+        let one = vec![Sample::default()];
+        assert_eq!(quarters(&one, |s| s.data_kib as f64), (0.0, 0.0));
+    }
 }

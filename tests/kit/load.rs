@@ -142,6 +142,66 @@ pub fn actor_problems(status: &Value) -> Vec<String> {
     problems
 }
 
+/// The YAML sections after `engine:` and `launcher:` for an agent of `sim`: fast intervals,
+/// 2048-bit keys, and `actors` (one `name: { ... }` entry per item) under `actors:`.
+pub fn agent_sections(sim: &Sim, actors: &[&str]) -> String {
+    let mut yaml = format!(
+        "oianalytics:\n  host: {}\n  key_size: 2048\n  intervals: {{ command_refresh: 1s, command_retry: 1s, message_retry: 1s, registration_check: 1s }}\n",
+        sim.url
+    );
+    if !actors.is_empty() {
+        yaml.push_str("actors:\n");
+        for actor in actors {
+            yaml.push_str("  ");
+            yaml.push_str(actor);
+            yaml.push('\n');
+        }
+    }
+    yaml
+}
+
+/// A whole number from the environment, or `default`; panics with the variable's name when it
+/// is not a number, or absent without a default.
+pub fn env_number(name: &str, default: Option<u64>) -> u64 {
+    match (std::env::var(name), default) {
+        (Ok(text), _) => text
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={text:?} is not a whole number")),
+        (Err(_), Some(default)) => default,
+        (Err(_), None) => panic!("{name} is required"),
+    }
+}
+
+/// Every protocol violation the simulator recorded, one readable line each.
+pub fn protocol_violations(sim: &Sim) -> Vec<String> {
+    sim.violations()
+        .iter()
+        .map(|violation| {
+            format!(
+                "protocol violation recorded by the simulator on {} {} ({}): {}",
+                violation["method"].as_str().unwrap_or("?"),
+                violation["path"].as_str().unwrap_or("?"),
+                violation["route"].as_str().unwrap_or("?"),
+                violation["reason"].as_str().unwrap_or("?"),
+            )
+        })
+        .collect()
+}
+
+/// The report line for commands whose end left no log record at the simulator.
+pub fn missing_markers(missing: &[String]) -> String {
+    const SHOWN: usize = 12;
+    let shown: Vec<&str> = missing.iter().take(SHOWN).map(String::as_str).collect();
+    let more = missing.len().saturating_sub(SHOWN);
+    format!(
+        "{} commands have no \"command finished\"/\"command cancelled\" log record at the simulator: {}{}",
+        missing.len(),
+        shown.join(", "),
+        if more > 0 { format!(" and {more} more") } else { String::new() }
+    )
+}
+
 pub fn is_terminal(status: &str) -> bool {
     matches!(status, "COMPLETED" | "ERRORED" | "CANCELLED")
 }
@@ -263,10 +323,22 @@ impl Workload {
     /// How many queued commands have a terminal status as their latest one (a cheap read:
     /// the `latest` map only).
     pub fn terminal_count(&self, sim: &Sim) -> usize {
+        self.latest_finals(sim)
+            .values()
+            .filter(|status| is_terminal(status))
+            .count()
+    }
+
+    /// The latest status of every queued command as the simulator ranks them (a cheap read:
+    /// the `latest` map only); `""` for a command without any.
+    pub fn latest_finals(&self, sim: &Sim) -> BTreeMap<String, String> {
         let latest = sim.admin_get("/admin/statuses?limit=1")["latest"].clone();
         self.ids()
-            .filter(|id| latest[*id]["status"].as_str().is_some_and(is_terminal))
-            .count()
+            .map(|id| {
+                let status = latest[id]["status"].as_str().unwrap_or_default();
+                (id.to_owned(), status.to_owned())
+            })
+            .collect()
     }
 
     /// Every status record received, per command id, in arrival order.
