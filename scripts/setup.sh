@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install what a fresh Debian machine lacks to build and test oibus-agent. Idempotent: a no-op
-# when everything is present.
+# when everything is present. Extra Debian packages a script needs may be named as arguments
+# (scripts/soak.sh: gnuplot-nox).
 set -euo pipefail
 
 need_apt=()
 # libclang for RocksDB's bindgen, a C++ compiler for RocksDB itself.
-for pkg in libclang-dev clang g++ make pkg-config curl; do
+for pkg in libclang-dev clang g++ make pkg-config curl "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -5,9 +5,11 @@ mod kit;
 
 mod commands;
 mod engine;
+mod faults;
 mod launcher;
 mod logs;
 mod messages;
 mod metrics;
 mod registration;
 mod sim;
+mod soak;

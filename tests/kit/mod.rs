@@ -4,7 +4,10 @@
 
 pub mod agent;
 pub mod http;
+pub mod load;
+pub mod procfs;
 pub mod proxy;
+pub mod service;
 pub mod sim;
 
 use std::time::{Duration, Instant};
