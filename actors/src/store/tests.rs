@@ -201,3 +201,22 @@ fn a_second_open_of_the_same_store_fails_clearly() {
         "{err}"
     );
 }
+
+#[test]
+fn a_fresh_store_does_not_preallocate_tens_of_megabytes() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.put(Cf::State, b"k", &1u8, Durability::Sync).unwrap();
+    let allocated: u64 = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.blocks() * 512)
+        .sum();
+    assert!(
+        allocated < 16 << 20,
+        "{} MiB allocated on disk",
+        allocated >> 20
+    );
+}
