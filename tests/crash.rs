@@ -1232,7 +1232,22 @@ fn check_messages(messages: &SimMessages, model: &Model, report: &mut Report) {
     }
 }
 
+/// `timestamp level [scope] message` of a record given as canonical JSON.
+fn readable(record: &str) -> String {
+    let Ok(r) = serde_json::from_str::<Value>(record) else {
+        return record.to_owned();
+    };
+    format!(
+        "{} {} [{}] {}",
+        str_of(&r["timestamp"]),
+        str_of(&r["level"]),
+        str_of(&r["scopeName"]),
+        str_of(&r["message"])
+    )
+}
+
 fn check_logs(runs: &[Run], logs: &SimLogs, report: &mut Report) {
+    let mut reported: HashSet<&str> = HashSet::new();
     let mut lost_total = 0;
     let mut lost_runs = 0;
     let mut oldest_lost = Duration::ZERO;
@@ -1247,19 +1262,19 @@ fn check_logs(runs: &[Run], logs: &SimLogs, report: &mut Report) {
             );
         }
         // The promise: a record accepted by the durable queue reaches OIAnalytics.
-        for record in run
-            .snapshot
-            .queued
-            .iter()
-            .filter(|r| !logs.seen.contains_key(*r))
-        {
-            report.violation(
-                &run.at,
-                format!("log record in the durable queue after the stop never reached OIAnalytics: {record}"),
-            );
+        for record in &run.snapshot.queued {
+            if !logs.seen.contains_key(record) && reported.insert(record) {
+                report.violation(
+                    &run.at,
+                    format!(
+                        "a log record in the durable queue after this stop never reached OIAnalytics: {}",
+                        readable(record)
+                    ),
+                );
+            }
         }
-        // What the engine emitted but neither the queue nor OIAnalytics has was in the
-        // in-memory channel: only the tail emitted right before a SIGKILL may be lost.
+        // What the engine emitted but neither the queue nor OIAnalytics has was still in the
+        // in-memory channel (FIFO): only the last records before a SIGKILL may be lost.
         let queued: HashSet<String> = run
             .snapshot
             .queued
@@ -1268,33 +1283,49 @@ fn check_logs(runs: &[Run], logs: &SimLogs, report: &mut Report) {
             .filter_map(|r| finished_fields(r["message"].as_str().unwrap_or_default()).map(|f| f.0))
             .collect();
         let kept = |f: &Finished| logs.finished.contains(&f.id) || queued.contains(&f.id);
-        let first_lost = run.finished.iter().position(|f| !kept(f));
-        let Some(first_lost) = first_lost else {
+        let lost: Vec<&Finished> = run.finished.iter().filter(|f| !kept(f)).collect();
+        let Some(first) = lost.first() else {
             continue;
+        };
+        let ids = |list: &[&Finished]| {
+            let shown: Vec<&str> = list.iter().take(5).map(|f| f.id.as_str()).collect();
+            format!(
+                "{}{}",
+                shown.join(", "),
+                if list.len() > 5 { ", ..." } else { "" }
+            )
         };
         let Some(killed_at) = run.killed_at else {
-            for f in run.finished.iter().filter(|f| !kept(f)) {
-                report.violation(
-                    &run.at,
-                    format!("the record \"command finished id={}\" never reached OIAnalytics although the engine stopped gracefully", f.id),
-                );
-            }
-            continue;
-        };
-        if let Some(later) = run.finished[first_lost..].iter().find(|f| kept(f)) {
             report.violation(
                 &run.at,
                 format!(
-                    "the record \"command finished id={}\" was lost while the later \"command finished id={}\" was accepted: only the last records before the SIGKILL may be lost",
-                    run.finished[first_lost].id, later.id
+                    "{} \"command finished\" records never reached OIAnalytics although the engine stopped gracefully: id={}",
+                    lost.len(),
+                    ids(&lost)
                 ),
             );
+            continue;
+        };
+        if let Some(last_kept) = run.finished.iter().rposition(kept) {
+            let early: Vec<&Finished> = run.finished[..last_kept]
+                .iter()
+                .filter(|f| !kept(f))
+                .collect();
+            if !early.is_empty() {
+                report.violation(
+                    &run.at,
+                    format!(
+                        "{} \"command finished\" records were lost although the later id={} was accepted (only the last records before the SIGKILL may be lost): id={}",
+                        early.len(),
+                        run.finished[last_kept].id,
+                        ids(&early)
+                    ),
+                );
+            }
         }
-        lost_total += run.finished.len() - first_lost;
+        lost_total += lost.len();
         lost_runs += 1;
-        let age = (killed_at - run.finished[first_lost].at)
-            .to_std()
-            .unwrap_or_default();
+        let age = (killed_at - first.at).to_std().unwrap_or_default();
         oldest_lost = oldest_lost.max(age);
     }
     let duplicates: u32 = logs.seen.values().map(|n| n - 1).sum();
