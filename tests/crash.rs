@@ -790,14 +790,13 @@ pub fn run(opts: &Options) -> Report {
         let trial_start = Instant::now();
         let mut agent = current.take().unwrap_or_else(|| start(&home));
         let mut console = Console::new(&agent.log);
-        let exited = wait_for_kill_point(
-            &mut agent,
-            &mut console,
-            &kill,
-            trial_start,
-            &at,
-            &mut report,
-        );
+        let exited = wait_for_kill_point(&mut agent, &mut console, &kill, trial_start, &mut || {
+            unfinished(&sim_statuses(&sim), &plan)
+        })
+        .unwrap_or_else(|(what, exited)| {
+            report.violation(&at, what);
+            exited
+        });
         let killed_at = Utc::now();
         if exited.is_none() {
             agent.signal(Signal::SIGKILL);
@@ -905,15 +904,19 @@ pub fn run(opts: &Options) -> Report {
     report
 }
 
-/// Poll until the kill point; `Some(code)` if the engine exited by itself first (a violation).
+/// Poll until the kill point. `Some(code)` if the engine exited by itself first; `Err` with the
+/// violation (and that exit) when something went wrong.
+/// `unfinished` counts the queued commands without a terminal status at the simulator: the
+/// count awaited may be out of reach, since a command that finished right at a SIGKILL, before
+/// its log line, is not known to the harness as finished.
 fn wait_for_kill_point(
     agent: &mut Agent,
     console: &mut Console,
     kill: &KillPoint,
     trial_start: Instant,
-    at: &str,
-    report: &mut Report,
-) -> Option<i32> {
+    unfinished: &mut dyn FnMut() -> usize,
+) -> Result<Option<i32>, (String, Option<i32>)> {
+    const IDLE: Duration = Duration::from_secs(3);
     let (deadline, count, jitter) = match kill {
         KillPoint::Delay(delay) => (trial_start + *delay, usize::MAX, Duration::ZERO),
         KillPoint::Commands { count, jitter } => (
@@ -922,36 +925,53 @@ fn wait_for_kill_point(
             *jitter,
         ),
     };
+    let mut progress = (0, Instant::now());
     loop {
         // Also the poll period: `wait_exit` sleeps about 20 ms when the engine still runs.
         if let Some(code) = agent.wait_exit(Duration::from_millis(1)) {
-            report.violation(
-                at,
-                format!(
-                    "the engine exited by itself with code {code}; log:\n{}",
-                    agent.logs()
-                ),
+            let what = format!(
+                "the engine exited by itself with code {code}; log:\n{}",
+                agent.logs()
             );
-            return Some(code);
+            return Err((what, Some(code)));
         }
         console.poll();
         if console.finished.len() >= count {
             std::thread::sleep(jitter);
-            return None;
+            return Ok(None);
+        }
+        if console.finished.len() != progress.0 {
+            progress = (console.finished.len(), Instant::now());
+        } else if count != usize::MAX && progress.1.elapsed() >= IDLE {
+            if unfinished() == 0 {
+                return Ok(None); // all done: kill the idle engine
+            }
+            progress.1 = Instant::now();
         }
         if Instant::now() >= deadline {
-            if count != usize::MAX {
-                report.violation(
-                    at,
-                    format!(
-                        "only {} of the {count} commands awaited finished before the deadline",
-                        console.finished.len()
-                    ),
-                );
+            if count == usize::MAX {
+                return Ok(None);
             }
-            return None;
+            let what = format!(
+                "only {} of the {count} commands awaited finished before the deadline, and {} queued commands have no terminal status at the simulator",
+                console.finished.len(),
+                unfinished()
+            );
+            return Err((what, None));
         }
     }
+}
+
+/// How many queued commands have no terminal status among `statuses`.
+fn unfinished(statuses: &HashMap<String, Vec<Value>>, plan: &Plan) -> usize {
+    let terminal = |id: &String| {
+        statuses.get(id).is_some_and(|records| {
+            records
+                .iter()
+                .any(|r| is_terminal(r["status"].as_str().unwrap_or_default()))
+        })
+    };
+    plan.order.iter().filter(|id| !terminal(id)).count()
 }
 
 /// Wait until every queued command has a terminal status at the simulator; returns the statuses.
@@ -976,17 +996,7 @@ fn drain_commands(
             continue;
         }
         let statuses = sim_statuses(sim);
-        let missing = plan
-            .order
-            .iter()
-            .filter(|id| {
-                !statuses.get(*id).is_some_and(|records| {
-                    records
-                        .iter()
-                        .any(|r| is_terminal(r["status"].as_str().unwrap_or_default()))
-                })
-            })
-            .count();
+        let missing = unfinished(&statuses, plan);
         if missing == 0 {
             return statuses;
         }
@@ -1055,6 +1065,28 @@ fn check_commands(
             finishes.entry(&f.id).or_default().push(&run.at);
         }
     }
+    // A command without its log line finished right at a SIGKILL: at most one per kill, since
+    // commands run one at a time.
+    let kills = runs.iter().filter(|r| r.killed_at.is_some()).count();
+    let silent: Vec<&String> = plan
+        .order
+        .iter()
+        .filter(|id| !finishes.contains_key(id.as_str()))
+        .collect();
+    if silent.len() > kills {
+        report.violation(
+            "end",
+            format!(
+                "{} commands ended without their \"command finished\" log line, more than the {kills} SIGKILLs explain: {:?}",
+                silent.len(),
+                silent.iter().take(10).collect::<Vec<_>>()
+            ),
+        );
+    }
+    report.notes.push(format!(
+        "commands: {} finished at a SIGKILL, before their log line was written",
+        silent.len()
+    ));
     for (id, at) in finishes.iter().filter(|(_, at)| at.len() > 1) {
         report.violation(
             "end",
