@@ -55,10 +55,11 @@ const PREFIX: &str = "crash-";
 /// Scan modes kept alive at most: creates turn into deletes above it, so full-config stays small.
 const LIVE_SCAN_MODES: usize = 150;
 const LIVE_IP_FILTERS: usize = 30;
-/// A trial that sees no command finish for this long (plus 100 ms per command awaited) gives up
-/// waiting and kills anyway, recording a violation.
+/// A trial waits at most this long (plus 100 ms per command awaited) for its kill point, then
+/// kills anyway and records a violation.
 const PROGRESS_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long the final process may take to deliver what is still owed, per kind of check.
+/// How long the final process may take to run what is left (plus 50 ms per command), and then to
+/// deliver the log records still owed.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The size and timing of a crash run.
@@ -736,65 +737,109 @@ impl fmt::Display for KillPoint {
 /// Run a crash test with `opts`. Panics only when the harness itself cannot work (the simulator
 /// or the store cannot be read); everything the agent does wrong is a violation in the report.
 pub fn run(opts: &Options) -> Report {
-    let started = Instant::now();
-    let since = Utc::now();
-    let mut rng = StdRng::seed_from_u64(opts.seed);
     eprintln!(
         "crash-test: seed {} ({} trials of {} commands; replay with CRASH_SEED={})",
         opts.seed, opts.trials, opts.per_trial, opts.seed
     );
-    let sim = Sim::start(SimOpts {
-        auto_complete: Some("10ms".into()),
-        ..Default::default()
-    });
-    let home = AgentHome::with_sim(&sim, "");
-    write_config(&home, &sim, opts);
-    let mut report = Report {
-        trials: opts.trials,
-        ..Report::default()
-    };
-    let mut plan = Plan::default();
-    let mut runs: Vec<Run> = Vec::new();
-    let mut finished_ids: HashSet<String> = HashSet::new();
-    let mut messages = SimMessages::default();
+    let mut harness = Harness::new(opts);
+    let mut agent = Some(harness.register());
+    for trial in 1..=opts.trials {
+        harness.trial(trial, agent.take());
+    }
+    harness.final_run();
+    harness.check()
+}
 
-    let mut current = Some(start(&home));
-    let registered = wait_until(Duration::from_secs(60), || {
-        current
-            .as_ref()
-            .and_then(|a| a.get("/status"))
-            .is_some_and(|(_, body)| {
+/// One crash run: the simulator, the agent home, the plan, and what each process left.
+struct Harness<'a> {
+    opts: &'a Options,
+    started: Instant,
+    since: DateTime<Utc>,
+    rng: StdRng,
+    sim: Sim,
+    home: AgentHome,
+    plan: Plan,
+    runs: Vec<Run>,
+    /// Commands whose `command finished` line was seen.
+    finished_ids: HashSet<String>,
+    messages: SimMessages,
+    logs: SimLogs,
+    /// Read at the end of the final run.
+    statuses: HashMap<String, Vec<Value>>,
+    entities: Value,
+    report: Report,
+}
+
+impl Harness<'_> {
+    fn new(opts: &Options) -> Harness<'_> {
+        let sim = Sim::start(SimOpts {
+            auto_complete: Some("10ms".into()),
+            ..Default::default()
+        });
+        let home = AgentHome::with_sim(&sim, "");
+        write_config(&home, &sim, opts);
+        Harness {
+            opts,
+            started: Instant::now(),
+            since: Utc::now(),
+            rng: StdRng::seed_from_u64(opts.seed),
+            sim,
+            home,
+            plan: Plan::default(),
+            runs: Vec::new(),
+            finished_ids: HashSet::new(),
+            messages: SimMessages::default(),
+            logs: SimLogs::default(),
+            statuses: HashMap::new(),
+            entities: Value::Null,
+            report: Report {
+                trials: opts.trials,
+                ..Report::default()
+            },
+        }
+    }
+
+    /// The first process, registered; trial 1 goes on with it.
+    fn register(&self) -> Agent {
+        let agent = start(&self.home);
+        let registered = wait_until(Duration::from_secs(60), || {
+            agent.get("/status").is_some_and(|(_, body)| {
                 serde_json::from_str::<Value>(&body)
                     .is_ok_and(|s| s["registration"]["status"] == "REGISTERED")
             })
-    });
-    assert!(
-        registered,
-        "the agent did not register: {}",
-        current.as_ref().map(Agent::logs).unwrap_or_default()
-    );
+        });
+        assert!(registered, "the agent did not register: {}", agent.logs());
+        agent
+    }
 
-    for trial in 1..=opts.trials {
+    /// Queue a batch, run the engine (`agent`, or a new process) to a random kill point, SIGKILL
+    /// it, and record what its store kept.
+    fn trial(&mut self, trial: usize, agent: Option<Agent>) {
         let at = format!("trial {trial}");
-        let batch = plan.batch(&mut rng, trial, opts.per_trial);
-        sim.queue(&Value::Array(batch));
-        let outstanding = plan.order.len().saturating_sub(finished_ids.len()).max(1);
-        let kill = if rng.gen_bool(opts.early_kills) {
-            KillPoint::Delay(Duration::from_millis(rng.gen_range(0..1500)))
+        let batch = self.plan.batch(&mut self.rng, trial, self.opts.per_trial);
+        self.sim.queue(&Value::Array(batch));
+        let outstanding = self
+            .plan
+            .order
+            .len()
+            .saturating_sub(self.finished_ids.len());
+        let kill = if self.rng.gen_bool(self.opts.early_kills) {
+            KillPoint::Delay(Duration::from_millis(self.rng.gen_range(0..1500)))
         } else {
             KillPoint::Commands {
-                count: rng.gen_range(1..=outstanding),
-                jitter: Duration::from_millis(rng.gen_range(0..20)),
+                count: self.rng.gen_range(1..=outstanding.max(1)),
+                jitter: Duration::from_millis(self.rng.gen_range(0..20)),
             }
         };
         let trial_start = Instant::now();
-        let mut agent = current.take().unwrap_or_else(|| start(&home));
+        let mut agent = agent.unwrap_or_else(|| start(&self.home));
         let mut console = Console::new(&agent.log);
-        let exited = wait_for_kill_point(&mut agent, &mut console, &kill, trial_start, &mut || {
-            unfinished(&sim_statuses(&sim), &plan)
-        })
-        .unwrap_or_else(|(what, exited)| {
-            report.violation(&at, what);
+        let (sim, plan, known) = (&self.sim, &self.plan, &self.finished_ids);
+        let waited = wait_for_kill_point(&mut agent, &mut console, &kill, trial_start, &mut |c| {
+            unfinished(sim, plan, known, c)
+        });
+        let exited = waited.unwrap_or_else(|(what, exited)| {
+            self.report.violation(&at, what);
             exited
         });
         let killed_at = Utc::now();
@@ -805,103 +850,111 @@ pub fn run(opts: &Options) -> Report {
             }
         }
         console.poll();
-        finished_ids.extend(console.finished.iter().map(|f| f.id.clone()));
-        let snapshot = snapshot(&home.data_dir(), since)
+        self.finished_ids
+            .extend(console.finished.iter().map(|f| f.id.clone()));
+        let snapshot = snapshot(&self.home.data_dir(), self.since)
             .unwrap_or_else(|e| panic!("{at}: cannot read the store of the killed engine: {e}"));
         eprintln!(
-            "{at}/{}: {} commands finished, then SIGKILL ({}); {} queued log records and {} counts survived; {:.0?}",
-            opts.trials,
+            "{at}/{}: {} commands finished, then SIGKILL ({kill}); {} queued log records and {} counts survived; {:.0?}",
+            self.opts.trials,
             console.finished.len(),
-            kill,
             snapshot.queued.len(),
             snapshot.counts.values().sum::<u64>(),
-            started.elapsed()
+            self.started.elapsed()
         );
-        runs.push(Run {
+        self.runs.push(Run {
             at,
             finished: console.finished,
             killed_at: Some(killed_at),
             snapshot,
         });
-        messages.refresh(&sim);
+        self.messages.refresh(&self.sim);
     }
 
-    // The final process: drains everything, then stops gracefully.
-    let at = "final run".to_owned();
-    let mut agent = start(&home);
-    let mut console = Console::new(&agent.log);
-    let statuses = drain_commands(&sim, &plan, &mut console, &mut report);
-    let mut logs = SimLogs::default();
-    let owed: HashSet<String> = runs
-        .iter()
-        .flat_map(|r| r.snapshot.queued.iter().cloned())
-        .collect();
-    let delivered = wait_until(DRAIN_TIMEOUT, || {
+    /// The final process: runs what is left, delivers what is owed, then stops gracefully.
+    fn final_run(&mut self) {
+        let at = "final run".to_owned();
+        let mut agent = start(&self.home);
+        let mut console = Console::new(&agent.log);
+        self.statuses = drain_commands(&self.sim, &self.plan, &self.finished_ids, &mut console);
+        let owed: HashSet<&String> = self
+            .runs
+            .iter()
+            .flat_map(|r| r.snapshot.queued.iter())
+            .collect();
+        let (sim, logs) = (&self.sim, &mut self.logs);
+        let delivered = wait_until(DRAIN_TIMEOUT, || {
+            console.poll();
+            logs.refresh(sim);
+            owed.iter().all(|r| logs.seen.contains_key(*r))
+                && console
+                    .finished
+                    .iter()
+                    .all(|f| logs.finished.contains(&f.id))
+        });
+        if !delivered {
+            self.report.notes.push(format!(
+                "the final run did not deliver every owed log record within {DRAIN_TIMEOUT:?} (see the violations)"
+            ));
+        }
+        // Differences left after this wait are reported by `check_messages`.
+        let (messages, model) = (&mut self.messages, &self.plan.model);
+        wait_until(Duration::from_secs(30), || {
+            messages.refresh(sim);
+            messages
+                .last_full_config
+                .as_ref()
+                .is_some_and(|body| full_config_differences(body, model).is_empty())
+        });
+        self.entities = agent
+            .get("/api/entities")
+            .and_then(|(_, body)| serde_json::from_str::<Value>(&body).ok())
+            .unwrap_or(Value::Null);
+        agent.signal(Signal::SIGTERM);
+        match agent.wait_exit(Duration::from_secs(30)) {
+            Some(0) => {}
+            other => self.report.violation(
+                &at,
+                format!("SIGTERM ended the engine with {other:?}, expected exit code 0"),
+            ),
+        }
         console.poll();
-        logs.refresh(&sim);
-        owed.iter().all(|r| logs.seen.contains_key(r))
-            && console
-                .finished
-                .iter()
-                .all(|f| logs.finished.contains(&f.id))
-    });
-    if !delivered {
-        report.notes.push(format!(
-            "the final run did not deliver every owed log record within {DRAIN_TIMEOUT:?} (listed as violations below)"
-        ));
+        self.logs.refresh(&self.sim);
+        self.messages.refresh(&self.sim);
+        let snapshot = snapshot(&self.home.data_dir(), self.since)
+            .unwrap_or_else(|e| panic!("{at}: cannot read the store after the graceful stop: {e}"));
+        self.runs.push(Run {
+            at,
+            finished: console.finished,
+            killed_at: None,
+            snapshot,
+        });
     }
-    let reflected = wait_until(Duration::from_secs(30), || {
-        messages.refresh(&sim);
-        messages
-            .last_full_config
-            .as_ref()
-            .is_some_and(|body| full_config_differences(body, &plan.model).is_empty())
-    });
-    let _ = reflected; // the differences are reported by check_messages
-    let entities = agent
-        .get("/api/entities")
-        .and_then(|(_, body)| serde_json::from_str::<Value>(&body).ok())
-        .unwrap_or(Value::Null);
-    agent.signal(Signal::SIGTERM);
-    match agent.wait_exit(Duration::from_secs(30)) {
-        Some(0) => {}
-        other => report.violation(
-            &at,
-            format!("SIGTERM ended the engine with {other:?}, expected exit code 0"),
-        ),
-    }
-    console.poll();
-    logs.refresh(&sim);
-    messages.refresh(&sim);
-    let snapshot = snapshot(&home.data_dir(), since)
-        .unwrap_or_else(|e| panic!("{at}: cannot read the store after the graceful stop: {e}"));
-    runs.push(Run {
-        at,
-        finished: console.finished,
-        killed_at: None,
-        snapshot,
-    });
 
-    check_commands(&plan, &statuses, &runs, &mut report);
-    check_entities(&plan.model, &entities, &mut report);
-    check_messages(&messages, &plan.model, &mut report);
-    check_logs(&runs, &logs, &mut report);
-    check_metrics(&runs, opts, &mut report);
-    for v in sim.violations() {
-        report.violation("simulator", format!("protocol violation recorded: {v}"));
+    /// Every check, then the figures.
+    fn check(mut self) -> Report {
+        let report = &mut self.report;
+        check_commands(&self.plan, &self.statuses, &self.runs, report);
+        check_entities(&self.plan.model, &self.entities, report);
+        check_messages(&self.messages, &self.plan.model, report);
+        check_logs(&self.runs, &self.logs, report);
+        check_metrics(&self.runs, self.opts, report);
+        for v in self.sim.violations() {
+            report.violation("simulator", format!("protocol violation recorded: {v}"));
+        }
+        report.commands = self.plan.order.len();
+        report.messages = self.messages.count;
+        report.logs = self.logs.seen.len();
+        report.elapsed = self.started.elapsed();
+        if !report.violations.is_empty() {
+            // Keep the agent's store and console logs for the investigation.
+            let kept = self.home.dir.keep();
+            report
+                .notes
+                .push(format!("agent home kept in {}", kept.display()));
+        }
+        self.report
     }
-    report.commands = plan.order.len();
-    report.messages = messages.count;
-    report.logs = logs.seen.len();
-    report.elapsed = started.elapsed();
-    if !report.violations.is_empty() {
-        // Keep the agent's store and console logs for the investigation.
-        let AgentHome { dir, .. } = home;
-        report
-            .notes
-            .push(format!("agent home kept in {}", dir.keep().display()));
-    }
-    report
 }
 
 /// Poll until the kill point. `Some(code)` if the engine exited by itself first; `Err` with the
@@ -914,7 +967,7 @@ fn wait_for_kill_point(
     console: &mut Console,
     kill: &KillPoint,
     trial_start: Instant,
-    unfinished: &mut dyn FnMut() -> usize,
+    unfinished: &mut dyn FnMut(&Console) -> usize,
 ) -> Result<Option<i32>, (String, Option<i32>)> {
     const IDLE: Duration = Duration::from_secs(3);
     let (deadline, count, jitter) = match kill {
@@ -943,7 +996,7 @@ fn wait_for_kill_point(
         if console.finished.len() != progress.0 {
             progress = (console.finished.len(), Instant::now());
         } else if count != usize::MAX && progress.1.elapsed() >= IDLE {
-            if unfinished() == 0 {
+            if unfinished(console) == 0 {
                 return Ok(None); // all done: kill the idle engine
             }
             progress.1 = Instant::now();
@@ -955,60 +1008,63 @@ fn wait_for_kill_point(
             let what = format!(
                 "only {} of the {count} commands awaited finished before the deadline, and {} queued commands have no terminal status at the simulator",
                 console.finished.len(),
-                unfinished()
+                unfinished(console)
             );
             return Err((what, None));
         }
     }
 }
 
-/// How many queued commands have no terminal status among `statuses`.
-fn unfinished(statuses: &HashMap<String, Vec<Value>>, plan: &Plan) -> usize {
-    let terminal = |id: &String| {
-        statuses.get(id).is_some_and(|records| {
+/// How many queued commands have no terminal status at the simulator. Only those whose
+/// `command finished` line was not seen (in `known` or this process's `console`) can be open;
+/// once the engine is idle they are few, and asked one by one: reading every status is heavy for
+/// a simulator holding tens of thousands.
+fn unfinished(sim: &Sim, plan: &Plan, known: &HashSet<String>, console: &Console) -> usize {
+    const MAX_ASKED: usize = 200;
+    let here: HashSet<&str> = console.finished.iter().map(|f| f.id.as_str()).collect();
+    let candidates: Vec<&String> = plan
+        .order
+        .iter()
+        .filter(|id| !known.contains(*id) && !here.contains(id.as_str()))
+        .collect();
+    if candidates.len() > MAX_ASKED {
+        return candidates.len();
+    }
+    let terminal = |id: &str| {
+        let answer = sim.admin_get(&format!("/admin/statuses?id={id}"));
+        answer["records"].as_array().is_some_and(|records| {
             records
                 .iter()
-                .any(|r| is_terminal(r["status"].as_str().unwrap_or_default()))
+                .any(|r| is_terminal(r["record"]["status"].as_str().unwrap_or_default()))
         })
     };
-    plan.order.iter().filter(|id| !terminal(id)).count()
+    candidates.iter().filter(|id| !terminal(id)).count()
 }
 
-/// Wait until every queued command has a terminal status at the simulator; returns the statuses.
+/// Wait until every queued command has a terminal status at the simulator; returns every status
+/// received (the missing ones are reported by `check_commands`).
 fn drain_commands(
     sim: &Sim,
     plan: &Plan,
+    known: &HashSet<String>,
     console: &mut Console,
-    report: &mut Report,
 ) -> HashMap<String, Vec<Value>> {
     let deadline =
         Instant::now() + DRAIN_TIMEOUT + Duration::from_millis(50) * plan.order.len() as u32;
     let mut last_progress = (0, Instant::now());
-    loop {
+    while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(250));
         console.poll();
         if console.finished.len() != last_progress.0 {
             last_progress = (console.finished.len(), Instant::now());
-            continue;
+        } else if last_progress.1.elapsed() >= Duration::from_secs(1) {
+            if unfinished(sim, plan, known, console) == 0 {
+                break;
+            }
+            last_progress.1 = Instant::now();
         }
-        // Reading every status is heavy for the simulator: only once the engine went quiet.
-        if last_progress.1.elapsed() < Duration::from_secs(2) && Instant::now() < deadline {
-            continue;
-        }
-        let statuses = sim_statuses(sim);
-        let missing = unfinished(&statuses, plan);
-        if missing == 0 {
-            return statuses;
-        }
-        if Instant::now() >= deadline {
-            report.violation(
-                "final run",
-                format!("{missing} commands still had no terminal status at the simulator after the drain deadline"),
-            );
-            return statuses;
-        }
-        last_progress.1 = Instant::now();
     }
+    sim_statuses(sim)
 }
 
 // ---------------------------------------------------------------------------------------------
