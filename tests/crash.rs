@@ -876,7 +876,14 @@ impl Harness<'_> {
         let at = "final run".to_owned();
         let mut agent = start(&self.home);
         let mut console = Console::new(&agent.log);
+        let phase = Instant::now();
         self.statuses = drain_commands(&self.sim, &self.plan, &self.finished_ids, &mut console);
+        eprintln!(
+            "{at}: {} commands run, every status read in {:.0?}",
+            console.finished.len(),
+            phase.elapsed()
+        );
+        let phase = Instant::now();
         let owed: HashSet<&String> = self
             .runs
             .iter()
@@ -897,6 +904,11 @@ impl Harness<'_> {
                 "the final run did not deliver every owed log record within {DRAIN_TIMEOUT:?} (see the violations)"
             ));
         }
+        eprintln!(
+            "{at}: owed log records delivered in {:.0?}",
+            phase.elapsed()
+        );
+        let phase = Instant::now();
         // Differences left after this wait are reported by `check_messages`.
         let (messages, model) = (&mut self.messages, &self.plan.model);
         wait_until(Duration::from_secs(30), || {
@@ -906,6 +918,7 @@ impl Harness<'_> {
                 .as_ref()
                 .is_some_and(|body| full_config_differences(body, model).is_empty())
         });
+        eprintln!("{at}: last full-config checked in {:.0?}", phase.elapsed());
         self.entities = agent
             .get("/api/entities")
             .and_then(|(_, body)| serde_json::from_str::<Value>(&body).ok())
