@@ -4,6 +4,7 @@
 mod kit;
 
 mod commands;
+mod crash;
 mod engine;
 mod faults;
 mod launcher;
