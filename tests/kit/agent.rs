@@ -4,6 +4,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -102,7 +103,10 @@ impl Agent {
         api: SocketAddr,
         env: &[(&str, &str)],
     ) -> Agent {
-        let log = dir.join(format!("agent-{}.log", Instant::now().elapsed().as_nanos()));
+        // One log per process started by this test binary: a later start never truncates it.
+        static STARTS: AtomicUsize = AtomicUsize::new(0);
+        let n = STARTS.fetch_add(1, Ordering::Relaxed);
+        let log = dir.join(format!("agent-{n}.log"));
         let out = std::fs::File::create(&log).expect("log file");
         let child = Command::new(BIN)
             .args(args)
