@@ -15,7 +15,7 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use serde::Serialize;
@@ -37,6 +37,11 @@ use crate::{AgentContext, Secret};
 /// How long a change waits before its message is sent, so a burst of changes (a batch of
 /// commands) goes out as one snapshot.
 pub const SETTLE: Duration = Duration::from_millis(200);
+
+/// After a delivery, the next message waits this many times as long as the last one took to
+/// build and send: a snapshot costs O(entities), and during a long burst of commands sending
+/// back to back would take the CPU the commands need (at most a fifth goes to snapshots).
+const PACING: u32 = 4;
 
 /// The key vault's directory under `engine.data_dir`, as the engine opens it.
 const VAULT_DIR: &str = "vault";
@@ -79,6 +84,8 @@ pub struct MessageSender {
     timer: Option<SpawnHandle>,
     /// Consecutive failed sends, for the backoff.
     failures: u32,
+    /// When the message being sent was taken from the outbox.
+    sending_since: Option<Instant>,
 }
 
 impl MessageSender {
@@ -99,6 +106,7 @@ impl MessageSender {
             info,
             timer: None,
             failures: 0,
+            sending_since: None,
         }
     }
 
@@ -192,6 +200,7 @@ impl MessageSender {
             return;
         };
         let kind = record.kind;
+        self.sending_since = Some(Instant::now());
         let vault = match kind {
             ConfigKind::FullConfig => self.ctx.peers.get::<KeyVault>(),
             ConfigKind::HistoryQueries => None,
@@ -291,9 +300,11 @@ impl MessageSender {
             }
             (Ok(Some(_)), Outcome::Failed(_)) => true,
         };
+        let took = self.sending_since.take().map(|t| t.elapsed());
         if !retry {
             self.failures = 0;
-            self.pump(ctx);
+            let pause = took.map_or(SETTLE, |took| SETTLE.max(took * PACING));
+            self.wake_in(ctx, pause);
             return;
         }
         self.failures = self.failures.saturating_add(1);
