@@ -9,7 +9,8 @@
 # a target crashed; the input is in fuzz/artifacts/TARGET/ (replay it with
 # `cargo +nightly fuzz run TARGET fuzz/artifacts/TARGET/<file>`).
 #
-# Seeds are fuzz/corpus/TARGET (committed, small); what a run discovers goes to
+# Seeds are fuzz/corpus/TARGET (committed, small) and the inputs of past findings,
+# actors/tests-data/fuzz/TARGET (replayed by `cargo test`: tests/fuzz_replay.rs); what a run discovers goes to
 # ~/.cache/oibus-agent/fuzz-corpus/TARGET, reused by the next run. The build lives in
 # ~/.cache/oibus-agent/fuzz-target (OIBUS_FUZZ_TARGET_DIR) and links the librocksdb.a already
 # compiled by the normal build (scripts/env.sh's target directory) instead of compiling RocksDB
@@ -105,8 +106,10 @@ for t in "${run[@]}"; do
   marker=$(mktemp)
   echo "fuzz: $t for ${seconds}s (log: $log)"
   set +e
+  regressions=()
+  [ -d "actors/tests-data/fuzz/$t" ] && regressions=("actors/tests-data/fuzz/$t")
   # shellcheck disable=SC2086 # FUZZ_ARGS is a list of flags
-  cargo +nightly fuzz run --sanitizer "$sanitizer" "$t" "$work" "fuzz/corpus/$t" -- \
+  cargo +nightly fuzz run --sanitizer "$sanitizer" "$t" "$work" "fuzz/corpus/$t" "${regressions[@]}" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     "${dict[@]}" ${FUZZ_ARGS:-} >"$log" 2>&1
   status=$?

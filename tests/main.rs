@@ -5,6 +5,7 @@ mod kit;
 
 mod commands;
 mod engine;
+mod fuzz_replay;
 mod launcher;
 mod logs;
 mod messages;

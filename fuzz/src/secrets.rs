@@ -14,7 +14,7 @@
 //! never does; blanked secrets are never decrypted; every path the heuristic records addresses
 //! the value it found.
 
-use std::fs::{self, DirBuilder, OpenOptions};
+use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::sync::OnceLock;
