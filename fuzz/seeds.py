@@ -200,6 +200,11 @@ actors:
   log_shipper: { batch_max: 0, queue_max_bytes: 12 parsecs }
   unknown_actor: {}
 """)
+    write("config", "long-durations.yaml", """\
+oianalytics:
+  intervals: { command_refresh: 365d, command_retry: 1000000000s, message_retry: 52w, registration_check: 10y }
+launcher: { health_grace: 100000h, shutdown_timeout: 1000000000000ms }
+""")
     write("config", "anchors.yaml", """\
 defaults: &d { max_restarts: 1, within: 1s, backoff_initial: 1s, backoff_max: 1s, reset_after: 1s }
 actors:
@@ -275,6 +280,11 @@ def secrets_seeds():
 
 # --- dictionaries: the words the parsers compare against ----------------------------------------
 
+# Boundaries of the integer types the parsers convert to (as AFL's "interesting values").
+INTERESTING_NUMBERS = {"-1", "0", "65535", "65536", "4294967295", "4294967296",
+                       "9223372036854775807", "18446744073709551615", "18446744073709551616", "1e400"}
+
+
 def dictionaries():
     folder = FUZZ / "dict"
     folder.mkdir(exist_ok=True)
@@ -285,11 +295,13 @@ def dictionaries():
     words |= {"commandContent", "targetVersion", "id", "type", "scan-1", "ip-1", "cert-1",
               "south-1", "south-2", "south-x", "scan-2", "subscription", "north-1", "history-1", "every-second", VERSION,
               "* * * * * *", "*/", "?", "JAN", "MON", "RUNNING", "PAUSED", "null", "true", "false"}
+    words |= INTERESTING_NUMBERS
     (folder / "commands.dict").write_text("".join(f'"{w}"\n' for w in sorted(words)))
     yaml = (REPO / "config/agent.yaml").read_text()
     keys = set(re.findall(r"\b([a-z_]+):", yaml))
     keys |= {"&a", "*a", "<<", "---", "...", "!!str", "~", "null", "{ ", " }", "[ ", " ]",
-             "1h 30m", "500ms", "64MiB", "1GiB", "https://", "http://", "127.0.0.1:2223"}
+             "1h 30m", "500ms", "64MiB", "1GiB", "https://", "http://", "127.0.0.1:2223",
+             "ns", "us", "y", "w", "M"} | INTERESTING_NUMBERS
     (folder / "config.dict").write_text("".join(f'"{k}"\n' for k in sorted(keys)))
 
 

@@ -119,8 +119,8 @@ for t in "${run[@]}"; do
   if [ -n "${execs:-}" ] && [ "${secs:-0}" -gt 0 ]; then
     rate=$((execs / secs))
   else
-    execs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#')
-    rate=$(grep -o 'exec/s: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$')
+    execs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#' || true)
+    rate=$(grep -o 'exec/s: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
   fi
   new_artifacts=$(find "$artifacts" -type f -newer "$marker")
   rm -f "$marker"

@@ -26,7 +26,7 @@ use oibus_actors::entities::{
 };
 use oibus_actors::key_vault::{KeySize, LocalCipher, Vault};
 use oibus_actors::secrets_paths;
-use oibus_actors::store::{Durability, Store};
+use oibus_actors::store::{Batch, Durability, Store};
 use serde_json::{json, Value};
 
 /// The version the fixture engine runs: commands must target it to pass the first check.
@@ -75,60 +75,67 @@ impl Fixture {
         let audit = json!({"createdBy": "system", "updatedBy": "system",
             "createdAt": NOW, "updatedAt": NOW});
         let sealed = self.cipher.seal(b"previous secret");
+        let entities = json!([
+            {"kind": "scan", "id": "scan-1", "name": "every-second",
+                "description": "", "cron": "* * * * * *", "audit": audit},
+            {"kind": "scan", "id": "scan-2", "name": "every-hour",
+                "description": "", "cron": "0 0 * * * *", "audit": audit},
+            {"kind": "scan", "id": "subscription", "name": "Subscription",
+                "description": "", "cron": "", "audit": audit},
+            {"kind": "ip", "id": "ip-1", "address": "127.0.0.1",
+                "description": "", "audit": audit},
+            {"kind": "cert", "id": "cert-1", "name": "cert", "description": "",
+                "publicKey": null, "certificate": null, "expiry": null, "audit": audit},
+            {"kind": "south", "id": "south-1", "name": "plant-db", "type": "mssql",
+                "description": "", "enabled": true,
+                "settings": {"host": "db", "username": "reader", "password": sealed},
+                "items": [{"id": "item-1", "name": "temperature", "enabled": true,
+                    "settings": {"query": "SELECT 1"}, "scanModeId": "scan-1", "groupId": "group-1",
+                    "other": {}, "audit": audit}],
+                "groups": [{"id": "group-1", "other": {"standardSettings":
+                    {"name": "group", "scanModeId": "scan-1"}}}],
+                "secretPaths": ["password"], "audit": audit},
+            {"kind": "south", "id": "south-2", "name": "plc", "type": "modbus",
+                "description": "", "enabled": true, "settings": {}, "items": [],
+                "groups": [{"id": "group-2", "other": {}}], "secretPaths": [], "audit": audit},
+            {"kind": "south", "id": "south-x", "name": "custom", "type": "custom-thing",
+                "description": "", "enabled": false, "settings": {"token": sealed},
+                "items": [], "groups": [], "secretPaths": ["token"], "audit": audit},
+            {"kind": "north", "id": "north-1", "name": "files", "type": "file-writer",
+                "description": "", "enabled": true,
+                "settings": {"outputFolder": "out", "password": sealed},
+                "caching": {"trigger": {"scanModeId": "scan-1"}}, "transformers": [],
+                "secretPaths": ["password"], "audit": audit},
+            {"kind": "history", "id": "history-1", "name": "backfill", "description": "",
+                "status": "PENDING", "queryTimeRange": {}, "caching": {}, "northTransformers": [],
+                "southType": "mssql", "southSettings": {"password": sealed},
+                "southSecretPaths": ["password"],
+                "items": [{"id": "h-item-1", "name": "pressure", "enabled": true, "settings": {},
+                    "audit": audit}],
+                "northType": "console", "northSettings": {}, "northSecretPaths": [], "audit": audit}
+        ]);
         let mut batch = self.store.batch();
-        let mut put = |value: Value| {
-            fn stage<E: Entity>(f: &Fixture, batch: &mut oibus_actors::store::Batch, v: Value) {
-                let entity: E = serde_json::from_value(v).expect("fixture entity");
-                f.entities.stage_put(batch, None, &entity).expect("stage");
-            }
+        for value in entities.as_array().into_iter().flatten() {
             match value["kind"].as_str() {
-                Some("scan") => stage::<ScanMode>(self, &mut batch, value),
-                Some("ip") => stage::<IpFilter>(self, &mut batch, value),
-                Some("cert") => stage::<Certificate>(self, &mut batch, value),
-                Some("south") => stage::<SouthConnector>(self, &mut batch, value),
-                Some("north") => stage::<NorthConnector>(self, &mut batch, value),
-                Some("history") => stage::<HistoryQuery>(self, &mut batch, value),
+                Some("scan") => self.stage::<ScanMode>(&mut batch, value),
+                Some("ip") => self.stage::<IpFilter>(&mut batch, value),
+                Some("cert") => self.stage::<Certificate>(&mut batch, value),
+                Some("south") => self.stage::<SouthConnector>(&mut batch, value),
+                Some("north") => self.stage::<NorthConnector>(&mut batch, value),
+                Some("history") => self.stage::<HistoryQuery>(&mut batch, value),
                 other => unreachable!("fixture kind {other:?}"),
             }
-        };
-        put(json!({"kind": "scan", "id": "scan-1", "name": "every-second",
-            "description": "", "cron": "* * * * * *", "audit": audit}));
-        put(json!({"kind": "scan", "id": "scan-2", "name": "every-hour",
-            "description": "", "cron": "0 0 * * * *", "audit": audit}));
-        put(json!({"kind": "scan", "id": "subscription", "name": "Subscription",
-            "description": "", "cron": "", "audit": audit}));
-        put(json!({"kind": "ip", "id": "ip-1", "address": "127.0.0.1",
-            "description": "", "audit": audit}));
-        put(json!({"kind": "cert", "id": "cert-1", "name": "cert", "description": "",
-            "publicKey": null, "certificate": null, "expiry": null, "audit": audit}));
-        put(json!({"kind": "south", "id": "south-1", "name": "plant-db", "type": "mssql",
-            "description": "", "enabled": true,
-            "settings": {"host": "db", "username": "reader", "password": sealed},
-            "items": [{"id": "item-1", "name": "temperature", "enabled": true,
-                "settings": {"query": "SELECT 1"}, "scanModeId": "scan-1", "groupId": "group-1",
-                "other": {}, "audit": audit}],
-            "groups": [{"id": "group-1", "other": {"standardSettings":
-                {"name": "group", "scanModeId": "scan-1"}}}],
-            "secretPaths": ["password"], "audit": audit}));
-        put(json!({"kind": "south", "id": "south-2", "name": "plc", "type": "modbus",
-            "description": "", "enabled": true, "settings": {}, "items": [],
-            "groups": [{"id": "group-2", "other": {}}], "secretPaths": [], "audit": audit}));
-        put(json!({"kind": "south", "id": "south-x", "name": "custom", "type": "custom-thing",
-            "description": "", "enabled": false, "settings": {"token": sealed},
-            "items": [], "groups": [], "secretPaths": ["token"], "audit": audit}));
-        put(json!({"kind": "north", "id": "north-1", "name": "files", "type": "file-writer",
-            "description": "", "enabled": true, "settings": {"outputFolder": "out", "password": sealed},
-            "caching": {"trigger": {"scanModeId": "scan-1"}}, "transformers": [],
-            "secretPaths": ["password"], "audit": audit}));
-        put(json!({"kind": "history", "id": "history-1", "name": "backfill", "description": "",
-            "status": "PENDING", "queryTimeRange": {}, "caching": {}, "northTransformers": [],
-            "southType": "mssql", "southSettings": {"password": sealed}, "southSecretPaths": ["password"],
-            "items": [{"id": "h-item-1", "name": "pressure", "enabled": true, "settings": {},
-                "audit": audit}],
-            "northType": "console", "northSettings": {}, "northSecretPaths": [], "audit": audit}));
+        }
         self.store
             .write(batch, Durability::Sync)
             .expect("cannot write the fixture entities");
+    }
+
+    fn stage<E: Entity>(&self, batch: &mut Batch, value: &Value) {
+        let entity: E = serde_json::from_value(value.clone()).expect("a fixture entity");
+        self.entities
+            .stage_put(batch, None, &entity)
+            .expect("cannot stage a fixture entity");
     }
 }
 

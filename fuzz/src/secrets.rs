@@ -135,7 +135,9 @@ fn seal_and_tamper(cipher: &LocalCipher, data: &[u8]) {
 fn encrypt_and_tamper(vault: &Vault, data: &[u8]) {
     let (plain, edits) = split_edits(data);
     let plain = String::from_utf8_lossy(plain);
-    let public = vault.public_key_pem().expect("the fuzzing vault has a pair");
+    let public = vault
+        .public_key_pem()
+        .expect("the fuzzing vault has a pair");
     let Ok(ciphertext) = encrypt_for(public, &plain) else {
         return; // longer than RSA-OAEP can carry: OIAnalytics could not send it either
     };

@@ -53,7 +53,10 @@ pub fn run(data: &[u8]) {
     let extracted = match result {
         Err(e) => {
             assert!(!e.to_string().is_empty());
-            assert_eq!(after, before, "a refused archive ({e}) left something behind");
+            assert_eq!(
+                after, before,
+                "a refused archive ({e}) left something behind"
+            );
             return;
         }
         Ok(extracted) => extracted,
