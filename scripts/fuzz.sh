@@ -105,6 +105,7 @@ for t in "${run[@]}"; do
   [ -f "fuzz/dict/$t.dict" ] && dict=("-dict=$root/fuzz/dict/$t.dict")
   marker=$(mktemp)
   echo "fuzz: $t for ${seconds}s (log: $log)"
+  started=$SECONDS
   set +e
   regressions=()
   [ -d "actors/tests-data/fuzz/$t" ] && regressions=("actors/tests-data/fuzz/$t")
@@ -114,19 +115,21 @@ for t in "${run[@]}"; do
     "${dict[@]}" ${FUZZ_ARGS:-} >"$log" 2>&1
   status=$?
   set -e
-  # "Done N runs in S second(s)" at the end of a clean run; else the last "#N ... exec/s: R".
+  # "Done N runs in S second(s)" at the end of a clean run; after a crash, the last "#N" line
+  # and the time the run took.
+  execs='' secs=''
   read -r execs secs < <(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\1 \2/p' "$log" | tail -1) || true
-  if [ -n "${execs:-}" ] && [ "${secs:-0}" -gt 0 ]; then
-    rate=$((execs / secs))
-  else
+  if [ -z "$execs" ]; then
     execs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#' || true)
-    rate=$(grep -o 'exec/s: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
+    secs=$((SECONDS - started))
   fi
+  execs=${execs:-0}
+  rate=$((execs / (secs > 0 ? secs : 1)))
   new_artifacts=$(find "$artifacts" -type f -newer "$marker")
   rm -f "$marker"
   crashes=$(printf '%s' "$new_artifacts" | grep -c . || true)
   corpus=$(find "$work" -type f | wc -l)
-  line="fuzz: target=$t seconds=$seconds execs=${execs:-0} execs_per_s=${rate:-0} crashes=$crashes corpus=$corpus"
+  line="fuzz: target=$t seconds=$secs execs=$execs execs_per_s=$rate crashes=$crashes corpus=$corpus"
   if [ "$status" -ne 0 ] || [ "$crashes" -gt 0 ]; then
     failed=1
     line="$line FAILED (exit $status, see $log)"

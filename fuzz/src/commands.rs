@@ -179,10 +179,10 @@ pub fn run(data: &[u8]) {
 }
 
 /// The journal stores records as JSON: what it writes must read back the same, and the E5
-/// report of it must be an object. "The same" allows the last bit of a float: serde_json's
-/// parser (without its `float_roundtrip` feature) may round a long decimal one ulp away from
-/// what its printer wrote, e.g. `72033333333333333333333333333333333333333333333333333330`;
-/// what was read back once then stays as it is.
+/// report of it must be an object. "The same" allows the last bits of a float: serde_json's
+/// parser (without its `float_roundtrip` feature) may round a long decimal an ulp away from what
+/// its printer wrote, so each write and read of a record can move such a number by an ulp
+/// (`actors/tests-data/fuzz/commands/float-*.json`).
 fn journal_round_trip(record: &CommandRecord) {
     let round_trip = |record: &CommandRecord| -> CommandRecord {
         let bytes = serde_json::to_vec(record).expect("a record always serialises");
@@ -190,7 +190,6 @@ fn journal_round_trip(record: &CommandRecord) {
             .unwrap_or_else(|e| panic!("record {} cannot be read back: {e}", record.id))
     };
     let back = round_trip(record);
-    assert_eq!(round_trip(&back), back, "a stored record keeps changing");
     let (written, read) = (
         serde_json::to_value(record).expect("a record always serialises"),
         serde_json::to_value(&back).expect("a record always serialises"),
