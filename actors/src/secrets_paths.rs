@@ -209,6 +209,10 @@ pub fn looks_like_rsa_ciphertext(s: &str, modulus_bytes: usize) -> bool {
 /// Spec §6 heuristic, for a connector of unknown type: the paths of every string in `settings`
 /// that [`looks_like_rsa_ciphertext`], in the path grammar above (array indices become `[]`),
 /// without duplicates. Decrypt them with [`decrypt_paths`] and record them with the entity.
+///
+/// Only what a path can name is searched: not under an empty key, a key with a `.` or ending in
+/// `[]`, nor in an array directly inside an array. A path recorded for those would reach something else, so
+/// the value would stay undecrypted while the entity claims it as a secret.
 pub fn ciphertext_paths(settings: &Value, modulus_bytes: usize) -> Vec<String> {
     fn walk(value: &Value, prefix: &str, modulus_bytes: usize, found: &mut Vec<String>) {
         match value {
@@ -220,6 +224,9 @@ pub fn ciphertext_paths(settings: &Value, modulus_bytes: usize) -> Vec<String> {
             }
             Value::Object(map) => {
                 for (key, child) in map {
+                    if key.is_empty() || key.contains('.') || key.ends_with("[]") {
+                        continue;
+                    }
                     let path = if prefix.is_empty() {
                         key.clone()
                     } else {
@@ -228,6 +235,8 @@ pub fn ciphertext_paths(settings: &Value, modulus_bytes: usize) -> Vec<String> {
                     walk(child, &path, modulus_bytes, found);
                 }
             }
+            // Keys ending in `[]` are skipped, so such a prefix is an array's element.
+            Value::Array(_) if prefix.ends_with("[]") => {}
             Value::Array(items) => {
                 let path = format!("{prefix}[]");
                 for item in items {
@@ -641,5 +650,23 @@ mod tests {
         let mut found = ciphertext_paths(&settings, 512);
         found.sort();
         assert_eq!(found, ["auth.token", "headers[].value", "password"]);
+    }
+
+    #[test]
+    fn ciphertext_under_a_key_the_path_notation_cannot_name_is_not_recorded() {
+        // Found by the `secrets` fuzz target (actors/tests-data/fuzz/secrets/): `va.lue` was
+        // recorded as `headers[].va.lue`, a path to `headers[].va` → `lue`.
+        let settings = json!({
+            "headers": [{"va.lue": E5_MSSQL_PASSWORD, "value": E5_MSSQL_PASSWORD}],
+            "list[]": E5_MSSQL_PASSWORD,
+            "nested": [[E5_MSSQL_PASSWORD]],
+            "": {"": E5_MSSQL_PASSWORD}
+        });
+        let found = ciphertext_paths(&settings, 512);
+        assert_eq!(found, ["headers[].value"]);
+        let mut blanked = settings.clone();
+        blank_paths(&found, &mut blanked);
+        assert_eq!(blanked["headers"][0]["value"], "");
+        assert_eq!(blanked["headers"][0]["va.lue"], E5_MSSQL_PASSWORD);
     }
 }

@@ -607,10 +607,11 @@ fn scan_mode_user(id: &str, env: &Env<'_>) -> Result<Option<String>, ApplyError>
             .items
             .iter()
             .any(|i| i.scan_mode_id.as_deref() == Some(id));
-        let group_uses = south
-            .groups
-            .iter()
-            .any(|g| is(&g.other["standardSettings"]["scanModeId"]));
+        let group_uses = south.groups.iter().any(|g| {
+            g.other
+                .get("standardSettings")
+                .is_some_and(|s| is(&s["scanModeId"]))
+        });
         if item_uses || group_uses {
             return Ok(Some(format!("south connector \"{}\"", south.name)));
         }
@@ -883,7 +884,11 @@ fn south_items(
             (None, Some(group_name)) => Some(
                 groups
                     .iter()
-                    .find(|g| g.other["standardSettings"]["name"].as_str() == Some(group_name))
+                    .find(|g| {
+                        g.other
+                            .get("standardSettings")
+                            .is_some_and(|s| s["name"] == group_name)
+                    })
                     .map(|g| g.id.clone())
                     .ok_or_else(|| {
                         ApplyError::Invalid(format!(

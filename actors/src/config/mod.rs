@@ -631,15 +631,17 @@ impl Config {
             ("message_retry", oia.intervals.message_retry),
             ("registration_check", oia.intervals.registration_check),
         ] {
+            let path = format!("oianalytics.intervals.{name}");
             if value < Duration::from_secs(1) {
                 bad(
-                    &format!("oianalytics.intervals.{name}"),
+                    &path,
                     format!(
                         "must be at least 1s, got {}",
                         humantime::format_duration(value)
                     ),
                 );
             }
+            check_at_most_a_year(&mut bad, &path, value);
         }
         if ![2048, 3072, 4096].contains(&oia.key_size) {
             bad(
@@ -736,6 +738,14 @@ impl Config {
             if p.within.is_zero() {
                 bad(&format!("{path}.within"), "must be greater than 0".into());
             }
+            for (name, value) in [
+                ("within", p.within),
+                ("backoff_initial", p.backoff_initial),
+                ("backoff_max", p.backoff_max),
+                ("reset_after", p.reset_after),
+            ] {
+                check_at_most_a_year(&mut bad, &format!("{path}.{name}"), value);
+            }
         }
         let ls = &actors.log_shipper;
         if ls.batch_max == 0 || ls.batch_max > 10_000 {
@@ -795,7 +805,26 @@ impl Config {
         if l.shutdown_timeout < Duration::from_secs(1) {
             bad("launcher.shutdown_timeout", "must be at least 1s".into());
         }
+        check_at_most_a_year(&mut bad, "launcher.health_grace", l.health_grace);
+        check_at_most_a_year(&mut bad, "launcher.shutdown_timeout", l.shutdown_timeout);
         out
+    }
+}
+
+/// The longest duration the file accepts. Nothing in an agent that retries, restarts and times
+/// out needs more, and far longer ones overflow the clock arithmetic built on them (deadlines,
+/// retry caps of 10x the interval): `10000000000000000000s` would panic at the first stop.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+fn check_at_most_a_year(bad: &mut impl FnMut(&str, String), path: &str, value: Duration) {
+    if value > MAX_DURATION {
+        bad(
+            path,
+            format!(
+                "must be at most 365 days, got {}",
+                humantime::format_duration(value)
+            ),
+        );
     }
 }
 

@@ -131,3 +131,27 @@ fn there_are_exactly_42_distinct_permission_flags() {
     let set: std::collections::BTreeSet<_> = PERMISSION_FLAGS.iter().collect();
     assert_eq!(set.len(), 42);
 }
+
+#[test]
+fn durations_longer_than_a_year_are_refused_before_they_overflow_the_clock() {
+    // Once accepted: the first failed message send panicked computing its retry delay, and the
+    // first stop panicked computing its deadline (an invariant of the `config` fuzz target).
+    let text = include_str!("../../tests-data/fuzz/config/huge-durations.yaml");
+    let p = problems(text);
+    assert_eq!(p.len(), 2, "{p:#?}");
+    for (problem, (path, at)) in p.iter().zip([
+        ("oianalytics.intervals.message_retry", "at 2:31"),
+        ("launcher.shutdown_timeout", "at 4:21"),
+    ]) {
+        assert!(
+            problem.starts_with(&format!("{path}: must be at most 365 days, got "))
+                && problem.ends_with(at),
+            "{problem}"
+        );
+    }
+    let year = "launcher: { health_grace: 365d, shutdown_timeout: 1y }\n";
+    assert_eq!(
+        problems(year),
+        ["launcher.shutdown_timeout: must be at most 365 days, got 1year at 1:51"]
+    );
+}
