@@ -227,7 +227,7 @@ fn execute(f: &Fixture, record: &CommandRecord) {
     let running = record
         .apply(Transition::Start, NOW)
         .expect("RETRIEVED → RUNNING is allowed");
-    let _ = recover(&running, VERSION);
+    let _ = recover(&running, || None);
     assert!(
         precheck(record, VERSION, |_| false).is_err(),
         "no permission, no run"

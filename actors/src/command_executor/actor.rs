@@ -389,7 +389,7 @@ impl CommandExecutor {
         record: CommandRecord,
         started: Instant,
     ) -> ResponseActFuture<Self, ()> {
-        let cc = &record.fields["commandContent"];
+        let cc = record.fields.get("commandContent").unwrap_or(&Value::Null);
         let version = cc["version"].as_str().unwrap_or_default();
         let request = UpgradeRequest {
             version: version.strip_prefix('v').unwrap_or(version).to_owned(),

@@ -40,7 +40,11 @@ impl LauncherStager {
             .find(|r| {
                 r.status == Status::Running
                     && CommandType::parse(&r.command_type) == Some(CommandType::UpdateVersion)
-                    && r.fields["commandContent"]["assetId"].as_str() == Some(asset_id)
+                    && r.fields
+                        .get("commandContent")
+                        .and_then(|c| c.get("assetId"))
+                        .and_then(|a| a.as_str())
+                        == Some(asset_id)
             })
             .map(|r| r.id)
             .unwrap_or_default()
