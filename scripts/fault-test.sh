@@ -22,6 +22,7 @@ esac
 
 scripts/setup.sh
 . scripts/env.sh
+. scripts/report.sh
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -43,17 +44,7 @@ FAULT_SECONDS="$seconds" FAULT_REPORT="$report" \
   cargo nextest run --locked --config-file "$work/nextest.toml" --test main \
   --run-ignored only --no-capture -E 'test(/^faults::/)' 2>&1 | tee "$log" || status=$?
 
-if [ ! -s "$report" ]; then
-  echo "fault-test: the run stopped before its report (exit $status); the output above says why" >&2
-  exit $((status == 0 ? 1 : status))
-fi
-echo
-violations="$(grep -c '^VIOLATION: ' "$report" || true)"
-if [ "$violations" -gt 0 ]; then
-  echo "fault-test: $violations violations:"
-  sed -n 's/^VIOLATION: /  - /p' "$report"
-fi
-grep -v '^VIOLATION: ' "$report" | grep -v '^fault-test: ' || true
+check_report fault-test "$report" "$status"
 grep '^fault-test: ' "$report" | tail -n 1
 if [ "$violations" -gt 0 ] || [ "$status" -ne 0 ]; then
   exit 1

@@ -63,6 +63,7 @@ esac
 
 scripts/setup.sh gnuplot-nox
 . scripts/env.sh
+. scripts/report.sh
 
 if [ -n "${SOAK_CSV:-}" ]; then
   csv="$SOAK_CSV"
@@ -95,17 +96,7 @@ if [ -s "$csv" ]; then
   plot "$csv" "$png" "$minutes min" || echo "soak: gnuplot could not plot $csv" >&2
 fi
 
-if [ ! -s "$report" ]; then
-  echo "soak: the run stopped before its report (exit $status); the output above says why" >&2
-  exit $((status == 0 ? 1 : status))
-fi
-echo
-violations="$(grep -c '^VIOLATION: ' "$report" || true)"
-if [ "$violations" -gt 0 ]; then
-  echo "soak: $violations violations:"
-  sed -n 's/^VIOLATION: /  - /p' "$report"
-fi
-grep -v '^VIOLATION: ' "$report" | grep -v '^soak: ' || true
+check_report soak "$report" "$status"
 echo "csv: $csv"
 [ -s "$png" ] && echo "png: $png"
 echo "head:"; head -n 4 "$csv"
