@@ -47,7 +47,7 @@ use oibus_actors::store::{Cf, Queue, Store};
 
 use crate::kit::agent::{sim_section, Agent, AgentHome};
 use crate::kit::sim::{Sim, SimOpts};
-use crate::kit::wait_until;
+use crate::kit::{plain, wait_until};
 
 const VERSION: &str = oibus_actors::VERSION;
 /// Names and addresses of what the commands create, to tell them from the seeded entities.
@@ -456,24 +456,6 @@ fn finished_fields(text: &str) -> Option<(String, String, String)> {
     }
     let get = |key: &str| fields.get(key).map(|v| v.trim_matches('"').to_owned());
     Some((get("id")?, get("type")?, get("status")?))
-}
-
-/// A console line without ANSI colour sequences.
-fn plain(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn parse_console_line(line: &str) -> Option<Finished> {

@@ -226,18 +226,7 @@ impl Launched {
 
     /// The launcher's and its engines' output, without terminal colour codes.
     fn log(&self) -> String {
-        let raw = fs::read_to_string(&self.log).unwrap_or_default();
-        let mut out = String::with_capacity(raw.len());
-        let mut chars = raw.chars();
-        while let Some(c) = chars.next() {
-            if c == '\u{1b}' {
-                // CSI: ESC [ parameters, ended by a letter.
-                chars.by_ref().find(|c| c.is_ascii_alphabetic());
-            } else {
-                out.push(c);
-            }
-        }
-        out
+        crate::kit::plain(&fs::read_to_string(&self.log).unwrap_or_default())
     }
 
     /// The first `field=<number>` the launcher logged.

@@ -34,3 +34,18 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
 pub fn bench_figure(name: &str, value: f64, unit: &str) {
     println!("BENCH {name} {value:.2} {unit}");
 }
+
+/// `text` without ANSI colour sequences (the console's CSI codes: ESC [ parameters, ended by a
+/// letter).
+pub fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -191,18 +191,7 @@ impl Service {
 
     /// Everything the launchers and engines wrote, without terminal colour codes.
     pub fn log_text(&self) -> String {
-        let raw = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let mut out = String::with_capacity(raw.len());
-        let mut chars = raw.chars();
-        while let Some(c) = chars.next() {
-            if c == '\u{1b}' {
-                // CSI: ESC [ parameters, ended by a letter.
-                chars.by_ref().find(|c| c.is_ascii_alphabetic());
-            } else {
-                out.push(c);
-            }
-        }
-        out
+        super::plain(&std::fs::read_to_string(&self.log).unwrap_or_default())
     }
 
     /// The last `lines` lines of [`Service::log_text`], for failure messages.
