@@ -33,3 +33,20 @@ impl AgentContext {
         self.config.borrow().clone()
     }
 }
+
+#[cfg(test)]
+impl AgentContext {
+    /// A context for actor tests: `config`, not registered, no peers.
+    pub fn for_tests(store: Store, config: Config) -> AgentContext {
+        let (_, config) = watch::channel(Arc::new(config));
+        let (_, registration) = watch::channel(crate::registration::RegistrationChanged::default());
+        AgentContext {
+            config,
+            store,
+            peers: Peers::default(),
+            engine_id: "engine".into(),
+            registration,
+            engine_settings: LiveEngineSettings::new(Default::default()),
+        }
+    }
+}

@@ -737,24 +737,13 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::registration::RegistrationChanged;
     use crate::store::Store;
-    use crate::supervision::Peers;
     use crate::upgrade::{marker_path, write_marker, Marker, Step};
 
     fn context(store: Store, install_dir: &std::path::Path) -> AgentContext {
         let mut config = Config::default();
         config.launcher.install_dir = install_dir.to_path_buf();
-        let (_, config) = tokio::sync::watch::channel(Arc::new(config));
-        let (_, registration) = tokio::sync::watch::channel(RegistrationChanged::default());
-        AgentContext {
-            config,
-            store,
-            peers: Peers::default(),
-            engine_id: "engine".into(),
-            registration,
-            engine_settings: crate::entities::LiveEngineSettings::new(Default::default()),
-        }
+        AgentContext::for_tests(store, config)
     }
 
     fn command(

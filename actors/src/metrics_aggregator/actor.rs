@@ -278,20 +278,9 @@ pub fn install_recorder(handle: &MetricsHandle, engine_id: &str) {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::registration::RegistrationChanged;
-    use crate::supervision::Peers;
 
     fn context(store: Store) -> AgentContext {
-        let (_, config) = tokio::sync::watch::channel(Arc::new(Config::default()));
-        let (_, registration) = tokio::sync::watch::channel(RegistrationChanged::default());
-        AgentContext {
-            config,
-            store,
-            peers: Peers::default(),
-            engine_id: "engine".into(),
-            registration,
-            engine_settings: crate::entities::LiveEngineSettings::new(Default::default()),
-        }
+        AgentContext::for_tests(store, Config::default())
     }
 
     #[test]
