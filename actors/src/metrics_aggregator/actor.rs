@@ -13,8 +13,8 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
 use super::{
-    flush, DocCache, DocKey, Document, Family, MetricsError, MetricsHandle, Outcome, Sample,
-    WindowType,
+    flush, DocCache, DocKey, Document, Family, MetricsError, MetricsHandle, MinuteCount, Outcome,
+    Sample, WindowType,
 };
 use crate::events::{Recorder, Source};
 use crate::store::{Cf, Durability, Store, StoreError};
@@ -141,28 +141,8 @@ impl MetricsAggregator {
         if counts.is_empty() {
             return Ok(0);
         }
-        let store = &self.ctx.store;
-        let cache = &mut self.cache;
-        let result = flush::<FlushError>(&counts, |key| {
-            if let Some(doc) = cache.take(key) {
-                return Ok(Some(doc));
-            }
-            load(store, key)
-        })
-        .and_then(|docs| {
-            let mut batch = store.batch();
-            for (key, doc) in &docs {
-                batch.put_raw(Cf::Metrics, key.as_bytes(), &doc.to_json());
-            }
-            store.write(batch, Durability::Buffered)?;
-            Ok(docs)
-        });
-        match result {
-            Ok(docs) => {
-                let n = docs.len();
-                self.cache.keep(docs, Utc::now());
-                Ok(n)
-            }
+        match write_counts(&self.ctx.store, &mut self.cache, &counts, Utc::now()) {
+            Ok(written) => Ok(written),
             Err(e) => {
                 self.handle.restore(counts);
                 Err(e)
@@ -196,6 +176,26 @@ impl MetricsAggregator {
 }
 
 /// The stored document under `key`; a corrupt one is quarantined and treated as absent.
+/// Fold `counts` into their documents (from `cache`, else the store) and write them in one
+/// batch; once written, the documents of windows still open at `now` are cached. Returns how
+/// many documents were written.
+pub fn write_counts(
+    store: &Store,
+    cache: &mut DocCache,
+    counts: &[MinuteCount],
+    now: DateTime<Utc>,
+) -> Result<usize, FlushError> {
+    let docs = flush::<FlushError>(counts, cache, |key| load(store, key))?;
+    let mut batch = store.batch();
+    for (key, doc) in &docs {
+        batch.put_raw(Cf::Metrics, key.as_bytes(), &doc.to_stored());
+    }
+    store.write(batch, Durability::Buffered)?;
+    let n = docs.len();
+    cache.keep(docs, now);
+    Ok(n)
+}
+
 fn load(store: &Store, key: &DocKey) -> Result<Option<Document>, FlushError> {
     let Some(bytes) = store.get_raw(Cf::Metrics, key.as_bytes())? else {
         return Ok(None);

@@ -9,48 +9,61 @@ use chrono::{DateTime, Utc};
 use super::sample::SampleHasher;
 use super::{DocKey, Document, MetricsError, MinuteCount, Sample, WindowType};
 
+/// A document's identity: its sample, window type and window start (ms), hashed with the
+/// sample's precomputed hash instead of the bytes of its key.
+type Identity = (Sample, WindowType, i64);
+
+type IdentityMap<V> = HashMap<Identity, V, BuildHasherDefault<SampleHasher>>;
+
 /// Folds `counts` into the HOURS, DAYS and MONTHS documents of their samples and returns every
 /// document to write, in no particular order: the existing document plus the counts, or a
-/// zero-filled one plus the counts when `existing` knows none (upsert by identity).
+/// zero-filled one plus the counts when there is none (upsert by identity).
 ///
-/// `existing` is called at most once per document and should return the stored document of
-/// that key, decoded with [`Document::decode_stored`]. Its error aborts the flush; the caller
-/// then [`restore`](super::MetricsHandle::restore)s the counts. A returned document whose
-/// identity is not the key's is refused with [`MetricsError::KeyMismatch`].
+/// An existing document is taken from `cache` or, on a miss, from `stored`, called at most
+/// once per document: it should return the stored document of that key, decoded with
+/// [`Document::decode_stored`]. Its error aborts the flush; the caller then
+/// [`restore`](super::MetricsHandle::restore)s the counts. A stored document whose identity is
+/// not the key's is refused with [`MetricsError::KeyMismatch`].
 pub fn flush<E: From<MetricsError>>(
     counts: &[MinuteCount],
-    mut existing: impl FnMut(&DocKey) -> Result<Option<Document>, E>,
+    cache: &mut DocCache,
+    mut stored: impl FnMut(&DocKey) -> Result<Option<Document>, E>,
 ) -> Result<Vec<(DocKey, Document)>, E> {
-    // Keyed by identity parts rather than `DocKey` so that hashing reuses the sample's hash.
-    type Identity = (Sample, WindowType, i64);
-    let mut docs: HashMap<Identity, (DocKey, Document), BuildHasherDefault<SampleHasher>> =
+    let mut docs: IdentityMap<(DocKey, Document)> =
         HashMap::with_capacity_and_hasher(counts.len() * WindowType::ALL.len(), Default::default());
     for MinuteCount { sample, minute, n } in counts {
         let t = minute.start();
         for window in WindowType::ALL {
             let start = window.start(t);
-            let (_, doc) = match docs.entry((sample.clone(), window, start.timestamp_millis())) {
+            let identity = (sample.clone(), window, start.timestamp_millis());
+            let (_, doc) = match docs.entry(identity) {
                 Entry::Occupied(entry) => entry.into_mut(),
                 Entry::Vacant(entry) => {
-                    let key = DocKey::new(sample, window, start);
-                    let doc = match existing(&key)? {
-                        Some(doc)
-                            if doc.sample() == sample
-                                && doc.window() == window
-                                && doc.start() == start =>
-                        {
-                            doc
+                    let found = match cache.docs.remove(entry.key()) {
+                        Some(cached) => cached,
+                        None => {
+                            let key = DocKey::new(sample, window, start);
+                            let doc = match stored(&key)? {
+                                Some(doc)
+                                    if doc.sample() == sample
+                                        && doc.window() == window
+                                        && doc.start() == start =>
+                                {
+                                    doc
+                                }
+                                Some(doc) => {
+                                    return Err(MetricsError::KeyMismatch {
+                                        key: key.to_string(),
+                                        found: doc.key().to_string(),
+                                    }
+                                    .into())
+                                }
+                                None => Document::zeroed(sample.clone(), window, start),
+                            };
+                            (key, doc)
                         }
-                        Some(doc) => {
-                            return Err(MetricsError::KeyMismatch {
-                                key: key.to_string(),
-                                found: doc.key().to_string(),
-                            }
-                            .into())
-                        }
-                        None => Document::zeroed(sample.clone(), window, start),
                     };
-                    entry.insert((key, doc))
+                    entry.insert(found)
                 }
             };
             // `t` lies in the window starting at `start`, so its slot is one of the keys.
@@ -64,16 +77,15 @@ pub fn flush<E: From<MetricsError>>(
 }
 
 /// The documents of windows still open, kept between flushes so that updating them needs no
-/// store read and no decoding. Only documents the store holds belong here: [`take`] them in
-/// the lookup of [`flush`] (falling back to the store on a miss) and [`keep`] what was written
-/// once the batch is durable. A failed write just loses the taken entries, and the next flush
-/// reads the store again.
+/// store read, no decoding and no new key. Only documents the store holds belong here:
+/// [`flush`] takes what it updates, and the caller [`keep`]s what was written once the batch is
+/// durable. A failed write just loses the taken entries, and the next flush reads the store
+/// again.
 ///
-/// [`take`]: DocCache::take
 /// [`keep`]: DocCache::keep
 #[derive(Debug, Default)]
 pub struct DocCache {
-    docs: HashMap<DocKey, Document>,
+    docs: IdentityMap<(DocKey, Document)>,
 }
 
 impl DocCache {
@@ -81,18 +93,24 @@ impl DocCache {
         DocCache::default()
     }
 
-    /// Removes and returns the cached document of `key`.
-    pub fn take(&mut self, key: &DocKey) -> Option<Document> {
-        self.docs.remove(key)
-    }
-
     /// Caches the documents just written whose window is still open at `now`, and drops every
     /// cached document whose window has closed.
     pub fn keep(&mut self, written: Vec<(DocKey, Document)>, now: DateTime<Utc>) {
         let open = |key: &DocKey| key.window().start(now) <= key.start();
-        self.docs.retain(|key, _| open(key));
-        self.docs
-            .extend(written.into_iter().filter(|(key, _)| open(key)));
+        self.docs.retain(|_, (key, _)| open(key));
+        self.docs.extend(
+            written
+                .into_iter()
+                .filter(|(key, _)| open(key))
+                .map(|(key, doc)| {
+                    let identity = (
+                        doc.sample().clone(),
+                        doc.window(),
+                        doc.start().timestamp_millis(),
+                    );
+                    (identity, (key, doc))
+                }),
+        );
     }
 
     pub fn len(&self) -> usize {
@@ -116,13 +134,13 @@ mod tests {
     use super::super::{Family, ManualClock, MetricsHandle, Outcome, Source};
     use super::*;
 
-    /// An in-memory stand-in for the `metrics` column family, holding JSON like the real one.
+    /// An in-memory stand-in for the `metrics` column family, holding the stored form.
     #[derive(Default)]
     struct Store(BTreeMap<Vec<u8>, Vec<u8>>);
 
     impl Store {
         fn flush(&mut self, counts: &[MinuteCount]) -> Vec<(DocKey, Document)> {
-            let docs = flush(counts, |key| {
+            let docs = flush(counts, &mut DocCache::new(), |key| {
                 self.0
                     .get(key.as_bytes())
                     .map(|json| Document::decode_stored(key.as_bytes(), json).map(|(_, d)| d))
@@ -130,7 +148,7 @@ mod tests {
             })
             .unwrap();
             for (key, doc) in &docs {
-                self.0.insert(key.as_bytes().to_vec(), doc.to_json());
+                self.0.insert(key.as_bytes().to_vec(), doc.to_stored());
             }
             docs
         }
@@ -270,7 +288,9 @@ mod tests {
         handle.count(&sample);
         let counts = handle.drain();
         let wrong = Document::zeroed(sample, WindowType::Hours, utc("2024-05-10T09:00:00Z"));
-        let result = flush(&counts, |_| Ok::<_, MetricsError>(Some(wrong.clone())));
+        let result = flush(&counts, &mut DocCache::new(), |_| {
+            Ok::<_, MetricsError>(Some(wrong.clone()))
+        });
         assert!(matches!(result, Err(MetricsError::KeyMismatch { .. })));
     }
 
@@ -280,7 +300,10 @@ mod tests {
             MetricsHandle::with_clock(Arc::new(ManualClock::new(utc("2024-05-10T14:22:00Z"))));
         handle.count(&spec_sample());
         let err = MetricsError::UnknownFamily("io".into());
-        assert_eq!(flush(&handle.drain(), |_| Err(err.clone())), Err(err));
+        assert_eq!(
+            flush(&handle.drain(), &mut DocCache::new(), |_| Err(err.clone())),
+            Err(err)
+        );
     }
 
     #[test]
@@ -291,11 +314,9 @@ mod tests {
         let mut cache = DocCache::new();
         let lookups = std::cell::Cell::new(0);
         let flush_now = |cache: &mut DocCache, now| {
-            let docs = flush(&handle.drain(), |key| {
-                Ok::<_, MetricsError>(cache.take(key).or_else(|| {
-                    lookups.set(lookups.get() + 1);
-                    None
-                }))
+            let docs = flush(&handle.drain(), cache, |_| {
+                lookups.set(lookups.get() + 1);
+                Ok::<_, MetricsError>(None)
             })
             .unwrap();
             cache.keep(docs.clone(), now);

@@ -5,8 +5,8 @@
 //! - [`MetricsHandle`] is what every actor holds to count a [`Sample`]. Counting locks one shard
 //!   of a map, with no mailbox round-trip; counts are kept per UTC [`Minute`]. The handle also
 //!   keeps the cumulative total of each sample since process start, for [`render_prometheus`].
-//! - Every flush interval the shell calls [`MetricsHandle::drain`], then [`flush`] with a lookup
-//!   that asks its [`DocCache`] and, on a miss, reads (and [`Document::decode_stored`]s) the
+//! - Every flush interval the shell calls [`MetricsHandle::drain`], then [`flush`] with its
+//!   [`DocCache`] and, for a miss, a lookup that reads (and [`Document::decode_stored`]s) the
 //!   stored document. It writes the returned documents in one batch, then [`DocCache::keep`]s
 //!   them; on a failed write it gives the counts back with [`MetricsHandle::restore`].
 //! - [`Retention`] says which documents to delete ([`Retention::delete_ranges`] for RocksDB
@@ -28,7 +28,7 @@ mod retention;
 mod sample;
 mod window;
 
-pub use bench::{bench_count, bench_flush, FlushBench, ROUNDS};
+pub use bench::{bench_count, bench_flush, bench_store_flush, FlushBench, ROUNDS};
 pub use document::{DocKey, Document};
 pub use flush::{flush, DocCache};
 pub use handle::{Clock, ManualClock, MetricsHandle, MinuteCount, SystemClock};
