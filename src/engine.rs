@@ -10,6 +10,7 @@ use actix::prelude::*;
 use anyhow::Context as _;
 use oibus_actors::command_executor::CommandExecutor;
 use oibus_actors::command_poller::CommandPoller;
+use oibus_actors::commands::Journal;
 use oibus_actors::config::{self, Config};
 use oibus_actors::entities::{EngineSettings, EntityStore, LiveEngineSettings};
 use oibus_actors::key_vault::{KeySize, KeyVault};
@@ -108,6 +109,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
     let ctx = AgentContext {
         config: config_rx,
         store: store.clone(),
+        journal: Journal::open(store.clone()).context("cannot open the command journal")?,
         peers: Peers::default(),
         engine_id: engine_id.clone(),
         registration: registration_rx.clone(),

@@ -80,6 +80,8 @@ impl Node {
         let store = Store::open(&self.dir.path().join("store")).expect("open the store");
         let ctx = AgentContext {
             config: self.config.subscribe(),
+            journal: oibus_actors::commands::Journal::open(store.clone())
+                .expect("open the journal"),
             store,
             peers: Peers::default(),
             engine_id: "logs-test".into(),

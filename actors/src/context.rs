@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::commands::Journal;
 use crate::config::Config;
 use crate::entities::LiveEngineSettings;
 use crate::registration::RegistrationWatch;
@@ -16,6 +17,9 @@ pub struct AgentContext {
     /// The YAML configuration; a SIGHUP reload replaces it (read it at use, not at start).
     pub config: watch::Receiver<Arc<Config>>,
     pub store: Store,
+    /// The command journal over `store`, shared by the actors that write it (it numbers the
+    /// status reports).
+    pub journal: Journal,
     pub peers: Peers,
     /// Stable across restarts; reported to OIAnalytics as `oibusId`.
     pub engine_id: String,
@@ -42,6 +46,7 @@ impl AgentContext {
         let (_, registration) = watch::channel(crate::registration::RegistrationChanged::default());
         AgentContext {
             config,
+            journal: Journal::open(store.clone()).expect("a fresh test store opens its journal"),
             store,
             peers: Peers::default(),
             engine_id: "engine".into(),

@@ -84,7 +84,7 @@ impl CommandExecutor {
         guard: ChildGuard,
     ) -> CommandExecutor {
         CommandExecutor {
-            journal: Journal::new(ctx.store.clone()),
+            journal: ctx.journal.clone(),
             ctx,
             entities,
             outbox,
@@ -114,12 +114,12 @@ impl CommandExecutor {
         durability: Durability,
         extra: Option<crate::store::Batch>,
     ) -> Result<Option<CommandRecord>, StoreError> {
-        let Some(next) = record.apply(transition, &Self::now()) else {
+        let Some(mut next) = record.apply(transition, &Self::now()) else {
             return Ok(None);
         };
-        let mut batch = extra.unwrap_or_else(|| self.ctx.store.batch());
-        self.journal.stage(&mut batch, &next, report)?;
-        self.ctx.store.write(batch, durability)?;
+        let batch = extra.unwrap_or_else(|| self.ctx.store.batch());
+        self.journal
+            .commit(batch, std::slice::from_mut(&mut next), report, durability)?;
         Ok(Some(next))
     }
 
@@ -147,7 +147,7 @@ impl CommandExecutor {
     /// Recover the commands a crash left RUNNING (at most one, as they run one at a time).
     fn recover_interrupted(&mut self, ctx: &mut Context<Self>) -> Result<(), StoreError> {
         let install_dir = self.ctx.config().launcher.install_dir.clone();
-        for record in self.journal.open(usize::MAX)? {
+        for record in self.journal.open_commands(usize::MAX)? {
             if record.status != Status::Running {
                 continue;
             }
@@ -781,7 +781,8 @@ mod tests {
     async fn an_upgrade_on_probation_is_reported_only_once_the_launcher_commits_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("data")).unwrap();
-        let journal = Journal::new(store.clone());
+        let ctx = context(store.clone(), dir.path());
+        let journal = ctx.journal.clone();
         // The engine stopped for the upgrade with the command RUNNING; the launcher swapped the
         // binary and this (new) engine is on probation.
         let upgrade = command(
@@ -791,7 +792,7 @@ mod tests {
             json!({"version": crate::VERSION}),
         );
         let running = upgrade.apply(Transition::Start, "t").unwrap();
-        journal.insert(&[running]).unwrap();
+        journal.insert(&mut [running]).unwrap();
         let mut marker = Marker::staged("up", "asset", "0.0.1", crate::VERSION, false);
         for step in [Step::BackedUp, Step::Swapped, Step::Probation] {
             marker.advance(step, None).unwrap();
@@ -799,11 +800,11 @@ mod tests {
         write_marker(&marker_path(dir.path()), &marker).unwrap();
         let scan = json!({"name": "s", "description": "", "cron": "0 * * * * *"});
         journal
-            .insert(&[command(1, "next", "create-scan-mode", scan)])
+            .insert(&mut [command(1, "next", "create-scan-mode", scan)])
             .unwrap();
 
         let _executor = CommandExecutor::new(
-            context(store.clone(), dir.path()),
+            ctx,
             EntityStore::new(store),
             ConfigOutbox::none(),
             None,

@@ -90,7 +90,7 @@ pub struct CommandPoller {
 impl CommandPoller {
     pub fn new(ctx: AgentContext, entities: EntityStore, guard: ChildGuard) -> Self {
         CommandPoller {
-            journal: Journal::new(ctx.store.clone()),
+            journal: ctx.journal.clone(),
             ctx,
             entities,
             client: None,
@@ -333,11 +333,11 @@ async fn run_cycle(
             "already journaled commands ignored"
         );
     }
-    let records = received.records;
+    let mut records = received.records;
     let journaled = records.len();
     // The synced write waits for the disk: off the actors' thread.
     let writer = journal.clone();
-    off_thread(move || writer.insert(&records))
+    off_thread(move || writer.insert(&mut records))
         .await
         .map_err(CycleError::Worker)??;
     if journaled > 0 {
@@ -369,7 +369,7 @@ async fn flush_reports(
             .await
             .map_err(FlushError::Worker)??;
         match put_reports(client, token, &reports).await {
-            Ok(()) => journal.ack_reports(&keys(&reports))?,
+            Ok(()) => journal.ack_reports(&reports)?,
             // One record OIA refuses makes it refuse the whole batch: send them one by one so
             // the others get through and only that record is set aside.
             Err(e) if e.status() == Some(400) => {
@@ -389,7 +389,7 @@ async fn flush_reports(
                         }
                         Err(e) => return Err(FlushError::Put(e)),
                     }
-                    journal.ack_reports(&keys(std::slice::from_ref(report)))?;
+                    journal.ack_reports(std::slice::from_ref(report))?;
                 }
             }
             Err(e) => return Err(FlushError::Put(e)),
@@ -409,10 +409,6 @@ async fn off_thread<T: Send + 'static>(
     actix_rt::task::spawn_blocking(f)
         .await
         .map_err(|e| format!("store worker thread failed: {e}"))
-}
-
-fn keys(reports: &[PendingReport]) -> Vec<Vec<u8>> {
-    reports.iter().map(|r| r.key.clone()).collect()
 }
 
 /// One E5 PUT. A `404 - ` answer counts as acknowledged (protocol §4.5): OIA does not know

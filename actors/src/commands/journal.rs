@@ -12,8 +12,13 @@
 //! Keys in `commands`: `c/<id>` the record; `o/<seq BE>` → id for open (RETRIEVED or RUNNING)
 //! commands, in retrieval order; `t/<seq BE>` → id for finished ones, the order in which
 //! [`Journal::prune`] forgets them; `m/seq` the next sequence number; `m/sync` a marker whose
-//! synced write makes every earlier buffered write durable. Keys in `reports`:
-//! `<id>\0<rank><STATUS>`, so a command's statuses sort in the order they happened.
+//! synced write makes every earlier buffered write durable. Keys in `reports`: `q/<number BE>`,
+//! numbered in commit order (see [`Journal::commit`]), so the flush reads them oldest first and
+//! starts after the last acknowledged one instead of walking over the deleted ones. The record
+//! of a command names the number of its latest report.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -47,15 +52,6 @@ impl Status {
             self,
             Status::Completed | Status::Errored | Status::Cancelled
         )
-    }
-
-    /// Order of statuses within one command's life, for report keys.
-    fn rank(self) -> u8 {
-        match self {
-            Status::Retrieved => b'1',
-            Status::Running => b'2',
-            Status::Completed | Status::Errored | Status::Cancelled => b'3',
-        }
     }
 }
 
@@ -92,6 +88,9 @@ pub struct CommandRecord {
     pub fields: Map<String, Value>,
     /// Times execution started; more than one means it was re-run after a crash.
     pub runs: u32,
+    /// The number of the latest status report written for it, once one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<u64>,
 }
 
 /// The E5 record (protocol §4.5), field order as OIBus sends it.
@@ -138,6 +137,7 @@ impl CommandRecord {
             updated_at: now.to_owned(),
             fields,
             runs: 0,
+            report: None,
         }
     }
 
@@ -186,19 +186,6 @@ impl CommandRecord {
         // Only strings, options and a JSON map: serialising cannot fail.
         serde_json::to_value(record).unwrap_or(Value::Null)
     }
-
-    fn report_key(&self) -> Vec<u8> {
-        report_key(&self.id, self.status)
-    }
-}
-
-fn report_key(id: &str, status: Status) -> Vec<u8> {
-    let mut key = Vec::with_capacity(id.len() + 12);
-    key.extend_from_slice(id.as_bytes());
-    key.push(0);
-    key.push(status.rank());
-    key.extend_from_slice(status.as_str().as_bytes());
-    key
 }
 
 fn record_key(id: &str) -> Vec<u8> {
@@ -215,16 +202,28 @@ fn done_key(seq: u64) -> Vec<u8> {
     seq_key(DONE_PREFIX, seq)
 }
 
+fn report_key(number: u64) -> Vec<u8> {
+    seq_key(REPORT_PREFIX, number)
+}
+
 fn seq_key(prefix: &[u8], seq: u64) -> Vec<u8> {
     let mut key = prefix.to_vec();
     key.extend_from_slice(&seq.to_be_bytes());
     key
 }
 
+/// The number of a report key, `None` for a key of an earlier build (`<id>\0<rank><STATUS>`,
+/// never 10 bytes long with this prefix: an id starting with `q/` makes it longer).
+fn report_number(key: &[u8]) -> Option<u64> {
+    let digits = key.strip_prefix(REPORT_PREFIX)?;
+    Some(u64::from_be_bytes(digits.try_into().ok()?))
+}
+
 const SEQ_KEY: &[u8] = b"m/seq";
 const SYNC_KEY: &[u8] = b"m/sync";
 const OPEN_PREFIX: &[u8] = b"o/";
 const DONE_PREFIX: &[u8] = b"t/";
+const REPORT_PREFIX: &[u8] = b"q/";
 
 /// The value of an open-index entry: which command, and its status, so the cancellation check
 /// does not read every record.
@@ -234,85 +233,129 @@ struct OpenEntry {
     status: Status,
 }
 
-/// A status report waiting for OIAnalytics: its key (to acknowledge exactly it) and its record.
+/// A status report waiting for OIAnalytics: its number (to acknowledge exactly it) and its
+/// record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingReport {
-    pub key: Vec<u8>,
+    pub number: u64,
     pub record: Value,
 }
 
-/// The journal and report queue over the store. Cheap to clone.
+/// The journal and report queue over the store. Cheap to clone; one per store (the engine keeps
+/// it in its `AgentContext`), since it numbers the reports.
 ///
-/// Writers: the CommandPoller inserts new records and deletes acknowledged reports; the
-/// CommandExecutor changes existing records. They never write the same key.
+/// Writers: the CommandPoller inserts new records and acknowledges reports; the CommandExecutor
+/// changes existing records. They never write the same key.
 #[derive(Clone, Debug)]
 pub struct Journal {
+    inner: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
     store: Store,
+    /// The number the next report gets. Held while a commit is written, so reports become
+    /// visible in number order.
+    next_report: Mutex<u64>,
+    /// Every report numbered below this one is written (a copy of `next_report` that readers
+    /// take without waiting for a commit in progress).
+    written_below: AtomicU64,
+    /// No report numbered below this one waits: the flush reads from here.
+    pending_from: AtomicU64,
 }
 
 impl Journal {
-    pub fn new(store: Store) -> Journal {
-        Journal { store }
+    /// The journal of `store`. Reports written by an earlier build are renumbered first, in one
+    /// synced batch.
+    pub fn open(store: Store) -> Result<Journal, StoreError> {
+        migrate_reports(&store)?;
+        let next = match store.last_key(Cf::Reports, REPORT_PREFIX)? {
+            Some(key) => report_number(&key).map_or(0, |n| n + 1),
+            None => 0,
+        };
+        let first = store
+            .scan_raw(Cf::Reports, REPORT_PREFIX, 1)?
+            .first()
+            .and_then(|(key, _)| report_number(key))
+            .unwrap_or(next);
+        Ok(Journal {
+            inner: Arc::new(Shared {
+                store,
+                next_report: Mutex::new(next),
+                written_below: AtomicU64::new(next),
+                pending_from: AtomicU64::new(first),
+            }),
+        })
     }
 
     pub fn store(&self) -> &Store {
-        &self.store
+        &self.inner.store
     }
 
     pub fn get(&self, id: &str) -> Result<Option<CommandRecord>, StoreError> {
-        self.store.get(Cf::Commands, &record_key(id))
+        self.store().get(Cf::Commands, &record_key(id))
     }
 
     pub fn contains(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(self.store.get_raw(Cf::Commands, &record_key(id))?.is_some())
+        Ok(self
+            .store()
+            .get_raw(Cf::Commands, &record_key(id))?
+            .is_some())
     }
 
     /// The sequence number the next received command gets.
     pub fn next_seq(&self) -> Result<u64, StoreError> {
-        Ok(self.store.get::<u64>(Cf::Commands, SEQ_KEY)?.unwrap_or(0))
+        Ok(self.store().get::<u64>(Cf::Commands, SEQ_KEY)?.unwrap_or(0))
     }
 
     /// Journal new records (RETRIEVED, or ERRORED when malformed) with a report of their status
     /// each, in one synced batch: only then may they be reported.
-    pub fn insert(&self, records: &[CommandRecord]) -> Result<(), StoreError> {
+    pub fn insert(&self, records: &mut [CommandRecord]) -> Result<(), StoreError> {
         let Some(last) = records.iter().map(|r| r.seq).max() else {
             return Ok(());
         };
-        let mut batch = self.store.batch();
-        for record in records {
-            self.stage(&mut batch, record, true)?;
-        }
+        let mut batch = self.store().batch();
         batch.put(Cf::Commands, SEQ_KEY, &(last + 1))?;
-        self.store.write(batch, Durability::Sync)
+        self.commit(batch, records, true, Durability::Sync)
     }
 
-    /// Stage a record change (and its report when `report`) into `batch`, keeping the open
-    /// index in step. The caller commits the batch, possibly with entity changes.
-    pub fn stage(
+    /// Write `records` (with a report of their current status each when `report`) in one
+    /// atomic batch with what `batch` already holds (e.g. entity changes), keeping the open
+    /// index in step. Each record learns the number of its report.
+    ///
+    /// Reports are numbered under a lock held until the batch is written, so a report is never
+    /// visible before one with a smaller number: the flush can start after the last one
+    /// acknowledged without missing a report committed late.
+    pub fn commit(
         &self,
-        batch: &mut Batch,
-        record: &CommandRecord,
+        mut batch: Batch,
+        records: &mut [CommandRecord],
         report: bool,
+        durability: Durability,
     ) -> Result<(), StoreError> {
-        batch.put(Cf::Commands, &record_key(&record.id), record)?;
-        if record.status.is_terminal() {
-            batch.delete(Cf::Commands, &open_key(record.seq));
-            batch.put(Cf::Commands, &done_key(record.seq), &record.id)?;
-        } else {
-            let entry = OpenEntry {
-                id: record.id.clone(),
-                status: record.status,
-            };
-            batch.put(Cf::Commands, &open_key(record.seq), &entry)?;
+        // The counter is only advanced after a successful write: a panic cannot leave it wrong.
+        let mut next_report = self
+            .inner
+            .next_report
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut number = *next_report;
+        for record in records.iter_mut() {
+            if report {
+                record.report = Some(number);
+                batch.put(Cf::Reports, &report_key(number), &record.status_record())?;
+                number += 1;
+            }
+            stage(&mut batch, record)?;
         }
-        if report {
-            batch.put(Cf::Reports, &record.report_key(), &record.status_record())?;
-        }
+        self.store().write(batch, durability)?;
+        *next_report = number;
+        self.inner.written_below.store(number, Ordering::Release);
         Ok(())
     }
 
     /// Open commands (RETRIEVED or RUNNING), oldest retrieval first, at most `limit`.
-    pub fn open(&self, limit: usize) -> Result<Vec<CommandRecord>, StoreError> {
+    pub fn open_commands(&self, limit: usize) -> Result<Vec<CommandRecord>, StoreError> {
         self.open_from(0, limit)
     }
 
@@ -323,7 +366,7 @@ impl Journal {
         let mut out = Vec::new();
         let start = open_key(from_seq);
         for (key, raw_id) in self
-            .store
+            .store()
             .scan_from(Cf::Commands, OPEN_PREFIX, &start, limit)?
         {
             let entry: Option<OpenEntry> = serde_json::from_slice(&raw_id).ok();
@@ -332,7 +375,7 @@ impl Journal {
                 // A dangling index entry (its record was quarantined or is already terminal):
                 // drop it so it cannot hide the next command.
                 _ => self
-                    .store
+                    .store()
                     .delete(Cf::Commands, &key, Durability::Buffered)?,
             }
         }
@@ -343,7 +386,7 @@ impl Journal {
     /// cancellation check runs every cycle, over possibly thousands of commands).
     pub fn retrieved_ids(&self) -> Result<Vec<String>, StoreError> {
         Ok(self
-            .store
+            .store()
             .scan_raw(Cf::Commands, OPEN_PREFIX, usize::MAX)?
             .into_iter()
             .filter_map(|(_, raw)| serde_json::from_slice::<OpenEntry>(&raw).ok())
@@ -357,9 +400,9 @@ impl Journal {
     /// oldest retrieval first, at most `limit` per call. Stops at the first one still needed: a
     /// command kept longer only delays the ones after it. Returns how many were removed.
     pub fn prune(&self, cutoff: &str, limit: usize) -> Result<usize, StoreError> {
-        let mut batch = self.store.batch();
+        let mut batch = self.store().batch();
         let mut removed = 0;
-        for (key, raw) in self.store.scan_raw(Cf::Commands, DONE_PREFIX, limit)? {
+        for (key, raw) in self.store().scan_raw(Cf::Commands, DONE_PREFIX, limit)? {
             let id: Option<String> = serde_json::from_slice(&raw).ok();
             let record = match &id {
                 Some(id) => self.get(id)?,
@@ -367,7 +410,7 @@ impl Journal {
             };
             match record {
                 Some(r) if r.updated_at.as_str() >= cutoff => break,
-                Some(r) if self.reports_pending(&r.id)? => break,
+                Some(r) if self.report_pending(&r)? => break,
                 Some(r) => {
                     batch.delete(Cf::Commands, &record_key(&r.id));
                     removed += 1;
@@ -376,45 +419,126 @@ impl Journal {
             }
             batch.delete(Cf::Commands, &key);
         }
-        self.store.write(batch, Durability::Buffered)?;
+        self.store().write(batch, Durability::Buffered)?;
         Ok(removed)
     }
 
-    /// Whether a status report of command `id` still waits for OIAnalytics.
-    fn reports_pending(&self, id: &str) -> Result<bool, StoreError> {
-        let mut prefix = id.as_bytes().to_vec();
-        prefix.push(0);
-        Ok(!self.store.scan_raw(Cf::Reports, &prefix, 1)?.is_empty())
+    /// Whether the latest status report of `record` still waits for OIAnalytics (reports are
+    /// acknowledged in number order, so the earlier ones are gone once it is).
+    fn report_pending(&self, record: &CommandRecord) -> Result<bool, StoreError> {
+        match record.report {
+            Some(number) => Ok(self
+                .store()
+                .get_raw(Cf::Reports, &report_key(number))?
+                .is_some()),
+            None => Ok(false),
+        }
     }
 
     /// Make every earlier buffered write durable (one fsync of the WAL).
     pub fn sync(&self) -> Result<(), StoreError> {
-        self.store
+        self.store()
             .put(Cf::Commands, SYNC_KEY, &0u8, Durability::Sync)
     }
 
-    /// Up to `limit` reports waiting for OIAnalytics, in key order.
+    /// Up to `limit` reports waiting for OIAnalytics, oldest first.
+    ///
+    /// The scan starts at the oldest report the previous one found, so it never walks over
+    /// more deleted reports than one batch: every report below that one was acknowledged, and
+    /// a report committed later has a larger number than any visible one.
     pub fn pending_reports(&self, limit: usize) -> Result<Vec<PendingReport>, StoreError> {
+        let written = self.inner.written_below.load(Ordering::Acquire);
+        let start = report_key(self.inner.pending_from.load(Ordering::Acquire));
         let mut out = Vec::new();
-        for (key, bytes) in self.store.scan_raw(Cf::Reports, b"", limit)? {
+        let mut oldest = None;
+        for (key, bytes) in self
+            .store()
+            .scan_from(Cf::Reports, REPORT_PREFIX, &start, limit)?
+        {
+            let Some(number) = report_number(&key) else {
+                continue; // cannot be: earlier builds' keys are renumbered at open
+            };
+            oldest.get_or_insert(number);
             match serde_json::from_slice(&bytes) {
-                Ok(record) => out.push(PendingReport { key, record }),
+                Ok(record) => out.push(PendingReport { number, record }),
                 Err(e) => self
-                    .store
+                    .store()
                     .quarantine(Cf::Reports, &key, &bytes, &e.to_string())?,
             }
         }
+        // Nothing found: every report written before the scan began was acknowledged.
+        self.inner
+            .pending_from
+            .fetch_max(oldest.unwrap_or(written), Ordering::AcqRel);
         Ok(out)
     }
 
     /// OIAnalytics acknowledged these reports.
-    pub fn ack_reports(&self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
-        let mut batch = self.store.batch();
-        for key in keys {
-            batch.delete(Cf::Reports, key);
+    pub fn ack_reports(&self, reports: &[PendingReport]) -> Result<(), StoreError> {
+        let mut batch = self.store().batch();
+        for report in reports {
+            batch.delete(Cf::Reports, &report_key(report.number));
         }
-        self.store.write(batch, Durability::Buffered)
+        self.store().write(batch, Durability::Buffered)
     }
+}
+
+/// Stage `record` and its open or done index entry into `batch`.
+fn stage(batch: &mut Batch, record: &CommandRecord) -> Result<(), StoreError> {
+    batch.put(Cf::Commands, &record_key(&record.id), record)?;
+    if record.status.is_terminal() {
+        batch.delete(Cf::Commands, &open_key(record.seq));
+        batch.put(Cf::Commands, &done_key(record.seq), &record.id)?;
+    } else {
+        let entry = OpenEntry {
+            id: record.id.clone(),
+            status: record.status,
+        };
+        batch.put(Cf::Commands, &open_key(record.seq), &entry)?;
+    }
+    Ok(())
+}
+
+/// Renumber the reports an earlier build keyed `<id>\0<rank><STATUS>` (a command's statuses in
+/// the order they happened), after any numbered one, and point their records at them.
+fn migrate_reports(store: &Store) -> Result<(), StoreError> {
+    let legacy: Vec<_> = store
+        .scan_raw(Cf::Reports, b"", usize::MAX)?
+        .into_iter()
+        .filter(|(key, _)| report_number(key).is_none())
+        .collect();
+    if legacy.is_empty() {
+        return Ok(());
+    }
+    let mut number = match store.last_key(Cf::Reports, REPORT_PREFIX)? {
+        Some(key) => report_number(&key).map_or(0, |n| n + 1),
+        None => 0,
+    };
+    let mut latest: Vec<(String, u64)> = Vec::new();
+    let mut batch = store.batch();
+    for (key, value) in &legacy {
+        batch.delete(Cf::Reports, key);
+        batch.put_raw(Cf::Reports, &report_key(number), value);
+        let id_end = key.iter().rposition(|&b| b == 0).unwrap_or(key.len());
+        let id = String::from_utf8_lossy(&key[..id_end]).into_owned();
+        match latest.last_mut() {
+            Some((last, n)) if *last == id => *n = number,
+            _ => latest.push((id, number)),
+        }
+        number += 1;
+    }
+    for (id, number) in &latest {
+        let Some(mut record) = store.get::<CommandRecord>(Cf::Commands, &record_key(id))? else {
+            continue; // a report whose record was quarantined: it is still sent
+        };
+        record.report = Some(*number);
+        batch.put(Cf::Commands, &record_key(id), &record)?;
+    }
+    tracing::info!(
+        reports = legacy.len(),
+        "status reports of an earlier build renumbered"
+    );
+    store.write(batch, Durability::Sync)
 }
 
 #[cfg(test)]
@@ -443,7 +567,7 @@ mod tests {
     #[test]
     fn finished_and_acknowledged_commands_are_forgotten_after_the_retention() {
         let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::new(Store::open(dir.path()).unwrap());
+        let journal = Journal::open(Store::open(dir.path()).unwrap()).unwrap();
         let at = |day: u32| format!("2026-11-{day:02}T00:00:00.000Z");
         let mut records = Vec::new();
         for (seq, id) in ["old-acked", "old-unacked", "new"].iter().enumerate() {
@@ -457,19 +581,19 @@ mod tests {
             );
             records.push(r);
         }
-        journal.insert(&records).unwrap();
-        let mut batch = journal.store().batch();
+        journal.insert(&mut records).unwrap();
         for (r, day) in records.iter().zip([1, 2, 20]) {
             let done = r.apply(Transition::Finish(Ok("ok".into())), &at(day));
-            journal.stage(&mut batch, &done.unwrap(), true).unwrap();
+            let batch = journal.store().batch();
+            journal
+                .commit(batch, &mut [done.unwrap()], true, Durability::Sync)
+                .unwrap();
         }
-        journal.store().write(batch, Durability::Sync).unwrap();
         let acked: Vec<_> = journal
             .pending_reports(10)
             .unwrap()
             .into_iter()
-            .filter(|p| p.key.starts_with(b"old-acked\0"))
-            .map(|p| p.key)
+            .filter(|p| p.record["id"] == "old-acked")
             .collect();
         journal.ack_reports(&acked).unwrap();
 
@@ -484,12 +608,7 @@ mod tests {
         );
         assert!(journal.contains("new").unwrap(), "within the retention");
 
-        let rest: Vec<_> = journal
-            .pending_reports(10)
-            .unwrap()
-            .into_iter()
-            .map(|p| p.key)
-            .collect();
+        let rest: Vec<_> = journal.pending_reports(10).unwrap().into_iter().collect();
         journal.ack_reports(&rest).unwrap();
         assert_eq!(journal.prune(&at(10), 100).unwrap(), 1);
         assert!(journal.contains("new").unwrap());
@@ -590,54 +709,47 @@ mod tests {
         // Found by fuzzing: without serde_json's `float_roundtrip`, this moved by an ulp at
         // each write and read of the record.
         let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::new(Store::open(dir.path()).unwrap());
+        let journal = Journal::open(Store::open(dir.path()).unwrap()).unwrap();
         let mut r = record(Status::Retrieved);
         let long: Value =
             serde_json::from_str("72033300000000000000000000001623340224473290065").unwrap();
         r.fields["commandContent"]["maxReadInterval"] = long.clone();
-        journal.insert(std::slice::from_ref(&r)).unwrap();
+        journal.insert(std::slice::from_mut(&mut r)).unwrap();
         for round in 0..5 {
             let read = journal.get(&r.id).unwrap().unwrap();
             assert_eq!(
                 read.fields["commandContent"]["maxReadInterval"], long,
                 "round {round}"
             );
-            let mut batch = journal.store().batch();
-            journal.stage(&mut batch, &read, false).unwrap();
-            journal.store().write(batch, Durability::Buffered).unwrap();
+            let batch = journal.store().batch();
+            journal
+                .commit(batch, &mut [read], false, Durability::Buffered)
+                .unwrap();
         }
-    }
-
-    #[test]
-    fn report_keys_order_a_commands_statuses_by_their_life() {
-        let keys =
-            [Status::Cancelled, Status::Running, Status::Retrieved].map(|s| report_key("a", s));
-        let mut sorted = keys.clone();
-        sorted.sort();
-        assert_eq!(sorted, [keys[2].clone(), keys[1].clone(), keys[0].clone()]);
     }
 
     #[test]
     fn the_journal_keeps_open_commands_in_retrieval_order_and_reports_until_acked() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s")).unwrap();
-        let journal = Journal::new(store);
+        let journal = Journal::open(store).unwrap();
         let mut a = record(Status::Retrieved);
         a.id = "zzz".into();
         a.seq = 0;
         let mut b = record(Status::Retrieved);
         b.id = "aaa".into();
         b.seq = 1;
-        journal.insert(&[a.clone(), b.clone()]).unwrap();
+        journal.insert(&mut [a.clone(), b.clone()]).unwrap();
         assert_eq!(journal.next_seq().unwrap(), 2);
         assert!(journal.contains("zzz").unwrap());
         assert_eq!(journal.open_from(0, 1).unwrap()[0].id, "zzz");
         assert_eq!(journal.retrieved_ids().unwrap(), ["zzz", "aaa"]);
 
         let done = a.apply(Transition::Finish(Ok("ok".into())), "t").unwrap();
-        let mut batch = journal.store().batch();
-        journal.stage(&mut batch, &done, true).unwrap();
-        journal.store().write(batch, Durability::Buffered).unwrap();
+        let batch = journal.store().batch();
+        journal
+            .commit(batch, &mut [done], true, Durability::Buffered)
+            .unwrap();
         journal.sync().unwrap();
         assert_eq!(journal.open_from(0, 1).unwrap()[0].id, "aaa");
 
@@ -654,17 +766,133 @@ mod tests {
         assert_eq!(
             statuses,
             [
-                ("aaa".into(), "RETRIEVED".into()),
                 ("zzz".into(), "RETRIEVED".into()),
+                ("aaa".into(), "RETRIEVED".into()),
                 ("zzz".into(), "COMPLETED".into())
-            ]
+            ],
+            "in the order they were written"
         );
         journal
-            .ack_reports(&[reports[0].key.clone(), reports[2].key.clone()])
+            .ack_reports(&[reports[0].clone(), reports[2].clone()])
             .unwrap();
         let left = journal.pending_reports(10).unwrap();
-        assert_eq!(left.len(), 1);
+        assert_eq!(
+            left.len(),
+            1,
+            "acknowledged out of order, the other one stays"
+        );
         assert_eq!(left[0].record["status"], "RETRIEVED");
-        assert_eq!(left[0].record["id"], "zzz");
+        assert_eq!(left[0].record["id"], "aaa");
+        journal.ack_reports(&left).unwrap();
+        assert_eq!(journal.pending_reports(10).unwrap(), []);
+        assert_eq!(
+            journal.get("zzz").unwrap().unwrap().report,
+            Some(2),
+            "a record names its latest report"
+        );
+    }
+
+    fn retrieved(seq: u64, id: &str) -> CommandRecord {
+        let mut r = record(Status::Retrieved);
+        r.seq = seq;
+        r.id = id.into();
+        r
+    }
+
+    fn ids_and_statuses(reports: &[PendingReport]) -> Vec<(String, String)> {
+        reports
+            .iter()
+            .map(|r| {
+                let field = |f: &str| r.record[f].as_str().unwrap_or_default().to_owned();
+                (field("id"), field("status"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_report_written_after_an_acknowledgement_is_found_even_for_an_older_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(Store::open(dir.path()).unwrap()).unwrap();
+        let mut records = [retrieved(0, "first"), retrieved(1, "second")];
+        journal.insert(&mut records).unwrap();
+        let sent = journal.pending_reports(10).unwrap();
+        journal.ack_reports(&sent).unwrap();
+        assert_eq!(journal.pending_reports(10).unwrap(), []);
+
+        let done = records[0].apply(Transition::Finish(Ok("ok".into())), "t");
+        journal
+            .commit(
+                journal.store().batch(),
+                &mut [done.unwrap()],
+                true,
+                Durability::Buffered,
+            )
+            .unwrap();
+        assert_eq!(
+            ids_and_statuses(&journal.pending_reports(10).unwrap()),
+            [("first".to_owned(), "COMPLETED".to_owned())]
+        );
+
+        // A restart reads the same from the store alone.
+        let reopened = Journal::open(journal.store().clone()).unwrap();
+        assert_eq!(reopened.pending_reports(10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn reports_of_an_earlier_build_are_renumbered_in_order_and_still_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // What an earlier build left: records without a report number, reports keyed
+        // `<id>\0<rank><STATUS>`.
+        let legacy_key = |id: &str, rank: u8, status: Status| {
+            let mut key = id.as_bytes().to_vec();
+            key.extend([0, rank]);
+            key.extend_from_slice(status.as_str().as_bytes());
+            key
+        };
+        let a = retrieved(0, "a");
+        let a_done = a.apply(Transition::Finish(Ok("ok".into())), "t").unwrap();
+        let b = retrieved(1, "b");
+        let mut batch = store.batch();
+        for (r, rank) in [(&a, b'1'), (&a_done, b'3'), (&b, b'1')] {
+            batch
+                .put(
+                    Cf::Reports,
+                    &legacy_key(&r.id, rank, r.status),
+                    &r.status_record(),
+                )
+                .unwrap();
+        }
+        for r in [&a_done, &b] {
+            stage(&mut batch, r).unwrap();
+        }
+        store.write(batch, Durability::Sync).unwrap();
+
+        let journal = Journal::open(store).unwrap();
+        let pending = journal.pending_reports(10).unwrap();
+        assert_eq!(
+            ids_and_statuses(&pending),
+            [
+                ("a".to_owned(), "RETRIEVED".to_owned()),
+                ("a".to_owned(), "COMPLETED".to_owned()),
+                ("b".to_owned(), "RETRIEVED".to_owned())
+            ]
+        );
+        assert_eq!(journal.get("a").unwrap().unwrap().report, Some(1));
+        assert_eq!(
+            journal.prune("z", 10).unwrap(),
+            0,
+            "not forgotten before its final status is acknowledged"
+        );
+        journal.ack_reports(&pending).unwrap();
+        assert_eq!(journal.prune("z", 10).unwrap(), 1);
+
+        let mut c = [retrieved(2, "c")];
+        journal.insert(&mut c).unwrap();
+        assert_eq!(
+            c[0].report,
+            Some(3),
+            "numbering goes on after the renumbered ones"
+        );
     }
 }

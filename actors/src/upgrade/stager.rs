@@ -10,7 +10,7 @@ use super::{stage_upgrade, Layout, StageLimits, StageRequest};
 use crate::command_executor::upgrade::{
     UpgradeError as StageFailed, UpgradeRequest, UpgradeStager,
 };
-use crate::commands::{CommandType, Journal, Status};
+use crate::commands::{CommandType, Status};
 use crate::AgentContext;
 
 /// Stages `update-version` for the launcher (see the module doc of [`super`]).
@@ -31,8 +31,7 @@ impl LauncherStager {
     /// RUNNING before it asks for staging, and runs one command at a time. The marker carries it
     /// so that [`super::settle`] can tell its upgrade from another.
     fn running_command_id(&self, asset_id: &str) -> String {
-        let journal = Journal::new(self.ctx.store.clone());
-        let open = journal.open(usize::MAX).unwrap_or_else(|e| {
+        let open = self.ctx.journal.open_commands(usize::MAX).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cannot read the command journal; the upgrade marker gets no command id");
             Vec::new()
         });
