@@ -96,6 +96,7 @@ rows = {  # name: (figure, goal, OIBus 3.8.8)
     "commands_per_s": ("10,000 queued `create-scan-mode`: fetch → last COMPLETED received", "≥ 2,000/s", "12.8/s"),
     "commands_wall_per_s": ("… from queueing, with the wait for the next poll (≤ 1 s)", "", ""),
     "command_engine_cpu": ("Engine CPU per command", "", ""),
+    "command_engine_peak_rss": ("Engine peak RSS over the 10,000 commands", "", "8.5 GB"),
     "log_accept_per_s": ("Log records accepted into the durable queue", "200k/s", ""),
     "log_delivery_per_s": ("Log records delivered to OIA", "100k/s", "lost in outages"),
     "log_backlog_rss_idle": ("RSS with a 1M-record log backlog, idle", "≤ 64 MiB", ""),

@@ -269,10 +269,7 @@ impl Journal {
     /// synced batch.
     pub fn open(store: Store) -> Result<Journal, StoreError> {
         migrate_reports(&store)?;
-        let next = match store.last_key(Cf::Reports, REPORT_PREFIX)? {
-            Some(key) => report_number(&key).map_or(0, |n| n + 1),
-            None => 0,
-        };
+        let next = next_report_number(&store)?;
         let first = store
             .scan_raw(Cf::Reports, REPORT_PREFIX, 1)?
             .first()
@@ -499,6 +496,16 @@ fn stage(batch: &mut Batch, record: &CommandRecord) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// One past the largest report number in the store. A number whose report was acknowledged
+/// and deleted may be given again after a restart; at worst a record then looks as if its
+/// report still waited, which only delays its pruning.
+fn next_report_number(store: &Store) -> Result<u64, StoreError> {
+    Ok(store
+        .last_key(Cf::Reports, REPORT_PREFIX)?
+        .and_then(|key| report_number(&key))
+        .map_or(0, |n| n + 1))
+}
+
 /// Renumber the reports an earlier build keyed `<id>\0<rank><STATUS>` (a command's statuses in
 /// the order they happened), after any numbered one, and point their records at them.
 fn migrate_reports(store: &Store) -> Result<(), StoreError> {
@@ -510,13 +517,10 @@ fn migrate_reports(store: &Store) -> Result<(), StoreError> {
     if legacy.is_empty() {
         return Ok(());
     }
-    let mut number = match store.last_key(Cf::Reports, REPORT_PREFIX)? {
-        Some(key) => report_number(&key).map_or(0, |n| n + 1),
-        None => 0,
-    };
+    let first = next_report_number(store)?;
     let mut latest: Vec<(String, u64)> = Vec::new();
     let mut batch = store.batch();
-    for (key, value) in &legacy {
+    for (number, (key, value)) in (first..).zip(&legacy) {
         batch.delete(Cf::Reports, key);
         batch.put_raw(Cf::Reports, &report_key(number), value);
         let id_end = key.iter().rposition(|&b| b == 0).unwrap_or(key.len());
@@ -525,7 +529,6 @@ fn migrate_reports(store: &Store) -> Result<(), StoreError> {
             Some((last, n)) if *last == id => *n = number,
             _ => latest.push((id, number)),
         }
-        number += 1;
     }
     for (id, number) in &latest {
         let Some(mut record) = store.get::<CommandRecord>(Cf::Commands, &record_key(id))? else {
