@@ -14,8 +14,8 @@
 //! [`Journal::prune`] forgets them; `m/seq` the next sequence number; `m/sync` a marker whose
 //! synced write makes every earlier buffered write durable. Keys in `reports`: `q/<number BE>`,
 //! numbered in commit order (see [`Journal::commit`]), so the flush reads them oldest first and
-//! starts after the last acknowledged one instead of walking over the deleted ones. The record
-//! of a command names the number of its latest report.
+//! starts at the oldest one still waiting instead of walking over the acknowledged (deleted)
+//! ones. The record of a command names the number of its latest report.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
