@@ -349,6 +349,34 @@ fn a_duplicate_id_is_run_once_and_does_not_stall_the_queue() {
 }
 
 #[test]
+fn a_long_answer_is_journaled_in_parts_each_command_once() {
+    // More than one intake part (`INTAKE_CHUNK`), with an id repeated in the second part.
+    let n = oibus_actors::command_poller::INTAKE_CHUNK + 200;
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    let mut batch: Vec<Value> = (0..n)
+        .map(|i| scan_mode(&format!("long-{i}"), &format!("long-{i}")))
+        .collect();
+    batch.insert(n - 100, scan_mode("long-7", "a repeat of long-7"));
+    sim.queue(&Value::Array(batch));
+    let last = format!("long-{}", n - 1);
+    completed(&sim, &agent, &last);
+    let ok = wait_until(WAIT, || {
+        let latest = sim.admin_get("/admin/statuses?limit=1")["latest"].clone();
+        latest
+            .as_object()
+            .is_some_and(|l| l.values().filter(|v| v["status"] == "COMPLETED").count() == n)
+    });
+    assert!(ok, "not every command completed:\n{}", agent.logs());
+    let e = entities(&agent);
+    assert_eq!(e["scanModes"].as_array().map(|m| m.len() >= n), Some(true));
+    assert!(named(&e["scanModes"], "a repeat of long-7").is_empty());
+    assert_eq!(named(&e["scanModes"], "long-7").len(), 1);
+    no_violations(&sim);
+}
+
+#[test]
 fn a_retrieved_command_cancelled_by_oianalytics_never_runs() {
     let sim = sim();
     let home = AgentHome::with_sim(&sim, "");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use serde_json::Value;
 
-use super::{cancel_chunks, intake, MAX_CANCEL_QUERY, REPORT_BATCH};
+use super::{cancel_chunks, intake_from, Intake, INTAKE_CHUNK, MAX_CANCEL_QUERY, REPORT_BATCH};
 use crate::client::{routes, Auth, ClientError, OiaClient};
 use crate::command_executor::{CancelCommands, CommandExecutor, CommandsReady};
 use crate::commands::{Journal, PendingReport};
@@ -300,13 +300,59 @@ async fn run_cycle(
             &answer,
         )));
     };
+    journal_answer(elements, journal, executor.as_ref()).await
+}
+
+/// Journal the elements of an E3 answer, [`INTAKE_CHUNK`] at a time: each chunk is one synced
+/// batch, and its elements are dropped once journaled, so a long backlog never sits in memory
+/// three times over (parsed, as records and as a write batch). The executor starts on the
+/// first chunk while the next ones are written. A failed write ends the cycle; the next one
+/// fetches the rest again and skips what is already journaled.
+async fn journal_answer(
+    elements: Vec<Value>,
+    journal: &Journal,
+    executor: Option<&Addr<CommandExecutor>>,
+) -> Result<usize, CycleError> {
     let now = crate::protocol::iso_now();
-    let received = intake(
-        &elements,
-        |id| journal.contains(id),
-        journal.next_seq()?,
-        &now,
-    )?;
+    let mut elements = elements.into_iter();
+    let (mut index, mut journaled) = (0, 0);
+    loop {
+        let chunk: Vec<Value> = elements.by_ref().take(INTAKE_CHUNK).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        let received = intake_from(
+            &chunk,
+            index,
+            |id| journal.contains(id),
+            journal.next_seq()?,
+            &now,
+        )?;
+        index += chunk.len();
+        drop(chunk);
+        log_intake(&received, journal)?;
+        let mut records = received.records;
+        let count = records.len();
+        // The synced write waits for the disk: off the actors' thread.
+        let writer = journal.clone();
+        off_thread(move || writer.insert(&mut records))
+            .await
+            .map_err(CycleError::Worker)??;
+        if count > 0 {
+            journaled += count;
+            if let Some(executor) = executor {
+                executor.do_send(CommandsReady);
+            }
+        }
+    }
+    if journaled > 0 {
+        tracing::info!(count = journaled, "commands journaled");
+    }
+    Ok(journaled)
+}
+
+/// Log and count what an intake set aside.
+fn log_intake(received: &Intake, journal: &Journal) -> Result<(), StoreError> {
     for problem in &received.unusable {
         tracing::warn!(
             problem,
@@ -333,20 +379,7 @@ async fn run_cycle(
             "already journaled commands ignored"
         );
     }
-    let mut records = received.records;
-    let journaled = records.len();
-    // The synced write waits for the disk: off the actors' thread.
-    let writer = journal.clone();
-    off_thread(move || writer.insert(&mut records))
-        .await
-        .map_err(CycleError::Worker)??;
-    if journaled > 0 {
-        tracing::info!(count = journaled, "commands journaled");
-        if let Some(executor) = &executor {
-            executor.do_send(CommandsReady);
-        }
-    }
-    Ok(journaled)
+    Ok(())
 }
 
 /// Report everything waiting, one PUT per batch; only the keys OIA acknowledged are removed.

@@ -27,6 +27,9 @@ pub use actor::{CommandPoller, PollNow, ReportsPending};
 /// Most records in one E5 PUT.
 pub const REPORT_BATCH: usize = 500;
 
+/// Most elements of an E3 answer journaled in one synced batch.
+pub const INTAKE_CHUNK: usize = 1_000;
+
 /// Longest `ids=…&ids=…` query sent in one E4 call; more ids take more calls.
 pub const MAX_CANCEL_QUERY: usize = 6_000;
 
@@ -53,6 +56,19 @@ pub struct Intake {
 /// `is_journaled` tells whether an id is already in the journal.
 pub fn intake<E>(
     elements: &[Value],
+    is_journaled: impl FnMut(&str) -> Result<bool, E>,
+    first_seq: u64,
+    now: &str,
+) -> Result<Intake, E> {
+    intake_from(elements, 0, is_journaled, first_seq, now)
+}
+
+/// [`intake`] of a part of an E3 answer whose first element is element `first_index` of the
+/// whole answer (for the messages). An id repeated across parts is caught by `is_journaled`,
+/// as the earlier part is journaled first.
+pub fn intake_from<E>(
+    elements: &[Value],
+    first_index: usize,
     mut is_journaled: impl FnMut(&str) -> Result<bool, E>,
     first_seq: u64,
     now: &str,
@@ -60,7 +76,7 @@ pub fn intake<E>(
     let mut out = Intake::default();
     let mut seen = HashSet::new();
     let mut seq = first_seq;
-    for (index, element) in elements.iter().enumerate() {
+    for (index, element) in (first_index..).zip(elements) {
         let Some(object) = element.as_object() else {
             out.unusable.push(format!(
                 "element {index} is {}, not a command object",
@@ -221,6 +237,23 @@ mod tests {
     fn run(elements: Value, journaled: &[&str]) -> Intake {
         let elements = elements.as_array().unwrap().clone();
         intake::<()>(&elements, |id| Ok(journaled.contains(&id)), 10, "now").unwrap()
+    }
+
+    #[test]
+    fn a_part_of_an_answer_names_its_elements_by_their_place_in_the_whole_answer() {
+        let elements = [json!("not a command"), json!({"type": "restart-engine"})];
+        let out = intake_from::<()>(&elements, 1000, |_| Ok(false), 0, "now").unwrap();
+        assert_eq!(out.unusable.len(), 2);
+        assert!(
+            out.unusable[0].starts_with("element 1000 "),
+            "{:?}",
+            out.unusable
+        );
+        assert!(
+            out.unusable[1].starts_with("element 1001 "),
+            "{:?}",
+            out.unusable
+        );
     }
 
     #[test]
