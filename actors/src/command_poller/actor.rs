@@ -5,6 +5,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use actix::prelude::*;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::{cancel_chunks, intake_from, Intake, INTAKE_CHUNK, MAX_CANCEL_QUERY, REPORT_BATCH};
@@ -290,46 +291,54 @@ async fn run_cycle(
         }
     }
 
-    // 2. Fetch and journal.
-    let answer: Value = client
+    // 2. Fetch and journal. The elements stay raw JSON text until their part is journaled: a
+    // parsed backlog takes several times its size.
+    let answer: Box<RawValue> = client
         .get_json(routes::COMMANDS_PENDING, auth)
         .await
         .map_err(CycleError::Fetch)?;
-    let Value::Array(elements) = answer else {
-        return Err(CycleError::NotAnArray(crate::commands::catalogue::kind_of(
-            &answer,
-        )));
-    };
-    journal_answer(elements, journal, executor.as_ref()).await
+    journal_answer(&elements_of(&answer)?, journal, executor.as_ref()).await
 }
 
-/// Journal the elements of an E3 answer, [`INTAKE_CHUNK`] at a time: each chunk is one synced
-/// batch, and its elements are dropped once journaled, so a long backlog never sits in memory
-/// three times over (parsed, as records and as a write batch). The executor starts on the
-/// first chunk while the next ones are written. A failed write ends the cycle; the next one
-/// fetches the rest again and skips what is already journaled.
+/// The elements of an E3 answer, still as JSON text.
+fn elements_of(answer: &RawValue) -> Result<Vec<&RawValue>, CycleError> {
+    serde_json::from_str(answer.get()).map_err(|_| {
+        let other: Value = serde_json::from_str(answer.get()).unwrap_or(Value::Null);
+        CycleError::NotAnArray(crate::commands::catalogue::kind_of(&other))
+    })
+}
+
+/// Journal the elements of an E3 answer, [`INTAKE_CHUNK`] at a time: each part is parsed, then
+/// journaled in one synced batch and dropped, so a long backlog is only held as its raw text,
+/// not parsed, as records and as a write batch at once. The executor starts on the first part
+/// while the next ones are written. A failed write ends the cycle; the next one fetches the
+/// rest again and skips what is already journaled.
 async fn journal_answer(
-    elements: Vec<Value>,
+    elements: &[&RawValue],
     journal: &Journal,
     executor: Option<&Addr<CommandExecutor>>,
 ) -> Result<usize, CycleError> {
     let now = crate::protocol::iso_now();
-    let mut elements = elements.into_iter();
-    let (mut index, mut journaled) = (0, 0);
-    loop {
-        let chunk: Vec<Value> = elements.by_ref().take(INTAKE_CHUNK).collect();
-        if chunk.is_empty() {
-            break;
+    let mut journaled = 0;
+    for (n, part) in elements.chunks(INTAKE_CHUNK).enumerate() {
+        let first = n * INTAKE_CHUNK;
+        let mut unparsable = Vec::new();
+        let mut parsed = Vec::with_capacity(part.len());
+        for (index, raw) in (first..).zip(part) {
+            // Valid JSON, but serde_json refuses some of it as a value (a number beyond f64).
+            match serde_json::from_str::<Value>(raw.get()) {
+                Ok(value) => parsed.push((index, value)),
+                Err(e) => unparsable.push(format!("element {index} cannot be read: {e}")),
+            }
         }
-        let received = intake_from(
-            &chunk,
-            index,
+        let mut received = intake_from(
+            parsed.iter().map(|(index, value)| (*index, value)),
             |id| journal.contains(id),
             journal.next_seq()?,
             &now,
         )?;
-        index += chunk.len();
-        drop(chunk);
+        drop(parsed);
+        received.unusable.append(&mut unparsable);
         log_intake(&received, journal)?;
         let mut records = received.records;
         let count = records.len();
@@ -528,5 +537,55 @@ impl Handler<Stop> for CommandPoller {
     /// Journal and reports are durable as they are written; nothing to flush.
     fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::Status;
+    use crate::store::Store;
+
+    fn answer(text: &str) -> Box<RawValue> {
+        serde_json::from_str(text).expect("a JSON test answer")
+    }
+
+    #[test]
+    fn an_answer_that_is_not_an_array_says_what_it_is() {
+        let error = elements_of(&answer(r#"{"commands": []}"#)).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the pending commands answer is an object, not a JSON array"
+        );
+    }
+
+    #[actix_rt::test]
+    async fn an_answer_longer_than_a_part_is_journaled_in_order_and_unreadable_elements_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(Store::open(dir.path()).unwrap()).unwrap();
+        let mut text = String::from("[");
+        for i in 0..INTAKE_CHUNK + 5 {
+            text.push_str(&format!(
+                r#"{{"id": "c{i}", "type": "restart-engine", "targetVersion": "1"}},"#
+            ));
+        }
+        // Valid JSON that serde_json cannot hold as a value; then a repeat of a journaled id.
+        text.push_str(r#"{"id": "huge", "type": "restart-engine", "targetVersion": 1e400},"#);
+        text.push_str(r#"{"id": "c3", "type": "restart-engine", "targetVersion": "1"}]"#);
+        let answer = answer(&text);
+        let elements: Vec<&RawValue> = serde_json::from_str(answer.get()).unwrap();
+
+        let journaled = journal_answer(&elements, &journal, None).await.unwrap();
+
+        assert_eq!(journaled, INTAKE_CHUNK + 5, "every readable command, once");
+        let open = journal.open_commands(usize::MAX).unwrap();
+        assert_eq!(open.len(), INTAKE_CHUNK + 5);
+        assert!(open.iter().all(|r| r.status == Status::Retrieved));
+        assert_eq!(open.last().map(|r| r.id.as_str()), Some("c1004"));
+        assert!(
+            open.windows(2).all(|w| w[0].seq < w[1].seq),
+            "numbered in the order received"
+        );
+        assert!(!journal.contains("huge").unwrap());
     }
 }

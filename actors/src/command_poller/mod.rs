@@ -60,15 +60,14 @@ pub fn intake<E>(
     first_seq: u64,
     now: &str,
 ) -> Result<Intake, E> {
-    intake_from(elements, 0, is_journaled, first_seq, now)
+    intake_from(elements.iter().enumerate(), is_journaled, first_seq, now)
 }
 
-/// [`intake`] of a part of an E3 answer whose first element is element `first_index` of the
-/// whole answer (for the messages). An id repeated across parts is caught by `is_journaled`,
-/// as the earlier part is journaled first.
-pub fn intake_from<E>(
-    elements: &[Value],
-    first_index: usize,
+/// [`intake`] of some elements of an E3 answer, each with its place in the whole answer (for
+/// the messages). An id repeated across calls is caught by `is_journaled`, as the earlier part
+/// is journaled first.
+pub fn intake_from<'a, E>(
+    elements: impl IntoIterator<Item = (usize, &'a Value)>,
     mut is_journaled: impl FnMut(&str) -> Result<bool, E>,
     first_seq: u64,
     now: &str,
@@ -76,7 +75,7 @@ pub fn intake_from<E>(
     let mut out = Intake::default();
     let mut seen = HashSet::new();
     let mut seq = first_seq;
-    for (index, element) in (first_index..).zip(elements) {
+    for (index, element) in elements {
         let Some(object) = element.as_object() else {
             out.unusable.push(format!(
                 "element {index} is {}, not a command object",
@@ -242,7 +241,8 @@ mod tests {
     #[test]
     fn a_part_of_an_answer_names_its_elements_by_their_place_in_the_whole_answer() {
         let elements = [json!("not a command"), json!({"type": "restart-engine"})];
-        let out = intake_from::<()>(&elements, 1000, |_| Ok(false), 0, "now").unwrap();
+        let placed = (1000..).zip(&elements);
+        let out = intake_from::<()>(placed, |_| Ok(false), 0, "now").unwrap();
         assert_eq!(out.unusable.len(), 2);
         assert!(
             out.unusable[0].starts_with("element 1000 "),
