@@ -103,6 +103,7 @@ rows = {  # name: (figure, goal, OIBus 3.8.8)
     "log_backlog_rss_delivering": ("… while delivering it", "≤ 64 MiB", ""),
     "metric_counts_per_s": ("Metric counts, one thread", "", ""),
     "metric_flush_10k_series_ms": ("Metrics flush of 10k dirty series (CPU)", "≤ 20 ms", ""),
+    "metric_store_flush_10k_series_ms": ("… folded, encoded and written to RocksDB", "", ""),
     "sim_commands_status_per_s": ("Simulator `commands/status`, 2 cores", "20k/s", ""),
     "sim_logs_per_s": ("Simulator `logs`, 2 cores", "20k/s", ""),
     "rollback_ms": ("Rollback: crash in probation → old version healthy", "≤ 2 s", "30 s timer"),
