@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use base64::Engine as _;
+use nix::sys::signal::Signal;
 use rsa::pkcs8::DecodePublicKey;
 use serde_json::{json, Value};
 
-use crate::kit::agent::{Agent, AgentHome};
+use crate::kit::agent::{sim_section, Agent, AgentHome};
 use crate::kit::sim::{Sim, SimOpts};
 use crate::kit::{bench_figure, procfs, wait_until};
 
@@ -373,6 +374,31 @@ fn a_long_answer_is_journaled_in_parts_each_command_once() {
     assert_eq!(e["scanModes"].as_array().map(|m| m.len() >= n), Some(true));
     assert!(named(&e["scanModes"], "a repeat of long-7").is_empty());
     assert_eq!(named(&e["scanModes"], "long-7").len(), 1);
+    no_violations(&sim);
+}
+
+#[test]
+fn a_backlog_over_the_answer_limit_says_which_key_to_raise_and_drains_once_raised() {
+    // 1,000 commands make an answer of about 130 KiB.
+    let n = 1_000;
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "  max_answer_bytes: 64KiB\n");
+    let agent = registered(&home, &[]);
+    let batch: Vec<Value> = (0..n)
+        .map(|i| scan_mode(&format!("big-{i}"), &format!("big-{i}")))
+        .collect();
+    sim.queue(&Value::Array(batch));
+    let hint = "raise oianalytics.max_answer_bytes";
+    assert!(
+        wait_until(WAIT, || agent.logs().contains(hint)),
+        "no hint at the key to raise:\n{}",
+        agent.logs()
+    );
+    assert!(statuses(&sim, "big-0").is_empty(), "nothing journaled");
+
+    home.write_config(&sim_section(&sim, "  max_answer_bytes: 1MiB\n"));
+    agent.signal(Signal::SIGHUP);
+    completed(&sim, &agent, &format!("big-{}", n - 1));
     no_violations(&sim);
 }
 

@@ -70,8 +70,9 @@ pub enum ClientError {
     Encode { route: String, error: String },
 
     #[error(
-        "the answer of {route} exceeds the {limit}-byte limit; if it is legitimate, raise the \
-         limit, else check what answers at oianalytics.host"
+        "the answer of {route} exceeds the {limit}-byte limit; if it is legitimate (e.g. a \
+         long backlog of pending commands), raise oianalytics.max_answer_bytes, else check \
+         what answers at oianalytics.host"
     )]
     BodyTooLarge { route: String, limit: u64 },
 

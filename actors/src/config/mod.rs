@@ -145,6 +145,9 @@ pub struct OiaConfig {
     pub proxy: Option<ProxyConfig>,
     pub api_gateway: Option<GatewayConfig>,
     pub intervals: Intervals,
+    /// Largest answer read from OIAnalytics; `commands/pending` returns every pending command
+    /// at once (about 300 bytes each).
+    pub max_answer_bytes: ByteSize,
     pub key_size: u32,
     /// Ceiling for the 42 command permissions; omitted flags are `true`.
     pub permissions: BTreeMap<String, bool>,
@@ -158,6 +161,7 @@ impl Default for OiaConfig {
             proxy: None,
             api_gateway: None,
             intervals: Intervals::default(),
+            max_answer_bytes: ByteSize(crate::client::DEFAULT_MAX_BODY_BYTES as u64),
             key_size: 4096,
             permissions: BTreeMap::new(),
         }
@@ -642,6 +646,15 @@ impl Config {
                 );
             }
             check_at_most_a_year(&mut bad, &path, value);
+        }
+        if !(64 * 1024..=1 << 30).contains(&oia.max_answer_bytes.0) {
+            bad(
+                "oianalytics.max_answer_bytes",
+                format!(
+                    "must be between 64KiB and 1GiB, got {}",
+                    oia.max_answer_bytes
+                ),
+            );
         }
         if ![2048, 3072, 4096].contains(&oia.key_size) {
             bad(

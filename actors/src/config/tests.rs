@@ -155,3 +155,13 @@ fn durations_longer_than_a_year_are_refused_before_they_overflow_the_clock() {
         ["launcher.shutdown_timeout: must be at most 365 days, got 1year at 1:51"]
     );
 }
+
+#[test]
+fn the_answer_size_limit_takes_a_byte_size_within_bounds() {
+    let config = parse("oianalytics:\n  max_answer_bytes: 256MiB\n").expect("a valid size");
+    assert_eq!(config.oianalytics.max_answer_bytes, ByteSize(256 << 20));
+    assert_eq!(
+        problems("oianalytics:\n  max_answer_bytes: 2GiB\n"),
+        ["oianalytics.max_answer_bytes: must be between 64KiB and 1GiB, got 2GiB at 2:21"]
+    );
+}
