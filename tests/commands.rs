@@ -108,6 +108,13 @@ fn scan_mode(id: &str, name: &str) -> Value {
     )
 }
 
+/// `n` scan mode creations, id and name `<prefix><i>`.
+fn scan_modes(prefix: &str, n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| scan_mode(&format!("{prefix}{i}"), &format!("{prefix}{i}")))
+        .collect()
+}
+
 /// RSA-OAEP-SHA256 of `plain` with the agent's registration key, base64 (protocol §5).
 fn encrypt(sim: &Sim, plain: &str) -> String {
     let pem = sim.agents()[0]["publicKey"].as_str().unwrap().to_owned();
@@ -356,9 +363,7 @@ fn a_long_answer_is_journaled_in_parts_each_command_once() {
     let sim = sim();
     let home = AgentHome::with_sim(&sim, "");
     let agent = registered(&home, &[]);
-    let mut batch: Vec<Value> = (0..n)
-        .map(|i| scan_mode(&format!("long-{i}"), &format!("long-{i}")))
-        .collect();
+    let mut batch = scan_modes("long-", n);
     batch.insert(n - 100, scan_mode("long-7", "a repeat of long-7"));
     sim.queue(&Value::Array(batch));
     let last = format!("long-{}", n - 1);
@@ -384,9 +389,7 @@ fn a_backlog_over_the_answer_limit_says_which_key_to_raise_and_drains_once_raise
     let sim = sim();
     let home = AgentHome::with_sim(&sim, "  max_answer_bytes: 64KiB\n");
     let agent = registered(&home, &[]);
-    let batch: Vec<Value> = (0..n)
-        .map(|i| scan_mode(&format!("big-{i}"), &format!("big-{i}")))
-        .collect();
+    let batch = scan_modes("big-", n);
     sim.queue(&Value::Array(batch));
     let hint = "raise oianalytics.max_answer_bytes";
     assert!(
@@ -501,9 +504,7 @@ fn bench_10k_create_scan_mode() {
     let sim = sim();
     let home = AgentHome::with_sim(&sim, "");
     let agent = registered(&home, &[]);
-    let batch: Vec<Value> = (0..n)
-        .map(|i| scan_mode(&format!("b{i}"), &format!("bench-{i}")))
-        .collect();
+    let batch = scan_modes("bench-", n);
     let pid = agent.status()["pid"].as_u64().unwrap_or_default();
     // Registration (RSA key generation) is not a command cost.
     let cpu_before = cpu_seconds(pid);
