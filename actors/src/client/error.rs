@@ -69,12 +69,13 @@ pub enum ClientError {
     #[error("cannot serialise the body for {route}: {error}; this is a bug in oibus-agent")]
     Encode { route: String, error: String },
 
-    #[error(
-        "the answer of {route} exceeds the {limit}-byte limit; if it is legitimate (e.g. a \
-         long backlog of pending commands), raise oianalytics.max_answer_bytes, else check \
-         what answers at oianalytics.host"
-    )]
-    BodyTooLarge { route: String, limit: u64 },
+    #[error("the answer of {route} exceeds the {limit}-byte limit; {advice}")]
+    BodyTooLarge {
+        route: String,
+        limit: u64,
+        /// What to do: answers and release downloads have different limits.
+        advice: &'static str,
+    },
 
     #[error(
         "{url} answered {status} redirecting to '{location}'; redirects are not followed: set \

@@ -758,6 +758,8 @@ async fn read_body(
     let too_large = || ClientError::BodyTooLarge {
         route: route.to_owned(),
         limit: limit as u64,
+        advice: "if it is legitimate (e.g. a long backlog of pending commands), raise \
+                 oianalytics.max_answer_bytes, else check what answers at oianalytics.host",
     };
     let declared = content_length(&res);
     if declared.is_some_and(|len| len > limit as u64) {
@@ -825,6 +827,7 @@ async fn stream_to_file(
     let too_large = || ClientError::BodyTooLarge {
         route: route.to_owned(),
         limit: max_bytes,
+        advice: "a release asset may not be larger; check the asset OIAnalytics serves",
     };
     if content_length(&res).is_some_and(|len| len > max_bytes) {
         return Err(too_large());
