@@ -270,17 +270,13 @@ impl Journal {
     pub fn open(store: Store) -> Result<Journal, StoreError> {
         migrate_reports(&store)?;
         let next = next_report_number(&store)?;
-        let first = store
-            .scan_raw(Cf::Reports, REPORT_PREFIX, 1)?
-            .first()
-            .and_then(|(key, _)| report_number(key))
-            .unwrap_or(next);
         Ok(Journal {
             inner: Arc::new(Shared {
                 store,
                 next_report: Mutex::new(next),
                 written_below: AtomicU64::new(next),
-                pending_from: AtomicU64::new(first),
+                // The first flush finds the oldest waiting report.
+                pending_from: AtomicU64::new(0),
             }),
         })
     }
@@ -321,8 +317,8 @@ impl Journal {
     /// index in step. Each record learns the number of its report.
     ///
     /// Reports are numbered under a lock held until the batch is written, so a report is never
-    /// visible before one with a smaller number: the flush can start after the last one
-    /// acknowledged without missing a report committed late.
+    /// visible before one with a smaller number: the flush can start at the oldest report its
+    /// previous scan found without missing a report committed late.
     pub fn commit(
         &self,
         mut batch: Batch,
@@ -508,6 +504,8 @@ fn next_report_number(store: &Store) -> Result<u64, StoreError> {
 
 /// Renumber the reports an earlier build keyed `<id>\0<rank><STATUS>` (a command's statuses in
 /// the order they happened), after any numbered one, and point their records at them.
+/// Looked for at every start, not once behind a marker: reports an older build writes into a
+/// store this build already opened (a manual downgrade) are still renumbered, not stranded.
 fn migrate_reports(store: &Store) -> Result<(), StoreError> {
     let legacy: Vec<_> = store
         .scan_raw(Cf::Reports, b"", usize::MAX)?
