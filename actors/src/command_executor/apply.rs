@@ -207,7 +207,8 @@ pub fn secret_plan(command_type: CommandType, content: &Value, modulus_bytes: us
 }
 
 /// An id for something a command creates, derived from the command id (and `what`, to tell
-/// several creations of one command apart): 16 characters of `[0-9A-Za-z]`.
+/// several creations of one command apart): 6 characters of `[0-9A-Za-z]`, the shape of
+/// OIBus's `generateRandomId(6)`, so a re-run creates nothing twice.
 pub fn derive_id(command_id: &str, what: &str) -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let digest = Sha256::new()
@@ -217,7 +218,7 @@ pub fn derive_id(command_id: &str, what: &str) -> String {
         .finalize();
     digest
         .iter()
-        .take(16)
+        .take(6)
         .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
         .collect()
 }
@@ -305,6 +306,16 @@ pub fn apply(
 
 // ---------------------------------------------------------------------------------------------
 // Reading command content with errors that name the field.
+
+/// Deserialize `value` (a part of the command content found at `path`) into a typed struct; the
+/// error names the field at fault, e.g. `commandContent.options.keySize: invalid type: …`.
+pub fn typed<T: serde::de::DeserializeOwned>(value: &Value, path: &str) -> Result<T, ApplyError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let at = e.path().to_string();
+        let at = if at == "." { path.to_owned() } else { format!("{path}.{at}") };
+        ApplyError::Invalid(format!("{at}: {}", e.inner()))
+    })
+}
 
 /// An object of the command content, with its path for messages.
 struct Obj<'a> {
