@@ -12,11 +12,11 @@ use crate::kit::agent::{sim_section, Agent, AgentHome};
 use crate::kit::sim::{Sim, SimOpts};
 use crate::kit::{bench_figure, procfs, wait_until};
 
-const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 const VERSION: &str = oibus_actors::VERSION;
 
 /// A simulator that completes registrations at once.
-fn sim() -> Sim {
+pub(crate) fn sim() -> Sim {
     Sim::start(SimOpts {
         auto_complete: Some("10ms".into()),
         ..Default::default()
@@ -24,7 +24,7 @@ fn sim() -> Sim {
 }
 
 /// Start the agent and wait until it is registered.
-fn registered(home: &AgentHome, env: &[(&str, &str)]) -> Agent {
+pub(crate) fn registered(home: &AgentHome, env: &[(&str, &str)]) -> Agent {
     let agent = home.start_with_env(env);
     let ok = wait_until(WAIT, || {
         agent
@@ -37,7 +37,7 @@ fn registered(home: &AgentHome, env: &[(&str, &str)]) -> Agent {
 }
 
 /// The statuses the simulator received for command `id`, in arrival order.
-fn statuses(sim: &Sim, id: &str) -> Vec<Value> {
+pub(crate) fn statuses(sim: &Sim, id: &str) -> Vec<Value> {
     sim.admin_get(&format!("/admin/statuses?id={id}"))["records"]
         .as_array()
         .cloned()
@@ -52,7 +52,7 @@ fn is_terminal(status: &str) -> bool {
 }
 
 /// Wait for the terminal record of command `id` and return it.
-fn terminal(sim: &Sim, agent: &Agent, id: &str) -> Value {
+pub(crate) fn terminal(sim: &Sim, agent: &Agent, id: &str) -> Value {
     let mut found = None;
     let ok = wait_until(WAIT, || {
         found = statuses(sim, id)
@@ -69,7 +69,7 @@ fn terminal(sim: &Sim, agent: &Agent, id: &str) -> Value {
     found.unwrap_or_default()
 }
 
-fn completed(sim: &Sim, agent: &Agent, id: &str) -> Value {
+pub(crate) fn completed(sim: &Sim, agent: &Agent, id: &str) -> Value {
     let record = terminal(sim, agent, id);
     assert_eq!(
         record["status"],
@@ -80,19 +80,19 @@ fn completed(sim: &Sim, agent: &Agent, id: &str) -> Value {
     record
 }
 
-fn entities(agent: &Agent) -> Value {
+pub(crate) fn entities(agent: &Agent) -> Value {
     let (code, body) = agent.get("/api/entities").expect("the local API answers");
     assert_eq!(code, 200, "{body}");
     serde_json::from_str(&body).expect("JSON")
 }
 
-fn named<'a>(list: &'a Value, name: &str) -> Vec<&'a Value> {
+pub(crate) fn named<'a>(list: &'a Value, name: &str) -> Vec<&'a Value> {
     list.as_array()
         .map(|l| l.iter().filter(|e| e["name"] == name).collect())
         .unwrap_or_default()
 }
 
-fn command(id: &str, command_type: &str, extra: Value) -> Value {
+pub(crate) fn command(id: &str, command_type: &str, extra: Value) -> Value {
     let mut c = json!({"id": id, "type": command_type, "targetVersion": VERSION});
     if let (Some(c), Value::Object(extra)) = (c.as_object_mut(), extra) {
         c.extend(extra);
@@ -100,7 +100,7 @@ fn command(id: &str, command_type: &str, extra: Value) -> Value {
     c
 }
 
-fn scan_mode(id: &str, name: &str) -> Value {
+pub(crate) fn scan_mode(id: &str, name: &str) -> Value {
     command(
         id,
         "create-scan-mode",
@@ -129,7 +129,7 @@ fn encrypt(sim: &Sim, plain: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(ciphertext)
 }
 
-fn no_violations(sim: &Sim) {
+pub(crate) fn no_violations(sim: &Sim) {
     let v = sim.violations();
     assert!(v.is_empty(), "the simulator recorded violations: {v:#?}");
 }
@@ -293,9 +293,10 @@ fn refused_and_malformed_commands_end_errored_with_the_reason() {
         ),
         (
             "m1",
-            "Malformed command: field 'scanModeId' must be a string, found a number".into(),
+            "Malformed command: field 'scanModeId': invalid type: integer `7`, expected a string"
+                .into(),
         ),
-        ("x1", "launcher not available".into()),
+        ("x1", "OIBus is not set up to execute remote update".into()),
     ];
     for (id, result) in &expect {
         let record = terminal(&sim, &agent, id);

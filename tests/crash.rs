@@ -268,7 +268,7 @@ impl Plan {
                 self.expect(
                     &id,
                     "COMPLETED",
-                    "Engine general settings updated successfully".into(),
+                    "Engine name updated successfully".into(),
                     format!("update-engine-general to {engine}"),
                 );
                 command(
@@ -414,7 +414,7 @@ impl Plan {
                 self.expect(
                     id,
                     "ERRORED",
-                    format!("Scan mode {target} not found"),
+                    format!("Scan mode \"{target}\" not found"),
                     format!("update-scan-mode of the unknown {target}"),
                 );
                 let mut c = command(

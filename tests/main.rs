@@ -7,6 +7,7 @@ mod commands;
 mod crash;
 mod engine;
 mod faults;
+mod fidelity;
 mod fuzz_replay;
 mod launcher;
 mod logs;

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use actix::prelude::*;
 use tokio::sync::watch;
 
 use crate::commands::Journal;
@@ -36,7 +37,30 @@ impl AgentContext {
     pub fn config(&self) -> Arc<Config> {
         self.config.borrow().clone()
     }
+
+    /// Send [`ConfigReloaded`] to the actor after each reload, for as long as it lives.
+    pub fn follow_config<A>(&self, ctx: &mut Context<A>)
+    where
+        A: Actor<Context = Context<A>> + Handler<ConfigReloaded>,
+    {
+        let mut config = self.config.clone();
+        config.borrow_and_update();
+        let addr = ctx.address();
+        ctx.spawn(actix::fut::wrap_future(async move {
+            while config.changed().await.is_ok() {
+                let current = config.borrow_and_update().clone();
+                if addr.send(ConfigReloaded(current)).await.is_err() {
+                    break; // the actor is gone
+                }
+            }
+        }));
+    }
 }
+
+/// A SIGHUP reload replaced the configuration with this one.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ConfigReloaded(pub Arc<Config>);
 
 #[cfg(test)]
 impl AgentContext {

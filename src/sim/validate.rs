@@ -5,6 +5,7 @@
 //! (deviations from what OIBus sends that OIA tolerates, e.g. the `ack: true` bug of §4.5).
 use std::fmt::Display;
 
+use oibus_actors::commands::{Command, CommandType};
 use serde_json::{Map, Value};
 
 pub const COMMAND_STATUSES: &[&str] =
@@ -193,6 +194,7 @@ pub fn status_records(body: &Value) -> Problems {
             continue;
         };
         check_fields(object, &path, STATUS_FIELDS, &mut problems);
+        check_type_fields(object, &path, &mut problems);
         if object.get("ack") == Some(&Value::Bool(true)) {
             problems.soft(format!(
                 "{path}.ack: OIBus sends false here (true is an OIBus bug)"
@@ -210,6 +212,24 @@ pub fn status_records(body: &Value) -> Problems {
         }
     }
     problems
+}
+
+/// The fields of the record's type, read with the agent's own record types, which follow OIBus's
+/// command repository (e.g. `commandContent.historyQueryStatus`). A malformed command has none.
+fn check_type_fields(object: &Map<String, Value>, path: &dyn Display, problems: &mut Problems) {
+    let malformed = object
+        .get("result")
+        .and_then(Value::as_str)
+        .is_some_and(|r| r.starts_with("Malformed command"));
+    let command_type = object
+        .get("type")
+        .and_then(Value::as_str)
+        .and_then(CommandType::parse);
+    if let (Some(command_type), false) = (command_type, malformed) {
+        if let Err(problem) = Command::from_record(command_type, object) {
+            problems.hard(format!("{path}: {problem}"));
+        }
+    }
 }
 
 /// E6 body (§6.2).

@@ -13,7 +13,7 @@ use super::{precheck, recover, test_exec_delay, Recovery};
 use crate::command_poller::{CommandPoller, PollNow, ReportsPending};
 use crate::commands::{CommandRecord, CommandType, Journal, Status, Transition};
 use crate::config::Config;
-use crate::context::AgentContext;
+use crate::context::{AgentContext, ConfigReloaded};
 use crate::entities::{EffectiveRegistrationSettings, EntityStore, RegistrationSettingsRecord};
 use crate::events::{self, Source};
 use crate::key_vault::{DecryptSettings, GetLocalCipher, KeyVault, LocalCipher, RegenerateKeys};
@@ -553,11 +553,17 @@ impl CommandExecutor {
             self.permissions = None;
         }
         let entities = &self.entities;
+        let outbox = &self.outbox;
         let (_, permissions) = self.permissions.get_or_insert_with(|| {
-            let stored = entities.registration_settings().unwrap_or_else(|e| {
+            let mut stored = entities.registration_settings().unwrap_or_else(|e| {
                 tracing::error!(error = %e, "cannot read the registration settings; the YAML permissions apply");
                 None
             });
+            // The executor is the only writer of this record, so a local edit seen here cannot
+            // race a remote command.
+            if let Some(record) = stored.as_mut() {
+                record_local_edit(entities, record, &config.oianalytics.permissions, outbox);
+            }
             let effective =
                 RegistrationSettingsRecord::effective_of(stored.as_ref(), &config.oianalytics);
             (config.clone(), effective)
@@ -573,6 +579,31 @@ impl CommandExecutor {
                 .publish(record.effective(&self.ctx.config())),
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "cannot read the engine settings to apply them"),
+        }
+    }
+}
+
+/// Take a local edit of the YAML permissions into the stored record (see
+/// [`RegistrationSettingsRecord::apply_local_edit`]); flags granted again are logged and pushed to
+/// OIAnalytics in a full config.
+fn record_local_edit(
+    entities: &EntityStore,
+    record: &mut RegistrationSettingsRecord,
+    yaml: &std::collections::BTreeMap<String, bool>,
+    outbox: &ConfigOutbox,
+) {
+    let (granted, changed) = record.apply_local_edit(yaml);
+    if !changed {
+        return;
+    }
+    match entities.write_registration_settings(record) {
+        Ok(()) if !granted.is_empty() => {
+            tracing::info!(flags = ?granted, "command permissions granted again by a local edit of oianalytics.permissions");
+            outbox.send(ConfigKind::FullConfig);
+        }
+        Ok(()) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "cannot store the local permissions; a local grant applies only until restart")
         }
     }
 }
@@ -665,7 +696,18 @@ impl Actor for CommandExecutor {
         }
         self.prune_journal();
         ctx.run_interval(PRUNE_EVERY, |act, _| act.prune_journal());
+        // A local edit of the permissions is taken at start and at each reload.
+        self.permissions();
+        self.ctx.follow_config(ctx);
         ctx.notify(Pump);
+    }
+}
+
+impl Handler<ConfigReloaded> for CommandExecutor {
+    type Result = ();
+
+    fn handle(&mut self, _: ConfigReloaded, _: &mut Context<Self>) {
+        self.permissions();
     }
 }
 
@@ -831,7 +873,13 @@ mod tests {
         let record = journal.get("up").unwrap().unwrap();
         assert_eq!(
             record.result.as_deref(),
-            Some(format!("OIBus updated to version {}", crate::VERSION).as_str())
+            Some(
+                format!(
+                    "OIBus updated to version {v}, launcher updated to version {v}",
+                    v = crate::VERSION
+                )
+                .as_str()
+            )
         );
         assert_eq!(record.runs, 1, "an upgrade is never started twice");
     }

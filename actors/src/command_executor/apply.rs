@@ -293,7 +293,11 @@ pub fn apply(
         }
         DeleteHistoryQuery => delete::<HistoryQuery>(&id_field("historyQueryId")?, env, batch),
         UpdateHistoryQueryStatus => {
-            let status = id_field("historyQueryStatus")?;
+            // Records journaled by builds before 0.2 kept the status at the top level.
+            let status = match content.get("historyQueryStatus").and_then(Value::as_str) {
+                Some(status) => status.to_owned(),
+                None => id_field("historyQueryStatus")?,
+            };
             history_status(&id_field("historyQueryId")?, &status, env, batch)
         }
         UpdateEngineGeneral | UpdateEngineWebServer | UpdateEngineProxy | UpdateEngineLogger => {
@@ -312,7 +316,11 @@ pub fn apply(
 pub fn typed<T: serde::de::DeserializeOwned>(value: &Value, path: &str) -> Result<T, ApplyError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let at = e.path().to_string();
-        let at = if at == "." { path.to_owned() } else { format!("{path}.{at}") };
+        let at = if at == "." {
+            path.to_owned()
+        } else {
+            format!("{path}.{at}")
+        };
         ApplyError::Invalid(format!("{at}: {}", e.inner()))
     })
 }
@@ -478,7 +486,7 @@ impl<'a> Obj<'a> {
 fn existing<E: Entity>(id: &str, env: &Env<'_>) -> Result<E, ApplyError> {
     match env.entities.get::<E>(id)? {
         Some(e) => Ok(e),
-        None => invalid(format!("{} {id} not found", E::KIND.label())),
+        None => invalid(E::KIND.not_found(id)),
     }
 }
 
@@ -1103,24 +1111,30 @@ fn put_history(
     ))
 }
 
+/// Start or pause a history query. OIBus's texts; any other status is refused with its
+/// sentence. Nothing runs the query yet: the status is stored and reported in E7.
 fn history_status(
     id: &str,
     status: &str,
     env: &Env<'_>,
     batch: &mut Batch,
 ) -> Result<Applied, ApplyError> {
-    if !matches!(status, "RUNNING" | "PAUSED") {
-        return invalid(format!(
-            "History query status must be RUNNING or PAUSED, found \"{status}\""
-        ));
-    }
+    let result = match status {
+        "RUNNING" => "History query started",
+        "PAUSED" => "History query paused",
+        other => {
+            return invalid(format!(
+                "History query status of {id} can not be updated to {other}"
+            ))
+        }
+    };
     let previous = existing::<HistoryQuery>(id, env)?;
     let mut query = previous.clone();
     query.status = status.to_owned();
     query.audit = previous.audit.touched(BY_OIANALYTICS, env.now);
     env.entities.stage_put(batch, Some(&previous), &query)?;
     let mut applied = Applied::entity(EntityKind::HistoryQuery, Op::Update);
-    applied.result = format!("History query status set to {status}");
+    applied.result = result.to_owned();
     Ok(applied)
 }
 
@@ -1128,6 +1142,9 @@ fn history_status(
 // Engine and registration settings.
 
 const TOKEN_DURATIONS: &[&str] = &["1h", "6h", "1d", "3d", "7d", "14d", "30d"];
+
+/// OIBus's refusal when the web server and the proxy server would share a port.
+const SAME_PORTS: &str = "Web server port and proxy port can not be the same";
 
 fn engine_settings(
     command_type: CommandType,
@@ -1143,7 +1160,7 @@ fn engine_settings(
         CommandType::UpdateEngineGeneral => {
             s.general.name = cc.name("name")?.to_owned();
             record.remote.general = true;
-            "Engine general settings updated successfully"
+            "Engine name updated successfully"
         }
         CommandType::UpdateEngineWebServer => {
             let port = cc.int("port", 1, u64::from(u16::MAX))? as u16;
@@ -1156,9 +1173,7 @@ fn engine_settings(
                 ));
             }
             if s.proxy_server.port == Some(port) {
-                return invalid(format!(
-                    "Web server port {port} must differ from the proxy server port"
-                ));
+                return invalid(SAME_PORTS);
             }
             s.web_server.port = port;
             s.web_server.auth_token_duration = duration.to_owned();
@@ -1170,10 +1185,9 @@ fn engine_settings(
             p.enabled = cc.bool("enabled")?;
             if let Some(port) = cc.opt_int("port", 1, u64::from(u16::MAX))? {
                 let port = port as u16;
-                if port == s.web_server.port {
-                    return invalid(format!(
-                        "Proxy server port {port} must differ from the web server port"
-                    ));
+                // OIBus checks the collision only for a proxy that is switched on.
+                if p.enabled && port == s.web_server.port {
+                    return invalid(SAME_PORTS);
                 }
                 p.port = Some(port);
             }
@@ -1285,7 +1299,7 @@ fn registration_settings(
     for flag in PERMISSION_FLAGS {
         command_permissions.insert(flag.to_owned(), permissions.bool(flag)?);
     }
-    record.remote = Some(RemoteRegistrationSettings {
+    record.apply_remote(RemoteRegistrationSettings {
         command_refresh_interval: interval("commandRefreshInterval")?,
         command_retry_interval: interval("commandRetryInterval")?,
         message_retry_interval: interval("messageRetryInterval")?,
@@ -1296,8 +1310,10 @@ fn registration_settings(
     Ok(Applied {
         result: "Registration settings updated successfully".into(),
         ontology: None,
+        // OIBus fires "updated", which queues both E6 and E7.
         effects: Effects {
             full_config: true,
+            history_queries: true,
             registration: true,
             ..Effects::default()
         },

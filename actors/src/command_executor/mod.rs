@@ -180,7 +180,7 @@ mod tests {
             json!({"commandContent": {"version": "v2.0"}}),
         );
         assert_eq!(recover(&upgrade, || None), Recovery::AwaitUpgrade);
-        let verdict = Err("OIBus has not been updated. Rollback to version 1.0: crashed".into());
+        let verdict = Err("OIBus has not been updated. Rollback to version 1.0".into());
         assert_eq!(
             recover(&upgrade, || Some(verdict.clone())),
             Recovery::Finish(verdict)

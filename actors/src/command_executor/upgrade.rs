@@ -21,7 +21,9 @@ pub struct UpgradeRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpgradeError {
-    #[error("launcher not available")]
+    /// No launcher runs this engine: OIBus's sentence for an engine started without remote
+    /// update.
+    #[error("OIBus is not set up to execute remote update")]
     LauncherNotAvailable,
     #[error("{0}")]
     Failed(String),

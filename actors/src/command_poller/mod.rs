@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use crate::commands::catalogue::kind_of;
-use crate::commands::{CommandRecord, CommandType, Transition};
+use crate::commands::{Command, CommandRecord, CommandType, Transition};
 
 pub use actor::{CommandPoller, PollNow, ReportsPending};
 
@@ -174,7 +174,7 @@ fn check(
             ))
         }
     }
-    command_type.local_fields(object)
+    Command::from_element(command_type, object).map(|command| command.local_fields())
 }
 
 /// Why an id cannot be journaled, if it cannot.
@@ -321,7 +321,7 @@ mod tests {
                 (
                     "v",
                     Status::Errored,
-                    Some("Malformed command: field 'scanModeId' must be a string, found a number")
+                    Some("Malformed command: field 'scanModeId': invalid type: integer `1`, expected a string")
                 ),
                 (
                     "w",

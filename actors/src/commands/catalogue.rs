@@ -1,14 +1,85 @@
-//! The 47 command types of protocol §4.6: their names, the permission flag guarding each (§4.4),
-//! whether the agent runs them, and how a received element maps onto the local record (field
-//! types checked, `historyId` → `historyQueryId`, `retrieveSecretsFrom*` → the local id fields,
-//! top-level CSV fields folded into `commandContent`).
+//! The 47 command types of protocol §4.6 and their typed records: the permission flag guarding
+//! each type (§4.4), whether the agent runs it, and one struct per type for the fields it
+//! carries.
+//!
+//! An E3 element is first mapped onto the local record as OIBus's command repository does
+//! ([`Command::from_element`]: `historyId` → `historyQueryId`, `retrieveSecretsFrom*` → the local
+//! id fields, top-level CSV, status and version fields folded into `commandContent`), then
+//! deserialized into its type's struct, so an error names the field at fault. The same structs
+//! read a stored record back ([`Command::from_record`]) and check the simulator's E5 records.
 
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::PERMISSION_FLAGS;
 
-macro_rules! command_types {
-    ($($variant:ident = $name:literal,)*) => {
+/// A JSON object carried as is (connector settings and other content the executor reads).
+pub type Object = Map<String, Value>;
+
+/// A required, non-empty string: an entity id or a status name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Id(pub String);
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Id, D::Error> {
+        let id = String::deserialize(deserializer)?;
+        if id.is_empty() {
+            return Err(serde::de::Error::custom("must not be empty"));
+        }
+        Ok(Id(id))
+    }
+}
+
+impl std::ops::Deref for Id {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `retrieveSecretsFrom*`: absent or null is stored as `""` (no source), as OIBus stores it.
+fn id_or_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// `update-version`'s content, read from `commandContent` or the top level of the element;
+/// `backupFoldersPattern` is stored as `backupFolders` (OIBus's local name).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateVersionContent {
+    pub version: Id,
+    pub asset_id: Id,
+    #[serde(default)]
+    pub update_launcher: Option<bool>,
+    #[serde(default)]
+    pub backup_folders: Option<String>,
+}
+
+/// The CSV import commands' content, folded from the element's top level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CsvImportContent {
+    pub delete_items_not_present: bool,
+    #[serde(default)]
+    pub csv_content: Option<String>,
+    pub delimiter: Id,
+}
+
+/// `update-history-query-status`'s content: any status name is stored; the executor says which
+/// ones it takes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryStatusContent {
+    pub history_query_status: Id,
+}
+
+macro_rules! commands {
+    ($(
+        $variant:ident = $name:literal {
+            $( $(#[$meta:meta])* $field:ident : $ty:ty ),* $(,)?
+        }
+    )*) => {
         /// A command type of the catalogue.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum CommandType {
@@ -32,57 +103,303 @@ macro_rules! command_types {
                 }
             }
         }
+
+        /// The local fields of each command type, one struct per type.
+        pub mod fields {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[doc = concat!("The local fields of `", $name, "`.")]
+                #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+                #[serde(rename_all = "camelCase")]
+                pub struct $variant {
+                    $( $(#[$meta])* pub $field: $ty, )*
+                }
+            )*
+        }
+
+        /// A command with its typed local fields.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Command {
+            $($variant(fields::$variant),)*
+        }
+
+        impl Command {
+            pub fn command_type(&self) -> CommandType {
+                match self {
+                    $(Command::$variant(_) => CommandType::$variant,)*
+                }
+            }
+
+            /// Read the local fields of a record of type `command_type`.
+            pub fn from_record(
+                command_type: CommandType,
+                fields: &Map<String, Value>,
+            ) -> Result<Command, String> {
+                let value = Value::Object(fields.clone());
+                match command_type {
+                    $(CommandType::$variant => typed(value).map(Command::$variant),)*
+                }
+            }
+
+            /// The local fields, as journaled and reported in E5.
+            pub fn local_fields(&self) -> Map<String, Value> {
+                let value = match self {
+                    $(Command::$variant(f) => serde_json::to_value(f),)*
+                };
+                match value {
+                    Ok(Value::Object(map)) => map,
+                    // Every struct above is a map of JSON-representable fields.
+                    _ => Map::new(),
+                }
+            }
+        }
     };
 }
 
-command_types! {
-    UpdateVersion = "update-version",
-    RestartEngine = "restart-engine",
-    RegenerateCipherKeys = "regenerate-cipher-keys",
-    UpdateEngineGeneral = "update-engine-general",
-    UpdateEngineWebServer = "update-engine-web-server",
-    UpdateEngineProxy = "update-engine-proxy",
-    UpdateEngineLogger = "update-engine-logger",
-    UpdateRegistrationSettings = "update-registration-settings",
-    CreateScanMode = "create-scan-mode",
-    UpdateScanMode = "update-scan-mode",
-    DeleteScanMode = "delete-scan-mode",
-    CreateIpFilter = "create-ip-filter",
-    UpdateIpFilter = "update-ip-filter",
-    DeleteIpFilter = "delete-ip-filter",
-    CreateCertificate = "create-certificate",
-    UpdateCertificate = "update-certificate",
-    DeleteCertificate = "delete-certificate",
-    CreateSouth = "create-south",
-    UpdateSouth = "update-south",
-    DeleteSouth = "delete-south",
-    TestSouthConnection = "test-south-connection",
-    TestSouthItem = "test-south-item",
-    CreateOrUpdateSouthItemsFromCsv = "create-or-update-south-items-from-csv",
-    CreateNorth = "create-north",
-    UpdateNorth = "update-north",
-    DeleteNorth = "delete-north",
-    TestNorthConnection = "test-north-connection",
-    CreateHistoryQuery = "create-history-query",
-    UpdateHistoryQuery = "update-history-query",
-    DeleteHistoryQuery = "delete-history-query",
-    TestHistoryQueryNorthConnection = "test-history-query-north-connection",
-    TestHistoryQuerySouthConnection = "test-history-query-south-connection",
-    TestHistoryQuerySouthItem = "test-history-query-south-item",
-    CreateOrUpdateHistoryQuerySouthItemsFromCsv = "create-or-update-history-query-south-items-from-csv",
-    UpdateHistoryQueryStatus = "update-history-query-status",
-    Setpoint = "setpoint",
-    SearchNorthCacheContent = "search-north-cache-content",
-    GetNorthCacheFileContent = "get-north-cache-file-content",
-    UpdateNorthCacheContent = "update-north-cache-content",
-    SearchHistoryCacheContent = "search-history-cache-content",
-    GetHistoryCacheFileContent = "get-history-cache-file-content",
-    UpdateHistoryCacheContent = "update-history-cache-content",
-    CreateCustomTransformer = "create-custom-transformer",
-    UpdateCustomTransformer = "update-custom-transformer",
-    DeleteCustomTransformer = "delete-custom-transformer",
-    TestCustomTransformer = "test-custom-transformer",
-    TestTransformer = "test-transformer",
+commands! {
+    UpdateVersion = "update-version" { command_content: UpdateVersionContent }
+    RestartEngine = "restart-engine" {}
+    RegenerateCipherKeys = "regenerate-cipher-keys" {}
+    UpdateEngineGeneral = "update-engine-general" { command_content: Object }
+    UpdateEngineWebServer = "update-engine-web-server" { command_content: Object }
+    UpdateEngineProxy = "update-engine-proxy" { command_content: Object }
+    UpdateEngineLogger = "update-engine-logger" { command_content: Object }
+    UpdateRegistrationSettings = "update-registration-settings" { command_content: Object }
+    CreateScanMode = "create-scan-mode" { command_content: Object }
+    UpdateScanMode = "update-scan-mode" { scan_mode_id: Id, command_content: Object }
+    DeleteScanMode = "delete-scan-mode" {
+        scan_mode_id: Id,
+        #[serde(default, skip_serializing_if = "Option::is_none")] command_content: Option<Object>,
+    }
+    CreateIpFilter = "create-ip-filter" { command_content: Object }
+    UpdateIpFilter = "update-ip-filter" { ip_filter_id: Id, command_content: Object }
+    DeleteIpFilter = "delete-ip-filter" {
+        ip_filter_id: Id,
+        #[serde(default, skip_serializing_if = "Option::is_none")] command_content: Option<Object>,
+    }
+    CreateCertificate = "create-certificate" { command_content: Object }
+    UpdateCertificate = "update-certificate" { certificate_id: Id, command_content: Object }
+    DeleteCertificate = "delete-certificate" {
+        certificate_id: Id,
+        #[serde(default, skip_serializing_if = "Option::is_none")] command_content: Option<Object>,
+    }
+    CreateSouth = "create-south" {
+        #[serde(default, deserialize_with = "id_or_empty")] south_connector_id: String,
+        command_content: Object,
+    }
+    UpdateSouth = "update-south" { south_connector_id: Id, command_content: Object }
+    DeleteSouth = "delete-south" {
+        south_connector_id: Id,
+        #[serde(default, skip_serializing_if = "Option::is_none")] command_content: Option<Object>,
+    }
+    TestSouthConnection = "test-south-connection" { south_connector_id: Id, command_content: Object }
+    TestSouthItem = "test-south-item" {
+        south_connector_id: Id, item_id: Id, command_content: Object,
+    }
+    CreateOrUpdateSouthItemsFromCsv = "create-or-update-south-items-from-csv" {
+        south_connector_id: Id, command_content: CsvImportContent,
+    }
+    CreateNorth = "create-north" {
+        #[serde(default, deserialize_with = "id_or_empty")] north_connector_id: String,
+        command_content: Object,
+    }
+    UpdateNorth = "update-north" { north_connector_id: Id, command_content: Object }
+    DeleteNorth = "delete-north" {
+        north_connector_id: Id,
+        #[serde(default, skip_serializing_if = "Option::is_none")] command_content: Option<Object>,
+    }
+    TestNorthConnection = "test-north-connection" { north_connector_id: Id, command_content: Object }
+    CreateHistoryQuery = "create-history-query" {
+        #[serde(default, deserialize_with = "id_or_empty")] south_connector_id: String,
+        #[serde(default, deserialize_with = "id_or_empty")] north_connector_id: String,
+        #[serde(default, deserialize_with = "id_or_empty")] history_query_id: String,
+        command_content: Object,
+    }
+    UpdateHistoryQuery = "update-history-query" { history_query_id: Id, command_content: Object }
+    DeleteHistoryQuery = "delete-history-query" {
+        history_query_id: Id,
+        #[serde(default, skip_serializing_if = "Option::is_none")] command_content: Option<Object>,
+    }
+    TestHistoryQueryNorthConnection = "test-history-query-north-connection" {
+        history_query_id: Id, north_connector_id: Id, command_content: Object,
+    }
+    TestHistoryQuerySouthConnection = "test-history-query-south-connection" {
+        history_query_id: Id, south_connector_id: Id, command_content: Object,
+    }
+    TestHistoryQuerySouthItem = "test-history-query-south-item" {
+        history_query_id: Id, south_connector_id: Id, item_id: Id, command_content: Object,
+    }
+    CreateOrUpdateHistoryQuerySouthItemsFromCsv =
+        "create-or-update-history-query-south-items-from-csv" {
+        history_query_id: Id, command_content: CsvImportContent,
+    }
+    UpdateHistoryQueryStatus = "update-history-query-status" {
+        history_query_id: Id, command_content: HistoryStatusContent,
+    }
+    Setpoint = "setpoint" { north_connector_id: Id, command_content: Vec<Value> }
+    SearchNorthCacheContent = "search-north-cache-content" {
+        north_connector_id: Id, command_content: Object,
+    }
+    GetNorthCacheFileContent = "get-north-cache-file-content" {
+        north_connector_id: Id, command_content: Object,
+    }
+    UpdateNorthCacheContent = "update-north-cache-content" {
+        north_connector_id: Id, command_content: Object,
+    }
+    SearchHistoryCacheContent = "search-history-cache-content" {
+        history_query_id: Id, command_content: Object,
+    }
+    GetHistoryCacheFileContent = "get-history-cache-file-content" {
+        history_query_id: Id, command_content: Object,
+    }
+    UpdateHistoryCacheContent = "update-history-cache-content" {
+        history_query_id: Id, command_content: Object,
+    }
+    CreateCustomTransformer = "create-custom-transformer" { command_content: Object }
+    UpdateCustomTransformer = "update-custom-transformer" { transformer_id: Id, command_content: Object }
+    DeleteCustomTransformer = "delete-custom-transformer" {
+        transformer_id: Id,
+        #[serde(default, skip_serializing_if = "Option::is_none")] command_content: Option<Object>,
+    }
+    TestCustomTransformer = "test-custom-transformer" { command_content: Object }
+    TestTransformer = "test-transformer" { transformer_id: Id, command_content: Object }
+}
+
+/// Deserialize a record's fields; the message names the field at fault.
+fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        // Tell serde's "invalid type: integer `3`, expected a string" which field it is about;
+        // a missing field already names itself.
+        if path == "." {
+            e.inner().to_string()
+        } else {
+            format!("field '{path}': {}", e.inner())
+        }
+    })
+}
+
+impl Command {
+    /// Map an E3 element onto its local record as OIBus's command repository stores it, then
+    /// type it. The error names the field at fault by its wire name.
+    pub fn from_element(
+        command_type: CommandType,
+        element: &Map<String, Value>,
+    ) -> Result<Command, String> {
+        use CommandType::*;
+        let mut local = element.clone();
+        let mut renames: Vec<(&str, &str)> = Vec::new();
+        let mut rename = |local: &mut Map<String, Value>, wire: &'static str, to: &'static str| {
+            local.remove(to);
+            if let Some(v) = local.remove(wire) {
+                local.insert(to.into(), v);
+            }
+            renames.push((wire, to));
+        };
+        match command_type {
+            CreateSouth => rename(&mut local, "retrieveSecretsFromSouth", "southConnectorId"),
+            CreateNorth => rename(&mut local, "retrieveSecretsFromNorth", "northConnectorId"),
+            CreateHistoryQuery => {
+                rename(&mut local, "retrieveSecretsFromSouth", "southConnectorId");
+                rename(&mut local, "retrieveSecretsFromNorth", "northConnectorId");
+                rename(
+                    &mut local,
+                    "retrieveSecretsFromHistoryQuery",
+                    "historyQueryId",
+                );
+            }
+            UpdateHistoryQuery
+            | DeleteHistoryQuery
+            | TestHistoryQueryNorthConnection
+            | TestHistoryQuerySouthConnection
+            | TestHistoryQuerySouthItem
+            | CreateOrUpdateHistoryQuerySouthItemsFromCsv
+            | UpdateHistoryQueryStatus => rename(&mut local, "historyId", "historyQueryId"),
+            _ => {}
+        }
+        match command_type {
+            CreateOrUpdateSouthItemsFromCsv | CreateOrUpdateHistoryQuerySouthItemsFromCsv => {
+                fold_into_content(
+                    &mut local,
+                    &["deleteItemsNotPresent", "csvContent", "delimiter"],
+                )
+            }
+            UpdateHistoryQueryStatus => fold_into_content(&mut local, &["historyQueryStatus"]),
+            UpdateVersion => fold_version(&mut local),
+            _ => {}
+        }
+        Command::from_record(command_type, &local).map_err(|message| {
+            renames.iter().fold(message, |m, (wire, to)| {
+                m.replace(&format!("`{to}`"), &format!("`{wire}`"))
+                    .replace(&format!("'{to}'"), &format!("'{wire}'"))
+            })
+        })
+    }
+}
+
+/// Move top-level `keys` into a fresh `commandContent` (what OIA sent there is not kept, as in
+/// OIBus).
+fn fold_into_content(local: &mut Map<String, Value>, keys: &[&str]) {
+    let mut content = Map::new();
+    for key in keys {
+        if let Some(v) = local.remove(*key) {
+            content.insert((*key).into(), v);
+        }
+    }
+    local.insert(CONTENT.into(), Value::Object(content));
+}
+
+/// `update-version` fields come in `commandContent` or at the top level (both exist in the
+/// field); `backupFoldersPattern` is stored as `backupFolders`.
+fn fold_version(local: &mut Map<String, Value>) {
+    let source = match local.remove(CONTENT) {
+        Some(Value::Object(cc)) => cc,
+        _ => Map::new(),
+    };
+    let mut content = Map::new();
+    let pick = |key: &str| {
+        source
+            .get(key)
+            .filter(|v| !v.is_null())
+            .or_else(|| local.get(key).filter(|v| !v.is_null()))
+            .cloned()
+    };
+    for key in [
+        "version",
+        "assetId",
+        "updateLauncher",
+        "backupFoldersPattern",
+    ] {
+        let value = match key {
+            "backupFoldersPattern" => pick(key).or_else(|| pick("backupFolders")),
+            _ => pick(key),
+        };
+        if let Some(v) = value {
+            let local_key = if key == "backupFoldersPattern" {
+                "backupFolders"
+            } else {
+                key
+            };
+            content.insert(local_key.into(), v);
+        }
+    }
+    local.insert(CONTENT.into(), Value::Object(content));
+}
+
+/// The local (and wire) name of the command's payload.
+pub const CONTENT: &str = "commandContent";
+
+/// The JSON type of a value, for error messages.
+pub fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 impl CommandType {
@@ -145,284 +462,7 @@ impl CommandType {
                 | UpdateHistoryQueryStatus
         )
     }
-
-    /// How the wire element maps onto local fields.
-    fn layout(self) -> Layout {
-        use CommandType::*;
-        use Content::{Absent, Array, Object, OptionalObject};
-        let l = |content, fields| Layout { content, fields };
-        match self {
-            UpdateVersion => l(OptionalObject, &[]),
-            RestartEngine | RegenerateCipherKeys => l(Absent, &[]),
-            UpdateEngineGeneral
-            | UpdateEngineWebServer
-            | UpdateEngineProxy
-            | UpdateEngineLogger
-            | UpdateRegistrationSettings
-            | CreateScanMode
-            | CreateIpFilter
-            | CreateCertificate
-            | CreateCustomTransformer
-            | TestCustomTransformer => l(Object, &[]),
-            UpdateScanMode => l(Object, &[SCAN_MODE_ID]),
-            DeleteScanMode => l(OptionalObject, &[SCAN_MODE_ID]),
-            UpdateIpFilter => l(Object, &[IP_FILTER_ID]),
-            DeleteIpFilter => l(OptionalObject, &[IP_FILTER_ID]),
-            UpdateCertificate => l(Object, &[CERTIFICATE_ID]),
-            DeleteCertificate => l(OptionalObject, &[CERTIFICATE_ID]),
-            CreateSouth => l(Object, &[FROM_SOUTH]),
-            UpdateSouth | TestSouthConnection => l(Object, &[SOUTH_ID]),
-            DeleteSouth => l(OptionalObject, &[SOUTH_ID]),
-            TestSouthItem => l(Object, &[SOUTH_ID, ITEM_ID]),
-            CreateOrUpdateSouthItemsFromCsv => {
-                l(Absent, &[SOUTH_ID, CSV_DELETE, CSV_CONTENT, CSV_DELIMITER])
-            }
-            CreateNorth => l(Object, &[FROM_NORTH]),
-            UpdateNorth
-            | TestNorthConnection
-            | SearchNorthCacheContent
-            | GetNorthCacheFileContent
-            | UpdateNorthCacheContent => l(Object, &[NORTH_ID]),
-            DeleteNorth => l(OptionalObject, &[NORTH_ID]),
-            CreateHistoryQuery => l(Object, &[FROM_SOUTH, FROM_NORTH, FROM_HISTORY]),
-            UpdateHistoryQuery => l(Object, &[HISTORY_ID]),
-            DeleteHistoryQuery => l(OptionalObject, &[HISTORY_ID]),
-            TestHistoryQueryNorthConnection => l(Object, &[HISTORY_ID, NORTH_ID]),
-            TestHistoryQuerySouthConnection => l(Object, &[HISTORY_ID, SOUTH_ID]),
-            TestHistoryQuerySouthItem => l(Object, &[HISTORY_ID, SOUTH_ID, ITEM_ID]),
-            CreateOrUpdateHistoryQuerySouthItemsFromCsv => l(
-                Absent,
-                &[HISTORY_ID, CSV_DELETE, CSV_CONTENT, CSV_DELIMITER],
-            ),
-            UpdateHistoryQueryStatus => l(Absent, &[HISTORY_ID, HISTORY_STATUS]),
-            Setpoint => l(Array, &[NORTH_ID]),
-            SearchHistoryCacheContent | GetHistoryCacheFileContent | UpdateHistoryCacheContent => {
-                l(Object, &[HISTORY_QUERY_ID])
-            }
-            UpdateCustomTransformer | TestTransformer => l(Object, &[TRANSFORMER_ID]),
-            DeleteCustomTransformer => l(OptionalObject, &[TRANSFORMER_ID]),
-        }
-    }
-
-    /// Map a received element (already known to be an object of this type) onto the local
-    /// fields of its record, checking field types. The error names the field at fault.
-    pub fn local_fields(self, element: &Map<String, Value>) -> Result<Map<String, Value>, String> {
-        let layout = self.layout();
-        let mut local = Map::new();
-        let mut content = match (layout.content, element.get(CONTENT)) {
-            (Content::Absent, _) => None,
-            (Content::Object | Content::OptionalObject, Some(Value::Object(cc))) => {
-                Some(cc.clone())
-            }
-            (Content::Array, Some(v @ Value::Array(_))) => {
-                local.insert(CONTENT.into(), v.clone());
-                None
-            }
-            (Content::OptionalObject, None | Some(Value::Null)) => None,
-            (Content::Object, None) | (Content::Array, None) => {
-                return Err(format!("field '{CONTENT}' is missing"))
-            }
-            (expected, Some(found)) => {
-                return Err(format!(
-                    "field '{CONTENT}' must be {}, found {}",
-                    expected.describe(),
-                    kind_of(found)
-                ))
-            }
-        };
-        for field in layout.fields {
-            let value = element.get(field.wire).unwrap_or(&Value::Null);
-            let value = field.shape.check(field.wire, value)?;
-            if field.into_content {
-                content
-                    .get_or_insert_with(Map::new)
-                    .insert(field.local.into(), value);
-            } else {
-                local.insert(field.local.into(), value);
-            }
-        }
-        if self == CommandType::UpdateVersion {
-            content = Some(update_version_content(element, content)?);
-        }
-        if let Some(cc) = content {
-            local.insert(CONTENT.into(), Value::Object(cc));
-        }
-        Ok(local)
-    }
 }
-
-/// `update-version` carries `{version, assetId, updateLauncher, backupFoldersPattern}`, in
-/// `commandContent` or at the top level; locally `backupFoldersPattern` becomes `backupFolders`.
-fn update_version_content(
-    element: &Map<String, Value>,
-    content: Option<Map<String, Value>>,
-) -> Result<Map<String, Value>, String> {
-    let source = content.unwrap_or_default();
-    let pick = |key: &str| {
-        source
-            .get(key)
-            .or_else(|| element.get(key))
-            .unwrap_or(&Value::Null)
-    };
-    let mut out = Map::new();
-    out.insert(
-        "version".into(),
-        Shape::Str.check("version", pick("version"))?,
-    );
-    out.insert(
-        "assetId".into(),
-        Shape::Str.check("assetId", pick("assetId"))?,
-    );
-    out.insert(
-        "updateLauncher".into(),
-        Shape::OptBool.check("updateLauncher", pick("updateLauncher"))?,
-    );
-    let backup = match pick("backupFoldersPattern") {
-        Value::Null => pick("backupFolders"),
-        v => v,
-    };
-    out.insert(
-        "backupFolders".into(),
-        Shape::OptStr.check("backupFoldersPattern", backup)?,
-    );
-    Ok(out)
-}
-
-/// The local (and wire) name of the command's payload.
-pub const CONTENT: &str = "commandContent";
-
-#[derive(Debug, Clone, Copy)]
-enum Content {
-    Absent,
-    Object,
-    OptionalObject,
-    Array,
-}
-
-impl Content {
-    fn describe(self) -> &'static str {
-        match self {
-            Content::Absent => "absent",
-            Content::Object | Content::OptionalObject => "an object",
-            Content::Array => "an array",
-        }
-    }
-}
-
-struct Layout {
-    content: Content,
-    fields: &'static [Field],
-}
-
-/// One top-level wire field and its local name.
-struct Field {
-    wire: &'static str,
-    local: &'static str,
-    shape: Shape,
-    /// Moved into the local `commandContent` (the CSV commands).
-    into_content: bool,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Shape {
-    /// A non-empty string.
-    Str,
-    /// A string or null; null is kept.
-    OptStr,
-    /// A string or null; null becomes `""` (`retrieveSecretsFrom*`, as OIBus stores them).
-    IdOrEmpty,
-    Bool,
-    OptBool,
-}
-
-impl Shape {
-    fn check(self, name: &str, value: &Value) -> Result<Value, String> {
-        let wrong = |expected: &str| {
-            Err(format!(
-                "field '{name}' must be {expected}, found {}",
-                kind_of(value)
-            ))
-        };
-        match (self, value) {
-            (Shape::Str, Value::String(s)) if !s.is_empty() => Ok(value.clone()),
-            (Shape::Str, Value::String(_)) => Err(format!("field '{name}' must not be empty")),
-            (Shape::Str, Value::Null) => Err(format!("field '{name}' is missing")),
-            (Shape::Str, _) => wrong("a string"),
-            (Shape::OptStr, Value::String(_) | Value::Null) => Ok(value.clone()),
-            (Shape::OptStr, _) => wrong("a string or null"),
-            (Shape::IdOrEmpty, Value::String(_)) => Ok(value.clone()),
-            (Shape::IdOrEmpty, Value::Null) => Ok(Value::String(String::new())),
-            (Shape::IdOrEmpty, _) => wrong("a string or null"),
-            (Shape::Bool, Value::Bool(_)) => Ok(value.clone()),
-            (Shape::Bool, Value::Null) => Err(format!("field '{name}' is missing")),
-            (Shape::Bool, _) => wrong("a boolean"),
-            (Shape::OptBool, Value::Bool(_) | Value::Null) => Ok(value.clone()),
-            (Shape::OptBool, _) => wrong("a boolean or null"),
-        }
-    }
-}
-
-/// The JSON type of a value, for error messages.
-pub fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-const fn id(wire: &'static str, local: &'static str) -> Field {
-    Field {
-        wire,
-        local,
-        shape: Shape::Str,
-        into_content: false,
-    }
-}
-
-const fn from(wire: &'static str, local: &'static str) -> Field {
-    Field {
-        wire,
-        local,
-        shape: Shape::IdOrEmpty,
-        into_content: false,
-    }
-}
-
-const SCAN_MODE_ID: Field = id("scanModeId", "scanModeId");
-const IP_FILTER_ID: Field = id("ipFilterId", "ipFilterId");
-const CERTIFICATE_ID: Field = id("certificateId", "certificateId");
-const SOUTH_ID: Field = id("southConnectorId", "southConnectorId");
-const NORTH_ID: Field = id("northConnectorId", "northConnectorId");
-const ITEM_ID: Field = id("itemId", "itemId");
-const HISTORY_ID: Field = id("historyId", "historyQueryId");
-const HISTORY_QUERY_ID: Field = id("historyQueryId", "historyQueryId");
-const TRANSFORMER_ID: Field = id("transformerId", "transformerId");
-const HISTORY_STATUS: Field = id("historyQueryStatus", "historyQueryStatus");
-const FROM_SOUTH: Field = from("retrieveSecretsFromSouth", "southConnectorId");
-const FROM_NORTH: Field = from("retrieveSecretsFromNorth", "northConnectorId");
-const FROM_HISTORY: Field = from("retrieveSecretsFromHistoryQuery", "historyQueryId");
-const CSV_DELETE: Field = Field {
-    wire: "deleteItemsNotPresent",
-    local: "deleteItemsNotPresent",
-    shape: Shape::Bool,
-    into_content: true,
-};
-const CSV_CONTENT: Field = Field {
-    wire: "csvContent",
-    local: "csvContent",
-    shape: Shape::OptStr,
-    into_content: true,
-};
-const CSV_DELIMITER: Field = Field {
-    wire: "delimiter",
-    local: "delimiter",
-    shape: Shape::Str,
-    into_content: true,
-};
 
 /// `create-scan-mode` → `createScanMode`.
 fn camel_case(name: &str) -> String {
@@ -515,40 +555,44 @@ mod tests {
         );
     }
 
+    fn local(command_type: CommandType, element: Value) -> Result<Value, String> {
+        Command::from_element(command_type, &obj(element)).map(|c| Value::Object(c.local_fields()))
+    }
+
     #[test]
     fn create_south_stores_retrieve_secrets_from_as_the_local_south_id() {
-        let element = obj(json!({
+        let element = json!({
             "id": "c1", "type": "create-south", "targetVersion": "1",
             "retrieveSecretsFromSouth": null, "commandContent": {"name": "s"}, "extra": 1
-        }));
-        let local = CommandType::CreateSouth.local_fields(&element).unwrap();
+        });
         assert_eq!(
-            Value::Object(local),
-            json!({"southConnectorId": "", "commandContent": {"name": "s"}})
+            local(CommandType::CreateSouth, element),
+            Ok(json!({"southConnectorId": "", "commandContent": {"name": "s"}}))
         );
     }
 
     #[test]
     fn history_id_becomes_history_query_id_and_csv_fields_go_into_the_content() {
-        let element = obj(json!({
+        let element = json!({
             "historyId": "h1", "deleteItemsNotPresent": true, "csvContent": "a;b", "delimiter": ";"
-        }));
-        let local = CommandType::CreateOrUpdateHistoryQuerySouthItemsFromCsv
-            .local_fields(&element)
-            .unwrap();
+        });
         assert_eq!(
-            Value::Object(local),
-            json!({"historyQueryId": "h1", "commandContent": {
-                "deleteItemsNotPresent": true, "csvContent": "a;b", "delimiter": ";"}})
-        );
-        let status = obj(json!({"historyId": "h1", "historyQueryStatus": "RUNNING"}));
-        assert_eq!(
-            Value::Object(
-                CommandType::UpdateHistoryQueryStatus
-                    .local_fields(&status)
-                    .unwrap()
+            local(
+                CommandType::CreateOrUpdateHistoryQuerySouthItemsFromCsv,
+                element
             ),
-            json!({"historyQueryId": "h1", "historyQueryStatus": "RUNNING"})
+            Ok(json!({"historyQueryId": "h1", "commandContent": {
+                "deleteItemsNotPresent": true, "csvContent": "a;b", "delimiter": ";"}}))
+        );
+    }
+
+    #[test]
+    fn history_query_status_is_stored_in_the_content_as_oibus_reports_it() {
+        let status = json!({"historyId": "h1", "historyQueryStatus": "RUNNING"});
+        assert_eq!(
+            local(CommandType::UpdateHistoryQueryStatus, status),
+            Ok(json!({"historyQueryId": "h1",
+                "commandContent": {"historyQueryStatus": "RUNNING"}}))
         );
     }
 
@@ -556,56 +600,89 @@ mod tests {
     fn update_version_accepts_its_fields_in_the_content_or_at_the_top() {
         let expected = json!({"commandContent": {
             "version": "v1.2.3", "assetId": "a1", "updateLauncher": false, "backupFolders": "cache/*"}});
-        let nested = obj(json!({"commandContent": {
+        let nested = json!({"commandContent": {
             "version": "v1.2.3", "assetId": "a1", "updateLauncher": false,
-            "backupFoldersPattern": "cache/*"}}));
-        let top = obj(json!({
+            "backupFoldersPattern": "cache/*"}});
+        let top = json!({
             "version": "v1.2.3", "assetId": "a1", "updateLauncher": false,
-            "backupFoldersPattern": "cache/*"}));
+            "backupFoldersPattern": "cache/*"});
         for element in [nested, top] {
             assert_eq!(
-                Value::Object(CommandType::UpdateVersion.local_fields(&element).unwrap()),
-                expected
+                local(CommandType::UpdateVersion, element),
+                Ok(expected.clone())
             );
         }
     }
 
     #[test]
-    fn wrong_field_types_are_named() {
-        let err = CommandType::UpdateScanMode
-            .local_fields(&obj(json!({"scanModeId": 3, "commandContent": {}})))
-            .unwrap_err();
-        assert_eq!(err, "field 'scanModeId' must be a string, found a number");
-        let err = CommandType::CreateScanMode
-            .local_fields(&obj(json!({"commandContent": "x"})))
-            .unwrap_err();
-        assert_eq!(
-            err,
-            "field 'commandContent' must be an object, found a string"
-        );
-        let err = CommandType::CreateScanMode
-            .local_fields(&obj(json!({})))
-            .unwrap_err();
-        assert_eq!(err, "field 'commandContent' is missing");
-        let err = CommandType::Setpoint
-            .local_fields(&obj(json!({"northConnectorId": "n", "commandContent": {}})))
-            .unwrap_err();
-        assert_eq!(
-            err,
-            "field 'commandContent' must be an array, found an object"
-        );
+    fn wrong_field_types_are_named_by_their_wire_name() {
+        let cases = [
+            (
+                CommandType::UpdateScanMode,
+                json!({"scanModeId": 3, "commandContent": {}}),
+                "field 'scanModeId': invalid type: integer `3`, expected a string",
+            ),
+            (
+                CommandType::CreateScanMode,
+                json!({"commandContent": "x"}),
+                "field 'commandContent': invalid type: string \"x\", expected a map",
+            ),
+            (
+                CommandType::CreateScanMode,
+                json!({}),
+                "missing field `commandContent`",
+            ),
+            (
+                CommandType::Setpoint,
+                json!({"northConnectorId": "n", "commandContent": {}}),
+                "field 'commandContent': invalid type: map, expected a sequence",
+            ),
+            (
+                CommandType::DeleteHistoryQuery,
+                json!({}),
+                "missing field `historyId`",
+            ),
+            (
+                CommandType::DeleteHistoryQuery,
+                json!({"historyId": ""}),
+                "field 'historyId': must not be empty",
+            ),
+            (
+                CommandType::UpdateVersion,
+                json!({"commandContent": {"version": "v1"}}),
+                "field 'commandContent': missing field `assetId`",
+            ),
+        ];
+        for (command_type, element, expected) in cases {
+            assert_eq!(local(command_type, element), Err(expected.to_owned()));
+        }
+    }
+
+    #[test]
+    fn a_stored_record_reads_back_as_the_same_command() {
+        let element = json!({"historyId": "h1", "deleteItemsNotPresent": false, "delimiter": ","});
+        let command = Command::from_element(
+            CommandType::CreateOrUpdateHistoryQuerySouthItemsFromCsv,
+            &obj(element),
+        )
+        .unwrap();
+        let again = Command::from_record(command.command_type(), &command.local_fields());
+        assert_eq!(again, Ok(command));
     }
 
     #[test]
     fn delete_commands_need_no_content_and_restart_keeps_none() {
-        let local = CommandType::DeleteScanMode
-            .local_fields(&obj(json!({"scanModeId": "s"})))
-            .unwrap();
-        assert_eq!(Value::Object(local), json!({"scanModeId": "s"}));
-        let local = CommandType::RestartEngine
-            .local_fields(&obj(json!({"commandContent": {"ignored": true}})))
-            .unwrap();
-        assert!(local.is_empty());
+        assert_eq!(
+            local(CommandType::DeleteScanMode, json!({"scanModeId": "s"})),
+            Ok(json!({"scanModeId": "s"}))
+        );
+        assert_eq!(
+            local(
+                CommandType::RestartEngine,
+                json!({"commandContent": {"ignored": true}})
+            ),
+            Ok(json!({}))
+        );
     }
 
     #[test]

@@ -93,6 +93,19 @@ impl EntityKind {
             EntityKind::HistoryQuery => "History query",
         }
     }
+
+    /// How OIBus's services name this kind when an id is unknown: `South "<id>" not found`.
+    pub fn not_found(self, id: &str) -> String {
+        let label = match self {
+            EntityKind::ScanMode => "Scan mode",
+            EntityKind::IpFilter => "IP filter",
+            EntityKind::Certificate => "Certificate",
+            EntityKind::South => "South",
+            EntityKind::North => "North",
+            EntityKind::HistoryQuery => "History query",
+        };
+        format!("{label} \"{id}\" not found")
+    }
 }
 
 /// Who created and last changed an entity, and when (ISO-8601 UTC).
@@ -433,6 +446,13 @@ impl EntityStore {
         record: &RegistrationSettingsRecord,
     ) -> Result<()> {
         Ok(batch.put(Cf::Entities, REGISTRATION_KEY, record)?)
+    }
+
+    /// Write the registration settings alone, synced (a local edit of the permissions).
+    pub fn write_registration_settings(&self, record: &RegistrationSettingsRecord) -> Result<()> {
+        let mut batch = self.store.batch();
+        self.stage_registration_settings(&mut batch, record)?;
+        Ok(self.store.write(batch, crate::store::Durability::Sync)?)
     }
 }
 

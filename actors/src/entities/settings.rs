@@ -248,11 +248,17 @@ pub struct RemoteRegistrationSettings {
 }
 
 /// The stored registration settings: `remote` is `None` until OIAnalytics sends some.
+///
+/// A permission OIAnalytics switched off stays off, whatever later commands say (as OIBus);
+/// only a local edit grants it again: see [`RegistrationSettingsRecord::apply_local_edit`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RegistrationSettingsRecord {
     pub id: String,
     pub remote: Option<RemoteRegistrationSettings>,
+    /// `oianalytics.permissions` of the YAML as last seen, to tell a local edit from a restart.
+    #[serde(default)]
+    pub local_permissions: Option<BTreeMap<String, bool>>,
     pub audit: Audit,
 }
 
@@ -283,8 +289,46 @@ impl RegistrationSettingsRecord {
         RegistrationSettingsRecord {
             id: crate::random_id(16),
             remote: None,
+            local_permissions: None,
             audit,
         }
+    }
+
+    /// Take remote settings: intervals replace the previous ones, and a permission is granted
+    /// only if it was still granted and the command grants it (OIBus: a flag that is off stays
+    /// off).
+    pub fn apply_remote(&mut self, mut settings: RemoteRegistrationSettings) {
+        if let Some(previous) = &self.remote {
+            for (flag, granted) in settings.command_permissions.iter_mut() {
+                *granted &= previous
+                    .command_permissions
+                    .get(flag)
+                    .copied()
+                    .unwrap_or(true);
+            }
+        }
+        self.remote = Some(settings);
+    }
+
+    /// A local edit of `oianalytics.permissions`: a flag the YAML now sets to `true`, where the
+    /// last YAML seen did not, is granted again remotely too. The first YAML seen only sets the
+    /// reference, so a restart grants nothing. Returns the flags granted again, and whether the
+    /// record changed.
+    pub fn apply_local_edit(&mut self, yaml: &BTreeMap<String, bool>) -> (Vec<String>, bool) {
+        let mut granted = Vec::new();
+        if let (Some(seen), Some(remote)) = (&self.local_permissions, &mut self.remote) {
+            for (flag, &now) in yaml {
+                let was_true = seen.get(flag).copied() == Some(true);
+                let revoked = remote.command_permissions.get(flag) == Some(&false);
+                if now && !was_true && revoked {
+                    remote.command_permissions.insert(flag.clone(), true);
+                    granted.push(flag.clone());
+                }
+            }
+        }
+        let changed = !granted.is_empty() || self.local_permissions.as_ref() != Some(yaml);
+        self.local_permissions = Some(yaml.clone());
+        (granted, changed)
     }
 
     /// Remote intervals replace the YAML ones; a permission is granted only if both the YAML

@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
@@ -181,4 +182,42 @@ fn intervals_default_to_the_yaml_and_round_up_to_whole_seconds() {
         2
     );
     assert_eq!(EffectiveRegistrationSettings::secs(Duration::ZERO), 1);
+}
+
+fn remote_with(flag: &str, granted: bool) -> RemoteRegistrationSettings {
+    RemoteRegistrationSettings {
+        command_refresh_interval: 10,
+        command_retry_interval: 5,
+        message_retry_interval: 5,
+        command_permissions: [(flag.to_owned(), granted)].into_iter().collect(),
+    }
+}
+
+#[test]
+fn a_permission_switched_off_remotely_cannot_be_switched_on_remotely() {
+    let mut record = RegistrationSettingsRecord::seeded(Audit::new(BY_SYSTEM, "t"));
+    record.apply_remote(remote_with("setpoint", false));
+    record.apply_remote(remote_with("setpoint", true));
+    let oia = Config::default().oianalytics;
+    assert!(!record.effective(&oia).permitted("setpoint"));
+}
+
+#[test]
+fn only_a_yaml_edit_to_true_grants_a_revoked_permission_again() {
+    let mut record = RegistrationSettingsRecord::seeded(Audit::new(BY_SYSTEM, "t"));
+    let yaml = |v: Option<bool>| -> BTreeMap<String, bool> {
+        v.map(|v| ("setpoint".to_owned(), v)).into_iter().collect()
+    };
+    // The first YAML seen is the reference: a restart grants nothing.
+    assert_eq!(record.apply_local_edit(&yaml(Some(true))), (vec![], true));
+    record.apply_remote(remote_with("setpoint", false));
+    assert_eq!(record.apply_local_edit(&yaml(Some(true))), (vec![], false));
+    // Off, then on again: a local edit.
+    assert_eq!(record.apply_local_edit(&yaml(Some(false))), (vec![], true));
+    assert_eq!(
+        record.apply_local_edit(&yaml(Some(true))),
+        (vec!["setpoint".to_owned()], true)
+    );
+    let oia = Config::default().oianalytics;
+    assert!(record.effective(&oia).permitted("setpoint"));
 }

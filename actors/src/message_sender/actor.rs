@@ -26,6 +26,7 @@ use super::{
 };
 use crate::client::{Auth, ClientError};
 use crate::config::Config;
+use crate::context::ConfigReloaded;
 use crate::entities::{EntityStore, RegistrationSettingsRecord};
 use crate::events::{self, Source};
 use crate::key_vault::{GetPublicKey, KeyVault, PUBLIC_KEY_FILE};
@@ -57,11 +58,6 @@ pub struct MessageStatusView {
     pub in_flight: bool,
     pub last: Vec<MessageRecord>,
 }
-
-/// The YAML configuration was reloaded.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-struct ConfigReloaded;
 
 /// A body ready to send.
 #[derive(Debug, Serialize)]
@@ -322,24 +318,6 @@ impl MessageSender {
         }
         self.wake_in(ctx, delay);
     }
-
-    /// Forward YAML reloads to this actor.
-    fn follow_config(&self, ctx: &mut Context<Self>) {
-        let mut config = self.ctx.config.clone();
-        config.borrow_and_update();
-        let addr = ctx.address();
-        ctx.spawn(
-            async move {
-                while config.changed().await.is_ok() {
-                    config.borrow_and_update();
-                    if addr.send(ConfigReloaded).await.is_err() {
-                        break; // the actor is gone
-                    }
-                }
-            }
-            .into_actor(self),
-        );
-    }
 }
 
 /// The public key the vault keeps next to the private one, when the KeyVault cannot be asked.
@@ -360,7 +338,7 @@ impl Actor for MessageSender {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         registration::subscribe::<Self>(ctx, self.ctx.registration.clone());
-        self.follow_config(ctx);
+        self.ctx.follow_config(ctx);
         let pending = self.outbox.pending().count();
         if pending > 0 {
             tracing::info!(

@@ -23,7 +23,7 @@ use crate::entities::{
     Audit, Certificate, ConsoleLogger, DatabaseLogger, EffectiveRegistrationSettings,
     EngineSettings, Entity, EntityError, EntityStore, FileLogger, GeneralSettings, HistoryItem,
     HistoryQuery, IpFilter, NorthConnector, OiaLogger, RegistrationSettingsRecord, ScanMode,
-    SouthConnector, SouthGroup, SouthItem, SyslogLogger, WebServerSettings,
+    SouthConnector, SouthGroup, SouthItem, SyslogLogger, WebServerSettings, BY_SYSTEM,
 };
 use crate::secrets_paths::{self, ConnectorKind};
 use crate::Secret;
@@ -150,8 +150,8 @@ pub struct FullConfig {
     pub certificates: Vec<Entry<CertificateOut>>,
     pub south_connectors: Vec<ConnectorEntry<SouthOut>>,
     pub north_connectors: Vec<ConnectorEntry<NorthOut>>,
-    /// The agent has no local users.
-    pub users: NoEntries,
+    /// The local administrator, as OIBus seeds it.
+    pub users: Vec<Entry<UserOut>>,
     /// The agent runs no transformers.
     pub transformers: NoEntries,
 }
@@ -495,9 +495,39 @@ pub fn full_config(
         certificates: listed(entities, certificate)?,
         south_connectors: listed(entities, south)?,
         north_connectors: listed(entities, north)?,
-        users: NoEntries,
+        users: vec![admin_user(&engine.id, &engine.audit.created_at)],
         transformers: NoEntries,
     })
+}
+
+/// E6 `users` entry: OIBus's default `admin` account (no name, no e-mail, `en`,
+/// `Europe/Paris`), standing for whoever operates the gateway locally.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserOut {
+    pub login: &'static str,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub language: &'static str,
+    pub timezone: &'static str,
+}
+
+/// The admin user, created with the engine: its id (6 characters, like OIBus's) is derived from
+/// the engine id, so it never changes across restarts.
+fn admin_user(engine_id: &str, engine_created_at: &str) -> Entry<UserOut> {
+    let id = crate::command_executor::apply::derive_id(engine_id, "user/admin");
+    Entry {
+        audit: Audited::new(&id, &Audit::new(BY_SYSTEM, engine_created_at)),
+        settings: UserOut {
+            login: "admin",
+            first_name: None,
+            last_name: None,
+            email: None,
+            language: "en",
+            timezone: "Europe/Paris",
+        },
+    }
 }
 
 /// Builds E7 from the store: every history query (the list may be empty).

@@ -392,9 +392,11 @@ pub fn settle(command_id: &str, install_dir: &Path) -> Option<Result<String, Str
 }
 
 fn outcome_with(command_id: &str, marker: &Path, running: &str) -> Option<Result<String, String>> {
+    // OIBus's exact sentence; the reason goes to the log, which OIAnalytics receives too.
     let not_updated = |reason: &str| {
+        tracing::warn!(command = %command_id, %reason, "update-version rolled back");
         Err(format!(
-            "OIBus has not been updated. Rollback to version {running}: {reason}"
+            "OIBus has not been updated. Rollback to version {running}"
         ))
     };
     let marker = match read_marker(marker) {
@@ -416,12 +418,11 @@ fn outcome_with(command_id: &str, marker: &Path, running: &str) -> Option<Result
     let running = normalize_version(running);
     let on_target = running == normalize_version(&marker.to_version);
     if marker.step == Step::Committed && on_target {
-        let launcher = if marker.update_launcher {
-            format!(", launcher updated to version {running}")
-        } else {
-            String::new()
-        };
-        return Some(Ok(format!("OIBus updated to version {running}{launcher}")));
+        // The launcher is the same binary, so it runs the same version; OIBus always names
+        // both, whether or not the launcher was replaced.
+        return Some(Ok(format!(
+            "OIBus updated to version {running}, launcher updated to version {running}"
+        )));
     }
     let reason = marker
         .reason
@@ -520,12 +521,14 @@ mod tests {
         );
         assert_eq!(
             outcome_with("cmd-1", &path, "2.0.0"),
-            Some(Ok("OIBus updated to version 2.0.0".to_string()))
+            Some(Ok(
+                "OIBus updated to version 2.0.0, launcher updated to version 2.0.0".to_string()
+            ))
         );
     }
 
     #[test]
-    fn rollback_is_errored_with_the_running_version_and_the_reason() {
+    fn rollback_is_errored_with_oibus_sentence_and_the_running_version() {
         let dir = tempfile::tempdir().unwrap();
         let path = marker_in(
             dir.path(),
@@ -541,9 +544,7 @@ mod tests {
         assert_eq!(
             outcome_with("cmd-1", &path, "1.0.0"),
             Some(Err(
-                "OIBus has not been updated. Rollback to version 1.0.0: the new engine \
-                 exited with code 1 during probation"
-                    .to_string()
+                "OIBus has not been updated. Rollback to version 1.0.0".to_string()
             ))
         );
     }
@@ -584,8 +585,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         marker_in(dir.path(), &[], None);
         let text = settle("cmd-1", dir.path()).unwrap().unwrap_err();
-        assert!(text.contains("before the launcher could apply"), "{text}");
+        assert_eq!(
+            text,
+            format!(
+                "OIBus has not been updated. Rollback to version {}",
+                crate::VERSION
+            )
+        );
         let marker = read_marker(&marker_path(dir.path())).unwrap().unwrap();
+        assert!(marker
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("before the launcher could apply")));
         assert_eq!(
             marker.step,
             Step::RolledBack,
@@ -599,7 +610,10 @@ mod tests {
         let text = outcome_with("cmd-9", &marker_path(dir.path()), "1.0.0")
             .unwrap()
             .unwrap_err();
-        assert!(text.contains("interrupted before staging"), "{text}");
+        assert_eq!(
+            text,
+            "OIBus has not been updated. Rollback to version 1.0.0"
+        );
     }
 
     #[test]

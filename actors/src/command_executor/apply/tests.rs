@@ -162,7 +162,7 @@ fn updating_and_deleting_a_scan_mode_checks_that_it_exists_and_is_free() {
     missing["scanModeId"] = json!("nope");
     assert_eq!(
         f.run("c", CommandType::UpdateScanMode, missing),
-        Err("Scan mode nope not found".into())
+        Err("Scan mode \"nope\" not found".into())
     );
     assert!(f
         .run(
@@ -396,19 +396,25 @@ fn history_queries_take_secrets_per_side_and_their_status_is_checked() {
     assert_eq!(stored.south_settings["password"], "sealed:south-pw");
     assert_eq!(stored.north_settings["password"], "sealed:north-pw");
 
-    assert!(f
-        .run(
+    assert_eq!(
+        f.run(
             "h2",
             CommandType::UpdateHistoryQueryStatus,
-            json!({"historyQueryId": id, "historyQueryStatus": "DONE"})
-        )
-        .is_err());
-    f.run(
+            json!({"historyQueryId": id, "commandContent": {"historyQueryStatus": "DONE"}})
+        ),
+        Err(format!(
+            "History query status of {id} can not be updated to DONE"
+        ))
+    );
+    let started = f.run(
         "h3",
         CommandType::UpdateHistoryQueryStatus,
-        json!({"historyQueryId": id, "historyQueryStatus": "RUNNING"}),
-    )
-    .unwrap();
+        json!({"historyQueryId": id, "commandContent": {"historyQueryStatus": "RUNNING"}}),
+    );
+    assert_eq!(
+        started.map(|a| a.result),
+        Ok("History query started".into())
+    );
     assert_eq!(
         f.entities.get::<HistoryQuery>(&id).unwrap().unwrap().status,
         "RUNNING"
@@ -461,7 +467,7 @@ fn engine_ports_must_differ_and_proxy_passwords_are_sealed() {
     let web = json!({"commandContent": {"port": 9000, "authTokenDuration": "7d"}});
     assert_eq!(
         f.run("w", CommandType::UpdateEngineWebServer, web),
-        Err("Web server port 9000 must differ from the proxy server port".into())
+        Err("Web server port and proxy port can not be the same".into())
     );
     let proxy = json!({"commandContent": {"enabled": true, "port": 9100, "username": "u", "password": "p",
         "forward": {"enabled": true, "url": "http://up", "username": "fu", "password": "fp"}}});

@@ -1,0 +1,553 @@
+//! Conformance with OIBus 3.8.8 on the OIAnalytics wire: one test per row of
+//! `shared/spec/oibus-fidelity.md` §1, named after the row it proves. The simulator checks every
+//! body it receives (E5 records are read with the agent's own record types, which follow OIBus's
+//! command repository), so each test also ends with no protocol violation.
+
+use nix::sys::signal::Signal;
+use serde_json::{json, Map, Value};
+
+use crate::commands::{
+    command, completed, entities, named, no_violations, registered, scan_mode, sim, statuses,
+    terminal, WAIT,
+};
+use crate::kit::agent::{sim_section, AgentHome};
+use crate::kit::load::last_message;
+use crate::kit::sim::Sim;
+use crate::kit::wait_until;
+
+/// `update-registration-settings` content with every flag on but those in `off`.
+fn registration_settings(off: &[&str]) -> Value {
+    let permissions: Map<String, Value> = oibus_actors::config::PERMISSION_FLAGS
+        .iter()
+        .map(|flag| (flag.to_string(), json!(!off.contains(flag))))
+        .collect();
+    json!({"commandContent": {"commandRefreshInterval": 1, "commandRetryInterval": 1,
+        "messageRetryInterval": 1, "commandPermissions": permissions}})
+}
+
+/// The newest E6 whose `registration` block says `flag` is `granted`, if one comes.
+fn full_config_with_permission(sim: &Sim, flag: &str, granted: bool) -> bool {
+    wait_until(WAIT, || {
+        last_message(sim, "full-config").is_some_and(|body| {
+            body["registration"]["settings"]["commandPermissions"][flag] == json!(granted)
+        })
+    })
+}
+
+fn is_oibus_id(id: &Value) -> bool {
+    id.as_str()
+        .is_some_and(|id| id.len() == 6 && id.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+#[test]
+fn row_5_a_permission_switched_off_remotely_stays_off_until_a_local_edit() {
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let mut agent = registered(&home, &[]);
+    sim.queue(&json!([
+        command(
+            "off",
+            "update-registration-settings",
+            registration_settings(&["setpoint"])
+        ),
+        command(
+            "on",
+            "update-registration-settings",
+            registration_settings(&[])
+        ),
+        command(
+            "sp1",
+            "setpoint",
+            json!({"northConnectorId": "n", "commandContent": []})
+        ),
+    ]));
+    completed(&sim, &agent, "off");
+    completed(&sim, &agent, "on");
+    assert_eq!(
+        terminal(&sim, &agent, "sp1")["result"],
+        "Command sp1 of type setpoint is not authorized",
+        "a later command cannot switch a permission back on"
+    );
+    assert!(full_config_with_permission(&sim, "setpoint", false));
+
+    // A restart is not a local edit.
+    agent.signal(Signal::SIGTERM);
+    agent.wait_exit(WAIT);
+    let agent = registered(&home, &[]);
+    sim.queue(&json!([command(
+        "sp2",
+        "setpoint",
+        json!({"northConnectorId": "n", "commandContent": []})
+    )]));
+    assert_eq!(
+        terminal(&sim, &agent, "sp2")["result"],
+        "Command sp2 of type setpoint is not authorized"
+    );
+
+    // The operator grants it again in the YAML and reloads.
+    home.write_config(&sim_section(&sim, "  permissions: { setpoint: true }\n"));
+    agent.signal(Signal::SIGHUP);
+    assert!(
+        full_config_with_permission(&sim, "setpoint", true),
+        "{}",
+        agent.logs()
+    );
+    sim.queue(&json!([command(
+        "sp3",
+        "setpoint",
+        json!({"northConnectorId": "n", "commandContent": []})
+    )]));
+    let result = terminal(&sim, &agent, "sp3")["result"].clone();
+    assert_ne!(result, "Command sp3 of type setpoint is not authorized");
+    no_violations(&sim);
+}
+
+#[test]
+fn row_6_history_query_status_is_reported_in_the_command_content() {
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    let history = json!({"name": "backfill", "description": "", "queryTimeRange": {},
+        "caching": null, "northTransformers": [], "southType": "mssql",
+        "southSettings": {}, "items": [], "northType": "console", "northSettings": {}});
+    sim.queue(&json!([command(
+        "h1",
+        "create-history-query",
+        json!({"retrieveSecretsFromSouth": null, "retrieveSecretsFromNorth": null,
+            "retrieveSecretsFromHistoryQuery": null, "commandContent": history})
+    )]));
+    completed(&sim, &agent, "h1");
+    let id = named(&entities(&agent)["historyQueries"], "backfill")[0]["id"].clone();
+    sim.queue(&json!([
+        command(
+            "run",
+            "update-history-query-status",
+            json!({"historyId": id, "historyQueryStatus": "RUNNING"})
+        ),
+        command(
+            "pause",
+            "update-history-query-status",
+            json!({"historyId": id, "historyQueryStatus": "PAUSED"})
+        ),
+        command(
+            "finish",
+            "update-history-query-status",
+            json!({"historyId": id, "historyQueryStatus": "FINISHED"})
+        ),
+    ]));
+    let run = completed(&sim, &agent, "run");
+    assert_eq!(run["result"], "History query started");
+    assert_eq!(run["historyQueryId"], id);
+    assert_eq!(
+        run["commandContent"],
+        json!({"historyQueryStatus": "RUNNING"})
+    );
+    assert!(run.get("historyQueryStatus").is_none(), "{run}");
+    assert_eq!(
+        completed(&sim, &agent, "pause")["result"],
+        "History query paused"
+    );
+    let finish = terminal(&sim, &agent, "finish");
+    assert_eq!(finish["status"], "ERRORED");
+    assert_eq!(
+        finish["result"],
+        format!(
+            "History query status of {} can not be updated to FINISHED",
+            id.as_str().unwrap_or_default()
+        )
+    );
+    no_violations(&sim);
+}
+
+#[test]
+fn row_9_full_config_lists_the_admin_user_with_an_id_that_survives_a_restart() {
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let mut agent = registered(&home, &[]);
+    let users = |sim: &Sim| {
+        let mut users = Value::Null;
+        let ok = wait_until(WAIT, || {
+            users = last_message(sim, "full-config").map_or(Value::Null, |b| b["users"].clone());
+            !users.is_null()
+        });
+        assert!(ok, "no full config");
+        users
+    };
+    let before = users(&sim);
+    let admin = &before[0];
+    assert_eq!(before.as_array().map(Vec::len), Some(1), "{before}");
+    assert!(is_oibus_id(&admin["oIBusInternalId"]), "{admin}");
+    assert_eq!(
+        admin["settings"],
+        json!({"login": "admin", "firstName": null, "lastName": null, "email": null,
+            "language": "en", "timezone": "Europe/Paris"})
+    );
+    agent.signal(Signal::SIGTERM);
+    agent.wait_exit(WAIT);
+    let count = sim.admin_get("/admin/messages?limit=0")["count"].clone();
+    let _agent = registered(&home, &[]);
+    let ok = wait_until(WAIT, || {
+        sim.admin_get("/admin/messages?limit=0")["count"] != count
+    });
+    assert!(ok, "no full config after the restart");
+    assert_eq!(users(&sim)[0]["oIBusInternalId"], admin["oIBusInternalId"]);
+    no_violations(&sim);
+}
+
+#[test]
+fn row_10_registration_settings_queue_a_full_config_and_the_history_queries() {
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    let kinds = |sim: &Sim| {
+        sim.admin_get("/admin/messages?limit=0")["count"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    // Let the start-up pushes settle, so the ones counted below are the command's.
+    let ok = wait_until(WAIT, || {
+        last_message(&sim, "full-config").is_some()
+            && last_message(&sim, "history-queries").is_some()
+    });
+    assert!(ok, "no start-up messages:\n{}", agent.logs());
+    let before = kinds(&sim);
+    sim.queue(&json!([command(
+        "rs",
+        "update-registration-settings",
+        registration_settings(&[])
+    )]));
+    completed(&sim, &agent, "rs");
+    let since = |kind: &str| {
+        sim.admin_get(&format!("/admin/messages?kind={kind}&since={before}"))["messages"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    let ok = wait_until(WAIT, || {
+        since("full-config") >= 1 && since("history-queries") >= 1
+    });
+    assert!(ok, "E6 and E7 after the command:\n{}", agent.logs());
+    no_violations(&sim);
+}
+
+#[test]
+fn row_14_created_entities_get_six_character_ids_of_oibus_alphabet() {
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    sim.queue(&json!([scan_mode("m1", "hourly-2")]));
+    completed(&sim, &agent, "m1");
+    let modes = named(&entities(&agent)["scanModes"], "hourly-2")
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
+    assert_eq!(modes.len(), 1);
+    assert!(is_oibus_id(&modes[0]["id"]), "{}", modes[0]);
+    assert!(statuses(&sim, "m1")
+        .iter()
+        .all(|r| r["status"] != "ERRORED"));
+    no_violations(&sim);
+}
+
+/// Every result text the agent writes, success and failure, next to the command that produces it.
+/// Rows 7 and 8 of §1 and the §3 table: each sentence is OIBus's own.
+#[test]
+fn rows_7_and_8_every_result_text_is_oibus_sentence() {
+    let sim = sim();
+    let home = AgentHome::with_sim(
+        &sim,
+        "  permissions: { createIpFilter: true, deleteCertificate: false }\n",
+    );
+    let agent = registered(&home, &[]);
+    let version = oibus_actors::VERSION;
+    let south = |name: &str| {
+        json!({"name": name, "type": "mssql", "description": "", "enabled": false,
+            "settings": {}, "items": [], "groups": []})
+    };
+    let north = |name: &str| {
+        json!({"name": name, "type": "console", "description": "", "enabled": false,
+            "settings": {}, "caching": null, "transformers": []})
+    };
+    let history = json!({"name": "hq", "description": "", "queryTimeRange": {}, "caching": null,
+        "northTransformers": [], "southType": "mssql", "southSettings": {}, "items": [],
+        "northType": "console", "northSettings": {}});
+    let web = |port: u16| json!({"commandContent": {"port": port, "authTokenDuration": "7d"}});
+    let logger = json!({"commandContent": {"console": {"level": "info"}, "file": {"level": "info"},
+        "database": {"level": "info"}, "loki": {"level": "silent", "password": ""},
+        "oia": {"level": "silent"}, "syslog": {"level": "silent"}}});
+
+    // Creations first: the updates and deletes below address what they made.
+    let creations = [
+        (
+            scan_mode("c-mode", "texts"),
+            "Scan mode created successfully",
+        ),
+        (
+            scan_mode("c-mode-2", "texts"),
+            "Scan mode name \"texts\" already exists",
+        ),
+        (
+            command(
+                "c-ip",
+                "create-ip-filter",
+                json!({"commandContent": {"address": "10.0.0.9", "description": ""}}),
+            ),
+            "IP Filter created successfully",
+        ),
+        (
+            command(
+                "c-south",
+                "create-south",
+                json!({"retrieveSecretsFromSouth": null, "commandContent": south("s")}),
+            ),
+            "South connector created successfully",
+        ),
+        (
+            command(
+                "c-south-2",
+                "create-south",
+                json!({"retrieveSecretsFromSouth": null, "commandContent": south("s")}),
+            ),
+            "South connector name \"s\" already exists",
+        ),
+        (
+            command(
+                "c-north",
+                "create-north",
+                json!({"retrieveSecretsFromNorth": null, "commandContent": north("n")}),
+            ),
+            "North connector created successfully",
+        ),
+        (
+            command(
+                "c-history",
+                "create-history-query",
+                json!({"retrieveSecretsFromSouth": null,
+                "retrieveSecretsFromNorth": null, "retrieveSecretsFromHistoryQuery": null,
+                "commandContent": history}),
+            ),
+            "History query created successfully",
+        ),
+    ];
+    sim.queue(&Value::Array(
+        creations.iter().map(|(c, _)| c.clone()).collect(),
+    ));
+    let mut table: Vec<(String, String)> = creations
+        .iter()
+        .map(|(c, text)| {
+            (
+                c["id"].as_str().unwrap_or_default().to_owned(),
+                text.to_string(),
+            )
+        })
+        .collect();
+    for (id, _) in &table {
+        terminal(&sim, &agent, id);
+    }
+    let e = entities(&agent);
+    let id_of = |list: &str, name: &str| named(&e[list], name)[0]["id"].clone();
+    let (mode, ip) = (id_of("scanModes", "texts"), e["ipFilters"][0]["id"].clone());
+    let (s, n, h) = (
+        id_of("southConnectors", "s"),
+        id_of("northConnectors", "n"),
+        id_of("historyQueries", "hq"),
+    );
+    let h_text = h.as_str().unwrap_or_default().to_owned();
+
+    let mut wrong_version = scan_mode("t-version", "other");
+    wrong_version["targetVersion"] = json!("0.0.1");
+    let rest: Vec<(Value, String)> = vec![
+        (
+            command(
+                "u-mode",
+                "update-scan-mode",
+                json!({"scanModeId": mode,
+            "commandContent": {"name": "texts", "description": "", "cron": "0 * * * * *"}}),
+            ),
+            "Scan mode updated successfully".into(),
+        ),
+        (
+            command(
+                "u-mode-x",
+                "update-scan-mode",
+                json!({"scanModeId": "nope",
+            "commandContent": {"name": "x", "description": "", "cron": "0 * * * * *"}}),
+            ),
+            "Scan mode \"nope\" not found".into(),
+        ),
+        (
+            command(
+                "u-ip",
+                "update-ip-filter",
+                json!({"ipFilterId": ip,
+            "commandContent": {"address": "10.0.0.8", "description": ""}}),
+            ),
+            "IP Filter updated successfully".into(),
+        ),
+        (
+            command(
+                "u-ip-x",
+                "update-ip-filter",
+                json!({"ipFilterId": "nope",
+            "commandContent": {"address": "10.0.0.8", "description": ""}}),
+            ),
+            "IP filter \"nope\" not found".into(),
+        ),
+        (
+            command("d-ip", "delete-ip-filter", json!({"ipFilterId": ip})),
+            "IP Filter deleted successfully".into(),
+        ),
+        (
+            command(
+                "u-south",
+                "update-south",
+                json!({"southConnectorId": s, "commandContent": south("s")}),
+            ),
+            "South connector updated successfully".into(),
+        ),
+        (
+            command(
+                "u-south-x",
+                "update-south",
+                json!({"southConnectorId": "nope", "commandContent": south("s")}),
+            ),
+            "South \"nope\" not found".into(),
+        ),
+        (
+            command(
+                "u-north",
+                "update-north",
+                json!({"northConnectorId": n, "commandContent": north("n")}),
+            ),
+            "North connector updated successfully".into(),
+        ),
+        (
+            command(
+                "u-north-x",
+                "update-north",
+                json!({"northConnectorId": "nope", "commandContent": north("n")}),
+            ),
+            "North \"nope\" not found".into(),
+        ),
+        (
+            command(
+                "u-history-x",
+                "update-history-query",
+                json!({"historyId": "nope",
+            "commandContent": {"resetCache": false, "historyQuery": {}}}),
+            ),
+            "History query \"nope\" not found".into(),
+        ),
+        (
+            command(
+                "s-run",
+                "update-history-query-status",
+                json!({"historyId": h, "historyQueryStatus": "RUNNING"}),
+            ),
+            "History query started".into(),
+        ),
+        (
+            command(
+                "s-pause",
+                "update-history-query-status",
+                json!({"historyId": h, "historyQueryStatus": "PAUSED"}),
+            ),
+            "History query paused".into(),
+        ),
+        (
+            command(
+                "s-bad",
+                "update-history-query-status",
+                json!({"historyId": h, "historyQueryStatus": "FINISHED"}),
+            ),
+            format!("History query status of {h_text} can not be updated to FINISHED"),
+        ),
+        (
+            command("d-north", "delete-north", json!({"northConnectorId": n})),
+            "North connector deleted successfully".into(),
+        ),
+        (
+            command("d-history", "delete-history-query", json!({"historyId": h})),
+            "History query deleted successfully".into(),
+        ),
+        (
+            command("d-south", "delete-south", json!({"southConnectorId": s})),
+            "South connector deleted successfully".into(),
+        ),
+        (
+            command("d-mode", "delete-scan-mode", json!({"scanModeId": mode})),
+            "Scan mode deleted successfully".into(),
+        ),
+        (
+            command(
+                "e-general",
+                "update-engine-general",
+                json!({"commandContent": {"name": "renamed"}}),
+            ),
+            "Engine name updated successfully".into(),
+        ),
+        (
+            command(
+                "e-proxy",
+                "update-engine-proxy",
+                json!({"commandContent": {"enabled": false, "port": 9000}}),
+            ),
+            "Engine proxy settings updated successfully".into(),
+        ),
+        (
+            command("e-web-x", "update-engine-web-server", web(9000)),
+            "Web server port and proxy port can not be the same".into(),
+        ),
+        (
+            command("e-logger", "update-engine-logger", logger),
+            "Engine logger settings updated successfully".into(),
+        ),
+        (
+            command(
+                "r-settings",
+                "update-registration-settings",
+                registration_settings(&[]),
+            ),
+            "Registration settings updated successfully".into(),
+        ),
+        (
+            command("keys", "regenerate-cipher-keys", json!({})),
+            "OIAnalytics keys reloaded".into(),
+        ),
+        (
+            command(
+                "d-cert",
+                "delete-certificate",
+                json!({"certificateId": "x"}),
+            ),
+            "Command d-cert of type delete-certificate is not authorized".into(),
+        ),
+        (
+            wrong_version,
+            format!("Wrong target version: 0.0.1 for OIBus version {version}"),
+        ),
+        (
+            command(
+                "up",
+                "update-version",
+                json!({"version": "v9.9.9", "assetId": "a",
+            "updateLauncher": false, "backupFoldersPattern": null}),
+            ),
+            "OIBus is not set up to execute remote update".into(),
+        ),
+    ];
+    sim.queue(&Value::Array(rest.iter().map(|(c, _)| c.clone()).collect()));
+    table.extend(
+        rest.into_iter()
+            .map(|(c, text)| (c["id"].as_str().unwrap_or_default().to_owned(), text)),
+    );
+    let mismatches: Vec<String> = table
+        .iter()
+        .filter_map(|(id, expected)| {
+            let record = terminal(&sim, &agent, id);
+            (record["result"] != json!(expected))
+                .then(|| format!("{id}: expected {expected:?}, got {}", record["result"]))
+        })
+        .collect();
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
+    no_violations(&sim);
+}
