@@ -300,6 +300,12 @@ pub fn apply(
             engine_settings(command_type, &cc?, env, batch)
         }
         UpdateRegistrationSettings => registration_settings(&cc?, env, batch),
+        CreateOrUpdateSouthItemsFromCsv => {
+            csv_import::import_south(&id_field("southConnectorId")?, content, env, batch)
+        }
+        CreateOrUpdateHistoryQuerySouthItemsFromCsv => {
+            csv_import::import_history(&id_field("historyQueryId")?, content, env, batch)
+        }
         other => invalid(format!("{} is not a configuration command", other.as_str())),
     }
 }
@@ -312,7 +318,11 @@ pub fn apply(
 pub fn typed<T: serde::de::DeserializeOwned>(value: &Value, path: &str) -> Result<T, ApplyError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let at = e.path().to_string();
-        let at = if at == "." { path.to_owned() } else { format!("{path}.{at}") };
+        let at = if at == "." {
+            path.to_owned()
+        } else {
+            format!("{path}.{at}")
+        };
         ApplyError::Invalid(format!("{at}: {}", e.inner()))
     })
 }
@@ -1303,6 +1313,8 @@ fn registration_settings(
         },
     })
 }
+
+mod csv_import;
 
 #[cfg(test)]
 mod tests;
