@@ -252,6 +252,60 @@ fn configuration_commands_change_the_entities_and_report_completed() {
 }
 
 #[test]
+fn csv_item_imports_merge_items_into_a_south_and_a_history_query() {
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    let south = json!({"name": "broker", "type": "mqtt", "description": "", "enabled": false,
+        "settings": {}, "items": [], "groups": []});
+    let history = json!({"name": "backfill", "description": "", "queryTimeRange": {},
+        "caching": null, "northTransformers": [], "southType": "opcua", "southSettings": {},
+        "items": [], "northType": "console", "northSettings": {}});
+    sim.queue(&json!([
+        command("k1", "create-south", json!({"retrieveSecretsFromSouth": null, "commandContent": south})),
+        command("k2", "create-history-query", json!({"retrieveSecretsFromSouth": null,
+            "retrieveSecretsFromNorth": null, "retrieveSecretsFromHistoryQuery": null, "commandContent": history})),
+    ]));
+    completed(&sim, &agent, "k1");
+    completed(&sim, &agent, "k2");
+    let e = entities(&agent);
+    let south_id = named(&e["southConnectors"], "broker")[0]["id"].clone();
+    let history_id = named(&e["historyQueries"], "backfill")[0]["id"].clone();
+    // The CSV fields travel at the top level of the element (protocol §4.6).
+    sim.queue(&json!([
+        command("k3", "create-or-update-south-items-from-csv", json!({"southConnectorId": south_id,
+            "deleteItemsNotPresent": false, "delimiter": ";",
+            "csvContent": "name;enabled;scanMode;settings_topic\n\"a;1\";true;Subscription;plant/a\nb;false;Subscription;plant/b\n"})),
+        command("k4", "create-or-update-history-query-south-items-from-csv", json!({"historyId": history_id,
+            "deleteItemsNotPresent": true, "delimiter": ",",
+            "csvContent": "name,enabled,settings_nodeId,settings_mode,settings_timestampOrigin\nh,true,ns=1,da,point\n"})),
+        command("k5", "create-or-update-south-items-from-csv", json!({"southConnectorId": south_id,
+            "deleteItemsNotPresent": false, "delimiter": ";",
+            "csvContent": "name;scanMode;settings_topic\nb;nope;t\n"})),
+    ]));
+    assert_eq!(
+        completed(&sim, &agent, "k3")["result"],
+        "2 items imported on South connector broker"
+    );
+    assert_eq!(
+        completed(&sim, &agent, "k4")["result"],
+        "1 items imported on History query backfill"
+    );
+    let errored = terminal(&sim, &agent, "k5");
+    assert_eq!(errored["status"], "ERRORED");
+    assert_eq!(
+        errored["result"],
+        "Error when checking csv items:\nb: Scan mode \"nope\" not found for item \"b\""
+    );
+    // The local record keeps the CSV fields in its commandContent, as OIBus stores them.
+    assert_eq!(statuses(&sim, "k3")[0]["commandContent"]["delimiter"], ";");
+    let e = entities(&agent);
+    assert_eq!(named(&e["southConnectors"], "broker")[0]["items"], 2);
+    assert_eq!(named(&e["historyQueries"], "backfill")[0]["items"], 1);
+    no_violations(&sim);
+}
+
+#[test]
 fn refused_and_malformed_commands_end_errored_with_the_reason() {
     let sim = sim();
     let home = AgentHome::with_sim(&sim, "  permissions: { createIpFilter: false }\n");

@@ -304,6 +304,12 @@ pub fn apply(
             engine_settings(command_type, &cc?, env, batch)
         }
         UpdateRegistrationSettings => registration_settings(&cc?, env, batch),
+        CreateOrUpdateSouthItemsFromCsv => {
+            csv_import::import_south(&id_field("southConnectorId")?, content, env, batch)
+        }
+        CreateOrUpdateHistoryQuerySouthItemsFromCsv => {
+            csv_import::import_history(&id_field("historyQueryId")?, content, env, batch)
+        }
         other => invalid(format!("{} is not a configuration command", other.as_str())),
     }
 }
@@ -1319,6 +1325,8 @@ fn registration_settings(
         },
     })
 }
+
+mod csv_import;
 
 #[cfg(test)]
 mod tests;

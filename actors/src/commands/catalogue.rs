@@ -453,12 +453,14 @@ impl CommandType {
                 | CreateSouth
                 | UpdateSouth
                 | DeleteSouth
+                | CreateOrUpdateSouthItemsFromCsv
                 | CreateNorth
                 | UpdateNorth
                 | DeleteNorth
                 | CreateHistoryQuery
                 | UpdateHistoryQuery
                 | DeleteHistoryQuery
+                | CreateOrUpdateHistoryQuerySouthItemsFromCsv
                 | UpdateHistoryQueryStatus
         )
     }
@@ -691,7 +693,7 @@ mod tests {
             .iter()
             .filter(|t| t.is_supported())
             .collect();
-        assert_eq!(supported.len(), 27);
+        assert_eq!(supported.len(), 29);
         assert!(!CommandType::TestSouthConnection.is_supported());
         assert!(!CommandType::Setpoint.is_supported());
         assert!(!CommandType::CreateCustomTransformer.is_supported());

@@ -16,6 +16,7 @@
 //! `s/engine` and `s/registration` the two settings records.
 
 pub mod cron;
+pub mod manifests;
 mod settings;
 
 use serde::de::DeserializeOwned;
