@@ -300,6 +300,14 @@ pub fn apply(
             engine_settings(command_type, &cc?, env, batch)
         }
         UpdateRegistrationSettings => registration_settings(&cc?, env, batch),
+        CreateCustomTransformer => transformer::put_custom(None, content, CONTENT, env, batch),
+        UpdateCustomTransformer => {
+            let id = id_field("transformerId")?;
+            transformer::put_custom(Some(id), content, CONTENT, env, batch)
+        }
+        DeleteCustomTransformer => {
+            transformer::delete_custom(&id_field("transformerId")?, env, batch)
+        }
         other => invalid(format!("{} is not a configuration command", other.as_str())),
     }
 }
@@ -312,7 +320,11 @@ pub fn apply(
 pub fn typed<T: serde::de::DeserializeOwned>(value: &Value, path: &str) -> Result<T, ApplyError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let at = e.path().to_string();
-        let at = if at == "." { path.to_owned() } else { format!("{path}.{at}") };
+        let at = if at == "." {
+            path.to_owned()
+        } else {
+            format!("{path}.{at}")
+        };
         ApplyError::Invalid(format!("{at}: {}", e.inner()))
     })
 }
@@ -936,6 +948,7 @@ fn put_north(
     env: &Env<'_>,
     batch: &mut Batch,
 ) -> Result<Applied, ApplyError> {
+    let is_update = update_id.is_some();
     let ConnectorBase {
         id,
         previous,
@@ -944,6 +957,13 @@ fn put_north(
         settings,
         paths,
     } = connector_base::<NorthConnector>(update_id, secrets_from, cc, plan, env)?;
+    let transformers = transformer::north_transformers(
+        cc.array("transformers")?,
+        &cc.at("transformers"),
+        is_update,
+        &id,
+        env,
+    )?;
 
     let north = NorthConnector {
         id,
@@ -953,7 +973,7 @@ fn put_north(
         enabled: cc.opt_bool("enabled")?.unwrap_or(false),
         settings,
         caching: caching(cc, env)?,
-        transformers: cc.array("transformers")?.to_vec(),
+        transformers,
         secret_paths: paths,
         audit: audit_for(previous.as_ref(), env),
     };
@@ -1003,6 +1023,7 @@ fn put_history(
     env: &Env<'_>,
     batch: &mut Batch,
 ) -> Result<Applied, ApplyError> {
+    let is_update = update_id.is_some();
     let (id, previous) = target::<HistoryQuery>(update_id, env)?;
     let name = hq.name("name")?;
     check_unique_name::<HistoryQuery>(name, &id, env)?;
@@ -1077,6 +1098,14 @@ fn put_history(
             id: item_id,
         });
     }
+    let north_transformers = transformer::history_transformers(
+        hq.array("northTransformers")?,
+        &hq.at("northTransformers"),
+        is_update,
+        &id,
+        &items,
+        env,
+    )?;
     let query = HistoryQuery {
         name: name.to_owned(),
         description: hq.opt_str("description")?.unwrap_or_default().to_owned(),
@@ -1085,7 +1114,7 @@ fn put_history(
             .map_or_else(|| "PENDING".to_owned(), |p| p.status.clone()),
         query_time_range: hq.settings("queryTimeRange")?,
         caching: caching(hq, env)?,
-        north_transformers: hq.array("northTransformers")?.to_vec(),
+        north_transformers,
         south_type: south_type.to_owned(),
         south_settings,
         south_secret_paths,
@@ -1303,6 +1332,8 @@ fn registration_settings(
         },
     })
 }
+
+mod transformer;
 
 #[cfg(test)]
 mod tests;

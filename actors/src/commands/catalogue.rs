@@ -111,7 +111,8 @@ impl CommandType {
 
     /// Whether the agent executes this type; every other type ends ERRORED at once with
     /// "<type> is not supported by oibus-agent" (the agent runs no connectors, so it cannot
-    /// test them, write setpoints, read their caches or run transformers).
+    /// test them, write setpoints or read their caches), or, for the two transformer tests, a
+    /// sentence saying the agent has no transformer runtime (custom transformers are stored).
     pub fn is_supported(self) -> bool {
         use CommandType::*;
         matches!(
@@ -143,6 +144,9 @@ impl CommandType {
                 | UpdateHistoryQuery
                 | DeleteHistoryQuery
                 | UpdateHistoryQueryStatus
+                | CreateCustomTransformer
+                | UpdateCustomTransformer
+                | DeleteCustomTransformer
         )
     }
 
@@ -614,9 +618,13 @@ mod tests {
             .iter()
             .filter(|t| t.is_supported())
             .collect();
-        assert_eq!(supported.len(), 27);
+        assert_eq!(supported.len(), 30);
         assert!(!CommandType::TestSouthConnection.is_supported());
         assert!(!CommandType::Setpoint.is_supported());
-        assert!(!CommandType::CreateCustomTransformer.is_supported());
+        assert!(CommandType::CreateCustomTransformer.is_supported());
+        assert!(CommandType::UpdateCustomTransformer.is_supported());
+        assert!(CommandType::DeleteCustomTransformer.is_supported());
+        assert!(!CommandType::TestCustomTransformer.is_supported());
+        assert!(!CommandType::TestTransformer.is_supported());
     }
 }
