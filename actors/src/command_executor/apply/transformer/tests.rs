@@ -314,8 +314,9 @@ fn north_transformers_without_an_id_get_one_and_a_rerun_gives_the_same() {
     let updated = f.entities.get::<NorthConnector>(&id).unwrap().unwrap();
     assert_eq!(updated.transformers[0]["id"], first.transformers[0]["id"]);
 
-    let missing_item = north(json!([{"transformerId": iso, "options": {},
+    let mut missing_item = north(json!([{"transformerId": iso, "options": {},
         "source": {"type": "south", "southId": south_id, "items": [{"id": "gone", "name": "g", "enabled": true}]}}]));
+    missing_item["name"] = json!("other");
     assert_eq!(
         f.run(
             "m",
