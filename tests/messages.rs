@@ -527,3 +527,92 @@ fn a_burst_of_changes_goes_out_in_few_messages() {
     );
     no_violations(&sim);
 }
+
+#[test]
+fn transformers_are_listed_in_full_config_and_a_north_may_use_them() {
+    let (sim, _home, agent) = start();
+    registered(&sim, &agent);
+    let full = wait_message(&sim, &agent, FULL, |m| {
+        m["transformers"].as_array().is_some_and(|t| t.len() == 15)
+    });
+    let iso = full["transformers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["settings"]["functionName"] == "iso")
+        .expect("the iso transformer")["oIBusInternalId"]
+        .clone();
+
+    run(
+        &sim,
+        &agent,
+        &[command(
+            "ct1",
+            "create-custom-transformer",
+            json!({"commandContent": {"type": "custom", "name": "scale", "description": "",
+                "inputType": "time-values", "outputType": "any", "language": "javascript",
+                "timeout": 1000, "customCode": "function transform() {}",
+                "customManifest": {"type": "object", "key": "options"}}}),
+        )],
+    );
+    let full = wait_message(&sim, &agent, FULL, |m| {
+        m["transformers"].as_array().is_some_and(|t| t.len() == 16)
+    });
+    let custom = &full["transformers"][15];
+    assert_eq!(custom["type"], "custom");
+    assert_eq!(custom["settings"]["name"], "scale");
+
+    let north = |id: &str, transformer_id: &Value| {
+        command(
+            id,
+            "create-north",
+            json!({"retrieveSecretsFromNorth": null, "commandContent": {
+                "name": id, "type": "console", "description": "", "enabled": false,
+                "settings": {"verbose": false}, "caching": caching("subscription"),
+                "transformers": [{"transformerId": transformer_id, "options": {},
+                    "source": {"type": "oianalytics-setpoint"}}]}}),
+        )
+    };
+    run(&sim, &agent, &[north("n-iso", &iso)]);
+    let full = wait_message(&sim, &agent, FULL, |m| {
+        named(&m["northConnectors"], "n-iso").is_some()
+    });
+    let entry = &named(&full["northConnectors"], "n-iso").unwrap()["settings"]["transformers"][0];
+    assert_eq!(entry["transformerId"], iso);
+    assert!(
+        entry["id"].as_str().is_some_and(|id| id.len() == 6),
+        "{entry}"
+    );
+
+    sim.queue(&json!([
+        north("n-bad", &json!("nope00")),
+        command(
+            "tt1",
+            "test-custom-transformer",
+            json!({"commandContent": {}})
+        ),
+    ]));
+    for (id, result) in [
+        ("n-bad", "Could not find OIBus transformer \"nope00\""),
+        (
+            "tt1",
+            "test-custom-transformer needs a transformer runtime, which oibus-agent does not have yet",
+        ),
+    ] {
+        // The full record (with its result) of the command's final status.
+        let record = || {
+            sim.admin_get(&format!("/admin/statuses?id={id}"))["records"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| r["record"].clone())
+                .find(|r| r["status"] == "ERRORED" || r["status"] == "COMPLETED")
+        };
+        assert!(wait_until(WAIT, || record().is_some()), "{id}");
+        let last = record().unwrap();
+        assert_eq!(last["status"], "ERRORED", "{id}");
+        assert_eq!(last["result"], result, "{id}");
+    }
+    no_violations(&sim);
+}

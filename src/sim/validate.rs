@@ -64,6 +64,7 @@ enum Kind {
     Bool,
     IsoDate,
     OneOf(&'static [&'static str]),
+    Number,
     Object,
     Array,
 }
@@ -140,6 +141,68 @@ const ENGINE_FIELDS: &[Field] = &[
 ];
 const CONFIG_REGISTRATION_FIELDS: &[Field] =
     &[req("publicKey", Kind::Str), req("settings", Kind::Object)];
+
+/// The 15 standard transformers OIBus seeds and always lists in E6 (data-plane §5.1).
+pub const STANDARD_TRANSFORMERS: &[&str] = &[
+    "csv-to-mqtt",
+    "csv-to-time-values",
+    "ignore",
+    "iso",
+    "json-to-csv",
+    "json-to-oianalytics",
+    "time-values-to-csv",
+    "time-values-to-json",
+    "time-values-to-modbus",
+    "time-values-to-mqtt",
+    "time-values-to-oianalytics",
+    "time-values-to-opcua",
+    "setpoint-to-modbus",
+    "setpoint-to-mqtt",
+    "setpoint-to-opcua",
+];
+const TRANSFORMER_TYPES: &[&str] = &["standard", "custom"];
+const INPUT_TYPES: &[&str] = &["any", "time-values", "setpoint"];
+const OUTPUT_TYPES: &[&str] = &[
+    "any",
+    "time-values",
+    "opcua",
+    "mqtt",
+    "modbus",
+    "oianalytics",
+];
+
+/// E6 `transformers[]`: standard `{oIBusInternalId, type, settings, manifest}`, custom with the
+/// audit fields too (`oianalytics-message.service.ts` `createTransformersCommand`).
+const STANDARD_TRANSFORMER_FIELDS: &[Field] = &[
+    req("oIBusInternalId", Kind::NonEmptyStr),
+    req("type", Kind::OneOf(TRANSFORMER_TYPES)),
+    req("settings", Kind::Object),
+    req("manifest", Kind::Object),
+];
+const STANDARD_TRANSFORMER_SETTINGS: &[Field] = &[
+    req("functionName", Kind::OneOf(STANDARD_TRANSFORMERS)),
+    req("inputType", Kind::OneOf(INPUT_TYPES)),
+    req("outputType", Kind::OneOf(OUTPUT_TYPES)),
+];
+const CUSTOM_TRANSFORMER_FIELDS: &[Field] = &[
+    req("oIBusInternalId", Kind::NonEmptyStr),
+    req("oIBusCreatedBy", Kind::Str),
+    req("oIBusUpdatedBy", Kind::Str),
+    req("oIBusCreatedAt", Kind::IsoDate),
+    req("oIBusUpdatedAt", Kind::IsoDate),
+    req("type", Kind::OneOf(TRANSFORMER_TYPES)),
+    req("settings", Kind::Object),
+    opt("manifest", Kind::Object),
+];
+const CUSTOM_TRANSFORMER_SETTINGS: &[Field] = &[
+    req("name", Kind::NonEmptyStr),
+    opt("description", Kind::Str),
+    req("inputType", Kind::Str),
+    req("language", Kind::Str),
+    req("timeout", Kind::Number),
+    req("outputType", Kind::Str),
+    req("customCode", Kind::Str),
+];
 
 /// §7: exactly these 10 keys.
 const LOG_FIELDS: &[Field] = &[
@@ -255,7 +318,57 @@ pub fn full_config(body: &Value) -> Problems {
             &mut problems,
         );
     }
+    if let Some(Value::Array(transformers)) = object.get("transformers") {
+        check_transformers(transformers, &mut problems);
+    }
     problems
+}
+
+/// Each entry in its shape, and the 15 standard functions each listed once: OIA learns the ids
+/// north transformers reference from this list only.
+fn check_transformers(transformers: &[Value], problems: &mut Problems) {
+    let mut seen: Vec<&str> = Vec::new();
+    for (index, entry) in transformers.iter().enumerate() {
+        let path = format!("body.transformers[{index}]");
+        let Some(entry) = expect_object(entry, &path, problems) else {
+            continue;
+        };
+        let (fields, settings_fields) = match entry.get("type").and_then(Value::as_str) {
+            Some("custom") => (CUSTOM_TRANSFORMER_FIELDS, CUSTOM_TRANSFORMER_SETTINGS),
+            _ => (STANDARD_TRANSFORMER_FIELDS, STANDARD_TRANSFORMER_SETTINGS),
+        };
+        check_fields(entry, &path, fields, problems);
+        extra_keys_are_soft(entry, &path, fields, problems);
+        if let Some(Value::String(id)) = entry.get("oIBusInternalId") {
+            if id.len() != 6 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                problems.soft(format!(
+                    "{path}.oIBusInternalId: {id:?} is not 6 characters of [0-9A-Za-z] as OIBus makes"
+                ));
+            }
+        }
+        if let Some(Value::Object(settings)) = entry.get("settings") {
+            let settings_path = format!("{path}.settings");
+            check_fields(settings, &settings_path, settings_fields, problems);
+            extra_keys_are_soft(settings, &settings_path, settings_fields, problems);
+            if entry.get("type").and_then(Value::as_str) == Some("standard") {
+                if let Some(Value::String(function)) = settings.get("functionName") {
+                    if seen.contains(&function.as_str()) {
+                        problems.hard(format!(
+                            "{settings_path}.functionName: {function:?} is listed twice"
+                        ));
+                    }
+                    seen.push(function);
+                }
+            }
+        }
+    }
+    for function in STANDARD_TRANSFORMERS {
+        if !seen.contains(function) {
+            problems.hard(format!(
+                "body.transformers: the standard transformer {function:?} is missing"
+            ));
+        }
+    }
 }
 
 /// E7 body (§6.3): `{historyQueries: [object…]}`.
@@ -386,6 +499,7 @@ fn mismatch(kind: Kind, value: &Value) -> Option<String> {
         (Kind::Bool, Value::Bool(_)) => true,
         (Kind::IsoDate, Value::String(text)) => is_iso_date(text),
         (Kind::OneOf(allowed), Value::String(text)) => allowed.contains(&text.as_str()),
+        (Kind::Number, Value::Number(_)) => true,
         (Kind::Object, Value::Object(_)) => true,
         (Kind::Array, Value::Array(_)) => true,
         _ => false,
@@ -399,6 +513,7 @@ fn mismatch(kind: Kind, value: &Value) -> Option<String> {
         Kind::Bool => "a boolean".into(),
         Kind::IsoDate => "an ISO 8601 date string".into(),
         Kind::OneOf(allowed) => format!("one of {}", allowed.join("|")),
+        Kind::Number => "a number".into(),
         Kind::Object => "an object".into(),
         Kind::Array => "an array".into(),
     })
@@ -538,6 +653,58 @@ mod tests {
                 "body.users: missing".to_string(),
                 "body.secrets: not a full-config key".to_string()
             ]
+        );
+    }
+
+    #[test]
+    fn full_config_without_the_15_standard_transformers_is_a_bad_request() {
+        let mut body = sample("e6-full-config.json");
+        body["transformers"] = json!([]);
+        let problems = full_config(&body);
+        assert_eq!(problems.hard.len() + problems.omitted, 15, "{problems:?}");
+        assert!(problems.hard[0].starts_with("body.transformers: the standard transformer"));
+    }
+
+    #[test]
+    fn a_transformer_entry_in_the_wrong_shape_is_a_bad_request() {
+        let mut body = sample("e6-full-config.json");
+        let first = &mut body["transformers"][0];
+        first.as_object_mut().expect("an entry").remove("manifest");
+        first["settings"]["functionName"] = json!("csv-to-time-values");
+        let problems = full_config(&body);
+        assert_eq!(
+            problems.hard,
+            vec![
+                "body.transformers[0].manifest: missing".to_string(),
+                "body.transformers[1].settings.functionName: \"csv-to-time-values\" is listed twice"
+                    .to_string(),
+                "body.transformers: the standard transformer \"csv-to-mqtt\" is missing".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_custom_transformer_entry_needs_its_audit_and_settings() {
+        let mut body = sample("e6-full-config.json");
+        let custom = json!({
+            "oIBusInternalId": "Cust01", "oIBusCreatedBy": "oianalytics",
+            "oIBusUpdatedBy": "oianalytics", "oIBusCreatedAt": "2026-01-01T00:00:00Z",
+            "oIBusUpdatedAt": "2026-01-01T00:00:00Z", "type": "custom",
+            "settings": {"name": "c", "description": "", "inputType": "any", "language": "javascript",
+                         "timeout": 1000, "outputType": "any", "customCode": "x"},
+            "manifest": {"type": "object"}});
+        body["transformers"]
+            .as_array_mut()
+            .expect("a list")
+            .push(custom);
+        assert!(full_config(&body).is_clean());
+        body["transformers"][15]["settings"]
+            .as_object_mut()
+            .expect("settings")
+            .remove("timeout");
+        assert_eq!(
+            full_config(&body).hard,
+            vec!["body.transformers[15].settings.timeout: missing".to_string()]
         );
     }
 

@@ -310,6 +310,14 @@ pub fn apply(
         CreateOrUpdateHistoryQuerySouthItemsFromCsv => {
             csv_import::import_history(&id_field("historyQueryId")?, content, env, batch)
         }
+        CreateCustomTransformer => transformer::put_custom(None, content, CONTENT, env, batch),
+        UpdateCustomTransformer => {
+            let id = id_field("transformerId")?;
+            transformer::put_custom(Some(id), content, CONTENT, env, batch)
+        }
+        DeleteCustomTransformer => {
+            transformer::delete_custom(&id_field("transformerId")?, env, batch)
+        }
         other => invalid(format!("{} is not a configuration command", other.as_str())),
     }
 }
@@ -950,6 +958,7 @@ fn put_north(
     env: &Env<'_>,
     batch: &mut Batch,
 ) -> Result<Applied, ApplyError> {
+    let is_update = update_id.is_some();
     let ConnectorBase {
         id,
         previous,
@@ -958,6 +967,13 @@ fn put_north(
         settings,
         paths,
     } = connector_base::<NorthConnector>(update_id, secrets_from, cc, plan, env)?;
+    let transformers = transformer::north_transformers(
+        cc.array("transformers")?,
+        &cc.at("transformers"),
+        is_update,
+        &id,
+        env,
+    )?;
 
     let north = NorthConnector {
         id,
@@ -967,7 +983,7 @@ fn put_north(
         enabled: cc.opt_bool("enabled")?.unwrap_or(false),
         settings,
         caching: caching(cc, env)?,
-        transformers: cc.array("transformers")?.to_vec(),
+        transformers,
         secret_paths: paths,
         audit: audit_for(previous.as_ref(), env),
     };
@@ -1017,6 +1033,7 @@ fn put_history(
     env: &Env<'_>,
     batch: &mut Batch,
 ) -> Result<Applied, ApplyError> {
+    let is_update = update_id.is_some();
     let (id, previous) = target::<HistoryQuery>(update_id, env)?;
     let name = hq.name("name")?;
     check_unique_name::<HistoryQuery>(name, &id, env)?;
@@ -1091,6 +1108,14 @@ fn put_history(
             id: item_id,
         });
     }
+    let north_transformers = transformer::history_transformers(
+        hq.array("northTransformers")?,
+        &hq.at("northTransformers"),
+        is_update,
+        &id,
+        &items,
+        env,
+    )?;
     let query = HistoryQuery {
         name: name.to_owned(),
         description: hq.opt_str("description")?.unwrap_or_default().to_owned(),
@@ -1099,7 +1124,7 @@ fn put_history(
             .map_or_else(|| "PENDING".to_owned(), |p| p.status.clone()),
         query_time_range: hq.settings("queryTimeRange")?,
         caching: caching(hq, env)?,
-        north_transformers: hq.array("northTransformers")?.to_vec(),
+        north_transformers,
         south_type: south_type.to_owned(),
         south_settings,
         south_secret_paths,
@@ -1327,6 +1352,7 @@ fn registration_settings(
 }
 
 mod csv_import;
+mod transformer;
 
 #[cfg(test)]
 mod tests;

@@ -52,10 +52,14 @@ pub fn precheck(
         ));
     }
     if !command_type.is_supported() {
-        return Err(format!(
-            "{} is not supported by oibus-agent",
-            record.command_type
-        ));
+        return Err(match command_type {
+            // Stored transformers exist; running one is what is missing (data-plane issue).
+            CommandType::TestTransformer | CommandType::TestCustomTransformer => format!(
+                "{} needs a transformer runtime, which oibus-agent does not have yet",
+                record.command_type
+            ),
+            _ => format!("{} is not supported by oibus-agent", record.command_type),
+        });
     }
     Ok(command_type)
 }
@@ -158,6 +162,18 @@ mod tests {
             precheck(&r, "1.0", allow_all),
             Ok(CommandType::CreateScanMode)
         );
+    }
+
+    #[test]
+    fn transformer_tests_end_errored_because_the_agent_has_no_transformer_runtime() {
+        for test in ["test-transformer", "test-custom-transformer"] {
+            assert_eq!(
+                precheck(&record(test, "1.0", json!({})), "1.0", |_: &str| true),
+                Err(format!(
+                    "{test} needs a transformer runtime, which oibus-agent does not have yet"
+                ))
+            );
+        }
     }
 
     #[test]

@@ -428,7 +428,8 @@ impl CommandType {
 
     /// Whether the agent executes this type; every other type ends ERRORED at once with
     /// "<type> is not supported by oibus-agent" (the agent runs no connectors, so it cannot
-    /// test them, write setpoints, read their caches or run transformers).
+    /// test them, write setpoints or read their caches), or, for the two transformer tests, a
+    /// sentence saying the agent has no transformer runtime (custom transformers are stored).
     pub fn is_supported(self) -> bool {
         use CommandType::*;
         matches!(
@@ -462,6 +463,9 @@ impl CommandType {
                 | DeleteHistoryQuery
                 | CreateOrUpdateHistoryQuerySouthItemsFromCsv
                 | UpdateHistoryQueryStatus
+                | CreateCustomTransformer
+                | UpdateCustomTransformer
+                | DeleteCustomTransformer
         )
     }
 }
@@ -693,9 +697,13 @@ mod tests {
             .iter()
             .filter(|t| t.is_supported())
             .collect();
-        assert_eq!(supported.len(), 29);
+        assert_eq!(supported.len(), 32);
         assert!(!CommandType::TestSouthConnection.is_supported());
         assert!(!CommandType::Setpoint.is_supported());
-        assert!(!CommandType::CreateCustomTransformer.is_supported());
+        assert!(CommandType::CreateCustomTransformer.is_supported());
+        assert!(CommandType::UpdateCustomTransformer.is_supported());
+        assert!(CommandType::DeleteCustomTransformer.is_supported());
+        assert!(!CommandType::TestCustomTransformer.is_supported());
+        assert!(!CommandType::TestTransformer.is_supported());
     }
 }

@@ -18,6 +18,7 @@
 pub mod cron;
 pub mod manifests;
 mod settings;
+pub mod transformers;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -59,16 +60,18 @@ pub enum EntityKind {
     South,
     North,
     HistoryQuery,
+    Transformer,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 6] = [
+    pub const ALL: [EntityKind; 7] = [
         EntityKind::ScanMode,
         EntityKind::IpFilter,
         EntityKind::Certificate,
         EntityKind::South,
         EntityKind::North,
         EntityKind::HistoryQuery,
+        EntityKind::Transformer,
     ];
 
     /// Key segment, and the ontology name given to `events::ontology`.
@@ -80,6 +83,7 @@ impl EntityKind {
             EntityKind::South => "south",
             EntityKind::North => "north",
             EntityKind::HistoryQuery => "history-query",
+            EntityKind::Transformer => "transformer",
         }
     }
 
@@ -92,6 +96,7 @@ impl EntityKind {
             EntityKind::South => "South connector",
             EntityKind::North => "North connector",
             EntityKind::HistoryQuery => "History query",
+            EntityKind::Transformer => "Transformer",
         }
     }
 
@@ -104,6 +109,7 @@ impl EntityKind {
             EntityKind::South => "South",
             EntityKind::North => "North",
             EntityKind::HistoryQuery => "History query",
+            EntityKind::Transformer => "Transformer",
         };
         format!("{label} \"{id}\" not found")
     }
@@ -328,7 +334,8 @@ impl EntityStore {
     }
 
     /// Create what must exist on a fresh store: the OIBus default scan modes (when there is no
-    /// scan mode at all), the engine settings and the registration settings. Idempotent.
+    /// scan mode at all), the standard transformers missing from the store, the engine settings
+    /// and the registration settings. Idempotent.
     pub fn seed(&self, config: &Config, engine_id: &str) -> Result<()> {
         let now = crate::protocol::iso_now();
         let audit = Audit::new(BY_SYSTEM, &now);
@@ -349,6 +356,7 @@ impl EntityStore {
                 self.stage_put(&mut batch, None, &mode)?;
             }
         }
+        transformers::stage_standard_seed(self, &mut batch, &audit)?;
         if self.store.get_raw(Cf::Entities, ENGINE_KEY)?.is_none() {
             let record = EngineSettingsRecord::seeded(engine_id, config, audit.clone());
             batch.put(Cf::Entities, ENGINE_KEY, &record)?;

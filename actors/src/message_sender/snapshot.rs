@@ -111,7 +111,7 @@ impl Serialize for NullSecret {
     }
 }
 
-/// A list the agent has nothing for (users, transformers): serialises as `[]`.
+/// A list the agent has nothing for (users): serialises as `[]`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NoEntries;
 
@@ -152,8 +152,8 @@ pub struct FullConfig {
     pub north_connectors: Vec<ConnectorEntry<NorthOut>>,
     /// The local administrator, as OIBus seeds it.
     pub users: Vec<Entry<UserOut>>,
-    /// The agent runs no transformers.
-    pub transformers: NoEntries,
+    /// The 15 standard transformers and the custom ones.
+    pub transformers: Vec<transformers::TransformerEntry>,
 }
 
 /// What the engine reports about itself besides its settings.
@@ -496,7 +496,7 @@ pub fn full_config(
         south_connectors: listed(entities, south)?,
         north_connectors: listed(entities, north)?,
         users: vec![admin_user(&engine.id, &engine.audit.created_at)],
-        transformers: NoEntries,
+        transformers: transformers::entries(entities)?,
     })
 }
 
@@ -737,6 +737,8 @@ fn history_item(item: HistoryItem, secrets: &SecretPaths<'_>) -> HistoryItemOut 
         settings: Outbound::settings(item.settings, secrets),
     }
 }
+
+pub mod transformers;
 
 #[cfg(test)]
 mod tests;

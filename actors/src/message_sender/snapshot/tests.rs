@@ -209,6 +209,20 @@ fn sample_store() -> (tempfile::TempDir, EntityStore) {
         };
         put(&entities, &store, &filter);
     }
+    // The standard transformers under the sample's ids, as OIBus seeded them.
+    for t in e6["transformers"].as_array().unwrap() {
+        let s = &t["settings"];
+        let transformer = crate::entities::transformers::Transformer {
+            id: text(&t["oIBusInternalId"]),
+            input_type: text(&s["inputType"]),
+            output_type: text(&s["outputType"]),
+            definition: crate::entities::transformers::TransformerDefinition::Standard {
+                function_name: text(&s["functionName"]),
+            },
+            audit: Audit::new("system", "2026-11-23T19:10:00Z"),
+        };
+        put(&entities, &store, &transformer);
+    }
     put(
         &entities,
         &store,
@@ -261,8 +275,6 @@ fn full_config_equals_the_oibus_sample_field_by_field() {
     for key in ["oIBusInternalId", "oIBusCreatedAt", "oIBusUpdatedAt"] {
         expected["users"][0][key] = ours["users"][0][key].clone();
     }
-    // The agent runs no transformers.
-    expected["transformers"] = json!([]);
     // Rows created in the same second may come in another order.
     let (mut ours, mut expected) = (ours, expected);
     for key in [
@@ -471,5 +483,73 @@ fn an_unknown_connector_type_blanks_the_paths_recorded_with_it() {
     assert_eq!(
         out["settings"]["settings"],
         json!({"auth": {"key": ""}, "host": "h"})
+    );
+}
+
+#[test]
+fn e6_lists_the_15_standard_transformers_with_the_same_ids_after_reopening_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let listed = || {
+        let entities = EntityStore::new(Store::open(&path).unwrap());
+        entities.seed(&config(), "engine-id").unwrap();
+        let body =
+            serde_json::to_value(full_config(&entities, &config(), &sample_info(), None).unwrap())
+                .unwrap();
+        body["transformers"].as_array().unwrap().clone()
+    };
+    let first = listed();
+    assert_eq!(first.len(), 15);
+    let sample: Value = serde_json::from_str(E6).unwrap();
+    for (ours, theirs) in first.iter().zip(sample["transformers"].as_array().unwrap()) {
+        let id = ours["oIBusInternalId"].as_str().unwrap();
+        assert!(
+            id.len() == 6 && id.bytes().all(|b| b.is_ascii_alphanumeric()),
+            "{id}"
+        );
+        let mut ours = ours.clone();
+        ours["oIBusInternalId"] = theirs["oIBusInternalId"].clone();
+        assert_eq!(&ours, theirs, "as OIBus sends it, ids aside");
+    }
+    let again = listed();
+    assert_eq!(
+        again, first,
+        "the same ids after reopening and seeding again"
+    );
+}
+
+#[test]
+fn a_custom_transformer_is_listed_after_the_standard_ones_in_oibus_shape() {
+    use crate::entities::transformers::{CustomTransformer, Transformer, TransformerDefinition};
+    let (_dir, entities, store) = open();
+    entities.seed(&config(), "engine-id").unwrap();
+    let custom = Transformer {
+        id: "Cust01".into(),
+        input_type: "time-values".into(),
+        output_type: "any".into(),
+        definition: TransformerDefinition::Custom(CustomTransformer {
+            name: "scale".into(),
+            description: "d".into(),
+            language: "typescript".into(),
+            timeout: 2000,
+            custom_code: "code".into(),
+            custom_manifest: json!({"type": "object", "key": "options"}),
+        }),
+        audit: Audit::new("oianalytics", "2026-01-01T00:00:00.000Z"),
+    };
+    put(&entities, &store, &custom);
+    let body =
+        serde_json::to_value(full_config(&entities, &config(), &sample_info(), None).unwrap())
+            .unwrap();
+    let list = body["transformers"].as_array().unwrap();
+    assert_eq!(list.len(), 16);
+    assert_eq!(
+        list[15],
+        json!({"oIBusInternalId": "Cust01", "oIBusCreatedBy": "oianalytics",
+            "oIBusUpdatedBy": "oianalytics", "oIBusCreatedAt": "2026-01-01T00:00:00.000Z",
+            "oIBusUpdatedAt": "2026-01-01T00:00:00.000Z", "type": "custom",
+            "settings": {"name": "scale", "description": "d", "inputType": "time-values",
+                "language": "typescript", "timeout": 2000, "outputType": "any", "customCode": "code"},
+            "manifest": {"type": "object", "key": "options"}})
     );
 }
