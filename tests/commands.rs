@@ -156,7 +156,10 @@ fn configuration_commands_change_the_entities_and_report_completed() {
         scan_mode("c1", "fast"),
         command("c2", "create-ip-filter", json!({"commandContent": {"address": "10.0.0.1", "description": ""}})),
         command("c3", "create-certificate", json!({"commandContent":
-            {"name": "cert", "description": "", "regenerateCertificate": false, "options": null}})),
+            {"name": "cert", "description": "", "regenerateCertificate": false, "options": {
+                "commonName": "agent", "countryName": "FR", "stateOrProvinceName": "Savoie",
+                "localityName": "Chambery", "organizationName": "Optimistik", "keySize": 2048,
+                "daysBeforeExpiry": 30}}})),
         command("c4", "create-south", json!({"retrieveSecretsFromSouth": null, "commandContent": south})),
         command("c5", "create-north", json!({"retrieveSecretsFromNorth": null, "commandContent":
             {"name": "out", "type": "console", "description": "", "enabled": true, "settings": {},
@@ -181,6 +184,10 @@ fn configuration_commands_change_the_entities_and_report_completed() {
     assert_eq!(
         completed(&sim, &agent, "c10")["result"],
         "OIAnalytics keys reloaded"
+    );
+    assert_eq!(
+        completed(&sim, &agent, "c3")["result"],
+        "Certificate created successfully"
     );
     let e = entities(&agent);
     assert_eq!(named(&e["scanModes"], "fast").len(), 1);

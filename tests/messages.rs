@@ -616,3 +616,39 @@ fn transformers_are_listed_in_full_config_and_a_north_may_use_them() {
     }
     no_violations(&sim);
 }
+
+#[test]
+fn a_created_certificate_reaches_e6_with_its_public_parts_only() {
+    let (sim, _home, agent) = start();
+    registered(&sim, &agent);
+    let options = json!({"commonName": "e2e", "countryName": "FR", "stateOrProvinceName": "Savoie",
+        "localityName": "Chambery", "organizationName": "Optimistik", "keySize": 2048,
+        "daysBeforeExpiry": 30});
+    run(
+        &sim,
+        &agent,
+        &[command(
+            "c-cert",
+            "create-certificate",
+            json!({"commandContent": {"name": "e2e-cert", "description": "e2e",
+                "regenerateCertificate": false, "options": options}}),
+        )],
+    );
+    let full = wait_message(&sim, &agent, FULL, |m| {
+        named(&m["certificates"], "e2e-cert").is_some()
+    });
+    let settings = &named(&full["certificates"], "e2e-cert").unwrap()["settings"];
+    let public_key = settings["publicKey"].as_str().unwrap();
+    rsa::RsaPublicKey::from_public_key_pem(public_key).expect("an SPKI PEM public key");
+    assert!(settings["certificate"]
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN CERTIFICATE-----"));
+    assert!(settings["expiry"]
+        .as_str()
+        .unwrap()
+        .ends_with("T00:00:00.000Z"));
+    assert!(!full.to_string().contains("PRIVATE KEY"));
+    assert!(settings.get("privateKey").is_none());
+    no_violations(&sim);
+}

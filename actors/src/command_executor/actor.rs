@@ -452,8 +452,7 @@ impl CommandExecutor {
         // Scan modes, IP filters, certificates and most settings hold no secret: they need
         // neither the vault nor a round trip through it.
         if plan.parts.is_empty() && !may_seal(command_type) {
-            self.apply(command_type, &record, &content, &plan, started);
-            return Box::pin(actix::fut::ready(()));
+            return self.apply(command_type, record, content, plan, started);
         }
         let vault = self.ctx.peers.get::<KeyVault>();
         let need_cipher = self.cipher.is_none();
@@ -467,48 +466,78 @@ impl CommandExecutor {
         };
         Box::pin(
             fut.into_actor(self)
-                .map(move |(cipher, content, plan), act, _| {
+                .then(move |(cipher, content, plan), act, _| {
                     if let Some(cipher) = cipher {
                         act.cipher = Some(cipher);
                     }
-                    match content {
-                        Ok(content) => act.apply(command_type, &record, &content, &plan, started),
-                        Err(e) => act.done(&record, Err(e), None, started),
+                    let next: ResponseActFuture<Self, ()> = match content {
+                        Ok(content) => act.apply(command_type, record, content, plan, started),
+                        Err(e) => {
+                            act.done(&record, Err(e), None, started);
+                            Box::pin(actix::fut::ready(()))
+                        }
+                    };
+                    next
+                }),
+        )
+    }
+
+    /// Apply a configuration command and commit its writes with its outcome. Commands that
+    /// generate keys run on a blocking thread: a 4096-bit RSA key takes seconds, which would
+    /// stall every actor of this arbiter.
+    fn apply(
+        &mut self,
+        command_type: CommandType,
+        record: CommandRecord,
+        content: Value,
+        plan: SecretPlan,
+        started: Instant,
+    ) -> ResponseActFuture<Self, ()> {
+        let job = ApplyJob {
+            entities: self.entities.clone(),
+            config: self.ctx.config(),
+            store: self.ctx.store.clone(),
+            cipher: self.cipher.clone(),
+            now: Self::now(),
+            command_type,
+            fields: record.fields.clone(),
+            command_id: record.id.clone(),
+            content,
+            plan,
+        };
+        if !generates_keys(command_type) {
+            let (outcome, batch) = job.run();
+            self.applied(&record, outcome, batch, started);
+            return Box::pin(actix::fut::ready(()));
+        }
+        let blocking = actix_rt::task::spawn_blocking(move || job.run());
+        Box::pin(
+            blocking
+                .into_actor(self)
+                .map(move |joined, act, _| match joined {
+                    Ok((outcome, batch)) => act.applied(&record, outcome, batch, started),
+                    Err(e) => {
+                        tracing::error!(id = %record.id, error = %e, "applying a command failed");
+                        act.done(
+                            &record,
+                            Err(format!("oibus-agent could not apply the command: {e}")),
+                            None,
+                            started,
+                        );
                     }
                 }),
         )
     }
 
-    fn apply(
+    /// End `record` with what [`ApplyJob::run`] gave, then the command's effects.
+    fn applied(
         &mut self,
-        command_type: CommandType,
         record: &CommandRecord,
-        content: &Value,
-        plan: &SecretPlan,
+        outcome: Result<apply::Applied, ApplyError>,
+        batch: crate::store::Batch,
         started: Instant,
     ) {
-        let config = self.ctx.config();
-        let now = Self::now();
-        let seal = self
-            .cipher
-            .clone()
-            .map(|cipher| move |plain: &str| cipher.seal(plain.as_bytes()));
-        let env = Env {
-            entities: &self.entities,
-            config: &config,
-            command_id: &record.id,
-            now: &now,
-            sealer: seal.as_ref().map(|f| f as &dyn Fn(&str) -> String),
-        };
-        let mut batch = self.ctx.store.batch();
-        match apply::apply(
-            command_type,
-            &record.fields,
-            content,
-            plan,
-            &env,
-            &mut batch,
-        ) {
+        match outcome {
             Ok(applied) => {
                 self.done(record, Ok(applied.result.clone()), Some(batch), started);
                 if let Some((kind, op)) = applied.ontology {
@@ -610,12 +639,14 @@ fn record_local_edit(
 
 /// Whether a command may store a secret even when its content shows none (connector and
 /// history commands keep secrets recorded for earlier versions; the proxy passwords arrive in
-/// clear).
+/// clear; certificates seal the private key they generate).
 fn may_seal(command_type: CommandType) -> bool {
     use CommandType::*;
     matches!(
         command_type,
-        CreateSouth
+        CreateCertificate
+            | UpdateCertificate
+            | CreateSouth
             | UpdateSouth
             | CreateNorth
             | UpdateNorth
@@ -624,6 +655,55 @@ fn may_seal(command_type: CommandType) -> bool {
             | UpdateEngineProxy
             | UpdateEngineLogger
     )
+}
+
+/// Commands whose apply generates an RSA key (seconds of CPU).
+fn generates_keys(command_type: CommandType) -> bool {
+    matches!(
+        command_type,
+        CommandType::CreateCertificate | CommandType::UpdateCertificate
+    )
+}
+
+/// Everything [`apply::apply`] needs, owned, so that it can run on another thread. The
+/// executor runs one command at a time, so nothing else writes entities meanwhile.
+struct ApplyJob {
+    entities: EntityStore,
+    config: Arc<Config>,
+    store: crate::store::Store,
+    cipher: Option<LocalCipher>,
+    now: String,
+    command_type: CommandType,
+    command_id: String,
+    fields: serde_json::Map<String, Value>,
+    content: Value,
+    plan: SecretPlan,
+}
+
+impl ApplyJob {
+    fn run(self) -> (Result<apply::Applied, ApplyError>, crate::store::Batch) {
+        let cipher = self.cipher;
+        let seal = cipher
+            .as_ref()
+            .map(|cipher| move |plain: &str| cipher.seal(plain.as_bytes()));
+        let env = Env {
+            entities: &self.entities,
+            config: &self.config,
+            command_id: &self.command_id,
+            now: &self.now,
+            sealer: seal.as_ref().map(|f| f as &dyn Fn(&str) -> String),
+        };
+        let mut batch = self.store.batch();
+        let outcome = apply::apply(
+            self.command_type,
+            &self.fields,
+            &self.content,
+            &self.plan,
+            &env,
+            &mut batch,
+        );
+        (outcome, batch)
+    }
 }
 
 /// One command ended: its log line and its count come from here, so they cannot drift apart.

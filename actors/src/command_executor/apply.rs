@@ -22,6 +22,8 @@ use crate::entities::{
 use crate::secrets_paths::{self, ConnectorKind};
 use crate::store::{Batch, StoreError};
 
+pub mod certificate;
+
 /// Why a command could not be applied. `Invalid` is the command's fault and becomes its ERRORED
 /// result; the others are local failures.
 #[derive(Debug, thiserror::Error)]
@@ -248,8 +250,8 @@ pub fn apply(
         CreateIpFilter => put_ip_filter(None, &cc?, env, batch),
         UpdateIpFilter => put_ip_filter(Some(id_field("ipFilterId")?), &cc?, env, batch),
         DeleteIpFilter => delete::<IpFilter>(&id_field("ipFilterId")?, env, batch),
-        CreateCertificate => put_certificate(None, &cc?, env, batch),
-        UpdateCertificate => put_certificate(Some(id_field("certificateId")?), &cc?, env, batch),
+        CreateCertificate => certificate::put(None, &cc?, env, batch),
+        UpdateCertificate => certificate::put(Some(id_field("certificateId")?), &cc?, env, batch),
         DeleteCertificate => delete::<Certificate>(&id_field("certificateId")?, env, batch),
         CreateSouth => {
             let from = id_field("southConnectorId")?;
@@ -590,7 +592,7 @@ fn resolve_scan_mode(obj: &Obj<'_>, env: &Env<'_>) -> Result<Option<String>, App
 }
 
 // ---------------------------------------------------------------------------------------------
-// Scan modes, IP filters, certificates.
+// Scan modes and IP filters (certificates: `certificate`).
 
 fn put_scan_mode(
     update_id: Option<String>,
@@ -678,40 +680,6 @@ fn put_ip_filter(
     env.entities.stage_put(batch, previous.as_ref(), &filter)?;
     Ok(Applied::entity(
         EntityKind::IpFilter,
-        op_for(previous.as_ref()),
-    ))
-}
-
-fn put_certificate(
-    update_id: Option<String>,
-    cc: &Obj<'_>,
-    env: &Env<'_>,
-    batch: &mut Batch,
-) -> Result<Applied, ApplyError> {
-    let regenerate = cc.opt_bool("regenerateCertificate")?.unwrap_or(false);
-    let options = cc.opt_obj("options")?;
-    let is_update = update_id.is_some();
-    if regenerate || (!is_update && options.is_some()) {
-        return invalid("Certificate generation is not supported by oibus-agent");
-    }
-    let (id, previous) = target::<Certificate>(update_id, env)?;
-    let name = cc.name("name")?;
-    check_unique_name::<Certificate>(name, &id, env)?;
-    let kept =
-        |f: fn(&Certificate) -> &Option<String>| previous.as_ref().and_then(|p| f(p).clone());
-    let certificate = Certificate {
-        id,
-        name: name.to_owned(),
-        description: cc.opt_str("description")?.unwrap_or_default().to_owned(),
-        public_key: kept(|c| &c.public_key),
-        certificate: kept(|c| &c.certificate),
-        expiry: kept(|c| &c.expiry),
-        audit: audit_for(previous.as_ref(), env),
-    };
-    env.entities
-        .stage_put(batch, previous.as_ref(), &certificate)?;
-    Ok(Applied::entity(
-        EntityKind::Certificate,
         op_for(previous.as_ref()),
     ))
 }

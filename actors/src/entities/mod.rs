@@ -20,6 +20,8 @@ pub mod manifests;
 mod settings;
 pub mod transformers;
 
+use std::fmt;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -194,9 +196,10 @@ pub struct IpFilter {
 }
 entity!(IpFilter, EntityKind::IpFilter, |_e| None);
 
-/// A certificate's description. The agent stores what it is given but does not generate
-/// certificates, so `public_key`, `certificate` and `expiry` stay `None` unless imported.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A self-signed certificate made by create-certificate (`command_executor::apply::certificate`).
+/// `public_key` (SPKI PEM), `certificate` (PEM) and `expiry` (ISO) are what E6 reports; they
+/// are `None` only in records from versions that did not generate certificates.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Certificate {
     pub id: String,
@@ -205,7 +208,26 @@ pub struct Certificate {
     pub public_key: Option<String>,
     pub certificate: Option<String>,
     pub expiry: Option<String>,
+    /// The private key (PKCS#1 PEM) sealed with the local cipher; never sent nor shown.
+    #[serde(default)]
+    pub private_key: Option<String>,
     pub audit: Audit,
+}
+
+/// By hand so that not even the sealed private key reaches a log line.
+impl fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Certificate")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("description", &self.description)
+            .field("public_key", &self.public_key)
+            .field("certificate", &self.certificate)
+            .field("expiry", &self.expiry)
+            .field("private_key", &self.private_key.as_ref().map(|_| "***"))
+            .field("audit", &self.audit)
+            .finish()
+    }
 }
 entity!(Certificate, EntityKind::Certificate, |e| Some(&e.name));
 

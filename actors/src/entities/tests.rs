@@ -99,6 +99,7 @@ fn kinds_do_not_see_each_others_records() {
         public_key: None,
         certificate: None,
         expiry: None,
+        private_key: None,
         audit: Audit::new(BY_OIANALYTICS, "t"),
     };
     put(&entities, None, &cert);

@@ -208,31 +208,7 @@ fn updating_and_deleting_a_scan_mode_checks_that_it_exists_and_is_free() {
     assert_eq!(f.entities.id_by_name::<ScanMode>("faster").unwrap(), None);
 }
 
-#[test]
-fn certificates_are_stored_but_never_generated() {
-    let f = fixture();
-    let generate = json!({"commandContent": {"name": "c", "description": "", "regenerateCertificate": false,
-        "options": {"commonName": "x", "keySize": 2048}}});
-    assert_eq!(
-        f.run("a", CommandType::CreateCertificate, generate),
-        Err("Certificate generation is not supported by oibus-agent".into())
-    );
-    let plain = json!({"commandContent": {"name": "c", "description": "", "regenerateCertificate": false, "options": null}});
-    f.run("b", CommandType::CreateCertificate, plain).unwrap();
-    let id = derive_id("b", "certificate");
-    let regenerate = json!({"certificateId": id, "commandContent": {"name": "c2", "description": "",
-        "regenerateCertificate": true, "options": null}});
-    assert!(f
-        .run("c", CommandType::UpdateCertificate, regenerate)
-        .is_err());
-    let rename = json!({"certificateId": id, "commandContent": {"name": "c2", "description": "",
-        "regenerateCertificate": false, "options": null}});
-    f.run("d", CommandType::UpdateCertificate, rename).unwrap();
-    assert_eq!(
-        f.entities.get::<Certificate>(&id).unwrap().unwrap().name,
-        "c2"
-    );
-}
+// Certificates: `apply/certificate/tests.rs`.
 
 fn south(name: &str, password: &str) -> Value {
     json!({"name": name, "type": "mssql", "description": "", "enabled": false,
