@@ -1,4 +1,5 @@
-//! The local API on `engine.api.listen` (loopback by default, unauthenticated):
+//! The local API (loopback by default, unauthenticated; on the IP of `engine.api.listen` and the
+//! port of the effective `webServer.port`, which the engine moves live, see `crate::engine`):
 //! `GET /health` (200 when every actor runs; the launcher's probation probe), `GET /status`
 //! (JSON for humans and `oibus-agent status`), `GET /metrics` (Prometheus text),
 //! `GET /api/metrics/documents` and `/api/metrics/series` (time-series windows),
@@ -6,6 +7,7 @@
 //! /api/entities` (what remote commands configured, without settings or secrets).
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -19,6 +21,20 @@ use serde_json::json;
 
 use crate::engine::Engine;
 
+/// The local API's listener, shared by the engine (which binds and moves it) and `/status`.
+#[derive(Default)]
+pub struct ApiState {
+    /// Where it listens now.
+    pub listen: Option<SocketAddr>,
+    /// Stops the listener at `listen`.
+    pub handle: Option<ServerHandle>,
+    /// Why the last move to `webServer.port` failed, until a later bind succeeds.
+    pub error: Option<String>,
+}
+
+pub type SharedApi = Arc<Mutex<ApiState>>;
+
+/// Bind on `listen` (an error if the port is taken) and serve from then on.
 pub fn start(engine: Engine, listen: SocketAddr) -> std::io::Result<ServerHandle> {
     let data = web::Data::new(engine);
     let server = HttpServer::new(move || {
@@ -75,6 +91,10 @@ async fn status(engine: web::Data<Engine>) -> HttpResponse {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
+    let (api_listen, api_error) = {
+        let api = engine.api.lock().unwrap_or_else(|p| p.into_inner());
+        (api.listen, api.error.clone())
+    };
     let registration = match engine.peers.get::<Registration>() {
         Some(addr) => addr.send(GetRegistration).await.ok(),
         None => None,
@@ -100,6 +120,7 @@ async fn status(engine: web::Data<Engine>) -> HttpResponse {
             "oia_level": config.engine.log.oia,
         },
         "store": { "quarantined": engine.store.quarantined() },
+        "api": { "listen": api_listen, "error": api_error },
     }))
 }
 

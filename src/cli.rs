@@ -12,7 +12,8 @@ pub struct ApiArgs {
     /// The agent's configuration, to find its local API address.
     #[arg(long, short, default_value = "/etc/oibus-agent/agent.yaml")]
     pub config: PathBuf,
-    /// The local API address (overrides the one in the configuration).
+    /// The local API address (overrides the one the engine recorded in its data folder, and the
+    /// configuration's `engine.api.listen`).
     #[arg(long)]
     pub api: Option<SocketAddr>,
 }
@@ -23,7 +24,11 @@ impl ApiArgs {
             return Ok(a);
         }
         let config = config::load(&self.config)?;
-        Ok(config.engine.api.listen)
+        // The engine records where it listens (OIAnalytics may have moved the port).
+        Ok(oibus_actors::api_address::current(
+            &config.engine.data_dir,
+            config.engine.api.listen,
+        ))
     }
 }
 

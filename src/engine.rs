@@ -1,7 +1,13 @@
 //! The engine process (`oibus-agent run`): opens the store, starts the supervised actors and the
 //! local API, and turns signals into an ordered shutdown (SIGTERM/SIGINT) or a configuration
 //! reload (SIGHUP). Its exit code tells the launcher what to do (see `oibus_actors::exit`).
+//!
+//! It also applies the engine settings that act on the process: the console and OIA log levels,
+//! and `webServer.port`, on which the local API is moved live (new listener first, then the old
+//! one stopped; if the new port cannot be bound the old listener stays). The address in use is
+//! recorded for the launcher and the CLI (`oibus_actors::api_address`).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,6 +36,7 @@ use serde::Serialize;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
+use crate::api::SharedApi;
 use crate::logging::ConsoleLevel;
 
 /// What the local API and the signal handlers share.
@@ -46,6 +53,8 @@ pub struct Engine {
     pub reloads: Arc<Mutex<ReloadStatus>>,
     pub entities: EntityStore,
     pub engine_settings: LiveEngineSettings,
+    /// The local API's listener (moved by `webServer.port`).
+    pub api: SharedApi,
 }
 
 /// The outcome of the last configuration (re)load, shown in `/status`.
@@ -149,13 +158,15 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
             })),
             entities,
             engine_settings,
+            api: SharedApi::default(),
         }
     });
-    let api = system
-        .block_on(async { crate::api::start(engine.clone(), listen) })
-        .with_context(|| format!("cannot start the local API on engine.api.listen {listen}"))?;
+    // Subscribed before the first bind: a port change from then on is not missed.
+    let port_changes = engine.engine_settings.subscribe();
+    system.block_on(async { start_api(&engine, listen) })?;
     system.block_on(async {
-        actix_rt::spawn(handle_signals(engine.clone(), shutdown_timeout, api));
+        actix_rt::spawn(follow_web_server_port(port_changes, engine.clone()));
+        actix_rt::spawn(handle_signals(engine.clone(), shutdown_timeout));
     });
     let code = system.run_with_code().context("engine event loop failed")?;
     if let Err(e) = store.flush() {
@@ -275,6 +286,97 @@ async fn follow_log_levels(
     }
 }
 
+/// Bind the local API at start: the IP of `engine.api.listen` (loopback by default; OIAnalytics
+/// never changes it) and the effective `webServer.port`. If that port was set by OIAnalytics and
+/// cannot be bound, fall back to `engine.api.listen`, so the launcher and the CLI still reach
+/// the engine.
+fn start_api(engine: &Engine, yaml: SocketAddr) -> anyhow::Result<()> {
+    let wanted = SocketAddr::new(yaml.ip(), engine.engine_settings.current().web_server.port);
+    let (handle, listen, error) = match crate::api::start(engine.clone(), wanted) {
+        Ok(handle) => (handle, wanted, None),
+        Err(e) if wanted != yaml => {
+            let error = format!(
+                "cannot listen on {wanted} (webServer.port set by OIAnalytics): {e}; listening on engine.api.listen {yaml} instead. Free port {port} and restart, or send update-engine-web-server with a free port",
+                port = wanted.port()
+            );
+            tracing::error!("{error}");
+            let handle = crate::api::start(engine.clone(), yaml).with_context(|| {
+                format!("cannot start the local API on engine.api.listen {yaml} either")
+            })?;
+            (handle, yaml, Some(error))
+        }
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot start the local API on engine.api.listen {yaml}"))
+        }
+    };
+    record_api(engine, listen, handle, error);
+    Ok(())
+}
+
+/// Remember where the local API listens, and record it for the launcher and the CLI.
+fn record_api(
+    engine: &Engine,
+    listen: SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+    error: Option<String>,
+) {
+    {
+        let mut api = engine.api.lock().unwrap_or_else(|p| p.into_inner());
+        api.listen = Some(listen);
+        api.handle = Some(handle);
+        api.error = error;
+    }
+    let data_dir = engine.config.borrow().engine.data_dir.clone();
+    if let Err(e) = oibus_actors::api_address::write(&data_dir, listen) {
+        tracing::warn!(error = %e, %listen, "cannot record the local API address; the launcher and the CLI use engine.api.listen");
+    }
+}
+
+/// Move the local API whenever the effective `webServer.port` changes (`update-engine-web-server`,
+/// or a SIGHUP changing the port of `engine.api.listen` while OIAnalytics never set it).
+async fn follow_web_server_port(
+    mut settings: watch::Receiver<Arc<EngineSettings>>,
+    engine: Engine,
+) {
+    while settings.changed().await.is_ok() {
+        let port = settings.borrow_and_update().web_server.port;
+        move_api(&engine, port).await;
+    }
+}
+
+/// Start a listener on `port` first, then stop the old one; if `port` cannot be bound, keep the
+/// old listener and say so (the command that asked has already completed, as in OIBus).
+async fn move_api(engine: &Engine, port: u16) {
+    let (current, old) = {
+        let api = engine.api.lock().unwrap_or_else(|p| p.into_inner());
+        (api.listen, api.handle.clone())
+    };
+    let Some(current) = current else { return };
+    if current.port() == port {
+        // Back to the port in use: an earlier failed move no longer matters.
+        engine.api.lock().unwrap_or_else(|p| p.into_inner()).error = None;
+        return;
+    }
+    let wanted = SocketAddr::new(current.ip(), port);
+    match crate::api::start(engine.clone(), wanted) {
+        Ok(handle) => {
+            record_api(engine, wanted, handle, None);
+            tracing::info!(from = %current, to = %wanted, "local API moved to webServer.port");
+            if let Some(old) = old {
+                old.stop(true).await;
+            }
+        }
+        Err(e) => {
+            let error = format!(
+                "cannot move the local API to port {port} (webServer.port): {e}; it keeps listening on {current}. Free port {port} and restart the engine, or send update-engine-web-server with a free port"
+            );
+            tracing::error!("{error}");
+            engine.api.lock().unwrap_or_else(|p| p.into_inner()).error = Some(error);
+        }
+    }
+}
+
 fn engine_id(store: &Store) -> anyhow::Result<String> {
     if let Some(id) = store.get::<String>(Cf::State, ENGINE_ID_KEY)? {
         return Ok(id);
@@ -284,11 +386,7 @@ fn engine_id(store: &Store) -> anyhow::Result<String> {
     Ok(id)
 }
 
-async fn handle_signals(
-    engine: Engine,
-    shutdown_timeout: Duration,
-    api: actix_web::dev::ServerHandle,
-) {
+async fn handle_signals(engine: Engine, shutdown_timeout: Duration) {
     let (mut term, mut int, mut hup) = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -314,7 +412,15 @@ async fn handle_signals(
         .saturating_sub(Duration::from_secs(1))
         .max(Duration::from_secs(1));
     let _ = engine.supervisor.send(Shutdown { timeout: budget }).await;
-    api.stop(true).await;
+    let api = engine
+        .api
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .handle
+        .clone();
+    if let Some(api) = api {
+        api.stop(true).await;
+    }
     System::current().stop_with_code(oibus_actors::exit::STOPPED);
 }
 
@@ -363,7 +469,8 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.engine.data_dir != new.engine.data_dir {
         keys.push("engine.data_dir");
     }
-    if old.engine.api.listen != new.engine.api.listen {
+    // Its port follows the effective webServer.port, live; only the address needs a restart.
+    if old.engine.api.listen.ip() != new.engine.api.listen.ip() {
         keys.push("engine.api.listen");
     }
     if old.oianalytics.key_size != new.oianalytics.key_size {

@@ -875,15 +875,15 @@ fn release_zip_script_builds_an_asset_the_engine_stages() {
 // The whole round trip: OIAnalytics asks, the engine stages, the launcher applies
 // ---------------------------------------------------------------------------------------------
 
-/// A release zip holding `binary` as `binaries/oibus-agent` (stored: the test binary is large
-/// and compressing it unoptimised would take long).
-fn release_zip(binary: &Path) -> Vec<u8> {
+/// A release zip holding `binary` as `name`, `binaries/oibus-agent` or OIBus's `binaries/oibus`
+/// (stored: the test binary is large and compressing it unoptimised would take long).
+fn release_zip_at(binary: &Path, name: &str) -> Vec<u8> {
     use std::io::Write as _;
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Stored)
         .unix_permissions(0o755);
-    zip.start_file("binaries/oibus-agent", options).unwrap();
+    zip.start_file(name, options).unwrap();
     zip.write_all(&fs::read(binary).unwrap()).unwrap();
     zip.finish().unwrap().into_inner()
 }
@@ -905,8 +905,13 @@ fn registered_install(sim: &Sim) -> (Install, Launched) {
 
 /// Publish `binary` as an asset and queue `update-version` `id` to it.
 fn queue_update_version(sim: &Sim, id: &str, binary: &Path) {
+    queue_update_version_at(sim, id, binary, "binaries/oibus-agent")
+}
+
+/// [`queue_update_version`] with the binary at `name` in the asset.
+fn queue_update_version_at(sim: &Sim, id: &str, binary: &Path, name: &str) {
     let asset = format!("oibus-agent-{id}.zip");
-    sim.put_asset(&asset, release_zip(binary));
+    sim.put_asset(&asset, release_zip_at(binary, name));
     sim.queue(&serde_json::json!({
         "id": id, "type": "update-version", "targetVersion": version_of_agent(),
         "commandContent": {"version": format!("v{NEXT_VERSION}"), "assetId": asset,
@@ -1006,4 +1011,97 @@ fn update_version_to_a_binary_that_crashes_is_rolled_back_and_reported_errored()
         .unwrap_or_default()
         .contains("exited with code 1"));
     assert!(launcher.engine_healthy());
+}
+
+// ---------------------------------------------------------------------------------------------
+// OIBus's asset layout: the binary at binaries/oibus
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "slow: builds a second binary (version 9.9.9); run scripts/upgrade-test.sh"]
+fn update_version_with_the_agent_at_binaries_oibus_is_applied() {
+    let next = next_binary_or_skip!();
+    let sim = Sim::start(SimOpts {
+        auto_complete: Some("10ms".into()),
+        ..Default::default()
+    });
+    let (install, launcher) = registered_install(&sim);
+    queue_update_version_at(&sim, "up-oibus", &next, "binaries/oibus");
+    let record = final_status(&sim, "up-oibus", &launcher);
+    assert_eq!(
+        record["status"],
+        "COMPLETED",
+        "{record}\n{}",
+        launcher.log()
+    );
+    assert!(install
+        .wait_engine(NEXT_VERSION, None, Duration::from_secs(30))
+        .is_some());
+}
+
+#[test]
+fn agent_script_at_binaries_oibus_is_installed_and_put_on_probation() {
+    // An agent build (it carries the marker) in OIBus's layout: staged and swapped in. It dies
+    // once running, so the launcher rolls back: proof that it was the binary installed.
+    let sim = Sim::start(SimOpts {
+        auto_complete: Some("10ms".into()),
+        ..Default::default()
+    });
+    let (install, launcher) = registered_install(&sim);
+    let old = version_of_agent();
+    let marker = String::from_utf8(oibus_actors::upgrade::AGENT_MARKER.to_vec()).unwrap();
+    let binary = install.path("agent-as-oibus");
+    write_script(
+        &binary,
+        &format!(
+            "# {marker}\n[ \"$1\" = --version ] && echo oibus-agent {NEXT_VERSION} && exit 0\nexit 1"
+        ),
+    );
+    queue_update_version_at(&sim, "up-3", &binary, "binaries/oibus");
+    let record = final_status(&sim, "up-3", &launcher);
+    let result = record["result"].as_str().unwrap_or_default();
+    assert!(
+        record["status"] == "ERRORED"
+            && result.starts_with(&format!(
+                "OIBus has not been updated. Rollback to version {old}: "
+            ))
+            && result.contains("exited with code 1"),
+        "{record}\n{}",
+        launcher.log()
+    );
+    assert_eq!(install.marker().map(|m| m.step), Some(Step::RolledBack));
+    assert!(install
+        .wait_engine(&old, None, Duration::from_secs(30))
+        .is_some());
+}
+
+#[test]
+fn genuine_oibus_asset_is_errored_and_the_old_version_keeps_running() {
+    let sim = Sim::start(SimOpts {
+        auto_complete: Some("10ms".into()),
+        ..Default::default()
+    });
+    let (install, launcher) = registered_install(&sim);
+    let old = version_of_agent();
+    let pid = install.status().and_then(|s| s["pid"].as_i64());
+    // Stands in for OIBus's Node binary; it leaves a trace if it is ever run.
+    let ran = install.path("oibus-ran");
+    let binary = install.path("node-oibus");
+    write_script(
+        &binary,
+        &format!("touch {}\necho oibus-agent {NEXT_VERSION}", ran.display()),
+    );
+    queue_update_version_at(&sim, "up-4", &binary, "binaries/oibus");
+    let record = final_status(&sim, "up-4", &launcher);
+    assert_eq!(record["status"], "ERRORED", "{record}\n{}", launcher.log());
+    assert_eq!(
+        record["result"],
+        "The asset holds binaries/oibus, which is not an oibus-agent build \
+         (expected binaries/oibus-agent or an oibus-agent binary named binaries/oibus)"
+    );
+    assert!(!ran.exists(), "the foreign binary was executed");
+    assert!(install.marker().is_none(), "nothing was staged");
+    let status = install.status().expect("the engine still answers");
+    assert_eq!(status["version"], old.as_str());
+    assert_eq!(status["pid"].as_i64(), pid, "the same engine runs on");
 }

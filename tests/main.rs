@@ -6,6 +6,7 @@ mod kit;
 mod commands;
 mod crash;
 mod engine;
+mod engine_settings;
 mod faults;
 mod fidelity;
 mod fuzz_replay;

@@ -1,6 +1,7 @@
 //! The oibus-agent actors and what they share: configuration model, RocksDB store, supervision,
 //! OIAnalytics client, protocol types and crypto.
 
+pub mod api_address;
 pub mod client;
 pub mod command_executor;
 pub mod command_poller;

@@ -385,15 +385,11 @@ impl LiveEngineSettings {
         }
     }
 
-    /// Replace the settings; receivers are woken only if something changed.
+    /// Replace the settings and wake every receiver, even when the values are the same: what
+    /// applies can change without them (OIAnalytics setting `logger.oia.interval` to the value
+    /// already shown replaces the YAML interval), so receivers compare for themselves.
     pub fn publish(&self, settings: EngineSettings) {
-        self.tx.send_if_modified(|current| {
-            if **current == settings {
-                return false;
-            }
-            *current = Arc::new(settings);
-            true
-        });
+        self.tx.send_replace(Arc::new(settings));
     }
 
     pub fn current(&self) -> Arc<EngineSettings> {

@@ -474,7 +474,11 @@ impl Launcher {
         if !self.is_current(epoch) || self.probation.is_none() {
             return;
         }
-        let addr = probe_address(self.settings.api);
+        // Where the engine says it listens: OIAnalytics may have moved `webServer.port`.
+        let addr = probe_address(crate::api_address::current(
+            &self.settings.layout.data_dir,
+            self.settings.api,
+        ));
         let expected = self.upgrade.as_ref().map(|m| m.to_version.clone());
         ctx.spawn(
             check_health(addr, expected)

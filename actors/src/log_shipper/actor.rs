@@ -2,8 +2,10 @@
 //! batches to OIAnalytics (E8) while REGISTERED and the OIA level is not `silent`.
 //!
 //! Messages: the intake stream (records from the layer), [`RegistrationChanged`], a
-//! configuration change (from the config watch), [`SetOiaLevel`], [`GetLogShipperStats`] and
-//! [`Stop`] (drain the channel, one final post bounded by [`FINAL_FLUSH_TIMEOUT`], stop).
+//! configuration change (from the config watch), an engine settings change (from
+//! [`crate::entities::LiveEngineSettings`]: `logger.oia.interval`), [`SetOiaLevel`],
+//! [`GetLogShipperStats`] and [`Stop`] (drain the channel, one final post bounded by
+//! [`FINAL_FLUSH_TIMEOUT`], stop).
 //!
 //! One post at a time, so batches reach OIAnalytics in queue order. The rounds are driven by
 //! [`super::next`]: a timer the actor sets for itself, re-armed whenever records arrive, a post
@@ -12,20 +14,21 @@
 use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
 use tracing::Instrument;
 
 use super::{
-    build_body, invalid_items, is_delivered, next, Backoff, DropSummary, FlushState, LogIntake,
-    LogShipperStats, Next, OiaLevelHandle, StatsHandle, DROP_SUMMARY_EVERY, FINAL_FLUSH_TIMEOUT,
-    INTAKE_CHUNK, POST_SPAN, QUEUE_NAME,
+    build_body, cadence, invalid_items, is_delivered, next, second_from_env, Backoff, DropSummary,
+    FlushState, LogIntake, LogShipperStats, Next, OiaLevelHandle, StatsHandle, DROP_SUMMARY_EVERY,
+    FINAL_FLUSH_TIMEOUT, INTAKE_CHUNK, POST_SPAN, QUEUE_NAME,
 };
 use crate::client::{routes, Auth, OiaClient};
 use crate::config::{Config, LogLevel};
 use crate::context::AgentContext;
+use crate::entities::EntityStore;
 use crate::events::{self, Source};
 use crate::registration::{self, RegistrationChanged};
 use crate::store::{Cf, Durability, Queue};
@@ -46,6 +49,11 @@ pub struct SetOiaLevel(pub LogLevel);
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 struct ConfigChanged(Arc<Config>);
+
+/// The engine settings were republished (e.g. `update-engine-logger`).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct EngineSettingsChanged;
 
 /// How a post ended.
 enum PostResult {
@@ -79,6 +87,11 @@ pub struct LogShipper {
     client: Option<Rc<OiaClient>>,
     /// The configuration the actor last applied.
     config: Arc<Config>,
+    /// `logger.oia.interval` (seconds) once OIAnalytics has set the logger; until then the
+    /// YAML interval applies (see [`cadence`]).
+    remote_interval: Option<u64>,
+    /// One second of `remote_interval` (shorter only under a test hook).
+    second: Duration,
     window_start: Instant,
     retry_at: Option<Instant>,
     backoff: Backoff,
@@ -113,6 +126,8 @@ impl LogShipper {
             queue: None,
             client: None,
             config,
+            remote_interval: None,
+            second: second_from_env(),
             window_start: Instant::now(),
             retry_at: None,
             backoff: Backoff::default(),
@@ -196,7 +211,7 @@ impl LogShipper {
             retry_at: self.retry_at,
         };
         let cfg = &self.config.actors.log_shipper;
-        match next(&state, cfg.batch_max, cfg.interval, Instant::now()) {
+        match next(&state, cfg.batch_max, self.interval(), Instant::now()) {
             Next::Post => {
                 self.cancel_timer(ctx);
                 self.post(ctx);
@@ -215,6 +230,44 @@ impl LogShipper {
             }
             Next::Idle => self.cancel_timer(ctx),
         }
+    }
+
+    /// The interval between posts now.
+    fn interval(&self) -> Duration {
+        cadence(
+            self.remote_interval,
+            self.config.actors.log_shipper.interval,
+            self.second,
+        )
+    }
+
+    /// Read whether OIAnalytics has set `logger.oia.interval` (the stored record says so; the
+    /// published settings do not tell a remote value from the default). Returns whether the
+    /// interval in force changed. A store error keeps the interval in force.
+    fn refresh_remote_interval(&mut self) -> bool {
+        let remote = match EntityStore::new(self.ctx.store.clone()).engine_settings() {
+            Ok(record) => record
+                .filter(|r| r.remote.logger)
+                .map(|r| r.settings.logger.oia.interval),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read logger.oia.interval from the engine settings; the log interval in force is kept");
+                return false;
+            }
+        };
+        if remote == self.remote_interval {
+            return false;
+        }
+        let before = self.interval();
+        self.remote_interval = remote;
+        let after = self.interval();
+        if after != before {
+            tracing::info!(
+                interval_ms = after.as_millis() as u64,
+                logger_oia_interval_s = remote,
+                "log shipping interval changed (logger.oia.interval from OIAnalytics, at most 60 s)"
+            );
+        }
+        after != before
     }
 
     fn cancel_timer(&mut self, ctx: &mut Context<Self>) {
@@ -429,7 +482,21 @@ impl Actor for LogShipper {
         // A reload while this actor was down (restarting) still applies.
         self.level.apply_configured(self.config.engine.log.oia);
         self.rebuild_client();
+        self.refresh_remote_interval();
         registration::subscribe::<Self>(ctx, self.ctx.registration.clone());
+        let mut settings = self.ctx.engine_settings.subscribe();
+        let addr = ctx.address();
+        ctx.spawn(
+            async move {
+                while settings.changed().await.is_ok() {
+                    settings.borrow_and_update();
+                    if addr.send(EngineSettingsChanged).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            .into_actor(self),
+        );
         let addr = ctx.address();
         ctx.spawn(
             async move {
@@ -480,6 +547,17 @@ impl Handler<ConfigChanged> for LogShipper {
 
     fn handle(&mut self, msg: ConfigChanged, ctx: &mut Context<Self>) {
         self.apply_config(msg.0, ctx);
+    }
+}
+
+impl Handler<EngineSettingsChanged> for LogShipper {
+    type Result = ();
+
+    /// Applied at once: a shorter interval whose end is already past posts now.
+    fn handle(&mut self, _: EngineSettingsChanged, ctx: &mut Context<Self>) {
+        if self.refresh_remote_interval() {
+            self.schedule(ctx);
+        }
     }
 }
 

@@ -10,8 +10,12 @@
 //! 2. The [`LogShipper`] actor (`actor.rs`) drains the channel into the durable `logs` queue
 //!    (RocksDB, capped by `actors.log_shipper.queue_max_bytes`, oldest dropped and counted), and
 //!    while REGISTERED and the level is not `silent`, posts batches of up to `batch_max` every
-//!    `interval` (at most 60 s) or as soon as a full batch is queued. Only 200/201/204 remove a
-//!    batch from the queue; anything else is retried with jittered exponential backoff.
+//!    interval (at most 60 s, see [`cadence`]) or as soon as a full batch is queued. Only
+//!    200/201/204 remove a batch from the queue; anything else is retried with jittered
+//!    exponential backoff.
+//!
+//! The interval is the YAML `actors.log_shipper.interval` until OIAnalytics sets the logger
+//! (`update-engine-logger`); from then on its `logger.oia.interval` applies, live, as in OIBus.
 //!
 //! While not registered, or while the level is `silent`, records stay queued and are shipped
 //! once registration completes (the layer accepts nothing new while `silent`). This differs from
@@ -183,6 +187,27 @@ impl OiaLevelHandle {
     pub fn is_silent(&self) -> bool {
         self.code() == 0
     }
+}
+
+/// The interval between posts: `logger.oia.interval` once OIAnalytics has set the logger
+/// (`remote_secs`), else the YAML `actors.log_shipper.interval`; [`effective_interval`] bounds
+/// either. `second` is how long one second of the remote setting lasts (1 s; shorter only under
+/// the test hook [`second_from_env`]).
+pub fn cadence(remote_secs: Option<u64>, yaml: Duration, second: Duration) -> Duration {
+    effective_interval(match remote_secs {
+        Some(secs) => second.saturating_mul(u32::try_from(secs).unwrap_or(u32::MAX)),
+        None => yaml,
+    })
+}
+
+/// Test hook `OIBUS_AGENT_TEST_LOG_SECOND_MS`: one second of `logger.oia.interval` lasts this
+/// many milliseconds, so that end-to-end tests can use OIAnalytics' minimum (10 s) quickly.
+pub fn second_from_env() -> Duration {
+    std::env::var("OIBUS_AGENT_TEST_LOG_SECOND_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map_or(Duration::from_secs(1), Duration::from_millis)
 }
 
 /// Effective flush interval, as OIBus computes it: `min(interval, 60 s)`, 60 s for zero.

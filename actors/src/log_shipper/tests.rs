@@ -71,6 +71,20 @@ fn after_a_failure_even_a_full_batch_waits_for_the_backoff() {
 }
 
 #[test]
+fn the_remote_oia_interval_replaces_the_yaml_one_once_set() {
+    let yaml = 200 * Duration::from_millis(1);
+    // Before OIAnalytics sets the logger: the YAML key.
+    assert_eq!(cadence(None, yaml, SEC), yaml);
+    // Then min(interval, 60 s), 60 s for 0 (OIBus oianalytics-transport.ts).
+    assert_eq!(cadence(Some(30), yaml, SEC), 30 * SEC);
+    assert_eq!(cadence(Some(600), yaml, SEC), 60 * SEC);
+    assert_eq!(cadence(Some(0), yaml, SEC), 60 * SEC);
+    assert_eq!(cadence(Some(u64::MAX), yaml, SEC), 60 * SEC);
+    // The test hook shortens a remote second.
+    assert_eq!(cadence(Some(10), yaml, Duration::from_millis(100)), SEC);
+}
+
+#[test]
 fn the_interval_is_capped_at_sixty_seconds_and_zero_means_sixty() {
     assert_eq!(effective_interval(10 * SEC), 10 * SEC);
     assert_eq!(effective_interval(600 * SEC), 60 * SEC);

@@ -3,7 +3,8 @@
 //! Every entry is checked before anything is written: relative paths made only of plain
 //! components (no absolute path, `..`, `.`, backslash or NUL), regular files and folders only
 //! (no symlinks, devices or FIFOs), no encryption, no duplicates, sizes within limits, and
-//! `binaries/oibus-agent` present. Only then is the archive written into a folder that must not
+//! `binaries/oibus-agent` or `binaries/oibus` (OIBus's layout) present; which of them is the
+//! agent is decided after extraction ([`super::find_agent_binary`]). Only then is the archive written into a folder that must not
 //! exist yet; files are created with `create_new` (never through an existing path), their size
 //! is enforced while copying (a lying header cannot inflate them) and the CRC is checked. On any
 //! error the folder is removed, so a failed extraction leaves nothing behind.
@@ -14,7 +15,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::{fsync_dir, UpgradeError, ASSET_BINARY};
+use super::{fsync_dir, UpgradeError, ASSET_BINARY, OIBUS_ASSET_BINARY};
 
 /// Bounds on what an archive may unpack to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,7 +146,8 @@ fn check_archive<R: Read + io::Seek>(
                 limit: limits.max_total_bytes,
             });
         }
-        let is_binary = !dir && path == Path::new(ASSET_BINARY);
+        let is_binary =
+            !dir && (path == Path::new(ASSET_BINARY) || path == Path::new(OIBUS_ASSET_BINARY));
         has_binary |= is_binary;
         let executable = is_binary || entry.unix_mode().is_some_and(|m| m & 0o111 != 0);
         plan.push(Entry {
@@ -398,6 +400,22 @@ mod tests {
     fn release_without_the_binary_is_rejected() {
         let err = extract_expecting_error(&[("binaries/other", b"x")]);
         assert!(matches!(err, UpgradeError::MissingBinary), "{err}");
+    }
+
+    #[test]
+    fn release_in_the_oibus_layout_is_extracted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let zip = zip_with(tmp.path(), &[(OIBUS_ASSET_BINARY, b"#!/bin/sh\n")]);
+        let dest = tmp.path().join("dest");
+        extract_release(&zip, &dest, &ExtractLimits::default()).unwrap();
+        assert!(dest.join(OIBUS_ASSET_BINARY).is_file());
+    }
+
+    #[test]
+    fn oibus_layout_is_still_checked_for_unsafe_entries() {
+        let err =
+            extract_expecting_error(&[(OIBUS_ASSET_BINARY, b"x"), ("binaries/../../x", b"x")]);
+        assert!(matches!(err, UpgradeError::UnsafeEntry { .. }), "{err}");
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //!   point reads where it was and resumes or rolls back. (The one exception: an engine that finds
 //!   its own upgrade still `staged` after a restart abandons it, see [`settle`].)
 //! - [`extract`]: the zip-slip-proof extractor of a release asset.
+//! - [`find_agent_binary`]: which file of an extracted asset is the agent. OIBus's own layout
+//!   (`binaries/oibus`, what its launcher installs) is accepted when that file is an agent build,
+//!   and renamed to `binaries/oibus-agent` so that the launcher always installs the same path.
 //! - [`stage`]: the engine side of `update-version` (download, extract, verify, mark; the engine
 //!   then exits 76) and [`settle`], which the engine calls to learn how the command ended;
 //!   [`stager::LauncherStager`] plugs it into the CommandExecutor.
@@ -30,8 +33,65 @@ pub use stage::{
 
 /// The engine binary's name, in `bin/` and in the asset (`binaries/oibus-agent`).
 pub const BINARY_NAME: &str = "oibus-agent";
-/// Where the engine binary sits inside a release zip.
+/// Where the engine binary sits inside a release zip (and in `update/staged/`).
 pub const ASSET_BINARY: &str = "binaries/oibus-agent";
+/// Where OIBus's launcher takes the new binary from (`OIBus: launcher/src/launcher.ts:122`); an
+/// asset may carry the agent there instead, under OIBus's release layout.
+pub const OIBUS_ASSET_BINARY: &str = "binaries/oibus";
+
+/// Bytes every oibus-agent build carries, so that a `binaries/oibus` can be recognised as an
+/// agent *without running it*: a Node-based OIBus binary started with `--version` may well start
+/// a whole OIBus (ports, data folders), so nothing is executed unless this marker is found.
+/// `--version` then still has to answer the target version ([`stage::verify_binary`]). An ELF
+/// check alone would not do: a genuine OIBus for Linux is an ELF of this architecture too.
+pub static AGENT_MARKER: &[u8] = b"oibus-agent build marker 7d1f3a9c2e5b8d04";
+
+/// Whether the file at `path` carries [`AGENT_MARKER`]. Streams the file (a release binary is
+/// tens of MiB) and finds a marker that straddles two reads.
+pub fn carries_agent_marker(path: &Path) -> io::Result<bool> {
+    use std::io::Read as _;
+    // Read through `black_box` so the compiler keeps the marker as contiguous bytes in the
+    // binary (a comparison folded into immediates would leave no bytes to find).
+    let marker: &[u8] = std::hint::black_box(AGENT_MARKER);
+    let mut file = File::open(path)?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut kept = 0;
+    loop {
+        let n = file.read(&mut buf[kept..])?;
+        if n == 0 {
+            return Ok(false);
+        }
+        let filled = kept + n;
+        if buf[..filled].windows(marker.len()).any(|w| w == marker) {
+            return Ok(true);
+        }
+        // Keep the tail that could be the start of a marker cut by this read.
+        kept = filled.min(marker.len() - 1);
+        buf.copy_within(filled - kept..filled, 0);
+    }
+}
+
+/// The agent binary of an extracted asset at `root`, made to sit at [`ASSET_BINARY`]:
+/// `binaries/oibus-agent` if present, else `binaries/oibus` when it carries [`AGENT_MARKER`]
+/// (renamed; never executed otherwise). Windows' `oibus.exe` is not looked for: the agent is
+/// Linux-only.
+pub fn find_agent_binary(root: &Path) -> Result<PathBuf, UpgradeError> {
+    let agent = root.join(ASSET_BINARY);
+    if agent.is_file() {
+        return Ok(agent);
+    }
+    let oibus = root.join(OIBUS_ASSET_BINARY);
+    if !oibus.is_file() {
+        return Err(UpgradeError::MissingBinary);
+    }
+    let is_agent = carries_agent_marker(&oibus).map_err(UpgradeError::io("cannot read", &oibus))?;
+    if !is_agent {
+        return Err(UpgradeError::NotAgentBinary);
+    }
+    fs::rename(&oibus, &agent).map_err(UpgradeError::io("cannot rename", &oibus))?;
+    tracing::info!("the asset carries the agent as {OIBUS_ASSET_BINARY} (OIBus layout)");
+    Ok(agent)
+}
 
 /// Paths of the install layout. The launcher owns `bin/`, `backup/` and the marker's later
 /// steps; the engine writes only under `update/` and the marker's first step.
@@ -269,9 +329,12 @@ pub enum UpgradeError {
         limit: u64,
     },
     #[error(
-        "the release asset has no {ASSET_BINARY}; is it an oibus-agent release for this platform?"
+        "the release asset has neither {ASSET_BINARY} nor {OIBUS_ASSET_BINARY}; is it a release for this platform?"
     )]
     MissingBinary,
+    /// A `binaries/oibus` without [`AGENT_MARKER`], e.g. a genuine (Node-based) OIBus release.
+    #[error("The asset holds {OIBUS_ASSET_BINARY}, which is not an oibus-agent build (expected {ASSET_BINARY} or an oibus-agent binary named {OIBUS_ASSET_BINARY})")]
+    NotAgentBinary,
     #[error("not enough free disk in {path}: {available} bytes available, {needed} needed")]
     DiskFull {
         path: PathBuf,

@@ -1,5 +1,6 @@
 //! The engine side of `update-version`: download the asset (E9), check the disk, extract it
-//! safely into a fresh folder, check that the new binary runs as the target version, rename the
+//! safely into a fresh folder, find the agent binary in it (`binaries/oibus-agent`, or OIBus's
+//! `binaries/oibus` when it is an agent build), check that it runs as the target version, rename the
 //! folder to `update/staged`, record the marker at step `staged`. The caller (the command
 //! executor) then makes the engine exit with [`crate::exit::UPGRADE`]; the launcher does the rest.
 
@@ -11,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use super::extract::{declared_size, extract_release, ExtractLimits};
 use super::{
-    fsync_dir, normalize_version, read_marker, write_marker, Layout, Marker, UpgradeError,
-    ASSET_BINARY,
+    find_agent_binary, fsync_dir, normalize_version, read_marker, write_marker, Layout, Marker,
+    UpgradeError,
 };
 use crate::client::{routes, with_query, Auth, OiaClient};
 use crate::Secret;
@@ -182,17 +183,15 @@ pub fn stage_from_zip(
 
     let incoming = update.join(format!("incoming-{}", crate::random_id(8)));
     extract_release(zip, &incoming, &limits.extract)?;
-    let result = verify_binary(
-        &incoming.join(ASSET_BINARY),
-        &request.version,
-        limits.version_check_timeout,
-    )
-    .and_then(|()| {
-        let staged = layout.staged_dir();
-        remove_dir_if_present(&staged)?;
-        fs::rename(&incoming, &staged).map_err(UpgradeError::io("cannot rename into", &staged))?;
-        fsync_dir(&update)
-    });
+    let result = find_agent_binary(&incoming)
+        .and_then(|binary| verify_binary(&binary, &request.version, limits.version_check_timeout))
+        .and_then(|()| {
+            let staged = layout.staged_dir();
+            remove_dir_if_present(&staged)?;
+            fs::rename(&incoming, &staged)
+                .map_err(UpgradeError::io("cannot rename into", &staged))?;
+            fsync_dir(&update)
+        });
     if let Err(e) = result {
         if let Err(cleanup) = fs::remove_dir_all(&incoming) {
             tracing::warn!(path = %incoming.display(), error = %cleanup, "cannot remove a rejected staging folder");
@@ -300,13 +299,23 @@ mod tests {
     }
 
     fn asset(dir: &Path, binary: &[u8]) -> std::path::PathBuf {
+        asset_at(dir, crate::upgrade::ASSET_BINARY, binary)
+    }
+
+    fn asset_at(dir: &Path, name: &str, binary: &[u8]) -> std::path::PathBuf {
         let path = dir.join("asset.zip");
         let mut w = zip::ZipWriter::new(fs::File::create(&path).unwrap());
         let opts = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
-        w.start_file(ASSET_BINARY, opts).unwrap();
+        w.start_file(name, opts).unwrap();
         w.write_all(binary).unwrap();
         w.finish().unwrap();
         path
+    }
+
+    /// A script that is an "agent build": it carries the marker (in a comment).
+    fn marked_script(body: &str) -> Vec<u8> {
+        let marker = String::from_utf8(crate::upgrade::AGENT_MARKER.to_vec()).unwrap();
+        format!("#!/bin/sh\n# {marker}\n{body}\n").into_bytes()
     }
 
     fn request(version: &str) -> StageRequest {
@@ -350,6 +359,88 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(leftovers, vec![std::ffi::OsString::from("staged")]);
+    }
+
+    #[test]
+    fn agent_named_binaries_oibus_is_staged_as_the_agent() {
+        let tmp = tempfile::tempdir().unwrap();
+        let zip = asset_at(
+            tmp.path(),
+            crate::upgrade::OIBUS_ASSET_BINARY,
+            &marked_script("echo oibus-agent 2.1.0"),
+        );
+        let layout = layout(tmp.path());
+        let marker = stage_from_zip(&zip, &request("2.1.0"), &layout, &limits()).unwrap();
+        assert_eq!(marker.to_version, "2.1.0");
+        // Renamed to where the launcher installs from.
+        assert!(layout.staged_bin().is_file());
+        assert!(!layout
+            .staged_dir()
+            .join(crate::upgrade::OIBUS_ASSET_BINARY)
+            .exists());
+    }
+
+    #[test]
+    fn binaries_oibus_that_is_not_an_agent_is_refused_without_running_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ran = tmp.path().join("ran");
+        // A Node-based OIBus would start; this one leaves a trace if it is run at all.
+        let body = format!("touch {}\necho oibus-agent 2.1.0", ran.display());
+        let zip = asset_at(
+            tmp.path(),
+            crate::upgrade::OIBUS_ASSET_BINARY,
+            &script(&body),
+        );
+        let layout = layout(tmp.path());
+        let err = stage_from_zip(&zip, &request("2.1.0"), &layout, &limits()).unwrap_err();
+        assert!(matches!(err, UpgradeError::NotAgentBinary), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "The asset holds binaries/oibus, which is not an oibus-agent build \
+             (expected binaries/oibus-agent or an oibus-agent binary named binaries/oibus)"
+        );
+        assert!(!ran.exists(), "the foreign binary must not be executed");
+        assert!(read_marker(&layout.marker()).unwrap().is_none());
+        assert_eq!(fs::read_dir(layout.update_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn binaries_oibus_agent_wins_over_binaries_oibus() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("asset.zip");
+        let mut w = zip::ZipWriter::new(fs::File::create(&path).unwrap());
+        let opts = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
+        w.start_file(crate::upgrade::OIBUS_ASSET_BINARY, opts)
+            .unwrap();
+        w.write_all(&script("exit 1")).unwrap();
+        w.start_file(crate::upgrade::ASSET_BINARY, opts).unwrap();
+        w.write_all(&script("echo oibus-agent 2.1.0")).unwrap();
+        w.finish().unwrap();
+        let layout = layout(tmp.path());
+        stage_from_zip(&path, &request("2.1.0"), &layout, &limits()).unwrap();
+        assert!(layout.staged_bin().is_file());
+    }
+
+    #[test]
+    fn the_marker_is_found_across_read_boundaries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let marker = crate::upgrade::AGENT_MARKER;
+        // Straddles the 256 KiB read boundary.
+        let mut bytes = vec![b'x'; 256 * 1024 - 5];
+        bytes.extend_from_slice(marker);
+        bytes.extend_from_slice(&[b'y'; 100]);
+        let file = tmp.path().join("bin");
+        fs::write(&file, &bytes).unwrap();
+        assert!(crate::upgrade::carries_agent_marker(&file).unwrap());
+        fs::write(&file, &bytes[..bytes.len() - 101]).unwrap();
+        assert!(!crate::upgrade::carries_agent_marker(&file).unwrap());
+    }
+
+    #[test]
+    fn this_build_carries_the_marker() {
+        // What makes a real agent binary named binaries/oibus recognisable.
+        let exe = std::env::current_exe().unwrap();
+        assert!(crate::upgrade::carries_agent_marker(&exe).unwrap());
     }
 
     #[test]

@@ -1,0 +1,191 @@
+//! Engine settings that take effect (issue "OIBus fidelity" §1 #12): `update-engine-web-server`
+//! moves the local API live, `update-engine-logger` sets the E8 interval.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde_json::{json, Value};
+
+use crate::kit::agent::{free_port, http, Agent, AgentHome};
+use crate::kit::sim::{Sim, SimOpts};
+use crate::kit::wait_until;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn sim() -> Sim {
+    Sim::start(SimOpts {
+        auto_complete: Some("10ms".into()),
+        ..Default::default()
+    })
+}
+
+fn status_at(addr: SocketAddr) -> Option<Value> {
+    let (code, body) = http(addr, "GET", "/status", "")?;
+    (code == 200).then(|| serde_json::from_str(&body).ok())?
+}
+
+fn wait_registered(agent: &Agent, addr: SocketAddr) {
+    let ok = wait_until(WAIT, || {
+        status_at(addr).is_some_and(|s| s["registration"]["status"] == "REGISTERED")
+    });
+    assert!(ok, "the agent did not register:\n{}", agent.logs());
+}
+
+fn command(id: &str, command_type: &str, content: Value) -> Value {
+    json!({"id": id, "type": command_type, "targetVersion": oibus_actors::VERSION,
+           "commandContent": content})
+}
+
+/// The final record of command `id`, which must be COMPLETED.
+fn completed(sim: &Sim, agent: &Agent, id: &str) -> Value {
+    let mut found = None;
+    let ok = wait_until(WAIT, || {
+        found = sim.admin_get(&format!("/admin/statuses?id={id}"))["latest"][id]["record"]
+            .as_object()
+            .filter(|r| r["status"] != "RETRIEVED" && r["status"] != "RUNNING")
+            .map(|r| Value::Object(r.clone()));
+        found.is_some()
+    });
+    assert!(ok, "no final status for {id}:\n{}", agent.logs());
+    let record = found.unwrap_or_default();
+    assert_eq!(record["status"], "COMPLETED", "{record}\n{}", agent.logs());
+    record
+}
+
+fn web_server(id: &str, port: u16) -> Value {
+    command(
+        id,
+        "update-engine-web-server",
+        json!({"port": port, "authTokenDuration": "7d"}),
+    )
+}
+
+fn answers(addr: SocketAddr) -> bool {
+    matches!(http(addr, "GET", "/health", ""), Some((200, _)))
+}
+
+#[test]
+fn update_engine_web_server_moves_the_local_api_to_the_new_port_live() {
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let old = home.api;
+    let agent = home.start();
+    wait_registered(&agent, old);
+
+    let new: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    sim.queue(&json!([web_server("w1", new.port())]));
+    completed(&sim, &agent, "w1");
+    assert!(
+        wait_until(WAIT, || answers(new)),
+        "the local API does not answer on {new}:\n{}",
+        agent.logs()
+    );
+    // The old listener is closed once the new one serves.
+    assert!(
+        wait_until(WAIT, || http(old, "GET", "/health", "").is_none()),
+        "the old port {old} still answers:\n{}",
+        agent.logs()
+    );
+    let status = status_at(new).expect("/status on the new port");
+    // Same IP as engine.api.listen (loopback): only the port moved.
+    assert_eq!(status["api"]["listen"], new.to_string(), "{status}");
+    assert_eq!(status["api"]["error"], Value::Null, "{status}");
+    assert_eq!(
+        oibus_actors::api_address::read(&home.data_dir()),
+        Some(new),
+        "the address recorded for the launcher and the CLI"
+    );
+
+    // A port that cannot be bound: the command completes, the API stays where it is and says why.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    sim.queue(&json!([web_server("w2", taken_port)]));
+    completed(&sim, &agent, "w2");
+    let mut status = Value::Null;
+    let reported = wait_until(WAIT, || {
+        status = status_at(new).unwrap_or_default();
+        status["api"]["error"].is_string()
+    });
+    assert!(reported, "{status}\n{}", agent.logs());
+    let error = status["api"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!("cannot move the local API to port {taken_port}"))
+            && error.contains(&format!("keeps listening on {new}")),
+        "{error}"
+    );
+    assert!(answers(new));
+    assert!(agent
+        .logs()
+        .contains(&format!("cannot move the local API to port {taken_port}")));
+}
+
+#[test]
+fn the_port_set_by_oianalytics_is_used_again_after_a_restart() {
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let mut agent = home.start();
+    wait_registered(&agent, home.api);
+    let new: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    sim.queue(&json!([web_server("w1", new.port())]));
+    completed(&sim, &agent, "w1");
+    assert!(wait_until(WAIT, || answers(new)), "{}", agent.logs());
+
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.wait_exit(WAIT), Some(0), "{}", agent.logs());
+    let agent = home.start();
+    assert!(
+        wait_until(WAIT, || answers(new)),
+        "the stored webServer.port is not used after a restart:\n{}",
+        agent.logs()
+    );
+    assert!(http(home.api, "GET", "/health", "").is_none());
+}
+
+/// POSTs on E8 so far.
+fn log_posts(sim: &Sim) -> u64 {
+    sim.admin_get("/admin/requests")["routes"]["logs"]["count"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn update_engine_logger_sets_the_log_shipping_interval() {
+    let sim = sim();
+    // YAML interval 60 s (the longest), batches never full: before the command no E8 post can
+    // happen for a minute.
+    let home = AgentHome::with_sim(&sim, "");
+    let yaml = std::fs::read_to_string(home.config_path()).unwrap();
+    let yaml = yaml.replace("oia: silent", "oia: debug")
+        + "actors:\n  log_shipper: { interval: 60s, batch_max: 10000 }\n";
+    std::fs::write(home.config_path(), yaml).unwrap();
+    // One second of logger.oia.interval lasts 100 ms: OIAnalytics' minimum of 10 s becomes 1 s.
+    let agent = home.start_with_env(&[("OIBUS_AGENT_TEST_LOG_SECOND_MS", "100")]);
+    wait_registered(&agent, home.api);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        log_posts(&sim),
+        0,
+        "the YAML interval (60 s) applies before the command"
+    );
+
+    sim.queue(&json!([command(
+        "l1",
+        "update-engine-logger",
+        json!({"console": {"level": "debug"}, "file": {"level": "info"},
+               "database": {"level": "info"}, "loki": {"level": "silent", "password": ""},
+               "oia": {"level": "debug", "interval": 10}, "syslog": {"level": "silent"}})
+    )]));
+    completed(&sim, &agent, "l1");
+    let applied = Instant::now();
+    // At the 60 s YAML interval there could be at most one post in this window; at 1 s, several.
+    let several = wait_until(Duration::from_secs(40), || log_posts(&sim) >= 3);
+    assert!(
+        several,
+        "{} E8 posts within {:?} of the command:\n{}",
+        log_posts(&sim),
+        applied.elapsed(),
+        agent.logs()
+    );
+    assert!(agent.logs().contains("log shipping interval changed"));
+}
