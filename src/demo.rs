@@ -322,7 +322,8 @@ launcher:
 }
 
 fn demo_commands(encrypted_password: &str) -> Vec<Value> {
-    let v = oibus_actors::VERSION;
+    // OIA targets the OIBus version it was told, not the agent's own.
+    let v = oibus_actors::COMPATIBLE_OIBUS_VERSION;
     vec![
         json!({"id": "demo-1", "type": "create-scan-mode", "targetVersion": v,
                "commandContent": {"name": "Every 5 seconds", "description": "created by the demo", "cron": "*/5 * * * * *"}}),

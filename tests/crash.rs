@@ -49,7 +49,8 @@ use crate::kit::agent::{sim_section, Agent, AgentHome};
 use crate::kit::sim::{Sim, SimOpts};
 use crate::kit::{plain, wait_until};
 
-const VERSION: &str = oibus_actors::VERSION;
+/// The OIBus version OIA is told and targets (not the agent's own).
+const VERSION: &str = oibus_actors::COMPATIBLE_OIBUS_VERSION;
 /// Names and addresses of what the commands create, to tell them from the seeded entities.
 const PREFIX: &str = "crash-";
 /// Scan modes kept alive at most: creates turn into deletes above it, so full-config stays small.

@@ -804,7 +804,7 @@ fn check_status_404_is_an_acknowledgement(sim: &Sim, watch: &mut Watch) {
         json!({"status": 404, "body": "Not Found"}),
     );
     sim.queue(
-        &json!({"id": id, "type": "create-scan-mode", "targetVersion": oibus_actors::VERSION,
+        &json!({"id": id, "type": "create-scan-mode", "targetVersion": oibus_actors::COMPATIBLE_OIBUS_VERSION,
         "commandContent": {"name": "ack404-mode", "description": "", "cron": "0 * * * * *"}}),
     );
     let statuses = || -> Vec<String> {

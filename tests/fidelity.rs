@@ -258,7 +258,7 @@ fn rows_7_and_8_every_result_text_is_oibus_sentence() {
         "  permissions: { createIpFilter: true, deleteCertificate: false }\n",
     );
     let agent = registered(&home, &[]);
-    let version = oibus_actors::VERSION;
+    let version = oibus_actors::COMPATIBLE_OIBUS_VERSION;
     let south = |name: &str| {
         json!({"name": name, "type": "mssql", "description": "", "enabled": false,
             "settings": {}, "items": [], "groups": []})

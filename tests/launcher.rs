@@ -22,6 +22,8 @@ use crate::kit::agent::{free_port, http, sim_section, BIN as AGENT};
 use crate::kit::{bench_figure, wait_until, Sim, SimOpts};
 
 const NEXT_VERSION: &str = "9.9.9";
+/// The OIBus version the 9.9.9 build reports to OIAnalytics (`OIBUS_COMPATIBLE_VERSION`).
+const NEXT_OIBUS_VERSION: &str = "3.8.9";
 const FAST_RESTARTS: &str =
     "{ max_restarts: 5, within: 1m, backoff_initial: 200ms, backoff_max: 2s, reset_after: 1m }";
 
@@ -447,7 +449,8 @@ fn without_an_installed_binary_the_launcher_runs_itself_as_the_engine() {
 // Upgrade, launcher side
 // ---------------------------------------------------------------------------------------------
 
-/// The binary built with `OIBUS_AGENT_VERSION=9.9.9`, or why there is none.
+/// The binary built with `OIBUS_AGENT_VERSION=9.9.9` and `OIBUS_COMPATIBLE_VERSION=3.8.9`, or
+/// why there is none.
 fn next_version_binary() -> Result<PathBuf, String> {
     static NEXT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     NEXT.get_or_init(build_next_version).clone()
@@ -485,6 +488,7 @@ fn build_next_version() -> Result<PathBuf, String> {
         .args(["build", "--bin", "oibus-agent", "--target-dir"])
         .arg(&next_target)
         .env("OIBUS_AGENT_VERSION", NEXT_VERSION)
+        .env("OIBUS_COMPATIBLE_VERSION", NEXT_OIBUS_VERSION)
         .env("CARGO_INCREMENTAL", "0")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
@@ -913,7 +917,8 @@ fn queue_update_version_at(sim: &Sim, id: &str, binary: &Path, name: &str) {
     let asset = format!("oibus-agent-{id}.zip");
     sim.put_asset(&asset, release_zip_at(binary, name));
     sim.queue(&serde_json::json!({
-        "id": id, "type": "update-version", "targetVersion": version_of_agent(),
+        // OIA targets the OIBus version it was told; the asset's version is the agent's.
+        "id": id, "type": "update-version", "targetVersion": oibus_actors::COMPATIBLE_OIBUS_VERSION,
         "commandContent": {"version": format!("v{NEXT_VERSION}"), "assetId": asset,
             "updateLauncher": false, "backupFoldersPattern": "cache/*"}
     }));
@@ -968,12 +973,13 @@ fn update_version_from_oianalytics_is_applied_and_reported_completed() {
     assert!(install
         .wait_engine(NEXT_VERSION, None, Duration::from_secs(30))
         .is_some());
+    // OIA is told the OIBus version the new build was made for, not the agent's own.
     let full_config_has_the_new_version = wait_until(Duration::from_secs(30), || {
         sim.admin_get("/admin/messages?kind=full-config")["messages"]
             .as_array()
             .is_some_and(|m| {
                 m.iter()
-                    .any(|m| m["body"]["engine"]["softwareVersion"] == NEXT_VERSION)
+                    .any(|m| m["body"]["engine"]["softwareVersion"] == NEXT_OIBUS_VERSION)
             })
     });
     assert!(full_config_has_the_new_version, "{}", launcher.log());

@@ -62,8 +62,7 @@ fn registered(sim: &Sim, agent: &Agent) -> Value {
 }
 
 fn command(id: &str, command_type: &str, extra: Value) -> Value {
-    let mut command =
-        json!({"id": id, "type": command_type, "targetVersion": oibus_actors::VERSION});
+    let mut command = json!({"id": id, "type": command_type, "targetVersion": oibus_actors::COMPATIBLE_OIBUS_VERSION});
     for (key, value) in extra.as_object().expect("extra fields are an object") {
         command[key] = value.clone();
     }
@@ -156,8 +155,14 @@ fn full_config_and_history_queries_are_pushed_on_registration() {
     let engine = &full["engine"];
     assert_eq!(engine["oIBusInternalId"], registration["oibusId"]);
     assert_eq!(engine["name"], "test-agent");
-    assert_eq!(engine["softwareVersion"], oibus_actors::VERSION);
-    assert_eq!(engine["launcherVersion"], oibus_actors::VERSION);
+    assert_eq!(
+        engine["softwareVersion"],
+        oibus_actors::COMPATIBLE_OIBUS_VERSION
+    );
+    assert_eq!(
+        engine["launcherVersion"],
+        oibus_actors::COMPATIBLE_OIBUS_VERSION
+    );
     assert_eq!(engine["ignoreRemoteUpdate"], false);
     assert!(engine["binaryFolder"]
         .as_str()

@@ -64,7 +64,10 @@ fn registration_completes_and_survives_a_restart() {
     let agents = sim.admin_get("/admin/agents");
     let registered = &agents["agents"][0];
     assert_eq!(registered["oibusName"], "test-agent");
-    assert_eq!(registered["oibusVersion"], oibus_actors::VERSION);
+    assert_eq!(
+        registered["oibusVersion"],
+        oibus_actors::COMPATIBLE_OIBUS_VERSION
+    );
     assert!(registered["publicKey"]
         .as_str()
         .unwrap()

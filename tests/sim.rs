@@ -134,6 +134,7 @@ fn registration_is_pending_until_the_admin_completes_it() {
         let response = sim
             .client()
             .get(&format!("{}{redirect}", sim.url))
+            .header("Content-Type", "application/json")
             .send()
             .expect("E2");
         assert_eq!(response.status, 200);
@@ -266,16 +267,37 @@ fn command_leaves_pending_once_any_status_is_reported_and_statuses_are_idempoten
     );
     assert_eq!(ids(&get_json(&sim, "commands/pending", &token)), ["c2"]);
 
-    let batch = json!([
+    // OIBus never lists an id twice in one PUT: refused, and nothing of it is stored.
+    let twice = json!([
         status_record("c1", "COMPLETED"),
         status_record("c2", "RETRIEVED"),
         status_record("c1", "COMPLETED")
     ]);
-    assert_eq!(put_statuses(&sim, &token, &batch), 200);
-    assert_eq!(
-        put_statuses(&sim, &token, &json!([status_record("c1", "RETRIEVED")])),
-        200
+    let refused = oia(&sim, "PUT", "commands/status")
+        .bearer(&token)
+        .json(&twice)
+        .send()
+        .expect("E5");
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("[2].id: command \"c1\" is listed twice in one PUT")),
+        "{}",
+        refused.text()
     );
+    let batch = json!([
+        status_record("c1", "COMPLETED"),
+        status_record("c2", "RETRIEVED")
+    ]);
+    assert_eq!(put_statuses(&sim, &token, &batch), 200);
+    for again in ["COMPLETED", "RETRIEVED"] {
+        assert_eq!(
+            put_statuses(&sim, &token, &json!([status_record("c1", again)])),
+            200,
+            "a repeat in a later PUT is idempotent"
+        );
+    }
     assert!(get_json(&sim, "commands/pending", &token)
         .as_array()
         .expect("array")
@@ -295,9 +317,15 @@ fn command_leaves_pending_once_any_status_is_reported_and_statuses_are_idempoten
         "the real 3-record sample"
     );
     assert_eq!(put_statuses(&sim, &token, &json!([])), 400, "0 records");
+    let reasons = reasons(&sim);
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons[0].starts_with("commands-status: [2].id: command \"c1\" is listed twice"),
+        "{reasons:?}"
+    );
     assert_eq!(
-        reasons(&sim),
-        ["commands-status: body: expected 1..n status records, got an empty array"]
+        reasons[1],
+        "commands-status: body: expected 1..n status records, got an empty array"
     );
 }
 
@@ -429,7 +457,7 @@ fn bad_log_level_is_a_bad_request_and_a_violation() {
 }
 
 #[test]
-fn missing_user_agent_and_wrong_content_type_are_violations() {
+fn a_user_agent_other_than_oibus_is_refused_and_wrong_content_type_is_a_violation() {
     let sim = Sim::start(SimOpts::default());
     let token = register(&sim, "hdr001");
     let plain = oia(&sim, "PUT", "commands/status")
@@ -443,9 +471,20 @@ fn missing_user_agent_and_wrong_content_type_are_violations() {
         .without_header("User-Agent")
         .send()
         .expect("E10");
-    assert_eq!(
-        anonymous.status, 200,
-        "OIA does not refuse it, the simulator records it"
+    assert_eq!(anonymous.status, 400, "{}", anonymous.text());
+    let agent = oia(&sim, "GET", "status")
+        .bearer(&token)
+        .header(
+            "User-Agent",
+            "oibus-agent/0.1.0 (https://oibus.optimistik.com/)",
+        )
+        .send()
+        .expect("E10");
+    assert_eq!(agent.status, 400);
+    assert!(
+        agent.text().contains("User-Agent must be exactly"),
+        "{}",
+        agent.text()
     );
     let wrong_method = oia(&sim, "POST", "commands/pending")
         .bearer(&token)
@@ -454,12 +493,17 @@ fn missing_user_agent_and_wrong_content_type_are_violations() {
         .expect("E3");
     assert_eq!(wrong_method.status, 405);
     let reasons = reasons(&sim);
-    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
     assert!(reasons[0].starts_with("commands-status: Content-Type must be application/json"));
     assert_eq!(reasons[1], "status: missing User-Agent header");
-    assert!(reasons[2].starts_with("commands-pending: commands-pending expects GET"));
+    assert!(
+        reasons[2].starts_with("status: User-Agent must be exactly"),
+        "{}",
+        reasons[2]
+    );
+    assert!(reasons[3].starts_with("commands-pending: commands-pending expects GET"));
     let requests = sim.admin_get("/admin/requests");
-    assert_eq!(requests["routes"]["status"]["count"], 1);
+    assert_eq!(requests["routes"]["status"]["count"], 2);
     let recent = &requests["routes"]["commands-status"]["recent"][0];
     assert_eq!(recent["headers"]["content-type"], "text/plain");
     assert_eq!(recent["status"], 415);
@@ -509,6 +553,7 @@ fn gateway_prefix_and_header_are_required_on_oia_routes_only() {
         sim.client()
             .get(&check)
             .header("x-gw", "secret")
+            .header("Content-Type", "application/json")
             .send()
             .expect("E2")
             .status,

@@ -28,12 +28,48 @@ pub mod upgrade;
 pub use context::AgentContext;
 pub use secret::Secret;
 
-/// The version this binary reports to OIAnalytics: `OIBUS_AGENT_VERSION` at build time, else the
-/// crate version.
+/// The agent's own version: `OIBUS_AGENT_VERSION` at build time, else the crate version. Shown
+/// by `--version`, `status` and the local API, and compared with an `update-version` target;
+/// never sent to OIAnalytics as the OIBus version (see [`COMPATIBLE_OIBUS_VERSION`]).
 pub const VERSION: &str = match option_env!("OIBUS_AGENT_VERSION") {
     Some(v) => v,
     None => env!("CARGO_PKG_VERSION"),
 };
+
+/// The OIBus release whose wire behaviour this build reproduces. OIAnalytics is told this version
+/// (E1 `oibusVersion`, E6 `softwareVersion`/`launcherVersion`, the User-Agent) and checks each
+/// command's `targetVersion` against it, so it must be one OIA knows. `3.8.8` unless the build
+/// sets `OIBUS_COMPATIBLE_VERSION` (a release published to OIA as OIBus X sets it to X, so that
+/// after `update-version` OIA sees the version it asked for); `oianalytics.oibus_version`
+/// overrides it at run time.
+pub const COMPATIBLE_OIBUS_VERSION: &str = match option_env!("OIBUS_COMPATIBLE_VERSION") {
+    Some(v) => v,
+    None => "3.8.8",
+};
+
+// A build with a malformed `OIBUS_COMPATIBLE_VERSION` fails here rather than at every start.
+const _: () = assert!(
+    is_release_version(COMPATIBLE_OIBUS_VERSION.as_bytes()),
+    "OIBUS_COMPATIBLE_VERSION must be X.Y.Z"
+);
+
+/// `X.Y.Z` with decimal numbers of at most 9 digits: the form of OIBus versions in the
+/// User-Agent and `targetVersion` (no `v`, no pre-release suffix).
+pub const fn is_release_version(text: &[u8]) -> bool {
+    let (mut i, mut dots, mut digits) = (0, 0, 0);
+    while i < text.len() {
+        match text[i] {
+            b'0'..=b'9' if digits < 9 => digits += 1,
+            b'.' if digits > 0 => {
+                dots += 1;
+                digits = 0;
+            }
+            _ => return false,
+        }
+        i += 1;
+    }
+    dots == 2 && digits > 0
+}
 
 /// Exit codes of the engine process: they tell the launcher what to do.
 pub mod exit {

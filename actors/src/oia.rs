@@ -32,6 +32,7 @@ fn build(config: &Config) -> Result<Option<ClientFactory>, ClientError> {
     };
     let mut settings = ClientSettings::new(host.clone());
     settings.accept_unauthorized = oia.accept_unauthorized;
+    settings.oibus_version = oia.oibus_version.clone();
     // Validated to 64KiB..1GiB, which fits any usize this runs on.
     settings.max_body_bytes = usize::try_from(oia.max_answer_bytes.0).unwrap_or(usize::MAX);
     if let Some(proxy) = &oia.proxy {

@@ -30,12 +30,16 @@
 //! - A token belongs to the agent (`oibusId`) of its registration; completing a new registration
 //!   of the same `oibusId` revokes the older tokens.
 //! - Violations (recorded, see `/admin/violations`): wrong gateway header (401 missing, 403
-//!   wrong), unknown path (404), wrong method (405), missing `User-Agent`, missing, doubled or
-//!   unknown Bearer token (401), `Authorization` on E1/E2, `Content-Type` other than
-//!   `application/json` (415), bodies that do not match the spec (400 with a Spring-like body
-//!   `{timestamp, status, error: "Bad Request", message, path}`), and tolerated deviations that
-//!   are accepted anyway: `ack: true`, `completedDate` inconsistent with the status, extra keys
-//!   in E1 or log records, unexpected query parameters.
+//!   wrong), unknown path (404), wrong method (405), a User-Agent other than exactly
+//!   `OIBus/X.Y.Z (https://oibus.optimistik.com/)` (400; on E1 its version must equal
+//!   `oibusVersion`), missing, doubled or unknown Bearer token (401), `Authorization` on E1/E2,
+//!   `Content-Type` other than `application/json` (415), bodies that do not match the spec (400
+//!   with a Spring-like body `{timestamp, status, error: "Bad Request", message, path}`; an E5
+//!   PUT naming a command id twice is one), and tolerated deviations that are accepted anyway:
+//!   `ack: true`, `completedDate` inconsistent with the status, `updatedAt` ≠ `createdAt` on E5,
+//!   E2 without `Content-Type: application/json`, `""` for a nullable E8 field, a non-null
+//!   `scopeName` on an INTERNAL log, extra keys in E1 or log records, unexpected query
+//!   parameters.
 //!
 //! # Admin API (`/admin/...`, never behind the gateway, no auth, JSON)
 //! Errors are `{"error": "..."}` with 400, 404 or 409. Listings take `?agent=<oibusId>`, and the

@@ -194,9 +194,13 @@ fn check_transport(
         exchange.violation(reason.clone());
         return Err(exchange.error(StatusCode::METHOD_NOT_ALLOWED, &reason));
     }
-    match headers.get(header::USER_AGENT) {
-        Some(agent) if !agent.is_empty() => {}
-        _ => exchange.violation("missing User-Agent header"),
+    // OIBus names itself on every request; anything else is not OIBus to a gateway or to OIA.
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .map(|value| value.to_str().unwrap_or("\u{fffd}"));
+    if let Err(reason) = validate::user_agent(user_agent) {
+        exchange.violation(reason.clone());
+        return Err(exchange.error(StatusCode::BAD_REQUEST, &reason));
     }
     let authorization = headers
         .get(header::AUTHORIZATION)
@@ -312,6 +316,18 @@ fn register(sim: &Sim, exchange: &mut Exchange, req: &HttpRequest, body: &[u8]) 
         Ok(value) => value,
         Err(reply) => return reply,
     };
+    // OIBus puts the same version in both: one that differs is not an OIBus.
+    let agent_version = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(validate::user_agent_version);
+    let body_version = value.get("oibusVersion").and_then(Value::as_str);
+    if agent_version != body_version {
+        return exchange.bad_request(&[format!(
+            "body.oibusVersion: {body_version:?} differs from the User-Agent's OIBus version {agent_version:?}"
+        )]);
+    }
     let empty = Map::new();
     let fields = value.as_object().unwrap_or(&empty);
     let registration = match lock(&sim.store).register(fields, exchange.now) {
@@ -331,6 +347,17 @@ fn register(sim: &Sim, exchange: &mut Exchange, req: &HttpRequest, body: &[u8]) 
 }
 
 fn check_registration(sim: &Sim, exchange: &mut Exchange, req: &HttpRequest) -> Reply {
+    // OIBus sets it on this GET although there is no body; OIA does not need it, so it is
+    // recorded, not refused.
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok());
+    if content_type != Some("application/json") {
+        exchange.violation(format!(
+            "E2 without Content-Type: application/json (OIBus sends it), got {content_type:?}"
+        ));
+    }
     let id = match single_param(exchange, req, "id") {
         Ok(id) => id,
         Err(reply) => return reply,

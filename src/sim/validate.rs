@@ -218,6 +218,29 @@ const LOG_FIELDS: &[Field] = &[
     req("message", Kind::Str),
 ];
 
+/// What follows `OIBus/` in the User-Agent OIBus sends.
+const USER_AGENT_SUFFIX: &str = " (https://oibus.optimistik.com/)";
+
+/// The OIBus version of a User-Agent of exactly the form `OIBus/X.Y.Z (https://oibus.optimistik.com/)`.
+pub fn user_agent_version(user_agent: &str) -> Option<&str> {
+    let version = user_agent
+        .strip_prefix("OIBus/")?
+        .strip_suffix(USER_AGENT_SUFFIX)?;
+    oibus_actors::is_release_version(version.as_bytes()).then_some(version)
+}
+
+/// Every request must carry OIBus's User-Agent, byte for byte (`OIBus:
+/// backend/src/service/http-request.utils.ts`).
+pub fn user_agent(value: Option<&str>) -> Result<(), String> {
+    match value {
+        None => Err("missing User-Agent header".into()),
+        Some(agent) if user_agent_version(agent).is_some() => Ok(()),
+        Some(agent) => Err(format!(
+            "User-Agent must be exactly \"OIBus/X.Y.Z{USER_AGENT_SUFFIX}\", got {agent:?}"
+        )),
+    }
+}
+
 /// E1 body (§3.1).
 pub fn registration(body: &Value) -> Problems {
     let mut problems = Problems::default();
@@ -251,6 +274,8 @@ pub fn status_records(body: &Value) -> Problems {
     if records.is_empty() {
         problems.hard("body: expected 1..n status records, got an empty array".into());
     }
+    // OIBus lists a command once per PUT; a server that upserts by id fails on a repeat.
+    let mut first_at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for (index, record) in records.iter().enumerate() {
         let path = Indexed(index);
         let Some(object) = expect_object(record, &path, &mut problems) else {
@@ -258,6 +283,21 @@ pub fn status_records(body: &Value) -> Problems {
         };
         check_fields(object, &path, STATUS_FIELDS, &mut problems);
         check_type_fields(object, &path, &mut problems);
+        if let Some(id) = object.get("id").and_then(Value::as_str) {
+            if let Some(first) = first_at.insert(id, index) {
+                problems.hard(format!(
+                    "{path}.id: command {id:?} is listed twice in one PUT (first at [{first}]); \
+                     send each command once, at its latest status"
+                ));
+            }
+        }
+        if let (Some(created), Some(updated)) = (object.get("createdAt"), object.get("updatedAt")) {
+            if created != updated {
+                problems.soft(format!(
+                    "{path}.updatedAt: differs from createdAt (OIBus never changes it)"
+                ));
+            }
+        }
         if object.get("ack") == Some(&Value::Bool(true)) {
             problems.soft(format!(
                 "{path}.ack: OIBus sends false here (true is an OIBus bug)"
@@ -416,6 +456,19 @@ pub fn logs(body: &Value) -> Problems {
         if let Some(object) = expect_object(record, &path, &mut problems) {
             check_fields(object, &path, LOG_FIELDS, &mut problems);
             extra_keys_are_soft(object, &path, LOG_FIELDS, &mut problems);
+            // OIBus sends `value || null`, and its internal loggers name no scope.
+            for field in &LOG_FIELDS[3..9] {
+                if object.get(field.key) == Some(&Value::String(String::new())) {
+                    problems.soft(format!("{path}.{}: \"\" where OIBus sends null", field.key));
+                }
+            }
+            let internal = object.get("scopeType").and_then(Value::as_str) == Some("INTERNAL");
+            match object.get("scopeName") {
+                Some(name) if internal && !name.is_null() => problems.soft(format!(
+                    "{path}.scopeName: OIBus sends null on INTERNAL records, got {name}"
+                )),
+                _ => {}
+            }
         }
     }
     problems
@@ -627,6 +680,72 @@ mod tests {
             problems.soft.len(),
             2,
             "ack true and completedDate on a non-COMPLETED record"
+        );
+    }
+
+    #[test]
+    fn a_put_listing_a_command_id_twice_is_a_bad_request() {
+        let mut records = sample("e5-command-status.json");
+        let mut again = records[0].clone();
+        again["status"] = json!("RUNNING");
+        again["completedDate"] = Value::Null;
+        records.as_array_mut().expect("an array").push(again);
+        let problems = status_records(&records);
+        assert_eq!(
+            problems.hard,
+            vec![
+                "[3].id: command \"wire-1\" is listed twice in one PUT (first at [0]); send each \
+                 command once, at its latest status"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_moved_updated_at_is_recorded_but_accepted() {
+        let mut records = sample("e5-command-status.json");
+        records[1]["updatedAt"] = json!("2026-11-23T19:10:27.000Z");
+        let problems = status_records(&records);
+        assert!(problems.hard.is_empty(), "{problems:?}");
+        assert_eq!(
+            problems.soft,
+            vec!["[1].updatedAt: differs from createdAt (OIBus never changes it)"]
+        );
+    }
+
+    #[test]
+    fn only_the_oibus_user_agent_is_accepted() {
+        let oibus = "OIBus/3.8.8 (https://oibus.optimistik.com/)";
+        assert_eq!(user_agent(Some(oibus)), Ok(()));
+        assert_eq!(user_agent_version(oibus), Some("3.8.8"));
+        for wrong in [
+            "oibus-agent/0.1.0 (https://oibus.optimistik.com/)",
+            "OIBus/3.8.8",
+            "OIBus/v3.8.8 (https://oibus.optimistik.com/)",
+            "OIBus/3.8.8 (https://oibus.optimistik.com)",
+            "OIBus/3.8 (https://oibus.optimistik.com/)",
+            "",
+        ] {
+            assert!(user_agent(Some(wrong)).is_err(), "{wrong:?}");
+        }
+        assert_eq!(
+            user_agent(None),
+            Err("missing User-Agent header".to_owned())
+        );
+    }
+
+    #[test]
+    fn empty_strings_and_an_internal_scope_name_in_logs_are_recorded() {
+        let mut record = log("INFO");
+        record["scopeName"] = json!("command_poller");
+        record["itemId"] = json!("");
+        let problems = logs(&Value::Array(vec![record]));
+        assert!(problems.hard.is_empty(), "{problems:?}");
+        assert_eq!(
+            problems.soft,
+            vec![
+                "[0].itemId: \"\" where OIBus sends null",
+                "[0].scopeName: OIBus sends null on INTERNAL records, got \"command_poller\""
+            ]
         );
     }
 

@@ -10,6 +10,9 @@ use serde_json::Value;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What OIBus 3.8.8 sends, byte for byte.
+pub const OIBUS_USER_AGENT: &str = "OIBus/3.8.8 (https://oibus.optimistik.com/)";
+
 trait Io: Read + Write {}
 impl<T: Read + Write> Io for T {}
 
@@ -49,7 +52,8 @@ impl Client {
             client: self,
             method: method.to_owned(),
             url: url.to_owned(),
-            headers: vec![("User-Agent".into(), "oibus-agent-tests/1".into())],
+            // The simulator refuses any other User-Agent than OIBus's.
+            headers: vec![("User-Agent".into(), OIBUS_USER_AGENT.into())],
             body: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
         }

@@ -276,8 +276,7 @@ impl Workload {
                 (Change::ScanMode(name), "create-scan-mode", fields)
             }
         };
-        let mut command =
-            json!({"id": id, "type": command_type, "targetVersion": oibus_actors::VERSION});
+        let mut command = json!({"id": id, "type": command_type, "targetVersion": oibus_actors::COMPATIBLE_OIBUS_VERSION});
         if let (Some(command), Value::Object(fields)) = (command.as_object_mut(), fields) {
             command.extend(fields);
         }

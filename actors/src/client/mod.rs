@@ -6,9 +6,10 @@
 //! - [`OiaClient`] wraps an `awc::Client`, which is `!Send` and belongs to one arbiter: build it
 //!   with [`ClientFactory::client`] inside the actor (e.g. in `started`). That is cheap, no I/O.
 //!
-//! Every call: `User-Agent: oibus-agent/<version> (…)`; the gateway header when configured and
-//! the gateway prefix in front of the path; `Authorization: Bearer <token>` for [`Auth::Bearer`];
-//! `Content-Type: application/json` on JSON bodies. Redirects are not followed. A whole call
+//! Every call: `User-Agent: OIBus/<oibus_version> (https://oibus.optimistik.com/)`, byte for byte
+//! what OIBus sends; the gateway header when configured and the gateway prefix in front of the
+//! path; `Authorization: Bearer <token>` for [`Auth::Bearer`]; `Content-Type: application/json` on
+//! JSON bodies and on E2 (OIBus sets it on that GET too). Redirects are not followed. A whole call
 //! (connect, send, read the answer) has one deadline: `timeout`, or `download_timeout` for a
 //! download. Through a proxy, every connection is an HTTP CONNECT tunnel (`proxy.rs`).
 
@@ -97,6 +98,8 @@ pub struct ClientSettings {
     pub download_timeout: Duration,
     /// Largest JSON answer accepted; a larger one is [`ClientError::BodyTooLarge`].
     pub max_body_bytes: usize,
+    /// The OIBus version named in the User-Agent (`oianalytics.oibus_version`).
+    pub oibus_version: String,
 }
 
 impl ClientSettings {
@@ -110,6 +113,7 @@ impl ClientSettings {
             timeout: DEFAULT_TIMEOUT,
             download_timeout: DEFAULT_DOWNLOAD_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            oibus_version: crate::COMPATIBLE_OIBUS_VERSION.to_owned(),
         }
     }
 }
@@ -211,16 +215,13 @@ impl ClientFactory {
             .as_ref()
             .map(ProxyTarget::from_settings)
             .transpose()?;
-        let user_agent = HeaderValue::from_str(&format!(
-            "oibus-agent/{} (https://oibus.optimistik.com/)",
-            crate::VERSION
-        ))
-        .map_err(|_| {
-            ClientError::Settings(format!(
-                "the build version '{}' cannot go in a User-Agent header",
-                crate::VERSION
-            ))
-        })?;
+        let user_agent =
+            HeaderValue::from_str(&user_agent(&settings.oibus_version)).map_err(|_| {
+                ClientError::Settings(format!(
+                    "oianalytics.oibus_version '{}' cannot go in a User-Agent header",
+                    settings.oibus_version
+                ))
+            })?;
         let tls = tls::client_config(settings.accept_unauthorized)?;
         if settings.accept_unauthorized {
             warn!(
@@ -288,6 +289,11 @@ where
         .rustls_0_23(Arc::clone(&shared.tls))
         .timeout(shared.settings.timeout)
         .handshake_timeout(shared.settings.timeout)
+}
+
+/// The User-Agent OIBus sends (`OIBus: backend/src/service/http-request.utils.ts`).
+pub fn user_agent(oibus_version: &str) -> String {
+    format!("OIBus/{oibus_version} (https://oibus.optimistik.com/)")
 }
 
 /// `scheme://authority` of the configured host; its path, if any, is dropped.
@@ -400,6 +406,8 @@ struct Request<'a> {
     route: &'a str,
     auth: Auth<'a>,
     body: Option<Bytes>,
+    /// `Content-Type: application/json` without a body (E2, as OIBus).
+    json_without_body: bool,
     timeout: Duration,
 }
 
@@ -447,13 +455,14 @@ impl OiaClient {
     ) -> Result<T, ClientError> {
         let check_url = check_url.trim();
         let route = routes::CHECK_REGISTRATION_LABEL;
-        let request = if is_absolute(check_url) {
+        let mut request = if is_absolute(check_url) {
             Request {
                 method: Method::GET,
                 url: parse_url(check_url)?,
                 route,
                 auth,
                 body: None,
+                json_without_body: false,
                 timeout: self.shared.settings.timeout,
             }
         } else if check_url.starts_with('/') {
@@ -461,6 +470,7 @@ impl OiaClient {
         } else {
             self.request(Method::GET, &format!("/{check_url}"), route, auth, None)?
         };
+        request.json_without_body = true;
         self.json_call(request).await
     }
 
@@ -575,6 +585,7 @@ impl OiaClient {
             route,
             auth,
             body,
+            json_without_body: false,
             timeout: shared.settings.timeout,
         })
     }
@@ -680,6 +691,9 @@ impl OiaClient {
             Some(body) => req
                 .insert_header((header::CONTENT_TYPE, "application/json"))
                 .send_body(body.clone()),
+            None if request.json_without_body => req
+                .insert_header((header::CONTENT_TYPE, "application/json"))
+                .send(),
             None => req.send(),
         };
         let mut res = sent

@@ -436,13 +436,8 @@ async fn success_answer_is_decoded_and_reported_once() {
     assert_eq!(seen.target, routes::STATUS);
     assert_eq!(
         seen.header("user-agent"),
-        Some(
-            format!(
-                "oibus-agent/{} (https://oibus.optimistik.com/)",
-                crate::VERSION
-            )
-            .as_str()
-        )
+        Some("OIBus/3.8.8 (https://oibus.optimistik.com/)"),
+        "byte for byte what OIBus 3.8.8 sends, never the agent's own version"
     );
     assert_eq!(seen.header("authorization"), None);
     assert_eq!(
@@ -604,6 +599,32 @@ async fn gateway_prefix_and_header_are_on_every_call() {
         ]
     );
     assert!(seen.iter().all(|s| s.header("x-gw") == Some("gw-secret")));
+    let content_types: Vec<Option<&str>> = seen.iter().map(|s| s.header("content-type")).collect();
+    assert_eq!(
+        content_types,
+        [
+            None,
+            Some("application/json"),
+            Some("application/json"),
+            Some("application/json")
+        ],
+        "E2 is a GET with Content-Type: application/json, as OIBus sends it"
+    );
+}
+
+#[actix_rt::test]
+async fn the_user_agent_names_the_configured_oibus_version() {
+    let server = TestServer::start(|_| Reply::json(json!({"ok": true}))).await;
+    let mut s = settings(&server.url());
+    s.oibus_version = "3.9.1".to_owned();
+    let _: Pong = client(s)
+        .get_json(routes::STATUS, Auth::None)
+        .await
+        .unwrap();
+    assert_eq!(
+        server.only_request().header("user-agent"),
+        Some("OIBus/3.9.1 (https://oibus.optimistik.com/)")
+    );
 }
 
 #[actix_rt::test]

@@ -288,8 +288,10 @@ impl CommandExecutor {
             }
         };
         let command_type = if record.status == Status::Retrieved {
+            // OIA targets the OIBus version it was told, not the agent's own.
+            let reported = self.ctx.config().oianalytics.oibus_version.clone();
             let permissions = self.permissions();
-            match precheck(&record, crate::VERSION, |flag| permissions.permitted(flag)) {
+            match precheck(&record, &reported, |flag| permissions.permitted(flag)) {
                 Ok(t) => t,
                 Err(refusal) => {
                     self.done(&record, Err(refusal), None, started);
@@ -882,7 +884,7 @@ mod tests {
             seq,
             id.into(),
             command_type.into(),
-            crate::VERSION.into(),
+            crate::COMPATIBLE_OIBUS_VERSION.into(),
             fields,
             "2026-11-23T00:00:00.000Z",
         )

@@ -27,10 +27,12 @@ pub use actor::{CancelCommands, CommandExecutor, CommandsReady};
 pub const MAX_RUNS: u32 = 3;
 
 /// Why a RETRIEVED command will not run, checked in this order (protocol §4.3): the target
-/// version, the permission flag, then support by the agent. `Ok` gives its type.
+/// version against `reported_version` (the OIBus version OIA was told, as OIBus compares it
+/// with its stored version), the permission flag, then support by the agent. `Ok` gives its
+/// type.
 pub fn precheck(
     record: &CommandRecord,
-    running_version: &str,
+    reported_version: &str,
     permitted: impl Fn(&str) -> bool,
 ) -> Result<CommandType, String> {
     let Some(command_type) = CommandType::parse(&record.command_type) else {
@@ -39,9 +41,9 @@ pub fn precheck(
             record.command_type
         ));
     };
-    if record.target_version != running_version {
+    if record.target_version != reported_version {
         return Err(format!(
-            "Wrong target version: {} for OIBus version {running_version}",
+            "Wrong target version: {} for OIBus version {reported_version}",
             record.target_version
         ));
     }

@@ -11,7 +11,8 @@ use serde_json::Value;
 use super::{cancel_chunks, intake_from, Intake, INTAKE_CHUNK, MAX_CANCEL_QUERY, REPORT_BATCH};
 use crate::client::{routes, Auth, ClientError, OiaClient};
 use crate::command_executor::{CancelCommands, CommandExecutor, CommandsReady};
-use crate::commands::{Journal, PendingReport};
+use crate::commands::journal::{latest_per_command, ReportGroup};
+use crate::commands::Journal;
 use crate::config::Config;
 use crate::context::AgentContext;
 use crate::entities::{EffectiveRegistrationSettings, EntityStore, RegistrationSettingsRecord};
@@ -392,7 +393,10 @@ fn log_intake(received: &Intake, journal: &Journal) -> Result<(), StoreError> {
 }
 
 /// Report everything waiting, one PUT per batch; only the keys OIA acknowledged are removed.
-/// Returns how many records were acknowledged.
+/// A PUT lists each command once, at its latest status (as OIBus, whose ack queue is keyed by
+/// id): after a failed PUT, a command's RETRIEVED and final reports are both waiting, and a
+/// server that upserts by id may refuse an array naming it twice. Returns how many reports were
+/// acknowledged.
 async fn flush_reports(
     client: &OiaClient,
     token: &Secret<String>,
@@ -410,17 +414,18 @@ async fn flush_reports(
         off_thread(move || syncer.sync())
             .await
             .map_err(FlushError::Worker)??;
-        match put_reports(client, token, &reports).await {
+        let groups = latest_per_command(&reports);
+        match put_reports(client, token, &groups).await {
             Ok(()) => journal.ack_reports(&reports)?,
             // One record OIA refuses makes it refuse the whole batch: send them one by one so
             // the others get through and only that record is set aside.
             Err(e) if e.status() == Some(400) => {
-                tracing::warn!(error = %e, count = reports.len(), "status report batch refused; sending records one by one");
-                for report in &reports {
-                    match put_reports(client, token, std::slice::from_ref(report)).await {
+                tracing::warn!(error = %e, count = groups.len(), "status report batch refused; sending records one by one");
+                for group in &groups {
+                    match put_reports(client, token, std::slice::from_ref(group)).await {
                         Ok(()) => {}
                         Err(e) if e.status() == Some(400) => {
-                            tracing::error!(error = %e, record = %report.record,
+                            tracing::error!(error = %e, record = %group.latest.record,
                                 "status report refused by OIAnalytics; it is dropped (it would be refused forever)");
                             events::operation(Source::CommandPoller, "report-refused", false);
                             journal.store().incr(
@@ -431,7 +436,7 @@ async fn flush_reports(
                         }
                         Err(e) => return Err(FlushError::Put(e)),
                     }
-                    journal.ack_reports(std::slice::from_ref(report))?;
+                    journal.ack_reports(group.reports())?;
                 }
             }
             Err(e) => return Err(FlushError::Put(e)),
@@ -458,9 +463,9 @@ async fn off_thread<T: Send + 'static>(
 async fn put_reports(
     client: &OiaClient,
     token: &Secret<String>,
-    reports: &[PendingReport],
+    groups: &[ReportGroup<'_>],
 ) -> Result<(), ClientError> {
-    let body: Vec<&Value> = reports.iter().map(|r| &r.record).collect();
+    let body: Vec<&Value> = groups.iter().map(|g| &g.latest.record).collect();
     let outcome = client
         .put_json(routes::COMMANDS_STATUS, &body, Auth::Bearer(token))
         .await;
@@ -468,7 +473,7 @@ async fn put_reports(
     match outcome {
         Ok(_) => Ok(()),
         Err(e) if e.is_not_found() => {
-            tracing::warn!(error = %e, count = reports.len(), "status reports answered 404; counted as acknowledged");
+            tracing::warn!(error = %e, count = groups.len(), "status reports answered 404; counted as acknowledged");
             Ok(())
         }
         Err(e) => Err(e),

@@ -3,9 +3,10 @@
 //! It owns the intake of commands and the report queue. While REGISTERED it runs cycles that never
 //! overlap: cancellation check (E4) of the RETRIEVED commands, fetch (E3), journal (synced),
 //! then a report flush; the next cycle comes `command_refresh` after a good cycle and
-//! `command_retry` after a failed one. Reports (E5) go in batches of [`REPORT_BATCH`] and are
-//! deleted only for the (id, status) keys OIAnalytics acknowledged (2xx or `404 - `); failures
-//! are retried after `command_retry`.
+//! `command_retry` after a failed one. Reports (E5) are read in batches of [`REPORT_BATCH`]; a PUT
+//! lists each command id once, at its latest status. Reports are deleted only once OIAnalytics
+//! acknowledged (2xx or `404 - `) them or a later one of the same command; failures are retried
+//! after `command_retry`.
 //!
 //! Messages taken (see `actor.rs`): `RegistrationChanged` (start/stop, a change to REGISTERED
 //! polls at once), [`actor::ReportsPending`] (flush now), [`actor::PollNow`] (run a cycle now),
@@ -24,7 +25,7 @@ use crate::commands::{Command, CommandRecord, CommandType, Transition};
 
 pub use actor::{CommandPoller, PollNow, ReportsPending};
 
-/// Most records in one E5 PUT.
+/// Most reports read for one E5 PUT (fewer records when a command has several).
 pub const REPORT_BATCH: usize = 500;
 
 /// Most elements of an E3 answer journaled in one synced batch.

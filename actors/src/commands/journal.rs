@@ -7,7 +7,10 @@
 //! - a record's status only moves along [`CommandRecord::apply`];
 //! - every status that must reach OIAnalytics is a report keyed by (command id, status), written in
 //!   the same atomic batch as the record change, and deleted only once OIAnalytics acknowledged
-//!   that very key.
+//!   that very key, or a later report of the same command that supersedes it
+//!   ([`latest_per_command`]: OIBus never lists an id twice in one E5 PUT);
+//! - `updatedAt` is the creation time, as in OIBus, whose status updates leave `updated_at`
+//!   alone; when a command ended is kept in `endedAt` (local, never sent).
 //!
 //! Keys in `commands`: `c/<id>` the record; `o/<seq BE>` → id for open (RETRIEVED or RUNNING)
 //! commands, in retrieval order; `t/<seq BE>` → id for finished ones, the order in which
@@ -83,7 +86,13 @@ pub struct CommandRecord {
     pub completed_date: Option<String>,
     pub result: Option<String>,
     pub created_at: String,
+    /// Set at creation and never moved by a status change (OIBus's SQL updates do not touch
+    /// `updated_at`).
     pub updated_at: String,
+    /// When it became terminal, for [`Journal::prune`]. Absent in records of earlier builds,
+    /// which moved `updated_at` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
     /// The type's fields under their local names (§4.6), `commandContent` as received.
     pub fields: Map<String, Value>,
     /// Times execution started; more than one means it was re-run after a crash.
@@ -135,6 +144,7 @@ impl CommandRecord {
             result: None,
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
+            ended_at: None,
             fields,
             runs: 0,
             report: None,
@@ -145,9 +155,11 @@ impl CommandRecord {
     /// from the current status (e.g. cancelling a command that already runs).
     pub fn apply(&self, transition: Transition, now: &str) -> Option<CommandRecord> {
         let mut next = self.clone();
-        next.updated_at = now.to_owned();
         match (self.status, transition) {
-            (Status::Retrieved, Transition::Cancel) => next.status = Status::Cancelled,
+            (Status::Retrieved, Transition::Cancel) => {
+                next.status = Status::Cancelled;
+                next.ended_at = Some(now.to_owned());
+            }
             (Status::Retrieved | Status::Running, Transition::Start) => {
                 next.status = Status::Running;
                 next.runs = self.runs.saturating_add(1);
@@ -160,6 +172,7 @@ impl CommandRecord {
                 next.status = status;
                 next.result = Some(result);
                 next.completed_date = (status == Status::Completed).then(|| now.to_owned());
+                next.ended_at = Some(now.to_owned());
             }
             _ => return None,
         }
@@ -402,7 +415,7 @@ impl Journal {
                 None => None,
             };
             match record {
-                Some(r) if r.updated_at.as_str() >= cutoff => break,
+                Some(r) if r.ended_at.as_deref().unwrap_or(&r.updated_at) >= cutoff => break,
                 Some(r) if self.report_pending(&r)? => break,
                 Some(r) => {
                     batch.delete(Cf::Commands, &record_key(&r.id));
@@ -466,14 +479,77 @@ impl Journal {
         Ok(out)
     }
 
-    /// OIAnalytics acknowledged these reports.
-    pub fn ack_reports(&self, reports: &[PendingReport]) -> Result<(), StoreError> {
+    /// OIAnalytics acknowledged these reports (or later ones of the same commands).
+    pub fn ack_reports<'a>(
+        &self,
+        reports: impl IntoIterator<Item = &'a PendingReport>,
+    ) -> Result<(), StoreError> {
         let mut batch = self.store().batch();
         for report in reports {
             batch.delete(Cf::Reports, &report_key(report.number));
         }
         self.store().write(batch, Durability::Buffered)
     }
+}
+
+/// The latest report of one command within a flush, and the older ones of the same command it
+/// supersedes: they are acknowledged together once `latest` is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportGroup<'a> {
+    pub latest: &'a PendingReport,
+    pub superseded: Vec<&'a PendingReport>,
+}
+
+impl<'a> ReportGroup<'a> {
+    /// Every report this group acknowledges.
+    pub fn reports(&self) -> impl Iterator<Item = &'a PendingReport> + '_ {
+        std::iter::once(self.latest).chain(self.superseded.iter().copied())
+    }
+}
+
+/// One group per command id among `reports` (oldest first, as [`Journal::pending_reports`]
+/// gives them), ordered by their latest report. A report is the whole record at its status and
+/// statuses only move forward, so the latest one says everything the older ones did; a terminal
+/// report is still never replaced by a non-terminal one, whatever the numbering. A report
+/// without a string `id` is a group of its own.
+pub fn latest_per_command(reports: &[PendingReport]) -> Vec<ReportGroup<'_>> {
+    let mut groups: Vec<ReportGroup<'_>> = Vec::with_capacity(reports.len());
+    let mut by_id: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let terminal = |r: &PendingReport| {
+        r.record
+            .get("status")
+            .and_then(|s| serde_json::from_value::<Status>(s.clone()).ok())
+            .is_some_and(Status::is_terminal)
+    };
+    for report in reports {
+        let Some(id) = report.record.get("id").and_then(Value::as_str) else {
+            groups.push(ReportGroup {
+                latest: report,
+                superseded: Vec::new(),
+            });
+            continue;
+        };
+        match by_id.get(id) {
+            Some(&index) => {
+                let group = &mut groups[index];
+                if terminal(group.latest) && !terminal(report) {
+                    group.superseded.push(report);
+                } else {
+                    let older = std::mem::replace(&mut group.latest, report);
+                    group.superseded.push(older);
+                }
+            }
+            None => {
+                by_id.insert(id, groups.len());
+                groups.push(ReportGroup {
+                    latest: report,
+                    superseded: Vec::new(),
+                });
+            }
+        }
+    }
+    groups.sort_by_key(|g| g.latest.number);
+    groups
 }
 
 /// Stage `record` and its open or done index entry into `batch`.
@@ -650,7 +726,7 @@ mod tests {
             .unwrap();
         assert_eq!(done.status, Status::Completed);
         assert_eq!(done.completed_date.as_deref(), Some("t3"));
-        assert_eq!(done.updated_at, "t3");
+        assert_eq!(done.ended_at.as_deref(), Some("t3"));
     }
 
     #[test]
@@ -692,7 +768,7 @@ mod tests {
             }"#,
         )
         .expect("the e5 sample parses");
-        let mut r = record(Status::Retrieved)
+        let r = record(Status::Retrieved)
             .apply(Transition::Start, "2026-11-23T19:10:26.490Z")
             .unwrap()
             .apply(
@@ -700,8 +776,6 @@ mod tests {
                 "2026-11-23T19:10:26.520Z",
             )
             .unwrap();
-        // The sample's updatedAt is its creation time; ours moves with each change.
-        r.updated_at = "2026-11-23T19:10:26.490Z".into();
         assert_eq!(r.status_record(), expected);
     }
 
@@ -808,6 +882,104 @@ mod tests {
                 (field("id"), field("status"))
             })
             .collect()
+    }
+
+    #[test]
+    fn status_changes_leave_updated_at_at_the_creation_time_as_oibus_does() {
+        let created = record(Status::Retrieved);
+        let running = created.apply(Transition::Start, "t1").unwrap();
+        let done = running
+            .apply(Transition::Finish(Err("no".into())), "t2")
+            .unwrap();
+        let cancelled = created.apply(Transition::Cancel, "t3").unwrap();
+        for r in [&running, &done, &cancelled] {
+            assert_eq!(r.updated_at, created.created_at, "{:?}", r.status);
+            assert_eq!(r.status_record()["updatedAt"], created.created_at.as_str());
+        }
+        assert_eq!(running.ended_at, None);
+        assert_eq!(done.ended_at.as_deref(), Some("t2"));
+        assert_eq!(cancelled.ended_at.as_deref(), Some("t3"));
+        assert!(
+            done.status_record().get("endedAt").is_none(),
+            "local only, not an E5 field"
+        );
+    }
+
+    #[test]
+    fn a_flush_lists_each_command_once_with_its_latest_status_and_acks_the_older_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(Store::open(dir.path()).unwrap()).unwrap();
+        let mut records = [retrieved(0, "a"), retrieved(1, "b")];
+        journal.insert(&mut records).unwrap();
+        let running = records[0].apply(Transition::Start, "t1").unwrap();
+        let done = running.apply(Transition::Finish(Ok("ok".into())), "t2");
+        for next in [running, done.unwrap()] {
+            journal
+                .commit(
+                    journal.store().batch(),
+                    &mut [next],
+                    true,
+                    Durability::Buffered,
+                )
+                .unwrap();
+        }
+        // As after a failed PUT: a's RETRIEVED, RUNNING and COMPLETED all wait.
+        let pending = journal.pending_reports(10).unwrap();
+        assert_eq!(pending.len(), 4);
+
+        let groups = latest_per_command(&pending);
+        let sent: Vec<&Value> = groups.iter().map(|g| &g.latest.record).collect();
+        let mut ids: Vec<&str> = sent.iter().filter_map(|r| r["id"].as_str()).collect();
+        assert_eq!(ids, ["b", "a"], "ordered by their latest report");
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), sent.len(), "no id twice in one PUT");
+        assert_eq!(sent[1]["status"], "COMPLETED", "the latest status of a");
+        let superseded: Vec<&str> = groups[1]
+            .superseded
+            .iter()
+            .filter_map(|r| r.record["status"].as_str())
+            .collect();
+        assert_eq!(superseded, ["RETRIEVED", "RUNNING"]);
+
+        journal
+            .ack_reports(groups.iter().flat_map(ReportGroup::reports))
+            .unwrap();
+        assert_eq!(
+            journal.pending_reports(10).unwrap(),
+            [],
+            "the superseded reports are acknowledged with the latest one"
+        );
+    }
+
+    #[test]
+    fn a_terminal_report_is_never_superseded_by_an_older_status() {
+        let report = |number: u64, status: &str| PendingReport {
+            number,
+            record: json!({"id": "a", "status": status}),
+        };
+        // Numbering out of order (cannot happen through `commit`): the terminal one still wins.
+        let reports = [
+            report(0, "ERRORED"),
+            report(1, "RUNNING"),
+            report(2, "RETRIEVED"),
+        ];
+        let groups = latest_per_command(&reports);
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].latest.record["status"], "ERRORED");
+        assert_eq!(groups[0].reports().count(), 3, "all acknowledged together");
+
+        let no_id = [
+            PendingReport {
+                number: 0,
+                record: json!({"status": "RETRIEVED"}),
+            },
+            PendingReport {
+                number: 1,
+                record: json!({"status": "RETRIEVED"}),
+            },
+        ];
+        assert_eq!(latest_per_command(&no_id).len(), 2, "nothing to merge on");
     }
 
     #[test]

@@ -151,6 +151,9 @@ pub struct OiaConfig {
     pub key_size: u32,
     /// Ceiling for the 42 command permissions; omitted flags are `true`.
     pub permissions: BTreeMap<String, bool>,
+    /// The OIBus version reported to OIAnalytics and matched against `targetVersion`
+    /// (`X.Y.Z`); defaults to [`crate::COMPATIBLE_OIBUS_VERSION`].
+    pub oibus_version: String,
 }
 
 impl Default for OiaConfig {
@@ -164,6 +167,7 @@ impl Default for OiaConfig {
             max_answer_bytes: ByteSize(crate::client::DEFAULT_MAX_BODY_BYTES as u64),
             key_size: 4096,
             permissions: BTreeMap::new(),
+            oibus_version: crate::COMPATIBLE_OIBUS_VERSION.to_owned(),
         }
     }
 }
@@ -660,6 +664,16 @@ impl Config {
             bad(
                 "oianalytics.key_size",
                 format!("must be one of 2048, 3072, 4096, got {}", oia.key_size),
+            );
+        }
+        if !crate::is_release_version(oia.oibus_version.as_bytes()) {
+            bad(
+                "oianalytics.oibus_version",
+                format!(
+                    "must be an OIBus release version X.Y.Z (e.g. {}), got {:?}",
+                    crate::COMPATIBLE_OIBUS_VERSION,
+                    oia.oibus_version
+                ),
             );
         }
         for flag in oia.permissions.keys() {

@@ -165,3 +165,31 @@ fn the_answer_size_limit_takes_a_byte_size_within_bounds() {
         ["oianalytics.max_answer_bytes: must be between 64KiB and 1GiB, got 2GiB at 2:21"]
     );
 }
+
+#[test]
+fn the_oibus_version_defaults_to_the_compatible_release_and_must_be_x_y_z() {
+    assert_eq!(
+        Config::default().oianalytics.oibus_version,
+        crate::COMPATIBLE_OIBUS_VERSION
+    );
+    let ok = parse("oianalytics:\n  oibus_version: 3.9.0\n").unwrap();
+    assert_eq!(ok.oianalytics.oibus_version, "3.9.0");
+    for bad in [
+        "v3.8.8",
+        "3.8",
+        "3.8.8-beta",
+        "3.8.x",
+        "",
+        "3..8",
+        "3.8.8.1",
+    ] {
+        let p = problems(&format!("oianalytics:\n  oibus_version: '{bad}'\n"));
+        assert_eq!(p.len(), 1, "{bad}: {p:?}");
+        assert!(
+            p[0].starts_with("oianalytics.oibus_version: must be an OIBus release version X.Y.Z"),
+            "{bad}: {}",
+            p[0]
+        );
+        assert!(p[0].ends_with("at 2:18"), "{bad}: {}", p[0]);
+    }
+}

@@ -7,11 +7,13 @@
 //! - `timestamp`: when the event was recorded, ISO-8601 UTC with milliseconds;
 //! - `level`: the event's level in upper case;
 //! - scope: fields `scope_type` (`south`, `north`, `history_query`, `internal`), `scope_id` and
-//!   `scope_name` give a connector scope. Otherwise the scope is `INTERNAL` and `scopeName` is the
-//!   actor: the `scope_name`, `actor` or `scope` field, else the module under the crate in the
-//!   event's target (`oibus_actors::command_poller::actor` → `command_poller`);
+//!   `scope_name` give a connector scope. Otherwise the scope is `INTERNAL`, as OIBus's internal
+//!   loggers send it: `scopeId` is the `scope_id` field (OIBus uses `engine`, `web-server`) or
+//!   `null`, and `scopeName` is always `null`. The `actor` and `scope` fields stay in the
+//!   message like any other field;
 //! - `itemId`, `itemName`, `groupId`, `groupName`: the fields `item_id`, `item_name`, `group_id`,
-//!   `group_name`; `null` when absent;
+//!   `group_name`;
+//! - an absent or empty scope, item or group field is `null` (OIBus sends `value || null`);
 //! - `message`: the event's message followed by its other fields as `key=value` (values with
 //!   spaces, quotes or `=` are quoted and escaped).
 //!
@@ -33,7 +35,7 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context, Layer};
 
 use super::record::{iso_millis, LogRecord, ScopeType};
-use super::{accepts, is_chatter, scope_of_target, OiaLevelHandle, StatsHandle, POST_SPAN};
+use super::{accepts, is_chatter, OiaLevelHandle, StatsHandle, POST_SPAN};
 use crate::config::LogLevel;
 
 /// The layer to install in the global subscriber. See the module doc for the record it makes.
@@ -111,18 +113,8 @@ pub fn render(event: &Event<'_>, at: SystemTime) -> Vec<u8> {
         .and_then(ScopeType::parse)
         .filter(|t| *t != ScopeType::Internal);
     let (scope_type, scope_name) = match connector {
-        Some(t) => (t, fields.scope_name.as_deref()),
-        None => (
-            ScopeType::Internal,
-            Some(
-                fields
-                    .scope_name
-                    .as_deref()
-                    .or(fields.actor.as_deref())
-                    .or(fields.scope.as_deref())
-                    .unwrap_or_else(|| scope_of_target(meta.target())),
-            ),
-        ),
+        Some(t) => (t, non_empty(&fields.scope_name)),
+        None => (ScopeType::Internal, None),
     };
     let message = match (fields.message.is_empty(), fields.extra.is_empty()) {
         (_, true) => fields.message,
@@ -138,12 +130,12 @@ pub fn render(event: &Event<'_>, at: SystemTime) -> Vec<u8> {
         timestamp: iso_millis(at).into(),
         level: meta.level().as_str().into(),
         scope_type,
-        scope_id: borrowed(&fields.scope_id),
-        scope_name: scope_name.map(Cow::Borrowed),
-        item_id: borrowed(&fields.item_id),
-        item_name: borrowed(&fields.item_name),
-        group_id: borrowed(&fields.group_id),
-        group_name: borrowed(&fields.group_name),
+        scope_id: non_empty(&fields.scope_id),
+        scope_name,
+        item_id: non_empty(&fields.item_id),
+        item_name: non_empty(&fields.item_name),
+        group_id: non_empty(&fields.group_id),
+        group_name: non_empty(&fields.group_name),
         message: message.into(),
     };
     let mut json = Vec::with_capacity(256 + record.message.len());
@@ -151,8 +143,9 @@ pub fn render(event: &Event<'_>, at: SystemTime) -> Vec<u8> {
     json
 }
 
-fn borrowed(s: &Option<String>) -> Option<Cow<'_, str>> {
-    s.as_deref().map(Cow::Borrowed)
+/// `None` for an absent or empty field, as OIBus's `value || null`.
+fn non_empty(s: &Option<String>) -> Option<Cow<'_, str>> {
+    s.as_deref().filter(|v| !v.is_empty()).map(Cow::Borrowed)
 }
 
 /// The fields of one event, sorted into record slots and the `key=value` tail of the message.
@@ -167,8 +160,6 @@ struct Fields {
     item_name: Option<String>,
     group_id: Option<String>,
     group_name: Option<String>,
-    actor: Option<String>,
-    scope: Option<String>,
 }
 
 impl Fields {
@@ -182,8 +173,6 @@ impl Fields {
             "item_name" => &mut self.item_name,
             "group_id" => &mut self.group_id,
             "group_name" => &mut self.group_name,
-            "actor" => &mut self.actor,
-            "scope" => &mut self.scope,
             _ => return None,
         })
     }
@@ -394,7 +383,7 @@ mod tests {
     }
 
     #[test]
-    fn an_internal_event_names_its_actor_and_renders_other_fields_as_key_value() {
+    fn an_internal_event_has_null_scope_fields_as_oibus_and_renders_other_fields_as_key_value() {
         let (intake, _) = with_layer(LogLevel::Info, 8, || {
             tracing::warn!(
                 target: "oibus_actors::command_poller::actor",
@@ -408,26 +397,65 @@ mod tests {
         });
         let got = records(&intake);
         assert_eq!(got.len(), 3);
-        assert_eq!(got[0]["scopeType"], "INTERNAL");
-        assert_eq!(got[0]["scopeName"], "command_poller");
-        assert_eq!(got[0]["scopeId"], serde_json::Value::Null);
+        let null = serde_json::Value::Null;
+        for r in &got {
+            assert_eq!(r["scopeType"], "INTERNAL");
+            assert_eq!(r["scopeId"], null, "{r}");
+            assert_eq!(
+                r["scopeName"], null,
+                "OIBus's internal loggers name no scope: {r}"
+            );
+        }
         assert_eq!(got[0]["level"], "WARN");
         assert_eq!(
             got[0]["message"],
             "command refresh failed id=c1 attempt=3 error=\"503 - busy now\""
         );
-        assert_eq!(
-            got[1]["scopeName"], "registration",
-            "the actor field wins over the target"
-        );
-        assert_eq!(
-            got[1]["message"], "registered",
-            "the actor field is not repeated"
-        );
-        assert_eq!(got[2]["scopeName"], "oibus_agent");
+        assert_eq!(got[1]["message"], "registered actor=registration");
         assert_eq!(got[2]["itemId"], "i1");
         assert_eq!(got[2]["itemName"], "temp");
         assert_eq!(got[2]["message"], "item read empty=\"\"");
+    }
+
+    #[test]
+    fn empty_scope_item_and_group_fields_are_null_and_an_internal_scope_id_is_kept() {
+        let (intake, _) = with_layer(LogLevel::Info, 8, || {
+            tracing::info!(
+                target: "oibus_actors::south",
+                scope_type = "south",
+                scope_id = "",
+                scope_name = "",
+                item_id = "",
+                item_name = "",
+                group_id = "",
+                group_name = "",
+                "all empty"
+            );
+            tracing::info!(
+                target: "oibus_agent::engine",
+                scope_type = "internal",
+                scope_id = "engine",
+                scope_name = "ignored",
+                "engine started"
+            );
+        });
+        let got = records(&intake);
+        let null = serde_json::Value::Null;
+        assert_eq!(got[0]["scopeType"], "SOUTH");
+        for key in [
+            "scopeId",
+            "scopeName",
+            "itemId",
+            "itemName",
+            "groupId",
+            "groupName",
+        ] {
+            assert_eq!(got[0][key], null, "{key}: an empty string becomes null");
+        }
+        assert_eq!(got[1]["scopeType"], "INTERNAL");
+        assert_eq!(got[1]["scopeId"], "engine", "as OIBus's engine logger");
+        assert_eq!(got[1]["scopeName"], null);
+        assert_eq!(got[1]["message"], "engine started");
     }
 
     #[test]
@@ -465,7 +493,7 @@ mod tests {
         let got = records(&intake);
         let messages: Vec<_> = got.iter().map(|r| r["message"].clone()).collect();
         assert_eq!(messages, ["bad certificate", "ours"]);
-        assert_eq!(got[0]["scopeName"], "rustls");
+        assert_eq!(got[0]["scopeName"], serde_json::Value::Null);
     }
 
     #[test]

@@ -121,18 +121,6 @@ fn is_ours(target: &str) -> bool {
     target.starts_with("oibus")
 }
 
-/// The INTERNAL `scopeName` taken from an event's target when it names no actor: the module
-/// under the crate for our crates (`oibus_actors::command_poller::actor` → `command_poller`),
-/// the crate otherwise (`rustls::conn` → `rustls`).
-pub fn scope_of_target(target: &str) -> &str {
-    let mut parts = target.split("::");
-    let first = parts.next().unwrap_or(target);
-    match parts.next() {
-        Some(module) if is_ours(first) && !module.is_empty() => module,
-        _ => first,
-    }
-}
-
 /// The OIA log level, shared by the layer (which filters with it), the actor (which does not
 /// post while `silent`) and whoever changes it (`update-engine-logger`, SIGHUP). Cheap to clone
 /// and to read: one atomic byte.

@@ -140,17 +140,6 @@ fn failures_are_logged_while_the_backoff_grows_then_one_in_ten() {
 }
 
 #[test]
-fn the_internal_scope_name_is_the_module_under_our_crates_or_the_foreign_crate() {
-    assert_eq!(
-        scope_of_target("oibus_actors::command_poller::actor"),
-        "command_poller"
-    );
-    assert_eq!(scope_of_target("oibus_agent::engine"), "engine");
-    assert_eq!(scope_of_target("oibus_agent"), "oibus_agent");
-    assert_eq!(scope_of_target("rustls::conn"), "rustls");
-}
-
-#[test]
 fn the_filter_takes_our_events_at_the_level_and_foreign_ones_from_warn() {
     use tracing::Level;
     let info = level_code(LogLevel::Info);
@@ -195,7 +184,7 @@ fn record_bytes(message: &str) -> Vec<u8> {
         level: "INFO".into(),
         scope_type: ScopeType::Internal,
         scope_id: None,
-        scope_name: Some("engine".into()),
+        scope_name: None,
         item_id: None,
         item_name: None,
         group_id: None,

@@ -168,7 +168,7 @@ pub struct EngineInfo {
 }
 
 impl EngineInfo {
-    /// This process: the running version, platform, data folder and executable path.
+    /// This process: the reported OIBus version, platform, data folder and executable path.
     pub fn current(config: &Config) -> EngineInfo {
         let data_dir = &config.engine.data_dir;
         let data_folder = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.clone());
@@ -176,11 +176,10 @@ impl EngineInfo {
             .map(|p| p.display().to_string())
             .unwrap_or_default();
         EngineInfo {
-            software_version: crate::VERSION.to_owned(),
-            launcher_version: std::env::var(crate::upgrade::LAUNCHER_VERSION_ENV)
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-                .unwrap_or_else(|| crate::VERSION.to_owned()),
+            // OIA knows OIBus versions only: both are the reported OIBus version, whatever
+            // the agent's and its launcher's own versions are.
+            software_version: config.oianalytics.oibus_version.clone(),
+            launcher_version: config.oianalytics.oibus_version.clone(),
             architecture: crate::protocol::arch_string().to_owned(),
             operating_system: crate::protocol::os_string(),
             data_folder: display(&data_folder),

@@ -185,7 +185,7 @@ impl Registration {
             activation_code: code.clone(),
             oibus_id: self.ctx.engine_id.clone(),
             oibus_name: config.engine.name.clone(),
-            oibus_version: crate::VERSION.to_string(),
+            oibus_version: config.oianalytics.oibus_version.clone(),
             oibus_os: protocol::os_string(),
             oibus_arch: protocol::arch_string().to_string(),
             public_key: String::new(),

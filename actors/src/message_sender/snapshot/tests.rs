@@ -365,8 +365,24 @@ fn the_yaml_applies_where_oianalytics_set_nothing() {
     assert_eq!(body["engine"]["oIBusInternalId"], "engine-id");
     assert_eq!(body["engine"]["name"], "yaml-name");
     assert_eq!(body["engine"]["settings"]["general"]["name"], "yaml-name");
-    assert_eq!(body["engine"]["softwareVersion"], crate::VERSION);
-    assert_eq!(body["engine"]["launcherVersion"], crate::VERSION);
+    assert_eq!(
+        body["engine"]["softwareVersion"],
+        crate::COMPATIBLE_OIBUS_VERSION
+    );
+    assert_eq!(
+        body["engine"]["launcherVersion"],
+        crate::COMPATIBLE_OIBUS_VERSION
+    );
+    config.oianalytics.oibus_version = "3.9.2".into();
+    let info = EngineInfo::current(&config);
+    assert_eq!(
+        (
+            info.software_version.as_str(),
+            info.launcher_version.as_str()
+        ),
+        ("3.9.2", "3.9.2"),
+        "oianalytics.oibus_version overrides both"
+    );
     let registration = &body["registration"]["settings"];
     assert_eq!(registration["messageRetryInterval"], 5);
     let permissions = registration["commandPermissions"].as_object().unwrap();
