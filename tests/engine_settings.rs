@@ -33,7 +33,7 @@ fn wait_registered(agent: &Agent, addr: SocketAddr) {
 }
 
 fn command(id: &str, command_type: &str, content: Value) -> Value {
-    json!({"id": id, "type": command_type, "targetVersion": oibus_actors::VERSION,
+    json!({"id": id, "type": command_type, "targetVersion": oibus_actors::COMPATIBLE_OIBUS_VERSION,
            "commandContent": content})
 }
 

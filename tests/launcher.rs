@@ -1068,14 +1068,15 @@ fn agent_script_at_binaries_oibus_is_installed_and_put_on_probation() {
     let result = record["result"].as_str().unwrap_or_default();
     assert!(
         record["status"] == "ERRORED"
-            && result.starts_with(&format!(
-                "OIBus has not been updated. Rollback to version {old}: "
-            ))
-            && result.contains("exited with code 1"),
+            && result == format!("OIBus has not been updated. Rollback to version {old}"),
         "{record}\n{}",
         launcher.log()
     );
-    assert_eq!(install.marker().map(|m| m.step), Some(Step::RolledBack));
+    let marker = install.marker();
+    assert_eq!(marker.as_ref().map(|m| m.step), Some(Step::RolledBack));
+    assert!(marker
+        .and_then(|m| m.reason)
+        .is_some_and(|r| r.contains("exited with code 1")));
     assert!(install
         .wait_engine(&old, None, Duration::from_secs(30))
         .is_some());

@@ -189,10 +189,10 @@ fn full_config_and_history_queries_are_pushed_on_registration() {
         "certificates",
         "southConnectors",
         "northConnectors",
-        "users",
     ] {
         assert_eq!(full[key], json!([]), "{key}");
     }
+    assert_eq!(full["users"][0]["settings"]["login"], "admin");
     let history = wait_message(&sim, &agent, HISTORY, |_| true);
     assert_eq!(history, json!({"historyQueries": []}));
 
