@@ -1,7 +1,19 @@
 //! Conformance with OIBus 3.8.8 on the OIAnalytics wire: one test per row of
 //! `shared/spec/oibus-fidelity.md` §1, named after the row it proves. The simulator checks every
-//! body it receives (E5 records are read with the agent's own record types, which follow OIBus's
-//! command repository), so each test also ends with no protocol violation.
+//! body it receives, with the agent's own record types for E5, and refuses what OIBus would not
+//! send (another User-Agent, an id twice in one PUT, a status record in another shape), so every
+//! end-to-end test also proves rows 2, 4 and 6. Each test here ends with no protocol violation.
+//!
+//! Rows proven where their feature lives:
+//!
+//! | row | test |
+//! |---|---|
+//! | 3 transformers in E6 | `messages::transformers_are_listed_in_full_config_and_a_north_may_use_them`; `snapshot::tests::full_config_equals_the_oibus_sample_field_by_field`, `…::e6_lists_the_15_standard_transformers_with_the_same_ids_after_reopening_the_store` |
+//! | 4 an id at most once per PUT | `commands::after_failed_puts_the_retry_lists_each_command_once_at_its_latest_status`; `sim::validate::tests::a_put_listing_a_command_id_twice_is_a_bad_request` |
+//! | 11 OIBus asset layout | `launcher::genuine_oibus_asset_is_errored_and_the_old_version_keeps_running`, `launcher::agent_script_at_binaries_oibus_is_installed_and_put_on_probation` |
+//! | 12 settings that take effect | `engine_settings::update_engine_web_server_moves_the_local_api_to_the_new_port_live`, `engine_settings::update_engine_logger_sets_the_log_shipping_interval` |
+//! | 13 E8 scope fields | `logs::the_engine_queues_its_logs_until_registered_then_ships_them_in_order`; `log_shipper::layer::tests::empty_scope_item_and_group_fields_are_null_and_an_internal_scope_id_is_kept` |
+//! | 17 north transformers normalised | `messages::transformers_are_listed_in_full_config_and_a_north_may_use_them`; `apply::transformer::tests::north_transformers_without_an_id_get_one_and_a_rerun_gives_the_same`, `…::a_north_with_an_unknown_transformer_id_is_refused` |
 
 use nix::sys::signal::Signal;
 use serde_json::{json, Map, Value};
@@ -470,10 +482,6 @@ fn rows_7_and_8_every_result_text_is_oibus_sentence() {
             "History query deleted successfully".into(),
         ),
         (
-            command("d-south", "delete-south", json!({"southConnectorId": s})),
-            "South connector deleted successfully".into(),
-        ),
-        (
             command("d-mode", "delete-scan-mode", json!({"scanModeId": mode})),
             "Scan mode deleted successfully".into(),
         ),
@@ -534,6 +542,41 @@ fn rows_7_and_8_every_result_text_is_oibus_sentence() {
             ),
             "OIBus is not set up to execute remote update".into(),
         ),
+        (command("cert", "create-certificate", json!({"commandContent": {"name": "c",
+            "description": "", "regenerateCertificate": false, "options": {"commonName": "gw",
+            "countryName": "FR", "stateOrProvinceName": "Savoie", "localityName": "Chambery",
+            "organizationName": "Optimistik", "keySize": 2048, "daysBeforeExpiry": 30}}})),
+            "Certificate created successfully".into()),
+        (command("cert-x", "update-certificate", json!({"certificateId": "nope", "commandContent":
+            {"name": "c", "description": "", "regenerateCertificate": false, "options": null}})),
+            "Certificate \"nope\" not found".into()),
+        (command("tr", "create-custom-transformer", json!({"commandContent": {"name": "scale",
+            "description": "", "inputType": "time-values", "outputType": "any",
+            "language": "javascript", "timeout": 1000, "customCode": "function transform() {}",
+            "customManifest": {"type": "object", "key": "options"}}})),
+            "Transformer created successfully".into()),
+        (command("tr-x", "delete-custom-transformer", json!({"transformerId": "nope"})),
+            "Transformer \"nope\" not found".into()),
+        (command("tr-n", "create-north", json!({"retrieveSecretsFromNorth": null, "commandContent": {
+            "name": "tn", "type": "console", "description": "", "enabled": false, "settings": {},
+            "caching": null, "transformers": [{"transformerId": "nope00", "options": {},
+            "source": {"type": "oianalytics-setpoint"}}]}})),
+            "Could not find OIBus transformer \"nope00\"".into()),
+        (command("csv", "create-or-update-south-items-from-csv", json!({"southConnectorId": s,
+            "deleteItemsNotPresent": false, "delimiter": ",",
+            "csvContent": "name,enabled,settings_query\nrow1,true,SELECT 1\n"})),
+            "Error when checking csv items:\nrow1: Scan mode not specified for item \"row1\"".into()),
+        (command("csv-x", "create-or-update-south-items-from-csv", json!({"southConnectorId": "nope",
+            "deleteItemsNotPresent": false, "delimiter": ",", "csvContent": "name\n"})),
+            "South \"nope\" not found".into()),
+        (command("tt", "test-custom-transformer", json!({"commandContent": {}})),
+            "test-custom-transformer needs a transformer runtime, which oibus-agent does not have yet".into()),
+        (command("ts", "test-south-connection", json!({"southConnectorId": s, "commandContent": {}})),
+            "test-south-connection is not supported by oibus-agent".into()),
+        (
+            command("d-south", "delete-south", json!({"southConnectorId": s})),
+            "South connector deleted successfully".into(),
+        ),
     ];
     sim.queue(&Value::Array(rest.iter().map(|(c, _)| c.clone()).collect()));
     table.extend(
@@ -549,5 +592,102 @@ fn rows_7_and_8_every_result_text_is_oibus_sentence() {
         })
         .collect();
     assert!(mismatches.is_empty(), "{mismatches:#?}");
+    no_violations(&sim);
+}
+
+const OIBUS: &str = oibus_actors::COMPATIBLE_OIBUS_VERSION;
+
+#[test]
+fn row_1_oia_is_told_the_compatible_oibus_version_and_ops_see_the_agent_version() {
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    assert_eq!(OIBUS, "3.8.8");
+    assert_eq!(sim.agents()[0]["oibusVersion"], OIBUS, "E1");
+    let mut engine = Value::Null;
+    let ok = wait_until(WAIT, || {
+        engine = last_message(&sim, "full-config").map_or(Value::Null, |b| b["engine"].clone());
+        !engine.is_null()
+    });
+    assert!(ok, "no full config");
+    assert_eq!(engine["softwareVersion"], OIBUS, "E6");
+    assert_eq!(engine["launcherVersion"], OIBUS, "E6");
+    assert_eq!(agent.status()["version"], oibus_actors::VERSION, "/status");
+    // A command aimed at the agent's own version is refused as OIBus refuses a wrong target.
+    let mut own = scan_mode("own", "own-version");
+    own["targetVersion"] = json!(oibus_actors::VERSION);
+    sim.queue(&json!([own]));
+    if oibus_actors::VERSION != OIBUS {
+        assert_eq!(
+            terminal(&sim, &agent, "own")["result"],
+            format!(
+                "Wrong target version: {} for OIBus version {OIBUS}",
+                oibus_actors::VERSION
+            )
+        );
+    }
+    no_violations(&sim);
+}
+
+/// Every request the simulator recorded, with its route name.
+fn recorded_requests(sim: &Sim) -> Vec<(String, Value)> {
+    let view = sim.admin_get("/admin/requests");
+    view["routes"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(route, traffic)| {
+            traffic["recent"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(move |r| (route.clone(), r.clone()))
+        })
+        .collect()
+}
+
+#[test]
+fn rows_2_and_16_every_request_names_oibus_and_the_registration_check_carries_json() {
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    sim.queue(&json!([scan_mode("ua", "user-agent")]));
+    completed(&sim, &agent, "ua");
+    let requests = recorded_requests(&sim);
+    let routes: std::collections::BTreeSet<&str> =
+        requests.iter().map(|(route, _)| route.as_str()).collect();
+    for route in [
+        "registration",
+        "check-registration",
+        "commands-pending",
+        "commands-status",
+    ] {
+        assert!(routes.contains(route), "no {route} request in {routes:?}");
+    }
+    let expected = format!("OIBus/{OIBUS} (https://oibus.optimistik.com/)");
+    for (route, request) in &requests {
+        assert_eq!(
+            request["headers"]["user-agent"], expected,
+            "{route}: {request}"
+        );
+    }
+    for (_, request) in requests.iter().filter(|(r, _)| r == "check-registration") {
+        assert_eq!(
+            request["headers"]["content-type"], "application/json",
+            "{request}"
+        );
+    }
+    no_violations(&sim);
+}
+
+#[test]
+fn row_15_status_changes_leave_updated_at_at_the_creation_time() {
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    sim.queue(&json!([scan_mode("upd", "updated-at")]));
+    let done = completed(&sim, &agent, "upd");
+    assert_eq!(done["updatedAt"], done["createdAt"], "{done}");
+    assert!(done["completedDate"].is_string(), "{done}");
     no_violations(&sim);
 }
