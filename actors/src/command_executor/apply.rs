@@ -1323,4 +1323,6 @@ mod csv_import;
 mod transformer;
 
 #[cfg(test)]
+mod fixture;
+#[cfg(test)]
 mod tests;

@@ -1,68 +1,8 @@
 use serde_json::json;
 
+use super::fixture::fixture;
 use super::*;
 use crate::entities::EngineSettingsRecord;
-use crate::store::{Durability, Store};
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    store: Store,
-    entities: EntityStore,
-    config: Config,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(&dir.path().join("store")).expect("store");
-    let entities = EntityStore::new(store.clone());
-    let config = Config::default();
-    entities.seed(&config, "engine").expect("seed");
-    Fixture {
-        _dir: dir,
-        store,
-        entities,
-        config,
-    }
-}
-
-fn seal(plain: &str) -> String {
-    format!("sealed:{plain}")
-}
-
-impl Fixture {
-    /// Apply a command (secrets given in clear, as the actor passes them after decryption) and
-    /// commit its writes.
-    fn run(
-        &self,
-        command_id: &str,
-        command_type: CommandType,
-        fields: Value,
-    ) -> Result<Applied, String> {
-        let fields = match fields {
-            Value::Object(m) => m,
-            _ => unreachable!("fields are an object"),
-        };
-        let content = fields.get(CONTENT).cloned().unwrap_or(Value::Null);
-        // Decryption is the identity here: the plan is computed on what arrives.
-        let plan = secret_plan(command_type, &content, 512);
-        let env = Env {
-            entities: &self.entities,
-            config: &self.config,
-            command_id,
-            now: "2026-01-01T00:00:00.000Z",
-            sealer: Some(&seal),
-        };
-        let mut batch = self.store.batch();
-        match apply(command_type, &fields, &content, &plan, &env, &mut batch) {
-            Ok(applied) => {
-                self.store.write(batch, Durability::Sync).unwrap();
-                Ok(applied)
-            }
-            Err(ApplyError::Invalid(reason)) => Err(reason),
-            Err(e) => panic!("local failure: {e}"),
-        }
-    }
-}
 
 fn scan_mode_cc(name: &str, cron: &str) -> Value {
     json!({"commandContent": {"name": name, "description": "d", "cron": cron}})

@@ -7,74 +7,22 @@ use rsa::pkcs8::DecodePublicKey;
 use rsa::traits::PublicKeyParts;
 use serde_json::{json, Value};
 
-use super::super::{apply, derive_id, secret_plan, Applied, ApplyError, Env};
+use super::super::derive_id;
+use super::super::fixture::{Fixture, SEALED};
 use super::*;
-use crate::commands::catalogue::CONTENT;
 use crate::commands::CommandType;
-use crate::config::Config;
-use crate::entities::EntityStore;
 use crate::message_sender::snapshot::{full_config, EngineInfo};
-use crate::store::{Durability, Store};
 
 const NOW: &str = "2026-03-15T10:20:30.000Z";
-const SEALED: &str = "sealed:";
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    store: Store,
-    entities: EntityStore,
-    config: Config,
-}
-
+/// The shared fixture, its commands run at [`NOW`].
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(&dir.path().join("store")).expect("store");
-    let entities = EntityStore::new(store.clone());
-    let config = Config::default();
-    entities.seed(&config, "engine").expect("seed");
-    Fixture {
-        _dir: dir,
-        store,
-        entities,
-        config,
-    }
-}
-
-fn seal(plain: &str) -> String {
-    format!("{SEALED}{plain}")
+    let mut f = super::super::fixture::fixture();
+    f.now = NOW;
+    f
 }
 
 impl Fixture {
-    /// Apply a command and commit its writes; `Err` is the ERRORED result.
-    fn run(
-        &self,
-        command_id: &str,
-        command_type: CommandType,
-        fields: Value,
-    ) -> Result<Applied, String> {
-        let Value::Object(fields) = fields else {
-            panic!("fields are an object")
-        };
-        let content = fields.get(CONTENT).cloned().unwrap_or(Value::Null);
-        let plan = secret_plan(command_type, &content, 512);
-        let env = Env {
-            entities: &self.entities,
-            config: &self.config,
-            command_id,
-            now: NOW,
-            sealer: Some(&seal),
-        };
-        let mut batch = self.store.batch();
-        match apply(command_type, &fields, &content, &plan, &env, &mut batch) {
-            Ok(applied) => {
-                self.store.write(batch, Durability::Sync).expect("write");
-                Ok(applied)
-            }
-            Err(ApplyError::Invalid(reason)) => Err(reason),
-            Err(e) => panic!("local failure: {e}"),
-        }
-    }
-
     fn certificate(&self, id: &str) -> Certificate {
         self.entities
             .get::<Certificate>(id)

@@ -28,8 +28,7 @@ use serde_json::{Map, Value};
 use super::{invalid, typed, Applied, ApplyError, Effects, Env, Op};
 use crate::entities::manifests::{south_item_settings, Attribute};
 use crate::entities::{
-    Audit, Entity, EntityKind, HistoryItem, HistoryQuery, ScanMode, SouthConnector, SouthItem,
-    BY_OIANALYTICS,
+    Audit, Entity, HistoryItem, HistoryQuery, ScanMode, SouthConnector, SouthItem, BY_OIANALYTICS,
 };
 use crate::store::Batch;
 
@@ -58,34 +57,47 @@ struct Row {
     settings: Map<String, Value>,
 }
 
-pub fn import_south(
-    south_id: &str,
-    content: &Value,
-    env: &Env<'_>,
-    batch: &mut Batch,
-) -> Result<Applied, ApplyError> {
-    let cc: CsvContent = typed(content, "commandContent")?;
-    let previous: SouthConnector =
-        existing_or(south_id, env, || format!("South \"{south_id}\" not found"))?;
-    let manifest = manifest_for(&previous.connector_type)?;
-    let existing: Vec<&str> = if cc.delete_items_not_present {
-        Vec::new()
-    } else {
-        previous.items.iter().map(|i| i.name.as_str()).collect()
-    };
-    let rows = check_rows(Target::South, &manifest, &cc, &existing, env)?;
-    let count = rows.len();
+/// What an import merges rows into: a south connector or a history query.
+trait ItemOwner: Entity + Clone {
+    type Item: Clone;
+    const TARGET: Target;
+    /// How the success sentence names the owner.
+    const LABEL: &'static str;
+    fn south_type(&self) -> &str;
+    fn name(&self) -> &str;
+    fn items(&self) -> &Vec<Self::Item>;
+    fn items_mut(&mut self) -> &mut Vec<Self::Item>;
+    fn item_name(item: &Self::Item) -> &str;
+    fn item_identity(item: &Self::Item) -> (&String, &Audit);
+    fn item(row: Row, id: String, audit: Audit) -> Self::Item;
+    /// The message that tells OIAnalytics of the change.
+    fn effects() -> Effects;
+}
 
-    let mut south = previous.clone();
-    let mut items = if cc.delete_items_not_present {
-        Vec::new()
-    } else {
-        previous.items.clone()
-    };
-    for row in rows {
-        let old = previous.items.iter().find(|i| i.name == row.name);
-        let (id, audit) = identity(old.map(|o| (&o.id, &o.audit)), south_id, &row.name, env);
-        items.push(SouthItem {
+impl ItemOwner for SouthConnector {
+    type Item = SouthItem;
+    const TARGET: Target = Target::South;
+    const LABEL: &'static str = "South connector";
+    fn south_type(&self) -> &str {
+        &self.connector_type
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn items(&self) -> &Vec<SouthItem> {
+        &self.items
+    }
+    fn items_mut(&mut self) -> &mut Vec<SouthItem> {
+        &mut self.items
+    }
+    fn item_name(item: &SouthItem) -> &str {
+        &item.name
+    }
+    fn item_identity(item: &SouthItem) -> (&String, &Audit) {
+        (&item.id, &item.audit)
+    }
+    fn item(row: Row, id: String, audit: Audit) -> SouthItem {
+        SouthItem {
             id,
             name: row.name,
             enabled: row.enabled,
@@ -94,18 +106,62 @@ pub fn import_south(
             group_id: None,
             other: oibus_item_defaults(),
             audit,
-        });
+        }
     }
-    south.items = items;
-    env.entities.stage_put(batch, Some(&previous), &south)?;
-    Ok(Applied {
-        result: format!("{count} items imported on South connector {}", south.name),
-        ontology: Some((EntityKind::South, Op::Update)),
-        effects: Effects {
+    fn effects() -> Effects {
+        Effects {
             full_config: true,
             ..Effects::default()
-        },
-    })
+        }
+    }
+}
+
+impl ItemOwner for HistoryQuery {
+    type Item = HistoryItem;
+    const TARGET: Target = Target::History;
+    const LABEL: &'static str = "History query";
+    fn south_type(&self) -> &str {
+        &self.south_type
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn items(&self) -> &Vec<HistoryItem> {
+        &self.items
+    }
+    fn items_mut(&mut self) -> &mut Vec<HistoryItem> {
+        &mut self.items
+    }
+    fn item_name(item: &HistoryItem) -> &str {
+        &item.name
+    }
+    fn item_identity(item: &HistoryItem) -> (&String, &Audit) {
+        (&item.id, &item.audit)
+    }
+    fn item(row: Row, id: String, audit: Audit) -> HistoryItem {
+        HistoryItem {
+            id,
+            name: row.name,
+            enabled: row.enabled,
+            settings: Value::Object(row.settings),
+            audit,
+        }
+    }
+    fn effects() -> Effects {
+        Effects {
+            history_queries: true,
+            ..Effects::default()
+        }
+    }
+}
+
+pub fn import_south(
+    south_id: &str,
+    content: &Value,
+    env: &Env<'_>,
+    batch: &mut Batch,
+) -> Result<Applied, ApplyError> {
+    import::<SouthConnector>(south_id, content, env, batch)
 }
 
 pub fn import_history(
@@ -114,58 +170,49 @@ pub fn import_history(
     env: &Env<'_>,
     batch: &mut Batch,
 ) -> Result<Applied, ApplyError> {
+    import::<HistoryQuery>(history_id, content, env, batch)
+}
+
+/// Check every row, then merge them into the owner's items in one write.
+fn import<O: ItemOwner>(
+    owner_id: &str,
+    content: &Value,
+    env: &Env<'_>,
+    batch: &mut Batch,
+) -> Result<Applied, ApplyError> {
     let cc: CsvContent = typed(content, "commandContent")?;
-    let previous: HistoryQuery = existing_or(history_id, env, || {
-        format!("History query \"{history_id}\" not found")
-    })?;
-    let manifest = manifest_for(&previous.south_type)?;
+    let previous: O = match env.entities.get::<O>(owner_id)? {
+        Some(owner) => owner,
+        None => return invalid(O::KIND.not_found(owner_id)),
+    };
+    let manifest = manifest_for(previous.south_type())?;
     let existing: Vec<&str> = if cc.delete_items_not_present {
         Vec::new()
     } else {
-        previous.items.iter().map(|i| i.name.as_str()).collect()
+        previous.items().iter().map(O::item_name).collect()
     };
-    let rows = check_rows(Target::History, &manifest, &cc, &existing, env)?;
+    let rows = check_rows(O::TARGET, &manifest, &cc, &existing, env)?;
     let count = rows.len();
 
-    let mut query = previous.clone();
-    let mut items = if cc.delete_items_not_present {
-        Vec::new()
-    } else {
-        previous.items.clone()
-    };
+    let mut owner = previous.clone();
+    if cc.delete_items_not_present {
+        owner.items_mut().clear();
+    }
     for row in rows {
-        let old = previous.items.iter().find(|i| i.name == row.name);
-        let (id, audit) = identity(old.map(|o| (&o.id, &o.audit)), history_id, &row.name, env);
-        items.push(HistoryItem {
-            id,
-            name: row.name,
-            enabled: row.enabled,
-            settings: Value::Object(row.settings),
-            audit,
-        });
+        let old = previous
+            .items()
+            .iter()
+            .find(|i| O::item_name(i) == row.name)
+            .map(O::item_identity);
+        let (id, audit) = identity(old, owner_id, &row.name, env);
+        owner.items_mut().push(O::item(row, id, audit));
     }
-    query.items = items;
-    env.entities.stage_put(batch, Some(&previous), &query)?;
+    env.entities.stage_put(batch, Some(&previous), &owner)?;
     Ok(Applied {
-        result: format!("{count} items imported on History query {}", query.name),
-        ontology: Some((EntityKind::HistoryQuery, Op::Update)),
-        effects: Effects {
-            history_queries: true,
-            ..Effects::default()
-        },
+        result: format!("{count} items imported on {} {}", O::LABEL, owner.name()),
+        ontology: Some((O::KIND, Op::Update)),
+        effects: O::effects(),
     })
-}
-
-/// The stored entity, or OIBus's not-found text (which differs from the other commands').
-fn existing_or<E: Entity>(
-    id: &str,
-    env: &Env<'_>,
-    not_found: impl FnOnce() -> String,
-) -> Result<E, ApplyError> {
-    match env.entities.get::<E>(id)? {
-        Some(e) => Ok(e),
-        None => invalid(not_found()),
-    }
 }
 
 /// OIBus's `getManifest` failure text for a type it does not know.

@@ -1,32 +1,16 @@
 use serde_json::json;
 
-use super::super::{apply, derive_id, secret_plan, Applied, ApplyError, Env};
+use super::super::derive_id;
+use super::super::fixture::Fixture;
+use super::super::Applied;
 use crate::commands::catalogue::CONTENT;
 use crate::commands::CommandType;
-use crate::config::Config;
-use crate::entities::{EntityStore, HistoryQuery, ScanMode, SouthConnector};
-use crate::store::{Durability, Store};
+use crate::entities::{HistoryQuery, ScanMode, SouthConnector};
 use serde_json::Value;
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    store: Store,
-    entities: EntityStore,
-    config: Config,
-}
-
+/// The shared fixture, with a scan mode named `fast`.
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(&dir.path().join("store")).expect("store");
-    let entities = EntityStore::new(store.clone());
-    let config = Config::default();
-    entities.seed(&config, "engine").expect("seed");
-    let f = Fixture {
-        _dir: dir,
-        store,
-        entities,
-        config,
-    };
+    let f = super::super::fixture::fixture();
     f.run(
         "mk-fast",
         CommandType::CreateScanMode,
@@ -36,40 +20,7 @@ fn fixture() -> Fixture {
     f
 }
 
-fn seal(plain: &str) -> String {
-    format!("sealed:{plain}")
-}
-
 impl Fixture {
-    fn run(
-        &self,
-        command_id: &str,
-        command_type: CommandType,
-        fields: Value,
-    ) -> Result<Applied, String> {
-        let Value::Object(fields) = fields else {
-            unreachable!("fields are an object")
-        };
-        let content = fields.get(CONTENT).cloned().unwrap_or(Value::Null);
-        let plan = secret_plan(command_type, &content, 512);
-        let env = Env {
-            entities: &self.entities,
-            config: &self.config,
-            command_id,
-            now: "2026-01-01T00:00:00.000Z",
-            sealer: Some(&seal),
-        };
-        let mut batch = self.store.batch();
-        match apply(command_type, &fields, &content, &plan, &env, &mut batch) {
-            Ok(applied) => {
-                self.store.write(batch, Durability::Sync).unwrap();
-                Ok(applied)
-            }
-            Err(ApplyError::Invalid(reason)) => Err(reason),
-            Err(e) => panic!("local failure: {e}"),
-        }
-    }
-
     /// A south connector of `south_type` named `name`, with `items`; returns its id.
     fn south(&self, name: &str, south_type: &str, items: Value) -> String {
         self.run(

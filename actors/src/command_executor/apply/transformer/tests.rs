@@ -1,68 +1,12 @@
 use serde_json::{json, Value};
 
-use super::super::{apply, derive_id, secret_plan, Applied, ApplyError, Env};
-use crate::commands::catalogue::CONTENT;
+use super::super::derive_id;
+use super::super::fixture::{fixture, Fixture};
 use crate::commands::CommandType;
-use crate::config::Config;
 use crate::entities::transformers::{Transformer, TransformerDefinition};
-use crate::entities::{EntityStore, HistoryQuery, NorthConnector};
-use crate::store::{Durability, Store};
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    store: Store,
-    entities: EntityStore,
-    config: Config,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(&dir.path().join("store")).expect("store");
-    let entities = EntityStore::new(store.clone());
-    let config = Config::default();
-    entities.seed(&config, "engine").expect("seed");
-    Fixture {
-        _dir: dir,
-        store,
-        entities,
-        config,
-    }
-}
-
-fn seal(plain: &str) -> String {
-    format!("sealed:{plain}")
-}
+use crate::entities::{HistoryQuery, NorthConnector};
 
 impl Fixture {
-    fn run(
-        &self,
-        command_id: &str,
-        command_type: CommandType,
-        fields: Value,
-    ) -> Result<Applied, String> {
-        let Value::Object(fields) = fields else {
-            return Err("fields are not an object".into());
-        };
-        let content = fields.get(CONTENT).cloned().unwrap_or(Value::Null);
-        let plan = secret_plan(command_type, &content, 512);
-        let env = Env {
-            entities: &self.entities,
-            config: &self.config,
-            command_id,
-            now: "2026-01-01T00:00:00.000Z",
-            sealer: Some(&seal),
-        };
-        let mut batch = self.store.batch();
-        match apply(command_type, &fields, &content, &plan, &env, &mut batch) {
-            Ok(applied) => {
-                self.store.write(batch, Durability::Sync).expect("write");
-                Ok(applied)
-            }
-            Err(ApplyError::Invalid(reason)) => Err(reason),
-            Err(e) => Err(format!("local failure: {e}")),
-        }
-    }
-
     fn standard_id(&self, function: &str) -> String {
         self.entities
             .list::<Transformer>()
