@@ -5,6 +5,7 @@
 //! (deviations from what OIBus sends that OIA tolerates, e.g. the `ack: true` bug of §4.5).
 use std::fmt::Display;
 
+use oibus_actors::commands::catalogue::kind_of as type_name;
 use oibus_actors::commands::{Command, CommandType};
 use serde_json::{Map, Value};
 
@@ -575,17 +576,6 @@ fn mismatch(kind: Kind, value: &Value) -> Option<String> {
 /// An ISO 8601 / RFC 3339 date-time with an offset, as `Date.toISOString()` writes it.
 pub fn is_iso_date(text: &str) -> bool {
     chrono::DateTime::parse_from_rfc3339(text).is_ok()
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// The value itself when short (so a bad enum shows), else its type.
