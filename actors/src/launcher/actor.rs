@@ -200,7 +200,6 @@ impl Launcher {
             ran,
             &mut self.tracker,
             Instant::now(),
-            rand::random(),
         );
         tracing::info!(exit = %exit, ran_ms = ran.as_millis() as u64, ?intent, "engine exited");
         self.act(next, ctx);
@@ -267,7 +266,6 @@ impl Launcher {
                 let next = back_off(
                     &mut self.tracker,
                     Instant::now(),
-                    rand::random(),
                     "exit 76 without a staged upgrade",
                 );
                 self.act(next, ctx);
@@ -339,7 +337,6 @@ impl Launcher {
         match back_off(
             &mut self.tracker,
             Instant::now(),
-            rand::random(),
             "an upgrade step failed",
         ) {
             Next::RestartAfter { delay, .. } => {
