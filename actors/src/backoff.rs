@@ -101,7 +101,10 @@ mod tests {
         let mut b = Backoff::new(ms(100), ms(1000));
         for step in [100, 200, 400, 800, 1000, 1000, 1000] {
             let d = b.on_failure();
-            assert!(d >= ms(step / 2) && d <= ms(step), "{d:?} for step {step} ms");
+            assert!(
+                d >= ms(step / 2) && d <= ms(step),
+                "{d:?} for step {step} ms"
+            );
         }
         assert_eq!(b.failures(), 7);
     }

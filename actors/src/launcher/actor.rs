@@ -334,11 +334,7 @@ impl Launcher {
     }
 
     fn retry_upgrade_later(&mut self, ctx: &mut Context<Self>) {
-        match back_off(
-            &mut self.tracker,
-            Instant::now(),
-            "an upgrade step failed",
-        ) {
+        match back_off(&mut self.tracker, Instant::now(), "an upgrade step failed") {
             Next::RestartAfter { delay, .. } => {
                 let epoch = self.epoch;
                 ctx.run_later(delay, move |act, ctx| {

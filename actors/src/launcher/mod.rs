@@ -435,8 +435,14 @@ mod tests {
                 other => panic!("expected a backoff, got {other:?}"),
             }
         }
-        for (delay, step) in delays.into_iter().zip([100, 200, 400].map(Duration::from_millis)) {
-            assert!(delay >= step / 2 && delay <= step, "{delay:?} for a {step:?} step");
+        for (delay, step) in delays
+            .into_iter()
+            .zip([100, 200, 400].map(Duration::from_millis))
+        {
+            assert!(
+                delay >= step / 2 && delay <= step,
+                "{delay:?} for a {step:?} step"
+            );
         }
         match after_exit(EngineExit::Code(1), None, false, LONG_RUN, &mut t, now) {
             Next::Exit { code, why } => {

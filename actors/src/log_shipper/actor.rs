@@ -21,9 +21,9 @@ use bytes::Bytes;
 use tracing::Instrument;
 
 use super::{
-    build_body, cadence, invalid_items, is_delivered, next, second_from_env, should_log_failure, DropSummary,
-    FlushState, LogIntake, LogShipperStats, Next, OiaLevelHandle, StatsHandle, DROP_SUMMARY_EVERY,
-    FINAL_FLUSH_TIMEOUT, INTAKE_CHUNK, POST_SPAN, QUEUE_NAME,
+    build_body, cadence, invalid_items, is_delivered, next, second_from_env, should_log_failure,
+    DropSummary, FlushState, LogIntake, LogShipperStats, Next, OiaLevelHandle, StatsHandle,
+    DROP_SUMMARY_EVERY, FINAL_FLUSH_TIMEOUT, INTAKE_CHUNK, POST_SPAN, QUEUE_NAME,
 };
 use crate::backoff::{Backoff, FIRST_RETRY};
 use crate::client::{routes, Auth, OiaClient};

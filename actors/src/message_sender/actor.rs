@@ -21,9 +21,7 @@ use actix::prelude::*;
 use serde::Serialize;
 
 use super::snapshot::{self, EngineInfo, FullConfig, HistoryQueries, PublicKeyPem, SnapshotError};
-use super::{
-    kind_name, outcome_of, route, MessageRecord, Outbox, Outcome, Request, ALL_KINDS,
-};
+use super::{kind_name, outcome_of, route, MessageRecord, Outbox, Outcome, Request, ALL_KINDS};
 use crate::backoff::{Backoff, FIRST_RETRY};
 use crate::client::{Auth, ClientError};
 use crate::config::Config;
@@ -95,7 +93,10 @@ impl MessageSender {
         let registration = ctx.registration.borrow().clone();
         let info = EngineInfo::current(&ctx.config());
         // The effective interval (set by OIAnalytics) replaces this cap at the first failure.
-        let backoff = Backoff::new(FIRST_RETRY, ctx.config().oianalytics.intervals.message_retry);
+        let backoff = Backoff::new(
+            FIRST_RETRY,
+            ctx.config().oianalytics.intervals.message_retry,
+        );
         MessageSender {
             _guard: guard,
             ctx,
