@@ -324,6 +324,47 @@ fn records_logged_during_an_outage_arrive_after_recovery() {
     );
 }
 
+/// Regression: after a 30 s outage the backoff had grown past the interval (30.7 s), so the
+/// records held during it waited for the agent's stop. The backoff is capped at the interval.
+#[test]
+fn records_held_during_a_30_s_outage_arrive_within_one_interval_of_the_recovery() {
+    let sim = Sim::start(SimOpts::default());
+    let mut config = config(&sim, LogLevel::Info);
+    // The shipped defaults: a 10 s interval, and batches of 500, so the backlog is one post.
+    config.actors.log_shipper = Config::default().actors.log_shipper;
+    let interval = config.actors.log_shipper.interval;
+    let mut node = Node::new(config);
+    node.register(&token(&sim, "recover0000000001"));
+    // More failures than any backoff makes in 30 s: the route is down until the faults go.
+    sim.fault("logs", 10_000, json!({"status": 500, "body": "down"}));
+    node.start();
+    let outage = Instant::now();
+    let mut logged = 0;
+    while outage.elapsed() < Duration::from_secs(30) {
+        node.log_records(logged, 2);
+        logged += 2;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(node.stats().posts_failed >= 4, "{:?}", node.stats());
+    assert!(
+        seqs(&received(&sim)).is_empty(),
+        "nothing gets through the outage"
+    );
+    sim.admin_delete("/admin/faults");
+    let recovered = Instant::now();
+    assert_eq!(
+        wait_seqs(&sim, logged, interval * 3),
+        (0..logged).collect::<Vec<_>>()
+    );
+    let took = recovered.elapsed();
+    // One interval for the pending retry, plus the post itself and this test's polling.
+    assert!(
+        took <= interval + Duration::from_secs(2),
+        "{logged} records took {took:?} after the recovery; the interval is {interval:?}"
+    );
+    node.stop();
+}
+
 #[test]
 fn a_backlog_left_by_a_graceful_stop_is_delivered_after_a_restart() {
     let sim = Sim::start(SimOpts::default());

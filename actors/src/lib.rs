@@ -2,6 +2,7 @@
 //! OIAnalytics client, protocol types and crypto.
 
 pub mod api_address;
+pub mod backoff;
 pub mod client;
 pub mod command_executor;
 pub mod command_poller;
@@ -21,6 +22,7 @@ pub mod protocol;
 pub mod registration;
 pub mod secret;
 pub mod secrets_paths;
+pub mod single_flight;
 pub mod store;
 pub mod supervision;
 pub mod upgrade;

@@ -8,8 +8,8 @@
 
 use std::time::Instant;
 
+use oibus_actors::backoff::{Backoff, FIRST_RETRY};
 use oibus_actors::config::{self, Config};
-use oibus_actors::message_sender::retry_delay;
 use oibus_actors::supervision::{Decision, RestartTracker};
 
 pub fn run(data: &[u8]) {
@@ -47,11 +47,17 @@ pub fn run(data: &[u8]) {
 
 /// What the agent does with the durations of an accepted file; none of it may panic.
 fn use_durations(config: &Config) {
-    // Jitter is drawn from [0, 1): take its largest value.
-    let jitter = 1.0 - f64::EPSILON;
     let intervals = &config.oianalytics.intervals;
-    for failures in 1..=40 {
-        retry_delay(intervals.message_retry, failures, jitter);
+    let caps = [
+        intervals.message_retry,
+        intervals.command_retry,
+        config.actors.log_shipper.interval,
+    ];
+    for cap in caps {
+        let mut backoff = Backoff::new(FIRST_RETRY, cap);
+        for _ in 0..40 {
+            assert!(backoff.on_failure() <= cap);
+        }
     }
     let now = Instant::now();
     let actors = [
@@ -70,7 +76,7 @@ fn use_durations(config: &Config) {
     for policy in policies {
         let mut tracker = RestartTracker::new(policy, now);
         for _ in 0..40 {
-            if let Decision::Escalate { .. } = tracker.on_failure(now, jitter) {
+            if let Decision::Escalate { .. } = tracker.on_failure(now) {
                 break;
             }
         }

@@ -3,12 +3,14 @@
 
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::{cancel_chunks, intake_from, Intake, INTAKE_CHUNK, MAX_CANCEL_QUERY, REPORT_BATCH};
+use crate::backoff::{Backoff, FIRST_RETRY};
 use crate::client::{routes, Auth, ClientError, OiaClient};
 use crate::command_executor::{CancelCommands, CommandExecutor, CommandsReady};
 use crate::commands::journal::{latest_per_command, ReportGroup};
@@ -86,6 +88,8 @@ pub struct CommandPoller {
     flushing: bool,
     flush_again: bool,
     flush_retry: Option<SpawnHandle>,
+    /// Waits between failed report flushes, capped at `command_retry`.
+    flush_backoff: Backoff,
     _guard: ChildGuard,
 }
 
@@ -103,6 +107,8 @@ impl CommandPoller {
             flushing: false,
             flush_again: false,
             flush_retry: None,
+            // Capped at each failure by the effective `command_retry`.
+            flush_backoff: Backoff::new(FIRST_RETRY, Duration::MAX),
             _guard: guard,
         }
     }
@@ -234,12 +240,17 @@ impl CommandPoller {
         };
         ctx.spawn(fut.into_actor(self).map(|outcome, act, ctx| {
             act.flushing = false;
+            if outcome.is_ok() {
+                act.flush_backoff.reset();
+            }
             match outcome {
                 Ok(0) => {}
                 Ok(sent) => tracing::debug!(sent, "status reports acknowledged"),
                 Err(e) => {
-                    tracing::warn!(error = %e, "status reports not acknowledged; retrying");
-                    let delay = act.settings().command_retry;
+                    act.flush_backoff
+                        .set_limits(FIRST_RETRY, act.settings().command_retry);
+                    let delay = act.flush_backoff.on_failure();
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "status reports not acknowledged; retrying");
                     act.flush_retry = Some(ctx.notify_later(RetryReports, delay));
                     return;
                 }

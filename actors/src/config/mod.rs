@@ -840,7 +840,7 @@ impl Config {
 
 /// The longest duration the file accepts. Nothing in an agent that retries, restarts and times
 /// out needs more, and far longer ones overflow the clock arithmetic built on them (deadlines,
-/// retry caps of 10x the interval): `10000000000000000000s` would panic at the first stop.
+/// retry caps): `10000000000000000000s` would panic at the first stop.
 pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 fn check_at_most_a_year(bad: &mut impl FnMut(&str, String), path: &str, value: Duration) {

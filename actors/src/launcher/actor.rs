@@ -200,7 +200,6 @@ impl Launcher {
             ran,
             &mut self.tracker,
             Instant::now(),
-            rand::random(),
         );
         tracing::info!(exit = %exit, ran_ms = ran.as_millis() as u64, ?intent, "engine exited");
         self.act(next, ctx);
@@ -267,7 +266,6 @@ impl Launcher {
                 let next = back_off(
                     &mut self.tracker,
                     Instant::now(),
-                    rand::random(),
                     "exit 76 without a staged upgrade",
                 );
                 self.act(next, ctx);
@@ -336,12 +334,7 @@ impl Launcher {
     }
 
     fn retry_upgrade_later(&mut self, ctx: &mut Context<Self>) {
-        match back_off(
-            &mut self.tracker,
-            Instant::now(),
-            rand::random(),
-            "an upgrade step failed",
-        ) {
+        match back_off(&mut self.tracker, Instant::now(), "an upgrade step failed") {
             Next::RestartAfter { delay, .. } => {
                 let epoch = self.epoch;
                 ctx.run_later(delay, move |act, ctx| {

@@ -145,7 +145,6 @@ pub fn after_exit(
     ran: Duration,
     tracker: &mut RestartTracker,
     now: Instant,
-    jitter: f64,
 ) -> Next {
     match intent {
         Some(StopIntent::Shutdown) => {
@@ -175,13 +174,13 @@ pub fn after_exit(
             code: exit::CONFIG,
             why: "the engine rejected the configuration; fix it (oibus-agent check-config) and start the service again".into(),
         },
-        _ => back_off(tracker, now, jitter, &format!("it {exit}")),
+        _ => back_off(tracker, now, &format!("it {exit}")),
     }
 }
 
 /// A failure counted against `launcher.restart`: restart after a backoff, or give up.
-pub fn back_off(tracker: &mut RestartTracker, now: Instant, jitter: f64, last: &str) -> Next {
-    match tracker.on_failure(now, jitter) {
+pub fn back_off(tracker: &mut RestartTracker, now: Instant, last: &str) -> Next {
+    match tracker.on_failure(now) {
         Decision::Restart { after, attempt } => Next::RestartAfter {
             delay: after,
             attempt,
@@ -334,7 +333,6 @@ mod tests {
             LONG_RUN,
             &mut tracker(5),
             Instant::now(),
-            1.0,
         )
     }
 
@@ -419,7 +417,6 @@ mod tests {
             Duration::from_millis(100),
             &mut tracker(5),
             Instant::now(),
-            1.0,
         );
         assert!(
             matches!(next, Next::RestartAfter { attempt: 1, .. }),
@@ -433,13 +430,21 @@ mod tests {
         let now = Instant::now();
         let mut delays = Vec::new();
         for _ in 0..3 {
-            match after_exit(EngineExit::Code(1), None, false, LONG_RUN, &mut t, now, 1.0) {
+            match after_exit(EngineExit::Code(1), None, false, LONG_RUN, &mut t, now) {
                 Next::RestartAfter { delay, .. } => delays.push(delay),
                 other => panic!("expected a backoff, got {other:?}"),
             }
         }
-        assert_eq!(delays, [100, 200, 400].map(Duration::from_millis));
-        match after_exit(EngineExit::Code(1), None, false, LONG_RUN, &mut t, now, 1.0) {
+        for (delay, step) in delays
+            .into_iter()
+            .zip([100, 200, 400].map(Duration::from_millis))
+        {
+            assert!(
+                delay >= step / 2 && delay <= step,
+                "{delay:?} for a {step:?} step"
+            );
+        }
+        match after_exit(EngineExit::Code(1), None, false, LONG_RUN, &mut t, now) {
             Next::Exit { code, why } => {
                 assert_eq!(code, EXIT_GAVE_UP);
                 assert!(why.contains("failed 4 times"), "{why}");

@@ -21,10 +21,11 @@ use bytes::Bytes;
 use tracing::Instrument;
 
 use super::{
-    build_body, cadence, invalid_items, is_delivered, next, second_from_env, Backoff, DropSummary,
-    FlushState, LogIntake, LogShipperStats, Next, OiaLevelHandle, StatsHandle, DROP_SUMMARY_EVERY,
-    FINAL_FLUSH_TIMEOUT, INTAKE_CHUNK, POST_SPAN, QUEUE_NAME,
+    build_body, cadence, invalid_items, is_delivered, next, second_from_env, should_log_failure,
+    DropSummary, FlushState, LogIntake, LogShipperStats, Next, OiaLevelHandle, StatsHandle,
+    DROP_SUMMARY_EVERY, FINAL_FLUSH_TIMEOUT, INTAKE_CHUNK, POST_SPAN, QUEUE_NAME,
 };
+use crate::backoff::{Backoff, FIRST_RETRY};
 use crate::client::{routes, Auth, OiaClient};
 use crate::config::{Config, LogLevel};
 use crate::context::AgentContext;
@@ -94,6 +95,7 @@ pub struct LogShipper {
     second: Duration,
     window_start: Instant,
     retry_at: Option<Instant>,
+    /// Waits between failed posts, capped at the interval in force.
     backoff: Backoff,
     in_flight: bool,
     timer: Option<(Instant, SpawnHandle)>,
@@ -130,7 +132,7 @@ impl LogShipper {
             second: second_from_env(),
             window_start: Instant::now(),
             retry_at: None,
-            backoff: Backoff::default(),
+            backoff: Backoff::new(FIRST_RETRY, super::MAX_INTERVAL),
             in_flight: false,
             timer: None,
             stopping: false,
@@ -393,10 +395,11 @@ impl LogShipper {
 
     fn on_failure(&mut self, error: String, ctx: &mut Context<Self>) {
         events::operation(Source::LogShipper, "post-logs", false);
-        let delay = self.backoff.on_failure(rand::random::<f64>());
+        self.backoff.set_limits(FIRST_RETRY, self.interval());
+        let delay = self.backoff.on_failure();
         self.retry_at = Some(Instant::now() + delay);
         self.stats.record_failure(error.clone());
-        if self.backoff.should_log() {
+        if should_log_failure(&self.backoff) {
             tracing::warn!(
                 error,
                 attempt = self.backoff.failures(),

@@ -11,8 +11,9 @@
 //!    (RocksDB, capped by `actors.log_shipper.queue_max_bytes`, oldest dropped and counted), and
 //!    while REGISTERED and the level is not `silent`, posts batches of up to `batch_max` every
 //!    interval (at most 60 s, see [`cadence`]) or as soon as a full batch is queued. Only
-//!    200/201/204 remove a batch from the queue; anything else is retried with jittered
-//!    exponential backoff.
+//!    200/201/204 remove a batch from the queue; anything else is retried with the shared
+//!    [`Backoff`], capped at the interval so that delivery resumes within one interval of
+//!    OIAnalytics recovering.
 //!
 //! The interval is the YAML `actors.log_shipper.interval` until OIAnalytics sets the logger
 //! (`update-engine-logger`); from then on its `logger.oia.interval` applies, live, as in OIBus.
@@ -37,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::backoff::Backoff;
 use crate::config::LogLevel;
 
 pub use actor::{GetLogShipperStats, LogShipper, SetOiaLevel};
@@ -49,15 +51,11 @@ pub const CHANNEL_CAPACITY: usize = 16_384;
 pub const INTAKE_CHUNK: usize = 4_096;
 /// OIBus never waits longer than this between two flushes (§7).
 pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
-/// First retry delay after a failed post.
-pub const BACKOFF_INITIAL: Duration = Duration::from_secs(1);
-/// Longest retry delay after failed posts.
-pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// How long a graceful stop may spend on its final post.
 pub const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often drops are summarised in one warning (never one warning per drop).
 pub const DROP_SUMMARY_EVERY: Duration = Duration::from_secs(60);
-/// Once the backoff is at its maximum, one failed post in this many is logged.
+/// Once the backoff is at its cap, one failed post in this many is logged.
 pub const LOG_EVERY_AT_MAX: u32 = 10;
 /// The span the shipper's own posts run in. Events inside it below WARN (the client's debug
 /// lines about the post) are not shipped: each post would otherwise queue a record that needs
@@ -262,64 +260,11 @@ pub fn next(state: &FlushState, batch_max: usize, interval: Duration, now: Insta
     }
 }
 
-/// Jittered exponential backoff between failed posts: the step doubles from `initial` up to
-/// `max`, and each delay is drawn in 50–100 % of its step (as supervision does) so that agents
-/// failing together do not retry in lockstep.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    initial: Duration,
-    max: Duration,
-    failures: u32,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff::new(BACKOFF_INITIAL, BACKOFF_MAX)
-    }
-}
-
-impl Backoff {
-    pub fn new(initial: Duration, max: Duration) -> Self {
-        Backoff {
-            initial,
-            max,
-            failures: 0,
-        }
-    }
-
-    /// Consecutive failures so far.
-    pub fn failures(&self) -> u32 {
-        self.failures
-    }
-
-    /// The step (before jitter) of the next delay.
-    pub fn step(&self) -> Duration {
-        self.step_after(self.failures)
-    }
-
-    fn step_after(&self, failures: u32) -> Duration {
-        let factor = 1u32.checked_shl(failures.min(31)).unwrap_or(u32::MAX);
-        self.initial.saturating_mul(factor).min(self.max)
-    }
-
-    /// Record a failure; the delay before the next attempt. `jitter` is in `[0, 1)`.
-    pub fn on_failure(&mut self, jitter: f64) -> Duration {
-        let step = self.step();
-        self.failures = self.failures.saturating_add(1);
-        step.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
-    }
-
-    /// Whether the failure just recorded should be logged: each one while the step still grows
-    /// (up to the first at the maximum), then one in [`LOG_EVERY_AT_MAX`], so a long outage logs
-    /// about every ten minutes rather than at every attempt (these warnings are shipped too).
-    pub fn should_log(&self) -> bool {
-        let n = self.failures;
-        n <= 1 || self.step_after(n - 2) < self.max || n % LOG_EVERY_AT_MAX == 0
-    }
-
-    pub fn reset(&mut self) {
-        self.failures = 0;
-    }
+/// Whether the failure just recorded should be logged: each one while the backoff still grows
+/// (up to the first at the cap), then one in [`LOG_EVERY_AT_MAX`], so a long outage logs now and
+/// then rather than at every attempt (these warnings are shipped too).
+pub fn should_log_failure(backoff: &Backoff) -> bool {
+    backoff.failures_at_cap() <= 1 || backoff.failures() % LOG_EVERY_AT_MAX == 0
 }
 
 /// A batch ready to post: the queued records joined into a JSON array, as they were stored.

@@ -21,9 +21,8 @@ use actix::prelude::*;
 use serde::Serialize;
 
 use super::snapshot::{self, EngineInfo, FullConfig, HistoryQueries, PublicKeyPem, SnapshotError};
-use super::{
-    kind_name, outcome_of, retry_delay, route, MessageRecord, Outbox, Outcome, Request, ALL_KINDS,
-};
+use super::{kind_name, outcome_of, route, MessageRecord, Outbox, Outcome, Request, ALL_KINDS};
+use crate::backoff::{Backoff, FIRST_RETRY};
 use crate::client::{Auth, ClientError};
 use crate::config::Config;
 use crate::context::ConfigReloaded;
@@ -78,8 +77,8 @@ pub struct MessageSender {
     info: EngineInfo,
     /// A settle or retry wake-up is armed: nothing is sent before it fires.
     timer: Option<SpawnHandle>,
-    /// Consecutive failed sends, for the backoff.
-    failures: u32,
+    /// Waits between failed sends, capped at the message retry interval.
+    backoff: Backoff,
     /// When the message being sent was taken from the outbox.
     sending_since: Option<Instant>,
 }
@@ -93,6 +92,11 @@ impl MessageSender {
     ) -> MessageSender {
         let registration = ctx.registration.borrow().clone();
         let info = EngineInfo::current(&ctx.config());
+        // The effective interval (set by OIAnalytics) replaces this cap at the first failure.
+        let backoff = Backoff::new(
+            FIRST_RETRY,
+            ctx.config().oianalytics.intervals.message_retry,
+        );
         MessageSender {
             _guard: guard,
             ctx,
@@ -101,7 +105,7 @@ impl MessageSender {
             registration,
             info,
             timer: None,
-            failures: 0,
+            backoff,
             sending_since: None,
         }
     }
@@ -298,14 +302,14 @@ impl MessageSender {
         };
         let took = self.sending_since.take().map(|t| t.elapsed());
         if !retry {
-            self.failures = 0;
+            self.backoff.reset();
             let pause = took.map_or(SETTLE, |took| SETTLE.max(took * PACING));
             self.wake_in(ctx, pause);
             return;
         }
-        self.failures = self.failures.saturating_add(1);
         let interval = self.message_retry(&self.ctx.config());
-        let delay = retry_delay(interval, self.failures, rand::random::<f64>());
+        self.backoff.set_limits(FIRST_RETRY, interval);
+        let delay = self.backoff.on_failure();
         if let (Ok(Some(record)), Outcome::Failed(reason)) = (&ended, &outcome) {
             tracing::warn!(
                 kind = name,
@@ -392,7 +396,7 @@ impl Handler<RegistrationChanged> for MessageSender {
         }
         if !was_registered {
             self.cancel_timer(ctx);
-            self.failures = 0;
+            self.backoff.reset();
             for kind in ALL_KINDS {
                 self.request(kind);
             }

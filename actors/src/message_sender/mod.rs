@@ -3,7 +3,7 @@
 //!
 //! This module is the pure part: the persisted [`Outbox`] (FIFO of PENDING messages in
 //! `Cf::Messages`, at most one PENDING per kind) and the decisions on a send's result
-//! ([`outcome_of`], [`retry_delay`]). [`actor`] holds the actix shell, which takes
+//! ([`outcome_of`]; retries wait with [`crate::backoff::Backoff`]). [`actor`] holds the actix shell, which takes
 //! [`ConfigChanged`](crate::messages::ConfigChanged), `RegistrationChanged` and `Stop`.
 //! [`snapshot`] builds the bodies from the entity store at send time, secrets kept out by type
 //! ([`outbound`]).
@@ -17,7 +17,6 @@ pub mod outbound;
 pub mod snapshot;
 
 use std::collections::{HashSet, VecDeque};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -98,7 +97,8 @@ pub enum Outcome {
     /// `Bad Request` in the answer's body: ERRORED, dropped (protocol §6.1).
     Rejected(String),
     /// Anything else (network, 401, 5xx, a 400 without the words, a body that could not be
-    /// built): retried after the message retry interval, holding up the messages behind it.
+    /// built): retried with backoff capped at the message retry interval, holding up the
+    /// messages behind it.
     Failed(String),
 }
 
@@ -109,18 +109,6 @@ pub fn outcome_of(result: &Result<u16, ClientError>) -> Outcome {
         Err(e) if e.body_contains("Bad Request") => Outcome::Rejected(e.to_string()),
         Err(e) => Outcome::Failed(e.to_string()),
     }
-}
-
-/// The wait before retrying after `failures` consecutive failures (1 = the first): the message
-/// retry interval, doubling at each failure, capped at 10× the interval; `jitter` in `[0, 1)`
-/// adds up to 20 % (still under the cap) so agents that failed together spread out.
-pub fn retry_delay(interval: Duration, failures: u32, jitter: f64) -> Duration {
-    let cap = interval.saturating_mul(10);
-    let factor = 1u32
-        .checked_shl(failures.saturating_sub(1).min(31))
-        .unwrap_or(u32::MAX);
-    let step = interval.saturating_mul(factor).min(cap);
-    step.mul_f64(1.0 + 0.2 * jitter.clamp(0.0, 1.0)).min(cap)
 }
 
 const PENDING_PREFIX: &[u8] = b"m/";

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use super::*;
 use crate::messages::ConfigKind::{FullConfig, HistoryQueries};
 
@@ -214,19 +212,6 @@ fn only_bad_request_in_the_body_drops_a_message() {
         matches!(outcome_of(&network), Outcome::Failed(_)),
         "only an answer's body counts, not a local error text"
     );
-}
-
-#[test]
-fn retries_back_off_from_the_interval_to_ten_times_it() {
-    let interval = Duration::from_secs(5);
-    assert_eq!(retry_delay(interval, 1, 0.0), interval);
-    assert_eq!(retry_delay(interval, 2, 0.0), interval * 2);
-    assert_eq!(retry_delay(interval, 4, 0.0), interval * 8);
-    assert_eq!(retry_delay(interval, 5, 0.0), interval * 10);
-    assert_eq!(retry_delay(interval, u32::MAX, 0.99), interval * 10);
-    let jittered = retry_delay(interval, 1, 0.5);
-    assert!(jittered > interval && jittered <= interval.mul_f64(1.2));
-    assert_eq!(retry_delay(Duration::ZERO, 3, 0.5), Duration::ZERO);
 }
 
 #[test]

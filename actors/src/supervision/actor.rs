@@ -261,10 +261,7 @@ impl Handler<ChildExited> for Supervisor {
         };
         child.last_failure = Some(format!("{why} at {}", chrono::Utc::now().to_rfc3339()));
         child.stop = None;
-        match child
-            .tracker
-            .on_failure(Instant::now(), rand::random::<f64>())
-        {
+        match child.tracker.on_failure(Instant::now()) {
             Decision::Restart { after, attempt } => {
                 child.state = ChildState::Restarting;
                 child.restarts += 1;

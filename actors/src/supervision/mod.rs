@@ -22,6 +22,7 @@ pub use actor::{
 };
 pub use peers::Peers;
 
+use crate::backoff::Backoff;
 use crate::config::RestartPolicy;
 
 /// The engine's exit code when supervision gives up.
@@ -37,25 +38,27 @@ pub enum Decision {
 }
 
 /// Restart bookkeeping for one child.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RestartTracker {
     policy: RestartPolicy,
     failures: VecDeque<Instant>,
-    consecutive: u32,
+    backoff: Backoff,
     started_at: Instant,
 }
 
 impl RestartTracker {
     pub fn new(policy: RestartPolicy, now: Instant) -> Self {
         RestartTracker {
+            backoff: Backoff::new(policy.backoff_initial, policy.backoff_max),
             policy,
             failures: VecDeque::new(),
-            consecutive: 0,
             started_at: now,
         }
     }
 
     pub fn set_policy(&mut self, policy: RestartPolicy) {
+        self.backoff
+            .set_limits(policy.backoff_initial, policy.backoff_max);
         self.policy = policy;
     }
 
@@ -64,11 +67,11 @@ impl RestartTracker {
         self.started_at = now;
     }
 
-    /// The child failed at `now`. `jitter` in `[0, 1)` spreads the delay over 50–100 % of the
-    /// exponential step, so siblings that fail together do not restart in lockstep.
-    pub fn on_failure(&mut self, now: Instant, jitter: f64) -> Decision {
+    /// The child failed at `now`. The delay is jittered (see [`Backoff`]) so siblings that fail
+    /// together do not restart in lockstep.
+    pub fn on_failure(&mut self, now: Instant) -> Decision {
         if now.saturating_duration_since(self.started_at) >= self.policy.reset_after {
-            self.consecutive = 0;
+            self.backoff.reset();
         }
         let within = self.policy.within;
         while self
@@ -84,19 +87,10 @@ impl RestartTracker {
                 failures: self.failures.len(),
             };
         }
-        let step = self
-            .policy
-            .backoff_initial
-            .saturating_mul(
-                1u32.checked_shl(self.consecutive.min(31))
-                    .unwrap_or(u32::MAX),
-            )
-            .min(self.policy.backoff_max);
-        self.consecutive += 1;
-        let factor = 0.5 + 0.5 * jitter.clamp(0.0, 1.0);
+        let after = self.backoff.on_failure();
         Decision::Restart {
-            after: step.mul_f64(factor),
-            attempt: self.consecutive,
+            after,
+            attempt: self.backoff.failures(),
         }
     }
 }
