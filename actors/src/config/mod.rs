@@ -2,8 +2,8 @@
 //! default). Every section has defaults and rejects unknown keys. [`load`] parses and validates,
 //! returning every problem at once, each with its key path and `line:column`.
 
-mod locate;
 mod units;
+mod yaml;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -535,72 +535,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parse and validate YAML text. An empty document is the default configuration.
 pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
-    let config: Config = if text.trim().is_empty() {
-        Config::default()
-    } else {
-        serde_norway::from_str(text).map_err(|e| vec![problem_from_yaml(&e, text)])?
-    };
-    let problems = config.validate();
-    if problems.is_empty() {
-        return Ok(config);
-    }
-    let index = locate::KeyIndex::new(text);
-    Err(problems
-        .into_iter()
-        .map(|(path, message)| Problem {
-            location: index.find(&path),
-            path,
-            message,
-        })
-        .collect())
-}
-
-fn problem_from_yaml(e: &serde_norway::Error, source: &str) -> Problem {
-    let text = e.to_string();
-    // serde_norway renders "path: message at line L column C"; we re-render the location as L:C.
-    let text = match text.rfind(" at line ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    };
-    let (path, message) = match text.split_once(": ") {
-        Some((p, m)) if !p.contains(' ') => (p.to_string(), m.to_string()),
-        _ => (String::new(), text),
-    };
-    let location = e.location().map(|l| (l.line(), l.column()));
-    // A bad value inside a field is reported at the parent's path, positioned on the field's
-    // key: name the field and point at its value instead.
-    if let Some(key) = location
-        .filter(|_| !message.starts_with("unknown field"))
-        .and_then(|(line, col)| key_at(source, line, col))
-    {
-        let path = if path.is_empty() {
-            key.to_string()
-        } else {
-            format!("{path}.{key}")
-        };
-        let location = locate::KeyIndex::new(source).find(&path).or(location);
-        return Problem {
-            path,
-            message,
-            location,
-        };
-    }
-    Problem {
-        path,
-        message,
-        location,
-    }
-}
-
-/// The mapping key written at 1-based `line:col`, if one starts there.
-fn key_at(text: &str, line: usize, col: usize) -> Option<&str> {
-    let rest = text
-        .lines()
-        .nth(line.checked_sub(1)?)?
-        .get(col.checked_sub(1)?..)?;
-    let end = rest.find(':')?;
-    let key = &rest[..end];
-    (!key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then_some(key)
+    yaml::parse(text)
 }
 
 impl Config {
