@@ -242,3 +242,15 @@ fn anchors_tags_and_several_documents_are_judged_without_a_panic() {
     let anchored = problems("engine: &e { name: '' }\n");
     assert_eq!(anchored, ["engine.name: must not be empty"]);
 }
+
+#[test]
+fn metrics_keep_counts_are_also_read_under_their_old_name_retention() {
+    let old = parse("actors:\n  metrics_aggregator:\n    retention: { hours: 6 }\n").unwrap();
+    let new = parse("actors:\n  metrics_aggregator:\n    keep: { hours: 6 }\n").unwrap();
+    assert_eq!(old, new);
+    assert_eq!(new.actors.metrics_aggregator.keep.hours, 6);
+    assert_eq!(
+        problems("actors:\n  metrics_aggregator:\n    keep: { days: 0 }\n"),
+        ["actors.metrics_aggregator.keep.days: must be at least 1 at 3:19"]
+    );
+}
