@@ -14,6 +14,8 @@
 //! `RegenerateKeys`/`GetLocalCipher` to the KeyVault, and `ConfigChanged` through
 //! [`crate::messages::ConfigOutbox`].
 
+mod config;
+pub use config::CommandExecutorConfig;
 pub mod actor;
 pub mod apply;
 pub mod upgrade;

@@ -193,3 +193,64 @@ fn the_oibus_version_defaults_to_the_compatible_release_and_must_be_x_y_z() {
         assert!(p[0].ends_with("at 2:18"), "{bad}: {}", p[0]);
     }
 }
+
+#[test]
+fn type_errors_are_reported_together_with_semantic_problems() {
+    let yaml = "\
+engine:
+  name: ' '
+  nmae: x
+oianalytics:
+  key_size: big
+  intervals:
+    command_refresh: 5 parsecs
+    command_retry: 0s
+  proxy: { username: ops }
+";
+    assert_eq!(
+        problems(yaml),
+        [
+            "engine: unknown field `nmae`, expected one of `name`, `data_dir`, `api`, `log` at 3:3",
+            "oianalytics.key_size: invalid type: string \"big\", expected u32 at 5:13",
+            "oianalytics.proxy: missing field `url` at 9:10",
+            r#"oianalytics.intervals.command_refresh: invalid duration "5 parsecs" (expected e.g. 500ms, 10s, 5m, 1h 30m) at 7:22"#,
+            "engine.name: must not be empty at 2:9",
+            "oianalytics.intervals.command_retry: must be at least 1s, got 0s at 8:20",
+        ]
+    );
+}
+
+#[test]
+fn a_document_that_is_not_a_mapping_is_one_problem() {
+    let p = problems("just text\n");
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert!(p[0].starts_with("invalid type: string"), "{}", p[0]);
+}
+
+#[test]
+fn anchors_tags_and_several_documents_are_judged_without_a_panic() {
+    for text in [
+        "engine: &e { name: x }\nlauncher: { install_dir: *e }\n",
+        "engine: { name: '' }\nlauncher: *missing\n",
+        "engine: !!map { name: '' }\n",
+        "engine: { name: x }\n---\nengine: { name: y }\n",
+        "? [a]\n: b\n",
+        "- 1\n- 2\n",
+    ] {
+        let _ = parse(text);
+    }
+    let anchored = problems("engine: &e { name: '' }\n");
+    assert_eq!(anchored, ["engine.name: must not be empty"]);
+}
+
+#[test]
+fn metrics_keep_counts_are_also_read_under_their_old_name_retention() {
+    let old = parse("actors:\n  metrics_aggregator:\n    retention: { hours: 6 }\n").unwrap();
+    let new = parse("actors:\n  metrics_aggregator:\n    keep: { hours: 6 }\n").unwrap();
+    assert_eq!(old, new);
+    assert_eq!(new.actors.metrics_aggregator.keep.hours, 6);
+    assert_eq!(
+        problems("actors:\n  metrics_aggregator:\n    keep: { days: 0 }\n"),
+        ["actors.metrics_aggregator.keep.days: must be at least 1 at 3:19"]
+    );
+}

@@ -17,6 +17,8 @@
 //! 70 the engine crash-looped past `launcher.restart`, 78 the configuration is invalid,
 //! 1 the launcher itself failed.
 
+mod config;
+pub use config::LauncherConfig;
 pub mod actor;
 pub mod install;
 pub mod notify;
@@ -29,7 +31,7 @@ use std::time::{Duration, Instant};
 
 pub use actor::{Finished, Launcher, LauncherSignal};
 
-use crate::config::{Config, LauncherConfig};
+use crate::config::Config;
 use crate::exit;
 use crate::supervision::{Decision, RestartTracker};
 use crate::upgrade::{Layout, Marker, Step};

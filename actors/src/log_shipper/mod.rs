@@ -26,6 +26,8 @@
 //! This module holds the pure parts: the wire record, the level handle, the flush and backoff
 //! decisions and the shared statistics read by `/status` and `/metrics`.
 
+mod config;
+pub use config::LogShipperConfig;
 pub mod actor;
 pub mod layer;
 pub mod record;

@@ -151,7 +151,7 @@ impl MetricsAggregator {
     }
 
     fn enforce_retention(&mut self) {
-        let retention = self.ctx.config().actors.metrics_aggregator.retention;
+        let retention = self.ctx.config().actors.metrics_aggregator.keep;
         let mut batch = self.ctx.store.batch();
         for range in retention.delete_ranges(Utc::now()) {
             batch.delete_range(Cf::Metrics, &range.from, &range.to);

@@ -16,6 +16,8 @@
 //! Documents are stored under [`DocKey`]s, `family/window/start/tags`, so one
 //! (family, window) is a key prefix and keys under it sort by window start.
 
+mod config;
+pub use config::MetricsAggregatorConfig;
 pub mod actor;
 mod bench;
 mod document;

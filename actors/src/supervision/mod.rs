@@ -10,6 +10,8 @@
 //! - [`Peers`] is the directory of current addresses: a restarted actor has a new address, so
 //!   actors look their peers up at the moment they send.
 
+mod config;
+pub use config::RestartPolicy;
 pub mod actor;
 mod peers;
 
@@ -23,7 +25,6 @@ pub use actor::{
 pub use peers::Peers;
 
 use crate::backoff::Backoff;
-use crate::config::RestartPolicy;
 
 /// The engine's exit code when supervision gives up.
 pub const EXIT_ESCALATED: i32 = crate::exit::ESCALATED;
