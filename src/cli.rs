@@ -81,61 +81,41 @@ pub fn unregister(args: &ApiArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// One HTTP/1.1 request to the local API. Blocking and dependency-free on purpose: the CLI must
-/// work when the engine's runtime is the thing being debugged.
+/// One request to the local API (or the simulator, for the demo); the body of a 2xx answer.
 pub fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> anyhow::Result<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))
-        .with_context(|| format!("cannot reach the agent's local API at {addr}; is the engine running (systemctl status oibus-agent)?"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(3)))
+        .timeout_recv_response(Some(Duration::from_secs(30)))
+        .timeout_recv_body(Some(Duration::from_secs(30)))
+        .build()
+        .into();
     let user = nix::unistd::User::from_uid(nix::unistd::getuid())
         .ok()
         .flatten()
         .map_or_else(|| "unknown".to_string(), |u| u.name);
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nX-Oibus-User: {user}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut raw = String::new();
-    stream
-        .read_to_string(&mut raw)
-        .context("reading the agent's answer")?;
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .context("malformed HTTP answer from the agent")?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("malformed HTTP status line from the agent")?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
+    let request = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .header("X-Oibus-User", user)
+        .header("Content-Type", "application/json");
+    let sent = if body.is_empty() {
+        agent.run(request.body(())?)
     } else {
-        body.to_string()
+        agent.run(request.body(body)?)
     };
-    if !(200..300).contains(&status) {
-        anyhow::bail!("the agent answered {status}: {body}");
+    let mut response = sent.with_context(|| format!("cannot reach the agent's local API at {addr}; is the engine running (systemctl status oibus-agent)?"))?;
+    let status = response.status();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .read_to_string()
+        .context("reading the agent's answer")?;
+    if !status.is_success() {
+        anyhow::bail!("the agent answered {}: {body}", status.as_u16());
     }
     Ok(body)
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 #[derive(Debug, clap::Args)]
@@ -168,18 +148,7 @@ pub enum Format {
 }
 
 pub fn metrics(args: &MetricsArgs) -> anyhow::Result<i32> {
-    let route = if args.series { "series" } else { "documents" };
-    let mut query = format!("/api/metrics/{route}?window={}", args.window);
-    for (name, value) in [
-        ("family", &args.family),
-        ("from", &args.from),
-        ("to", &args.to),
-    ] {
-        if let Some(v) = value {
-            query.push_str(&format!("&{name}={v}"));
-        }
-    }
-    let body = request(args.api.address()?, "GET", &query, "")?;
+    let body = request(args.api.address()?, "GET", &metrics_path(args), "")?;
     let value: serde_json::Value =
         serde_json::from_str(&body).context("the agent answered something that is not JSON")?;
     match args.format {
@@ -197,6 +166,22 @@ pub fn metrics(args: &MetricsArgs) -> anyhow::Result<i32> {
         Format::Table => print_documents(&value),
     }
     Ok(0)
+}
+
+/// The local API path for `args`, its query percent-encoded (an ISO offset `+01:00` stays a `+`).
+fn metrics_path(args: &MetricsArgs) -> String {
+    let route = if args.series { "series" } else { "documents" };
+    let mut query = vec![("window", args.window.as_str())];
+    for (name, value) in [
+        ("family", &args.family),
+        ("from", &args.from),
+        ("to", &args.to),
+    ] {
+        if let Some(v) = value {
+            query.push((name, v));
+        }
+    }
+    oibus_actors::client::with_query(&format!("/api/metrics/{route}"), &query)
 }
 
 /// One line per document: window start, tags, and the total of its slots.
@@ -227,6 +212,35 @@ fn print_documents(docs: &serde_json::Value) {
             ts["timestamp"]["$date"].as_str().unwrap_or(""),
             total,
             tags.join(" ")
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        metrics: MetricsArgs,
+    }
+
+    #[test]
+    fn metrics_query_percent_encodes_an_iso_offset() {
+        let cli = Cli::parse_from([
+            "metrics",
+            "--series",
+            "--from",
+            "2026-11-23T00:00:00+01:00",
+            "--family",
+            "MetricsApi",
+        ]);
+        assert_eq!(
+            metrics_path(&cli.metrics),
+            "/api/metrics/series?window=HOURS&family=MetricsApi&from=2026-11-23T00%3A00%3A00%2B01%3A00"
         );
     }
 }

@@ -13,8 +13,8 @@ pub fn path(data_dir: &Path) -> PathBuf {
 }
 
 /// Record `listen` (atomically: a reader never sees half a line).
-pub fn write(data_dir: &Path, listen: SocketAddr) -> Result<(), crate::upgrade::UpgradeError> {
-    crate::upgrade::write_atomically(&path(data_dir), format!("{listen}\n").as_bytes())
+pub fn write(data_dir: &Path, listen: SocketAddr) -> Result<(), crate::atomic_file::WriteError> {
+    crate::atomic_file::write(&path(data_dir), format!("{listen}\n").as_bytes())
 }
 
 /// The address last recorded, if any.

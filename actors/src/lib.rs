@@ -2,6 +2,7 @@
 //! OIAnalytics client, protocol types and crypto.
 
 pub mod api_address;
+pub mod atomic_file;
 pub mod backoff;
 pub mod client;
 pub mod command_executor;

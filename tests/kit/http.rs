@@ -1,25 +1,26 @@
-//! A tiny blocking HTTP/1.1 client over `std::net::TcpStream` (and rustls for https), enough to
-//! drive the simulator and the agent's local API, and to see faults exactly as they happen on
-//! the wire: a cut connection is an `Err`, never a response.
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::sync::Arc;
+//! The kit's blocking HTTP client (ureq), to drive the simulator and the agent's local API and
+//! see faults as they happen on the wire: a cut connection is an `Err`, never a response, and a
+//! non-2xx answer is a `Response` like any other.
 use std::time::Duration;
 
 use serde_json::Value;
+use ureq::http;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What OIBus 3.8.8 sends, byte for byte.
 pub const OIBUS_USER_AGENT: &str = "OIBus/3.8.8 (https://oibus.optimistik.com/)";
 
-trait Io: Read + Write {}
-impl<T: Read + Write> Io for T {}
-
 /// Plain, or TLS trusting one extra root certificate.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Client {
-    tls: Option<Arc<rustls::ClientConfig>>,
+    agent: ureq::Agent,
+}
+
+impl Default for Client {
+    fn default() -> Client {
+        Client::with_tls(ureq::tls::TlsConfig::default())
+    }
 }
 
 impl Client {
@@ -29,22 +30,34 @@ impl Client {
 
     /// A client for `https://` URLs whose server certificate is signed by `ca_pem`.
     pub fn trusting(ca_pem: &str) -> Client {
-        use rustls_pki_types::pem::PemObject;
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-            roots
-                .add(cert.expect("test CA PEM is valid"))
-                .expect("test CA is a usable root");
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Client {
-            tls: Some(Arc::new(config)),
-        }
+        let roots: Vec<_> = ureq::tls::parse_pem(ca_pem.as_bytes())
+            .filter_map(|item| match item.expect("test CA PEM is valid") {
+                ureq::tls::PemItem::Certificate(cert) => Some(cert),
+                _ => None,
+            })
+            .collect();
+        Client::with_tls(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+                .build(),
+        )
+    }
+
+    /// Only the headers a request sets are sent (no automatic User-Agent or Accept), no redirect
+    /// is followed, every status is an answer, and each request has a connection of its own.
+    fn with_tls(tls: ureq::tls::TlsConfig) -> Client {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
+            .user_agent(ureq::config::AutoHeaderValue::None)
+            .accept(ureq::config::AutoHeaderValue::None)
+            .tls_config(tls)
+            .build()
+            .into();
+        Client { agent }
     }
 
     pub fn request(&self, method: &str, url: &str) -> Request<'_> {
@@ -87,11 +100,10 @@ pub struct Request<'a> {
 
 impl Request<'_> {
     /// Sets a header, replacing one of the same name (case-insensitive).
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers
-            .retain(|(existing, _)| !existing.eq_ignore_ascii_case(name));
-        self.headers.push((name.to_owned(), value.to_owned()));
-        self
+    pub fn header(self, name: &str, value: &str) -> Self {
+        let mut request = self.without_header(name);
+        request.headers.push((name.to_owned(), value.to_owned()));
+        request
     }
 
     pub fn without_header(mut self, name: &str) -> Self {
@@ -113,91 +125,73 @@ impl Request<'_> {
         self.header("Content-Type", content_type)
     }
 
+    /// How long one read or one write on the connection may wait.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// The request on the wire; `keep_alive` false adds `Connection: close`.
-    pub fn encode(&self, keep_alive: bool) -> Vec<u8> {
-        let target = Target::parse(&self.url);
-        let mut head = format!(
-            "{} {} HTTP/1.1\r\nHost: {}\r\n",
-            self.method, target.path, target.authority
-        );
+    /// Sends on a new connection and returns once the status and headers are in; the body is
+    /// still to be read (and may be late or cut).
+    pub fn send_head(self) -> std::io::Result<http::Response<ureq::Body>> {
+        let agent = &self.client.agent;
+        let mut builder = http::Request::builder()
+            .method(self.method.as_str())
+            .uri(self.url.as_str());
         for (name, value) in &self.headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
+            builder = builder.header(name.as_str(), value.as_str());
         }
-        if !self.body.is_empty() || matches!(self.method.as_str(), "POST" | "PUT") {
-            head.push_str(&format!("Content-Length: {}\r\n", self.body.len()));
-        }
-        if !keep_alive {
-            head.push_str("Connection: close\r\n");
-        }
-        head.push_str("\r\n");
-        let mut bytes = head.into_bytes();
-        bytes.extend_from_slice(&self.body);
-        bytes
+        let invalid = |e: http::Error| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        // POST and PUT always carry a length, even of an empty body.
+        let sent = if self.body.is_empty() && !matches!(self.method.as_str(), "POST" | "PUT") {
+            run(agent, builder.body(()).map_err(invalid)?, self.timeout)
+        } else {
+            run(
+                agent,
+                builder.body(self.body).map_err(invalid)?,
+                self.timeout,
+            )
+        };
+        sent.map_err(ureq::Error::into_io)
     }
 
     /// Sends on a new connection and reads the whole response.
     pub fn send(self) -> std::io::Result<Response> {
-        let target = Target::parse(&self.url);
-        let tcp = TcpStream::connect(&target.authority)?;
-        tcp.set_read_timeout(Some(self.timeout))?;
-        tcp.set_write_timeout(Some(self.timeout))?;
-        tcp.set_nodelay(true)?;
-        let mut io: Box<dyn Io> = match (target.tls, &self.client.tls) {
-            (false, _) => Box::new(tcp),
-            (true, Some(config)) => {
-                let name = rustls_pki_types::ServerName::try_from(target.host.clone())
-                    .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, err))?;
-                let connection = rustls::ClientConnection::new(config.clone(), name)
-                    .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, err))?;
-                Box::new(rustls::StreamOwned::new(connection, tcp))
-            }
-            (true, None) => panic!(
-                "https URL {} with a plain Client: use Client::trusting",
-                self.url
-            ),
-        };
-        io.write_all(&self.encode(false))?;
-        io.flush()?;
-        read_response(&mut BufReader::new(io), &self.method)
+        let mut response = self.send_head()?;
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                (name.as_str().to_owned(), value)
+            })
+            .collect();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .map_err(ureq::Error::into_io)?;
+        Ok(Response {
+            status: response.status().as_u16(),
+            headers,
+            body,
+        })
     }
 }
 
-struct Target {
-    tls: bool,
-    authority: String,
-    host: String,
-    path: String,
-}
-
-impl Target {
-    fn parse(url: &str) -> Target {
-        let (tls, rest) = match url.split_once("://") {
-            Some(("http", rest)) => (false, rest),
-            Some(("https", rest)) => (true, rest),
-            _ => panic!("unsupported URL {url:?}: expected http:// or https://"),
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(index) => (&rest[..index], &rest[index..]),
-            None => (rest, "/"),
-        };
-        let host = authority
-            .rsplit_once(':')
-            .map_or(authority, |(host, _)| host);
-        Target {
-            tls,
-            authority: authority.to_owned(),
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
-            path: path.to_owned(),
-        }
-    }
+/// Runs `request` with `timeout` for each read and each write on the connection.
+fn run(
+    agent: &ureq::Agent,
+    request: http::Request<impl ureq::AsSendBody>,
+    timeout: Duration,
+) -> Result<http::Response<ureq::Body>, ureq::Error> {
+    let request = agent
+        .configure_request(request)
+        .timeout_per_read(Some(timeout))
+        .timeout_per_write(Some(timeout))
+        .build();
+    agent.run(request)
 }
 
 #[derive(Debug)]
@@ -229,84 +223,4 @@ impl Response {
             )
         })
     }
-}
-
-fn unexpected_eof(what: &str) -> std::io::Error {
-    std::io::Error::new(
-        std::io::ErrorKind::UnexpectedEof,
-        format!("connection closed {what}"),
-    )
-}
-
-fn read_line(reader: &mut impl BufRead, what: &str) -> std::io::Result<String> {
-    let mut line = String::new();
-    if reader.read_line(&mut line)? == 0 || !line.ends_with('\n') {
-        return Err(unexpected_eof(what));
-    }
-    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
-}
-
-/// Reads one response (status, headers, body framed by length, chunks or EOF). Usable on a
-/// keep-alive connection: it never reads past the response.
-pub fn read_response(reader: &mut impl BufRead, method: &str) -> std::io::Result<Response> {
-    let status_line = read_line(reader, "before the status line")?;
-    let status: u16 = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("bad status line {status_line:?}"),
-            )
-        })?;
-    let mut headers = Vec::new();
-    loop {
-        let line = read_line(reader, "in the headers")?;
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            headers.push((name.trim().to_owned(), value.trim().to_owned()));
-        }
-    }
-    let mut response = Response {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    if method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status) {
-        return Ok(response);
-    }
-    if response
-        .header("Transfer-Encoding")
-        .is_some_and(|value| value.eq_ignore_ascii_case("chunked"))
-    {
-        loop {
-            let size_line = read_line(reader, "in a chunk size")?;
-            let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
-                .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))?;
-            if size == 0 {
-                while !read_line(reader, "in the trailers")?.is_empty() {}
-                break;
-            }
-            let start = response.body.len();
-            response.body.resize(start + size, 0);
-            reader
-                .read_exact(&mut response.body[start..])
-                .map_err(|_| unexpected_eof("inside a chunk"))?;
-            read_line(reader, "after a chunk")?;
-        }
-    } else if let Some(length) = response.header("Content-Length") {
-        let length: usize = length
-            .parse()
-            .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))?;
-        response.body.resize(length, 0);
-        reader
-            .read_exact(&mut response.body)
-            .map_err(|_| unexpected_eof("before Content-Length bytes"))?;
-    } else {
-        reader.read_to_end(&mut response.body)?;
-    }
-    Ok(response)
 }

@@ -1,5 +1,5 @@
 //! A small real HTTP CONNECT proxy on loopback (threads, std only), with optional Basic auth,
-//! counting the tunnels it opened.
+//! counting the tunnels it opened. A server, so no HTTP client crate stands in for it.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

@@ -365,26 +365,24 @@ pub fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
     let mut separator = if path.contains('?') { '&' } else { '?' };
     for (key, value) in pairs {
         out.push(separator);
-        percent_encode_into(key, &mut out);
+        out.extend(query_encoded(key));
         out.push('=');
-        percent_encode_into(value, &mut out);
+        out.extend(query_encoded(value));
         separator = '&';
     }
     out
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn percent_encode_into(text: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-        }
-    }
+/// Everything but RFC 3986 unreserved characters is escaped in a query key or value.
+const QUERY: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `text` as it stands in a query, in pieces (their lengths add up to the encoded length).
+pub fn query_encoded(text: &str) -> percent_encoding::PercentEncode<'_> {
+    percent_encoding::utf8_percent_encode(text, QUERY)
 }
 
 fn parse_url(url: &str) -> Result<Uri, ClientError> {

@@ -246,7 +246,9 @@ fn self_signed_acceptor() -> tokio_rustls::TlsAcceptor {
 /// A request line (or status line) and its headers.
 type Head = (String, Vec<(String, String)>);
 
-/// A CONNECT-only proxy; with `credentials` ("user:pass") it demands Basic auth.
+/// A CONNECT-only proxy; with `credentials` ("user:pass") it demands Basic auth. Written by
+/// hand: it is a server that records the exact heads the connector sends, which no client
+/// crate replaces.
 struct TestProxy {
     addr: SocketAddr,
     heads: Arc<Mutex<Vec<Head>>>,

@@ -201,7 +201,9 @@ pub fn cancel_chunks(ids: &[String], max_query: usize) -> Vec<&[String]> {
     let mut start = 0;
     let mut len = 0;
     for (i, id) in ids.iter().enumerate() {
-        let cost = 5 + encoded_len(id);
+        let cost = 5 + crate::client::query_encoded(id)
+            .map(str::len)
+            .sum::<usize>();
         if i > start && len + cost > max_query {
             chunks.push(&ids[start..i]);
             start = i;
@@ -213,18 +215,6 @@ pub fn cancel_chunks(ids: &[String], max_query: usize) -> Vec<&[String]> {
         chunks.push(&ids[start..]);
     }
     chunks
-}
-
-fn encoded_len(text: &str) -> usize {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                1
-            } else {
-                3
-            }
-        })
-        .sum()
 }
 
 #[cfg(test)]

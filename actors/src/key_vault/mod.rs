@@ -19,9 +19,9 @@
 pub mod actor;
 
 use std::fmt;
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, DirBuilder, File};
+use std::io::{self, Read};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -38,6 +38,7 @@ use rsa::{Oaep, RsaPrivateKey, RsaPublicKey};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use crate::atomic_file::{self, TMP_PREFIX};
 use crate::Secret;
 
 pub use actor::{
@@ -51,11 +52,8 @@ pub const LOCAL_KEY_FILE: &str = "local.key";
 pub const PRIVATE_KEY_FILE: &str = "private.pem";
 /// File holding the RSA public key (SPKI PEM), derived from [`PRIVATE_KEY_FILE`].
 pub const PUBLIC_KEY_FILE: &str = "public.pem";
-/// Prefix of temporary files; leftovers from a crash are removed on open.
-const TMP_PREFIX: &str = ".tmp-";
 
 const DIR_MODE: u32 = 0o700;
-const FILE_MODE: u32 = 0o600;
 const LOCAL_KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
@@ -554,32 +552,10 @@ fn load_pair(dir: &Path) -> Result<Option<KeyPair>, KeyVaultError> {
     Ok(Some(pair))
 }
 
-/// Writes `contents` to `dir/name` so that a reader (or a crash) sees the old file or the new
-/// one, never a partial one. The temporary file is created 0600 before any byte is written.
+/// Writes `contents` to `dir/name` whole and readable by its owner only; see [`atomic_file`].
 fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> Result<(), KeyVaultError> {
-    let tmp = dir.join(format!("{TMP_PREFIX}{name}.{:016x}", OsRng.next_u64()));
-    let target = dir.join(name);
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(FILE_MODE)
-            .open(&tmp)
-            .map_err(|e| KeyVaultError::io("create", &tmp, e))?;
-        file.write_all(contents)
-            .map_err(|e| KeyVaultError::io("write", &tmp, e))?;
-        file.sync_all()
-            .map_err(|e| KeyVaultError::io("sync", &tmp, e))?;
-        fs::rename(&tmp, &target).map_err(|e| KeyVaultError::io("rename into place", &target, e))
-    })();
-    if result.is_err() {
-        // Best effort: a leftover is also removed on the next open.
-        let _ = fs::remove_file(&tmp);
-    }
-    result?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| KeyVaultError::io("sync directory", dir, e))
+    atomic_file::write_private(&dir.join(name), contents)
+        .map_err(|e| KeyVaultError::io(e.step, &e.path, e.source))
 }
 
 #[cfg(test)]

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 use super::{
@@ -644,22 +643,20 @@ async fn check_health(addr: SocketAddr, expected_version: Option<String>) -> Res
     Ok(())
 }
 
-/// A minimal HTTP/1.1 GET on loopback (no TLS, no redirects); returns the status and body.
-async fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut raw = Vec::new();
-    stream.take(64 * 1024).read_to_end(&mut raw).await?;
-    let raw = String::from_utf8_lossy(&raw);
-    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed HTTP answer");
-    let (head, body) = raw.split_once("\r\n\r\n").ok_or_else(bad)?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(bad)?;
-    Ok((status, body.to_string()))
+/// `GET path` on the engine's API; the status and the body. The caller bounds the whole exchange.
+async fn get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    let mut response = awc::Client::default()
+        .get(format!("http://{addr}{path}"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let body = response
+        .body()
+        .limit(64 * 1024)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 #[cfg(test)]

@@ -19,7 +19,8 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::EngineExit;
-use crate::upgrade::{write_atomically, LAUNCHER_ENV, LAUNCHER_VERSION_ENV};
+use crate::atomic_file;
+use crate::upgrade::{LAUNCHER_ENV, LAUNCHER_VERSION_ENV};
 
 /// Start `binary run --config config`, its stdio inherited, `OIBUS_AGENT_LAUNCHER=1` and the
 /// launcher's version (`OIBUS_AGENT_LAUNCHER_VERSION`) set.
@@ -77,7 +78,7 @@ pub fn signal(pid: Pid, signal: Signal) {
 
 /// Record the running engine's pid (`engine.pid` in the install folder).
 pub fn write_pid_file(path: &Path, pid: Pid) {
-    if let Err(e) = write_atomically(path, format!("{pid}\n").as_bytes()) {
+    if let Err(e) = atomic_file::write(path, format!("{pid}\n").as_bytes()) {
         tracing::warn!(error = %e, "cannot record the engine pid; a restarted launcher would not find this engine");
     }
 }

@@ -19,8 +19,8 @@ pub mod extract;
 pub mod stage;
 pub mod stager;
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{self, File};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -314,6 +314,8 @@ pub enum UpgradeError {
         #[source]
         source: io::Error,
     },
+    #[error(transparent)]
+    Write(#[from] crate::atomic_file::WriteError),
     #[error("the upgrade marker {path} is not valid JSON ({error}); move it aside and check bin/ and backup/ by hand")]
     CorruptMarker { path: PathBuf, error: String },
     #[error("the upgrade journal cannot go from {from} to {to} (a bug in the launcher)")]
@@ -385,23 +387,7 @@ pub fn write_marker(path: &Path, marker: &Marker) -> Result<(), UpgradeError> {
         path: path.to_path_buf(),
         source: io::Error::other(e),
     })?;
-    write_atomically(path, &json)
-}
-
-/// Replace `path` with `bytes` atomically (temporary sibling, fsync, rename, fsync of the folder).
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), UpgradeError> {
-    let tmp = path.with_extension("tmp");
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(UpgradeError::io("cannot create", &tmp))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(UpgradeError::io("cannot write", &tmp))?;
-    fs::rename(&tmp, path).map_err(UpgradeError::io("cannot rename into place", path))?;
-    fsync_parent(path)
+    Ok(crate::atomic_file::write(path, &json)?)
 }
 
 /// fsync a folder, so that renames and creations in it survive a power loss.
@@ -519,7 +505,11 @@ mod tests {
         let m = read_marker(&path).unwrap().unwrap();
         assert_eq!(m.step, Step::BackedUp);
         assert_eq!(m.history.len(), 2);
-        assert!(!path.with_extension("tmp").exists());
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file is left"
+        );
     }
 
     #[test]
