@@ -181,13 +181,13 @@ fn register_scraped_metrics(ctx: &AgentContext, logs: StatsHandle) {
     let store = ctx.store.clone();
     events::register_collector(Scraped::counter(
         "oibus_agent_store_quarantined",
-        "Corrupt records moved to quarantine.",
+        "Corrupt records moved to quarantine",
         move || store.quarantined(),
     ));
     let journal = ctx.journal.clone();
     events::register_collector(Scraped::gauge(
         "oibus_agent_status_reports_pending",
-        "Status reports waiting to be acknowledged by OIAnalytics.",
+        "Status reports waiting to be acknowledged by OIAnalytics",
         move || {
             journal
                 .pending_reports(usize::MAX)
@@ -198,7 +198,7 @@ fn register_scraped_metrics(ctx: &AgentContext, logs: StatsHandle) {
     let journal = ctx.journal.clone();
     events::register_collector(Scraped::gauge(
         "oibus_agent_commands_open",
-        "Commands retrieved or running, not finished yet.",
+        "Commands retrieved or running, not finished yet",
         move || {
             journal
                 .open_commands(usize::MAX)

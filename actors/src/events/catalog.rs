@@ -43,7 +43,7 @@ impl OiaRequestCompleted<'_> {
             "OIAnalytics call"
         );
         let request = registry::Request {
-            route: self.route.to_string(),
+            route: registry::Text(self.route.to_string()),
             method: self.method,
         };
         METRICS
@@ -232,7 +232,7 @@ fn command(kind: &str, outcome: &str, ok: bool) {
     METRICS
         .commands
         .get_or_create(&registry::Command {
-            r#type: kind.to_string(),
+            r#type: registry::Text(kind.to_string()),
             result: outcome.to_string(),
         })
         .inc();
@@ -340,7 +340,7 @@ fn local_api(operation: &str, ok: bool) {
     METRICS
         .local_api_requests
         .get_or_create(&registry::LocalCall {
-            operation: operation.to_string(),
+            operation: registry::Text(operation.to_string()),
             result: result(ok),
         })
         .inc();

@@ -71,7 +71,7 @@ impl Collector for Process {
             let cpu = (stat.utime + stat.stime) as f64 / ticks as f64;
             let metric = encoder.encode_descriptor(
                 "process_cpu_seconds",
-                "Total user and system CPU time spent in seconds.",
+                "Total user and system CPU time spent in seconds",
                 None,
                 MetricType::Counter,
             )?;
@@ -81,7 +81,7 @@ impl Collector for Process {
                 gauge(
                     &mut encoder,
                     "process_start_time_seconds",
-                    "Start time of the process since unix epoch in seconds.",
+                    "Start time of the process since unix epoch in seconds",
                     start,
                 )?;
             }
@@ -91,7 +91,7 @@ impl Collector for Process {
             gauge(
                 &mut encoder,
                 "process_resident_memory_bytes",
-                "Resident memory size in bytes.",
+                "Resident memory size in bytes",
                 (pages * size) as f64,
             )?;
         }
@@ -99,7 +99,7 @@ impl Collector for Process {
             gauge(
                 &mut encoder,
                 "process_open_fds",
-                "Number of open file descriptors.",
+                "Number of open file descriptors",
                 fds.count() as f64,
             )?;
         }

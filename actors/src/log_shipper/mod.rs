@@ -515,13 +515,13 @@ impl Collector for LogShipperStats {
         metric(
             "oibus_agent_log_records_accepted",
             Counter,
-            "Log records accepted for OIAnalytics since the process started.",
+            "Log records accepted for OIAnalytics since the process started",
             &[(&[], self.accepted)],
         )?;
         metric(
             "oibus_agent_log_records_dropped",
             Counter,
-            "Log records lost before delivery, by reason.",
+            "Log records lost before delivery, by reason",
             &[
                 (&channel, self.dropped_channel),
                 (&cap, self.dropped_cap),
@@ -532,13 +532,13 @@ impl Collector for LogShipperStats {
         metric(
             "oibus_agent_log_records_delivered",
             Counter,
-            "Log records OIAnalytics accepted since the process started.",
+            "Log records OIAnalytics accepted since the process started",
             &[(&[], self.delivered)],
         )?;
         metric(
             "oibus_agent_log_posts",
             Counter,
-            "Log batch posts to OIAnalytics, by outcome.",
+            "Log batch posts to OIAnalytics, by outcome",
             &[
                 (&[("outcome", "ok")], self.posts_ok),
                 (&[("outcome", "failed")], self.posts_failed),
@@ -547,13 +547,13 @@ impl Collector for LogShipperStats {
         metric(
             "oibus_agent_log_queue_records",
             Gauge,
-            "Log records waiting in the durable queue.",
+            "Log records waiting in the durable queue",
             &[(&[], self.queue_len)],
         )?;
         metric(
             "oibus_agent_log_queue_bytes",
             Gauge,
-            "Bytes of log records waiting in the durable queue.",
+            "Bytes of log records waiting in the durable queue",
             &[(&[], self.queue_bytes)],
         )
     }
