@@ -130,7 +130,7 @@ fn api_counts_match_the_simulator_and_survive_a_graceful_restart() {
     for family in [
         "oibus_agent_oia_requests_total{route=",
         "oibus_agent_oia_request_duration_seconds_bucket{le=",
-        "oibus_agent_registration_steps_total{step=",
+        "oibus_agent_poll_cycles_total{result=",
         "oibus_agent_build_info{version=",
         "oibus_agent_status_reports_pending ",
         "process_start_time_seconds ",
