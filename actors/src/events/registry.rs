@@ -321,7 +321,7 @@ pub fn encode_samples(
     };
     match samples {
         // An empty label set would be written `{}`.
-        [(labels, value)] if labels.is_empty() => write(*value, metric),
+        [([], value)] => write(*value, metric),
         _ => samples
             .iter()
             .try_for_each(|(labels, value)| write(*value, metric.encode_family(labels)?)),
@@ -364,7 +364,9 @@ mod tests {
 
     /// Splits `name{labels} value` into the name, the label pairs and the value, checking the
     /// label names and that values escape only `\\`, `\"` and `\n`.
-    fn sample(line: &str) -> Result<(&str, Vec<(String, String)>, f64), String> {
+    type Labels = Vec<(String, String)>;
+
+    fn sample(line: &str) -> Result<(&str, Labels, f64), String> {
         let (head, value) = line.rsplit_once(' ').ok_or(format!("no value: {line}"))?;
         let value: f64 = value.parse().map_err(|_| format!("bad value: {line}"))?;
         let Some((name, labels)) = head.split_once('{') else {
