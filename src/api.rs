@@ -1,7 +1,7 @@
 //! The local API (loopback by default, unauthenticated; on the IP of `engine.api.listen` and the
 //! port of the effective `webServer.port`, which the engine moves live, see `crate::engine`):
 //! `GET /health` (200 when every actor runs; the launcher's probation probe), `GET /status`
-//! (JSON for humans and `oibus-agent status`), `GET /metrics` (Prometheus text),
+//! (JSON for humans and `oibus-agent status`), `GET /metrics` (OpenMetrics text),
 //! `GET /api/metrics/documents` and `/api/metrics/series` (time-series windows),
 //! `POST /api/registration` (`{"force": bool}`), `DELETE /api/registration`, and `GET
 //! /api/entities` (what remote commands configured, without settings or secrets).
@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex};
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use chrono::{DateTime, Utc};
+use oibus_actors::events::{self, ControlPanelOperation, LocalQueryServed};
 use oibus_actors::log_shipper::{GetLogShipperStats, LogShipper};
 use oibus_actors::metrics_aggregator::actor::read_documents;
-use oibus_actors::metrics_aggregator::{render_prometheus, series, Family, WindowType};
+use oibus_actors::metrics_aggregator::{series, Family, WindowType};
 use oibus_actors::registration::actor::{GetRegistration, Register, Registration, Unregister};
 use oibus_actors::supervision::{ChildState, GetChildren};
 use serde_json::json;
@@ -182,7 +183,12 @@ where
         Ok(Err(e)) => Err((409, e.to_string())),
         Err(e) => Err((503, format!("the registration actor did not answer: {e}"))),
     };
-    oibus_actors::events::control_panel(operation, outcome.is_ok(), user);
+    ControlPanelOperation {
+        operation,
+        ok: outcome.is_ok(),
+        user,
+    }
+    .emit();
     match outcome {
         Ok(view) => HttpResponse::Ok().json(view),
         Err((code, error)) => HttpResponse::build(
@@ -193,55 +199,17 @@ where
     }
 }
 
-/// Prometheus text: cumulative operation counters since start, plus gauges of the engine.
-async fn prometheus(engine: web::Data<Engine>, req: HttpRequest) -> HttpResponse {
-    use std::fmt::Write as _;
-    let mut text = render_prometheus(&engine.metrics.totals());
-    let actors = engine
-        .supervisor
-        .send(GetChildren)
-        .await
-        .unwrap_or_default();
-    let _ = writeln!(
-        text,
-        "# HELP oibus_agent_actor_restarts_total Restarts of each supervised actor."
-    );
-    let _ = writeln!(text, "# TYPE oibus_agent_actor_restarts_total counter");
-    for a in &actors {
-        let _ = writeln!(
-            text,
-            "oibus_agent_actor_restarts_total{{actor=\"{}\"}} {}",
-            a.name, a.restarts
-        );
+/// Every family of `oibus_actors::events`, as OpenMetrics text.
+async fn prometheus(req: HttpRequest) -> HttpResponse {
+    let text = events::encode();
+    LocalQueryServed {
+        resource: "prometheus",
+        ok: true,
+        user: &caller(&req),
     }
-    let _ = writeln!(
-        text,
-        "# HELP oibus_agent_store_quarantined_total Corrupt records moved to quarantine."
-    );
-    let _ = writeln!(text, "# TYPE oibus_agent_store_quarantined_total counter");
-    let _ = writeln!(
-        text,
-        "oibus_agent_store_quarantined_total {}",
-        engine.store.quarantined()
-    );
-    let _ = writeln!(
-        text,
-        "# HELP oibus_agent_uptime_seconds Seconds since the engine started."
-    );
-    let _ = writeln!(text, "# TYPE oibus_agent_uptime_seconds gauge");
-    let _ = writeln!(
-        text,
-        "oibus_agent_uptime_seconds {}",
-        engine.started.elapsed().as_secs()
-    );
-    if let Some(addr) = engine.peers.get::<LogShipper>() {
-        if let Ok(logs) = addr.send(GetLogShipperStats).await {
-            logs.write_prometheus(&mut text);
-        }
-    }
-    oibus_actors::events::query("prometheus", true, &caller(&req));
+    .emit();
     HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
+        .content_type(events::CONTENT_TYPE)
         .body(text)
 }
 
@@ -326,7 +294,12 @@ fn metrics_answer(
     result: Result<Result<serde_json::Value, serde_json::Error>, String>,
 ) -> HttpResponse {
     let result = result.and_then(|v| v.map_err(|e| e.to_string()));
-    oibus_actors::events::query(resource, result.is_ok(), &caller(req));
+    LocalQueryServed {
+        resource,
+        ok: result.is_ok(),
+        user: &caller(req),
+    }
+    .emit();
     match result {
         Ok(value) => HttpResponse::Ok().json(value),
         Err(error) => HttpResponse::BadRequest().json(json!({ "error": error })),

@@ -19,9 +19,10 @@ use oibus_actors::command_poller::CommandPoller;
 use oibus_actors::commands::Journal;
 use oibus_actors::config::{self, Config};
 use oibus_actors::entities::{EngineSettings, EntityStore, LiveEngineSettings};
+use oibus_actors::events::{self, Scraped};
 use oibus_actors::key_vault::{KeySize, KeyVault};
 use oibus_actors::log_shipper::{
-    self, LogIntake, LogShipper, OiaLevelHandle, OiaLogLayer, SetOiaLevel,
+    self, LogIntake, LogShipper, OiaLevelHandle, OiaLogLayer, SetOiaLevel, StatsHandle,
 };
 use oibus_actors::message_sender::MessageSender;
 use oibus_actors::messages::ConfigOutbox;
@@ -46,7 +47,6 @@ pub struct Engine {
     pub config: watch::Sender<Arc<Config>>,
     pub store: Store,
     pub peers: Peers,
-    pub metrics: MetricsHandle,
     pub supervisor: Addr<Supervisor>,
     pub engine_id: String,
     pub started: Instant,
@@ -126,6 +126,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
     };
     let metrics = MetricsHandle::new();
     install_recorder(&metrics, &engine_id);
+    register_scraped_metrics(&ctx, log_intake.stats());
     let engine = system.block_on(async {
         let oia_level_follow = oia_level.clone();
         let supervisor = Supervisor::new(children(
@@ -148,7 +149,6 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
             config: config_tx,
             store: store.clone(),
             peers: ctx.peers.clone(),
-            metrics,
             supervisor,
             engine_id,
             started: Instant::now(),
@@ -174,6 +174,34 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
     }
     tracing::info!(exit_code = code, "oibus-agent engine stopped");
     Ok(code)
+}
+
+/// The `/metrics` values the store, the journal and the log shipper own, read at every scrape.
+fn register_scraped_metrics(ctx: &AgentContext, logs: StatsHandle) {
+    let store = ctx.store.clone();
+    events::register_collector(Scraped::counter(
+        "oibus_agent_store_quarantined",
+        "Corrupt records moved to quarantine",
+        move || store.quarantined(),
+    ));
+    type Count = fn(&Journal) -> Option<u64>;
+    let gauges: [(&str, &str, Count); 2] = [
+        (
+            "oibus_agent_status_reports_pending",
+            "Status reports waiting to be acknowledged by OIAnalytics",
+            |j| j.pending_reports(usize::MAX).ok().map(|r| r.len() as u64),
+        ),
+        (
+            "oibus_agent_commands_open",
+            "Commands retrieved or running, not finished yet",
+            |j| j.open_commands(usize::MAX).ok().map(|c| c.len() as u64),
+        ),
+    ];
+    for (name, help, count) in gauges {
+        let journal = ctx.journal.clone();
+        events::register_collector(Scraped::gauge(name, help, move || count(&journal)));
+    }
+    events::register_collector(logs);
 }
 
 /// The supervised actors, in start order (stopped in reverse).

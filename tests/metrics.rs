@@ -127,7 +127,16 @@ fn api_counts_match_the_simulator_and_survive_a_graceful_restart() {
 
     let (code, text) = agent.get("/metrics").unwrap();
     assert_eq!(code, 200);
-    assert!(text.contains("oibus_agent_operations_total{"), "{text}");
+    for family in [
+        "oibus_agent_oia_requests_total{route=",
+        "oibus_agent_oia_request_duration_seconds_bucket{le=",
+        "oibus_agent_poll_cycles_total{result=",
+        "oibus_agent_build_info{version=",
+        "oibus_agent_status_reports_pending ",
+        "process_start_time_seconds ",
+    ] {
+        assert!(text.contains(family), "{family} missing from {text}");
+    }
     assert!(
         text.contains("oibus_agent_actor_restarts_total{actor=\"registration\"} 0"),
         "{text}"

@@ -58,7 +58,13 @@ fn build(config: &Config) -> Result<Option<ClientFactory>, ClientError> {
         });
     }
     let factory = ClientFactory::new(Arc::new(settings))?.with_metrics(Arc::new(|call| {
-        crate::events::api(call.route, call.method, call.result);
+        crate::events::OiaRequestCompleted {
+            route: call.route,
+            method: call.method,
+            result: call.result,
+            elapsed: call.elapsed,
+        }
+        .emit();
     }));
     Ok(Some(factory))
 }

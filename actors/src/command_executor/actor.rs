@@ -15,7 +15,7 @@ use crate::commands::{CommandRecord, CommandType, Journal, Status, Transition};
 use crate::config::Config;
 use crate::context::{AgentContext, ConfigReloaded};
 use crate::entities::{EffectiveRegistrationSettings, EntityStore, RegistrationSettingsRecord};
-use crate::events::{self, Source};
+use crate::events::{CommandCancelled, CommandExecuted, CommandExitsEngine, EntityChanged};
 use crate::key_vault::{DecryptSettings, GetLocalCipher, KeyVault, LocalCipher, RegenerateKeys};
 use crate::messages::{ConfigKind, ConfigOutbox};
 use crate::store::{Durability, StoreError};
@@ -360,7 +360,10 @@ impl CommandExecutor {
     ) {
         if let Some(done) = self.finish(record, outcome, extra) {
             CommandExecuted {
-                record: &done,
+                id: &done.id,
+                kind: &done.command_type,
+                status: done.status,
+                result: done.result.as_deref().unwrap_or(""),
                 elapsed: started.elapsed(),
             }
             .emit();
@@ -370,8 +373,12 @@ impl CommandExecutor {
     /// Stop the engine in order, then exit with `code` for the launcher.
     fn exit(&mut self, code: i32, record: &CommandRecord) {
         self.exiting = true;
-        events::operation(Source::CommandExecutor, &record.command_type, true);
-        tracing::warn!(id = %record.id, r#type = %record.command_type, code, "stopping the engine as the command asks");
+        CommandExitsEngine {
+            id: &record.id,
+            kind: &record.command_type,
+            code,
+        }
+        .emit();
         let supervisor = self.ctx.peers.get::<Supervisor>();
         // Spawned on the arbiter, not on this actor: the shutdown stops this actor too.
         actix_rt::spawn(async move {
@@ -543,7 +550,11 @@ impl CommandExecutor {
             Ok(applied) => {
                 self.done(record, Ok(applied.result.clone()), Some(batch), started);
                 if let Some((kind, op)) = applied.ontology {
-                    events::ontology(Source::CommandExecutor, kind.as_str(), op.as_str(), true);
+                    EntityChanged {
+                        entity: kind.as_str(),
+                        op: op.as_str(),
+                    }
+                    .emit();
                 }
                 let effects = applied.effects;
                 if effects.full_config {
@@ -708,31 +719,6 @@ impl ApplyJob {
     }
 }
 
-/// One command ended: its log line and its count come from here, so they cannot drift apart.
-struct CommandExecuted<'a> {
-    record: &'a CommandRecord,
-    elapsed: Duration,
-}
-
-impl CommandExecuted<'_> {
-    fn emit(&self) {
-        let r = self.record;
-        tracing::info!(
-            id = %r.id,
-            r#type = %r.command_type,
-            status = r.status.as_str(),
-            result = r.result.as_deref().unwrap_or(""),
-            elapsed_ms = self.elapsed.as_millis() as u64,
-            "command finished"
-        );
-        events::operation(
-            Source::CommandExecutor,
-            &r.command_type,
-            r.status == Status::Completed,
-        );
-    }
-}
-
 /// Decrypt every part of `plan` inside `content` with the KeyVault.
 async fn decrypt(
     mut content: Value,
@@ -832,8 +818,7 @@ impl Handler<CancelCommands> for CommandExecutor {
             ) {
                 Ok(Some(_)) => {
                     cancelled += 1;
-                    tracing::info!(id, "command cancelled by OIAnalytics");
-                    events::operation(Source::CommandExecutor, "cancel", true);
+                    CommandCancelled { id: &id }.emit();
                 }
                 Ok(None) => {} // already running or finished: too late to cancel
                 Err(e) => tracing::error!(id, error = %e, "cannot journal a cancellation"),

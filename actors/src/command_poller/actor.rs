@@ -18,10 +18,13 @@ use crate::commands::Journal;
 use crate::config::Config;
 use crate::context::AgentContext;
 use crate::entities::{EffectiveRegistrationSettings, EntityStore, RegistrationSettingsRecord};
-use crate::events::{self, Source};
+use crate::events::{
+    CancellationsChecked, CommandWithoutId, PollCycleFinished, StatusReportRefused,
+    StatusReportsPut,
+};
 use crate::registration::{self, RegistrationChanged};
 use crate::secret::Secret;
-use crate::store::{Durability, StoreError};
+use crate::store::StoreError;
 use crate::supervision::{ChildGuard, Stop};
 
 /// Reports are waiting: flush them now.
@@ -196,10 +199,10 @@ impl CommandPoller {
         ctx.spawn(fut.into_actor(self).map(|outcome, act, ctx| {
             act.cycle_running = false;
             let ok = outcome.is_ok();
-            events::operation(Source::CommandPoller, "poll", ok);
-            if let Err(e) = &outcome {
-                tracing::warn!(error = %e, "command cycle failed");
+            PollCycleFinished {
+                error: outcome.as_ref().err().map(|e| e as &dyn std::fmt::Display),
             }
+            .emit();
             act.flush(ctx);
             if act.token.is_none() {
                 return;
@@ -294,8 +297,7 @@ async fn run_cycle(
                     .send(CancelCommands { ids: cancelled })
                     .await
                     .unwrap_or(0);
-                events::operation(Source::CommandPoller, "cancel-check", true);
-                tracing::info!(cancelled = n, "commands cancelled by OIAnalytics");
+                CancellationsChecked { cancelled: n }.emit();
             }
             None => tracing::warn!(
                 "the command executor is not running; cancellations are checked again next cycle"
@@ -351,7 +353,7 @@ async fn journal_answer(
         )?;
         drop(parsed);
         received.unusable.append(&mut unparsable);
-        log_intake(&received, journal)?;
+        log_intake(&received);
         let mut records = received.records;
         let count = records.len();
         // The synced write waits for the disk: off the actors' thread.
@@ -373,20 +375,9 @@ async fn journal_answer(
 }
 
 /// Log and count what an intake set aside.
-fn log_intake(received: &Intake, journal: &Journal) -> Result<(), StoreError> {
+fn log_intake(received: &Intake) {
     for problem in &received.unusable {
-        tracing::warn!(
-            problem,
-            "pending command without a usable id skipped; it cannot be reported"
-        );
-        events::operation(Source::CommandPoller, "command-without-id", false);
-    }
-    if !received.unusable.is_empty() {
-        journal.store().incr(
-            "commands.skipped_without_id",
-            received.unusable.len() as u64,
-            Durability::Buffered,
-        )?;
+        CommandWithoutId { problem }.emit();
     }
     if received.malformed > 0 {
         tracing::warn!(
@@ -400,7 +391,6 @@ fn log_intake(received: &Intake, journal: &Journal) -> Result<(), StoreError> {
             "already journaled commands ignored"
         );
     }
-    Ok(())
 }
 
 /// Report everything waiting, one PUT per batch; only the keys OIA acknowledged are removed.
@@ -436,14 +426,11 @@ async fn flush_reports(
                     match put_reports(client, token, std::slice::from_ref(group)).await {
                         Ok(()) => {}
                         Err(e) if e.status() == Some(400) => {
-                            tracing::error!(error = %e, record = %group.latest.record,
-                                "status report refused by OIAnalytics; it is dropped (it would be refused forever)");
-                            events::operation(Source::CommandPoller, "report-refused", false);
-                            journal.store().incr(
-                                "commands.reports_refused",
-                                1,
-                                Durability::Buffered,
-                            )?;
+                            StatusReportRefused {
+                                error: &e,
+                                record: &group.latest.record,
+                            }
+                            .emit();
                         }
                         Err(e) => return Err(FlushError::Put(e)),
                     }
@@ -480,7 +467,10 @@ async fn put_reports(
     let outcome = client
         .put_json(routes::COMMANDS_STATUS, &body, Auth::Bearer(token))
         .await;
-    events::operation(Source::CommandPoller, "report", outcome.is_ok());
+    StatusReportsPut {
+        ok: outcome.is_ok(),
+    }
+    .emit();
     match outcome {
         Ok(_) => Ok(()),
         Err(e) if e.is_not_found() => {

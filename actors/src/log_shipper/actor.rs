@@ -30,7 +30,7 @@ use crate::client::{routes, Auth, OiaClient};
 use crate::config::{Config, LogLevel};
 use crate::context::AgentContext;
 use crate::entities::EntityStore;
-use crate::events::{self, Source};
+use crate::events::LogBatchPosted;
 use crate::registration::{self, RegistrationChanged};
 use crate::store::{Cf, Durability, Queue};
 use crate::supervision::{ChildGuard, ChildSpec, Stop};
@@ -352,7 +352,7 @@ impl LogShipper {
                     records = invalid.len(),
                     "OIAnalytics rejected a log batch; records that are not valid E8 records are left out"
                 );
-                events::operation(Source::LogShipper, "post-logs", false);
+                LogBatchPosted { delivered: false }.emit();
                 self.stats.record_failure(error);
                 self.invalid.extend(invalid);
                 self.retry_at = Some(Instant::now());
@@ -370,7 +370,7 @@ impl LogShipper {
 
     fn on_delivered(&mut self, last_seq: u64, records: u64, skipped: u64) {
         if records > 0 {
-            events::operation(Source::LogShipper, "post-logs", true);
+            LogBatchPosted { delivered: true }.emit();
         }
         if skipped > 0 {
             tracing::warn!(
@@ -394,7 +394,7 @@ impl LogShipper {
     }
 
     fn on_failure(&mut self, error: String, ctx: &mut Context<Self>) {
-        events::operation(Source::LogShipper, "post-logs", false);
+        LogBatchPosted { delivered: false }.emit();
         self.backoff.set_limits(FIRST_RETRY, self.interval());
         let delay = self.backoff.on_failure();
         self.retry_at = Some(Instant::now() + delay);

@@ -32,8 +32,10 @@ pub mod actor;
 pub mod layer;
 pub mod record;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::MetricType;
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -435,59 +437,72 @@ impl LogShipperStats {
     pub fn dropped(&self) -> u64 {
         self.dropped_channel + self.dropped_cap + self.dropped_store + self.skipped_corrupt
     }
+}
 
-    /// Append the Prometheus text exposition of these figures to `out`.
-    pub fn write_prometheus(&self, out: &mut String) {
-        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, value) in samples {
-                let _ = writeln!(out, "{name}{labels} {value}");
-            }
+/// The shipper's figures on `/metrics`, read at every scrape.
+impl Collector for StatsHandle {
+    fn encode(&self, encoder: DescriptorEncoder) -> std::fmt::Result {
+        self.snapshot().encode(encoder)
+    }
+}
+
+impl Collector for LogShipperStats {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        use MetricType::{Counter, Gauge};
+        let mut metric = |name: &str, kind, help: &str, samples: &[(&[(&str, &str)], u64)]| {
+            crate::events::encode_samples(&mut encoder, name, help, kind, samples)
         };
-        metric(
-            "oibus_agent_log_records_accepted_total",
-            "counter",
-            "Log records accepted for OIAnalytics since the process started.",
-            &[("", self.accepted)],
+        let reason = |r| [("reason", r)];
+        let (channel, cap, store, corrupt) = (
+            reason("channel_full"),
+            reason("queue_cap"),
+            reason("store_error"),
+            reason("corrupt"),
         );
         metric(
-            "oibus_agent_log_records_dropped_total",
-            "counter",
-            "Log records lost before delivery, by reason.",
+            "oibus_agent_log_records_accepted",
+            Counter,
+            "Log records accepted for OIAnalytics since the process started",
+            &[(&[], self.accepted)],
+        )?;
+        metric(
+            "oibus_agent_log_records_dropped",
+            Counter,
+            "Log records lost before delivery, by reason",
             &[
-                ("{reason=\"channel_full\"}", self.dropped_channel),
-                ("{reason=\"queue_cap\"}", self.dropped_cap),
-                ("{reason=\"store_error\"}", self.dropped_store),
-                ("{reason=\"corrupt\"}", self.skipped_corrupt),
+                (&channel, self.dropped_channel),
+                (&cap, self.dropped_cap),
+                (&store, self.dropped_store),
+                (&corrupt, self.skipped_corrupt),
             ],
-        );
+        )?;
         metric(
-            "oibus_agent_log_records_delivered_total",
-            "counter",
-            "Log records OIAnalytics accepted since the process started.",
-            &[("", self.delivered)],
-        );
+            "oibus_agent_log_records_delivered",
+            Counter,
+            "Log records OIAnalytics accepted since the process started",
+            &[(&[], self.delivered)],
+        )?;
         metric(
-            "oibus_agent_log_posts_total",
-            "counter",
-            "Log batch posts to OIAnalytics, by outcome.",
+            "oibus_agent_log_posts",
+            Counter,
+            "Log batch posts to OIAnalytics, by outcome",
             &[
-                ("{outcome=\"ok\"}", self.posts_ok),
-                ("{outcome=\"failed\"}", self.posts_failed),
+                (&[("outcome", "ok")], self.posts_ok),
+                (&[("outcome", "failed")], self.posts_failed),
             ],
-        );
+        )?;
         metric(
             "oibus_agent_log_queue_records",
-            "gauge",
-            "Log records waiting in the durable queue.",
-            &[("", self.queue_len)],
-        );
+            Gauge,
+            "Log records waiting in the durable queue",
+            &[(&[], self.queue_len)],
+        )?;
         metric(
             "oibus_agent_log_queue_bytes",
-            "gauge",
-            "Bytes of log records waiting in the durable queue.",
-            &[("", self.queue_bytes)],
-        );
+            Gauge,
+            "Bytes of log records waiting in the durable queue",
+            &[(&[], self.queue_bytes)],
+        )
     }
 }
 

@@ -259,10 +259,12 @@ fn stats_are_exposed_as_prometheus_counters_and_gauges() {
         ..Default::default()
     };
     assert_eq!(stats.dropped(), 10);
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(stats));
     let mut out = String::new();
-    stats.write_prometheus(&mut out);
+    prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
     for line in [
-        "# TYPE oibus_agent_log_records_dropped_total counter",
+        "# TYPE oibus_agent_log_records_dropped counter",
         "oibus_agent_log_records_dropped_total{reason=\"channel_full\"} 1",
         "oibus_agent_log_records_dropped_total{reason=\"queue_cap\"} 2",
         "oibus_agent_log_records_delivered_total 5",

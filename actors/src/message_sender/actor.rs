@@ -27,7 +27,7 @@ use crate::client::{Auth, ClientError};
 use crate::config::Config;
 use crate::context::ConfigReloaded;
 use crate::entities::{EntityStore, RegistrationSettingsRecord};
-use crate::events::{self, Source};
+use crate::events::ConfigPushFinished;
 use crate::key_vault::{GetPublicKey, KeyVault, PUBLIC_KEY_FILE};
 use crate::messages::{ConfigChanged, ConfigKind};
 use crate::registration::{self, RegistrationChanged};
@@ -273,7 +273,11 @@ impl MessageSender {
 
     fn finished(&mut self, kind: ConfigKind, outcome: Outcome, ctx: &mut Context<Self>) {
         let name = kind_name(kind);
-        events::operation(Source::MessageSender, name, outcome == Outcome::Delivered);
+        ConfigPushFinished {
+            kind: name,
+            delivered: outcome == Outcome::Delivered,
+        }
+        .emit();
         let ended = self.outbox.finish(&outcome, &crate::protocol::iso_now());
         let retry = match (&ended, &outcome) {
             (Err(e), _) => {

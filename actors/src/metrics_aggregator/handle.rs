@@ -4,8 +4,7 @@
 //! picked by the sample's precomputed hash. Counting is one clock read, one uncontended lock and
 //! one lookup by reference; it allocates only the first time a sample is seen and when a sample
 //! spans more minutes than it did before the last drain. Entries are never removed, like the
-//! platform's counter maps: the set of samples is bounded by the agent's own tag values, and
-//! the entry keeps the cumulative total that `/metrics` reports.
+//! platform's counter maps: the set of samples is bounded by the agent's own tag values.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -86,8 +85,6 @@ type Shard = HashMap<Sample, Series, BuildHasherDefault<SampleHasher>>;
 
 #[derive(Default)]
 struct Series {
-    /// Everything counted since process start (what Prometheus reads).
-    total: u64,
     /// Counts not drained yet, per minute, usually one or two entries.
     pending: Vec<(Minute, u64)>,
 }
@@ -138,15 +135,12 @@ impl MetricsHandle {
         let minute = Minute::of(self.inner.clock.now());
         let mut shard = self.shard(sample);
         match shard.get_mut(sample) {
-            Some(series) => {
-                series.total = series.total.saturating_add(n);
-                series.add(minute, n);
-            }
-            None => {
-                let series = shard.entry(sample.clone()).or_default();
-                series.total = n;
-                series.pending.push((minute, n));
-            }
+            Some(series) => series.add(minute, n),
+            None => shard
+                .entry(sample.clone())
+                .or_default()
+                .pending
+                .push((minute, n)),
         }
     }
 
@@ -167,29 +161,11 @@ impl MetricsHandle {
     }
 
     /// Gives back drained counts that could not be stored, so the next drain retries them.
-    /// Cumulative totals are not changed: those counts were already included.
     pub fn restore(&self, counts: Vec<MinuteCount>) {
         for MinuteCount { sample, minute, n } in counts {
             let mut shard = self.shard(&sample);
             shard.entry(sample).or_default().add(minute, n);
         }
-    }
-
-    /// Every sample counted since process start with its cumulative total, sorted by sample.
-    pub fn totals(&self) -> Vec<(Sample, u64)> {
-        let mut out: Vec<(Sample, u64)> = self
-            .inner
-            .shards
-            .iter()
-            .flat_map(|shard| {
-                lock(shard)
-                    .iter()
-                    .map(|(s, series)| (s.clone(), series.total))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        out
     }
 
     fn shard(&self, sample: &Sample) -> MutexGuard<'_, Shard> {
@@ -247,7 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn drain_resets_pending_counts_but_not_totals() {
+    fn drain_resets_pending_counts() {
         let (_clock, handle) = setup("2024-05-10T14:22:00Z");
         let s = Sample::control_panel("LOGIN", Outcome::Ok, "ops");
         handle.count_n(&s, 3);
@@ -256,11 +232,10 @@ mod tests {
         handle.count(&s);
         handle.count_n(&s, 0);
         assert_eq!(handle.drain()[0].n, 1);
-        assert_eq!(handle.totals(), [(s, 4)]);
     }
 
     #[test]
-    fn restored_counts_come_back_in_the_next_drain_without_changing_totals() {
+    fn restored_counts_come_back_in_the_next_drain() {
         let (clock, handle) = setup("2024-05-10T14:22:00Z");
         let s = Sample::queries_control_panel("MetricsApi", Outcome::Ko, "ops");
         handle.count_n(&s, 2);
@@ -271,7 +246,6 @@ mod tests {
         handle.restore(drained);
         let got = sorted(handle.drain());
         assert_eq!(got.iter().map(|g| g.2).collect::<Vec<_>>(), [3, 1]);
-        assert_eq!(handle.totals(), [(s, 4)]);
     }
 
     #[test]

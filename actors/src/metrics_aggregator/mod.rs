@@ -4,7 +4,7 @@
 //! This module is the pure core; the actix shell (`actor.rs`) only does I/O around it:
 //! - [`MetricsHandle`] is what every actor holds to count a [`Sample`]. Counting locks one shard
 //!   of a map, with no mailbox round-trip; counts are kept per UTC [`Minute`]. The handle also
-//!   keeps the cumulative total of each sample since process start, for [`render_prometheus`].
+//!   keeps the cumulative total of each sample since process start.
 //! - Every flush interval the shell calls [`MetricsHandle::drain`], then [`flush`] with its
 //!   [`DocCache`] and, for a miss, a lookup that reads (and [`Document::decode_stored`]s) the
 //!   stored document. It writes the returned documents in one batch, then [`DocCache::keep`]s
@@ -24,7 +24,6 @@ mod document;
 mod flush;
 mod handle;
 mod json;
-mod prometheus;
 mod query;
 mod retention;
 mod sample;
@@ -34,7 +33,6 @@ pub use bench::{bench_count, bench_flush, bench_store_flush, FlushBench, ROUNDS}
 pub use document::{DocKey, Document};
 pub use flush::{flush, DocCache};
 pub use handle::{Clock, ManualClock, MetricsHandle, MinuteCount, SystemClock};
-pub use prometheus::{render_prometheus, PROMETHEUS_COUNTER};
 pub use query::{count, series, Point, MAX_SERIES_POINTS};
 pub use retention::{KeyRange, Retention};
 pub use sample::{Change, Entity, Family, Outcome, Sample, Source};

@@ -14,7 +14,7 @@ use super::{
     RegistrationStatus,
 };
 use crate::client::{routes, Auth, ClientError};
-use crate::events::{self, Source};
+use crate::events::{RegistrationStepFailed, RegistrationStepSucceeded};
 use crate::key_vault::{GetLocalCipher, KeyVault, LocalCipher, RegenerateKeys};
 use crate::protocol::{self, RegistrationCheck, RegistrationRequest, RegistrationResponse};
 use crate::store::{Cf, Durability};
@@ -228,7 +228,7 @@ impl Registration {
                     match act.save(record) {
                         Ok(()) => {
                             act.last_error = None;
-                            events::operation(Source::Registration, "register", true);
+                            RegistrationStepSucceeded { step: "register" }.emit();
                             tracing::info!(
                                 activation_code = %code,
                                 expires = %answer.expiration_date,
@@ -269,7 +269,10 @@ impl Registration {
                 Ok(a) => a,
                 Err(e) => return act.failed("check-registration", &e.to_string()),
             };
-            events::operation(Source::Registration, "check-registration", true);
+            RegistrationStepSucceeded {
+                step: "check-registration",
+            }
+            .emit();
             match on_check(&act.record, &answer, chrono::Utc::now()) {
                 CheckOutcome::Waiting => {}
                 CheckOutcome::Expired => {
@@ -300,7 +303,10 @@ impl Registration {
         match self.save(record) {
             Ok(()) => {
                 self.last_error = None;
-                events::operation(Source::Registration, "registration-completed", true);
+                RegistrationStepSucceeded {
+                    step: "registration-completed",
+                }
+                .emit();
                 tracing::info!(host = ?self.record.host, "registered with OIAnalytics");
             }
             Err(e) => self.failed("check-registration", &e.to_string()),
@@ -308,8 +314,12 @@ impl Registration {
     }
 
     fn failed(&mut self, operation: &'static str, error: &str) {
-        events::operation(Source::Registration, operation, false);
-        tracing::warn!(operation, error, retry_in = ?self.interval(), "registration step failed; retrying");
+        RegistrationStepFailed {
+            step: operation,
+            error,
+            retry_in: self.interval(),
+        }
+        .emit();
         self.last_error = Some(format!("{operation}: {error}"));
     }
 

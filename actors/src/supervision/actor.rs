@@ -143,6 +143,7 @@ impl Supervisor {
         let now = Instant::now();
         let children = specs
             .into_iter()
+            .inspect(|spec| crate::events::ActorSupervised { actor: spec.name }.emit())
             .map(|spec| Child {
                 tracker: RestartTracker::new(spec.policy.clone(), now),
                 spec,
@@ -265,13 +266,13 @@ impl Handler<ChildExited> for Supervisor {
             Decision::Restart { after, attempt } => {
                 child.state = ChildState::Restarting;
                 child.restarts += 1;
-                tracing::warn!(
-                    actor = name,
-                    reason = why,
+                crate::events::ActorRestarted {
+                    actor: name,
+                    reason: why,
                     attempt,
-                    backoff_ms = after.as_millis() as u64,
-                    "actor failed; restarting it alone"
-                );
+                    after,
+                }
+                .emit();
                 let index = msg.index;
                 ctx.run_later(after, move |act, ctx| act.start_child(index, ctx));
             }
