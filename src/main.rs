@@ -9,6 +9,7 @@ mod cli;
 mod engine;
 mod launch;
 mod logging;
+mod shared;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
