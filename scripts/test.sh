@@ -7,4 +7,20 @@ scripts/setup.sh
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# A release build reads no test hook (`oibus_actors::test_hooks`): the feature is not in its
+# dependency graph, its binary does not even hold the variables' names, and the hooks' own test,
+# built without the feature, finds them inert.
+if cargo tree --locked -p oibus-agent --no-default-features -e normal,features -i oibus-actors \
+  | grep -q 'feature "test-hooks"'; then
+  echo "test: a release build would enable oibus-actors/test-hooks" >&2
+  exit 1
+fi
+cargo build --locked --no-default-features --bin oibus-agent
+if grep -a -q -E 'OIBUS_AGENT_(FAILPOINT|TEST_)' "$CARGO_TARGET_DIR/debug/oibus-agent"; then
+  echo "test: the release binary still reads a test hook variable" >&2
+  exit 1
+fi
+cargo nextest run --locked -p oibus-actors test_hooks
+
 cargo nextest run --workspace --locked --no-fail-fast "$@"

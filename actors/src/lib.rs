@@ -23,6 +23,7 @@ pub mod secret;
 pub mod secrets_paths;
 pub mod store;
 pub mod supervision;
+pub mod test_hooks;
 pub mod upgrade;
 
 pub use context::AgentContext;

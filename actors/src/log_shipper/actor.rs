@@ -21,8 +21,8 @@ use bytes::Bytes;
 use tracing::Instrument;
 
 use super::{
-    build_body, cadence, invalid_items, is_delivered, next, second_from_env, Backoff, DropSummary,
-    FlushState, LogIntake, LogShipperStats, Next, OiaLevelHandle, StatsHandle, DROP_SUMMARY_EVERY,
+    build_body, cadence, invalid_items, is_delivered, next, Backoff, DropSummary, FlushState,
+    LogIntake, LogShipperStats, Next, OiaLevelHandle, StatsHandle, DROP_SUMMARY_EVERY,
     FINAL_FLUSH_TIMEOUT, INTAKE_CHUNK, POST_SPAN, QUEUE_NAME,
 };
 use crate::client::{routes, Auth, OiaClient};
@@ -127,7 +127,7 @@ impl LogShipper {
             client: None,
             config,
             remote_interval: None,
-            second: second_from_env(),
+            second: crate::test_hooks::log_second(),
             window_start: Instant::now(),
             retry_at: None,
             backoff: Backoff::default(),
