@@ -10,6 +10,8 @@ pub mod config;
 pub mod context;
 pub mod entities;
 pub mod events;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod key_vault;
 pub mod launcher;
 pub mod log_shipper;
