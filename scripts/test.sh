@@ -8,6 +8,15 @@ scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# Licences, bans and sources; advisories only from a database already on disk (the RustSec
+# database is on GitHub, out of reach here): copy one to $CARGO_HOME/advisory-dbs to check them.
+cargo deny --locked check licenses bans sources
+if compgen -G "${CARGO_HOME:-$HOME/.cargo}/advisory-dbs/*/" > /dev/null; then
+  cargo deny --locked check --disable-fetch advisories
+else
+  echo "test: NOTICE: no advisory database in ${CARGO_HOME:-$HOME/.cargo}/advisory-dbs; cargo deny advisories skipped" >&2
+fi
+
 # A release build reads no test hook (`oibus_actors::test_hooks`): the feature is not in its
 # dependency graph, its binary does not even hold the variables' names, and the hooks' own test,
 # built without the feature, finds them inert.
