@@ -86,6 +86,9 @@ for group in commands logs metrics sim rollback; do
 done
 
 mkdir -p bench
+# The hand-written history below the marker survives the rewrite of the table.
+history="$work/history.md"
+sed -n '/^<!-- history:/,$p' bench/results.md > "$history" 2>/dev/null || : > "$history"
 python3 - "$figures" "$runs" "$profile" > bench/results.md <<'PY'
 import collections, os, platform, statistics, subprocess, sys, datetime
 figures, runs, profile = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -138,4 +141,5 @@ for name in list(rows) + sorted(set(seen) - set(rows)):
     runs_text = ", ".join(fmt(v) for v in values)
     print(f"| {label} | **{fmt(statistics.median(values))} {units[name]}** | {runs_text} | {goal} | {oibus} |")
 PY
+if [ -s "$history" ]; then printf '\n' >> bench/results.md; cat "$history" >> bench/results.md; fi
 cat bench/results.md

@@ -30,7 +30,7 @@ if [ -z "$binary" ]; then
   # shellcheck source=scripts/env.sh
   . "$root/scripts/env.sh"
   echo "release-zip: building oibus-agent $version (release)" >&2
-  (cd "$root" && OIBUS_AGENT_VERSION="$version" cargo build --release --locked --bin oibus-agent)
+  (cd "$root" && OIBUS_AGENT_VERSION="$version" cargo build --release --locked --no-default-features --bin oibus-agent)
   binary="$CARGO_TARGET_DIR/release/oibus-agent"
 fi
 [ -x "$binary" ] || { echo "release-zip: $binary is not an executable" >&2; exit 1; }

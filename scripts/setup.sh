@@ -24,3 +24,8 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup: installing cargo-nextest"
   cargo install --locked cargo-nextest
 fi
+if ! cargo deny --version >/dev/null 2>&1; then
+  # Once: about 12 minutes on 2 shared cores.
+  echo "setup: installing cargo-deny"
+  cargo install --locked cargo-deny
+fi

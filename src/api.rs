@@ -6,9 +6,6 @@
 //! `POST /api/registration` (`{"force": bool}`), `DELETE /api/registration`, and `GET
 //! /api/entities` (what remote commands configured, without settings or secrets).
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use chrono::{DateTime, Utc};
@@ -19,21 +16,9 @@ use oibus_actors::metrics_aggregator::{series, Family, WindowType};
 use oibus_actors::registration::actor::{GetRegistration, Register, Registration, Unregister};
 use oibus_actors::supervision::{ChildState, GetChildren};
 use serde_json::json;
+use std::net::SocketAddr;
 
-use crate::engine::Engine;
-
-/// The local API's listener, shared by the engine (which binds and moves it) and `/status`.
-#[derive(Default)]
-pub struct ApiState {
-    /// Where it listens now.
-    pub listen: Option<SocketAddr>,
-    /// Stops the listener at `listen`.
-    pub handle: Option<ServerHandle>,
-    /// Why the last move to `webServer.port` failed, until a later bind succeeds.
-    pub error: Option<String>,
-}
-
-pub type SharedApi = Arc<Mutex<ApiState>>;
+use crate::shared::Engine;
 
 /// Bind on `listen` (an error if the port is taken) and serve from then on.
 pub fn start(engine: Engine, listen: SocketAddr) -> std::io::Result<ServerHandle> {

@@ -8,7 +8,7 @@
 //! recorded for the launcher and the CLI (`oibus_actors::api_address`).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,43 +33,11 @@ use oibus_actors::registration::RegistrationChanged;
 use oibus_actors::store::{Cf, Durability, Store};
 use oibus_actors::supervision::{failed_start, ChildSpec, Peers, Shutdown, Supervisor};
 use oibus_actors::AgentContext;
-use serde::Serialize;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
-use crate::api::SharedApi;
 use crate::logging::ConsoleLevel;
-
-/// What the local API and the signal handlers share.
-#[derive(Clone)]
-pub struct Engine {
-    pub config_path: PathBuf,
-    pub config: watch::Sender<Arc<Config>>,
-    pub store: Store,
-    pub peers: Peers,
-    pub supervisor: Addr<Supervisor>,
-    pub engine_id: String,
-    pub started: Instant,
-    pub reloads: Arc<Mutex<ReloadStatus>>,
-    pub entities: EntityStore,
-    pub engine_settings: LiveEngineSettings,
-    /// The local API's listener (moved by `webServer.port`).
-    pub api: SharedApi,
-}
-
-/// The outcome of the last configuration (re)load, shown in `/status`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReloadStatus {
-    pub loaded_at: String,
-    pub last_reload: Option<ReloadAttempt>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ReloadAttempt {
-    pub at: String,
-    pub applied: bool,
-    pub error: Option<String>,
-}
+use crate::shared::{Engine, ReloadAttempt, ReloadStatus, SharedApi};
 
 const ENGINE_ID_KEY: &[u8] = b"engine/id";
 

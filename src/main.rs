@@ -6,11 +6,10 @@
 
 mod api;
 mod cli;
-mod demo;
 mod engine;
 mod launch;
 mod logging;
-mod sim;
+mod shared;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,9 +62,11 @@ enum Command {
     /// Print the agent's own operation counts (hourly, daily or monthly time-series windows).
     Metrics(cli::MetricsArgs),
     /// Watch an agent register with a simulated OIAnalytics and execute commands (start here).
-    Demo(demo::DemoArgs),
+    #[cfg(feature = "sim")]
+    Demo(oibus_sim::demo::DemoArgs),
     /// Run the OIAnalytics simulator (server side of the protocol, with an admin API).
-    Sim(sim::SimArgs),
+    #[cfg(feature = "sim")]
+    Sim(oibus_sim::SimArgs),
 }
 
 fn main() -> ExitCode {
@@ -78,8 +79,10 @@ fn main() -> ExitCode {
         Command::Register { api, force } => cli::register(&api, force),
         Command::Unregister(args) => cli::unregister(&args),
         Command::Metrics(args) => cli::metrics(&args),
-        Command::Demo(args) => demo::run(args),
-        Command::Sim(args) => sim::run(args).map(|_| 0),
+        #[cfg(feature = "sim")]
+        Command::Demo(args) => oibus_sim::demo::run(args, cli::request),
+        #[cfg(feature = "sim")]
+        Command::Sim(args) => oibus_sim::run(args).map(|_| 0),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

@@ -1,13 +1,12 @@
 //! Replays, on the stable toolchain, what the fuzz targets were given: the inputs that once made
 //! them fail (`actors/tests-data/fuzz/<target>/`) and their seeds (`fuzz/corpus/<target>/`),
-//! through the very harness cargo-fuzz runs (`fuzz/src/`). A fixed finding stays fixed without
+//! through the very harness cargo-fuzz runs (`oibus_actors::fuzzing`). A fixed finding stays fixed without
 //! nightly or cargo-fuzz; `scripts/fuzz.sh` does the fuzzing itself.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-#[path = "../fuzz/src/lib.rs"]
-mod harness;
+use oibus_actors::fuzzing as harness;
 
 fn inputs(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)

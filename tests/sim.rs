@@ -9,11 +9,11 @@ use crate::kit::http::OIBUS_USER_AGENT;
 use crate::kit::sim::{array, TestTls};
 use crate::kit::{bench_figure, wait_until, Client, Sim, SimOpts};
 
-const E1: &str = include_str!("../src/sim/wire-samples/e1-registration.json");
-const E5: &str = include_str!("../src/sim/wire-samples/e5-command-status.json");
-const E6: &str = include_str!("../src/sim/wire-samples/e6-full-config.json");
-const E7: &str = include_str!("../src/sim/wire-samples/e7-history-queries.json");
-const E8: &str = include_str!("../src/sim/wire-samples/e8-logs.json");
+const E1: &str = include_str!("../sim/wire-samples/e1-registration.json");
+const E5: &str = include_str!("../sim/wire-samples/e5-command-status.json");
+const E6: &str = include_str!("../sim/wire-samples/e6-full-config.json");
+const E7: &str = include_str!("../sim/wire-samples/e7-history-queries.json");
+const E8: &str = include_str!("../sim/wire-samples/e8-logs.json");
 
 fn sample(text: &str) -> Value {
     serde_json::from_str(text).expect("wire samples are JSON")

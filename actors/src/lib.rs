@@ -12,6 +12,8 @@ pub mod config;
 pub mod context;
 pub mod entities;
 pub mod events;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod key_vault;
 pub mod launcher;
 pub mod log_shipper;
@@ -25,6 +27,7 @@ pub mod secret;
 pub mod secrets_paths;
 pub mod store;
 pub mod supervision;
+pub mod test_hooks;
 pub mod upgrade;
 
 pub use context::AgentContext;

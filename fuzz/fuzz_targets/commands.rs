@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| oibus_agent_fuzz::commands::run(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| oibus_actors::fuzzing::commands::run(data));

@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| oibus_agent_fuzz::secrets::run(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| oibus_actors::fuzzing::secrets::run(data));

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::apply::{self, ApplyError, Env, SecretPlan};
 use super::upgrade::{self as staging, UpgradeRequest, UpgradeStager};
-use super::{precheck, recover, test_exec_delay, Recovery};
+use super::{precheck, recover, Recovery};
 use crate::command_poller::{CommandPoller, PollNow, ReportsPending};
 use crate::commands::{CommandRecord, CommandType, Journal, Status, Transition};
 use crate::config::Config;
@@ -94,7 +94,7 @@ impl CommandExecutor {
             exiting: false,
             cursor: 0,
             awaiting_upgrade: None,
-            delay: test_exec_delay(),
+            delay: crate::test_hooks::exec_delay(),
             permissions: None,
             _guard: guard,
         }

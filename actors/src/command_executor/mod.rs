@@ -111,16 +111,6 @@ pub fn recover(
     }
 }
 
-/// Test hook: `OIBUS_AGENT_TEST_EXEC_DELAY_MS` slows every execution down, so tests can catch
-/// commands while they wait (cancellation, crashes).
-pub fn test_exec_delay() -> Option<std::time::Duration> {
-    std::env::var("OIBUS_AGENT_TEST_EXEC_DELAY_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|ms| *ms > 0)
-        .map(std::time::Duration::from_millis)
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::{json, Map, Value};

@@ -292,19 +292,18 @@ pub fn next_action(marker: &Marker, staged_binary_present: bool) -> UpgradeActio
     }
 }
 
-/// Fault injection for the crash-recovery tests (debug builds only): when
-/// `OIBUS_AGENT_FAILPOINT` equals `name`, the launcher SIGKILLs itself right there.
+/// Fault injection for the crash-recovery tests: when `OIBUS_AGENT_FAILPOINT` equals `name`, the
+/// launcher SIGKILLs itself right there (only with the `test-hooks` feature, see [`test_hooks`]).
+///
+/// [`test_hooks`]: crate::test_hooks
 pub fn failpoint(name: &str) {
-    #[cfg(debug_assertions)]
-    if std::env::var("OIBUS_AGENT_FAILPOINT").is_ok_and(|v| v == name) {
+    if crate::test_hooks::failpoint_armed(name) {
         tracing::warn!(
             failpoint = name,
             "failpoint reached: the launcher kills itself (test)"
         );
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
     }
-    #[cfg(not(debug_assertions))]
-    let _ = name;
 }
 
 #[cfg(test)]

@@ -21,9 +21,9 @@ use bytes::Bytes;
 use tracing::Instrument;
 
 use super::{
-    build_body, cadence, invalid_items, is_delivered, next, second_from_env, should_log_failure,
-    DropSummary, FlushState, LogIntake, LogShipperStats, Next, OiaLevelHandle, StatsHandle,
-    DROP_SUMMARY_EVERY, FINAL_FLUSH_TIMEOUT, INTAKE_CHUNK, POST_SPAN, QUEUE_NAME,
+    build_body, cadence, invalid_items, is_delivered, next, should_log_failure, DropSummary,
+    FlushState, LogIntake, LogShipperStats, Next, OiaLevelHandle, StatsHandle, DROP_SUMMARY_EVERY,
+    FINAL_FLUSH_TIMEOUT, INTAKE_CHUNK, POST_SPAN, QUEUE_NAME,
 };
 use crate::backoff::{Backoff, FIRST_RETRY};
 use crate::client::{routes, Auth, OiaClient};
@@ -129,7 +129,7 @@ impl LogShipper {
             client: None,
             config,
             remote_interval: None,
-            second: second_from_env(),
+            second: crate::test_hooks::log_second(),
             window_start: Instant::now(),
             retry_at: None,
             backoff: Backoff::new(FIRST_RETRY, super::MAX_INTERVAL),

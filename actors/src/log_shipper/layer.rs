@@ -344,7 +344,7 @@ mod tests {
     ];
 
     /// Real OIBus 3.8.8 log records.
-    const E8: &str = include_str!("../../../src/sim/wire-samples/e8-logs.json");
+    const E8: &str = include_str!("../../../sim/wire-samples/e8-logs.json");
 
     #[test]
     fn a_connector_event_renders_like_the_e8_wire_sample() {

@@ -182,22 +182,12 @@ impl OiaLevelHandle {
 /// The interval between posts: `logger.oia.interval` once OIAnalytics has set the logger
 /// (`remote_secs`), else the YAML `actors.log_shipper.interval`; [`effective_interval`] bounds
 /// either. `second` is how long one second of the remote setting lasts (1 s; shorter only under
-/// the test hook [`second_from_env`]).
+/// the test hook [`crate::test_hooks::log_second`]).
 pub fn cadence(remote_secs: Option<u64>, yaml: Duration, second: Duration) -> Duration {
     effective_interval(match remote_secs {
         Some(secs) => second.saturating_mul(u32::try_from(secs).unwrap_or(u32::MAX)),
         None => yaml,
     })
-}
-
-/// Test hook `OIBUS_AGENT_TEST_LOG_SECOND_MS`: one second of `logger.oia.interval` lasts this
-/// many milliseconds, so that end-to-end tests can use OIAnalytics' minimum (10 s) quickly.
-pub fn second_from_env() -> Duration {
-    std::env::var("OIBUS_AGENT_TEST_LOG_SECOND_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|ms| *ms > 0)
-        .map_or(Duration::from_secs(1), Duration::from_millis)
 }
 
 /// Effective flush interval, as OIBus computes it: `min(interval, 60 s)`, 60 s for zero.

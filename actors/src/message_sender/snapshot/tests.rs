@@ -1,4 +1,4 @@
-//! Snapshots against the bodies OIBus 3.8.8 sent (`src/sim/wire-samples`): the store is filled
+//! Snapshots against the bodies OIBus 3.8.8 sent (`sim/wire-samples`): the store is filled
 //! with the sample's entities, secrets planted where the sample shows them blanked, and the
 //! built body must equal the sample field by field.
 
@@ -11,11 +11,11 @@ use crate::store::{Durability, Store};
 
 const E6: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../src/sim/wire-samples/e6-full-config.json"
+    "/../sim/wire-samples/e6-full-config.json"
 ));
 const E7: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../src/sim/wire-samples/e7-history-queries.json"
+    "/../sim/wire-samples/e7-history-queries.json"
 ));
 
 /// Every planted secret contains this; no serialised byte may.

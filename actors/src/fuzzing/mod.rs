@@ -1,6 +1,7 @@
-//! The fuzz harnesses of oibus-agent: each `run` feeds one input to the agent's code the way the
-//! running agent would, and panics when an invariant breaks (a panic of the code under test is a
-//! finding too). The targets in `fuzz_targets/` only call them.
+//! The fuzz harnesses (feature `fuzzing`): each `run` feeds one input to the agent's code the way
+//! the running agent would, and panics when an invariant breaks (a panic of the code under test
+//! is a finding too). The cargo-fuzz targets in `fuzz/fuzz_targets/` only call them, and
+//! `tests/fuzz_replay.rs` replays past findings through them on stable.
 
 pub mod commands;
 pub mod config;

@@ -8,9 +8,9 @@
 
 use std::time::Instant;
 
-use oibus_actors::backoff::{Backoff, FIRST_RETRY};
-use oibus_actors::config::{self, Config};
-use oibus_actors::supervision::{Decision, RestartTracker};
+use crate::backoff::{Backoff, FIRST_RETRY};
+use crate::config::{self, Config};
+use crate::supervision::{Decision, RestartTracker};
 
 pub fn run(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -14,19 +14,19 @@
 use std::convert::Infallible;
 use std::sync::OnceLock;
 
-use oibus_actors::command_executor::apply::{self, ApplyError, Env};
-use oibus_actors::command_executor::{precheck, recover};
-use oibus_actors::command_poller::intake;
-use oibus_actors::commands::catalogue::CONTENT;
-use oibus_actors::commands::{CommandRecord, CommandType, Status, Transition};
-use oibus_actors::config::Config;
-use oibus_actors::entities::{
+use crate::command_executor::apply::{self, ApplyError, Env};
+use crate::command_executor::{precheck, recover};
+use crate::command_poller::intake;
+use crate::commands::catalogue::CONTENT;
+use crate::commands::{CommandRecord, CommandType, Status, Transition};
+use crate::config::Config;
+use crate::entities::{
     cron, Certificate, Entity, EntityStore, HistoryQuery, IpFilter, NorthConnector, ScanMode,
     SouthConnector,
 };
-use oibus_actors::key_vault::{KeySize, LocalCipher, Vault};
-use oibus_actors::secrets_paths;
-use oibus_actors::store::{Batch, Durability, Store};
+use crate::key_vault::{KeySize, LocalCipher, Vault};
+use crate::secrets_paths;
+use crate::store::{Batch, Durability, Store};
 use serde_json::{json, Value};
 
 /// The version the fixture engine runs: commands must target it to pass the first check.

@@ -1,23 +1,27 @@
-//! The `--data` journal: one JSON [`Event`] per line, append-only, replayed at start.
+//! The `--data` journal: one JSON event per line, append-only, replayed at start. It knows
+//! nothing of the events (the store's `state::Event`), only how to keep them.
 //!
 //! Lines are written with a single `write` each batch and never rewritten. A line that does not
 //! parse (a write cut by a crash, a hand edit) is skipped with a warning instead of refusing to
 //! start, and a missing final newline is repaired first so the next line is not glued to it.
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
-use super::state::Event;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
-pub struct Journal {
+pub struct Journal<E> {
     file: File,
     path: PathBuf,
     buffer: Vec<u8>,
+    events: PhantomData<fn(E)>,
 }
 
-impl Journal {
+impl<E: Serialize + DeserializeOwned> Journal<E> {
     /// Opens (creating) the journal and returns the events it holds, in order.
-    pub fn open(path: &Path) -> std::io::Result<(Journal, Vec<Event>)> {
+    pub fn open(path: &Path) -> std::io::Result<(Self, Vec<E>)> {
         let mut file = OpenOptions::new()
             .create(true)
             .read(true)
@@ -30,11 +34,12 @@ impl Journal {
             file,
             path: path.to_owned(),
             buffer: Vec::new(),
+            events: PhantomData,
         };
         Ok((journal, events))
     }
 
-    pub fn append(&mut self, events: &[Event]) -> std::io::Result<()> {
+    pub fn append(&mut self, events: &[E]) -> std::io::Result<()> {
         self.buffer.clear();
         for event in events {
             serde_json::to_writer(&mut self.buffer, event)?;
@@ -46,7 +51,7 @@ impl Journal {
     }
 }
 
-fn read_events(file: &mut File, path: &Path) -> std::io::Result<Vec<Event>> {
+fn read_events<E: DeserializeOwned>(file: &mut File, path: &Path) -> std::io::Result<Vec<E>> {
     let mut reader = BufReader::new(file);
     let mut events = Vec::new();
     let mut line = Vec::new();
@@ -61,7 +66,7 @@ fn read_events(file: &mut File, path: &Path) -> std::io::Result<Vec<Event>> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match serde_json::from_slice::<Event>(&line) {
+        match serde_json::from_slice::<E>(&line) {
             Ok(event) => events.push(event),
             Err(err) => {
                 skipped += 1;
@@ -99,6 +104,7 @@ fn with_path(err: std::io::Error, action: &str, path: &Path) -> std::io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     #[test]
     fn truncated_last_line_is_skipped_and_the_next_append_survives() {
@@ -109,11 +115,14 @@ mod tests {
             "{\"event\":\"violations-cleared\"}\n{\"event\":\"command-dro",
         )
         .expect("write");
-        let (mut journal, events) = Journal::open(&path).expect("opens despite the cut line");
+        let (mut journal, events) =
+            Journal::<Value>::open(&path).expect("opens despite the cut line");
         assert_eq!(events.len(), 1);
-        journal.append(&[Event::ViolationsCleared]).expect("append");
+        journal
+            .append(&[json!({"event": "violations-cleared"})])
+            .expect("append");
         drop(journal);
-        let (_, events) = Journal::open(&path).expect("reopens");
+        let (_, events) = Journal::<Value>::open(&path).expect("reopens");
         assert_eq!(events.len(), 2);
     }
 }

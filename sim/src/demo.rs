@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
 
-use crate::cli::request;
+/// One HTTP/1.1 request, answering the body of a 2xx (the binary's local-API client): the demo
+/// talks to the agent the way an operator's CLI does.
+pub type Request = fn(SocketAddr, &str, &str, &str) -> anyhow::Result<String>;
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -70,7 +72,7 @@ fn say(text: &str) {
     println!("   {text}");
 }
 
-pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
+pub fn run(args: DemoArgs, request: Request) -> anyhow::Result<i32> {
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
@@ -131,7 +133,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
 
     step(3, "Registering with a 6-character activation code");
     let code = wait_for(Duration::from_secs(60), || {
-        let status = local_status(api)?;
+        let status = local_status(request, api)?;
         Some(
             status["registration"]["activation_code"]
                 .as_str()?
@@ -143,13 +145,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         "activation code: {code}  (an operator would type it into OIAnalytics)"
     ));
     wait_for(Duration::from_secs(60), || {
-        (local_status(api)?["registration"]["status"] == "REGISTERED").then_some(())
+        (local_status(request, api)?["registration"]["status"] == "REGISTERED").then_some(())
     })
     .context("the registration did not complete; see agent.log")?;
     say("OIAnalytics accepted it: the agent is REGISTERED and now polls for commands");
 
     step(4, "OIAnalytics sends four commands");
-    let public_key = admin(sim_addr, "GET", "/admin/agents", "")?["agents"][0]["publicKey"]
+    let public_key = admin(request, sim_addr, "GET", "/admin/agents", "")?["agents"][0]
+        ["publicKey"]
         .as_str()
         .context("the simulator has no public key for the agent")?
         .to_string();
@@ -165,6 +168,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         ));
     }
     admin(
+        request,
         sim_addr,
         "POST",
         "/admin/commands",
@@ -178,7 +182,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         && Instant::now() < deadline
         && !STOP.load(Ordering::SeqCst)
     {
-        let statuses = admin(sim_addr, "GET", "/admin/statuses", "")?;
+        let statuses = admin(request, sim_addr, "GET", "/admin/statuses", "")?;
         for c in &commands {
             let id = c["id"].as_str().unwrap_or_default();
             let latest = &statuses["latest"][id];
@@ -200,7 +204,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
 
     step(6, "What OIAnalytics now knows");
     std::thread::sleep(Duration::from_secs(2));
-    let messages = admin(sim_addr, "GET", "/admin/messages?kind=full-config", "")?;
+    let messages = admin(
+        request,
+        sim_addr,
+        "GET",
+        "/admin/messages?kind=full-config",
+        "",
+    )?;
     let count = messages["count"].as_u64().unwrap_or(0);
     say(&format!("{count} full-config message(s) received (the agent's configuration, pushed after each change)"));
     let raw = messages.to_string();
@@ -221,12 +231,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
             "the connector password was stored sealed (AES-256-GCM) and sent back blanked: it never leaves the agent"
         });
     }
-    let logs = admin(sim_addr, "GET", "/admin/logs?limit=1", "")?;
+    let logs = admin(request, sim_addr, "GET", "/admin/logs?limit=1", "")?;
     say(&format!(
         "{} log record(s) shipped (the OIA log level was raised to info by a command)",
         logs["count"].as_u64().unwrap_or(0)
     ));
-    let violations = admin(sim_addr, "GET", "/admin/violations", "")?;
+    let violations = admin(request, sim_addr, "GET", "/admin/violations", "")?;
     say(&format!(
         "protocol violations recorded by the simulator: {}",
         violations["count"].as_u64().unwrap_or(0)
@@ -353,11 +363,17 @@ fn describe(command: &Value) -> &'static str {
     }
 }
 
-fn local_status(api: SocketAddr) -> Option<Value> {
+fn local_status(request: Request, api: SocketAddr) -> Option<Value> {
     serde_json::from_str(&request(api, "GET", "/status", "").ok()?).ok()
 }
 
-fn admin(sim: SocketAddr, method: &str, path: &str, body: &str) -> anyhow::Result<Value> {
+fn admin(
+    request: Request,
+    sim: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> anyhow::Result<Value> {
     let text =
         request(sim, method, path, body).with_context(|| format!("simulator {method} {path}"))?;
     serde_json::from_str(&text).with_context(|| format!("simulator {path} answered non-JSON"))

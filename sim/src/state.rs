@@ -368,7 +368,7 @@ pub struct RegistrationPolicy {
 /// [`State`] plus its journal: every mutation goes through [`Store::commit`].
 pub struct Store {
     state: State,
-    journal: Option<Journal>,
+    journal: Option<Journal<Event>>,
     policy: RegistrationPolicy,
 }
 

@@ -1,3 +1,6 @@
+//! `oibus-sim`: what the tests, the benchmarks and the demo run against, never part of a release
+//! binary (the `oibus-agent` feature `sim` links it for the `sim` and `demo` subcommands).
+//!
 //! `oibus-agent sim`: an OIAnalytics simulator, the server side of
 //! `spec/oianalytics-protocol.md`, strict about what agents send, with an admin API for tests
 //! and the demo.
@@ -80,6 +83,7 @@
 //!   `GET /admin/faults` → `{count, faults}`; `DELETE /admin/faults` → `{cleared}`.
 mod admin;
 mod assets;
+pub mod demo;
 mod journal;
 mod oia;
 mod reply;

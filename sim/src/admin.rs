@@ -43,7 +43,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .default_service(web::to(|| async {
                 failure(
                     StatusCode::NOT_FOUND,
-                    "no such admin route (see the module doc of src/sim/mod.rs)",
+                    "no such admin route (see the crate doc of sim/src/lib.rs)",
                 )
             })),
     );
@@ -378,7 +378,7 @@ async fn clear_faults(sim: web::Data<Sim>) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::assets::Assets;
+    use crate::assets::Assets;
 
     #[test]
     fn page_starts_at_since_and_tells_where_to_resume() {

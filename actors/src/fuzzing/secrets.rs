@@ -22,13 +22,13 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::sync::OnceLock;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
-use oibus_actors::key_vault::{
+use crate::key_vault::{
     encrypt_for, DecryptError, KeySize, KeyVaultError, LocalCipher, SealError, Vault,
     LOCAL_KEY_FILE, PRIVATE_KEY_FILE,
 };
-use oibus_actors::secrets_paths::{self, ConnectorKind, SecretPathError};
+use crate::secrets_paths::{self, ConnectorKind, SecretPathError};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use rand::SeedableRng;
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use serde_json::Value;
@@ -202,11 +202,7 @@ fn check_paths<P: AsRef<str>>(
     let decrypt = |s: &str| {
         cache
             .entry(s.to_owned())
-            .or_insert_with(|| {
-                vault
-                    .decrypt_secret(s)
-                    .map(oibus_actors::Secret::into_inner)
-            })
+            .or_insert_with(|| vault.decrypt_secret(s).map(crate::Secret::into_inner))
             .clone()
     };
     match secrets_paths::decrypt_paths(paths, &mut decrypted, decrypt) {

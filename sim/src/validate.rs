@@ -593,7 +593,7 @@ mod tests {
     use serde_json::json;
 
     fn sample(name: &str) -> Value {
-        let path = format!("{}/src/sim/wire-samples/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/wire-samples/{name}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
         serde_json::from_str(&text).expect("wire samples are valid JSON")
     }

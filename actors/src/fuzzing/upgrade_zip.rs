@@ -12,8 +12,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use oibus_actors::upgrade::extract::{declared_size, extract_release, ExtractLimits};
-use oibus_actors::upgrade::ASSET_BINARY;
+use crate::upgrade::extract::{declared_size, extract_release, ExtractLimits};
+use crate::upgrade::ASSET_BINARY;
 
 /// Small limits: the checks are the same, and writing stays cheap.
 fn limits() -> ExtractLimits {
