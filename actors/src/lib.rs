@@ -5,6 +5,7 @@ pub mod api_address;
 pub mod client;
 pub mod command_executor;
 pub mod command_poller;
+pub mod command_reporter;
 pub mod commands;
 pub mod config;
 pub mod context;

@@ -1,31 +1,23 @@
-//! The actix shell of the CommandPoller: the refresh cycle and the report flush, with their
-//! timers, and the HTTP calls E3, E4 and E5.
-
-use std::rc::Rc;
-use std::sync::Arc;
+//! The actix shell of the CommandPoller: the refresh cycle, its timer, and the HTTP calls E4
+//! and E3.
 
 use actix::prelude::*;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::{cancel_chunks, intake_from, Intake, INTAKE_CHUNK, MAX_CANCEL_QUERY, REPORT_BATCH};
+use super::{cancel_chunks, intake_from, Intake, INTAKE_CHUNK, MAX_CANCEL_QUERY};
 use crate::client::{routes, Auth, ClientError, OiaClient};
 use crate::command_executor::{CancelCommands, CommandExecutor, CommandsReady};
-use crate::commands::journal::{latest_per_command, ReportGroup};
-use crate::commands::Journal;
-use crate::config::Config;
+use crate::command_reporter::{CommandReporter, ReportsPending};
+use crate::commands::{off_thread, Journal};
 use crate::context::AgentContext;
-use crate::entities::{EffectiveRegistrationSettings, EntityStore, RegistrationSettingsRecord};
+use crate::entities::{EffectiveRegistrationSettings, EntityStore};
 use crate::events::{self, Source};
+use crate::oia::CachedClient;
 use crate::registration::{self, RegistrationChanged};
 use crate::secret::Secret;
 use crate::store::{Durability, StoreError};
 use crate::supervision::{ChildGuard, Stop};
-
-/// Reports are waiting: flush them now.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
-pub struct ReportsPending;
 
 /// Run a command cycle now (registration settings changed), or right after the current one.
 #[derive(Debug, Clone, Copy, Message)]
@@ -36,11 +28,6 @@ pub struct PollNow;
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
 struct Tick;
-
-/// The report retry timer fired (internal).
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
-struct RetryReports;
 
 /// Why a cycle failed.
 #[derive(Debug, thiserror::Error)]
@@ -59,33 +46,17 @@ enum CycleError {
     Journal(#[from] StoreError),
 }
 
-#[derive(Debug, thiserror::Error)]
-enum FlushError {
-    #[error("{0}")]
-    Worker(String),
-    #[error("no OIAnalytics client: {0}")]
-    Client(String),
-    #[error("status report (E5) failed: {0}")]
-    Put(ClientError),
-    #[error("cannot read or acknowledge reports: {0}")]
-    Store(#[from] StoreError),
-}
-
 pub struct CommandPoller {
     ctx: AgentContext,
     journal: Journal,
     entities: EntityStore,
-    /// The client, built for the configuration it was made from (a SIGHUP may change it).
-    client: Option<(Arc<Config>, Rc<OiaClient>)>,
+    client: CachedClient,
     /// The access token while REGISTERED.
     token: Option<Secret<String>>,
     cycle_running: bool,
     /// Run another cycle as soon as the current one ends.
     cycle_again: bool,
     cycle_timer: Option<SpawnHandle>,
-    flushing: bool,
-    flush_again: bool,
-    flush_retry: Option<SpawnHandle>,
     _guard: ChildGuard,
 }
 
@@ -95,47 +66,18 @@ impl CommandPoller {
             journal: ctx.journal.clone(),
             ctx,
             entities,
-            client: None,
+            client: CachedClient::default(),
             token: None,
             cycle_running: false,
             cycle_again: false,
             cycle_timer: None,
-            flushing: false,
-            flush_again: false,
-            flush_retry: None,
             _guard: guard,
         }
     }
 
     fn settings(&self) -> EffectiveRegistrationSettings {
-        let config = self.ctx.config();
-        match self.entities.registration_settings() {
-            Ok(record) => {
-                RegistrationSettingsRecord::effective_of(record.as_ref(), &config.oianalytics)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the registration settings; using the YAML intervals");
-                RegistrationSettingsRecord::effective_of(None, &config.oianalytics)
-            }
-        }
-    }
-
-    /// The OIA client for the current configuration (one per configuration, so connections are
-    /// reused across cycles and flushes).
-    fn client(&mut self) -> Result<Rc<OiaClient>, String> {
-        let config = self.ctx.config();
-        if let Some((built_for, client)) = &self.client {
-            if Arc::ptr_eq(built_for, &config) {
-                return Ok(client.clone());
-            }
-        }
-        let client = match crate::oia::client_factory(&config) {
-            Ok(Some(factory)) => Rc::new(factory.client()),
-            Ok(None) => return Err("oianalytics.host is not set".to_owned()),
-            Err(e) => return Err(e.to_string()),
-        };
-        self.client = Some((config, client.clone()));
-        Ok(client)
+        self.entities
+            .effective_registration_settings(&self.ctx.config().oianalytics)
     }
 
     fn on_registration(&mut self, change: &RegistrationChanged, ctx: &mut Context<Self>) {
@@ -145,7 +87,6 @@ impl CommandPoller {
                 tracing::info!("registered: command polling starts");
             }
             self.poll_now(ctx);
-            self.flush(ctx);
         } else {
             if self.token.take().is_some() {
                 tracing::info!(
@@ -153,10 +94,7 @@ impl CommandPoller {
                     "not registered: command polling stops"
                 );
             }
-            for handle in [self.cycle_timer.take(), self.flush_retry.take()]
-                .into_iter()
-                .flatten()
-            {
+            if let Some(handle) = self.cycle_timer.take() {
                 ctx.cancel_future(handle);
             }
         }
@@ -180,7 +118,7 @@ impl CommandPoller {
         };
         self.cycle_running = true;
         self.cycle_again = false;
-        let client = self.client();
+        let client = self.client.get(self.ctx.config());
         let journal = self.journal.clone();
         let executor = self.ctx.peers.get::<CommandExecutor>();
         let fut = async move {
@@ -194,7 +132,8 @@ impl CommandPoller {
             if let Err(e) = &outcome {
                 tracing::warn!(error = %e, "command cycle failed");
             }
-            act.flush(ctx);
+            // Intake queued RETRIEVED reports; a cycle is also the reporter's heartbeat.
+            act.ctx.peers.do_send::<CommandReporter, _>(ReportsPending);
             if act.token.is_none() {
                 return;
             }
@@ -209,44 +148,6 @@ impl CommandPoller {
                 settings.command_retry
             };
             act.cycle_timer = Some(ctx.notify_later(Tick, delay));
-        }));
-    }
-
-    /// Send the waiting reports, in batches, until none is left or a call fails.
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        let Some(token) = self.token.clone() else {
-            return;
-        };
-        if self.flushing {
-            self.flush_again = true;
-            return;
-        }
-        if let Some(handle) = self.flush_retry.take() {
-            ctx.cancel_future(handle);
-        }
-        self.flushing = true;
-        self.flush_again = false;
-        let client = self.client();
-        let journal = self.journal.clone();
-        let fut = async move {
-            let client = client.map_err(FlushError::Client)?;
-            flush_reports(&client, &token, &journal).await
-        };
-        ctx.spawn(fut.into_actor(self).map(|outcome, act, ctx| {
-            act.flushing = false;
-            match outcome {
-                Ok(0) => {}
-                Ok(sent) => tracing::debug!(sent, "status reports acknowledged"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "status reports not acknowledged; retrying");
-                    let delay = act.settings().command_retry;
-                    act.flush_retry = Some(ctx.notify_later(RetryReports, delay));
-                    return;
-                }
-            }
-            if act.flush_again {
-                act.flush(ctx);
-            }
         }));
     }
 }
@@ -392,94 +293,6 @@ fn log_intake(received: &Intake, journal: &Journal) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Report everything waiting, one PUT per batch; only the keys OIA acknowledged are removed.
-/// A PUT lists each command once, at its latest status (as OIBus, whose ack queue is keyed by
-/// id): after a failed PUT, a command's RETRIEVED and final reports are both waiting, and a
-/// server that upserts by id may refuse an array naming it twice. Returns how many reports were
-/// acknowledged.
-async fn flush_reports(
-    client: &OiaClient,
-    token: &Secret<String>,
-    journal: &Journal,
-) -> Result<usize, FlushError> {
-    let mut acked = 0;
-    loop {
-        let reports = journal.pending_reports(REPORT_BATCH)?;
-        if reports.is_empty() {
-            return Ok(acked);
-        }
-        // Everything about to be reported must be on disk first (one fsync, off the actors'
-        // thread).
-        let syncer = journal.clone();
-        off_thread(move || syncer.sync())
-            .await
-            .map_err(FlushError::Worker)??;
-        let groups = latest_per_command(&reports);
-        match put_reports(client, token, &groups).await {
-            Ok(()) => journal.ack_reports(&reports)?,
-            // One record OIA refuses makes it refuse the whole batch: send them one by one so
-            // the others get through and only that record is set aside.
-            Err(e) if e.status() == Some(400) => {
-                tracing::warn!(error = %e, count = groups.len(), "status report batch refused; sending records one by one");
-                for group in &groups {
-                    match put_reports(client, token, std::slice::from_ref(group)).await {
-                        Ok(()) => {}
-                        Err(e) if e.status() == Some(400) => {
-                            tracing::error!(error = %e, record = %group.latest.record,
-                                "status report refused by OIAnalytics; it is dropped (it would be refused forever)");
-                            events::operation(Source::CommandPoller, "report-refused", false);
-                            journal.store().incr(
-                                "commands.reports_refused",
-                                1,
-                                Durability::Buffered,
-                            )?;
-                        }
-                        Err(e) => return Err(FlushError::Put(e)),
-                    }
-                    journal.ack_reports(group.reports())?;
-                }
-            }
-            Err(e) => return Err(FlushError::Put(e)),
-        }
-        acked += reports.len();
-        if reports.len() < REPORT_BATCH {
-            return Ok(acked);
-        }
-    }
-}
-
-/// Run a store call that waits for the disk on a blocking thread. `Err` only when that thread
-/// failed (a panic in the store call, i.e. a bug, or a runtime shutdown).
-async fn off_thread<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<Result<T, StoreError>, String> {
-    actix_rt::task::spawn_blocking(f)
-        .await
-        .map_err(|e| format!("store worker thread failed: {e}"))
-}
-
-/// One E5 PUT. A `404 - ` answer counts as acknowledged (protocol §4.5): OIA does not know
-/// these commands, so there is nothing more to tell it.
-async fn put_reports(
-    client: &OiaClient,
-    token: &Secret<String>,
-    groups: &[ReportGroup<'_>],
-) -> Result<(), ClientError> {
-    let body: Vec<&Value> = groups.iter().map(|g| &g.latest.record).collect();
-    let outcome = client
-        .put_json(routes::COMMANDS_STATUS, &body, Auth::Bearer(token))
-        .await;
-    events::operation(Source::CommandPoller, "report", outcome.is_ok());
-    match outcome {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_not_found() => {
-            tracing::warn!(error = %e, count = groups.len(), "status reports answered 404; counted as acknowledged");
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
-}
-
 impl Actor for CommandPoller {
     type Context = Context<Self>;
 
@@ -519,27 +332,10 @@ impl Handler<PollNow> for CommandPoller {
     }
 }
 
-impl Handler<ReportsPending> for CommandPoller {
-    type Result = ();
-
-    fn handle(&mut self, _: ReportsPending, ctx: &mut Context<Self>) {
-        self.flush(ctx);
-    }
-}
-
-impl Handler<RetryReports> for CommandPoller {
-    type Result = ();
-
-    fn handle(&mut self, _: RetryReports, ctx: &mut Context<Self>) {
-        self.flush_retry = None;
-        self.flush(ctx);
-    }
-}
-
 impl Handler<Stop> for CommandPoller {
     type Result = ();
 
-    /// Journal and reports are durable as they are written; nothing to flush.
+    /// The journal is durable as it is written; nothing to flush.
     fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
         ctx.stop();
     }

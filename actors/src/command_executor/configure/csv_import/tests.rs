@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use super::super::{apply, derive_id, secret_plan, Applied, ApplyError, Env};
+use super::super::{derive_id, run, secret_plan, Applied, ApplyError, Env};
 use crate::commands::catalogue::CONTENT;
 use crate::commands::CommandType;
 use crate::config::Config;
@@ -60,7 +60,7 @@ impl Fixture {
             sealer: Some(&seal),
         };
         let mut batch = self.store.batch();
-        match apply(command_type, &fields, &content, &plan, &env, &mut batch) {
+        match run(command_type, &fields, &content, &plan, &env, &mut batch) {
             Ok(applied) => {
                 self.store.write(batch, Durability::Sync).unwrap();
                 Ok(applied)

@@ -7,7 +7,7 @@ use rsa::pkcs8::DecodePublicKey;
 use rsa::traits::PublicKeyParts;
 use serde_json::{json, Value};
 
-use super::super::{apply, derive_id, secret_plan, Applied, ApplyError, Env};
+use super::super::{derive_id, run, secret_plan, Applied, ApplyError, Env};
 use super::*;
 use crate::commands::catalogue::CONTENT;
 use crate::commands::CommandType;
@@ -65,7 +65,7 @@ impl Fixture {
             sealer: Some(&seal),
         };
         let mut batch = self.store.batch();
-        match apply(command_type, &fields, &content, &plan, &env, &mut batch) {
+        match run(command_type, &fields, &content, &plan, &env, &mut batch) {
             Ok(applied) => {
                 self.store.write(batch, Durability::Sync).expect("write");
                 Ok(applied)

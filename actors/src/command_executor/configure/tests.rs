@@ -53,7 +53,7 @@ impl Fixture {
             sealer: Some(&seal),
         };
         let mut batch = self.store.batch();
-        match apply(command_type, &fields, &content, &plan, &env, &mut batch) {
+        match run(command_type, &fields, &content, &plan, &env, &mut batch) {
             Ok(applied) => {
                 self.store.write(batch, Durability::Sync).unwrap();
                 Ok(applied)
