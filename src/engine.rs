@@ -16,6 +16,7 @@ use actix::prelude::*;
 use anyhow::Context as _;
 use oibus_actors::command_executor::CommandExecutor;
 use oibus_actors::command_poller::CommandPoller;
+use oibus_actors::command_reporter::CommandReporter;
 use oibus_actors::commands::Journal;
 use oibus_actors::config::{self, Config};
 use oibus_actors::entities::{EngineSettings, EntityStore, LiveEngineSettings};
@@ -233,6 +234,18 @@ fn children(
             let stager = oibus_actors::upgrade::stager::LauncherStager::new(c.clone());
             let addr =
                 CommandExecutor::new(c.clone(), e.clone(), outbox, Some(stager), guard).start();
+            c.peers.set(addr.clone());
+            addr.recipient()
+        },
+    ));
+    // The reporter shares the poller's restart policy (`actors.command_poller`): both talk to
+    // OIAnalytics about commands, and the YAML keeps one key for it.
+    let (c, e) = (ctx.clone(), entities.clone());
+    specs.push(ChildSpec::new(
+        "command_reporter",
+        policy("command_poller"),
+        move |guard| {
+            let addr = CommandReporter::new(c.clone(), e.clone(), guard).start();
             c.peers.set(addr.clone());
             addr.recipient()
         },

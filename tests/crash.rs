@@ -38,7 +38,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use oibus_actors::command_executor::apply::derive_id;
+use oibus_actors::command_executor::configure::derive_id;
 use oibus_actors::entities::EntityKind;
 use oibus_actors::log_shipper::QUEUE_NAME;
 use oibus_actors::metrics_aggregator::actor::read_documents;

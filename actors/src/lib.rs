@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod client;
 pub mod command_executor;
 pub mod command_poller;
+pub mod command_reporter;
 pub mod commands;
 pub mod config;
 pub mod context;

@@ -2,9 +2,12 @@
 //! version (building one loads the CA store, so it is cached until a SIGHUP changes the file),
 //! with every call counted into the MetricsApi family.
 
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
-use crate::client::{ClientError, ClientFactory, ClientSettings, GatewaySettings, ProxySettings};
+use crate::client::{
+    ClientError, ClientFactory, ClientSettings, GatewaySettings, OiaClient, ProxySettings,
+};
 use crate::config::Config;
 
 type Cached = Option<(Arc<Config>, Option<ClientFactory>)>;
@@ -23,6 +26,29 @@ pub fn client_factory(config: &Arc<Config>) -> Result<Option<ClientFactory>, Cli
     let factory = build(config)?;
     *cache = Some((config.clone(), factory.clone()));
     Ok(factory)
+}
+
+/// An actor's client, rebuilt only when the configuration changes, so that its connections are
+/// reused across calls.
+#[derive(Default)]
+pub struct CachedClient(Option<(Arc<Config>, Rc<OiaClient>)>);
+
+impl CachedClient {
+    /// The client for `config`; `Err` says why there is none.
+    pub fn get(&mut self, config: Arc<Config>) -> Result<Rc<OiaClient>, String> {
+        if let Some((built_for, client)) = &self.0 {
+            if Arc::ptr_eq(built_for, &config) {
+                return Ok(client.clone());
+            }
+        }
+        let client = match client_factory(&config) {
+            Ok(Some(factory)) => Rc::new(factory.client()),
+            Ok(None) => return Err("oianalytics.host is not set".to_owned()),
+            Err(e) => return Err(e.to_string()),
+        };
+        self.0 = Some((config, client.clone()));
+        Ok(client)
+    }
 }
 
 fn build(config: &Config) -> Result<Option<ClientFactory>, ClientError> {

@@ -7,20 +7,21 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use serde_json::Value;
 
-use super::apply::{self, ApplyError, Env, SecretPlan};
-use super::upgrade::{self as staging, UpgradeRequest, UpgradeStager};
-use super::{precheck, recover, Recovery};
-use crate::command_poller::{CommandPoller, PollNow, ReportsPending};
-use crate::commands::{CommandRecord, CommandType, Journal, Status, Transition};
+use super::configure::{self, ApplyError, Env, SecretPlan};
+use super::{generates_keys, may_seal, precheck, recover, start_journaling, Recovery};
+use crate::command_poller::{CommandPoller, PollNow};
+use crate::command_reporter::{CommandReporter, ReportsPending};
+use crate::commands::{CommandRecord, CommandType, Journal, Reporting, Status, Transition};
 use crate::config::Config;
 use crate::context::{AgentContext, ConfigReloaded};
 use crate::entities::{EffectiveRegistrationSettings, EntityStore, RegistrationSettingsRecord};
 use crate::events::{CommandCancelled, CommandExecuted, CommandExitsEngine, EntityChanged};
 use crate::key_vault::{DecryptSettings, GetLocalCipher, KeyVault, LocalCipher, RegenerateKeys};
 use crate::messages::{ConfigKind, ConfigOutbox};
-use crate::store::{Durability, StoreError};
+use crate::store::{Batch, Durability, StoreError};
 use crate::supervision::{ChildGuard, Shutdown, Stop, Supervisor};
-use crate::upgrade;
+use crate::upgrade::stager::UpgradeStager;
+use crate::upgrade::{self, StageRequest, UpgradeError};
 
 /// New commands were journaled: look for work.
 #[derive(Debug, Clone, Copy, Message)]
@@ -104,44 +105,72 @@ impl CommandExecutor {
         crate::protocol::iso_now()
     }
 
-    /// Persist a transition of `record` (with its report when `report`), plus whatever
-    /// `extra` staged. Returns the new record, or `None` if the transition no longer applies.
-    fn commit(
+    /// Journal `transition` of `record` in one batch with `changes`. Returns the new record, or
+    /// `None` if the transition no longer applies.
+    fn write(
         &self,
         record: &CommandRecord,
         transition: Transition,
-        report: bool,
+        reporting: Reporting,
         durability: Durability,
-        extra: Option<crate::store::Batch>,
+        changes: Batch,
     ) -> Result<Option<CommandRecord>, StoreError> {
-        let Some(mut next) = record.apply(transition, &Self::now()) else {
+        let Some(mut next) = record.transition(transition, &Self::now()) else {
             return Ok(None);
         };
-        let batch = extra.unwrap_or_else(|| self.ctx.store.batch());
-        self.journal
-            .commit(batch, std::slice::from_mut(&mut next), report, durability)?;
+        self.journal.commit(
+            changes,
+            std::slice::from_mut(&mut next),
+            reporting,
+            durability,
+        )?;
+        if reporting == Reporting::Report {
+            self.ctx.peers.do_send::<CommandReporter, _>(ReportsPending);
+        }
         Ok(Some(next))
     }
 
-    /// End a command (with the writes staged in `extra`) and tell the poller there is
-    /// something to report. Returns the final record once journaled.
-    fn finish(
+    /// End a command with `outcome`, committing the entity `changes` it staged in the same batch,
+    /// and have it reported; a command run here (not one ended after a restart) is also logged,
+    /// counted and timed.
+    fn record_outcome(
         &self,
         record: &CommandRecord,
         outcome: Result<String, String>,
-        extra: Option<crate::store::Batch>,
-    ) -> Option<CommandRecord> {
+        changes: Batch,
+        ending: Ending,
+    ) {
         let transition = Transition::Finish(outcome);
-        let done = match self.commit(record, transition, true, Durability::Buffered, extra) {
-            Ok(done) => done,
+        match self.write(
+            record,
+            transition,
+            Reporting::Report,
+            Durability::Buffered,
+            changes,
+        ) {
+            Ok(Some(done)) => {
+                if let Ending::Ran { started } = ending {
+                    CommandExecuted {
+                        id: &done.id,
+                        kind: &done.command_type,
+                        status: done.status,
+                        result: done.result.as_deref().unwrap_or(""),
+                        elapsed: started.elapsed(),
+                    }
+                    .emit();
+                }
+            }
+            Ok(None) => {}
             Err(e) => {
                 // The command stays open and is run again (or recovered) at the next start.
                 tracing::error!(id = %record.id, error = %e, "cannot journal a command outcome");
-                None
+                self.ctx.peers.do_send::<CommandReporter, _>(ReportsPending);
             }
-        };
-        self.ctx.peers.do_send::<CommandPoller, _>(ReportsPending);
-        done
+        }
+    }
+
+    fn no_changes(&self) -> Batch {
+        self.ctx.store.batch()
     }
 
     /// Recover the commands a crash left RUNNING (at most one, as they run one at a time).
@@ -159,7 +188,7 @@ impl CommandExecutor {
                 Recovery::Finish(outcome) => {
                     tracing::warn!(id = %record.id, r#type = %record.command_type, ?outcome,
                         "command interrupted by a stop; ending it");
-                    self.finish(&record, outcome, None);
+                    self.record_outcome(&record, outcome, self.no_changes(), Ending::AfterRestart);
                 }
                 Recovery::AwaitUpgrade => {
                     tracing::info!(id = %record.id,
@@ -184,7 +213,7 @@ impl CommandExecutor {
         match self.journal.get(&id) {
             Ok(Some(record)) => {
                 tracing::info!(id, ?outcome, "the launcher decided the upgrade");
-                self.finish(&record, outcome, None);
+                self.record_outcome(&record, outcome, self.no_changes(), Ending::AfterRestart);
             }
             Ok(None) => tracing::error!(id, "the awaited upgrade command is not journaled"),
             Err(e) => {
@@ -294,7 +323,12 @@ impl CommandExecutor {
             match precheck(&record, &reported, |flag| permissions.permitted(flag)) {
                 Ok(t) => t,
                 Err(refusal) => {
-                    self.done(&record, Err(refusal), None, started);
+                    self.record_outcome(
+                        &record,
+                        Err(refusal),
+                        self.no_changes(),
+                        Ending::Ran { started },
+                    );
                     return Box::pin(actix::fut::ready(()));
                 }
             }
@@ -303,29 +337,25 @@ impl CommandExecutor {
             match CommandType::parse(&record.command_type) {
                 Some(t) => t,
                 None => {
-                    self.done(
+                    self.record_outcome(
                         &record,
                         Err("interrupted: unknown command type".into()),
-                        None,
-                        started,
+                        self.no_changes(),
+                        Ending::Ran { started },
                     );
                     return Box::pin(actix::fut::ready(()));
                 }
             }
         };
-        // Commands that end the process are journaled RUNNING durably first; an upgrade
-        // reports RUNNING too, since it lasts.
-        let exits = matches!(
-            command_type,
-            CommandType::RestartEngine | CommandType::UpdateVersion
+        let (durability, reporting) = start_journaling(command_type);
+        let start = self.write(
+            &record,
+            Transition::Start,
+            reporting,
+            durability,
+            self.no_changes(),
         );
-        let durability = if exits {
-            Durability::Sync
-        } else {
-            Durability::Buffered
-        };
-        let report = command_type == CommandType::UpdateVersion;
-        let record = match self.commit(&record, Transition::Start, report, durability, None) {
+        let record = match start {
             Ok(Some(r)) => r,
             Ok(None) => return Box::pin(actix::fut::ready(())),
             Err(e) => {
@@ -335,9 +365,6 @@ impl CommandExecutor {
                 )));
             }
         };
-        if report {
-            self.ctx.peers.do_send::<CommandPoller, _>(ReportsPending);
-        }
         tracing::debug!(id = %record.id, r#type = %record.command_type, runs = record.runs, "command running");
         match command_type {
             CommandType::RestartEngine => {
@@ -347,26 +374,6 @@ impl CommandExecutor {
             CommandType::UpdateVersion => self.update_version(record, started),
             CommandType::RegenerateCipherKeys => self.regenerate_keys(record, started),
             _ => self.configure(command_type, record, started),
-        }
-    }
-
-    /// End `record`, then log, count and time it.
-    fn done(
-        &self,
-        record: &CommandRecord,
-        outcome: Result<String, String>,
-        extra: Option<crate::store::Batch>,
-        started: Instant,
-    ) {
-        if let Some(done) = self.finish(record, outcome, extra) {
-            CommandExecuted {
-                id: &done.id,
-                kind: &done.command_type,
-                status: done.status,
-                result: done.result.as_deref().unwrap_or(""),
-                elapsed: started.elapsed(),
-            }
-            .emit();
         }
     }
 
@@ -400,20 +407,27 @@ impl CommandExecutor {
     ) -> ResponseActFuture<Self, ()> {
         let cc = record.fields.get("commandContent").unwrap_or(&Value::Null);
         let version = cc["version"].as_str().unwrap_or_default();
-        let request = UpgradeRequest {
-            version: version.strip_prefix('v').unwrap_or(version).to_owned(),
+        let request = StageRequest {
+            command_id: record.id.clone(),
             asset_id: cc["assetId"].as_str().unwrap_or_default().to_owned(),
+            version: version.strip_prefix('v').unwrap_or(version).to_owned(),
             update_launcher: cc["updateLauncher"].as_bool().unwrap_or(false),
-            backup_folders: cc["backupFolders"].as_str().map(str::to_owned),
         };
-        let staged =
-            staging::stage_upgrade(self.stager.clone(), upgrade::launcher_present(), request);
+        let staged = match &self.stager {
+            Some(stager) => stager.stage(request),
+            None => Box::pin(async { Err(UpgradeError::NoLauncher) }),
+        };
         Box::pin(
             staged
                 .into_actor(self)
                 .map(move |staged, act, _| match staged {
                     Ok(()) => act.exit(crate::exit::UPGRADE, &record),
-                    Err(e) => act.done(&record, Err(e.to_string()), None, started),
+                    Err(e) => act.record_outcome(
+                        &record,
+                        Err(e.to_string()),
+                        act.no_changes(),
+                        Ending::Ran { started },
+                    ),
                 }),
         )
     }
@@ -436,7 +450,7 @@ impl CommandExecutor {
         };
         Box::pin(fut.into_actor(self).map(move |outcome, act, _| {
             let ok = outcome.is_ok();
-            act.done(&record, outcome, None, started);
+            act.record_outcome(&record, outcome, act.no_changes(), Ending::Ran { started });
             if ok {
                 act.outbox.send(ConfigKind::FullConfig);
             }
@@ -457,11 +471,11 @@ impl CommandExecutor {
             .cloned()
             .unwrap_or(Value::Null);
         let modulus = (self.ctx.config().oianalytics.key_size / 8) as usize;
-        let plan = apply::secret_plan(command_type, &content, modulus);
+        let plan = configure::secret_plan(command_type, &content, modulus);
         // Scan modes, IP filters, certificates and most settings hold no secret: they need
         // neither the vault nor a round trip through it.
         if plan.parts.is_empty() && !may_seal(command_type) {
-            return self.apply(command_type, record, content, plan, started);
+            return self.run_configuration(command_type, record, content, plan, started);
         }
         let vault = self.ctx.peers.get::<KeyVault>();
         let need_cipher = self.cipher.is_none();
@@ -480,9 +494,16 @@ impl CommandExecutor {
                         act.cipher = Some(cipher);
                     }
                     let next: ResponseActFuture<Self, ()> = match content {
-                        Ok(content) => act.apply(command_type, record, content, plan, started),
+                        Ok(content) => {
+                            act.run_configuration(command_type, record, content, plan, started)
+                        }
                         Err(e) => {
-                            act.done(&record, Err(e), None, started);
+                            act.record_outcome(
+                                &record,
+                                Err(e),
+                                act.no_changes(),
+                                Ending::Ran { started },
+                            );
                             Box::pin(actix::fut::ready(()))
                         }
                     };
@@ -494,7 +515,7 @@ impl CommandExecutor {
     /// Apply a configuration command and commit its writes with its outcome. Commands that
     /// generate keys run on a blocking thread: a 4096-bit RSA key takes seconds, which would
     /// stall every actor of this arbiter.
-    fn apply(
+    fn run_configuration(
         &mut self,
         command_type: CommandType,
         record: CommandRecord,
@@ -527,11 +548,11 @@ impl CommandExecutor {
                     Ok((outcome, batch)) => act.applied(&record, outcome, batch, started),
                     Err(e) => {
                         tracing::error!(id = %record.id, error = %e, "applying a command failed");
-                        act.done(
+                        act.record_outcome(
                             &record,
                             Err(format!("oibus-agent could not apply the command: {e}")),
-                            None,
-                            started,
+                            act.no_changes(),
+                            Ending::Ran { started },
                         );
                     }
                 }),
@@ -542,13 +563,18 @@ impl CommandExecutor {
     fn applied(
         &mut self,
         record: &CommandRecord,
-        outcome: Result<apply::Applied, ApplyError>,
-        batch: crate::store::Batch,
+        outcome: Result<configure::Applied, ApplyError>,
+        batch: Batch,
         started: Instant,
     ) {
         match outcome {
             Ok(applied) => {
-                self.done(record, Ok(applied.result.clone()), Some(batch), started);
+                self.record_outcome(
+                    record,
+                    Ok(applied.result.clone()),
+                    batch,
+                    Ending::Ran { started },
+                );
                 if let Some((kind, op)) = applied.ontology {
                     EntityChanged {
                         entity: kind.as_str(),
@@ -571,14 +597,19 @@ impl CommandExecutor {
                     self.ctx.peers.do_send::<CommandPoller, _>(PollNow);
                 }
             }
-            Err(ApplyError::Invalid(reason)) => self.done(record, Err(reason), None, started),
+            Err(ApplyError::Invalid(reason)) => self.record_outcome(
+                record,
+                Err(reason),
+                self.no_changes(),
+                Ending::Ran { started },
+            ),
             Err(e) => {
                 tracing::error!(id = %record.id, error = %e, "local failure while applying a command");
-                self.done(
+                self.record_outcome(
                     record,
                     Err(format!("oibus-agent could not apply the command: {e}")),
-                    None,
-                    started,
+                    self.no_changes(),
+                    Ending::Ran { started },
                 );
             }
         }
@@ -650,35 +681,7 @@ fn record_local_edit(
     }
 }
 
-/// Whether a command may store a secret even when its content shows none (connector and
-/// history commands keep secrets recorded for earlier versions; the proxy passwords arrive in
-/// clear; certificates seal the private key they generate).
-fn may_seal(command_type: CommandType) -> bool {
-    use CommandType::*;
-    matches!(
-        command_type,
-        CreateCertificate
-            | UpdateCertificate
-            | CreateSouth
-            | UpdateSouth
-            | CreateNorth
-            | UpdateNorth
-            | CreateHistoryQuery
-            | UpdateHistoryQuery
-            | UpdateEngineProxy
-            | UpdateEngineLogger
-    )
-}
-
-/// Commands whose apply generates an RSA key (seconds of CPU).
-fn generates_keys(command_type: CommandType) -> bool {
-    matches!(
-        command_type,
-        CommandType::CreateCertificate | CommandType::UpdateCertificate
-    )
-}
-
-/// Everything [`apply::apply`] needs, owned, so that it can run on another thread. The
+/// Everything [`configure::run`] needs, owned, so that it can run on another thread. The
 /// executor runs one command at a time, so nothing else writes entities meanwhile.
 struct ApplyJob {
     entities: EntityStore,
@@ -694,7 +697,7 @@ struct ApplyJob {
 }
 
 impl ApplyJob {
-    fn run(self) -> (Result<apply::Applied, ApplyError>, crate::store::Batch) {
+    fn run(self) -> (Result<configure::Applied, ApplyError>, Batch) {
         let cipher = self.cipher;
         let seal = cipher
             .as_ref()
@@ -707,7 +710,7 @@ impl ApplyJob {
             sealer: seal.as_ref().map(|f| f as &dyn Fn(&str) -> String),
         };
         let mut batch = self.store.batch();
-        let outcome = apply::apply(
+        let outcome = configure::run(
             self.command_type,
             &self.fields,
             &self.content,
@@ -717,6 +720,16 @@ impl ApplyJob {
         );
         (outcome, batch)
     }
+}
+
+/// How a command reached its outcome.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    /// This engine ran it, from `started`: log, count and time it.
+    Ran { started: Instant },
+    /// It ran in an engine that stopped (recovery, an upgrade the launcher decided): only its
+    /// report is owed.
+    AfterRestart,
 }
 
 /// Decrypt every part of `plan` inside `content` with the KeyVault.
@@ -809,12 +822,12 @@ impl Handler<CancelCommands> for CommandExecutor {
                     continue;
                 }
             };
-            match self.commit(
+            match self.write(
                 &record,
                 Transition::Cancel,
-                true,
+                Reporting::Report,
                 Durability::Buffered,
-                None,
+                self.no_changes(),
             ) {
                 Ok(Some(_)) => {
                     cancelled += 1;
@@ -823,9 +836,6 @@ impl Handler<CancelCommands> for CommandExecutor {
                 Ok(None) => {} // already running or finished: too late to cancel
                 Err(e) => tracing::error!(id, error = %e, "cannot journal a cancellation"),
             }
-        }
-        if cancelled > 0 {
-            self.ctx.peers.do_send::<CommandPoller, _>(ReportsPending);
         }
         cancelled
     }
@@ -900,7 +910,7 @@ mod tests {
             "update-version",
             json!({"version": crate::VERSION}),
         );
-        let running = upgrade.apply(Transition::Start, "t").unwrap();
+        let running = upgrade.transition(Transition::Start, "t").unwrap();
         journal.insert(&mut [running]).unwrap();
         let mut marker = Marker::staged("up", "asset", "0.0.1", crate::VERSION, false);
         for step in [Step::BackedUp, Step::Swapped, Step::Probation] {

@@ -1,26 +1,23 @@
 //! The CommandExecutor: runs journaled commands strictly one at a time, oldest retrieval first
-//! (protocol §4.3), and records each outcome with a status report.
+//! (protocol §4.3), and records each outcome, which the journal queues for the CommandReporter.
 //!
 //! It is the only actor that changes a journaled command after intake. Before running a
 //! RETRIEVED command it checks the target version, then the permission flag (YAML ceiling AND
 //! remote settings), then whether the agent supports the type; a refused command ends ERRORED
 //! and is never run. A command found RUNNING at start was interrupted by a crash: see
-//! [`recover`]. Configuration commands stage their entity writes into the same atomic batch as
-//! the command's outcome.
+//! [`recover`]. Configuration commands ([`configure`]) stage their entity writes into the same
+//! atomic batch as the command's outcome; `update-version` goes through
+//! [`crate::upgrade::stager`].
 //!
-//! Messages taken (see `actor.rs`): [`actor::CommandsReady`] (look for work),
-//! [`actor::CancelCommands`] (RETRIEVED → CANCELLED), `supervision::Stop`. It sends
-//! `ReportsPending` and `PollNow` to the CommandPoller, `Decrypt`/`DecryptSettings`/
-//! `RegenerateKeys`/`GetLocalCipher` to the KeyVault, and `ConfigChanged` through
-//! [`crate::messages::ConfigOutbox`].
+//! This file holds the decisions; `actor.rs` the pump and the I/O.
 
 mod config;
 pub use config::CommandExecutorConfig;
 pub mod actor;
-pub mod apply;
-pub mod upgrade;
+pub mod configure;
 
-use crate::commands::{CommandRecord, CommandType};
+use crate::commands::{CommandRecord, CommandType, Reporting};
+use crate::store::Durability;
 
 pub use actor::{CancelCommands, CommandExecutor, CommandsReady};
 
@@ -66,6 +63,48 @@ pub fn precheck(
         });
     }
     Ok(command_type)
+}
+
+/// How a command's start is journaled. Commands that end the process are journaled RUNNING
+/// durably first (the stop must not lose it); an upgrade reports RUNNING too, since it lasts.
+pub fn start_journaling(command_type: CommandType) -> (Durability, Reporting) {
+    let durability = match command_type {
+        CommandType::RestartEngine | CommandType::UpdateVersion => Durability::Sync,
+        _ => Durability::Buffered,
+    };
+    let reporting = match command_type {
+        CommandType::UpdateVersion => Reporting::Report,
+        _ => Reporting::Silent,
+    };
+    (durability, reporting)
+}
+
+/// Whether a command may store a secret even when its content shows none (connector and
+/// history commands keep secrets recorded for earlier versions; the proxy passwords arrive in
+/// clear; certificates seal the private key they generate).
+fn may_seal(command_type: CommandType) -> bool {
+    use CommandType::*;
+    matches!(
+        command_type,
+        CreateCertificate
+            | UpdateCertificate
+            | CreateSouth
+            | UpdateSouth
+            | CreateNorth
+            | UpdateNorth
+            | CreateHistoryQuery
+            | UpdateHistoryQuery
+            | UpdateEngineProxy
+            | UpdateEngineLogger
+    )
+}
+
+/// Commands whose apply generates an RSA key (seconds of CPU).
+fn generates_keys(command_type: CommandType) -> bool {
+    matches!(
+        command_type,
+        CommandType::CreateCertificate | CommandType::UpdateCertificate
+    )
 }
 
 /// What to do with a command found RUNNING when the executor starts.
@@ -200,17 +239,34 @@ mod tests {
     #[test]
     fn idempotent_commands_rerun_until_they_look_like_the_cause_of_the_crash() {
         let mut r = record("create-scan-mode", "1", json!({}))
-            .apply(Transition::Start, "t")
+            .transition(Transition::Start, "t")
             .unwrap();
         assert_eq!(recover(&r, || None), Recovery::Rerun);
         r.runs = MAX_RUNS;
         assert!(matches!(recover(&r, || None), Recovery::Finish(Err(_))));
         let r = record("setpoint", "1", json!({}))
-            .apply(Transition::Start, "t")
+            .transition(Transition::Start, "t")
             .unwrap();
         assert_eq!(
             recover(&r, || None),
             Recovery::Finish(Err("interrupted: the engine stopped while it ran".into()))
+        );
+    }
+
+    #[test]
+    fn commands_that_stop_the_engine_start_durably_and_only_an_upgrade_reports_running() {
+        use CommandType::*;
+        assert_eq!(
+            start_journaling(RestartEngine),
+            (Durability::Sync, Reporting::Silent)
+        );
+        assert_eq!(
+            start_journaling(UpdateVersion),
+            (Durability::Sync, Reporting::Report)
+        );
+        assert_eq!(
+            start_journaling(CreateScanMode),
+            (Durability::Buffered, Reporting::Silent)
         );
     }
 }

@@ -1,36 +1,23 @@
-//! The actix shell of the CommandPoller: the refresh cycle and the report flush, with their
-//! timers, and the HTTP calls E3, E4 and E5.
-
-use std::rc::Rc;
-use std::sync::Arc;
-use std::time::Duration;
+//! The actix shell of the CommandPoller: the refresh cycle, its timer, and the HTTP calls E4
+//! and E3.
 
 use actix::prelude::*;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::{cancel_chunks, intake_from, Intake, INTAKE_CHUNK, MAX_CANCEL_QUERY, REPORT_BATCH};
-use crate::backoff::{Backoff, FIRST_RETRY};
+use super::{cancel_chunks, intake_from, Intake, INTAKE_CHUNK, MAX_CANCEL_QUERY};
 use crate::client::{routes, Auth, ClientError, OiaClient};
 use crate::command_executor::{CancelCommands, CommandExecutor, CommandsReady};
-use crate::commands::journal::{latest_per_command, ReportGroup};
-use crate::commands::Journal;
-use crate::config::Config;
+use crate::command_reporter::{CommandReporter, ReportsPending};
+use crate::commands::{off_thread, Journal};
 use crate::context::AgentContext;
-use crate::entities::{EffectiveRegistrationSettings, EntityStore, RegistrationSettingsRecord};
-use crate::events::{
-    CancellationsChecked, CommandWithoutId, PollCycleFinished, StatusReportRefused,
-    StatusReportsPut,
-};
+use crate::entities::{EffectiveRegistrationSettings, EntityStore};
+use crate::events::{CancellationsChecked, CommandWithoutId, PollCycleFinished};
+use crate::oia::CachedClient;
 use crate::registration::{self, RegistrationChanged};
 use crate::secret::Secret;
 use crate::store::StoreError;
 use crate::supervision::{ChildGuard, Stop};
-
-/// Reports are waiting: flush them now.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
-pub struct ReportsPending;
 
 /// Run a command cycle now (registration settings changed), or right after the current one.
 #[derive(Debug, Clone, Copy, Message)]
@@ -41,11 +28,6 @@ pub struct PollNow;
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
 struct Tick;
-
-/// The report retry timer fired (internal).
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
-struct RetryReports;
 
 /// Why a cycle failed.
 #[derive(Debug, thiserror::Error)]
@@ -64,35 +46,17 @@ enum CycleError {
     Journal(#[from] StoreError),
 }
 
-#[derive(Debug, thiserror::Error)]
-enum FlushError {
-    #[error("{0}")]
-    Worker(String),
-    #[error("no OIAnalytics client: {0}")]
-    Client(String),
-    #[error("status report (E5) failed: {0}")]
-    Put(ClientError),
-    #[error("cannot read or acknowledge reports: {0}")]
-    Store(#[from] StoreError),
-}
-
 pub struct CommandPoller {
     ctx: AgentContext,
     journal: Journal,
     entities: EntityStore,
-    /// The client, built for the configuration it was made from (a SIGHUP may change it).
-    client: Option<(Arc<Config>, Rc<OiaClient>)>,
+    client: CachedClient,
     /// The access token while REGISTERED.
     token: Option<Secret<String>>,
     cycle_running: bool,
     /// Run another cycle as soon as the current one ends.
     cycle_again: bool,
     cycle_timer: Option<SpawnHandle>,
-    flushing: bool,
-    flush_again: bool,
-    flush_retry: Option<SpawnHandle>,
-    /// Waits between failed report flushes, capped at `command_retry`.
-    flush_backoff: Backoff,
     _guard: ChildGuard,
 }
 
@@ -102,49 +66,18 @@ impl CommandPoller {
             journal: ctx.journal.clone(),
             ctx,
             entities,
-            client: None,
+            client: CachedClient::default(),
             token: None,
             cycle_running: false,
             cycle_again: false,
             cycle_timer: None,
-            flushing: false,
-            flush_again: false,
-            flush_retry: None,
-            // Capped at each failure by the effective `command_retry`.
-            flush_backoff: Backoff::new(FIRST_RETRY, Duration::MAX),
             _guard: guard,
         }
     }
 
     fn settings(&self) -> EffectiveRegistrationSettings {
-        let config = self.ctx.config();
-        match self.entities.registration_settings() {
-            Ok(record) => {
-                RegistrationSettingsRecord::effective_of(record.as_ref(), &config.oianalytics)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the registration settings; using the YAML intervals");
-                RegistrationSettingsRecord::effective_of(None, &config.oianalytics)
-            }
-        }
-    }
-
-    /// The OIA client for the current configuration (one per configuration, so connections are
-    /// reused across cycles and flushes).
-    fn client(&mut self) -> Result<Rc<OiaClient>, String> {
-        let config = self.ctx.config();
-        if let Some((built_for, client)) = &self.client {
-            if Arc::ptr_eq(built_for, &config) {
-                return Ok(client.clone());
-            }
-        }
-        let client = match crate::oia::client_factory(&config) {
-            Ok(Some(factory)) => Rc::new(factory.client()),
-            Ok(None) => return Err("oianalytics.host is not set".to_owned()),
-            Err(e) => return Err(e.to_string()),
-        };
-        self.client = Some((config, client.clone()));
-        Ok(client)
+        self.entities
+            .effective_registration_settings(&self.ctx.config().oianalytics)
     }
 
     fn on_registration(&mut self, change: &RegistrationChanged, ctx: &mut Context<Self>) {
@@ -154,7 +87,6 @@ impl CommandPoller {
                 tracing::info!("registered: command polling starts");
             }
             self.poll_now(ctx);
-            self.flush(ctx);
         } else {
             if self.token.take().is_some() {
                 tracing::info!(
@@ -162,10 +94,7 @@ impl CommandPoller {
                     "not registered: command polling stops"
                 );
             }
-            for handle in [self.cycle_timer.take(), self.flush_retry.take()]
-                .into_iter()
-                .flatten()
-            {
+            if let Some(handle) = self.cycle_timer.take() {
                 ctx.cancel_future(handle);
             }
         }
@@ -189,7 +118,7 @@ impl CommandPoller {
         };
         self.cycle_running = true;
         self.cycle_again = false;
-        let client = self.client();
+        let client = self.client.get(self.ctx.config());
         let journal = self.journal.clone();
         let executor = self.ctx.peers.get::<CommandExecutor>();
         let fut = async move {
@@ -203,7 +132,8 @@ impl CommandPoller {
                 error: outcome.as_ref().err().map(|e| e as &dyn std::fmt::Display),
             }
             .emit();
-            act.flush(ctx);
+            // Intake queued RETRIEVED reports; a cycle is also the reporter's heartbeat.
+            act.ctx.peers.do_send::<CommandReporter, _>(ReportsPending);
             if act.token.is_none() {
                 return;
             }
@@ -218,49 +148,6 @@ impl CommandPoller {
                 settings.command_retry
             };
             act.cycle_timer = Some(ctx.notify_later(Tick, delay));
-        }));
-    }
-
-    /// Send the waiting reports, in batches, until none is left or a call fails.
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        let Some(token) = self.token.clone() else {
-            return;
-        };
-        if self.flushing {
-            self.flush_again = true;
-            return;
-        }
-        if let Some(handle) = self.flush_retry.take() {
-            ctx.cancel_future(handle);
-        }
-        self.flushing = true;
-        self.flush_again = false;
-        let client = self.client();
-        let journal = self.journal.clone();
-        let fut = async move {
-            let client = client.map_err(FlushError::Client)?;
-            flush_reports(&client, &token, &journal).await
-        };
-        ctx.spawn(fut.into_actor(self).map(|outcome, act, ctx| {
-            act.flushing = false;
-            if outcome.is_ok() {
-                act.flush_backoff.reset();
-            }
-            match outcome {
-                Ok(0) => {}
-                Ok(sent) => tracing::debug!(sent, "status reports acknowledged"),
-                Err(e) => {
-                    act.flush_backoff
-                        .set_limits(FIRST_RETRY, act.settings().command_retry);
-                    let delay = act.flush_backoff.on_failure();
-                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "status reports not acknowledged; retrying");
-                    act.flush_retry = Some(ctx.notify_later(RetryReports, delay));
-                    return;
-                }
-            }
-            if act.flush_again {
-                act.flush(ctx);
-            }
         }));
     }
 }
@@ -393,94 +280,6 @@ fn log_intake(received: &Intake) {
     }
 }
 
-/// Report everything waiting, one PUT per batch; only the keys OIA acknowledged are removed.
-/// A PUT lists each command once, at its latest status (as OIBus, whose ack queue is keyed by
-/// id): after a failed PUT, a command's RETRIEVED and final reports are both waiting, and a
-/// server that upserts by id may refuse an array naming it twice. Returns how many reports were
-/// acknowledged.
-async fn flush_reports(
-    client: &OiaClient,
-    token: &Secret<String>,
-    journal: &Journal,
-) -> Result<usize, FlushError> {
-    let mut acked = 0;
-    loop {
-        let reports = journal.pending_reports(REPORT_BATCH)?;
-        if reports.is_empty() {
-            return Ok(acked);
-        }
-        // Everything about to be reported must be on disk first (one fsync, off the actors'
-        // thread).
-        let syncer = journal.clone();
-        off_thread(move || syncer.sync())
-            .await
-            .map_err(FlushError::Worker)??;
-        let groups = latest_per_command(&reports);
-        match put_reports(client, token, &groups).await {
-            Ok(()) => journal.ack_reports(&reports)?,
-            // One record OIA refuses makes it refuse the whole batch: send them one by one so
-            // the others get through and only that record is set aside.
-            Err(e) if e.status() == Some(400) => {
-                tracing::warn!(error = %e, count = groups.len(), "status report batch refused; sending records one by one");
-                for group in &groups {
-                    match put_reports(client, token, std::slice::from_ref(group)).await {
-                        Ok(()) => {}
-                        Err(e) if e.status() == Some(400) => {
-                            StatusReportRefused {
-                                error: &e,
-                                record: &group.latest.record,
-                            }
-                            .emit();
-                        }
-                        Err(e) => return Err(FlushError::Put(e)),
-                    }
-                    journal.ack_reports(group.reports())?;
-                }
-            }
-            Err(e) => return Err(FlushError::Put(e)),
-        }
-        acked += reports.len();
-        if reports.len() < REPORT_BATCH {
-            return Ok(acked);
-        }
-    }
-}
-
-/// Run a store call that waits for the disk on a blocking thread. `Err` only when that thread
-/// failed (a panic in the store call, i.e. a bug, or a runtime shutdown).
-async fn off_thread<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<Result<T, StoreError>, String> {
-    actix_rt::task::spawn_blocking(f)
-        .await
-        .map_err(|e| format!("store worker thread failed: {e}"))
-}
-
-/// One E5 PUT. A `404 - ` answer counts as acknowledged (protocol §4.5): OIA does not know
-/// these commands, so there is nothing more to tell it.
-async fn put_reports(
-    client: &OiaClient,
-    token: &Secret<String>,
-    groups: &[ReportGroup<'_>],
-) -> Result<(), ClientError> {
-    let body: Vec<&Value> = groups.iter().map(|g| &g.latest.record).collect();
-    let outcome = client
-        .put_json(routes::COMMANDS_STATUS, &body, Auth::Bearer(token))
-        .await;
-    StatusReportsPut {
-        ok: outcome.is_ok(),
-    }
-    .emit();
-    match outcome {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_not_found() => {
-            tracing::warn!(error = %e, count = groups.len(), "status reports answered 404; counted as acknowledged");
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
-}
-
 impl Actor for CommandPoller {
     type Context = Context<Self>;
 
@@ -520,27 +319,10 @@ impl Handler<PollNow> for CommandPoller {
     }
 }
 
-impl Handler<ReportsPending> for CommandPoller {
-    type Result = ();
-
-    fn handle(&mut self, _: ReportsPending, ctx: &mut Context<Self>) {
-        self.flush(ctx);
-    }
-}
-
-impl Handler<RetryReports> for CommandPoller {
-    type Result = ();
-
-    fn handle(&mut self, _: RetryReports, ctx: &mut Context<Self>) {
-        self.flush_retry = None;
-        self.flush(ctx);
-    }
-}
-
 impl Handler<Stop> for CommandPoller {
     type Result = ();
 
-    /// Journal and reports are durable as they are written; nothing to flush.
+    /// The journal is durable as it is written; nothing to flush.
     fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
         ctx.stop();
     }

@@ -1,18 +1,12 @@
-//! The CommandPoller: the command refresh cycle of protocol §4.1, and the status reports (§4.5).
+//! The CommandPoller: the intake of commands, the refresh cycle of protocol §4.1.
 //!
-//! It owns the intake of commands and the report queue. While REGISTERED it runs cycles that never
-//! overlap: cancellation check (E4) of the RETRIEVED commands, fetch (E3), journal (synced),
-//! then a report flush; the next cycle comes `command_refresh` after a good cycle and
-//! `command_retry` after a failed one. Reports (E5) are read in batches of [`REPORT_BATCH`]; a PUT
-//! lists each command id once, at its latest status. Reports are deleted only once OIAnalytics
-//! acknowledged (2xx or `404 - `) them or a later one of the same command; failures are retried
-//! after `command_retry`.
+//! While REGISTERED it runs cycles that never overlap: cancellation check (E4) of the RETRIEVED
+//! commands, handed to the CommandExecutor; fetch (E3); journal (synced), which queues a
+//! RETRIEVED report for the CommandReporter. The next cycle comes `command_refresh` after a good
+//! cycle and `command_retry` after a failed one.
 //!
-//! Messages taken (see `actor.rs`): `RegistrationChanged` (start/stop, a change to REGISTERED
-//! polls at once), [`actor::ReportsPending`] (flush now), [`actor::PollNow`] (run a cycle now),
-//! `supervision::Stop`. It sends `CommandsReady` and `CancelCommands` to the CommandExecutor.
-//!
-//! This file holds the pure decisions: how an E3 answer becomes journal records.
+//! This file holds the pure decisions: how an E3 answer becomes journal records, and how the E4
+//! ids are split into queries.
 
 pub mod actor;
 
@@ -23,10 +17,7 @@ use serde_json::Value;
 use crate::commands::catalogue::kind_of;
 use crate::commands::{Command, CommandRecord, CommandType, Transition};
 
-pub use actor::{CommandPoller, PollNow, ReportsPending};
-
-/// Most reports read for one E5 PUT (fewer records when a command has several).
-pub const REPORT_BATCH: usize = 500;
+pub use actor::{CommandPoller, PollNow};
 
 /// Most elements of an E3 answer journaled in one synced batch.
 pub const INTAKE_CHUNK: usize = 1_000;
@@ -139,7 +130,7 @@ pub fn intake_from<'a, E>(
                 out.malformed += 1;
                 // A RETRIEVED record can always be finished.
                 record
-                    .apply(
+                    .transition(
                         Transition::Finish(Err(format!("Malformed command: {problem}"))),
                         now,
                     )

@@ -4,10 +4,10 @@
 //! Invariants:
 //! - a command is journaled (fsynced) before anything about it is reported upstream;
 //! - a command id is journaled once; a later copy of it is ignored;
-//! - a record's status only moves along [`CommandRecord::apply`];
-//! - every status that must reach OIAnalytics is a report keyed by (command id, status), written in
-//!   the same atomic batch as the record change, and deleted only once OIAnalytics acknowledged
-//!   that very key, or a later report of the same command that supersedes it
+//! - a record's status only moves along [`CommandRecord::transition`];
+//! - every status that must reach OIAnalytics is a report, written in the same atomic batch as
+//!   the record change, and deleted only once OIAnalytics acknowledged it, or a later report of
+//!   the same command that supersedes it
 //!   ([`latest_per_command`]: OIBus never lists an id twice in one E5 PUT);
 //! - `updatedAt` is the creation time, as in OIBus, whose status updates leave `updated_at`
 //!   alone; when a command ended is kept in `endedAt` (local, never sent).
@@ -56,6 +56,15 @@ impl Status {
             Status::Completed | Status::Errored | Status::Cancelled
         )
     }
+}
+
+/// Whether a journal write also queues a status report (E5) of each record's new status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reporting {
+    /// OIAnalytics is told the new status.
+    Report,
+    /// Local only (e.g. RUNNING for a command that ends at once).
+    Silent,
 }
 
 /// A status change asked of a record.
@@ -153,7 +162,7 @@ impl CommandRecord {
 
     /// The record after `transition` at `now`, or `None` when the transition is not allowed
     /// from the current status (e.g. cancelling a command that already runs).
-    pub fn apply(&self, transition: Transition, now: &str) -> Option<CommandRecord> {
+    pub fn transition(&self, transition: Transition, now: &str) -> Option<CommandRecord> {
         let mut next = self.clone();
         match (self.status, transition) {
             (Status::Retrieved, Transition::Cancel) => {
@@ -322,10 +331,10 @@ impl Journal {
         };
         let mut batch = self.store().batch();
         batch.put(Cf::Commands, SEQ_KEY, &(last + 1))?;
-        self.commit(batch, records, true, Durability::Sync)
+        self.commit(batch, records, Reporting::Report, Durability::Sync)
     }
 
-    /// Write `records` (with a report of their current status each when `report`) in one
+    /// Write `records` (with a report of their current status each, as `reporting` says) in one
     /// atomic batch with what `batch` already holds (e.g. entity changes), keeping the open
     /// index in step. Each record learns the number of its report.
     ///
@@ -336,7 +345,7 @@ impl Journal {
         &self,
         mut batch: Batch,
         records: &mut [CommandRecord],
-        report: bool,
+        reporting: Reporting,
         durability: Durability,
     ) -> Result<(), StoreError> {
         // The counter is only advanced after a successful write: a panic cannot leave it wrong.
@@ -347,7 +356,7 @@ impl Journal {
             .unwrap_or_else(PoisonError::into_inner);
         let mut number = *next_report;
         for record in records.iter_mut() {
-            if report {
+            if reporting == Reporting::Report {
                 record.report = Some(number);
                 batch.put(Cf::Reports, &report_key(number), &record.status_record())?;
                 number += 1;
@@ -660,10 +669,15 @@ mod tests {
         }
         journal.insert(&mut records).unwrap();
         for (r, day) in records.iter().zip([1, 2, 20]) {
-            let done = r.apply(Transition::Finish(Ok("ok".into())), &at(day));
+            let done = r.transition(Transition::Finish(Ok("ok".into())), &at(day));
             let batch = journal.store().batch();
             journal
-                .commit(batch, &mut [done.unwrap()], true, Durability::Sync)
+                .commit(
+                    batch,
+                    &mut [done.unwrap()],
+                    Reporting::Report,
+                    Durability::Sync,
+                )
                 .unwrap();
         }
         let acked: Vec<_> = journal
@@ -697,12 +711,14 @@ mod tests {
     fn a_retrieved_command_can_be_cancelled_started_or_refused() {
         let r = record(Status::Retrieved);
         assert_eq!(
-            r.apply(Transition::Cancel, "t").unwrap().status,
+            r.transition(Transition::Cancel, "t").unwrap().status,
             Status::Cancelled
         );
-        let running = r.apply(Transition::Start, "t").unwrap();
+        let running = r.transition(Transition::Start, "t").unwrap();
         assert_eq!((running.status, running.runs), (Status::Running, 1));
-        let refused = r.apply(Transition::Finish(Err("no".into())), "t").unwrap();
+        let refused = r
+            .transition(Transition::Finish(Err("no".into())), "t")
+            .unwrap();
         assert_eq!(
             (refused.status, refused.result.as_deref()),
             (Status::Errored, Some("no"))
@@ -716,13 +732,13 @@ mod tests {
     #[test]
     fn a_running_command_cannot_be_cancelled_but_can_restart_after_a_crash() {
         let running = record(Status::Retrieved)
-            .apply(Transition::Start, "t1")
+            .transition(Transition::Start, "t1")
             .unwrap();
-        assert_eq!(running.apply(Transition::Cancel, "t2"), None);
-        let again = running.apply(Transition::Start, "t2").unwrap();
+        assert_eq!(running.transition(Transition::Cancel, "t2"), None);
+        let again = running.transition(Transition::Start, "t2").unwrap();
         assert_eq!(again.runs, 2);
         let done = again
-            .apply(Transition::Finish(Ok("ok".into())), "t3")
+            .transition(Transition::Finish(Ok("ok".into())), "t3")
             .unwrap();
         assert_eq!(done.status, Status::Completed);
         assert_eq!(done.completed_date.as_deref(), Some("t3"));
@@ -738,7 +754,11 @@ mod tests {
                 Transition::Start,
                 Transition::Finish(Ok(String::new())),
             ] {
-                assert_eq!(r.apply(t.clone(), "t"), None, "{status:?} accepted {t:?}");
+                assert_eq!(
+                    r.transition(t.clone(), "t"),
+                    None,
+                    "{status:?} accepted {t:?}"
+                );
             }
         }
     }
@@ -769,9 +789,9 @@ mod tests {
         )
         .expect("the e5 sample parses");
         let r = record(Status::Retrieved)
-            .apply(Transition::Start, "2026-11-23T19:10:26.490Z")
+            .transition(Transition::Start, "2026-11-23T19:10:26.490Z")
             .unwrap()
-            .apply(
+            .transition(
                 Transition::Finish(Ok("Scan mode created successfully".into())),
                 "2026-11-23T19:10:26.520Z",
             )
@@ -798,7 +818,7 @@ mod tests {
             );
             let batch = journal.store().batch();
             journal
-                .commit(batch, &mut [read], false, Durability::Buffered)
+                .commit(batch, &mut [read], Reporting::Silent, Durability::Buffered)
                 .unwrap();
         }
     }
@@ -820,10 +840,12 @@ mod tests {
         assert_eq!(journal.open_from(0, 1).unwrap()[0].id, "zzz");
         assert_eq!(journal.retrieved_ids().unwrap(), ["zzz", "aaa"]);
 
-        let done = a.apply(Transition::Finish(Ok("ok".into())), "t").unwrap();
+        let done = a
+            .transition(Transition::Finish(Ok("ok".into())), "t")
+            .unwrap();
         let batch = journal.store().batch();
         journal
-            .commit(batch, &mut [done], true, Durability::Buffered)
+            .commit(batch, &mut [done], Reporting::Report, Durability::Buffered)
             .unwrap();
         journal.sync().unwrap();
         assert_eq!(journal.open_from(0, 1).unwrap()[0].id, "aaa");
@@ -887,11 +909,11 @@ mod tests {
     #[test]
     fn status_changes_leave_updated_at_at_the_creation_time_as_oibus_does() {
         let created = record(Status::Retrieved);
-        let running = created.apply(Transition::Start, "t1").unwrap();
+        let running = created.transition(Transition::Start, "t1").unwrap();
         let done = running
-            .apply(Transition::Finish(Err("no".into())), "t2")
+            .transition(Transition::Finish(Err("no".into())), "t2")
             .unwrap();
-        let cancelled = created.apply(Transition::Cancel, "t3").unwrap();
+        let cancelled = created.transition(Transition::Cancel, "t3").unwrap();
         for r in [&running, &done, &cancelled] {
             assert_eq!(r.updated_at, created.created_at, "{:?}", r.status);
             assert_eq!(r.status_record()["updatedAt"], created.created_at.as_str());
@@ -911,14 +933,14 @@ mod tests {
         let journal = Journal::open(Store::open(dir.path()).unwrap()).unwrap();
         let mut records = [retrieved(0, "a"), retrieved(1, "b")];
         journal.insert(&mut records).unwrap();
-        let running = records[0].apply(Transition::Start, "t1").unwrap();
-        let done = running.apply(Transition::Finish(Ok("ok".into())), "t2");
+        let running = records[0].transition(Transition::Start, "t1").unwrap();
+        let done = running.transition(Transition::Finish(Ok("ok".into())), "t2");
         for next in [running, done.unwrap()] {
             journal
                 .commit(
                     journal.store().batch(),
                     &mut [next],
-                    true,
+                    Reporting::Report,
                     Durability::Buffered,
                 )
                 .unwrap();
@@ -992,12 +1014,12 @@ mod tests {
         journal.ack_reports(&sent).unwrap();
         assert_eq!(journal.pending_reports(10).unwrap(), []);
 
-        let done = records[0].apply(Transition::Finish(Ok("ok".into())), "t");
+        let done = records[0].transition(Transition::Finish(Ok("ok".into())), "t");
         journal
             .commit(
                 journal.store().batch(),
                 &mut [done.unwrap()],
-                true,
+                Reporting::Report,
                 Durability::Buffered,
             )
             .unwrap();
@@ -1024,7 +1046,9 @@ mod tests {
             key
         };
         let a = retrieved(0, "a");
-        let a_done = a.apply(Transition::Finish(Ok("ok".into())), "t").unwrap();
+        let a_done = a
+            .transition(Transition::Finish(Ok("ok".into())), "t")
+            .unwrap();
         let b = retrieved(1, "b");
         let mut batch = store.batch();
         for (r, rank) in [(&a, b'1'), (&a_done, b'3'), (&b, b'1')] {

@@ -196,7 +196,7 @@ pub struct IpFilter {
 }
 entity!(IpFilter, EntityKind::IpFilter, |_e| None);
 
-/// A self-signed certificate made by create-certificate (`command_executor::apply::certificate`).
+/// A self-signed certificate made by create-certificate (`command_executor::configure::certificate`).
 /// `public_key` (SPKI PEM), `certificate` (PEM) and `expiry` (ISO) are what E6 reports; they
 /// are `None` only in records from versions that did not generate certificates.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -433,6 +433,19 @@ impl EntityStore {
     /// applies.
     pub fn registration_settings(&self) -> Result<Option<RegistrationSettingsRecord>> {
         Ok(self.store.get(Cf::Entities, REGISTRATION_KEY)?)
+    }
+
+    /// The registration settings in force: the stored ones over `oia`, or the YAML alone when
+    /// the store cannot be read (logged).
+    pub fn effective_registration_settings(
+        &self,
+        oia: &crate::config::OiaConfig,
+    ) -> EffectiveRegistrationSettings {
+        let stored = self.registration_settings().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the registration settings; using the YAML intervals");
+            None
+        });
+        RegistrationSettingsRecord::effective_of(stored.as_ref(), oia)
     }
 
     /// Stage the creation or replacement of `entity`, keeping the name index in step.

@@ -2,19 +2,19 @@
 //!
 //! It goes where the agent sends it: JSON parsing, the poller's intake into journal records,
 //! then for each RETRIEVED record the executor's prechecks, the interrupted-command recovery,
-//! the secret plan, the decryption walk and `apply` against an entity store that holds one
+//! the secret plan, the decryption walk and `configure::run` against an entity store that holds one
 //! entity of each kind (so updates and deletes find something). The writes are staged, never
 //! committed: every input sees the same store. The raw text is also given to the 6-field cron
 //! check, the validator of `create-scan-mode`.
 //!
 //! Invariants: every element is accounted for once; a journal record reads back as written; a
-//! malformed element is ERRORED with its reason; a refused check never runs the command; `apply`
+//! malformed element is ERRORED with its reason; a refused check never runs the command; `configure::run`
 //! fails only with the command's own fault (`Invalid`), and a success stages writes.
 
 use std::convert::Infallible;
 use std::sync::OnceLock;
 
-use crate::command_executor::apply::{self, ApplyError, Env};
+use crate::command_executor::configure::{self, ApplyError, Env};
 use crate::command_executor::{precheck, recover};
 use crate::command_poller::intake;
 use crate::commands::catalogue::CONTENT;
@@ -196,7 +196,7 @@ fn journal_round_trip(record: &CommandRecord) {
 /// The executor's path for one RETRIEVED record.
 fn execute(f: &Fixture, record: &CommandRecord) {
     let running = record
-        .apply(Transition::Start, NOW)
+        .transition(Transition::Start, NOW)
         .expect("RETRIEVED → RUNNING is allowed");
     let _ = recover(&running, || None);
     assert!(
@@ -214,9 +214,9 @@ fn execute(f: &Fixture, record: &CommandRecord) {
         return; // not configuration commands: they stage upgrades and stop the engine
     }
     let mut content = record.fields.get(CONTENT).cloned().unwrap_or(Value::Null);
-    let plan = apply::secret_plan(command_type, &content, MODULUS_BYTES);
+    let plan = configure::secret_plan(command_type, &content, MODULUS_BYTES);
     // As the executor's `decrypt` and the KeyVault's `DecryptSettings`, with an identity
-    // decryption so the content goes on to `apply` (the `secrets` target fuzzes the RSA side).
+    // decryption so the content goes on to `configure::run` (the `secrets` target fuzzes the RSA side).
     for part in &plan.parts {
         let Some(slot) = content.pointer_mut(&part.pointer) else {
             continue;
@@ -239,7 +239,7 @@ fn execute(f: &Fixture, record: &CommandRecord) {
         sealer: Some(&seal),
     };
     let mut batch = f.store.batch();
-    match apply::apply(
+    match configure::run(
         command_type,
         &record.fields,
         &content,

@@ -515,7 +515,7 @@ pub struct UserOut {
 /// The admin user, created with the engine: its id (6 characters, like OIBus's) is derived from
 /// the engine id, so it never changes across restarts.
 fn admin_user(engine_id: &str, engine_created_at: &str) -> Entry<UserOut> {
-    let id = crate::command_executor::apply::derive_id(engine_id, "user/admin");
+    let id = crate::command_executor::configure::derive_id(engine_id, "user/admin");
     Entry {
         audit: Audited::new(&id, &Audit::new(BY_SYSTEM, engine_created_at)),
         settings: UserOut {

@@ -13,7 +13,7 @@
 //!   and renamed to `binaries/oibus-agent` so that the launcher always installs the same path.
 //! - [`stage`]: the engine side of `update-version` (download, extract, verify, mark; the engine
 //!   then exits 76) and [`settle`], which the engine calls to learn how the command ended;
-//!   [`stager::LauncherStager`] plugs it into the CommandExecutor.
+//!   [`stager`]: the seam through which the CommandExecutor asks for it.
 
 pub mod extract;
 pub mod stage;
@@ -345,8 +345,15 @@ pub enum UpgradeError {
     },
     #[error("the staged binary does not run as version {expected}: {detail}")]
     BinaryCheck { expected: String, detail: String },
-    #[error("the engine was not started by the launcher ({LAUNCHER_ENV} is not set), so nothing would apply a staged upgrade; run it with `oibus-agent launch`")]
+    /// No launcher runs this engine ([`LAUNCHER_ENV`] is not set), so nothing would apply a
+    /// staged upgrade: OIBus's sentence for an engine started without remote update.
+    #[error("OIBus is not set up to execute remote update")]
     NoLauncher,
+    #[error("not registered with OIAnalytics")]
+    NotRegistered,
+    /// No OIAnalytics client can be built from the configuration.
+    #[error("{0}")]
+    Client(String),
     #[error("an upgrade to {to_version} (command {command_id}) is still at step {step}; wait for it to finish")]
     InProgress {
         command_id: String,

@@ -104,15 +104,15 @@ pub fn ensure_free(path: &Path, needed: u64, limits: &StageLimits) -> Result<(),
     Ok(())
 }
 
-/// The engine side of `update-version`, whole: refuse without a launcher or while another
-/// upgrade is under way, download the asset (E9, streamed to `update/`, at most
+/// The engine side of `update-version`, whole: refuse without a launcher, then take the client
+/// and token from `access` (asked only once a launcher is known, so that refusal wins), refuse
+/// while another upgrade is under way, download the asset (E9, streamed to `update/`, at most
 /// `max_asset_bytes`, after a free-disk check), then [`stage_from_zip`]. The download is removed
 /// whatever happens. On success the marker is at `staged`; the caller reports nothing yet and
 /// makes the engine exit [`crate::exit::UPGRADE`] (the command stays RUNNING; see
 /// [`super::settle`]).
 pub async fn stage_upgrade(
-    client: &OiaClient,
-    token: &Secret<String>,
+    access: impl FnOnce() -> Result<(OiaClient, Secret<String>), UpgradeError>,
     request: &StageRequest,
     layout: &Layout,
     limits: &StageLimits,
@@ -120,7 +120,8 @@ pub async fn stage_upgrade(
     if !launcher_present() {
         return Err(UpgradeError::NoLauncher);
     }
-    download_and_stage(client, token, request, layout, limits).await
+    let (client, token) = access()?;
+    download_and_stage(&client, &token, request, layout, limits).await
 }
 
 /// [`stage_upgrade`] without the launcher check.
@@ -612,8 +613,7 @@ mod tests {
         let token = Secret::new("t".to_string());
         // Nothing listens there: the refusal comes first.
         let err = stage_upgrade(
-            &oia_client("http://127.0.0.1:9"),
-            &token,
+            || Ok((oia_client("http://127.0.0.1:9"), token)),
             &request("2.1.0"),
             &layout(tmp.path()),
             &limits(),

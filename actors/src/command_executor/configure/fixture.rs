@@ -1,10 +1,10 @@
-//! What the apply tests share: a seeded entity store and [`Fixture::run`], which applies a command
+//! What the configure tests share: a seeded entity store and [`Fixture::run`], which applies a command
 //! the way the executor does (secrets already decrypted, sealed with a visible prefix) and
 //! commits its writes.
 
 use serde_json::Value;
 
-use super::{apply, secret_plan, Applied, ApplyError, Env};
+use super::{run, secret_plan, Applied, ApplyError, Env};
 use crate::commands::catalogue::CONTENT;
 use crate::commands::CommandType;
 use crate::config::Config;
@@ -64,7 +64,7 @@ impl Fixture {
             sealer: Some(&seal),
         };
         let mut batch = self.store.batch();
-        match apply(command_type, &fields, &content, &plan, &env, &mut batch) {
+        match run(command_type, &fields, &content, &plan, &env, &mut batch) {
             Ok(applied) => {
                 self.store.write(batch, Durability::Sync).expect("write");
                 Ok(applied)

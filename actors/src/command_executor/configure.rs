@@ -151,7 +151,7 @@ impl SecretPlan {
     }
 }
 
-/// The secrets to decrypt in `content` before [`apply`]. For a connector type the manifests do
+/// The secrets to decrypt in `content` before [`run`]. For a connector type the manifests do
 /// not know, strings that look like RSA ciphertext of `modulus_bytes` are taken as secrets
 /// (connector-secrets §6), and their paths are recorded with the entity.
 pub fn secret_plan(command_type: CommandType, content: &Value, modulus_bytes: usize) -> SecretPlan {
@@ -225,9 +225,9 @@ pub fn derive_id(command_id: &str, what: &str) -> String {
         .collect()
 }
 
-/// Apply a supported configuration command. `fields` are the record's local fields and
+/// Stage the entity changes of a supported configuration command. `fields` are the record's local fields and
 /// `content` its `commandContent` with secrets decrypted per `plan`.
-pub fn apply(
+pub fn run(
     command_type: CommandType,
     fields: &Map<String, Value>,
     content: &Value,
