@@ -691,3 +691,31 @@ fn row_15_status_changes_leave_updated_at_at_the_creation_time() {
     assert!(done["completedDate"].is_string(), "{done}");
     no_violations(&sim);
 }
+
+#[test]
+fn e1_carries_the_fields_of_the_oibus_sample_in_their_shapes() {
+    let sample: Value =
+        serde_json::from_str(include_str!("../sim/wire-samples/e1-registration.json"))
+            .expect("the E1 sample is JSON");
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let _agent = registered(&home, &[]);
+    let agent = sim.agents()[0].clone();
+    let sample = sample.as_object().expect("an object");
+    for (key, value) in sample {
+        let ours = &agent[key];
+        match key.as_str() {
+            // Ids, names and keys aside: their shape.
+            "activationCode" => assert!(is_oibus_id(ours), "{key}: {ours}"),
+            "oibusId" | "oibusName" => assert!(ours.as_str().is_some_and(|s| !s.is_empty())),
+            "publicKey" => assert!(ours
+                .as_str()
+                .is_some_and(|k| k.starts_with("-----BEGIN PUBLIC KEY-----\n"))),
+            "oibusOs" => assert!(ours.as_str().is_some_and(|os| os.starts_with("Linux "))),
+            "oibusArch" if std::env::consts::ARCH == "x86_64" => assert_eq!(ours, value),
+            "oibusArch" => assert!(ours.is_string()),
+            _ => assert_eq!(ours, value, "{key}"),
+        }
+    }
+    no_violations(&sim);
+}
