@@ -26,6 +26,7 @@ pub mod protocol;
 pub mod registration;
 pub mod secret;
 pub mod secrets_paths;
+pub mod single_flight;
 pub mod store;
 pub mod supervision;
 pub mod test_hooks;

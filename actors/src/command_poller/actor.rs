@@ -16,6 +16,7 @@ use crate::events::{CancellationsChecked, CommandWithoutId, PollCycleFinished};
 use crate::oia::CachedClient;
 use crate::registration::{self, RegistrationChanged};
 use crate::secret::Secret;
+use crate::single_flight::SingleFlight;
 use crate::store::StoreError;
 use crate::supervision::{ChildGuard, Stop};
 
@@ -53,9 +54,8 @@ pub struct CommandPoller {
     client: CachedClient,
     /// The access token while REGISTERED.
     token: Option<Secret<String>>,
-    cycle_running: bool,
-    /// Run another cycle as soon as the current one ends.
-    cycle_again: bool,
+    /// One cycle at a time; another as soon as it ends if a poll was asked for meanwhile.
+    cycles: SingleFlight,
     cycle_timer: Option<SpawnHandle>,
     _guard: ChildGuard,
 }
@@ -68,8 +68,7 @@ impl CommandPoller {
             entities,
             client: CachedClient::default(),
             token: None,
-            cycle_running: false,
-            cycle_again: false,
+            cycles: SingleFlight::default(),
             cycle_timer: None,
             _guard: guard,
         }
@@ -104,8 +103,8 @@ impl CommandPoller {
         if let Some(handle) = self.cycle_timer.take() {
             ctx.cancel_future(handle);
         }
-        if self.cycle_running {
-            self.cycle_again = true;
+        if self.cycles.is_running() {
+            self.cycles.request_again();
         } else {
             self.cycle(ctx);
         }
@@ -116,8 +115,9 @@ impl CommandPoller {
         let Some(token) = self.token.clone() else {
             return;
         };
-        self.cycle_running = true;
-        self.cycle_again = false;
+        if !self.cycles.try_start() {
+            return;
+        }
         let client = self.client.get(self.ctx.config());
         let journal = self.journal.clone();
         let executor = self.ctx.peers.get::<CommandExecutor>();
@@ -126,7 +126,7 @@ impl CommandPoller {
             run_cycle(&client, &token, &journal, executor).await
         };
         ctx.spawn(fut.into_actor(self).map(|outcome, act, ctx| {
-            act.cycle_running = false;
+            let again = act.cycles.finish();
             let ok = outcome.is_ok();
             PollCycleFinished {
                 error: outcome.as_ref().err().map(|e| e as &dyn std::fmt::Display),
@@ -137,7 +137,7 @@ impl CommandPoller {
             if act.token.is_none() {
                 return;
             }
-            if act.cycle_again {
+            if again {
                 act.cycle(ctx);
                 return;
             }
@@ -303,7 +303,7 @@ impl Handler<Tick> for CommandPoller {
 
     fn handle(&mut self, _: Tick, ctx: &mut Context<Self>) {
         self.cycle_timer = None;
-        if !self.cycle_running {
+        if !self.cycles.is_running() {
             self.cycle(ctx);
         }
     }

@@ -16,6 +16,7 @@ use crate::events::{StatusReportRefused, StatusReportsPut};
 use crate::oia::CachedClient;
 use crate::registration::{self, RegistrationChanged};
 use crate::secret::Secret;
+use crate::single_flight::SingleFlight;
 use crate::store::StoreError;
 use crate::supervision::{ChildGuard, Stop};
 
@@ -48,9 +49,8 @@ pub struct CommandReporter {
     client: CachedClient,
     /// The access token while REGISTERED.
     token: Option<Secret<String>>,
-    flushing: bool,
-    /// Flush again as soon as the current flush ends.
-    flush_again: bool,
+    /// One flush at a time; one more as soon as it ends if reports arrived meanwhile.
+    flushes: SingleFlight,
     retry: Option<SpawnHandle>,
     /// Waits between failed flushes, capped at `command_retry`.
     backoff: Backoff,
@@ -65,8 +65,7 @@ impl CommandReporter {
             entities,
             client: CachedClient::default(),
             token: None,
-            flushing: false,
-            flush_again: false,
+            flushes: SingleFlight::default(),
             retry: None,
             // Capped at each failure by the effective `command_retry`.
             backoff: Backoff::new(FIRST_RETRY, Duration::MAX),
@@ -91,15 +90,12 @@ impl CommandReporter {
         let Some(token) = self.token.clone() else {
             return;
         };
-        if self.flushing {
-            self.flush_again = true;
+        if !self.flushes.try_start() {
             return;
         }
         if let Some(handle) = self.retry.take() {
             ctx.cancel_future(handle);
         }
-        self.flushing = true;
-        self.flush_again = false;
         let client = self.client.get(self.ctx.config());
         let journal = self.journal.clone();
         let fut = async move {
@@ -107,7 +103,7 @@ impl CommandReporter {
             flush_reports(&client, &token, &journal).await
         };
         ctx.spawn(fut.into_actor(self).map(|outcome, act, ctx| {
-            act.flushing = false;
+            let again = act.flushes.finish();
             match outcome {
                 Ok(0) => act.backoff.reset(),
                 Ok(sent) => {
@@ -120,7 +116,7 @@ impl CommandReporter {
                     return;
                 }
             }
-            if act.flush_again {
+            if again {
                 act.flush(ctx);
             }
         }));
