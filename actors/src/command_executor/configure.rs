@@ -245,16 +245,16 @@ pub fn run(
         }
     };
     match command_type {
-        CreateScanMode => put_scan_mode(None, typed(content, CONTENT)?, env, batch),
+        CreateScanMode => put_scan_mode(None, content, env, batch),
         UpdateScanMode => {
             let id = id_field("scanModeId")?;
-            put_scan_mode(Some(id), typed(content, CONTENT)?, env, batch)
+            put_scan_mode(Some(id), content, env, batch)
         }
         DeleteScanMode => delete_scan_mode(&id_field("scanModeId")?, env, batch),
-        CreateIpFilter => put_ip_filter(None, typed(content, CONTENT)?, env, batch),
+        CreateIpFilter => put_ip_filter(None, content, env, batch),
         UpdateIpFilter => {
             let id = id_field("ipFilterId")?;
-            put_ip_filter(Some(id), typed(content, CONTENT)?, env, batch)
+            put_ip_filter(Some(id), content, env, batch)
         }
         DeleteIpFilter => delete::<IpFilter>(&id_field("ipFilterId")?, env, batch),
         CreateCertificate => certificate::put(None, content, env, batch),
@@ -286,8 +286,7 @@ pub fn run(
                 north: id_field("northConnectorId")?,
                 history: id_field("historyQueryId")?,
             };
-            let hq = typed(content, CONTENT)?;
-            put_history(None, Some(from), hq, "", plan, env, batch)
+            put_history(None, Some(from), content, "", plan, env, batch)
         }
         UpdateHistoryQuery => {
             let id = id_field("historyQueryId")?;
@@ -295,7 +294,7 @@ pub fn run(
             put_history(
                 Some(id),
                 None,
-                history_query,
+                &Value::Object(history_query),
                 "/historyQuery",
                 plan,
                 env,
@@ -509,7 +508,7 @@ struct HistoryContent {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct UpdateHistoryContent {
-    history_query: HistoryContent,
+    history_query: Map<String, Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -727,7 +726,7 @@ fn resolve_scan_mode(
 
 fn put_scan_mode(
     update_id: Option<String>,
-    cc: ScanModeContent,
+    content: &Value,
     env: &Env<'_>,
     batch: &mut Batch,
 ) -> Result<Applied, ApplyError> {
@@ -735,6 +734,7 @@ fn put_scan_mode(
         return invalid("The subscription scan mode cannot be changed");
     }
     let (id, previous) = target::<ScanMode>(update_id, env)?;
+    let cc: ScanModeContent = typed(content, CONTENT)?;
     cron::validate(&cc.cron).or_else(|e| invalid(e.to_string()))?;
     check_unique_name::<ScanMode>(&cc.name.0, &id, env)?;
     let mode = ScanMode {
@@ -795,11 +795,12 @@ fn scan_mode_user(id: &str, env: &Env<'_>) -> Result<Option<String>, ApplyError>
 
 fn put_ip_filter(
     update_id: Option<String>,
-    cc: IpFilterContent,
+    content: &Value,
     env: &Env<'_>,
     batch: &mut Batch,
 ) -> Result<Applied, ApplyError> {
     let (id, previous) = target::<IpFilter>(update_id, env)?;
+    let cc: IpFilterContent = typed(content, CONTENT)?;
     let filter = IpFilter {
         id,
         address: cc.address.0,
@@ -862,9 +863,7 @@ impl Connector for NorthConnector {
 }
 
 /// What a create or update of either connector kind starts with.
-struct ConnectorBase<E> {
-    id: String,
-    previous: Option<E>,
+struct ConnectorBase {
     name: String,
     connector_type: String,
     /// The settings with every secret sealed ("empty keeps" applied).
@@ -872,21 +871,19 @@ struct ConnectorBase<E> {
     paths: Vec<String>,
 }
 
-/// The target id and previous version, a unique name, and the settings with their secrets
-/// The target id and previous version, a unique name, and the settings with their secrets
-/// sealed: an empty secret keeps the value of the previous version, or of the
+/// A unique name, and the settings with their secrets sealed: an empty secret keeps the value of the previous version, or of the
 /// `retrieveSecretsFrom*` connector when it has the same type.
 fn connector_base<E: Connector>(
-    update_id: Option<String>,
+    id: &str,
+    previous: Option<&E>,
     secrets_from: Option<String>,
     (name, connector_type, settings_in): (Name, Name, Settings),
     plan: &SecretPlan,
     env: &Env<'_>,
-) -> Result<ConnectorBase<E>, ApplyError> {
-    let (id, previous) = target::<E>(update_id, env)?;
-    check_unique_name::<E>(&name.0, &id, env)?;
+) -> Result<ConnectorBase, ApplyError> {
+    check_unique_name::<E>(&name.0, id, env)?;
     let source = secrets_source::<E>(secrets_from.as_deref(), env)?;
-    let keep_from = previous.as_ref().or(source.as_ref());
+    let keep_from = previous.or(source.as_ref());
 
     let mut settings = settings(settings_in);
     let mut paths = plan.paths("/settings");
@@ -895,8 +892,6 @@ fn connector_base<E: Connector>(
     }
     seal_secrets(&mut settings, &paths, keep_from.map(|f| f.settings()), env)?;
     Ok(ConnectorBase {
-        id,
-        previous,
         name: name.0,
         connector_type: connector_type.0,
         settings,
@@ -912,16 +907,15 @@ fn put_south(
     env: &Env<'_>,
     batch: &mut Batch,
 ) -> Result<Applied, ApplyError> {
+    let (id, previous) = target::<SouthConnector>(update_id, env)?;
     let cc: SouthContent = typed(content, CONTENT)?;
     let base = (cc.name, cc.connector_type, cc.settings);
     let ConnectorBase {
-        id,
-        previous,
         name,
         connector_type,
         settings,
         paths,
-    } = connector_base::<SouthConnector>(update_id, secrets_from, base, plan, env)?;
+    } = connector_base(&id, previous.as_ref(), secrets_from, base, plan, env)?;
 
     let groups = south_groups(cc.groups.unwrap_or_default(), &id, env)?;
     let items = south_items(
@@ -1061,16 +1055,15 @@ fn put_north(
     batch: &mut Batch,
 ) -> Result<Applied, ApplyError> {
     let is_update = update_id.is_some();
+    let (id, previous) = target::<NorthConnector>(update_id, env)?;
     let cc: NorthContent = typed(content, CONTENT)?;
     let base = (cc.name, cc.connector_type, cc.settings);
     let ConnectorBase {
-        id,
-        previous,
         name,
         connector_type,
         settings,
         paths,
-    } = connector_base::<NorthConnector>(update_id, secrets_from, base, plan, env)?;
+    } = connector_base(&id, previous.as_ref(), secrets_from, base, plan, env)?;
     let transformers = transformer::north_transformers(
         &cc.transformers.unwrap_or_default(),
         &format!("{CONTENT}.transformers"),
@@ -1140,13 +1133,13 @@ struct HistorySources {
     history: String,
 }
 
-/// Create or update a history query; `pointer_root` is where `hq` sits in `commandContent`
+/// Create or update a history query; `pointer_root` is where `content` sits in `commandContent`
 /// (`""` or `/historyQuery`).
 #[allow(clippy::too_many_arguments)]
 fn put_history(
     update_id: Option<String>,
     sources: Option<HistorySources>,
-    hq: HistoryContent,
+    content: &Value,
     pointer_root: &str,
     plan: &SecretPlan,
     env: &Env<'_>,
@@ -1155,6 +1148,7 @@ fn put_history(
     let path = format!("{CONTENT}{}", pointer_root.replace('/', "."));
     let is_update = update_id.is_some();
     let (id, previous) = target::<HistoryQuery>(update_id, env)?;
+    let hq: HistoryContent = typed(content, &path)?;
     let name = hq.name.0;
     check_unique_name::<HistoryQuery>(&name, &id, env)?;
     let (south_type, north_type) = (hq.south_type.0, hq.north_type.0);
