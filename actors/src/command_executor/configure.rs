@@ -6,12 +6,14 @@
 //! Everything a command creates gets an id derived from the command id ([`derive_id`]), so a
 //! command re-run after a crash overwrites what it made instead of duplicating it.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
+use serde::de::{self, Unexpected};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::commands::catalogue::{kind_of, CONTENT};
+use crate::commands::catalogue::CONTENT;
 use crate::commands::CommandType;
 use crate::config::{Config, LogLevel, PERMISSION_FLAGS};
 use crate::entities::{
@@ -236,7 +238,6 @@ pub fn run(
     batch: &mut Batch,
 ) -> Result<Applied, ApplyError> {
     use CommandType::*;
-    let cc = Obj::new(content, CONTENT);
     let id_field = |name: &str| -> Result<String, ApplyError> {
         match fields.get(name).and_then(Value::as_str) {
             Some(id) => Ok(id.to_owned()),
@@ -244,40 +245,40 @@ pub fn run(
         }
     };
     match command_type {
-        CreateScanMode => put_scan_mode(None, &cc?, env, batch),
-        UpdateScanMode => put_scan_mode(Some(id_field("scanModeId")?), &cc?, env, batch),
+        CreateScanMode => put_scan_mode(None, content, env, batch),
+        UpdateScanMode => {
+            let id = id_field("scanModeId")?;
+            put_scan_mode(Some(id), content, env, batch)
+        }
         DeleteScanMode => delete_scan_mode(&id_field("scanModeId")?, env, batch),
-        CreateIpFilter => put_ip_filter(None, &cc?, env, batch),
-        UpdateIpFilter => put_ip_filter(Some(id_field("ipFilterId")?), &cc?, env, batch),
+        CreateIpFilter => put_ip_filter(None, content, env, batch),
+        UpdateIpFilter => {
+            let id = id_field("ipFilterId")?;
+            put_ip_filter(Some(id), content, env, batch)
+        }
         DeleteIpFilter => delete::<IpFilter>(&id_field("ipFilterId")?, env, batch),
-        CreateCertificate => certificate::put(None, &cc?, env, batch),
-        UpdateCertificate => certificate::put(Some(id_field("certificateId")?), &cc?, env, batch),
+        CreateCertificate => certificate::put(None, content, env, batch),
+        UpdateCertificate => {
+            certificate::put(Some(id_field("certificateId")?), content, env, batch)
+        }
         DeleteCertificate => delete::<Certificate>(&id_field("certificateId")?, env, batch),
         CreateSouth => {
             let from = id_field("southConnectorId")?;
-            put_south(None, Some(from), &cc?, plan, env, batch)
+            put_south(None, Some(from), content, plan, env, batch)
         }
-        UpdateSouth => put_south(
-            Some(id_field("southConnectorId")?),
-            None,
-            &cc?,
-            plan,
-            env,
-            batch,
-        ),
+        UpdateSouth => {
+            let id = id_field("southConnectorId")?;
+            put_south(Some(id), None, content, plan, env, batch)
+        }
         DeleteSouth => delete::<SouthConnector>(&id_field("southConnectorId")?, env, batch),
         CreateNorth => {
             let from = id_field("northConnectorId")?;
-            put_north(None, Some(from), &cc?, plan, env, batch)
+            put_north(None, Some(from), content, plan, env, batch)
         }
-        UpdateNorth => put_north(
-            Some(id_field("northConnectorId")?),
-            None,
-            &cc?,
-            plan,
-            env,
-            batch,
-        ),
+        UpdateNorth => {
+            let id = id_field("northConnectorId")?;
+            put_north(Some(id), None, content, plan, env, batch)
+        }
         DeleteNorth => delete::<NorthConnector>(&id_field("northConnectorId")?, env, batch),
         CreateHistoryQuery => {
             let from = HistorySources {
@@ -285,13 +286,20 @@ pub fn run(
                 north: id_field("northConnectorId")?,
                 history: id_field("historyQueryId")?,
             };
-            put_history(None, Some(from), &cc?, "", plan, env, batch)
+            put_history(None, Some(from), content, "", plan, env, batch)
         }
         UpdateHistoryQuery => {
-            let cc = cc?;
-            let query = cc.obj("historyQuery")?;
             let id = id_field("historyQueryId")?;
-            put_history(Some(id), None, &query, "/historyQuery", plan, env, batch)
+            let UpdateHistoryContent { history_query } = typed(content, CONTENT)?;
+            put_history(
+                Some(id),
+                None,
+                &Value::Object(history_query),
+                "/historyQuery",
+                plan,
+                env,
+                batch,
+            )
         }
         DeleteHistoryQuery => delete::<HistoryQuery>(&id_field("historyQueryId")?, env, batch),
         UpdateHistoryQueryStatus => {
@@ -303,9 +311,9 @@ pub fn run(
             history_status(&id_field("historyQueryId")?, &status, env, batch)
         }
         UpdateEngineGeneral | UpdateEngineWebServer | UpdateEngineProxy | UpdateEngineLogger => {
-            engine_settings(command_type, &cc?, env, batch)
+            engine_settings(command_type, content, env, batch)
         }
-        UpdateRegistrationSettings => registration_settings(&cc?, env, batch),
+        UpdateRegistrationSettings => registration_settings(typed(content, CONTENT)?, env, batch),
         CreateOrUpdateSouthItemsFromCsv => {
             csv_import::import_south(&id_field("southConnectorId")?, content, env, batch)
         }
@@ -341,158 +349,274 @@ pub fn typed<T: serde::de::DeserializeOwned>(value: &Value, path: &str) -> Resul
     })
 }
 
-/// An object of the command content, with its path for messages.
-struct Obj<'a> {
-    map: &'a Map<String, Value>,
-    path: String,
+/// A required string that is not blank.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name(pub String);
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim().is_empty() {
+            return Err(de::Error::custom("must not be empty"));
+        }
+        Ok(Name(s))
+    }
 }
 
-impl<'a> Obj<'a> {
-    fn new(value: &'a Value, path: &str) -> Result<Obj<'a>, ApplyError> {
-        match value {
-            Value::Object(map) => Ok(Obj {
-                map,
-                path: path.to_owned(),
-            }),
-            other => invalid(format!(
-                "{path} must be an object, found {}",
-                kind_of(other)
-            )),
+/// An integer from `MIN` to `MAX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Int<const MIN: u64, const MAX: u64>(u64);
+
+impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Int<MIN, MAX> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = u64::deserialize(d)?;
+        if !(MIN..=MAX).contains(&v) {
+            let expected = format!("an integer from {MIN} to {MAX}");
+            return Err(de::Error::invalid_value(
+                Unexpected::Unsigned(v),
+                &expected.as_str(),
+            ));
         }
+        Ok(Int(v))
     }
+}
 
-    fn at(&self, key: &str) -> String {
-        format!("{}.{key}", self.path)
-    }
+type AtLeast<const MIN: u64> = Int<MIN, { u64::MAX }>;
+type Port = Int<1, { u16::MAX as u64 }>;
+type Interval = Int<1, { u32::MAX as u64 }>;
 
-    fn get(&self, key: &str) -> &'a Value {
-        self.map.get(key).unwrap_or(&Value::Null)
+impl Port {
+    fn port(self) -> u16 {
+        self.0 as u16
     }
+}
 
-    fn wrong<T>(&self, key: &str, expected: &str) -> Result<T, ApplyError> {
-        invalid(format!(
-            "{} must be {expected}, found {}",
-            self.at(key),
-            kind_of(self.get(key))
-        ))
-    }
+/// A settings subtree: an object or null (absent is null).
+type Settings = Option<Map<String, Value>>;
 
-    /// A required string (may be empty).
-    fn str(&self, key: &str) -> Result<&'a str, ApplyError> {
-        match self.get(key) {
-            Value::String(s) => Ok(s),
-            _ => self.wrong(key, "a string"),
-        }
-    }
+fn settings(s: Settings) -> Value {
+    s.map_or(Value::Null, Value::Object)
+}
 
-    /// A required, non-blank string.
-    fn name(&self, key: &str) -> Result<&'a str, ApplyError> {
-        let s = self.str(key)?;
-        if s.trim().is_empty() {
-            return invalid(format!("{} must not be empty", self.at(key)));
-        }
-        Ok(s)
-    }
+/// An optional string where `""` means absent.
+fn given(s: &Option<String>) -> Option<&str> {
+    s.as_deref().filter(|s| !s.is_empty())
+}
 
-    fn opt_str(&self, key: &str) -> Result<Option<&'a str>, ApplyError> {
-        match self.get(key) {
-            Value::Null => Ok(None),
-            Value::String(s) => Ok(Some(s)),
-            _ => self.wrong(key, "a string or null"),
-        }
-    }
+/// With `#[serde(default)]`: `None` when the field is absent, `Some(None)` when it is null.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
 
-    /// An optional string where `""` means absent.
-    fn opt_id(&self, key: &str) -> Result<Option<&'a str>, ApplyError> {
-        Ok(self.opt_str(key)?.filter(|s| !s.is_empty()))
-    }
+/// An object that refers to a scan mode by id or name (items, group standard settings, caching
+/// triggers); the other fields pass through.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WithScanMode {
+    scan_mode_id: Option<String>,
+    scan_mode_name: Option<String>,
+    #[serde(flatten)]
+    other: Map<String, Value>,
+}
 
-    fn bool(&self, key: &str) -> Result<bool, ApplyError> {
-        match self.get(key) {
-            Value::Bool(b) => Ok(*b),
-            _ => self.wrong(key, "a boolean"),
-        }
-    }
+#[derive(Debug, Deserialize)]
+struct ScanModeContent {
+    name: Name,
+    description: Option<String>,
+    cron: String,
+}
 
-    fn opt_bool(&self, key: &str) -> Result<Option<bool>, ApplyError> {
-        match self.get(key) {
-            Value::Null => Ok(None),
-            Value::Bool(b) => Ok(Some(*b)),
-            _ => self.wrong(key, "a boolean or null"),
-        }
-    }
+#[derive(Debug, Deserialize)]
+struct IpFilterContent {
+    address: Name,
+    description: Option<String>,
+}
 
-    /// An optional integer within `[min, max]`.
-    fn opt_int(&self, key: &str, min: u64, max: u64) -> Result<Option<u64>, ApplyError> {
-        match self.get(key) {
-            Value::Null => Ok(None),
-            Value::Number(n) => match n.as_u64() {
-                Some(v) if (min..=max).contains(&v) => Ok(Some(v)),
-                _ => invalid(format!(
-                    "{} must be an integer from {min} to {max}, found {n}",
-                    self.at(key)
-                )),
-            },
-            _ => self.wrong(key, "an integer"),
-        }
-    }
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SouthContent {
+    name: Name,
+    #[serde(rename = "type")]
+    connector_type: Name,
+    description: Option<String>,
+    enabled: Option<bool>,
+    settings: Settings,
+    items: Option<Vec<SouthItemContent>>,
+    groups: Option<Vec<GroupContent>>,
+}
 
-    fn int(&self, key: &str, min: u64, max: u64) -> Result<u64, ApplyError> {
-        match self.opt_int(key, min, max)? {
-            Some(v) => Ok(v),
-            None => self.wrong(key, "an integer"),
-        }
-    }
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SouthItemContent {
+    id: Option<String>,
+    name: Name,
+    enabled: Option<bool>,
+    settings: Settings,
+    scan_mode_id: Option<String>,
+    scan_mode_name: Option<String>,
+    group_id: Option<String>,
+    group_name: Option<String>,
+    #[serde(flatten)]
+    other: Map<String, Value>,
+}
 
-    fn obj(&self, key: &str) -> Result<Obj<'a>, ApplyError> {
-        Obj::new(self.get(key), &self.at(key))
-    }
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GroupContent {
+    id: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    standard_settings: Option<Option<WithScanMode>>,
+    #[serde(flatten)]
+    other: Map<String, Value>,
+}
 
-    fn opt_obj(&self, key: &str) -> Result<Option<Obj<'a>>, ApplyError> {
-        match self.get(key) {
-            Value::Null => Ok(None),
-            _ => self.obj(key).map(Some),
-        }
-    }
+#[derive(Debug, Deserialize)]
+struct NorthContent {
+    name: Name,
+    #[serde(rename = "type")]
+    connector_type: Name,
+    description: Option<String>,
+    enabled: Option<bool>,
+    settings: Settings,
+    caching: Option<CachingContent>,
+    transformers: Option<Vec<Value>>,
+}
 
-    /// An array; absent or null is empty.
-    fn array(&self, key: &str) -> Result<&'a [Value], ApplyError> {
-        match self.get(key) {
-            Value::Null => Ok(&[]),
-            Value::Array(items) => Ok(items),
-            _ => self.wrong(key, "an array"),
-        }
-    }
+#[derive(Debug, Deserialize)]
+struct CachingContent {
+    #[serde(default, deserialize_with = "present")]
+    trigger: Option<Option<WithScanMode>>,
+    #[serde(flatten)]
+    other: Map<String, Value>,
+}
 
-    /// An object or null, as a value (settings subtrees).
-    fn settings(&self, key: &str) -> Result<Value, ApplyError> {
-        match self.get(key) {
-            v @ (Value::Object(_) | Value::Null) => Ok(v.clone()),
-            _ => self.wrong(key, "an object"),
-        }
-    }
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HistoryContent {
+    name: Name,
+    description: Option<String>,
+    query_time_range: Settings,
+    caching: Option<CachingContent>,
+    north_transformers: Option<Vec<Value>>,
+    south_type: Name,
+    south_settings: Settings,
+    items: Option<Vec<HistoryItemContent>>,
+    north_type: Name,
+    north_settings: Settings,
+}
 
-    fn level(&self, key: &str) -> Result<LogLevel, ApplyError> {
-        let s = self.str(key)?;
-        LogLevel::parse(s).map_or_else(
-            || {
-                invalid(format!(
-                    "{} must be one of silent, error, warn, info, debug, trace, found '{s}'",
-                    self.at(key)
-                ))
-            },
-            Ok,
-        )
-    }
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdateHistoryContent {
+    history_query: Map<String, Value>,
+}
 
-    /// The object without `keys`.
-    fn without(&self, keys: &[&str]) -> Map<String, Value> {
-        self.map
-            .iter()
-            .filter(|(k, _)| !keys.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+#[derive(Debug, Deserialize)]
+struct HistoryItemContent {
+    id: Option<String>,
+    name: Name,
+    enabled: Option<bool>,
+    settings: Settings,
+}
+
+#[derive(Debug, Deserialize)]
+struct GeneralContent {
+    name: Name,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WebServerContent {
+    port: Port,
+    #[serde(deserialize_with = "token_duration")]
+    auth_token_duration: String,
+}
+
+fn token_duration<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if !TOKEN_DURATIONS.contains(&s.as_str()) {
+        return Err(de::Error::unknown_variant(&s, TOKEN_DURATIONS));
     }
+    Ok(s)
+}
+
+#[derive(Debug, Deserialize)]
+struct ProxyContent {
+    enabled: bool,
+    port: Option<Port>,
+    username: Option<String>,
+    password: Option<String>,
+    forward: Option<ForwardContent>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ForwardContent {
+    enabled: bool,
+    url: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LoggerContent {
+    console: LevelContent,
+    file: FileLoggerContent,
+    database: DatabaseLoggerContent,
+    loki: LokiContent,
+    oia: OiaContent,
+    syslog: SyslogContent,
+}
+
+#[derive(Debug, Deserialize)]
+struct LevelContent {
+    level: LogLevel,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FileLoggerContent {
+    level: LogLevel,
+    max_file_size: Option<AtLeast<1>>,
+    number_of_files: Option<AtLeast<1>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DatabaseLoggerContent {
+    level: LogLevel,
+    max_number_of_logs: Option<AtLeast<100_000>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LokiContent {
+    level: LogLevel,
+    interval: Option<AtLeast<10>>,
+    address: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct OiaContent {
+    level: LogLevel,
+    interval: Option<AtLeast<10>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SyslogContent {
+    level: LogLevel,
+    host: Option<String>,
+    port: Option<Port>,
+    protocol: Option<SyslogProtocol>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RegistrationContent {
+    command_refresh_interval: Interval,
+    command_retry_interval: Interval,
+    message_retry_interval: Interval,
+    command_permissions: BTreeMap<String, bool>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -576,16 +700,22 @@ fn seal_secrets(
     Ok(())
 }
 
-/// A scan mode referenced by id, or else by name; `None` when neither is given.
-fn resolve_scan_mode(obj: &Obj<'_>, env: &Env<'_>) -> Result<Option<String>, ApplyError> {
-    if let Some(id) = obj.opt_id("scanModeId")? {
+/// A scan mode referenced by id, or else by name; `None` when neither is given. `path` names
+/// the referring object in messages.
+fn resolve_scan_mode(
+    id: &Option<String>,
+    name: &Option<String>,
+    path: &str,
+    env: &Env<'_>,
+) -> Result<Option<String>, ApplyError> {
+    if let Some(id) = given(id) {
         existing::<ScanMode>(id, env)?;
         return Ok(Some(id.to_owned()));
     }
-    match obj.opt_id("scanModeName")? {
+    match given(name) {
         Some(name) => match env.entities.id_by_name::<ScanMode>(name)? {
             Some(id) => Ok(Some(id)),
-            None => invalid(format!("{}: scan mode \"{name}\" not found", obj.path)),
+            None => invalid(format!("{path}: scan mode \"{name}\" not found")),
         },
         None => Ok(None),
     }
@@ -596,7 +726,7 @@ fn resolve_scan_mode(obj: &Obj<'_>, env: &Env<'_>) -> Result<Option<String>, App
 
 fn put_scan_mode(
     update_id: Option<String>,
-    cc: &Obj<'_>,
+    content: &Value,
     env: &Env<'_>,
     batch: &mut Batch,
 ) -> Result<Applied, ApplyError> {
@@ -604,15 +734,14 @@ fn put_scan_mode(
         return invalid("The subscription scan mode cannot be changed");
     }
     let (id, previous) = target::<ScanMode>(update_id, env)?;
-    let name = cc.name("name")?;
-    let cron_expr = cc.str("cron")?;
-    cron::validate(cron_expr).or_else(|e| invalid(e.to_string()))?;
-    check_unique_name::<ScanMode>(name, &id, env)?;
+    let cc: ScanModeContent = typed(content, CONTENT)?;
+    cron::validate(&cc.cron).or_else(|e| invalid(e.to_string()))?;
+    check_unique_name::<ScanMode>(&cc.name.0, &id, env)?;
     let mode = ScanMode {
         id,
-        name: name.to_owned(),
-        description: cc.opt_str("description")?.unwrap_or_default().to_owned(),
-        cron: cron_expr.to_owned(),
+        name: cc.name.0,
+        description: cc.description.unwrap_or_default(),
+        cron: cc.cron,
         audit: audit_for(previous.as_ref(), env),
     };
     env.entities.stage_put(batch, previous.as_ref(), &mode)?;
@@ -666,15 +795,16 @@ fn scan_mode_user(id: &str, env: &Env<'_>) -> Result<Option<String>, ApplyError>
 
 fn put_ip_filter(
     update_id: Option<String>,
-    cc: &Obj<'_>,
+    content: &Value,
     env: &Env<'_>,
     batch: &mut Batch,
 ) -> Result<Applied, ApplyError> {
     let (id, previous) = target::<IpFilter>(update_id, env)?;
+    let cc: IpFilterContent = typed(content, CONTENT)?;
     let filter = IpFilter {
         id,
-        address: cc.name("address")?.to_owned(),
-        description: cc.opt_str("description")?.unwrap_or_default().to_owned(),
+        address: cc.address.0,
+        description: cc.description.unwrap_or_default(),
         audit: audit_for(previous.as_ref(), env),
     };
     env.entities.stage_put(batch, previous.as_ref(), &filter)?;
@@ -733,9 +863,7 @@ impl Connector for NorthConnector {
 }
 
 /// What a create or update of either connector kind starts with.
-struct ConnectorBase<E> {
-    id: String,
-    previous: Option<E>,
+struct ConnectorBase {
     name: String,
     connector_type: String,
     /// The settings with every secret sealed ("empty keeps" applied).
@@ -743,34 +871,29 @@ struct ConnectorBase<E> {
     paths: Vec<String>,
 }
 
-/// The target id and previous version, a unique name, and the settings with their secrets
-/// sealed: an empty secret keeps the value of the previous version, or of the
+/// A unique name, and the settings with their secrets sealed: an empty secret keeps the value of the previous version, or of the
 /// `retrieveSecretsFrom*` connector when it has the same type.
 fn connector_base<E: Connector>(
-    update_id: Option<String>,
+    id: &str,
+    previous: Option<&E>,
     secrets_from: Option<String>,
-    cc: &Obj<'_>,
+    (name, connector_type, settings_in): (Name, Name, Settings),
     plan: &SecretPlan,
     env: &Env<'_>,
-) -> Result<ConnectorBase<E>, ApplyError> {
-    let (id, previous) = target::<E>(update_id, env)?;
-    let name = cc.name("name")?;
-    check_unique_name::<E>(name, &id, env)?;
-    let connector_type = cc.name("type")?;
+) -> Result<ConnectorBase, ApplyError> {
+    check_unique_name::<E>(&name.0, id, env)?;
     let source = secrets_source::<E>(secrets_from.as_deref(), env)?;
-    let keep_from = previous.as_ref().or(source.as_ref());
+    let keep_from = previous.or(source.as_ref());
 
-    let mut settings = cc.settings("settings")?;
+    let mut settings = settings(settings_in);
     let mut paths = plan.paths("/settings");
-    if let Some(from) = keep_from.filter(|f| f.connector_type() == connector_type) {
+    if let Some(from) = keep_from.filter(|f| f.connector_type() == connector_type.0) {
         merge_paths(&mut paths, from.secret_paths());
     }
     seal_secrets(&mut settings, &paths, keep_from.map(|f| f.settings()), env)?;
     Ok(ConnectorBase {
-        id,
-        previous,
-        name: name.to_owned(),
-        connector_type: connector_type.to_owned(),
+        name: name.0,
+        connector_type: connector_type.0,
         settings,
         paths,
     })
@@ -779,28 +902,35 @@ fn connector_base<E: Connector>(
 fn put_south(
     update_id: Option<String>,
     secrets_from: Option<String>,
-    cc: &Obj<'_>,
+    content: &Value,
     plan: &SecretPlan,
     env: &Env<'_>,
     batch: &mut Batch,
 ) -> Result<Applied, ApplyError> {
+    let (id, previous) = target::<SouthConnector>(update_id, env)?;
+    let cc: SouthContent = typed(content, CONTENT)?;
+    let base = (cc.name, cc.connector_type, cc.settings);
     let ConnectorBase {
-        id,
-        previous,
         name,
         connector_type,
         settings,
         paths,
-    } = connector_base::<SouthConnector>(update_id, secrets_from, cc, plan, env)?;
+    } = connector_base(&id, previous.as_ref(), secrets_from, base, plan, env)?;
 
-    let groups = south_groups(cc, &id, env)?;
-    let items = south_items(cc, &id, &groups, previous.as_ref(), env)?;
+    let groups = south_groups(cc.groups.unwrap_or_default(), &id, env)?;
+    let items = south_items(
+        cc.items.unwrap_or_default(),
+        &id,
+        &groups,
+        previous.as_ref(),
+        env,
+    )?;
     let south = SouthConnector {
         id,
         name,
         connector_type,
-        description: cc.opt_str("description")?.unwrap_or_default().to_owned(),
-        enabled: cc.opt_bool("enabled")?.unwrap_or(false),
+        description: cc.description.unwrap_or_default(),
+        enabled: cc.enabled.unwrap_or(false),
         settings,
         items,
         groups,
@@ -825,26 +955,37 @@ fn merge_paths(paths: &mut Vec<String>, recorded: &[String]) {
 }
 
 fn south_groups(
-    cc: &Obj<'_>,
+    contents: Vec<GroupContent>,
     connector_id: &str,
     env: &Env<'_>,
 ) -> Result<Vec<SouthGroup>, ApplyError> {
     let mut groups = Vec::new();
-    for (i, value) in cc.array("groups")?.iter().enumerate() {
-        let group = Obj::new(value, &format!("{}.groups[{i}]", cc.path))?;
-        let id = match group.opt_id("id")? {
+    for (i, group) in contents.into_iter().enumerate() {
+        let id = match given(&group.id) {
             Some(id) => id.to_owned(),
             None => derive_id(env.command_id, &format!("{connector_id}/group/{i}")),
         };
-        let mut other = group.without(&["id"]);
-        if let Some(standard) = group.opt_obj("standardSettings")? {
-            let scan_mode = resolve_scan_mode(&standard, env)?;
-            let mut standard = standard.without(&["scanModeName"]);
-            standard.insert(
-                "scanModeId".into(),
-                scan_mode.map_or(Value::Null, Value::String),
-            );
-            other.insert("standardSettings".into(), Value::Object(standard));
+        let mut other = group.other;
+        match group.standard_settings {
+            None => {}
+            Some(None) => {
+                other.insert("standardSettings".into(), Value::Null);
+            }
+            Some(Some(standard)) => {
+                let path = format!("{CONTENT}.groups[{i}].standardSettings");
+                let scan_mode = resolve_scan_mode(
+                    &standard.scan_mode_id,
+                    &standard.scan_mode_name,
+                    &path,
+                    env,
+                )?;
+                let mut standard = standard.other;
+                standard.insert(
+                    "scanModeId".into(),
+                    scan_mode.map_or(Value::Null, Value::String),
+                );
+                other.insert("standardSettings".into(), Value::Object(standard));
+            }
         }
         groups.push(SouthGroup { id, other });
     }
@@ -852,35 +993,25 @@ fn south_groups(
 }
 
 fn south_items(
-    cc: &Obj<'_>,
+    contents: Vec<SouthItemContent>,
     connector_id: &str,
     groups: &[SouthGroup],
     previous: Option<&SouthConnector>,
     env: &Env<'_>,
 ) -> Result<Vec<SouthItem>, ApplyError> {
-    const KNOWN: &[&str] = &[
-        "id",
-        "name",
-        "enabled",
-        "settings",
-        "scanModeId",
-        "scanModeName",
-        "groupId",
-        "groupName",
-    ];
     let mut names = HashSet::new();
     let mut items = Vec::new();
-    for (i, value) in cc.array("items")?.iter().enumerate() {
-        let item = Obj::new(value, &format!("{}.items[{i}]", cc.path))?;
-        let name = item.name("name")?;
-        if !names.insert(name) {
-            return invalid(format!("{}: item name \"{name}\" is used twice", cc.path));
+    for (i, item) in contents.into_iter().enumerate() {
+        let path = format!("{CONTENT}.items[{i}]");
+        let name = item.name.0;
+        if !names.insert(name.clone()) {
+            return invalid(format!("{CONTENT}: item name \"{name}\" is used twice"));
         }
-        let id = match item.opt_id("id")? {
+        let id = match given(&item.id) {
             Some(id) => id.to_owned(),
             None => derive_id(env.command_id, &format!("{connector_id}/item/{i}")),
         };
-        let group_id = match (item.opt_id("groupId")?, item.opt_id("groupName")?) {
+        let group_id = match (given(&item.group_id), given(&item.group_name)) {
             (Some(id), _) => Some(id.to_owned()),
             (None, Some(group_name)) => Some(
                 groups
@@ -892,22 +1023,19 @@ fn south_items(
                     })
                     .map(|g| g.id.clone())
                     .ok_or_else(|| {
-                        ApplyError::Invalid(format!(
-                            "{}: group \"{group_name}\" not found",
-                            item.path
-                        ))
+                        ApplyError::Invalid(format!("{path}: group \"{group_name}\" not found"))
                     })?,
             ),
             (None, None) => None,
         };
         let old = previous.and_then(|p| p.items.iter().find(|o| o.id == id));
         items.push(SouthItem {
-            scan_mode_id: resolve_scan_mode(&item, env)?,
+            scan_mode_id: resolve_scan_mode(&item.scan_mode_id, &item.scan_mode_name, &path, env)?,
             group_id,
-            name: name.to_owned(),
-            enabled: item.opt_bool("enabled")?.unwrap_or(true),
-            settings: item.settings("settings")?,
-            other: item.without(KNOWN),
+            name,
+            enabled: item.enabled.unwrap_or(true),
+            settings: settings(item.settings),
+            other: item.other,
             audit: match old {
                 Some(o) => o.audit.touched(BY_OIANALYTICS, env.now),
                 None => Audit::new(BY_OIANALYTICS, env.now),
@@ -921,23 +1049,24 @@ fn south_items(
 fn put_north(
     update_id: Option<String>,
     secrets_from: Option<String>,
-    cc: &Obj<'_>,
+    content: &Value,
     plan: &SecretPlan,
     env: &Env<'_>,
     batch: &mut Batch,
 ) -> Result<Applied, ApplyError> {
     let is_update = update_id.is_some();
+    let (id, previous) = target::<NorthConnector>(update_id, env)?;
+    let cc: NorthContent = typed(content, CONTENT)?;
+    let base = (cc.name, cc.connector_type, cc.settings);
     let ConnectorBase {
-        id,
-        previous,
         name,
         connector_type,
         settings,
         paths,
-    } = connector_base::<NorthConnector>(update_id, secrets_from, cc, plan, env)?;
+    } = connector_base(&id, previous.as_ref(), secrets_from, base, plan, env)?;
     let transformers = transformer::north_transformers(
-        cc.array("transformers")?,
-        &cc.at("transformers"),
+        &cc.transformers.unwrap_or_default(),
+        &format!("{CONTENT}.transformers"),
         is_update,
         &id,
         env,
@@ -947,10 +1076,10 @@ fn put_north(
         id,
         name,
         connector_type,
-        description: cc.opt_str("description")?.unwrap_or_default().to_owned(),
-        enabled: cc.opt_bool("enabled")?.unwrap_or(false),
+        description: cc.description.unwrap_or_default(),
+        enabled: cc.enabled.unwrap_or(false),
         settings,
-        caching: caching(cc, env)?,
+        caching: caching(cc.caching, CONTENT, env)?,
         transformers,
         secret_paths: paths,
         audit: audit_for(previous.as_ref(), env),
@@ -962,21 +1091,34 @@ fn put_north(
     ))
 }
 
-/// `caching` with its trigger's scan mode resolved to an id (`scanModeName` becomes null).
-fn caching(cc: &Obj<'_>, env: &Env<'_>) -> Result<Value, ApplyError> {
-    let Some(caching) = cc.opt_obj("caching")? else {
+/// `caching` (of the content at `path`) with its trigger's scan mode resolved to an id
+/// (`scanModeName` becomes null).
+fn caching(
+    caching: Option<CachingContent>,
+    path: &str,
+    env: &Env<'_>,
+) -> Result<Value, ApplyError> {
+    let Some(caching) = caching else {
         return Ok(Value::Null);
     };
-    let mut out = caching.without(&[]);
-    if let Some(trigger) = caching.opt_obj("trigger")? {
-        let scan_mode = resolve_scan_mode(&trigger, env)?;
-        let mut trigger = trigger.without(&[]);
-        trigger.insert(
-            "scanModeId".into(),
-            scan_mode.map_or(Value::Null, Value::String),
-        );
-        trigger.insert("scanModeName".into(), Value::Null);
-        out.insert("trigger".into(), Value::Object(trigger));
+    let mut out = caching.other;
+    match caching.trigger {
+        None => {}
+        Some(None) => {
+            out.insert("trigger".into(), Value::Null);
+        }
+        Some(Some(trigger)) => {
+            let at = format!("{path}.caching.trigger");
+            let scan_mode =
+                resolve_scan_mode(&trigger.scan_mode_id, &trigger.scan_mode_name, &at, env)?;
+            let mut trigger = trigger.other;
+            trigger.insert(
+                "scanModeId".into(),
+                scan_mode.map_or(Value::Null, Value::String),
+            );
+            trigger.insert("scanModeName".into(), Value::Null);
+            out.insert("trigger".into(), Value::Object(trigger));
+        }
     }
     Ok(Value::Object(out))
 }
@@ -991,22 +1133,25 @@ struct HistorySources {
     history: String,
 }
 
+/// Create or update a history query; `pointer_root` is where `content` sits in `commandContent`
+/// (`""` or `/historyQuery`).
 #[allow(clippy::too_many_arguments)]
 fn put_history(
     update_id: Option<String>,
     sources: Option<HistorySources>,
-    hq: &Obj<'_>,
+    content: &Value,
     pointer_root: &str,
     plan: &SecretPlan,
     env: &Env<'_>,
     batch: &mut Batch,
 ) -> Result<Applied, ApplyError> {
+    let path = format!("{CONTENT}{}", pointer_root.replace('/', "."));
     let is_update = update_id.is_some();
     let (id, previous) = target::<HistoryQuery>(update_id, env)?;
-    let name = hq.name("name")?;
-    check_unique_name::<HistoryQuery>(name, &id, env)?;
-    let south_type = hq.name("southType")?;
-    let north_type = hq.name("northType")?;
+    let hq: HistoryContent = typed(content, &path)?;
+    let name = hq.name.0;
+    check_unique_name::<HistoryQuery>(&name, &id, env)?;
+    let (south_type, north_type) = (hq.south_type.0, hq.north_type.0);
 
     // Where "empty means keep" takes previous secrets from, per side.
     let (mut south_keep, mut north_keep) = (None, None);
@@ -1034,8 +1179,8 @@ fn put_history(
             north_keep = Some((n.settings, n.connector_type, n.secret_paths));
         }
     }
-    let side = |key: &str, ty: &str, keep: Option<(Value, String, Vec<String>)>| {
-        let mut settings = hq.settings(key)?;
+    let side = |key: &str, sent: Settings, ty: &str, keep: Option<(Value, String, Vec<String>)>| {
+        let mut settings = settings(sent);
         let mut paths = plan.paths(&format!("{pointer_root}/{key}"));
         let keep = keep.filter(|(_, keep_type, _)| keep_type == ty);
         if let Some((_, _, recorded)) = &keep {
@@ -1044,21 +1189,19 @@ fn put_history(
         seal_secrets(&mut settings, &paths, keep.as_ref().map(|(s, _, _)| s), env)?;
         Ok::<_, ApplyError>((settings, paths))
     };
-    let (south_settings, south_secret_paths) = side("southSettings", south_type, south_keep)?;
-    let (north_settings, north_secret_paths) = side("northSettings", north_type, north_keep)?;
+    let (south_settings, south_secret_paths) =
+        side("southSettings", hq.south_settings, &south_type, south_keep)?;
+    let (north_settings, north_secret_paths) =
+        side("northSettings", hq.north_settings, &north_type, north_keep)?;
 
     let mut names = HashSet::new();
     let mut items = Vec::new();
-    for (i, value) in hq.array("items")?.iter().enumerate() {
-        let item = Obj::new(value, &format!("{}.items[{i}]", hq.path))?;
-        let item_name = item.name("name")?;
-        if !names.insert(item_name) {
-            return invalid(format!(
-                "{}: item name \"{item_name}\" is used twice",
-                hq.path
-            ));
+    for (i, item) in hq.items.unwrap_or_default().into_iter().enumerate() {
+        let item_name = item.name.0;
+        if !names.insert(item_name.clone()) {
+            return invalid(format!("{path}: item name \"{item_name}\" is used twice"));
         }
-        let item_id = match item.opt_id("id")? {
+        let item_id = match given(&item.id) {
             Some(item_id) => item_id.to_owned(),
             None => derive_id(env.command_id, &format!("{id}/item/{i}")),
         };
@@ -1066,9 +1209,9 @@ fn put_history(
             .as_ref()
             .and_then(|p| p.items.iter().find(|o| o.id == item_id));
         items.push(HistoryItem {
-            name: item_name.to_owned(),
-            enabled: item.opt_bool("enabled")?.unwrap_or(true),
-            settings: item.settings("settings")?,
+            name: item_name,
+            enabled: item.enabled.unwrap_or(true),
+            settings: settings(item.settings),
             audit: match old {
                 Some(o) => o.audit.touched(BY_OIANALYTICS, env.now),
                 None => Audit::new(BY_OIANALYTICS, env.now),
@@ -1077,27 +1220,27 @@ fn put_history(
         });
     }
     let north_transformers = transformer::history_transformers(
-        hq.array("northTransformers")?,
-        &hq.at("northTransformers"),
+        &hq.north_transformers.unwrap_or_default(),
+        &format!("{path}.northTransformers"),
         is_update,
         &id,
         &items,
         env,
     )?;
     let query = HistoryQuery {
-        name: name.to_owned(),
-        description: hq.opt_str("description")?.unwrap_or_default().to_owned(),
+        name,
+        description: hq.description.unwrap_or_default(),
         status: previous
             .as_ref()
             .map_or_else(|| "PENDING".to_owned(), |p| p.status.clone()),
-        query_time_range: hq.settings("queryTimeRange")?,
-        caching: caching(hq, env)?,
+        query_time_range: settings(hq.query_time_range),
+        caching: caching(hq.caching, &path, env)?,
         north_transformers,
-        south_type: south_type.to_owned(),
+        south_type,
         south_settings,
         south_secret_paths,
         items,
-        north_type: north_type.to_owned(),
+        north_type,
         north_settings,
         north_secret_paths,
         audit: audit_for(previous.as_ref(), env),
@@ -1147,7 +1290,7 @@ const SAME_PORTS: &str = "Web server port and proxy port can not be the same";
 
 fn engine_settings(
     command_type: CommandType,
-    cc: &Obj<'_>,
+    content: &Value,
     env: &Env<'_>,
     batch: &mut Batch,
 ) -> Result<Applied, ApplyError> {
@@ -1157,110 +1300,92 @@ fn engine_settings(
     let s = &mut record.settings;
     let result = match command_type {
         CommandType::UpdateEngineGeneral => {
-            s.general.name = cc.name("name")?.to_owned();
+            let cc: GeneralContent = typed(content, CONTENT)?;
+            s.general.name = cc.name.0;
             record.remote.general = true;
             "Engine name updated successfully"
         }
         CommandType::UpdateEngineWebServer => {
-            let port = cc.int("port", 1, u64::from(u16::MAX))? as u16;
-            let duration = cc.str("authTokenDuration")?;
-            if !TOKEN_DURATIONS.contains(&duration) {
-                return invalid(format!(
-                    "{} must be one of {}, found '{duration}'",
-                    cc.at("authTokenDuration"),
-                    TOKEN_DURATIONS.join(", ")
-                ));
-            }
+            let cc: WebServerContent = typed(content, CONTENT)?;
+            let port = cc.port.port();
             if s.proxy_server.port == Some(port) {
                 return invalid(SAME_PORTS);
             }
             s.web_server.port = port;
-            s.web_server.auth_token_duration = duration.to_owned();
+            s.web_server.auth_token_duration = cc.auth_token_duration;
             record.remote.web_server = true;
             "Engine web server settings updated successfully"
         }
         CommandType::UpdateEngineProxy => {
+            let cc: ProxyContent = typed(content, CONTENT)?;
             let p = &mut s.proxy_server;
-            p.enabled = cc.bool("enabled")?;
-            if let Some(port) = cc.opt_int("port", 1, u64::from(u16::MAX))? {
-                let port = port as u16;
+            p.enabled = cc.enabled;
+            if let Some(port) = cc.port.map(Port::port) {
                 // OIBus checks the collision only for a proxy that is switched on.
                 if p.enabled && port == s.web_server.port {
                     return invalid(SAME_PORTS);
                 }
                 p.port = Some(port);
             }
-            p.username = cc.opt_str("username")?.map(str::to_owned);
+            p.username = cc.username;
             // Plaintext on the wire (protocol §4.6); empty or absent keeps the stored value.
-            if let Some(password) = cc.opt_str("password")?.filter(|s| !s.is_empty()) {
+            if let Some(password) = given(&cc.password) {
                 p.password = Some(env.seal(password)?);
             }
-            if let Some(forward) = cc.opt_obj("forward")? {
+            if let Some(forward) = cc.forward {
                 let f = &mut p.forward;
-                f.enabled = forward.bool("enabled")?;
-                f.url = forward.opt_str("url")?.map(str::to_owned);
-                f.username = forward.opt_str("username")?.map(str::to_owned);
-                if let Some(password) = forward.opt_str("password")?.filter(|s| !s.is_empty()) {
+                f.enabled = forward.enabled;
+                f.url = forward.url;
+                f.username = forward.username;
+                if let Some(password) = given(&forward.password) {
                     f.password = Some(env.seal(password)?);
                 }
             }
             "Engine proxy settings updated successfully"
         }
         CommandType::UpdateEngineLogger => {
+            let cc: LoggerContent = typed(content, CONTENT)?;
             let l = &mut s.logger;
-            l.console.level = cc.obj("console")?.level("level")?;
-            let file = cc.obj("file")?;
-            l.file.level = file.level("level")?;
-            l.file.max_file_size = file
-                .opt_int("maxFileSize", 1, u64::MAX)?
-                .unwrap_or(l.file.max_file_size);
-            l.file.number_of_files = file
-                .opt_int("numberOfFiles", 1, u64::MAX)?
-                .unwrap_or(l.file.number_of_files);
-            let database = cc.obj("database")?;
-            l.database.level = database.level("level")?;
-            l.database.max_number_of_logs = database
-                .opt_int("maxNumberOfLogs", 100_000, u64::MAX)?
-                .unwrap_or(l.database.max_number_of_logs);
-            let loki = cc.obj("loki")?;
-            l.loki.level = loki.level("level")?;
-            l.loki.interval = loki
-                .opt_int("interval", 10, u64::MAX)?
-                .unwrap_or(l.loki.interval);
-            if let Some(address) = loki.opt_str("address")? {
-                l.loki.address = address.to_owned();
+            l.console.level = cc.console.level;
+            l.file.level = cc.file.level;
+            if let Some(size) = cc.file.max_file_size {
+                l.file.max_file_size = size.0;
             }
-            if let Some(username) = loki.opt_str("username")? {
-                l.loki.username = username.to_owned();
+            if let Some(count) = cc.file.number_of_files {
+                l.file.number_of_files = count.0;
+            }
+            l.database.level = cc.database.level;
+            if let Some(max) = cc.database.max_number_of_logs {
+                l.database.max_number_of_logs = max.0;
+            }
+            l.loki.level = cc.loki.level;
+            if let Some(interval) = cc.loki.interval {
+                l.loki.interval = interval.0;
+            }
+            if let Some(address) = cc.loki.address {
+                l.loki.address = address;
+            }
+            if let Some(username) = cc.loki.username {
+                l.loki.username = username;
             }
             // Decrypted by the actor (RSA on the wire); empty keeps the stored value.
-            if let Some(password) = loki.opt_str("password")?.filter(|s| !s.is_empty()) {
+            if let Some(password) = given(&cc.loki.password) {
                 l.loki.password = Some(env.seal(password)?);
             }
-            let oia = cc.obj("oia")?;
-            l.oia.level = oia.level("level")?;
-            l.oia.interval = oia
-                .opt_int("interval", 10, u64::MAX)?
-                .unwrap_or(l.oia.interval);
-            let syslog = cc.obj("syslog")?;
-            l.syslog.level = syslog.level("level")?;
-            if let Some(host) = syslog.opt_str("host")? {
-                l.syslog.host = host.to_owned();
+            l.oia.level = cc.oia.level;
+            if let Some(interval) = cc.oia.interval {
+                l.oia.interval = interval.0;
             }
-            if let Some(port) = syslog.opt_int("port", 1, u64::from(u16::MAX))? {
-                l.syslog.port = port as u16;
+            l.syslog.level = cc.syslog.level;
+            if let Some(host) = cc.syslog.host {
+                l.syslog.host = host;
             }
-            l.syslog.protocol = match syslog.opt_str("protocol")? {
-                None => l.syslog.protocol,
-                Some("udp4") => SyslogProtocol::Udp4,
-                Some("tcp") => SyslogProtocol::Tcp,
-                Some(other) => {
-                    return invalid(format!(
-                        "{} must be udp4 or tcp, found '{other}'",
-                        syslog.at("protocol")
-                    ))
-                }
-            };
+            if let Some(port) = cc.syslog.port {
+                l.syslog.port = port.port();
+            }
+            if let Some(protocol) = cc.syslog.protocol {
+                l.syslog.protocol = protocol;
+            }
             record.remote.logger = true;
             "Engine logger settings updated successfully"
         }
@@ -1285,23 +1410,26 @@ fn engine_settings(
 }
 
 fn registration_settings(
-    cc: &Obj<'_>,
+    cc: RegistrationContent,
     env: &Env<'_>,
     batch: &mut Batch,
 ) -> Result<Applied, ApplyError> {
     let Some(mut record) = env.entities.registration_settings()? else {
         return invalid("Registration settings are not initialised; restart the engine");
     };
-    let interval = |key| cc.int(key, 1, u64::from(u32::MAX));
-    let permissions = cc.obj("commandPermissions")?;
-    let mut command_permissions = std::collections::BTreeMap::new();
+    let mut command_permissions = BTreeMap::new();
     for flag in PERMISSION_FLAGS {
-        command_permissions.insert(flag.to_owned(), permissions.bool(flag)?);
+        let Some(permitted) = cc.command_permissions.get(flag) else {
+            return invalid(format!(
+                "{CONTENT}.commandPermissions: missing field `{flag}`"
+            ));
+        };
+        command_permissions.insert(flag.to_owned(), *permitted);
     }
     record.apply_remote(RemoteRegistrationSettings {
-        command_refresh_interval: interval("commandRefreshInterval")?,
-        command_retry_interval: interval("commandRetryInterval")?,
-        message_retry_interval: interval("messageRetryInterval")?,
+        command_refresh_interval: cc.command_refresh_interval.0,
+        command_retry_interval: cc.command_retry_interval.0,
+        message_retry_interval: cc.message_retry_interval.0,
         command_permissions,
     });
     record.audit = record.audit.touched(BY_OIANALYTICS, env.now);

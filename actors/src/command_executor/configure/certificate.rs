@@ -23,7 +23,8 @@ use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{check_unique_name, invalid, target, typed, Applied, ApplyError, Env, Obj, Op};
+use super::{check_unique_name, invalid, target, typed, Applied, ApplyError, Env, Name, Op};
+use crate::commands::catalogue::CONTENT;
 use crate::entities::{Audit, Certificate, EntityKind, BY_OIANALYTICS};
 use crate::store::Batch;
 use crate::Secret;
@@ -220,22 +221,35 @@ fn today(now: &str) -> NaiveDate {
         .date_naive()
 }
 
+/// `commandContent` of create- and update-certificate; `options` is read by
+/// [`CertificateOptions::parse`] when a certificate is generated.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CertificateCommand {
+    name: Name,
+    description: Option<String>,
+    regenerate_certificate: Option<bool>,
+    #[serde(default)]
+    options: Value,
+}
+
 /// Create or update a certificate. `update_id` is `None` for a create.
 pub(super) fn put(
     update_id: Option<String>,
-    cc: &Obj<'_>,
+    content: &Value,
     env: &Env<'_>,
     batch: &mut Batch,
 ) -> Result<Applied, ApplyError> {
     let is_update = update_id.is_some();
-    let name = cc.name("name")?;
-    let description = cc.opt_str("description")?.unwrap_or_default().to_owned();
-    let regenerate = !is_update || cc.opt_bool("regenerateCertificate")?.unwrap_or(false);
+    let cc: CertificateCommand = typed(content, CONTENT)?;
+    let name = cc.name.0;
+    let description = cc.description.unwrap_or_default();
+    let regenerate = !is_update || cc.regenerate_certificate.unwrap_or(false);
     // Checked before the lookup, as OIBus validates the command before finding the entity.
     let options = if regenerate {
         Some(CertificateOptions::parse(
-            cc.get("options"),
-            &cc.at("options"),
+            &cc.options,
+            &format!("{CONTENT}.options"),
         )?)
     } else {
         None
@@ -248,7 +262,7 @@ pub(super) fn put(
         // A create re-run after a crash finds what it made under the same derived id.
         None => target::<Certificate>(None, env)?,
     };
-    check_unique_name::<Certificate>(name, &id, env)?;
+    check_unique_name::<Certificate>(&name, &id, env)?;
 
     let audit = match &previous {
         Some(p) => p.audit.touched(BY_OIANALYTICS, env.now),
@@ -256,7 +270,7 @@ pub(super) fn put(
     };
     let mut certificate = Certificate {
         id,
-        name: name.to_owned(),
+        name,
         description,
         public_key: None,
         certificate: None,

@@ -72,7 +72,18 @@ fn scan_mode_names_are_unique_and_crons_are_checked() {
             json!({"commandContent": {"name": 3}}),
         )
         .unwrap_err();
-    assert_eq!(err, "commandContent.name must be a string, found a number");
+    assert_eq!(
+        err,
+        "commandContent.name: invalid type: integer `3`, expected a string"
+    );
+    let err = f
+        .run(
+            "e",
+            CommandType::CreateScanMode,
+            scan_mode_cc(" ", "* * * * * *"),
+        )
+        .unwrap_err();
+    assert_eq!(err, "commandContent.name: must not be empty");
 }
 
 #[test]
@@ -250,6 +261,16 @@ fn a_south_connector_is_stored_with_sealed_secrets_resolved_references_and_stabl
         err,
         "commandContent.items[0]: scan mode \"never\" not found"
     );
+    let mut blank_item = south("other", "x");
+    blank_item["items"][1]["name"] = json!("");
+    assert_eq!(
+        f.run(
+            "s7",
+            CommandType::CreateSouth,
+            json!({"southConnectorId": "", "commandContent": blank_item})
+        ),
+        Err("commandContent.items[1].name: must not be empty".into())
+    );
 }
 
 #[test]
@@ -373,13 +394,26 @@ fn engine_logger_settings_are_validated_and_the_loki_password_sealed() {
     bad["commandContent"]["console"]["level"] = json!("loud");
     assert_eq!(
         f.run("l3", CommandType::UpdateEngineLogger, bad),
-        Err("commandContent.console.level must be one of silent, error, warn, info, debug, trace, found 'loud'".into())
+        Err("commandContent.console.level: unknown variant `loud`, expected one of `silent`, `error`, `warn`, `info`, `debug`, `trace`".into())
     );
 }
 
 #[test]
 fn engine_ports_must_differ_and_proxy_passwords_are_sealed() {
     let f = fixture();
+    let port_zero = json!({"commandContent": {"port": 0, "authTokenDuration": "7d"}});
+    assert_eq!(
+        f.run("w0", CommandType::UpdateEngineWebServer, port_zero),
+        Err(
+            "commandContent.port: invalid value: integer `0`, expected an integer from 1 to 65535"
+                .into()
+        )
+    );
+    let two_hours = json!({"commandContent": {"port": 2223, "authTokenDuration": "2h"}});
+    assert!(f
+        .run("w1", CommandType::UpdateEngineWebServer, two_hours)
+        .unwrap_err()
+        .starts_with("commandContent.authTokenDuration: unknown variant `2h`"));
     let web = json!({"commandContent": {"port": 9000, "authTokenDuration": "7d"}});
     assert_eq!(
         f.run("w", CommandType::UpdateEngineWebServer, web),
@@ -430,7 +464,7 @@ fn registration_settings_need_every_flag_and_positive_intervals() {
     assert_eq!(
         f.run("r2", CommandType::UpdateRegistrationSettings, zero),
         Err(
-            "commandContent.commandRetryInterval must be an integer from 1 to 4294967295, found 0"
+            "commandContent.commandRetryInterval: invalid value: integer `0`, expected an integer from 1 to 4294967295"
                 .into()
         )
     );
@@ -441,7 +475,7 @@ fn registration_settings_need_every_flag_and_positive_intervals() {
         .remove("setpoint");
     assert_eq!(
         f.run("r3", CommandType::UpdateRegistrationSettings, missing),
-        Err("commandContent.commandPermissions.setpoint must be a boolean, found null".into())
+        Err("commandContent.commandPermissions: missing field `setpoint`".into())
     );
 }
 
