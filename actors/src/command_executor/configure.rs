@@ -412,6 +412,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 /// triggers); the other fields pass through.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(expecting = "an object")]
 struct WithScanMode {
     scan_mode_id: Option<String>,
     scan_mode_name: Option<String>,
@@ -420,6 +421,7 @@ struct WithScanMode {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 struct ScanModeContent {
     name: Name,
     description: Option<String>,
@@ -427,6 +429,7 @@ struct ScanModeContent {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 struct IpFilterContent {
     address: Name,
     description: Option<String>,
@@ -434,6 +437,7 @@ struct IpFilterContent {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(expecting = "an object")]
 struct SouthContent {
     name: Name,
     #[serde(rename = "type")]
@@ -447,6 +451,7 @@ struct SouthContent {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(expecting = "an object")]
 struct SouthItemContent {
     id: Option<String>,
     name: Name,
@@ -462,6 +467,7 @@ struct SouthItemContent {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(expecting = "an object")]
 struct GroupContent {
     id: Option<String>,
     #[serde(default, deserialize_with = "present")]
@@ -471,6 +477,7 @@ struct GroupContent {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 struct NorthContent {
     name: Name,
     #[serde(rename = "type")]
@@ -483,6 +490,7 @@ struct NorthContent {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 struct CachingContent {
     #[serde(default, deserialize_with = "present")]
     trigger: Option<Option<WithScanMode>>,
@@ -492,6 +500,7 @@ struct CachingContent {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(expecting = "an object")]
 struct HistoryContent {
     name: Name,
     description: Option<String>,
@@ -507,11 +516,13 @@ struct HistoryContent {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(expecting = "an object")]
 struct UpdateHistoryContent {
     history_query: Map<String, Value>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 struct HistoryItemContent {
     id: Option<String>,
     name: Name,
@@ -520,12 +531,14 @@ struct HistoryItemContent {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 struct GeneralContent {
     name: Name,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(expecting = "an object")]
 struct WebServerContent {
     port: Port,
     #[serde(deserialize_with = "token_duration")]
@@ -541,6 +554,7 @@ fn token_duration<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 struct ProxyContent {
     enabled: bool,
     port: Option<Port>,
@@ -550,6 +564,7 @@ struct ProxyContent {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 struct ForwardContent {
     enabled: bool,
     url: Option<String>,
@@ -558,6 +573,7 @@ struct ForwardContent {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 struct LoggerContent {
     console: LevelContent,
     file: FileLoggerContent,
@@ -568,12 +584,14 @@ struct LoggerContent {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 struct LevelContent {
     level: LogLevel,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(expecting = "an object")]
 struct FileLoggerContent {
     level: LogLevel,
     max_file_size: Option<AtLeast<1>>,
@@ -582,12 +600,14 @@ struct FileLoggerContent {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(expecting = "an object")]
 struct DatabaseLoggerContent {
     level: LogLevel,
     max_number_of_logs: Option<AtLeast<100_000>>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 struct LokiContent {
     level: LogLevel,
     interval: Option<AtLeast<10>>,
@@ -597,12 +617,14 @@ struct LokiContent {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 struct OiaContent {
     level: LogLevel,
     interval: Option<AtLeast<10>>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 struct SyslogContent {
     level: LogLevel,
     host: Option<String>,
@@ -612,6 +634,7 @@ struct SyslogContent {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(expecting = "an object")]
 struct RegistrationContent {
     command_refresh_interval: Interval,
     command_retry_interval: Interval,

@@ -225,6 +225,7 @@ fn today(now: &str) -> NaiveDate {
 /// [`CertificateOptions::parse`] when a certificate is generated.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(expecting = "an object")]
 struct CertificateCommand {
     name: Name,
     description: Option<String>,
