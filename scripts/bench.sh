@@ -9,7 +9,10 @@
 #                                          # metrics sim rollback
 #   BENCH_PROFILE=dev scripts/bench.sh     # the debug build the tests use (slower figures)
 #
-# Each benchmark test prints `BENCH <name> <value> <unit>` lines; this script collects them.
+# Each benchmark prints `BENCH <name> <value> <unit>` lines; this script collects them. The
+# library's own (metrics) are the `harness = false` bench targets in `actors/benches/`, run with
+# `cargo bench`; the end-to-end ones (commands, logs, sim, rollback) need the simulator or a second
+# binary and stay `#[ignore]`d tests in `tests/`, run with nextest.
 # Run it on an otherwise idle machine: the figures are wall-clock rates on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,8 +22,11 @@ profile="${BENCH_PROFILE:-release}"
 runs="${RUNS:-3}"
 only="${BENCH_ONLY:-startup commands logs metrics sim rollback}"
 if [ "$profile" = release ]; then flag=--release; dir=release; else flag=; dir=debug; fi
+# `cargo bench` builds with the bench profile (release settings) unless told otherwise.
+if [ "$profile" = release ]; then bench_flag=; else bench_flag="--profile $profile"; fi
 cargo build --locked $flag --bin oibus-agent
 cargo nextest run --locked $flag --workspace --no-run
+cargo bench --locked $bench_flag -p oibus-actors --benches --no-run
 bin="$CARGO_TARGET_DIR/$dir/oibus-agent"
 
 work=$(mktemp -d)
@@ -66,20 +72,30 @@ YAML
   kill %1 2>/dev/null || true
 fi
 
-# The benchmark tests, each run `runs` times, one at a time.
+# The benchmarks, each run `runs` times, one at a time: a bench target (`cargo bench`), or the
+# ignored end-to-end tests a nextest filter selects.
+declare -A benches=(
+  [metrics]='metrics'
+)
 declare -A filters=(
   [commands]='test(/commands::bench_10k/)'
   [logs]='test(/logs::bench::/)'
-  [metrics]='test(/metrics_aggregator::bench::tests::(counting|flushing)/)'
   [sim]='test(/sim::status_and_log_routes/)'
   [rollback]='test(/launcher::new_binary_that_exits_at_once/)'
 )
+run_group() {
+  if [ -n "${benches[$1]:-}" ]; then
+    cargo bench --locked $bench_flag -p oibus-actors --bench "${benches[$1]}"
+  else
+    cargo nextest run --locked $flag --workspace --run-ignored all --no-capture -j 1 \
+      -E "${filters[$1]}"
+  fi
+}
 for group in commands logs metrics sim rollback; do
   wanted "$group" || continue
   for i in $(seq "$runs"); do
     echo "== $group, run $i of $runs"
-    cargo nextest run --locked $flag --workspace --run-ignored all --no-capture -j 1 \
-      -E "${filters[$group]}" > "$work/$group-$i.log" 2>&1 || {
+    run_group "$group" > "$work/$group-$i.log" 2>&1 || {
       tail -40 "$work/$group-$i.log"; echo "benchmark $group failed"; exit 1; }
     grep -h '^BENCH ' "$work/$group-$i.log" | sed 's/^BENCH //' | tee -a "$figures"
   done

@@ -19,7 +19,6 @@
 mod config;
 pub use config::MetricsAggregatorConfig;
 pub mod actor;
-mod bench;
 mod document;
 mod flush;
 mod handle;
@@ -29,7 +28,6 @@ mod retention;
 mod sample;
 mod window;
 
-pub use bench::{bench_count, bench_flush, bench_store_flush, FlushBench, ROUNDS};
 pub use document::{DocKey, Document};
 pub use flush::{flush, DocCache};
 pub use handle::{Clock, ManualClock, MetricsHandle, MinuteCount, SystemClock};

@@ -1,6 +1,8 @@
-//! Throughput figures for the hot paths, callable from a bench script or the ignored tests
-//! below (`cargo test -p oibus-actors metrics_aggregator::bench -- --ignored --nocapture`).
-//! They report durations; nothing here asserts timings.
+//! Throughput figures for the metrics hot paths: counting, flushing and the store write.
+//! `scripts/bench.sh` runs this (`cargo bench -p oibus-actors --bench metrics`) and collects the
+//! `BENCH <name> <value> <unit>` lines; `cargo bench -p oibus-actors --bench metrics -- flushing`
+//! runs only the figures whose name contains `flushing`. They report durations; nothing here
+//! asserts timings.
 
 use std::fmt;
 use std::sync::Arc;
@@ -8,13 +10,79 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::actor::write_counts;
-use super::{flush, DocCache, Document, ManualClock, MetricsError, MetricsHandle, Sample};
-use crate::store::Store;
+use oibus_actors::metrics_aggregator::actor::write_counts;
+use oibus_actors::metrics_aggregator::{
+    flush, DocCache, Document, ManualClock, MetricsError, MetricsHandle, Sample,
+};
+use oibus_actors::store::Store;
+
+/// Each figure: its name (for the filter) and what prints its lines.
+const BENCHES: [(&str, fn()); 3] = [
+    (
+        "counting_throughput_on_one_thread",
+        counting_throughput_on_one_thread,
+    ),
+    ("flushing_10k_dirty_series", flushing_10k_dirty_series),
+    (
+        "flushing_10k_dirty_series_into_the_store",
+        flushing_10k_dirty_series_into_the_store,
+    ),
+];
+
+/// Runs every figure, or those whose name contains one of the arguments. Flags (cargo passes
+/// `--bench`) are not filters.
+fn main() {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    for (name, run) in BENCHES {
+        if filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())) {
+            println!("== {name}");
+            run();
+        }
+    }
+}
+
+fn counting_throughput_on_one_thread() {
+    let n = 2_000_000;
+    let elapsed = bench_count(n);
+    println!(
+        "{n} counts in {elapsed:?}: {:.0} counts/s",
+        n as f64 / elapsed.as_secs_f64()
+    );
+    // The line scripts/bench.sh collects.
+    println!(
+        "BENCH metric_counts_per_s {:.2} counts/s",
+        n as f64 / elapsed.as_secs_f64()
+    );
+}
+
+fn flushing_10k_dirty_series() {
+    let bench = bench_flush(10_000);
+    println!("{bench}");
+    // One flush makes three documents per series (the old unit test, kept as a check).
+    assert_eq!(bench.docs, 3 * bench.series, "{bench}");
+    println!(
+        "BENCH metric_flush_10k_series_ms {:.2} ms",
+        bench.existing.as_secs_f64() * 1e3
+    );
+}
+
+fn flushing_10k_dirty_series_into_the_store() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).expect("store");
+    let took = bench_store_flush(&store, 10_000);
+    println!("10000 series, 30000 docs folded, encoded and written: {took:?}");
+    println!(
+        "BENCH metric_store_flush_10k_series_ms {:.2} ms",
+        took.as_secs_f64() * 1e3
+    );
+}
 
 /// Thread CPU time to count `n` events on the calling thread, spread over 64 samples, with the system
 /// clock.
-pub fn bench_count(n: u64) -> Duration {
+fn bench_count(n: u64) -> Duration {
     let handle = MetricsHandle::new();
     let samples = samples(64);
     let began = thread_cpu_time();
@@ -28,19 +96,19 @@ pub fn bench_count(n: u64) -> Duration {
 
 /// What [`bench_flush`] measured for `series` dirty series (3 documents each).
 #[derive(Clone, Debug)]
-pub struct FlushBench {
-    pub series: usize,
-    pub docs: usize,
+struct FlushBench {
+    series: usize,
+    docs: usize,
     /// `flush` when no document exists yet (zero-filled creation).
-    pub fresh: Duration,
+    fresh: Duration,
     /// `flush` when every document exists, taken from a [`DocCache`].
-    pub existing: Duration,
+    existing: Duration,
     /// `to_stored` of every document.
-    pub encode: Duration,
+    encode: Duration,
     /// `decode_stored` of every document.
-    pub decode: Duration,
+    decode: Duration,
     /// `to_json` of every document (what a read of the documents API renders).
-    pub render: Duration,
+    render: Duration,
 }
 
 impl fmt::Display for FlushBench {
@@ -62,7 +130,7 @@ impl fmt::Display for FlushBench {
 
 /// Times (thread CPU time) one flush of `series` dirty series, counted within one minute.
 /// Each figure is the best of [`ROUNDS`] runs.
-pub fn bench_flush(series: usize) -> FlushBench {
+fn bench_flush(series: usize) -> FlushBench {
     let at: DateTime<Utc> = DateTime::from_timestamp(1_715_350_920, 0).unwrap_or_default();
     let handle = MetricsHandle::with_clock(Arc::new(ManualClock::new(at)));
     for sample in samples(series) {
@@ -111,7 +179,7 @@ pub fn bench_flush(series: usize) -> FlushBench {
 /// Thread CPU time of the actor's whole flush of `series` dirty series into `store`: fold,
 /// JSON encoding and one buffered RocksDB batch of 3 × `series` documents, with the documents
 /// already stored and cached (the steady state). Best of [`ROUNDS`].
-pub fn bench_store_flush(store: &Store, series: usize) -> Duration {
+fn bench_store_flush(store: &Store, series: usize) -> Duration {
     let at: DateTime<Utc> = DateTime::from_timestamp(1_715_350_920, 0).unwrap_or_default();
     let handle = MetricsHandle::with_clock(Arc::new(ManualClock::new(at)));
     let samples = samples(series);
@@ -130,7 +198,7 @@ pub fn bench_store_flush(store: &Store, series: usize) -> Duration {
 }
 
 /// Runs per figure of [`bench_flush`].
-pub const ROUNDS: usize = 5;
+const ROUNDS: usize = 5;
 
 fn best_of<T>(mut run: impl FnMut() -> T) -> Duration {
     best_of_with(|| (), |()| run())
@@ -178,54 +246,4 @@ fn samples(n: usize) -> Vec<Sample> {
             )
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    #[ignore = "prints throughput figures"]
-    fn counting_throughput_on_one_thread() {
-        let n = 2_000_000;
-        let elapsed = bench_count(n);
-        println!(
-            "{n} counts in {elapsed:?}: {:.0} counts/s",
-            n as f64 / elapsed.as_secs_f64()
-        );
-        // The line scripts/bench.sh collects.
-        println!(
-            "BENCH metric_counts_per_s {:.2} counts/s",
-            n as f64 / elapsed.as_secs_f64()
-        );
-    }
-
-    #[test]
-    #[ignore = "prints throughput figures"]
-    fn flushing_10k_dirty_series() {
-        let bench = bench_flush(10_000);
-        println!("{bench}");
-        println!(
-            "BENCH metric_flush_10k_series_ms {:.2} ms",
-            bench.existing.as_secs_f64() * 1e3
-        );
-    }
-
-    #[test]
-    #[ignore = "prints throughput figures"]
-    fn flushing_10k_dirty_series_into_the_store() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let took = bench_store_flush(&store, 10_000);
-        println!("10000 series, 30000 docs folded, encoded and written: {took:?}");
-        println!(
-            "BENCH metric_store_flush_10k_series_ms {:.2} ms",
-            took.as_secs_f64() * 1e3
-        );
-    }
-
-    #[test]
-    fn bench_flush_makes_three_documents_per_series() {
-        assert_eq!(bench_flush(10).docs, 30);
-    }
 }
