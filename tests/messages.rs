@@ -604,18 +604,7 @@ fn transformers_are_listed_in_full_config_and_a_north_may_use_them() {
             "test-custom-transformer needs a transformer runtime, which oibus-agent does not have yet",
         ),
     ] {
-        // The full record (with its result) of the command's final status.
-        let record = || {
-            sim.admin_get(&format!("/admin/statuses?id={id}"))["records"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|r| r["record"].clone())
-                .find(|r| r["status"] == "ERRORED" || r["status"] == "COMPLETED")
-        };
-        assert!(wait_until(WAIT, || record().is_some()), "{id}");
-        let last = record().unwrap();
+        let last = crate::commands::terminal(&sim, &agent, id);
         assert_eq!(last["status"], "ERRORED", "{id}");
         assert_eq!(last["result"], result, "{id}");
     }
