@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod content;
 pub mod context;
+pub mod data_flow;
 pub mod entities;
 pub mod events;
 #[cfg(feature = "fuzzing")]

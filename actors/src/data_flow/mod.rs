@@ -1,0 +1,4 @@
+//! The data plane's supervisor (DESIGN.md "Data plane"): which souths and norths run, the
+//! scan-mode schedules that drive them, and the fan-out from souths to the norths' caches.
+
+pub mod transform;

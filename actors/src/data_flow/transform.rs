@@ -1,0 +1,501 @@
+//! A north's transformer routing (data-plane §5.3) and the native standard transformers.
+//!
+//! OIBus resolves the transformer of a south's content per item: the first entry (in list
+//! order) naming the item, else the first naming the item's group, else the first entry of
+//! the south with neither items nor group. A setpoint goes through the first
+//! `oianalytics-setpoint` entry. No entry: the content is cached as is when the north accepts
+//! its type, and silently dropped otherwise (`north-connector.ts` `handleNoTransformer`).
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::content::{Content, ContentType, TimeValue};
+use crate::entities::transformers::{Transformer, TransformerDefinition};
+
+/// What one transformer entry does, natively.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transform {
+    /// `iso`: cached as is, whatever its type.
+    Iso,
+    /// `ignore`: dropped.
+    Ignore,
+    /// `time-values-to-oianalytics`: `{pointId, timestamp, data:{value}}`, the timestamp
+    /// truncated to `precision`.
+    TimeValuesToOianalytics { precision: Precision },
+    /// A transformer this agent cannot run (a custom one, or a standard one not yet native):
+    /// its content is dropped with an error, counted.
+    Unsupported { name: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Ms,
+    S,
+    Min,
+    Hr,
+}
+
+/// Where content comes from, as routing needs it: the south, and per value the item.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    South {
+        south_id: &'a str,
+        items: &'a ItemIndex,
+    },
+    Setpoint,
+}
+
+/// A south's items by name (the `pointId` of its values): id and group.
+#[derive(Debug, Clone, Default)]
+pub struct ItemIndex {
+    by_name: HashMap<String, (String, Option<String>)>,
+}
+
+impl ItemIndex {
+    pub fn new<'a>(items: impl IntoIterator<Item = (&'a str, &'a str, Option<&'a str>)>) -> Self {
+        let by_name = items
+            .into_iter()
+            .map(|(name, id, group)| (name.to_owned(), (id.to_owned(), group.map(str::to_owned))))
+            .collect();
+        ItemIndex { by_name }
+    }
+
+    pub fn get(&self, name: &str) -> Option<(&str, Option<&str>)> {
+        self.by_name
+            .get(name)
+            .map(|(id, group)| (id.as_str(), group.as_deref()))
+    }
+}
+
+/// One north's routing table, built when the north (re)starts.
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    transforms: Vec<Transform>,
+    /// (south id, item id) → entry index.
+    item_level: HashMap<(String, String), usize>,
+    /// (south id, group id) → entry index.
+    group_level: HashMap<(String, String), usize>,
+    south_level: HashMap<String, usize>,
+    setpoint: Option<usize>,
+}
+
+/// A stored north transformer entry (`configure/transformer.rs` `NorthTransformerOut`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Entry {
+    transformer_id: String,
+    #[serde(default)]
+    options: Map<String, Value>,
+    source: EntrySource,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type")]
+enum EntrySource {
+    #[serde(rename = "south", rename_all = "camelCase")]
+    South {
+        south_id: String,
+        #[serde(default)]
+        group_id: Option<String>,
+        #[serde(default)]
+        items: Vec<EntryItem>,
+    },
+    #[serde(rename = "oibus-api")]
+    OibusApi {},
+    #[serde(rename = "oianalytics-setpoint")]
+    OianalyticsSetpoint {},
+}
+
+#[derive(Debug, Deserialize)]
+struct EntryItem {
+    id: String,
+}
+
+impl Routing {
+    /// The table of a north's stored `transformers`, resolved against the known transformers.
+    /// An entry that does not parse is an error naming it; its transformer unknown makes it
+    /// [`Transform::Unsupported`].
+    pub fn new(entries: &[Value], known: &[Transformer]) -> Result<Routing, String> {
+        let mut routing = Routing::default();
+        for (index, value) in entries.iter().enumerate() {
+            let entry: Entry = serde_json::from_value(value.clone())
+                .map_err(|e| format!("transformers[{index}]: {e}"))?;
+            routing.transforms.push(native(&entry, known));
+            match entry.source {
+                EntrySource::South {
+                    south_id,
+                    group_id,
+                    items,
+                } => {
+                    for item in &items {
+                        routing
+                            .item_level
+                            .entry((south_id.clone(), item.id.clone()))
+                            .or_insert(index);
+                    }
+                    match group_id.filter(|g| !g.is_empty()) {
+                        Some(group) => {
+                            routing
+                                .group_level
+                                .entry((south_id, group))
+                                .or_insert(index);
+                        }
+                        None if items.is_empty() => {
+                            routing.south_level.entry(south_id).or_insert(index);
+                        }
+                        None => {}
+                    }
+                }
+                EntrySource::OibusApi {} => {}
+                EntrySource::OianalyticsSetpoint {} => {
+                    routing.setpoint.get_or_insert(index);
+                }
+            }
+        }
+        Ok(routing)
+    }
+
+    /// The entry for one item of a south, or for a setpoint.
+    fn resolve(&self, south_id: &str, item: Option<(&str, Option<&str>)>) -> Option<usize> {
+        if let Some((item_id, group)) = item {
+            let key = (south_id.to_owned(), item_id.to_owned());
+            if let Some(index) = self.item_level.get(&key) {
+                return Some(*index);
+            }
+            if let Some(group) = group {
+                if let Some(index) = self
+                    .group_level
+                    .get(&(south_id.to_owned(), group.to_owned()))
+                {
+                    return Some(*index);
+                }
+            }
+        }
+        self.south_level.get(south_id).copied()
+    }
+
+    /// Split `content` by the transformer each part resolves to. Only a south's time values are
+    /// split per item (their `pointId` is the item name); anything else is one part.
+    pub fn partition(
+        &self,
+        origin: Origin<'_>,
+        content: Content,
+    ) -> Vec<(Option<&Transform>, Content)> {
+        let (south_id, items) = match origin {
+            Origin::Setpoint => return vec![(self.setpoint.map(|i| &self.transforms[i]), content)],
+            Origin::South { south_id, items } => (south_id, items),
+        };
+        let Content::Values {
+            kind: ContentType::TimeValues,
+            values,
+        } = content
+        else {
+            // A file or a message belongs to the south as a whole.
+            let index = self.resolve(south_id, None);
+            return vec![(index.map(|i| &self.transforms[i]), content)];
+        };
+        let mut parts: Vec<(Option<usize>, Vec<TimeValue>)> = Vec::new();
+        for value in values {
+            let index = self.resolve(south_id, items.get(&value.point_id));
+            match parts.iter_mut().find(|(i, _)| *i == index) {
+                Some((_, part)) => part.push(value),
+                None => parts.push((index, vec![value])),
+            }
+        }
+        parts
+            .into_iter()
+            .map(|(index, values)| {
+                let transform = index.map(|i| &self.transforms[i]);
+                let content = Content::Values {
+                    kind: ContentType::TimeValues,
+                    values,
+                };
+                (transform, content)
+            })
+            .collect()
+    }
+}
+
+fn native(entry: &Entry, known: &[Transformer]) -> Transform {
+    let Some(transformer) = known.iter().find(|t| t.id == entry.transformer_id) else {
+        return Transform::Unsupported {
+            name: entry.transformer_id.clone(),
+        };
+    };
+    match &transformer.definition {
+        TransformerDefinition::Standard { function_name } => match function_name.as_str() {
+            "iso" => Transform::Iso,
+            "ignore" => Transform::Ignore,
+            "time-values-to-oianalytics" => Transform::TimeValuesToOianalytics {
+                precision: entry
+                    .options
+                    .get("precision")
+                    .and_then(|p| Precision::deserialize(p).ok())
+                    .unwrap_or_default(),
+            },
+            other => Transform::Unsupported {
+                name: other.to_owned(),
+            },
+        },
+        TransformerDefinition::Custom(custom) => Transform::Unsupported {
+            name: custom.name.clone(),
+        },
+    }
+}
+
+/// What to cache for one part: `Ok(None)` when it is dropped (ignored, or of a type the north
+/// does not take without a transformer); `Err` when its transformer cannot run here.
+pub fn apply(
+    transform: Option<&Transform>,
+    content: Content,
+    accepts: &[ContentType],
+) -> Result<Option<Content>, String> {
+    match transform {
+        None if accepts.contains(&content.content_type()) => Ok(Some(content)),
+        None | Some(Transform::Ignore) => Ok(None),
+        Some(Transform::Iso) => Ok(Some(content)),
+        Some(Transform::TimeValuesToOianalytics { precision }) => match content {
+            Content::Values {
+                kind: ContentType::TimeValues,
+                values,
+            } => Ok(Some(Content::Values {
+                kind: ContentType::Oianalytics,
+                values: values
+                    .into_iter()
+                    .map(|v| to_oianalytics(v, *precision))
+                    .collect(),
+            })),
+            other => Err(format!(
+                "time-values-to-oianalytics takes time-values, not {}",
+                other.content_type()
+            )),
+        },
+        Some(Transform::Unsupported { name }) => Err(format!(
+            "transformer '{name}' is not supported by this agent (no runtime for it)"
+        )),
+    }
+}
+
+fn to_oianalytics(value: TimeValue, precision: Precision) -> TimeValue {
+    let inner = match value.data {
+        Value::Object(mut data) => data.remove("value").unwrap_or(Value::Null),
+        other => other,
+    };
+    TimeValue {
+        timestamp: truncate(&value.timestamp, precision),
+        point_id: value.point_id,
+        data: serde_json::json!({ "value": inner }),
+    }
+}
+
+/// The timestamp at `precision`, in UTC with milliseconds as OIBus (luxon `toISO`) writes it;
+/// one that does not parse is kept as is.
+fn truncate(timestamp: &str, precision: Precision) -> String {
+    use chrono::{DateTime, Timelike, Utc};
+    let Ok(parsed) = DateTime::parse_from_rfc3339(timestamp) else {
+        return timestamp.to_owned();
+    };
+    let t = parsed.with_timezone(&Utc);
+    let t = match precision {
+        Precision::Ms => Some(t),
+        Precision::S => t.with_nanosecond(0),
+        Precision::Min => t.with_nanosecond(0).and_then(|t| t.with_second(0)),
+        Precision::Hr => t
+            .with_nanosecond(0)
+            .and_then(|t| t.with_second(0))
+            .and_then(|t| t.with_minute(0)),
+    };
+    t.map_or_else(|| timestamp.to_owned(), |t| crate::protocol::iso(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entities::{transformers::CustomTransformer, Audit};
+    use serde_json::json;
+
+    fn standard(id: &str, function_name: &str) -> Transformer {
+        Transformer {
+            id: id.into(),
+            input_type: "time-values".into(),
+            output_type: "any".into(),
+            definition: TransformerDefinition::Standard {
+                function_name: function_name.into(),
+            },
+            audit: Audit::new("", ""),
+        }
+    }
+
+    fn values(points: &[&str]) -> Content {
+        Content::Values {
+            kind: ContentType::TimeValues,
+            values: points
+                .iter()
+                .map(|p| TimeValue {
+                    point_id: (*p).into(),
+                    timestamp: "2026-03-04T05:06:07.891Z".into(),
+                    data: json!({"value": 1, "quality": "good"}),
+                })
+                .collect(),
+        }
+    }
+
+    fn known() -> Vec<Transformer> {
+        vec![
+            standard("iso", "iso"),
+            standard("ign", "ignore"),
+            standard("oia", "time-values-to-oianalytics"),
+            standard("csv", "time-values-to-csv"),
+        ]
+    }
+
+    fn items() -> ItemIndex {
+        ItemIndex::new([
+            ("a", "item-a", Some("g1")),
+            ("b", "item-b", Some("g1")),
+            ("c", "item-c", None),
+        ])
+    }
+
+    #[test]
+    fn item_level_wins_over_group_which_wins_over_south() {
+        let routing = Routing::new(
+            &[
+                json!({"transformerId": "oia", "source": {"type": "south", "southId": "s1", "items": []}}),
+                json!({"transformerId": "ign", "source": {"type": "south", "southId": "s1", "groupId": "g1", "items": []}}),
+                json!({"transformerId": "iso", "source": {"type": "south", "southId": "s1", "items": [{"id": "item-a"}]}}),
+            ],
+            &known(),
+        )
+        .unwrap();
+        let items = items();
+        let parts = routing.partition(
+            Origin::South {
+                south_id: "s1",
+                items: &items,
+            },
+            values(&["a", "b", "c", "unknown"]),
+        );
+        let summary: Vec<(Option<Transform>, usize)> = parts
+            .into_iter()
+            .map(|(t, c)| (t.cloned(), c.elements()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (Some(Transform::Iso), 1),
+                (Some(Transform::Ignore), 1),
+                (
+                    Some(Transform::TimeValuesToOianalytics {
+                        precision: Precision::Ms
+                    }),
+                    2
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn content_without_a_transformer_is_cached_only_when_the_north_takes_its_type() {
+        let taken = apply(None, values(&["a"]), &[ContentType::TimeValues]).unwrap();
+        assert!(taken.is_some());
+        let dropped = apply(None, values(&["a"]), &[ContentType::Any]).unwrap();
+        assert!(dropped.is_none());
+    }
+
+    #[test]
+    fn time_values_to_oianalytics_keeps_only_the_value_at_the_precision() {
+        let transform = Transform::TimeValuesToOianalytics {
+            precision: Precision::Min,
+        };
+        let out = apply(Some(&transform), values(&["a"]), &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!(out.content_type(), ContentType::Oianalytics);
+        assert_eq!(
+            std::str::from_utf8(&out.to_bytes()).unwrap(),
+            r#"[{"pointId":"a","timestamp":"2026-03-04T05:06:00.000Z","data":{"value":1}}]"#
+        );
+    }
+
+    #[test]
+    fn precision_comes_from_the_entry_options() {
+        let routing = Routing::new(
+            &[json!({"transformerId": "oia", "options": {"precision": "hr"}, "source": {"type": "south", "southId": "s1", "items": []}})],
+            &known(),
+        )
+        .unwrap();
+        let items = items();
+        let parts = routing.partition(
+            Origin::South {
+                south_id: "s1",
+                items: &items,
+            },
+            values(&["a"]),
+        );
+        assert_eq!(
+            parts[0].0,
+            Some(&Transform::TimeValuesToOianalytics {
+                precision: Precision::Hr
+            })
+        );
+    }
+
+    #[test]
+    fn a_transformer_without_a_native_runtime_is_an_error_not_a_silent_pass() {
+        let mut known = known();
+        known.push(Transformer {
+            id: "custom".into(),
+            input_type: "time-values".into(),
+            output_type: "any".into(),
+            definition: TransformerDefinition::Custom(CustomTransformer {
+                name: "my js".into(),
+                description: String::new(),
+                language: "javascript".into(),
+                timeout: 1000,
+                custom_code: String::new(),
+                custom_manifest: json!({}),
+            }),
+            audit: Audit::new("", ""),
+        });
+        let routing = Routing::new(
+            &[
+                json!({"transformerId": "custom", "source": {"type": "south", "southId": "s1", "items": []}}),
+                json!({"transformerId": "csv", "source": {"type": "oianalytics-setpoint"}}),
+            ],
+            &known,
+        )
+        .unwrap();
+        let items = items();
+        let (transform, content) = routing
+            .partition(
+                Origin::South {
+                    south_id: "s1",
+                    items: &items,
+                },
+                values(&["a"]),
+            )
+            .remove(0);
+        let error = apply(transform, content, &[ContentType::TimeValues]).unwrap_err();
+        assert!(error.contains("'my js' is not supported"), "{error}");
+        let (setpoint, _) = routing
+            .partition(Origin::Setpoint, values(&["x"]))
+            .remove(0);
+        assert_eq!(
+            setpoint,
+            Some(&Transform::Unsupported {
+                name: "time-values-to-csv".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_malformed_entry_is_named() {
+        let error = Routing::new(&[json!({"source": {"type": "south"}})], &known()).unwrap_err();
+        assert!(error.starts_with("transformers[0]:"), "{error}");
+    }
+}
