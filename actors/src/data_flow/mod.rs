@@ -2,3 +2,4 @@
 //! scan-mode schedules that drive them, and the fan-out from souths to the norths' caches.
 
 pub mod transform;
+pub mod schedule;
