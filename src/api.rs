@@ -9,6 +9,7 @@
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use chrono::{DateTime, Utc};
+use oibus_actors::data_flow::{DataFlow, GetDataFlowStatus};
 use oibus_actors::events::{self, ControlPanelOperation, LocalQueryServed};
 use oibus_actors::log_shipper::{GetLogShipperStats, LogShipper};
 use oibus_actors::metrics_aggregator::actor::read_documents;
@@ -89,10 +90,15 @@ async fn status(engine: web::Data<Engine>) -> HttpResponse {
         Some(addr) => addr.send(GetLogShipperStats).await.ok(),
         None => None,
     };
+    let data_flow = match engine.peers.get::<DataFlow>() {
+        Some(addr) => addr.send(GetDataFlowStatus).await.ok(),
+        None => None,
+    };
     HttpResponse::Ok().json(json!({
         "version": oibus_actors::VERSION,
         "registration": registration,
         "logs": logs,
+        "data_flow": data_flow,
         "engine_id": engine.engine_id,
         "name": config.engine.name,
         "pid": std::process::id(),

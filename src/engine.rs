@@ -32,6 +32,7 @@ use oibus_actors::metrics_aggregator::MetricsHandle;
 use oibus_actors::registration::actor::Registration;
 use oibus_actors::registration::RegistrationChanged;
 use oibus_actors::store::{Cf, Durability, Store};
+use oibus_actors::data_flow::DataFlow;
 use oibus_actors::supervision::{failed_start, ChildSpec, Peers, Shutdown, Supervisor};
 use oibus_actors::AgentContext;
 use tokio::signal::unix::{signal, SignalKind};
@@ -225,6 +226,17 @@ fn children(
     ));
     let entities = EntityStore::new(ctx.store.clone());
     specs.push(MessageSender::child_spec(ctx.clone(), entities.clone()));
+    // Before the executor, which tells it of entity changes; stopped after it.
+    let (c, e) = (ctx.clone(), entities.clone());
+    specs.push(ChildSpec::new(
+        "data_flow",
+        policy("data_flow"),
+        move |guard| {
+            let addr = DataFlow::new(c.clone(), e.clone(), guard).start();
+            c.peers.set(addr.clone());
+            addr.recipient()
+        },
+    ));
     let (c, e) = (ctx.clone(), entities.clone());
     specs.push(ChildSpec::new(
         "command_executor",

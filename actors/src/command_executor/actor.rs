@@ -14,6 +14,7 @@ use crate::command_reporter::{CommandReporter, ReportsPending};
 use crate::commands::{CommandRecord, CommandType, Journal, Reporting, Status, Transition};
 use crate::config::Config;
 use crate::context::{AgentContext, ConfigReloaded};
+use crate::data_flow::{DataCommand, DataFlow, Reconcile};
 use crate::entities::{EffectiveRegistrationSettings, EntityStore, RegistrationSettingsRecord};
 use crate::events::{CommandCancelled, CommandExecuted, CommandExitsEngine, EntityChanged};
 use crate::key_vault::{DecryptSettings, GetLocalCipher, KeyVault, LocalCipher, RegenerateKeys};
@@ -51,6 +52,9 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 const PRUNE_BATCH: usize = 5_000;
 /// How often an `update-version` on probation asks the launcher's journal for its outcome.
 const UPGRADE_CHECK: Duration = Duration::from_secs(1);
+/// OIBus caps every `test-*` command at 300 s (protocol §4.3); cache commands and setpoints
+/// answer well within it.
+const DATA_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub struct CommandExecutor {
     ctx: AgentContext,
@@ -373,6 +377,7 @@ impl CommandExecutor {
             }
             CommandType::UpdateVersion => self.update_version(record, started),
             CommandType::RegenerateCipherKeys => self.regenerate_keys(record, started),
+            t if DataCommand::handles(t) => self.data_command(t, record, started),
             _ => self.configure(command_type, record, started),
         }
     }
@@ -430,6 +435,38 @@ impl CommandExecutor {
                     ),
                 }),
         )
+    }
+
+    /// A command on the running data plane (test, cache, setpoint): the DataFlow runs it.
+    fn data_command(
+        &mut self,
+        command_type: CommandType,
+        record: CommandRecord,
+        started: Instant,
+    ) -> ResponseActFuture<Self, ()> {
+        let data_flow = self.ctx.peers.get::<DataFlow>();
+        let command = DataCommand {
+            command_type,
+            fields: record.fields.clone(),
+        };
+        let fut = async move {
+            let Some(data_flow) = data_flow else {
+                return Err("The data plane is not running".to_owned());
+            };
+            let ran = data_flow.send(command);
+            match actix_rt::time::timeout(DATA_COMMAND_TIMEOUT, ran).await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(_)) => Err("The data plane is not running".to_owned()),
+                Err(_) => Err(format!(
+                    "{} timed out after {} s",
+                    command_type.as_str(),
+                    DATA_COMMAND_TIMEOUT.as_secs()
+                )),
+            }
+        };
+        Box::pin(fut.into_actor(self).map(move |outcome, act, _| {
+            act.record_outcome(&record, outcome, act.no_changes(), Ending::Ran { started });
+        }))
     }
 
     fn regenerate_keys(
@@ -585,6 +622,8 @@ impl CommandExecutor {
                 let effects = applied.effects;
                 if effects.full_config {
                     self.outbox.send(ConfigKind::FullConfig);
+                    // Connectors, scan modes or transformers may have changed.
+                    self.ctx.peers.do_send::<DataFlow, _>(Reconcile);
                 }
                 if effects.history_queries {
                     self.outbox.send(ConfigKind::HistoryQueries);

@@ -466,6 +466,14 @@ impl CommandType {
                 | CreateCustomTransformer
                 | UpdateCustomTransformer
                 | DeleteCustomTransformer
+                | TestNorthConnection
+                | Setpoint
+                | SearchNorthCacheContent
+                | GetNorthCacheFileContent
+                | UpdateNorthCacheContent
+                | SearchHistoryCacheContent
+                | GetHistoryCacheFileContent
+                | UpdateHistoryCacheContent
         )
     }
 }

@@ -3,3 +3,7 @@
 
 pub mod transform;
 pub mod schedule;
+pub mod actor;
+pub mod router;
+
+pub use actor::{DataCommand, DataFlow, DataFlowStatus, GetDataFlowStatus, Reconcile};

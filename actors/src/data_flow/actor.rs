@@ -1,0 +1,545 @@
+//! The DataFlow actor: starts, restarts and stops one actor per enabled south and north as the
+//! stored entities change (`Reconcile`, sent by the CommandExecutor after a configuration
+//! command), keeps one timer per scan mode in use, and answers the commands that act on the
+//! running data plane (`DataCommand`).
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::router::{NorthRoute, Router};
+use super::schedule::Schedule;
+use super::transform::{Origin, Routing};
+use crate::commands::CommandType;
+use crate::content::{Content, ContentType};
+use crate::entities::transformers::Transformer;
+use crate::entities::{EntityStore, NorthConnector, ScanMode, SouthConnector};
+use crate::north_cache::{Area, CacheOwner, CachingSettings, NorthCache, SearchQuery};
+use crate::north_connector::{
+    driver::unsupported as north_unsupported, GetNorthStatus, NorthConnectorActor, NorthDriver,
+    NorthStatus, Tick,
+};
+use crate::south_connector::{
+    driver::unsupported as south_unsupported, scan_modes, GetSouthStatus, ScanTick,
+    SouthConnectorActor, SouthDriver, SouthStatus,
+};
+use crate::supervision::{ChildGuard, Stop};
+use crate::AgentContext;
+
+/// The stored connectors changed: start, restart or stop what differs.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Reconcile;
+
+/// A command that acts on the data plane (test, cache, setpoint), with its local fields.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<String, String>")]
+pub struct DataCommand {
+    pub command_type: CommandType,
+    pub fields: Map<String, Value>,
+}
+
+impl DataCommand {
+    /// Whether the DataFlow runs commands of this type.
+    pub fn handles(command_type: CommandType) -> bool {
+        use CommandType::*;
+        matches!(
+            command_type,
+            TestNorthConnection
+                | Setpoint
+                | SearchNorthCacheContent
+                | GetNorthCacheFileContent
+                | UpdateNorthCacheContent
+                | SearchHistoryCacheContent
+                | GetHistoryCacheFileContent
+                | UpdateHistoryCacheContent
+        )
+    }
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "DataFlowStatus")]
+pub struct GetDataFlowStatus;
+
+/// Every connector: running ones with their counts, the others with why they do not run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DataFlowStatus {
+    pub souths: Vec<SouthStatus>,
+    pub norths: Vec<NorthStatus>,
+    pub not_running: Vec<NotRunning>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NotRunning {
+    pub kind: &'static str,
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub connector_type: String,
+    pub reason: String,
+}
+
+struct RunningNorth {
+    fingerprint: u64,
+    addr: Addr<NorthConnectorActor>,
+    scan_mode: Option<String>,
+    route: Arc<NorthRoute>,
+}
+
+struct RunningSouth {
+    fingerprint: u64,
+    addr: Addr<SouthConnectorActor>,
+    scan_modes: Vec<String>,
+}
+
+pub struct DataFlow {
+    ctx: AgentContext,
+    entities: EntityStore,
+    router: Router,
+    norths: HashMap<String, RunningNorth>,
+    souths: HashMap<String, RunningSouth>,
+    /// Scan mode id → (cron, timer).
+    schedules: HashMap<String, (String, SpawnHandle)>,
+    not_running: Vec<NotRunning>,
+    _guard: ChildGuard,
+}
+
+fn fingerprint<T: Serialize>(parts: &[&T]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    for part in parts {
+        serde_json::to_string(part).unwrap_or_default().hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+impl DataFlow {
+    pub fn new(ctx: AgentContext, entities: EntityStore, guard: ChildGuard) -> Self {
+        DataFlow {
+            router: Router::new(ctx.store.clone()),
+            ctx,
+            entities,
+            norths: HashMap::new(),
+            souths: HashMap::new(),
+            schedules: HashMap::new(),
+            not_running: Vec::new(),
+            _guard: guard,
+        }
+    }
+
+    fn reconcile(&mut self, ctx: &mut Context<Self>) -> Result<(), String> {
+        let e = &self.entities;
+        let norths = e.list::<NorthConnector>().map_err(|e| e.to_string())?;
+        let souths = e.list::<SouthConnector>().map_err(|e| e.to_string())?;
+        let transformers = e.list::<Transformer>().map_err(|e| e.to_string())?;
+        let scan_mode_list = e.list::<ScanMode>().map_err(|e| e.to_string())?;
+        self.not_running.clear();
+        self.reconcile_norths(&norths, &transformers);
+        self.reconcile_souths(&souths);
+        self.reconcile_schedules(&scan_mode_list, ctx);
+        Ok(())
+    }
+
+    fn not_running(&mut self, kind: &'static str, id: &str, name: &str, t: &str, reason: String) {
+        self.not_running.push(NotRunning {
+            kind,
+            id: id.to_owned(),
+            name: name.to_owned(),
+            connector_type: t.to_owned(),
+            reason,
+        });
+    }
+
+    fn reconcile_norths(&mut self, norths: &[NorthConnector], transformers: &[Transformer]) {
+        let wanted: HashMap<&str, (&NorthConnector, u64)> = norths
+            .iter()
+            .filter(|n| n.enabled)
+            .map(|n| (n.id.as_str(), (n, fingerprint(&[&serde_json::to_value(n).unwrap_or_default(), &serde_json::to_value(transformers).unwrap_or_default()]))))
+            .collect();
+        let stale: Vec<String> = self
+            .norths
+            .iter()
+            .filter(|(id, r)| wanted.get(id.as_str()).is_none_or(|(_, fp)| *fp != r.fingerprint))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            if let Some(running) = self.norths.remove(&id) {
+                running.addr.do_send(Stop);
+            }
+            if !norths.iter().any(|n| n.id == id) {
+                if let Err(e) = NorthCache::destroy(&self.ctx.store, &CacheOwner::North(id.clone())) {
+                    tracing::warn!(north = %id, error = %e, "cannot remove the deleted north's cache");
+                }
+            }
+        }
+        for north in norths {
+            if !north.enabled {
+                self.not_running("north", &north.id, &north.name, &north.connector_type, "disabled".into());
+                continue;
+            }
+            if self.norths.contains_key(&north.id) {
+                continue;
+            }
+            let fp = wanted.get(north.id.as_str()).map_or(0, |(_, fp)| *fp);
+            match self.start_north(north, transformers, fp) {
+                Ok(running) => {
+                    self.norths.insert(north.id.clone(), running);
+                }
+                Err(reason) => {
+                    tracing::warn!(north = %north.name, reason = %reason, "north connector not started");
+                    self.not_running("north", &north.id, &north.name, &north.connector_type, reason);
+                }
+            }
+        }
+        let routes = self.norths.values().map(|r| r.route.clone()).collect();
+        self.router.set(routes);
+    }
+
+    fn start_north(
+        &self,
+        north: &NorthConnector,
+        transformers: &[Transformer],
+        fingerprint: u64,
+    ) -> Result<RunningNorth, String> {
+        if !NorthDriver::supports(&north.connector_type) {
+            return Err(north_unsupported(&north.connector_type));
+        }
+        let settings = CachingSettings::from_value(&north.caching).map_err(|e| format!("caching: {e}"))?;
+        let routing = Routing::new(&north.transformers, transformers)?;
+        let driver = NorthDriver::new(north, &self.ctx)?;
+        let cache = NorthCache::open(&self.ctx.store, CacheOwner::North(north.id.clone()), settings.clone())
+            .map_err(|e| e.to_string())?;
+        let status = NorthStatus {
+            id: north.id.clone(),
+            name: north.name.clone(),
+            north_type: north.connector_type.clone(),
+            ..NorthStatus::default()
+        };
+        let scan_mode = settings.trigger.scan_mode_id.clone();
+        let addr = NorthConnectorActor::new(status, cache.clone(), settings, driver).start();
+        let route = Arc::new(NorthRoute {
+            north_id: north.id.clone(),
+            cache,
+            accepts: NorthDriver::accepts(&north.connector_type),
+            routing,
+            wake: addr.clone().recipient(),
+        });
+        Ok(RunningNorth {
+            fingerprint,
+            addr,
+            scan_mode,
+            route,
+        })
+    }
+
+    fn reconcile_souths(&mut self, souths: &[SouthConnector]) {
+        let stale: Vec<String> = self
+            .souths
+            .iter()
+            .filter(|(id, r)| {
+                souths
+                    .iter()
+                    .find(|s| &s.id == *id && s.enabled)
+                    .is_none_or(|s| fingerprint(&[s]) != r.fingerprint)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            if let Some(running) = self.souths.remove(&id) {
+                running.addr.do_send(Stop);
+            }
+        }
+        for south in souths {
+            if !south.enabled {
+                self.not_running("south", &south.id, &south.name, &south.connector_type, "disabled".into());
+                continue;
+            }
+            if self.souths.contains_key(&south.id) {
+                continue;
+            }
+            if !SouthDriver::supports(&south.connector_type) {
+                let reason = south_unsupported(&south.connector_type);
+                self.not_running("south", &south.id, &south.name, &south.connector_type, reason);
+                continue;
+            }
+            match SouthDriver::new(south, &self.ctx.store) {
+                Ok(driver) => {
+                    let addr = SouthConnectorActor::new(south.clone(), driver, self.router.clone()).start();
+                    self.souths.insert(
+                        south.id.clone(),
+                        RunningSouth {
+                            fingerprint: fingerprint(&[south]),
+                            addr,
+                            scan_modes: scan_modes(south),
+                        },
+                    );
+                }
+                Err(reason) => {
+                    tracing::warn!(south = %south.name, reason = %reason, "south connector not started");
+                    self.not_running("south", &south.id, &south.name, &south.connector_type, reason);
+                }
+            }
+        }
+    }
+
+    /// One timer per scan mode that a running connector uses; a changed cron restarts its timer.
+    fn reconcile_schedules(&mut self, scan_modes: &[ScanMode], ctx: &mut Context<Self>) {
+        let mut used: Vec<&str> = self
+            .souths
+            .values()
+            .flat_map(|s| s.scan_modes.iter().map(String::as_str))
+            .chain(self.norths.values().filter_map(|n| n.scan_mode.as_deref()))
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        let wanted: HashMap<&str, &str> = used
+            .iter()
+            .filter_map(|id| scan_modes.iter().find(|m| m.id == *id).map(|m| (*id, m.cron.as_str())))
+            .collect();
+        let stale: Vec<String> = self
+            .schedules
+            .iter()
+            .filter(|(id, (cron, _))| wanted.get(id.as_str()) != Some(&cron.as_str()))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            if let Some((_, timer)) = self.schedules.remove(&id) {
+                ctx.cancel_future(timer);
+            }
+        }
+        for (id, cron) in wanted {
+            if !self.schedules.contains_key(id) {
+                self.schedule(id.to_owned(), cron.to_owned(), ctx);
+            }
+        }
+    }
+
+    fn schedule(&mut self, id: String, cron: String, ctx: &mut Context<Self>) {
+        let schedule = match Schedule::parse(&cron) {
+            Ok(Some(schedule)) => schedule,
+            Ok(None) => return, // subscription: nothing to poll
+            Err(e) => {
+                tracing::error!(scan_mode = %id, error = %e, "scan mode cannot be scheduled");
+                return;
+            }
+        };
+        let Some(delay) = schedule.delay_from(chrono::Local::now()) else {
+            tracing::warn!(scan_mode = %id, cron = %cron, "scan mode never fires again");
+            return;
+        };
+        let fired = id.clone();
+        let timer = ctx.run_later(delay, move |act, ctx| {
+            act.fire(&fired);
+            if let Some((cron, _)) = act.schedules.remove(&fired) {
+                act.schedule(fired, cron, ctx);
+            }
+        });
+        self.schedules.insert(id, (cron, timer));
+    }
+
+    fn fire(&self, scan_mode_id: &str) {
+        for south in self.souths.values().filter(|s| s.scan_modes.iter().any(|m| m == scan_mode_id)) {
+            south.addr.do_send(ScanTick {
+                scan_mode_id: scan_mode_id.to_owned(),
+            });
+        }
+        for north in self.norths.values().filter(|n| n.scan_mode.as_deref() == Some(scan_mode_id)) {
+            north.addr.do_send(Tick);
+        }
+    }
+
+    /// The cache of north or history query `owner`: the running one's, else a view opened for
+    /// the command (its connector does not run, so nothing else writes it).
+    fn cache_of(&self, owner: CacheOwner) -> Result<NorthCache, String> {
+        if let CacheOwner::North(id) = &owner {
+            if let Some(running) = self.norths.get(id) {
+                return Ok(running.route.cache.clone());
+            }
+        }
+        let caching = match &owner {
+            CacheOwner::North(id) => self.entities.get::<NorthConnector>(id).map(|n| n.map(|n| n.caching)),
+            CacheOwner::History(id) => self
+                .entities
+                .get::<crate::entities::HistoryQuery>(id)
+                .map(|h| h.map(|h| h.caching)),
+        }
+        .map_err(|e| e.to_string())?;
+        let Some(caching) = caching else {
+            return Err(match &owner {
+                CacheOwner::North(id) => format!("North connector \"{id}\" not found"),
+                CacheOwner::History(id) => format!("History query \"{id}\" not found"),
+            });
+        };
+        let settings = CachingSettings::from_value(&caching).map_err(|e| e.to_string())?;
+        NorthCache::open(&self.ctx.store, owner, settings).map_err(|e| e.to_string())
+    }
+
+    fn run_cache_command(&self, command: &DataCommand) -> Result<String, String> {
+        use CommandType::*;
+        let field = |name: &str| command.fields.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let content = command.fields.get("commandContent").cloned().unwrap_or(Value::Null);
+        let owner = match command.command_type {
+            SearchHistoryCacheContent | GetHistoryCacheFileContent | UpdateHistoryCacheContent => {
+                CacheOwner::History(field("historyQueryId"))
+            }
+            _ => CacheOwner::North(field("northConnectorId")),
+        };
+        let cache = self.cache_of(owner)?;
+        match command.command_type {
+            SearchNorthCacheContent | SearchHistoryCacheContent => {
+                let query: SearchQuery = serde_json::from_value(content)
+                    .map_err(|e| format!("commandContent: {e}"))?;
+                let found = cache.search(&query).map_err(|e| e.to_string())?;
+                Ok(found.to_string())
+            }
+            GetNorthCacheFileContent | GetHistoryCacheFileContent => {
+                #[derive(serde::Deserialize)]
+                struct FileRef {
+                    folder: Area,
+                    filename: String,
+                }
+                let file: FileRef = serde_json::from_value(content)
+                    .map_err(|e| format!("commandContent: {e}"))?;
+                let found = cache.file_content(file.folder, &file.filename).map_err(|e| e.to_string())?;
+                Ok(found.to_string())
+            }
+            _ => {
+                cache.update(&content).map_err(|e| e.to_string())?;
+                Ok("Cache updated successfully".to_owned())
+            }
+        }
+    }
+
+    /// `setpoint`: the content goes into the north's cache through its `oianalytics-setpoint`
+    /// transformer; done once it is committed (OIBus `north.service.ts` `executeSetpoint`).
+    fn setpoint(&self, command: &DataCommand) -> Result<String, String> {
+        let id = command.fields.get("northConnectorId").and_then(Value::as_str).unwrap_or_default();
+        let elements = match command.fields.get("commandContent") {
+            Some(Value::Array(elements)) => elements.clone(),
+            _ => return Err("commandContent must be an array of {reference, value}".into()),
+        };
+        let Some(running) = self.norths.get(id) else {
+            return Err(match self.entities.get::<NorthConnector>(id) {
+                Ok(Some(north)) if !NorthDriver::supports(&north.connector_type) => north_unsupported(&north.connector_type),
+                Ok(Some(north)) => format!("North connector \"{}\" is not enabled", north.name),
+                _ => format!("North connector \"{id}\" not found"),
+            });
+        };
+        let json = Value::Array(elements.clone()).to_string();
+        let content = Content::Elements {
+            kind: ContentType::Setpoint,
+            elements,
+        };
+        let done = self
+            .router
+            .dispatch_to(&running.route, Origin::Setpoint, &content)
+            .map_err(|e| e.to_string())?;
+        if let Some(why) = done.untransformed.first() {
+            return Err(why.clone());
+        }
+        Ok(format!("Setpoint {json} properly sent into the cache of {id}"))
+    }
+
+    fn test_north(&self, command: &DataCommand) -> ResponseFuture<Result<String, String>> {
+        let id = command.fields.get("northConnectorId").and_then(Value::as_str).unwrap_or_default();
+        let north = match self.entities.get::<NorthConnector>(id) {
+            Ok(Some(north)) => north,
+            Ok(None) => {
+                let missing = format!("North connector \"{id}\" not found");
+                return Box::pin(async move { Err(missing) });
+            }
+            Err(e) => {
+                let e = e.to_string();
+                return Box::pin(async move { Err(e) });
+            }
+        };
+        let driver = NorthDriver::new(&north, &self.ctx);
+        Box::pin(async move {
+            let result = driver?.test_connection().await?;
+            Ok(result.to_string())
+        })
+    }
+
+    fn status(&self) -> ResponseFuture<DataFlowStatus> {
+        let norths: Vec<_> = self.norths.values().map(|n| n.addr.send(GetNorthStatus)).collect();
+        let souths: Vec<_> = self.souths.values().map(|s| s.addr.send(GetSouthStatus)).collect();
+        let not_running = self.not_running.clone();
+        Box::pin(async move {
+            let mut status = DataFlowStatus {
+                not_running,
+                ..DataFlowStatus::default()
+            };
+            for n in norths {
+                if let Ok(s) = n.await {
+                    status.norths.push(s);
+                }
+            }
+            for s in souths {
+                if let Ok(s) = s.await {
+                    status.souths.push(s);
+                }
+            }
+            status.norths.sort_by(|a, b| a.name.cmp(&b.name));
+            status.souths.sort_by(|a, b| a.name.cmp(&b.name));
+            status
+        })
+    }
+}
+
+impl Actor for DataFlow {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Err(e) = self.reconcile(ctx) {
+            tracing::error!(error = %e, "cannot read the connectors; the data plane starts empty");
+        }
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        for north in self.norths.values() {
+            north.addr.do_send(Stop);
+        }
+        for south in self.souths.values() {
+            south.addr.do_send(Stop);
+        }
+    }
+}
+
+impl Handler<Reconcile> for DataFlow {
+    type Result = ();
+    fn handle(&mut self, _: Reconcile, ctx: &mut Context<Self>) {
+        if let Err(e) = self.reconcile(ctx) {
+            tracing::error!(error = %e, "cannot read the connectors; keeping the running ones");
+        }
+    }
+}
+
+impl Handler<DataCommand> for DataFlow {
+    type Result = ResponseFuture<Result<String, String>>;
+    fn handle(&mut self, command: DataCommand, _: &mut Context<Self>) -> Self::Result {
+        let outcome = match command.command_type {
+            CommandType::TestNorthConnection => return self.test_north(&command),
+            CommandType::Setpoint => self.setpoint(&command),
+            _ => self.run_cache_command(&command),
+        };
+        Box::pin(async move { outcome })
+    }
+}
+
+impl Handler<GetDataFlowStatus> for DataFlow {
+    type Result = ResponseFuture<DataFlowStatus>;
+    fn handle(&mut self, _: GetDataFlowStatus, _: &mut Context<Self>) -> Self::Result {
+        self.status()
+    }
+}
+
+impl Handler<Stop> for DataFlow {
+    type Result = ();
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,257 @@
+//! The north actor: runs its send loop on its cache, woken by the fan-out (`CacheGrew`), its
+//! scan mode (`Tick`) and its own retry timers.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use serde::Serialize;
+
+use super::{after_delivery, retry_interval, threshold_reached, AfterDelivery, NorthDriver};
+use crate::backoff::Backoff;
+use crate::north_cache::{CachingSettings, NorthCache, SendBatch};
+use crate::single_flight::SingleFlight;
+use crate::supervision::Stop;
+
+/// The fan-out committed content to this north's cache.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct CacheGrew;
+
+/// The north's scan mode fired: send whatever is cached.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Tick;
+
+#[derive(Debug, Message)]
+#[rtype(result = "NorthStatus")]
+pub struct GetNorthStatus;
+
+/// What `status`, `/metrics` and the status page show of a north.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NorthStatus {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub north_type: String,
+    /// `running`, `retrying` or `sending`.
+    pub state: &'static str,
+    pub sent_batches: u64,
+    pub sent_elements: u64,
+    pub sent_files: u64,
+    pub moved_to_error: u64,
+    pub last_error: Option<String>,
+    pub last_success: Option<String>,
+    pub cache_entries: u64,
+    pub cache_elements: u64,
+    pub cache_bytes: u64,
+    pub error_entries: u64,
+    pub archive_entries: u64,
+    pub dropped: u64,
+}
+
+pub struct NorthConnectorActor {
+    status: NorthStatus,
+    cache: NorthCache,
+    settings: CachingSettings,
+    driver: Rc<NorthDriver>,
+    flight: SingleFlight,
+    /// Forced retries (503, network): jittered, capped at the retry interval.
+    backoff: Backoff,
+    /// Counted failures of the batch at the head.
+    failures: u32,
+    retry_timer: Option<SpawnHandle>,
+}
+
+impl NorthConnectorActor {
+    pub fn new(
+        status: NorthStatus,
+        cache: NorthCache,
+        settings: CachingSettings,
+        driver: NorthDriver,
+    ) -> Self {
+        let cap = retry_interval(&settings);
+        NorthConnectorActor {
+            status,
+            cache,
+            backoff: Backoff::new(Duration::from_millis(100), cap),
+            settings,
+            driver: Rc::new(driver),
+            flight: SingleFlight::default(),
+            failures: 0,
+            retry_timer: None,
+        }
+    }
+
+    /// Send the head of the cache unless a batch is in flight or a retry is pending.
+    fn run(&mut self, ctx: &mut Context<Self>) {
+        if self.retry_timer.is_some() || !self.flight.try_start() {
+            return;
+        }
+        let batch = match self.cache.next_batch() {
+            Ok(Some(batch)) => batch,
+            Ok(None) => {
+                self.flight.finish();
+                return;
+            }
+            Err(e) => {
+                tracing::error!(north = %self.status.name, error = %e, "cannot read the north cache; retrying");
+                self.flight.finish();
+                self.retry_after(retry_interval(&self.settings), ctx);
+                return;
+            }
+        };
+        self.status.state = "sending";
+        let driver = self.driver.clone();
+        let started = Instant::now();
+        let fut = async move {
+            let delivery = driver
+                .send(batch.content_type, &batch.filename, batch.body.clone())
+                .await;
+            (batch, delivery)
+        };
+        ctx.spawn(fut.into_actor(self).map(move |(batch, delivery), act, ctx| {
+            let decision = after_delivery(delivery, act.failures, &act.settings);
+            act.on_delivery(batch, decision, started.elapsed(), ctx);
+        }));
+    }
+
+    fn on_delivery(
+        &mut self,
+        batch: SendBatch,
+        decision: AfterDelivery,
+        elapsed: Duration,
+        ctx: &mut Context<Self>,
+    ) {
+        self.flight.finish();
+        match decision {
+            AfterDelivery::Sent => {
+                if let Err(e) = self.cache.sent(&batch) {
+                    // Sent but still cached: it will be sent again (at-least-once).
+                    tracing::error!(north = %self.status.name, error = %e, "cannot remove a sent batch from the cache");
+                    self.retry_after(retry_interval(&self.settings), ctx);
+                    return;
+                }
+                tracing::debug!(north = %self.status.name, elements = batch.elements, elapsed_ms = elapsed.as_millis() as u64, "batch sent");
+                self.status.sent_batches += 1;
+                self.status.sent_elements += batch.elements as u64;
+                if batch.elements == 0 {
+                    self.status.sent_files += 1;
+                }
+                self.status.last_success = Some(crate::protocol::iso_now());
+                self.status.state = "running";
+                self.failures = 0;
+                self.backoff.reset();
+                self.run_if_due(ctx);
+            }
+            AfterDelivery::RetryForced(error) => {
+                let delay = self.backoff.on_failure();
+                self.failed_attempt(&error, delay, ctx);
+            }
+            AfterDelivery::RetryCounted { error, failures } => {
+                self.failures = failures;
+                self.failed_attempt(&error, retry_interval(&self.settings), ctx);
+            }
+            AfterDelivery::GiveUp(error) => {
+                tracing::error!(north = %self.status.name, file = %batch.filename, error = %error,
+                    "batch moved to the error cache after {} failures", self.failures + 1);
+                self.failures = 0;
+                self.status.last_error = Some(error.clone());
+                match self.cache.failed(&batch, &error) {
+                    Ok(()) => {
+                        self.status.moved_to_error += 1;
+                        self.run_if_due(ctx);
+                    }
+                    Err(e) => {
+                        tracing::error!(north = %self.status.name, error = %e, "cannot move a batch to the error cache");
+                        self.retry_after(retry_interval(&self.settings), ctx);
+                    }
+                }
+            }
+        }
+    }
+
+    fn failed_attempt(&mut self, error: &str, delay: Duration, ctx: &mut Context<Self>) {
+        // The first failure of a streak at warn, the rest at debug: an outage is one line.
+        if self.status.state != "retrying" {
+            tracing::warn!(north = %self.status.name, error, retry_in = ?delay, "cannot send; the content stays cached and is retried");
+        } else {
+            tracing::debug!(north = %self.status.name, error, retry_in = ?delay, "send failed again");
+        }
+        self.status.state = "retrying";
+        self.status.last_error = Some(error.to_owned());
+        self.retry_after(delay, ctx);
+    }
+
+    fn retry_after(&mut self, delay: Duration, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.retry_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        self.retry_timer = Some(ctx.run_later(delay, |act, ctx| {
+            act.retry_timer = None;
+            act.run(ctx);
+        }));
+    }
+
+    /// After a send, go on while the cache is past a threshold (OIBus runs again at once when
+    /// the queue is not empty); otherwise wait for the next trigger.
+    fn run_if_due(&mut self, ctx: &mut Context<Self>) {
+        if threshold_reached(&self.cache.stats(), &self.settings) {
+            self.run(ctx);
+        }
+    }
+}
+
+impl Actor for NorthConnectorActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        tracing::info!(north = %self.status.name, r#type = %self.status.north_type, "north connector started");
+        self.status.state = "running";
+        // Whatever a previous run left cached goes out now rather than at the next scan.
+        if self.cache.stats().cache_entries > 0 {
+            self.run(ctx);
+        }
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        tracing::info!(north = %self.status.name, "north connector stopped");
+    }
+}
+
+impl Handler<CacheGrew> for NorthConnectorActor {
+    type Result = ();
+    fn handle(&mut self, _: CacheGrew, ctx: &mut Context<Self>) {
+        self.run_if_due(ctx);
+    }
+}
+
+impl Handler<Tick> for NorthConnectorActor {
+    type Result = ();
+    fn handle(&mut self, _: Tick, ctx: &mut Context<Self>) {
+        self.run(ctx);
+    }
+}
+
+impl Handler<GetNorthStatus> for NorthConnectorActor {
+    type Result = MessageResult<GetNorthStatus>;
+    fn handle(&mut self, _: GetNorthStatus, _: &mut Context<Self>) -> Self::Result {
+        let stats = self.cache.stats();
+        let mut status = self.status.clone();
+        status.cache_entries = stats.cache_entries;
+        status.cache_elements = stats.cache_elements;
+        status.cache_bytes = stats.cache_bytes;
+        status.error_entries = stats.error_entries;
+        status.archive_entries = stats.archive_entries;
+        status.dropped = stats.dropped;
+        MessageResult(status)
+    }
+}
+
+impl Handler<Stop> for NorthConnectorActor {
+    type Result = ();
+    /// The cache is durable as it is written; a batch in flight is sent again by the next run.
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
