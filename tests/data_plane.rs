@@ -128,18 +128,32 @@ fn files_dropped_in_a_folder_reach_oianalytics_through_commands_only() {
     let (agent, folder) = flow(&sim, &home, 3);
     let names: Vec<String> = (0..5).map(|i| format!("batch-{i}.csv")).collect();
     for (i, name) in names.iter().enumerate() {
-        drop_file(folder.path(), name, &format!("ts,value\n2026-01-01T00:00:0{i}Z,{i}\n"));
+        drop_file(
+            folder.path(),
+            name,
+            &format!("ts,value\n2026-01-01T00:00:0{i}Z,{i}\n"),
+        );
     }
-    drop_file(folder.path(), "ignored.txt", "not matched by the item regex");
+    drop_file(
+        folder.path(),
+        "ignored.txt",
+        "not matched by the item regex",
+    );
     wait_received(&sim, &agent, &names);
     let got = received_files(&sim);
     for (i, name) in names.iter().enumerate() {
         let body = format!("ts,value\n2026-01-01T00:00:0{i}Z,{i}\n");
-        assert_eq!(got[name].1, sha_hex(body.as_bytes()), "{name} arrived changed");
+        assert_eq!(
+            got[name].1,
+            sha_hex(body.as_bytes()),
+            "{name} arrived changed"
+        );
     }
     assert!(!got.contains_key("ignored.txt"));
     // Acknowledged only once cached: the matched files are gone, the other one stays.
-    assert!(wait_until(WAIT, || names.iter().all(|n| !folder.path().join(n).exists())));
+    assert!(wait_until(WAIT, || names
+        .iter()
+        .all(|n| !folder.path().join(n).exists())));
     assert!(folder.path().join("ignored.txt").exists());
     let data = sim.admin_get("/admin/data");
     assert_eq!(data["bySource"]["to-oia"]["files"], 5, "{data}");
@@ -187,20 +201,31 @@ fn an_outage_is_held_in_the_cache_and_drains_after_recovery_and_a_400_moves_to_e
     wait_received(&sim, &agent, &["after.csv".to_owned()]);
     assert!(!received_files(&sim).contains_key("refused.csv"));
     let north = north_id(&agent, "to-oia");
-    sim.queue(&json!([command("s1", "search-north-cache-content", json!({"northConnectorId": north,
-        "commandContent": {"nameContains": "refused", "maxNumberOfFilesReturned": 10}}))]));
+    sim.queue(&json!([command(
+        "s1",
+        "search-north-cache-content",
+        json!({"northConnectorId": north,
+        "commandContent": {"nameContains": "refused", "maxNumberOfFilesReturned": 10}})
+    )]));
     let search: Value = serde_json::from_str(
         completed(&sim, &agent, "s1")["result"]
             .as_str()
             .unwrap_or_default(),
     )
     .expect("JSON");
-    assert_eq!(search["error"].as_array().map(Vec::len), Some(1), "{search}");
+    assert_eq!(
+        search["error"].as_array().map(Vec::len),
+        Some(1),
+        "{search}"
+    );
     // Moved back to the cache by a command, it is sent again.
     let filename = search["error"][0]["filename"].clone();
     sim.queue(&json!([command("u1", "update-north-cache-content", json!({"northConnectorId": north,
         "commandContent": {"error": {"remove": [], "move": [{"filename": filename, "to": "cache"}]}}}))]));
-    assert_eq!(completed(&sim, &agent, "u1")["result"], "Cache updated successfully");
+    assert_eq!(
+        completed(&sim, &agent, "u1")["result"],
+        "Cache updated successfully"
+    );
     wait_received(&sim, &agent, &["refused.csv".to_owned()]);
 }
 
@@ -219,19 +244,33 @@ fn a_setpoint_is_cached_by_a_console_north_and_refused_by_a_disabled_one() {
                 "transformers": []}}),
         )
     };
-    sim.queue(&json!([every_second("c0"), console("c1", "screen", true), console("c2", "off", false)]));
+    sim.queue(&json!([
+        every_second("c0"),
+        console("c1", "screen", true),
+        console("c2", "off", false)
+    ]));
     for id in ["c0", "c1", "c2"] {
         completed(&sim, &agent, id);
     }
     let (on, off) = (north_id(&agent, "screen"), north_id(&agent, "off"));
     let values = json!([{"reference": "valve", "value": 12}]);
     sim.queue(&json!([
-        command("p1", "setpoint", json!({"northConnectorId": on, "commandContent": values})),
-        command("p2", "setpoint", json!({"northConnectorId": off, "commandContent": values})),
+        command(
+            "p1",
+            "setpoint",
+            json!({"northConnectorId": on, "commandContent": values})
+        ),
+        command(
+            "p2",
+            "setpoint",
+            json!({"northConnectorId": off, "commandContent": values})
+        ),
     ]));
     assert_eq!(
         completed(&sim, &agent, "p1")["result"],
-        format!(r#"Setpoint [{{"reference":"valve","value":12}}] properly sent into the cache of {on}"#)
+        format!(
+            r#"Setpoint [{{"reference":"valve","value":12}}] properly sent into the cache of {on}"#
+        )
     );
     let refused = terminal(&sim, &agent, "p2");
     assert_eq!(refused["status"], "ERRORED", "{refused}");
@@ -267,15 +306,24 @@ fn a_connector_type_this_agent_cannot_run_says_so_and_never_pretends_to_run() {
         "{reasons:?}"
     );
     assert!(
-        reasons.contains(&r#""bucket" "North type 'aws-s3' is not supported by this agent""#.to_owned()),
+        reasons.contains(
+            &r#""bucket" "North type 'aws-s3' is not supported by this agent""#.to_owned()
+        ),
         "{reasons:?}"
     );
     let north = north_id(&agent, "bucket");
-    sim.queue(&json!([command("u3", "test-north-connection", json!({"northConnectorId": north,
-        "commandContent": {"type": "aws-s3", "settings": {}}}))]));
+    sim.queue(&json!([command(
+        "u3",
+        "test-north-connection",
+        json!({"northConnectorId": north,
+        "commandContent": {"type": "aws-s3", "settings": {}}})
+    )]));
     let record = terminal(&sim, &agent, "u3");
     assert_eq!(record["status"], "ERRORED");
-    assert_eq!(record["result"], "North type 'aws-s3' is not supported by this agent");
+    assert_eq!(
+        record["result"],
+        "North type 'aws-s3' is not supported by this agent"
+    );
 }
 
 /// How a data crash run went.
@@ -322,8 +370,15 @@ fn crash_run(trials: usize, per_trial: usize, seed: u64) -> CrashReport {
     }
     CrashReport {
         dropped: names.len(),
-        missing: names.iter().filter(|n| !got.contains_key(*n)).cloned().collect(),
-        duplicates: got.values().map(|(copies, _)| copies.saturating_sub(1)).sum(),
+        missing: names
+            .iter()
+            .filter(|n| !got.contains_key(*n))
+            .cloned()
+            .collect(),
+        duplicates: got
+            .values()
+            .map(|(copies, _)| copies.saturating_sub(1))
+            .sum(),
     }
 }
 

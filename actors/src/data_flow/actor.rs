@@ -112,7 +112,9 @@ pub struct DataFlow {
 fn fingerprint<T: Serialize>(parts: &[&T]) -> u64 {
     let mut hasher = DefaultHasher::new();
     for part in parts {
-        serde_json::to_string(part).unwrap_or_default().hash(&mut hasher);
+        serde_json::to_string(part)
+            .unwrap_or_default()
+            .hash(&mut hasher);
     }
     hasher.finish()
 }
@@ -158,12 +160,27 @@ impl DataFlow {
         let wanted: HashMap<&str, (&NorthConnector, u64)> = norths
             .iter()
             .filter(|n| n.enabled)
-            .map(|n| (n.id.as_str(), (n, fingerprint(&[&serde_json::to_value(n).unwrap_or_default(), &serde_json::to_value(transformers).unwrap_or_default()]))))
+            .map(|n| {
+                (
+                    n.id.as_str(),
+                    (
+                        n,
+                        fingerprint(&[
+                            &serde_json::to_value(n).unwrap_or_default(),
+                            &serde_json::to_value(transformers).unwrap_or_default(),
+                        ]),
+                    ),
+                )
+            })
             .collect();
         let stale: Vec<String> = self
             .norths
             .iter()
-            .filter(|(id, r)| wanted.get(id.as_str()).is_none_or(|(_, fp)| *fp != r.fingerprint))
+            .filter(|(id, r)| {
+                wanted
+                    .get(id.as_str())
+                    .is_none_or(|(_, fp)| *fp != r.fingerprint)
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in stale {
@@ -171,14 +188,21 @@ impl DataFlow {
                 running.addr.do_send(Stop);
             }
             if !norths.iter().any(|n| n.id == id) {
-                if let Err(e) = NorthCache::destroy(&self.ctx.store, &CacheOwner::North(id.clone())) {
+                if let Err(e) = NorthCache::destroy(&self.ctx.store, &CacheOwner::North(id.clone()))
+                {
                     tracing::warn!(north = %id, error = %e, "cannot remove the deleted north's cache");
                 }
             }
         }
         for north in norths {
             if !north.enabled {
-                self.not_running("north", &north.id, &north.name, &north.connector_type, "disabled".into());
+                self.not_running(
+                    "north",
+                    &north.id,
+                    &north.name,
+                    &north.connector_type,
+                    "disabled".into(),
+                );
                 continue;
             }
             if self.norths.contains_key(&north.id) {
@@ -191,7 +215,13 @@ impl DataFlow {
                 }
                 Err(reason) => {
                     tracing::warn!(north = %north.name, reason = %reason, "north connector not started");
-                    self.not_running("north", &north.id, &north.name, &north.connector_type, reason);
+                    self.not_running(
+                        "north",
+                        &north.id,
+                        &north.name,
+                        &north.connector_type,
+                        reason,
+                    );
                 }
             }
         }
@@ -208,11 +238,16 @@ impl DataFlow {
         if !NorthDriver::supports(&north.connector_type) {
             return Err(north_unsupported(&north.connector_type));
         }
-        let settings = CachingSettings::from_value(&north.caching).map_err(|e| format!("caching: {e}"))?;
+        let settings =
+            CachingSettings::from_value(&north.caching).map_err(|e| format!("caching: {e}"))?;
         let routing = Routing::new(&north.transformers, transformers)?;
         let driver = NorthDriver::new(north, &self.ctx)?;
-        let cache = NorthCache::open(&self.ctx.store, CacheOwner::North(north.id.clone()), settings.clone())
-            .map_err(|e| e.to_string())?;
+        let cache = NorthCache::open(
+            &self.ctx.store,
+            CacheOwner::North(north.id.clone()),
+            settings.clone(),
+        )
+        .map_err(|e| e.to_string())?;
         let status = NorthStatus {
             id: north.id.clone(),
             name: north.name.clone(),
@@ -223,6 +258,7 @@ impl DataFlow {
         let addr = NorthConnectorActor::new(status, cache.clone(), settings, driver).start();
         let route = Arc::new(NorthRoute {
             north_id: north.id.clone(),
+            name: north.name.clone(),
             cache,
             accepts: NorthDriver::accepts(&north.connector_type),
             routing,
@@ -255,7 +291,13 @@ impl DataFlow {
         }
         for south in souths {
             if !south.enabled {
-                self.not_running("south", &south.id, &south.name, &south.connector_type, "disabled".into());
+                self.not_running(
+                    "south",
+                    &south.id,
+                    &south.name,
+                    &south.connector_type,
+                    "disabled".into(),
+                );
                 continue;
             }
             if self.souths.contains_key(&south.id) {
@@ -263,12 +305,19 @@ impl DataFlow {
             }
             if !SouthDriver::supports(&south.connector_type) {
                 let reason = south_unsupported(&south.connector_type);
-                self.not_running("south", &south.id, &south.name, &south.connector_type, reason);
+                self.not_running(
+                    "south",
+                    &south.id,
+                    &south.name,
+                    &south.connector_type,
+                    reason,
+                );
                 continue;
             }
             match SouthDriver::new(south, &self.ctx.store) {
                 Ok(driver) => {
-                    let addr = SouthConnectorActor::new(south.clone(), driver, self.router.clone()).start();
+                    let addr = SouthConnectorActor::new(south.clone(), driver, self.router.clone())
+                        .start();
                     self.souths.insert(
                         south.id.clone(),
                         RunningSouth {
@@ -280,7 +329,13 @@ impl DataFlow {
                 }
                 Err(reason) => {
                     tracing::warn!(south = %south.name, reason = %reason, "south connector not started");
-                    self.not_running("south", &south.id, &south.name, &south.connector_type, reason);
+                    self.not_running(
+                        "south",
+                        &south.id,
+                        &south.name,
+                        &south.connector_type,
+                        reason,
+                    );
                 }
             }
         }
@@ -298,7 +353,12 @@ impl DataFlow {
         used.dedup();
         let wanted: HashMap<&str, &str> = used
             .iter()
-            .filter_map(|id| scan_modes.iter().find(|m| m.id == *id).map(|m| (*id, m.cron.as_str())))
+            .filter_map(|id| {
+                scan_modes
+                    .iter()
+                    .find(|m| m.id == *id)
+                    .map(|m| (*id, m.cron.as_str()))
+            })
             .collect();
         let stale: Vec<String> = self
             .schedules
@@ -342,12 +402,20 @@ impl DataFlow {
     }
 
     fn fire(&self, scan_mode_id: &str) {
-        for south in self.souths.values().filter(|s| s.scan_modes.iter().any(|m| m == scan_mode_id)) {
+        for south in self
+            .souths
+            .values()
+            .filter(|s| s.scan_modes.iter().any(|m| m == scan_mode_id))
+        {
             south.addr.do_send(ScanTick {
                 scan_mode_id: scan_mode_id.to_owned(),
             });
         }
-        for north in self.norths.values().filter(|n| n.scan_mode.as_deref() == Some(scan_mode_id)) {
+        for north in self
+            .norths
+            .values()
+            .filter(|n| n.scan_mode.as_deref() == Some(scan_mode_id))
+        {
             north.addr.do_send(Tick);
         }
     }
@@ -361,7 +429,10 @@ impl DataFlow {
             }
         }
         let caching = match &owner {
-            CacheOwner::North(id) => self.entities.get::<NorthConnector>(id).map(|n| n.map(|n| n.caching)),
+            CacheOwner::North(id) => self
+                .entities
+                .get::<NorthConnector>(id)
+                .map(|n| n.map(|n| n.caching)),
             CacheOwner::History(id) => self
                 .entities
                 .get::<crate::entities::HistoryQuery>(id)
@@ -380,8 +451,19 @@ impl DataFlow {
 
     fn run_cache_command(&self, command: &DataCommand) -> Result<String, String> {
         use CommandType::*;
-        let field = |name: &str| command.fields.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
-        let content = command.fields.get("commandContent").cloned().unwrap_or(Value::Null);
+        let field = |name: &str| {
+            command
+                .fields
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let content = command
+            .fields
+            .get("commandContent")
+            .cloned()
+            .unwrap_or(Value::Null);
         let owner = match command.command_type {
             SearchHistoryCacheContent | GetHistoryCacheFileContent | UpdateHistoryCacheContent => {
                 CacheOwner::History(field("historyQueryId"))
@@ -391,8 +473,8 @@ impl DataFlow {
         let cache = self.cache_of(owner)?;
         match command.command_type {
             SearchNorthCacheContent | SearchHistoryCacheContent => {
-                let query: SearchQuery = serde_json::from_value(content)
-                    .map_err(|e| format!("commandContent: {e}"))?;
+                let query: SearchQuery =
+                    serde_json::from_value(content).map_err(|e| format!("commandContent: {e}"))?;
                 let found = cache.search(&query).map_err(|e| e.to_string())?;
                 Ok(found.to_string())
             }
@@ -402,9 +484,11 @@ impl DataFlow {
                     folder: Area,
                     filename: String,
                 }
-                let file: FileRef = serde_json::from_value(content)
-                    .map_err(|e| format!("commandContent: {e}"))?;
-                let found = cache.file_content(file.folder, &file.filename).map_err(|e| e.to_string())?;
+                let file: FileRef =
+                    serde_json::from_value(content).map_err(|e| format!("commandContent: {e}"))?;
+                let found = cache
+                    .file_content(file.folder, &file.filename)
+                    .map_err(|e| e.to_string())?;
                 Ok(found.to_string())
             }
             _ => {
@@ -417,14 +501,20 @@ impl DataFlow {
     /// `setpoint`: the content goes into the north's cache through its `oianalytics-setpoint`
     /// transformer; done once it is committed (OIBus `north.service.ts` `executeSetpoint`).
     fn setpoint(&self, command: &DataCommand) -> Result<String, String> {
-        let id = command.fields.get("northConnectorId").and_then(Value::as_str).unwrap_or_default();
+        let id = command
+            .fields
+            .get("northConnectorId")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let elements = match command.fields.get("commandContent") {
             Some(Value::Array(elements)) => elements.clone(),
             _ => return Err("commandContent must be an array of {reference, value}".into()),
         };
         let Some(running) = self.norths.get(id) else {
             return Err(match self.entities.get::<NorthConnector>(id) {
-                Ok(Some(north)) if !NorthDriver::supports(&north.connector_type) => north_unsupported(&north.connector_type),
+                Ok(Some(north)) if !NorthDriver::supports(&north.connector_type) => {
+                    north_unsupported(&north.connector_type)
+                }
                 Ok(Some(north)) => format!("North connector \"{}\" is not enabled", north.name),
                 _ => format!("North connector \"{id}\" not found"),
             });
@@ -441,11 +531,17 @@ impl DataFlow {
         if let Some(why) = done.untransformed.first() {
             return Err(why.clone());
         }
-        Ok(format!("Setpoint {json} properly sent into the cache of {id}"))
+        Ok(format!(
+            "Setpoint {json} properly sent into the cache of {id}"
+        ))
     }
 
     fn test_north(&self, command: &DataCommand) -> ResponseFuture<Result<String, String>> {
-        let id = command.fields.get("northConnectorId").and_then(Value::as_str).unwrap_or_default();
+        let id = command
+            .fields
+            .get("northConnectorId")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let north = match self.entities.get::<NorthConnector>(id) {
             Ok(Some(north)) => north,
             Ok(None) => {
@@ -465,8 +561,16 @@ impl DataFlow {
     }
 
     fn status(&self) -> ResponseFuture<DataFlowStatus> {
-        let norths: Vec<_> = self.norths.values().map(|n| n.addr.send(GetNorthStatus)).collect();
-        let souths: Vec<_> = self.souths.values().map(|s| s.addr.send(GetSouthStatus)).collect();
+        let norths: Vec<_> = self
+            .norths
+            .values()
+            .map(|n| n.addr.send(GetNorthStatus))
+            .collect();
+        let souths: Vec<_> = self
+            .souths
+            .values()
+            .map(|s| s.addr.send(GetSouthStatus))
+            .collect();
         let not_running = self.not_running.clone();
         Box::pin(async move {
             let mut status = DataFlowStatus {

@@ -1,9 +1,9 @@
 //! The data plane's supervisor (DESIGN.md "Data plane"): which souths and norths run, the
 //! scan-mode schedules that drive them, and the fan-out from souths to the norths' caches.
 
-pub mod transform;
-pub mod schedule;
 pub mod actor;
 pub mod router;
+pub mod schedule;
+pub mod transform;
 
 pub use actor::{DataCommand, DataFlow, DataFlowStatus, GetDataFlowStatus, Reconcile};

@@ -9,6 +9,7 @@ use actix::Recipient;
 
 use super::transform::{apply, Origin, Routing};
 use crate::content::{Content, ContentType};
+use crate::events::{ContentCached, ContentDropped, DropReason};
 use crate::north_cache::{CacheError, NorthCache, Staged};
 use crate::north_connector::CacheGrew;
 use crate::store::{Durability, Store};
@@ -16,6 +17,7 @@ use crate::store::{Durability, Store};
 /// A running north, as the fan-out sees it.
 pub struct NorthRoute {
     pub north_id: String,
+    pub name: String,
     pub cache: NorthCache,
     /// The content types it caches without a transformer (`supportedTypes()` in OIBus).
     pub accepts: &'static [ContentType],
@@ -56,7 +58,10 @@ impl Router {
     }
 
     fn snapshot(&self) -> Arc<Vec<Arc<NorthRoute>>> {
-        self.norths.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.norths
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The running north `id`.
@@ -67,7 +72,11 @@ impl Router {
     /// Cache `content` in every running north that takes it, in one synced batch, then wake
     /// them. `Err` means the batch was not written: nothing was cached and the caller must
     /// keep its content to read again.
-    pub fn dispatch(&self, origin: Origin<'_>, content: &Content) -> Result<Dispatched, CacheError> {
+    pub fn dispatch(
+        &self,
+        origin: Origin<'_>,
+        content: &Content,
+    ) -> Result<Dispatched, CacheError> {
         let norths = self.snapshot();
         self.commit(norths.iter().map(Arc::as_ref), origin, content)
     }
@@ -104,8 +113,13 @@ impl Router {
                     }
                     Ok(None) => {}
                     Err(why) => {
-                        tracing::error!(north = %north.north_id, source, error = %why,
-                            "content not cached: its transformer cannot run");
+                        ContentDropped {
+                            north: &north.name,
+                            source,
+                            reason: DropReason::Transformer,
+                            detail: &why,
+                        }
+                        .emit();
                         done.untransformed.push(why);
                     }
                 }
@@ -123,9 +137,21 @@ impl Router {
             north.cache.committed(s);
             if s.dropped() {
                 done.dropped_full += 1;
+                ContentDropped {
+                    north: &north.name,
+                    source,
+                    reason: DropReason::CacheFull,
+                    detail: "",
+                }
+                .emit();
                 continue;
             }
             done.cached += s.elements().max(1);
+            ContentCached {
+                north: &north.name,
+                count: s.elements().max(1),
+            }
+            .emit();
             if !woken.contains(&north.north_id.as_str()) {
                 woken.push(&north.north_id);
                 north.wake.do_send(CacheGrew);

@@ -32,7 +32,10 @@ impl Schedule {
     /// How long from `now` until the next tick (never zero: a tick due now fires next time).
     pub fn delay_from(&self, now: DateTime<Local>) -> Option<Duration> {
         let next = self.cron.find_next_occurrence(&now, false).ok()?;
-        (next - now).to_std().ok().map(|d| d.max(Duration::from_millis(1)))
+        (next - now)
+            .to_std()
+            .ok()
+            .map(|d| d.max(Duration::from_millis(1)))
     }
 }
 

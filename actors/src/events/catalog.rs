@@ -385,3 +385,213 @@ impl ActorRestarted {
             .inc();
     }
 }
+
+fn connector(name: &str) -> registry::Connector {
+    registry::Connector {
+        connector: registry::Text(name.to_owned()),
+    }
+}
+
+fn connector_outcome(name: &str, result: &'static str) -> registry::ConnectorOutcome {
+    registry::ConnectorOutcome {
+        connector: registry::Text(name.to_owned()),
+        result,
+    }
+}
+
+/// The fan-out committed content to a north's cache: `count` values or messages, or 1 file.
+pub struct ContentCached<'a> {
+    pub north: &'a str,
+    pub count: usize,
+}
+
+impl ContentCached<'_> {
+    pub fn emit(self) {
+        METRICS
+            .data_cached
+            .get_or_create(&connector(self.north))
+            .inc_by(self.count as u64);
+    }
+}
+
+/// Why content was not cached.
+#[derive(Debug, Clone, Copy)]
+pub enum DropReason {
+    /// The north's cache reached `maxSize` (warned once a minute by the cache).
+    CacheFull,
+    /// Its transformer has no runtime in this agent.
+    Transformer,
+}
+
+/// Content for a north was not cached.
+pub struct ContentDropped<'a> {
+    pub north: &'a str,
+    pub source: &'a str,
+    pub reason: DropReason,
+    pub detail: &'a str,
+}
+
+impl ContentDropped<'_> {
+    pub fn emit(self) {
+        let reason = match self.reason {
+            DropReason::CacheFull => "cache_full",
+            DropReason::Transformer => {
+                tracing::error!(
+                    north = self.north,
+                    source = self.source,
+                    error = self.detail,
+                    "content not cached: its transformer cannot run"
+                );
+                "transformer"
+            }
+        };
+        METRICS
+            .data_dropped
+            .get_or_create(&connector_outcome(self.north, reason))
+            .inc();
+    }
+}
+
+/// What one send attempt of a north gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendResult {
+    Sent,
+    /// A forced retry (listed status codes, network errors).
+    Retry,
+    /// A failure that counts toward `retryCount`.
+    Failed,
+    /// Given up: moved to the error cache.
+    MovedToError,
+}
+
+/// A north tried to send the head of its cache.
+pub struct NorthSendFinished<'a> {
+    pub north: &'a str,
+    pub result: SendResult,
+    /// Values or messages in the batch; 0 for a file.
+    pub elements: usize,
+    pub elapsed: Duration,
+    /// The error, for anything but `Sent`.
+    pub error: Option<&'a str>,
+    /// Whether this failure starts a streak (the first one is a warning, the rest debug).
+    pub first_failure: bool,
+}
+
+impl NorthSendFinished<'_> {
+    pub fn emit(self) {
+        let error = self.error.unwrap_or("");
+        let result = match self.result {
+            SendResult::Sent => {
+                tracing::debug!(
+                    north = self.north,
+                    elements = self.elements,
+                    elapsed_ms = self.elapsed.as_millis() as u64,
+                    "batch sent"
+                );
+                succeeded(LoopName::north_send);
+                METRICS
+                    .data_sent
+                    .get_or_create(&connector(self.north))
+                    .inc_by(self.elements.max(1) as u64);
+                "sent"
+            }
+            SendResult::MovedToError => {
+                tracing::error!(north = self.north, error, "batch moved to the error cache");
+                "moved_to_error"
+            }
+            SendResult::Retry | SendResult::Failed => {
+                if self.first_failure {
+                    tracing::warn!(
+                        north = self.north,
+                        error,
+                        "cannot send; the content stays cached and is retried"
+                    );
+                } else {
+                    tracing::debug!(north = self.north, error, "send failed again");
+                }
+                if self.result == SendResult::Retry {
+                    "retry"
+                } else {
+                    "failed"
+                }
+            }
+        };
+        METRICS
+            .north_sends
+            .get_or_create(&connector_outcome(self.north, result))
+            .inc();
+        METRICS
+            .north_send_duration
+            .get_or_create(&connector(self.north))
+            .observe(self.elapsed.as_secs_f64());
+    }
+}
+
+/// A south read one item.
+pub struct SouthReadFinished<'a> {
+    pub south: &'a str,
+    pub item: &'a str,
+    /// Files or values read and committed; the error otherwise.
+    pub outcome: Result<usize, &'a str>,
+    /// The same error as the previous read: logged at debug only.
+    pub repeated: bool,
+}
+
+impl SouthReadFinished<'_> {
+    pub fn emit(self) {
+        let ok = match self.outcome {
+            Ok(read) => {
+                if read > 0 {
+                    tracing::debug!(south = self.south, item = self.item, read, "item read");
+                }
+                true
+            }
+            Err(error) if self.repeated => {
+                tracing::debug!(
+                    south = self.south,
+                    item = self.item,
+                    error,
+                    "cannot read an item"
+                );
+                false
+            }
+            Err(error) => {
+                tracing::warn!(
+                    south = self.south,
+                    item = self.item,
+                    error,
+                    "cannot read an item; retrying at the next scan"
+                );
+                false
+            }
+        };
+        METRICS
+            .south_reads
+            .get_or_create(&connector_outcome(self.south, result(ok)))
+            .inc();
+    }
+}
+
+/// A tick found an item still being read: the scan is skipped (backpressure).
+pub struct ScanSkipped<'a> {
+    pub south: &'a str,
+    pub item: &'a str,
+    /// Logged once an hour, as OIBus warns.
+    pub warn: bool,
+}
+
+impl ScanSkipped<'_> {
+    pub fn emit(self) {
+        if self.warn {
+            tracing::warn!(
+                south = self.south,
+                item = self.item,
+                "a scan was skipped: the previous read of this item is still running"
+            );
+        }
+        METRICS
+            .south_scans_skipped
+            .get_or_create(&connector(self.south))
+            .inc();
+    }
+}

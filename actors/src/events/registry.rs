@@ -77,6 +77,18 @@ pub(super) struct Actor {
     pub actor: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct Connector {
+    /// The connector's name, as OIAnalytics shows it.
+    pub connector: Text,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct ConnectorOutcome {
+    pub connector: Text,
+    pub result: &'static str,
+}
+
 /// The loops whose last success is a timestamp (`oibus_agent_last_success_timestamp_seconds`).
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct Loop {
@@ -92,6 +104,7 @@ pub(super) enum LoopName {
     status_report_flush,
     message_push,
     log_shipping,
+    north_send,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -117,6 +130,13 @@ pub(super) struct Metrics {
     pub local_api_requests: Family<LocalCall, Counter>,
     pub actor_restarts: Family<Actor, Counter>,
     pub last_success: Family<Loop, Gauge>,
+    pub data_cached: Family<Connector, Counter>,
+    pub data_sent: Family<Connector, Counter>,
+    pub data_dropped: Family<ConnectorOutcome, Counter>,
+    pub north_sends: Family<ConnectorOutcome, Counter>,
+    pub north_send_duration: Family<Connector, Histogram>,
+    pub south_reads: Family<ConnectorOutcome, Counter>,
+    pub south_scans_skipped: Family<Connector, Counter>,
 }
 
 /// OIA round trips: 5 ms to about 41 s.
@@ -142,6 +162,13 @@ impl Metrics {
             local_api_requests: Family::default(),
             actor_restarts: Family::default(),
             last_success: Family::default(),
+            data_cached: Family::default(),
+            data_sent: Family::default(),
+            data_dropped: Family::default(),
+            north_sends: Family::default(),
+            north_send_duration: Family::new_with_constructor(request_buckets),
+            south_reads: Family::default(),
+            south_scans_skipped: Family::default(),
         };
         let mut r = m.lock();
         let build = Family::<Build, Gauge>::default();
@@ -222,6 +249,41 @@ impl Metrics {
             "oibus_agent_last_success_timestamp_seconds",
             "Unix time of the last successful round of each loop",
             m.last_success.clone(),
+        );
+        r.register(
+            "oibus_agent_data_cached",
+            "Values, messages or files committed to a north's cache, by north",
+            m.data_cached.clone(),
+        );
+        r.register(
+            "oibus_agent_data_sent",
+            "Values, messages or files a north delivered (2xx), by north",
+            m.data_sent.clone(),
+        );
+        r.register(
+            "oibus_agent_data_dropped",
+            "Content not cached, by north and reason (cache_full: maxSize reached; transformer: no runtime for it)",
+            m.data_dropped.clone(),
+        );
+        r.register(
+            "oibus_agent_north_sends",
+            "Send attempts of the norths, by north and result (sent, retry, failed, moved_to_error)",
+            m.north_sends.clone(),
+        );
+        r.register(
+            "oibus_agent_north_send_duration_seconds",
+            "Duration of the norths' send attempts, whatever their result",
+            m.north_send_duration.clone(),
+        );
+        r.register(
+            "oibus_agent_south_reads",
+            "Item reads of the souths, by south and result",
+            m.south_reads.clone(),
+        );
+        r.register(
+            "oibus_agent_south_scans_skipped",
+            "Scans skipped because the previous read of the item was still running (backpressure), by south",
+            m.south_scans_skipped.clone(),
         );
         r.register_collector(Box::new(super::process::Process));
         drop(r);

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::{after_delivery, retry_interval, threshold_reached, AfterDelivery, NorthDriver};
 use crate::backoff::Backoff;
+use crate::events::{NorthSendFinished, SendResult};
 use crate::north_cache::{CachingSettings, NorthCache, SendBatch};
 use crate::single_flight::SingleFlight;
 use crate::supervision::Stop;
@@ -110,10 +111,13 @@ impl NorthConnectorActor {
                 .await;
             (batch, delivery)
         };
-        ctx.spawn(fut.into_actor(self).map(move |(batch, delivery), act, ctx| {
-            let decision = after_delivery(delivery, act.failures, &act.settings);
-            act.on_delivery(batch, decision, started.elapsed(), ctx);
-        }));
+        ctx.spawn(
+            fut.into_actor(self)
+                .map(move |(batch, delivery), act, ctx| {
+                    let decision = after_delivery(delivery, act.failures, &act.settings);
+                    act.on_delivery(batch, decision, started.elapsed(), ctx);
+                }),
+        );
     }
 
     fn on_delivery(
@@ -124,15 +128,24 @@ impl NorthConnectorActor {
         ctx: &mut Context<Self>,
     ) {
         self.flight.finish();
+        let first_failure = self.status.state != "retrying";
+        let event = |result, error: Option<&str>| NorthSendFinished {
+            north: &self.status.name,
+            result,
+            elements: batch.elements,
+            elapsed,
+            error,
+            first_failure,
+        };
         match decision {
             AfterDelivery::Sent => {
+                event(SendResult::Sent, None).emit();
                 if let Err(e) = self.cache.sent(&batch) {
                     // Sent but still cached: it will be sent again (at-least-once).
                     tracing::error!(north = %self.status.name, error = %e, "cannot remove a sent batch from the cache");
                     self.retry_after(retry_interval(&self.settings), ctx);
                     return;
                 }
-                tracing::debug!(north = %self.status.name, elements = batch.elements, elapsed_ms = elapsed.as_millis() as u64, "batch sent");
                 self.status.sent_batches += 1;
                 self.status.sent_elements += batch.elements as u64;
                 if batch.elements == 0 {
@@ -145,25 +158,27 @@ impl NorthConnectorActor {
                 self.run_if_due(ctx);
             }
             AfterDelivery::RetryForced(error) => {
+                event(SendResult::Retry, Some(&error)).emit();
                 let delay = self.backoff.on_failure();
-                self.failed_attempt(&error, delay, ctx);
+                self.failed_attempt(error, delay, ctx);
             }
             AfterDelivery::RetryCounted { error, failures } => {
+                event(SendResult::Failed, Some(&error)).emit();
                 self.failures = failures;
-                self.failed_attempt(&error, retry_interval(&self.settings), ctx);
+                self.failed_attempt(error, retry_interval(&self.settings), ctx);
             }
             AfterDelivery::GiveUp(error) => {
-                tracing::error!(north = %self.status.name, file = %batch.filename, error = %error,
-                    "batch moved to the error cache after {} failures", self.failures + 1);
+                event(SendResult::MovedToError, Some(&error)).emit();
                 self.failures = 0;
-                self.status.last_error = Some(error.clone());
                 match self.cache.failed(&batch, &error) {
                     Ok(()) => {
                         self.status.moved_to_error += 1;
+                        self.status.last_error = Some(error);
                         self.run_if_due(ctx);
                     }
                     Err(e) => {
                         tracing::error!(north = %self.status.name, error = %e, "cannot move a batch to the error cache");
+                        self.status.last_error = Some(error);
                         self.retry_after(retry_interval(&self.settings), ctx);
                     }
                 }
@@ -171,15 +186,9 @@ impl NorthConnectorActor {
         }
     }
 
-    fn failed_attempt(&mut self, error: &str, delay: Duration, ctx: &mut Context<Self>) {
-        // The first failure of a streak at warn, the rest at debug: an outage is one line.
-        if self.status.state != "retrying" {
-            tracing::warn!(north = %self.status.name, error, retry_in = ?delay, "cannot send; the content stays cached and is retried");
-        } else {
-            tracing::debug!(north = %self.status.name, error, retry_in = ?delay, "send failed again");
-        }
+    fn failed_attempt(&mut self, error: String, delay: Duration, ctx: &mut Context<Self>) {
         self.status.state = "retrying";
-        self.status.last_error = Some(error.to_owned());
+        self.status.last_error = Some(error);
         self.retry_after(delay, ctx);
     }
 

@@ -31,7 +31,11 @@ pub enum AfterDelivery {
 }
 
 /// Judge one delivery, given the failures the head already had and the settings.
-pub fn after_delivery(delivery: Delivery, failures: u32, settings: &CachingSettings) -> AfterDelivery {
+pub fn after_delivery(
+    delivery: Delivery,
+    failures: u32,
+    settings: &CachingSettings,
+) -> AfterDelivery {
     match delivery {
         Delivery::Sent => AfterDelivery::Sent,
         Delivery::Retry(error) => AfterDelivery::RetryForced(error),
@@ -51,7 +55,9 @@ pub fn after_delivery(delivery: Delivery, failures: u32, settings: &CachingSetti
 /// thresholds: elements ≥ `numberOfElements` or files ≥ `numberOfFiles`; 0 disables one).
 pub fn threshold_reached(stats: &CacheStats, settings: &CachingSettings) -> bool {
     let trigger = &settings.trigger;
-    let files = stats.cache_entries.saturating_sub(stats.cache_array_entries());
+    let files = stats
+        .cache_entries
+        .saturating_sub(stats.cache_array_entries());
     (trigger.number_of_elements > 0 && stats.cache_elements >= trigger.number_of_elements)
         || (trigger.number_of_files > 0 && files >= trigger.number_of_files)
 }
@@ -84,8 +90,17 @@ mod tests {
     fn counted_failures_give_up_after_retry_count_retries() {
         let s = settings(2);
         let bad = || Delivery::Failed("Error 400: bad".into());
-        assert!(matches!(after_delivery(bad(), 0, &s), AfterDelivery::RetryCounted { failures: 1, .. }));
-        assert!(matches!(after_delivery(bad(), 1, &s), AfterDelivery::RetryCounted { failures: 2, .. }));
-        assert_eq!(after_delivery(bad(), 2, &s), AfterDelivery::GiveUp("Error 400: bad".into()));
+        assert!(matches!(
+            after_delivery(bad(), 0, &s),
+            AfterDelivery::RetryCounted { failures: 1, .. }
+        ));
+        assert!(matches!(
+            after_delivery(bad(), 1, &s),
+            AfterDelivery::RetryCounted { failures: 2, .. }
+        ));
+        assert_eq!(
+            after_delivery(bad(), 2, &s),
+            AfterDelivery::GiveUp("Error 400: bad".into())
+        );
     }
 }

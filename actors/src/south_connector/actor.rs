@@ -13,6 +13,7 @@ use super::{items_of, SouthDriver};
 use crate::data_flow::router::Router;
 use crate::data_flow::transform::ItemIndex;
 use crate::entities::SouthConnector;
+use crate::events::{ScanSkipped, SouthReadFinished};
 use crate::supervision::Stop;
 
 /// A scan mode fired for this south.
@@ -97,22 +98,26 @@ impl SouthConnectorActor {
         ctx.spawn(fut.into_actor(self).map(move |joined, act, _| {
             act.reading.remove(&item_id);
             let outcome = joined.unwrap_or_else(|e| Err(format!("the read panicked: {e}")));
+            SouthReadFinished {
+                south: &act.status.name,
+                item: &item_id,
+                outcome: outcome.as_ref().map(|s| s.read).map_err(String::as_str),
+                repeated: outcome.as_ref().err() == act.status.last_error.as_ref(),
+            }
+            .emit();
             match outcome {
                 Ok(summary) => {
                     act.status.reads += 1;
                     act.status.read_elements += summary.read as u64;
                     act.status.cached += summary.cached as u64;
                     act.status.state = "running";
+                    act.status.last_error = None;
                     if summary.read > 0 {
                         act.status.last_read = Some(crate::protocol::iso_now());
-                        tracing::debug!(south = %act.status.name, item = %item_id, read = summary.read, "item read");
                     }
                 }
                 Err(error) => {
                     act.status.errors += 1;
-                    if act.status.last_error.as_deref() != Some(error.as_str()) {
-                        tracing::warn!(south = %act.status.name, item = %item_id, error = %error, "cannot read an item; retrying at the next scan");
-                    }
                     act.status.state = "error";
                     act.status.last_error = Some(error);
                 }
@@ -148,9 +153,13 @@ impl Handler<ScanTick> for SouthConnectorActor {
                     .is_none_or(|at| at.elapsed().as_secs() >= 3600);
                 if warn {
                     self.last_skip_warning = Some(Instant::now());
-                    tracing::warn!(south = %self.status.name, item = %item_id,
-                        "a scan was skipped: the previous read of this item is still running");
                 }
+                ScanSkipped {
+                    south: &self.status.name,
+                    item: &item_id,
+                    warn,
+                }
+                .emit();
                 continue;
             }
             self.read(item_id, ctx);

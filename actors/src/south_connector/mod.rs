@@ -39,7 +39,10 @@ pub fn item_scan_mode<'a>(south: &'a SouthConnector, item: &'a SouthItem) -> Opt
 }
 
 /// The enabled items of `south` read at `scan_mode`.
-pub fn items_of<'a>(south: &'a SouthConnector, scan_mode: &'a str) -> impl Iterator<Item = &'a SouthItem> {
+pub fn items_of<'a>(
+    south: &'a SouthConnector,
+    scan_mode: &'a str,
+) -> impl Iterator<Item = &'a SouthItem> {
     south
         .items
         .iter()
@@ -73,7 +76,10 @@ mod tests {
             settings: json!({}),
             scan_mode_id: Some(scan_mode.into()),
             group_id: group.map(Into::into),
-            other: json!({"syncWithGroup": synced}).as_object().cloned().unwrap_or_default(),
+            other: json!({"syncWithGroup": synced})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
             audit: Audit::new("", ""),
         }
     }
@@ -107,7 +113,10 @@ mod tests {
         ]);
         assert_eq!(item_scan_mode(&s, &s.items[0]), Some("hourly"));
         assert_eq!(item_scan_mode(&s, &s.items[1]), Some("second"));
-        assert_eq!(scan_modes(&s), vec!["hourly".to_owned(), "second".to_owned()]);
+        assert_eq!(
+            scan_modes(&s),
+            vec!["hourly".to_owned(), "second".to_owned()]
+        );
         let second: Vec<&str> = items_of(&s, "second").map(|i| i.id.as_str()).collect();
         assert_eq!(second, vec!["b"]);
     }
