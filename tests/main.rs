@@ -5,6 +5,7 @@ mod kit;
 
 mod commands;
 mod crash;
+mod data_bench;
 mod data_plane;
 mod engine;
 mod engine_settings;

@@ -47,7 +47,7 @@ fn start_registration(sim: &Sim, code: &str) -> (String, String) {
 }
 
 /// Registers the wire-sample OIBus and returns its token.
-fn register(sim: &Sim, code: &str) -> String {
+pub(crate) fn register(sim: &Sim, code: &str) -> String {
     start_registration(sim, code);
     sim.complete(code)["token"]
         .as_str()
