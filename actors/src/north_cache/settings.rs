@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::CacheError;
@@ -13,13 +13,9 @@ use super::CacheError;
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct CachingSettings {
-    #[serde(deserialize_with = "null_is_default")]
     pub trigger: Trigger,
-    #[serde(deserialize_with = "null_is_default")]
     pub throttling: Throttling,
-    #[serde(deserialize_with = "null_is_default")]
     pub error: ErrorSettings,
-    #[serde(deserialize_with = "null_is_default")]
     pub archive: ArchiveSettings,
 }
 
@@ -28,9 +24,7 @@ pub struct CachingSettings {
 #[serde(rename_all = "camelCase", default)]
 pub struct Trigger {
     pub scan_mode_id: Option<String>,
-    #[serde(deserialize_with = "null_is_default")]
     pub number_of_elements: u64,
-    #[serde(deserialize_with = "null_is_default")]
     pub number_of_files: u64,
 }
 
@@ -38,13 +32,10 @@ pub struct Trigger {
 #[serde(rename_all = "camelCase", default)]
 pub struct Throttling {
     /// Milliseconds between two runs.
-    #[serde(deserialize_with = "null_is_default")]
     pub run_min_delay: u64,
     /// MB over cache + error + archive; 0 = unlimited.
-    #[serde(deserialize_with = "null_is_default")]
     pub max_size: u64,
     /// Elements per sent batch (and per cache entry); 0 = no limit.
-    #[serde(deserialize_with = "null_is_default")]
     pub max_number_of_elements: u64,
 }
 
@@ -52,22 +43,17 @@ pub struct Throttling {
 #[serde(rename_all = "camelCase", default)]
 pub struct ErrorSettings {
     /// Milliseconds between two attempts at the same batch.
-    #[serde(deserialize_with = "null_is_default")]
     pub retry_interval: u64,
-    #[serde(deserialize_with = "null_is_default")]
     pub retry_count: u64,
     /// Hours an entry stays in the error area; 0 = forever.
-    #[serde(deserialize_with = "null_is_default")]
     pub retention_duration: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ArchiveSettings {
-    #[serde(deserialize_with = "null_is_default")]
     pub enabled: bool,
     /// Hours an entry stays in the archive; 0 = forever.
-    #[serde(deserialize_with = "null_is_default")]
     pub retention_duration: u64,
 }
 
@@ -116,7 +102,7 @@ impl CachingSettings {
         if v.is_null() {
             return Ok(CachingSettings::default());
         }
-        serde_path_to_error::deserialize(v).map_err(|e| CacheError::Settings {
+        serde_path_to_error::deserialize(without_nulls(v)).map_err(|e| CacheError::Settings {
             field: e.path().to_string(),
             reason: e.inner().to_string(),
         })
@@ -142,10 +128,15 @@ impl CachingSettings {
     }
 }
 
-fn null_is_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+/// `v` without its `null` members, so that a `null` takes the field's own default.
+fn without_nulls(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_nulls(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
