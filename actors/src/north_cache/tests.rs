@@ -526,3 +526,19 @@ fn byte_wise_merge_joins_arrays_and_skips_empty_ones() {
     assert_eq!(&merge_arrays(&parts)[..], b"[1,2,3]");
     assert_eq!(array_inner(b"{}"), None);
 }
+
+#[test]
+fn a_store_created_before_the_north_cache_existed_opens_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    {
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        rocksdb::DB::open_cf(&opts, &path, ["commands", "state"]).unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let cache = north(&store, settings(100));
+    cache.append(&values(0, 1), "s").unwrap();
+    assert_eq!(cache.next_batch().unwrap().unwrap().elements, 1);
+}
