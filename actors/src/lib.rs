@@ -23,6 +23,7 @@ pub mod log_shipper;
 pub mod message_sender;
 pub mod messages;
 pub mod metrics_aggregator;
+pub mod north_cache;
 pub mod north_connector;
 pub mod oia;
 pub mod protocol;

@@ -43,10 +43,12 @@ pub enum Cf {
     State,
     /// Records that failed to decode, keyed by `<cf>/<original key>`.
     Quarantine,
+    /// The norths' data caches (`north_cache`): metadata and content per owner and area.
+    NorthCache,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 8] = [
+    pub const ALL: [Cf; 9] = [
         Cf::Commands,
         Cf::Reports,
         Cf::Messages,
@@ -55,6 +57,7 @@ impl Cf {
         Cf::Entities,
         Cf::State,
         Cf::Quarantine,
+        Cf::NorthCache,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +70,7 @@ impl Cf {
             Cf::Entities => "entities",
             Cf::State => "state",
             Cf::Quarantine => "quarantine",
+            Cf::NorthCache => "north_cache",
         }
     }
 }
@@ -162,7 +166,8 @@ impl Store {
         opts.set_manifest_preallocation_size(256 << 10);
         let cfs = Cf::ALL.iter().map(|cf| {
             let buffer = match cf {
-                Cf::Logs => 8 << 20,
+                // The data plane's write rate: larger memtables, fewer flushes.
+                Cf::Logs | Cf::NorthCache => 8 << 20,
                 _ => 2 << 20,
             };
             ColumnFamilyDescriptor::new(cf.name(), cf_opts(buffer))
