@@ -11,7 +11,10 @@
 //! [`Delivery::Retry`] at the head of its queue forever and counts a [`Delivery::Failed`]
 //! against `error.retryCount`.
 
+pub mod north_console;
+pub mod north_file_writer;
 pub mod north_oianalytics;
+pub mod south_folder_scanner;
 
 use std::path::PathBuf;
 
