@@ -10,6 +10,7 @@ pub mod command_poller;
 pub mod command_reporter;
 pub mod commands;
 pub mod config;
+pub mod connectors;
 pub mod content;
 pub mod context;
 pub mod data_flow;

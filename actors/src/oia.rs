@@ -83,7 +83,13 @@ fn build(config: &Config) -> Result<Option<ClientFactory>, ClientError> {
             header_value: value.unwrap_or_default(),
         });
     }
-    let factory = ClientFactory::new(Arc::new(settings))?.with_metrics(Arc::new(|call| {
+    Ok(Some(counted(ClientFactory::new(Arc::new(settings))?)))
+}
+
+/// `factory` with every call counted into the MetricsApi family, like the configured client's
+/// (a north OIAnalytics with its own host builds its factory here too).
+pub fn counted(factory: ClientFactory) -> ClientFactory {
+    factory.with_metrics(Arc::new(|call| {
         crate::events::OiaRequestCompleted {
             route: call.route,
             method: call.method,
@@ -91,6 +97,5 @@ fn build(config: &Config) -> Result<Option<ClientFactory>, ClientError> {
             elapsed: call.elapsed,
         }
         .emit();
-    }));
-    Ok(Some(factory))
+    }))
 }

@@ -81,6 +81,12 @@ pub mod routes {
     pub const STATUS: &str = "/api/oianalytics/oibus/status";
     /// The route label of E2, whose URL comes from OIA.
     pub const CHECK_REGISTRATION_LABEL: &str = "registration/check";
+    /// North OIAnalytics values, `POST` with `dataSourceId` (data-plane §2).
+    pub const TIME_VALUES: &str = "/api/oianalytics/oibus/time-values";
+    /// The same, gzip body (no `Content-Encoding`).
+    pub const TIME_VALUES_COMPRESSED: &str = "/api/oianalytics/oibus/time-values/compressed";
+    /// North OIAnalytics files, multipart `POST` with `dataSourceId`; outside [`API_PREFIX`].
+    pub const FILE_UPLOADS: &str = "/api/oianalytics/file-uploads";
 }
 
 /// Where and how to reach OIAnalytics.
@@ -144,6 +150,26 @@ pub enum Auth<'a> {
     None,
     /// `Authorization: Bearer <token>`.
     Bearer(&'a Secret<String>),
+    /// `Authorization: Basic base64(username:password)` (a north OIAnalytics with its own
+    /// access key instead of the registration).
+    Basic {
+        username: &'a str,
+        password: &'a Secret<String>,
+    },
+}
+
+/// A `POST` of a ready-made body (data-plane §2: values, compressed values, multipart files).
+#[derive(Debug, Clone)]
+pub struct Upload<'a> {
+    /// An OIA path, e.g. [`routes::TIME_VALUES`].
+    pub path: &'a str,
+    /// Appended percent-encoded, e.g. `[("dataSourceId", name)]`.
+    pub query: &'a [(&'a str, &'a str)],
+    /// The `Content-Type` header, e.g. `multipart/form-data; boundary=…`.
+    pub content_type: &'a str,
+    pub body: Bytes,
+    /// The call's deadline when not the client's (a north's own `timeout` setting).
+    pub timeout: Option<Duration>,
 }
 
 /// One finished call, reported to the metrics hook.
@@ -351,10 +377,14 @@ fn gateway_header(gateway: &GatewaySettings) -> Result<(HeaderName, HeaderValue)
     Ok((name, value))
 }
 
-/// The route label of a path: the part after `/api/oianalytics/oibus/`, without the query.
+/// The route label of a path: the part after `/api/oianalytics/oibus/` (or after
+/// `/api/oianalytics/` for the routes outside it, e.g. `file-uploads`), without the query.
 pub fn route_label(path: &str) -> &str {
     let path = path.split(['?', '#']).next().unwrap_or("");
-    let path = path.strip_prefix(routes::API_PREFIX).unwrap_or(path);
+    let path = path
+        .strip_prefix(routes::API_PREFIX)
+        .or_else(|| path.strip_prefix("/api/oianalytics"))
+        .unwrap_or(path);
     path.trim_start_matches('/')
 }
 
@@ -404,6 +434,8 @@ struct Request<'a> {
     route: &'a str,
     auth: Auth<'a>,
     body: Option<Bytes>,
+    /// The body's `Content-Type` when not `application/json`.
+    content_type: Option<&'a str>,
     /// `Content-Type: application/json` without a body (E2, as OIBus).
     json_without_body: bool,
     timeout: Duration,
@@ -460,6 +492,7 @@ impl OiaClient {
                 route,
                 auth,
                 body: None,
+                content_type: None,
                 json_without_body: false,
                 timeout: self.shared.settings.timeout,
             }
@@ -515,6 +548,24 @@ impl OiaClient {
     ) -> Result<T, ClientError> {
         let request = self.json_request(Method::POST, path, body, auth)?;
         self.json_call(request).await
+    }
+
+    /// `POST` of `upload.body` as is; returns the 2xx status, the answer body is ignored. Any
+    /// other answer is a [`ClientError::Status`] with its code and body, for the caller to
+    /// classify.
+    pub async fn post_bytes(&self, upload: Upload<'_>, auth: Auth<'_>) -> Result<u16, ClientError> {
+        let mut request = self.request(
+            Method::POST,
+            &with_query(upload.path, upload.query),
+            route_label(upload.path),
+            auth,
+            Some(upload.body),
+        )?;
+        request.content_type = Some(upload.content_type);
+        if let Some(timeout) = upload.timeout {
+            request.timeout = timeout;
+        }
+        self.status_call(request).await
     }
 
     /// `GET path`; returns the 2xx status (E10, "test connection").
@@ -583,6 +634,7 @@ impl OiaClient {
             route,
             auth,
             body,
+            content_type: None,
             json_without_body: false,
             timeout: shared.settings.timeout,
         })
@@ -682,12 +734,21 @@ impl OiaClient {
         if let Some((name, value)) = &shared.gateway_header {
             req = req.insert_header((name.clone(), value.clone()));
         }
-        if let Auth::Bearer(token) = request.auth {
-            req = req.insert_header((header::AUTHORIZATION, bearer(token)?));
+        match request.auth {
+            Auth::None => {}
+            Auth::Bearer(token) => {
+                req = req.insert_header((header::AUTHORIZATION, bearer(token)?));
+            }
+            Auth::Basic { username, password } => {
+                req = req.insert_header((header::AUTHORIZATION, basic(username, password)?));
+            }
         }
         let sent = match &request.body {
             Some(body) => req
-                .insert_header((header::CONTENT_TYPE, "application/json"))
+                .insert_header((
+                    header::CONTENT_TYPE,
+                    request.content_type.unwrap_or("application/json"),
+                ))
                 .send_body(body.clone()),
             None if request.json_without_body => req
                 .insert_header((header::CONTENT_TYPE, "application/json"))
@@ -746,6 +807,17 @@ fn bearer(token: &Secret<String>) -> Result<HeaderValue, ClientError> {
                 .to_owned(),
         )
     })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// `Basic base64(username:password)`.
+fn basic(username: &str, password: &Secret<String>) -> Result<HeaderValue, ClientError> {
+    use base64::Engine as _;
+    let pair = format!("{username}:{}", password.expose());
+    let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+    let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))
+        .map_err(|_| ClientError::Settings("the Basic credentials cannot go in a header".into()))?;
     value.set_sensitive(true);
     Ok(value)
 }

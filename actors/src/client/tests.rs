@@ -365,6 +365,11 @@ fn route_label_strips_the_api_prefix_and_query() {
         "upgrade/asset"
     );
     assert_eq!(route_label("/other/path"), "other/path");
+    assert_eq!(route_label(routes::FILE_UPLOADS), "file-uploads");
+    assert_eq!(
+        route_label(routes::TIME_VALUES_COMPRESSED),
+        "time-values/compressed"
+    );
 }
 
 #[test]
