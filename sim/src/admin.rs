@@ -40,6 +40,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .route("/faults", web::get().to(faults))
             .route("/faults", web::post().to(add_faults))
             .route("/faults", web::delete().to(clear_faults))
+            .route("/data", web::get().to(data))
+            .route("/data", web::delete().to(clear_data))
             .default_service(web::to(|| async {
                 failure(
                     StatusCode::NOT_FOUND,
@@ -373,6 +375,15 @@ async fn clear_faults(sim: web::Data<Sim>) -> HttpResponse {
     let count = traffic.faults().len();
     traffic.clear_faults();
     ok(json!({"cleared": count}))
+}
+
+async fn data(sim: web::Data<Sim>) -> HttpResponse {
+    ok(lock(&sim.data).view())
+}
+
+async fn clear_data(sim: web::Data<Sim>) -> HttpResponse {
+    lock(&sim.data).reset();
+    ok(json!({"cleared": true}))
 }
 
 #[cfg(test)]

@@ -29,7 +29,13 @@
 //!   [commands-list-by-ids] (the cancelled ones among them), `PUT P/commands/status`
 //!   [commands-status], `PUT P/configuration` [configuration], `PUT P/configuration/history-query`
 //!   [history-query], `POST P/logs` [logs] (204), `GET P/upgrade/asset?assetId=` [upgrade-asset]
-//!   (streamed, 404 if unknown), `GET P/status` [status].
+//!   (streamed, 404 if unknown), `GET P/status` [status] (200 `{}`).
+//! - North OIAnalytics data routes (Bearer, `?dataSourceId=<north name>` required, 204 when
+//!   accepted, 400 naming the problems otherwise): `POST P/time-values` [time-values] with a JSON
+//!   array of `{pointId, timestamp, data: {value, …}}`; `POST P/time-values/compressed`
+//!   [time-values-compressed], the same gzipped (no `Content-Encoding`; both `Content-Type:
+//!   application/json`); `POST /api/oianalytics/file-uploads` [file-uploads], multipart with
+//!   exactly one part named `file` (gunzipped when its filename ends `.gz`).
 //! - A token belongs to the agent (`oibusId`) of its registration; completing a new registration
 //!   of the same `oibusId` revokes the older tokens.
 //! - Violations (recorded, see `/admin/violations`): wrong gateway header (401 missing, 403
@@ -81,8 +87,14 @@
 //!   stored), `{"slow_body_ms": 200, "chunk_bytes": 1024}` (served normally, then the body is
 //!   sent in `chunk_bytes` pieces each after the delay; an empty body ends after one delay).
 //!   `GET /admin/faults` → `{count, faults}`; `DELETE /admin/faults` → `{cleared}`.
+//! - `GET /admin/data` → `{values, files, duplicates, requests, bySource: {<dataSourceId>:
+//!   {values, files}}, recentValues: [{dataSourceId, at, value}], recentFiles: [{dataSourceId,
+//!   at, name, size, sha256}]}`: accepted data requests, values seen twice (same pointId and
+//!   timestamp, among the last million), the last 100 values and 20 files (size and sha256 of
+//!   the content after gunzip). In memory only; `DELETE /admin/data` → `{cleared: true}`.
 mod admin;
 mod assets;
+mod data;
 pub mod demo;
 mod journal;
 mod oia;
@@ -174,9 +186,51 @@ pub struct Gateway {
 /// Shared by all workers. Locks are held only for in-memory work and one journal append.
 pub struct Sim {
     store: Mutex<Store>,
+    /// What north OIAnalytics connectors sent (in memory).
+    data: Mutex<data::Data>,
     traffic: Mutex<Traffic>,
     assets: Assets,
     gateway: Gateway,
+}
+
+#[cfg(test)]
+impl Sim {
+    /// An in-memory simulator without a gateway, for the handler tests.
+    fn for_tests() -> Sim {
+        let policy = RegistrationPolicy {
+            ttl: Duration::from_secs(600),
+            auto_complete: None,
+        };
+        Sim {
+            store: Mutex::new(Store::open(None, policy).expect("an in-memory store")),
+            data: Mutex::default(),
+            traffic: Mutex::new(Traffic::default()),
+            assets: Assets::open(None).expect("in-memory assets"),
+            gateway: Gateway {
+                prefix: String::new(),
+                header: None,
+            },
+        }
+    }
+
+    /// The app `run` serves, over `sim`.
+    fn app(
+        sim: web::Data<Sim>,
+    ) -> App<
+        impl actix_web::dev::ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Response = actix_web::dev::ServiceResponse,
+            Error = actix_web::Error,
+            InitError = (),
+        >,
+    > {
+        App::new()
+            .app_data(sim)
+            .app_data(web::PayloadConfig::new(BODY_LIMIT))
+            .configure(admin::configure)
+            .default_service(web::to(oia::entry))
+    }
 }
 
 /// A panic in one handler must not make the simulator unusable for the rest of a test run.
@@ -213,6 +267,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         .context("cannot read the bound address")?;
     let sim = web::Data::new(Sim {
         store: Mutex::new(store),
+        data: Mutex::default(),
         traffic: Mutex::new(Traffic::default()),
         assets,
         gateway: Gateway {

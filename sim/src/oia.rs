@@ -12,6 +12,7 @@ use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
+use super::data;
 use super::reply::Reply;
 use super::state::{MessageKind, Violation};
 use super::traffic::{FaultKind, RecordedHeaders, RequestRecord, Route, BASE};
@@ -159,7 +160,10 @@ async fn serve(sim: &Sim, exchange: &mut Exchange, req: &HttpRequest, body: Byte
         Route::HistoryQuery => message(sim, exchange, req, &body, MessageKind::HistoryQueries),
         Route::Logs => logs(sim, exchange, req, &body),
         Route::UpgradeAsset => asset(sim, exchange, req).await,
-        Route::Status => Reply::empty(StatusCode::OK),
+        Route::Status => Reply::json(StatusCode::OK, &json!({})),
+        Route::TimeValues => values(sim, exchange, req, &body, false),
+        Route::TimeValuesCompressed => values(sim, exchange, req, &body, true),
+        Route::FileUploads => upload(sim, exchange, req, &body),
     }
 }
 
@@ -243,6 +247,25 @@ fn abbreviate(text: &str) -> String {
     text.chars().take(24).collect()
 }
 
+fn content_type(req: &HttpRequest) -> &str {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+}
+
+/// `Content-Type: application/json` (OIBus sends it on gzipped values too), else 415.
+fn require_json(exchange: &mut Exchange, req: &HttpRequest) -> Result<(), Reply> {
+    let content_type = content_type(req);
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        let reason = format!("Content-Type must be application/json, got {content_type:?}");
+        exchange.violation(reason.clone());
+        return Err(exchange.error(StatusCode::UNSUPPORTED_MEDIA_TYPE, &reason));
+    }
+    Ok(())
+}
+
 /// `Content-Type: application/json`, JSON syntax and the route's validation.
 fn json_body(
     exchange: &mut Exchange,
@@ -250,17 +273,7 @@ fn json_body(
     body: &[u8],
     validate: fn(&Value) -> Problems,
 ) -> Result<Value, Reply> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    if !essence.eq_ignore_ascii_case("application/json") {
-        let reason = format!("Content-Type must be application/json, got {content_type:?}");
-        exchange.violation(reason.clone());
-        return Err(exchange.error(StatusCode::UNSUPPORTED_MEDIA_TYPE, &reason));
-    }
+    require_json(exchange, req)?;
     let value: Value = match serde_json::from_slice(body) {
         Ok(value) => value,
         Err(err) => return Err(exchange.bad_request(&[format!("body is not JSON: {err}")])),
@@ -462,5 +475,44 @@ async fn asset(sim: &Sim, exchange: &mut Exchange, req: &HttpRequest) -> Reply {
             tracing::error!(%err, asset = %id, "cannot read an asset");
             exchange.error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string())
         }
+    }
+}
+
+/// North OIAnalytics values (`compressed`: a gzip body, no `Content-Encoding`).
+fn values(
+    sim: &Sim,
+    exchange: &mut Exchange,
+    req: &HttpRequest,
+    body: &[u8],
+    compressed: bool,
+) -> Reply {
+    let source = match single_param(exchange, req, "dataSourceId") {
+        Ok(source) => source,
+        Err(reply) => return reply,
+    };
+    if let Err(reply) = require_json(exchange, req) {
+        return reply;
+    }
+    match data::parse_values(body, compressed) {
+        Ok(values) => {
+            lock(&sim.data).record_values(&source, values, exchange.now);
+            Reply::empty(StatusCode::NO_CONTENT)
+        }
+        Err(reason) => exchange.bad_request(&[reason]),
+    }
+}
+
+/// North OIAnalytics files: one multipart part named `file`.
+fn upload(sim: &Sim, exchange: &mut Exchange, req: &HttpRequest, body: &[u8]) -> Reply {
+    let source = match single_param(exchange, req, "dataSourceId") {
+        Ok(source) => source,
+        Err(reply) => return reply,
+    };
+    match data::parse_upload(content_type(req), body) {
+        Ok((name, content)) => {
+            lock(&sim.data).record_file(&source, &name, &content, exchange.now);
+            Reply::empty(StatusCode::NO_CONTENT)
+        }
+        Err(reason) => exchange.bad_request(&[reason]),
     }
 }

@@ -9,13 +9,17 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-/// Path of every OIA route, after the optional gateway prefix.
+/// Path of the OIA routes E1–E10 and of the values routes, after the optional gateway prefix.
 pub const BASE: &str = "/api/oianalytics/oibus/";
+
+/// Where every OIA route is, `file-uploads` included (it is outside [`BASE`]).
+const API: &str = "/api/oianalytics/";
 
 /// How many requests are kept per route for `GET /admin/requests`.
 const RECENT_PER_ROUTE: usize = 50;
 
-/// The routes E1–E10, named as in the admin API (faults, request counts).
+/// The routes E1–E10 and the north OIAnalytics data routes, named as in the admin API (faults,
+/// request counts).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Route {
     Registration,
@@ -28,10 +32,13 @@ pub enum Route {
     Logs,
     UpgradeAsset,
     Status,
+    TimeValues,
+    TimeValuesCompressed,
+    FileUploads,
 }
 
 impl Route {
-    pub const ALL: [Route; 10] = [
+    pub const ALL: [Route; 13] = [
         Route::Registration,
         Route::CheckRegistration,
         Route::CommandsPending,
@@ -42,6 +49,9 @@ impl Route {
         Route::Logs,
         Route::UpgradeAsset,
         Route::Status,
+        Route::TimeValues,
+        Route::TimeValuesCompressed,
+        Route::FileUploads,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,28 +66,38 @@ impl Route {
             Route::Logs => "logs",
             Route::UpgradeAsset => "upgrade-asset",
             Route::Status => "status",
+            Route::TimeValues => "time-values",
+            Route::TimeValuesCompressed => "time-values-compressed",
+            Route::FileUploads => "file-uploads",
         }
     }
 
-    /// The path after [`BASE`].
+    /// The path after [`API`].
     fn suffix(self) -> &'static str {
         match self {
-            Route::Registration => "registration",
-            Route::CheckRegistration => "check-registration",
-            Route::CommandsPending => "commands/pending",
-            Route::CommandsListByIds => "commands/list-by-ids",
-            Route::CommandsStatus => "commands/status",
-            Route::Configuration => "configuration",
-            Route::HistoryQuery => "configuration/history-query",
-            Route::Logs => "logs",
-            Route::UpgradeAsset => "upgrade/asset",
-            Route::Status => "status",
+            Route::Registration => "oibus/registration",
+            Route::CheckRegistration => "oibus/check-registration",
+            Route::CommandsPending => "oibus/commands/pending",
+            Route::CommandsListByIds => "oibus/commands/list-by-ids",
+            Route::CommandsStatus => "oibus/commands/status",
+            Route::Configuration => "oibus/configuration",
+            Route::HistoryQuery => "oibus/configuration/history-query",
+            Route::Logs => "oibus/logs",
+            Route::UpgradeAsset => "oibus/upgrade/asset",
+            Route::Status => "oibus/status",
+            Route::TimeValues => "oibus/time-values",
+            Route::TimeValuesCompressed => "oibus/time-values/compressed",
+            Route::FileUploads => "file-uploads",
         }
     }
 
     pub fn method(self) -> Method {
         match self {
-            Route::Registration | Route::Logs => Method::POST,
+            Route::Registration
+            | Route::Logs
+            | Route::TimeValues
+            | Route::TimeValuesCompressed
+            | Route::FileUploads => Method::POST,
             Route::CommandsStatus | Route::Configuration | Route::HistoryQuery => Method::PUT,
             _ => Method::GET,
         }
@@ -94,7 +114,7 @@ impl Route {
 
     /// The route of a request path with the gateway `prefix` (possibly empty) in front.
     pub fn from_path(path: &str, prefix: &str) -> Option<Route> {
-        let suffix = path.strip_prefix(prefix)?.strip_prefix(BASE)?;
+        let suffix = path.strip_prefix(prefix)?.strip_prefix(API)?;
         Route::ALL
             .into_iter()
             .find(|route| route.suffix() == suffix)
