@@ -119,8 +119,12 @@ fn data_plane_figures() {
     };
 
     actix_rt::System::new().block_on(async {
-        let cache = NorthCache::open(&store, CacheOwner::North(north.id.clone()), settings.clone())
-            .expect("cache");
+        let cache = NorthCache::open(
+            &store,
+            CacheOwner::North(north.id.clone()),
+            settings.clone(),
+        )
+        .expect("cache");
         let route = |wake| {
             Arc::new(NorthRoute {
                 north_id: north.id.clone(),
@@ -138,7 +142,9 @@ fn data_plane_figures() {
         let mut seq = 0;
         let started = Instant::now();
         while seq < total {
-            router.dispatch(origin(), &batch(&mut seq)).expect("dispatch");
+            router
+                .dispatch(origin(), &batch(&mut seq))
+                .expect("dispatch");
         }
         let into = seq as f64 / started.elapsed().as_secs_f64();
         bench_figure("data_into_cache_values_per_s", into, "values/s");
@@ -152,7 +158,8 @@ fn data_plane_figures() {
             ..NorthStatus::default()
         };
         let started = Instant::now();
-        let addr = NorthConnectorActor::new(status, cache.clone(), settings.clone(), driver).start();
+        let addr =
+            NorthConnectorActor::new(status, cache.clone(), settings.clone(), driver).start();
         router.set(vec![route(addr.clone().recipient())]);
         let mut peak = 0;
         let drained = wait_async(Duration::from_secs(300), || {
@@ -170,7 +177,9 @@ fn data_plane_figures() {
         let started = Instant::now();
         let mut sent = 0;
         while sent < total {
-            router.dispatch(origin(), &batch(&mut seq)).expect("dispatch");
+            router
+                .dispatch(origin(), &batch(&mut seq))
+                .expect("dispatch");
             sent += BATCH as u64;
             // Let the north's futures run between two batches, as between two south reads.
             actix_rt::task::yield_now().await;

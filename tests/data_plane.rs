@@ -75,13 +75,12 @@ fn flow(sim: &Sim, home: &AgentHome, retry_count: u32) -> (Agent, tempfile::Temp
 
 /// What the simulator received: file name → (copies, sha256 hex).
 fn received_files(sim: &Sim) -> BTreeMap<String, (u64, String)> {
-    let data = sim.admin_get("/admin/data");
+    let data = sim.admin_get("/admin/data/files");
     let mut files = BTreeMap::new();
     for f in data["files"].as_array().cloned().unwrap_or_default() {
         let name = f["name"].as_str().unwrap_or_default().to_owned();
         let sha = f["sha256"].as_str().unwrap_or_default().to_owned();
-        let entry = files.entry(name).or_insert((0, sha));
-        entry.0 += 1;
+        files.insert(name, (f["copies"].as_u64().unwrap_or(0), sha));
     }
     files
 }

@@ -42,6 +42,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .route("/faults", web::delete().to(clear_faults))
             .route("/data", web::get().to(data))
             .route("/data", web::delete().to(clear_data))
+            .route("/data/files", web::get().to(data_files))
             .default_service(web::to(|| async {
                 failure(
                     StatusCode::NOT_FOUND,
@@ -379,6 +380,10 @@ async fn clear_faults(sim: web::Data<Sim>) -> HttpResponse {
 
 async fn data(sim: web::Data<Sim>) -> HttpResponse {
     ok(lock(&sim.data).view())
+}
+
+async fn data_files(sim: web::Data<Sim>) -> HttpResponse {
+    ok(lock(&sim.data).files_view())
 }
 
 async fn clear_data(sim: web::Data<Sim>) -> HttpResponse {

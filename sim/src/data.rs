@@ -18,6 +18,10 @@ const RECENT_FILES: usize = 20;
 const SEEN_LIMIT: usize = 1_000_000;
 /// Largest decompressed body: a gzip bomb must not take the simulator down.
 const MAX_INFLATED: u64 = 256 * 1024 * 1024;
+/// File names remembered with their copies (for loss and duplicate checks).
+const FILE_NAMES_LIMIT: usize = 100_000;
+/// Latencies kept for the percentiles (the most recent ones).
+const LATENCIES: usize = 100_000;
 /// Problems listed in one 400 answer.
 const MAX_PROBLEMS: usize = 5;
 
@@ -33,6 +37,10 @@ pub struct Data {
     seen_order: VecDeque<u64>,
     recent_values: VecDeque<Value>,
     recent_files: VecDeque<Value>,
+    /// File name → (copies, sha256 of the first copy).
+    file_names: BTreeMap<String, (u64, String)>,
+    /// Receipt time minus value timestamp, in ms, of the latest values.
+    latencies: VecDeque<f64>,
 }
 
 impl Data {
@@ -40,7 +48,21 @@ impl Data {
         self.requests += 1;
         self.values += values.len() as u64;
         self.by_source.entry(source.to_owned()).or_default().0 += values.len() as u64;
-        for value in values {
+        let recent_from = values.len().saturating_sub(RECENT_VALUES);
+        for (index, value) in values.into_iter().enumerate() {
+            if let Some(ts) = value["timestamp"]
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            {
+                let ms = (at - ts.with_timezone(&Utc))
+                    .num_microseconds()
+                    .unwrap_or(0) as f64
+                    / 1000.0;
+                if self.latencies.len() == LATENCIES {
+                    self.latencies.pop_front();
+                }
+                self.latencies.push_back(ms);
+            }
             let mut hasher = DefaultHasher::new();
             (value["pointId"].as_str(), value["timestamp"].as_str()).hash(&mut hasher);
             let key = hasher.finish();
@@ -54,11 +76,14 @@ impl Data {
                     }
                 }
             }
-            push_bounded(
-                &mut self.recent_values,
-                json!({"dataSourceId": source, "at": iso(at), "value": value}),
-                RECENT_VALUES,
-            );
+            // Only the tail of a batch can be among the last RECENT_VALUES.
+            if index >= recent_from {
+                push_bounded(
+                    &mut self.recent_values,
+                    json!({"dataSourceId": source, "at": iso(at), "value": value}),
+                    RECENT_VALUES,
+                );
+            }
         }
     }
 
@@ -70,6 +95,12 @@ impl Data {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
+        if self.file_names.len() < FILE_NAMES_LIMIT || self.file_names.contains_key(name) {
+            self.file_names
+                .entry(name.to_owned())
+                .or_insert_with(|| (0, sha256.clone()))
+                .0 += 1;
+        }
         push_bounded(
             &mut self.recent_files,
             json!({"dataSourceId": source, "at": iso(at), "name": name, "size": bytes.len(), "sha256": sha256}),
@@ -91,7 +122,28 @@ impl Data {
             "bySource": by_source,
             "recentValues": self.recent_values,
             "recentFiles": self.recent_files,
+            "latencyMs": self.latency_percentiles(),
         })
+    }
+
+    /// Every file name received, with its copies and the sha256 of its first copy.
+    pub fn files_view(&self) -> Value {
+        let files: Vec<Value> = self
+            .file_names
+            .iter()
+            .map(|(name, (copies, sha256))| json!({"name": name, "copies": copies, "sha256": sha256}))
+            .collect();
+        json!({ "files": files })
+    }
+
+    fn latency_percentiles(&self) -> Value {
+        if self.latencies.is_empty() {
+            return Value::Null;
+        }
+        let mut sorted: Vec<f64> = self.latencies.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+        json!({"count": sorted.len(), "p50": at(0.5), "p99": at(0.99), "max": at(1.0)})
     }
 
     pub fn reset(&mut self) {

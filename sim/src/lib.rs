@@ -91,7 +91,10 @@
 //!   {values, files}}, recentValues: [{dataSourceId, at, value}], recentFiles: [{dataSourceId,
 //!   at, name, size, sha256}]}`: accepted data requests, values seen twice (same pointId and
 //!   timestamp, among the last million), the last 100 values and 20 files (size and sha256 of
-//!   the content after gunzip). In memory only; `DELETE /admin/data` → `{cleared: true}`.
+//!   the content after gunzip), and `latencyMs: {count, p50, p99, max}`: receipt time minus
+//!   value timestamp over the last 100,000 values. In memory only; `DELETE /admin/data` →
+//!   `{cleared: true}`. `GET /admin/data/files` → `{files: [{name, copies, sha256}]}`: every
+//!   file name received (up to 100,000), with its copies.
 mod admin;
 mod assets;
 mod data;

@@ -351,19 +351,17 @@ impl DataFlow {
             .collect();
         used.sort_unstable();
         used.dedup();
-        let wanted: HashMap<&str, &str> = used
+        let wanted: HashMap<String, String> = used
             .iter()
             .filter_map(|id| {
-                scan_modes
-                    .iter()
-                    .find(|m| m.id == *id)
-                    .map(|m| (*id, m.cron.as_str()))
+                let mode = scan_modes.iter().find(|m| m.id == *id)?;
+                Some((id.to_string(), mode.cron.clone()))
             })
             .collect();
         let stale: Vec<String> = self
             .schedules
             .iter()
-            .filter(|(id, (cron, _))| wanted.get(id.as_str()) != Some(&cron.as_str()))
+            .filter(|(id, (cron, _))| wanted.get(id.as_str()) != Some(cron))
             .map(|(id, _)| id.clone())
             .collect();
         for id in stale {
@@ -372,8 +370,8 @@ impl DataFlow {
             }
         }
         for (id, cron) in wanted {
-            if !self.schedules.contains_key(id) {
-                self.schedule(id.to_owned(), cron.to_owned(), ctx);
+            if !self.schedules.contains_key(&id) {
+                self.schedule(id, cron, ctx);
             }
         }
     }

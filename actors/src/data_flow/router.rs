@@ -126,7 +126,7 @@ impl Router {
             }
         }
         if batch.is_empty() {
-            done.dropped_full = staged.iter().filter(|(_, s)| s.dropped()).count();
+            done.dropped_full = staged.iter().filter(|(_, s)| s.dropped).count();
             return Ok(done);
         }
         self.store
@@ -135,7 +135,7 @@ impl Router {
         let mut woken: Vec<&str> = Vec::new();
         for (north, s) in &staged {
             north.cache.committed(s);
-            if s.dropped() {
+            if s.dropped {
                 done.dropped_full += 1;
                 ContentDropped {
                     north: &north.name,
@@ -146,10 +146,10 @@ impl Router {
                 .emit();
                 continue;
             }
-            done.cached += s.elements().max(1);
+            done.cached += s.elements.max(1);
             ContentCached {
                 north: &north.name,
-                count: s.elements().max(1),
+                count: s.elements.max(1),
             }
             .emit();
             if !woken.contains(&north.north_id.as_str()) {

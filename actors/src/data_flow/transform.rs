@@ -309,7 +309,7 @@ fn truncate(timestamp: &str, precision: Precision) -> String {
             .and_then(|t| t.with_second(0))
             .and_then(|t| t.with_minute(0)),
     };
-    t.map_or_else(|| timestamp.to_owned(), |t| crate::protocol::iso(t))
+    t.map_or_else(|| timestamp.to_owned(), crate::protocol::iso)
 }
 
 #[cfg(test)]

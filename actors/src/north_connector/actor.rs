@@ -60,7 +60,7 @@ pub struct NorthConnectorActor {
     /// Forced retries (503, network): jittered, capped at the retry interval.
     backoff: Backoff,
     /// Counted failures of the batch at the head.
-    failures: u32,
+    failures: u64,
     retry_timer: Option<SpawnHandle>,
 }
 
@@ -129,17 +129,21 @@ impl NorthConnectorActor {
     ) {
         self.flight.finish();
         let first_failure = self.status.state != "retrying";
-        let event = |result, error: Option<&str>| NorthSendFinished {
-            north: &self.status.name,
-            result,
-            elements: batch.elements,
-            elapsed,
-            error,
-            first_failure,
+        let name = self.status.name.clone();
+        let event = |result, error: Option<&str>| {
+            NorthSendFinished {
+                north: &name,
+                result,
+                elements: batch.elements,
+                elapsed,
+                error,
+                first_failure,
+            }
+            .emit()
         };
         match decision {
             AfterDelivery::Sent => {
-                event(SendResult::Sent, None).emit();
+                event(SendResult::Sent, None);
                 if let Err(e) = self.cache.sent(&batch) {
                     // Sent but still cached: it will be sent again (at-least-once).
                     tracing::error!(north = %self.status.name, error = %e, "cannot remove a sent batch from the cache");
@@ -158,17 +162,17 @@ impl NorthConnectorActor {
                 self.run_if_due(ctx);
             }
             AfterDelivery::RetryForced(error) => {
-                event(SendResult::Retry, Some(&error)).emit();
+                event(SendResult::Retry, Some(&error));
                 let delay = self.backoff.on_failure();
                 self.failed_attempt(error, delay, ctx);
             }
             AfterDelivery::RetryCounted { error, failures } => {
-                event(SendResult::Failed, Some(&error)).emit();
+                event(SendResult::Failed, Some(&error));
                 self.failures = failures;
                 self.failed_attempt(error, retry_interval(&self.settings), ctx);
             }
             AfterDelivery::GiveUp(error) => {
-                event(SendResult::MovedToError, Some(&error)).emit();
+                event(SendResult::MovedToError, Some(&error));
                 self.failures = 0;
                 match self.cache.failed(&batch, &error) {
                     Ok(()) => {

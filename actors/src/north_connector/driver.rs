@@ -5,7 +5,10 @@
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::connectors::{ConsoleNorth, Delivery, FileWriterNorth, OiaNorth};
+use crate::connectors::north_console::ConsoleNorth;
+use crate::connectors::north_file_writer::FileWriterNorth;
+use crate::connectors::north_oianalytics::OiaNorth;
+use crate::connectors::Delivery;
 use crate::content::ContentType;
 use crate::entities::NorthConnector;
 use crate::AgentContext;
@@ -27,8 +30,8 @@ impl NorthDriver {
         let (name, settings) = (&north.name, &north.settings);
         match north.connector_type.as_str() {
             "oianalytics" => OiaNorth::new(name, settings, ctx).map(NorthDriver::Oianalytics),
-            "console" => ConsoleNorth::new(name, settings, ctx).map(NorthDriver::Console),
-            "file-writer" => FileWriterNorth::new(name, settings, ctx).map(NorthDriver::FileWriter),
+            "console" => ConsoleNorth::new(name, settings).map(NorthDriver::Console),
+            "file-writer" => FileWriterNorth::new(name, settings).map(NorthDriver::FileWriter),
             other => return Err(unsupported(other)),
         }
         .map_err(|e| e.to_string())

@@ -25,7 +25,7 @@ pub enum AfterDelivery {
     /// Keep it at the head; try again after the backoff (capped at the retry interval).
     RetryForced(String),
     /// Keep it at the head; try again after the retry interval (`failures` so far).
-    RetryCounted { error: String, failures: u32 },
+    RetryCounted { error: String, failures: u64 },
     /// Move it to the error area and go on.
     GiveUp(String),
 }
@@ -33,7 +33,7 @@ pub enum AfterDelivery {
 /// Judge one delivery, given the failures the head already had and the settings.
 pub fn after_delivery(
     delivery: Delivery,
-    failures: u32,
+    failures: u64,
     settings: &CachingSettings,
 ) -> AfterDelivery {
     match delivery {
@@ -55,11 +55,8 @@ pub fn after_delivery(
 /// thresholds: elements ≥ `numberOfElements` or files ≥ `numberOfFiles`; 0 disables one).
 pub fn threshold_reached(stats: &CacheStats, settings: &CachingSettings) -> bool {
     let trigger = &settings.trigger;
-    let files = stats
-        .cache_entries
-        .saturating_sub(stats.cache_array_entries());
     (trigger.number_of_elements > 0 && stats.cache_elements >= trigger.number_of_elements)
-        || (trigger.number_of_files > 0 && files >= trigger.number_of_files)
+        || (trigger.number_of_files > 0 && stats.cache_files >= trigger.number_of_files)
 }
 
 /// The wait before retrying a counted failure.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::connectors::FolderScanner;
+use crate::connectors::south_folder_scanner::FolderScanner;
 use crate::content::Content;
 use crate::data_flow::router::Router;
 use crate::data_flow::transform::{ItemIndex, Origin};
