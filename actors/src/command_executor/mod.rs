@@ -141,6 +141,10 @@ pub fn recover(
             Some(outcome) => Recovery::Finish(outcome),
             None => Recovery::AwaitUpgrade,
         },
+        // A setpoint may have reached the cache before the crash: never sent twice.
+        Some(Setpoint) => {
+            Recovery::Finish(Err("interrupted: the engine stopped while it ran".into()))
+        }
         Some(t) if t.is_supported() && record.runs >= MAX_RUNS => Recovery::Finish(Err(format!(
             "interrupted {} times (the engine stopped while it ran); not started again",
             record.runs

@@ -700,14 +700,15 @@ mod tests {
     }
 
     #[test]
-    fn only_configuration_commands_are_supported() {
+    fn configuration_and_data_plane_commands_are_supported() {
         let supported: Vec<_> = CommandType::ALL
             .iter()
             .filter(|t| t.is_supported())
             .collect();
-        assert_eq!(supported.len(), 32);
+        assert_eq!(supported.len(), 40);
         assert!(!CommandType::TestSouthConnection.is_supported());
-        assert!(!CommandType::Setpoint.is_supported());
+        assert!(CommandType::Setpoint.is_supported());
+        assert!(CommandType::TestNorthConnection.is_supported());
         assert!(CommandType::CreateCustomTransformer.is_supported());
         assert!(CommandType::UpdateCustomTransformer.is_supported());
         assert!(CommandType::DeleteCustomTransformer.is_supported());

@@ -68,7 +68,7 @@ pub fn retry_interval(settings: &CachingSettings) -> Duration {
 mod tests {
     use super::*;
 
-    fn settings(retry_count: u32) -> CachingSettings {
+    fn settings(retry_count: u64) -> CachingSettings {
         let mut s = CachingSettings::from_value(&serde_json::json!({})).unwrap();
         s.error.retry_count = retry_count;
         s
