@@ -14,6 +14,8 @@ use crate::north_cache::{CachingSettings, NorthCache, SendBatch};
 use crate::single_flight::SingleFlight;
 use crate::supervision::Stop;
 
+const CLEANUP_EVERY: Duration = Duration::from_secs(3600);
+
 /// The fan-out committed content to this north's cache.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
@@ -206,6 +208,18 @@ impl NorthConnectorActor {
         }));
     }
 
+    fn cleanup(&self) {
+        match self.cache.cleanup(chrono::Utc::now()) {
+            Ok(0) => {}
+            Ok(removed) => {
+                tracing::info!(north = %self.status.name, removed, "error and archive entries past their retention removed")
+            }
+            Err(e) => {
+                tracing::warn!(north = %self.status.name, error = %e, "cannot apply the cache retention; trying again in an hour")
+            }
+        }
+    }
+
     /// After a send, go on while the cache is past a threshold (OIBus runs again at once when
     /// the queue is not empty); otherwise wait for the next trigger.
     fn run_if_due(&mut self, ctx: &mut Context<Self>) {
@@ -221,6 +235,8 @@ impl Actor for NorthConnectorActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         tracing::info!(north = %self.status.name, r#type = %self.status.north_type, "north connector started");
         self.status.state = "running";
+        // OIBus's cleanup service runs hourly: the error and archive retentions.
+        ctx.run_interval(CLEANUP_EVERY, |act, _| act.cleanup());
         // Whatever a previous run left cached goes out now rather than at the next scan.
         if self.cache.stats().cache_entries > 0 {
             self.run(ctx);
