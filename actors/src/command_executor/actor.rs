@@ -622,7 +622,9 @@ impl CommandExecutor {
                 let effects = applied.effects;
                 if effects.full_config {
                     self.outbox.send(ConfigKind::FullConfig);
-                    // Connectors, scan modes or transformers may have changed.
+                }
+                if effects.full_config || effects.history_queries {
+                    // Connectors, scan modes, transformers or history queries may have changed.
                     self.ctx.peers.do_send::<DataFlow, _>(Reconcile);
                 }
                 if effects.history_queries {

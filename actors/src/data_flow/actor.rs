@@ -18,7 +18,9 @@ use super::transform::{Origin, Routing};
 use crate::commands::CommandType;
 use crate::content::{Content, ContentType};
 use crate::entities::transformers::Transformer;
-use crate::entities::{EntityStore, NorthConnector, ScanMode, SouthConnector};
+use crate::entities::{EntityStore, HistoryQuery, NorthConnector, ScanMode, SouthConnector};
+use crate::message_sender::MessageSender;
+use crate::messages::{ConfigKind, ConfigOutbox};
 use crate::north_cache::{Area, CacheOwner, CachingSettings, NorthCache, SearchQuery};
 use crate::north_connector::{
     driver::unsupported as north_unsupported, GetNorthStatus, NorthConnectorActor, NorthDriver,
@@ -28,6 +30,7 @@ use crate::south_connector::{
     driver::unsupported as south_unsupported, scan_modes, GetSouthStatus, ScanTick,
     SouthConnectorActor, SouthDriver, SouthStatus,
 };
+use crate::store::Durability;
 use crate::supervision::{ChildGuard, Stop};
 use crate::AgentContext;
 
@@ -139,10 +142,43 @@ impl DataFlow {
         let souths = e.list::<SouthConnector>().map_err(|e| e.to_string())?;
         let transformers = e.list::<Transformer>().map_err(|e| e.to_string())?;
         let scan_mode_list = e.list::<ScanMode>().map_err(|e| e.to_string())?;
+        let histories = e.list::<HistoryQuery>().map_err(|e| e.to_string())?;
         self.not_running.clear();
         self.reconcile_norths(&norths, &transformers);
         self.reconcile_souths(&souths);
         self.reconcile_schedules(&scan_mode_list, ctx);
+        self.reconcile_histories(&histories)
+    }
+
+    /// No south type this agent runs can read history yet: a query set RUNNING ends ERRORED
+    /// at once, with the reason logged (and shipped to OIA), and E7 tells OIAnalytics.
+    fn reconcile_histories(&mut self, histories: &[HistoryQuery]) -> Result<(), String> {
+        let mut batch = self.ctx.store.batch();
+        let mut ended = 0;
+        for query in histories {
+            let reason = format!(
+                "History queries from a '{}' south are not supported by this agent",
+                query.south_type
+            );
+            if query.status == "RUNNING" {
+                tracing::error!(history = %query.name, reason = %reason, "history query ERRORED");
+                let mut next = query.clone();
+                next.status = "ERRORED".to_owned();
+                self.entities
+                    .stage_put(&mut batch, Some(query), &next)
+                    .map_err(|e| e.to_string())?;
+                ended += 1;
+            }
+            self.not_running("history", &query.id, &query.name, &query.south_type, reason);
+        }
+        if ended > 0 {
+            self.ctx
+                .store
+                .write(batch, Durability::Sync)
+                .map_err(|e| e.to_string())?;
+            ConfigOutbox::to_peer::<MessageSender>(self.ctx.peers.clone())
+                .send(ConfigKind::HistoryQueries);
+        }
         Ok(())
     }
 
@@ -433,7 +469,7 @@ impl DataFlow {
                 .map(|n| n.map(|n| n.caching)),
             CacheOwner::History(id) => self
                 .entities
-                .get::<crate::entities::HistoryQuery>(id)
+                .get::<HistoryQuery>(id)
                 .map(|h| h.map(|h| h.caching)),
         }
         .map_err(|e| e.to_string())?;
