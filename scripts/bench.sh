@@ -6,7 +6,8 @@
 #   scripts/bench.sh                       # release profile, 3 runs of everything
 #   RUNS=5 scripts/bench.sh                # more repetitions (the median is reported)
 #   BENCH_ONLY="startup commands" scripts/bench.sh   # a subset of: startup commands logs
-#                                          # metrics sim rollback
+#                                          # metrics sim rollback data
+#                                          # (figures not measured keep their earlier runs)
 #   BENCH_PROFILE=dev scripts/bench.sh     # the debug build the tests use (slower figures)
 #
 # Each benchmark prints `BENCH <name> <value> <unit>` lines; this script collects them. The
@@ -20,7 +21,7 @@ scripts/setup.sh
 . scripts/env.sh
 profile="${BENCH_PROFILE:-release}"
 runs="${RUNS:-3}"
-only="${BENCH_ONLY:-startup commands logs metrics sim rollback}"
+only="${BENCH_ONLY:-startup commands logs metrics sim rollback data}"
 if [ "$profile" = release ]; then flag=--release; dir=release; else flag=; dir=debug; fi
 # `cargo bench` builds with the bench profile (release settings) unless told otherwise.
 if [ "$profile" = release ]; then bench_flag=; else bench_flag="--profile $profile"; fi
@@ -82,6 +83,7 @@ declare -A filters=(
   [logs]='test(/logs::bench::/)'
   [sim]='test(/sim::status_and_log_routes/)'
   [rollback]='test(/launcher::new_binary_that_exits_at_once/)'
+  [data]='test(/data_bench::data_plane_figures/)'
 )
 run_group() {
   if [ -n "${benches[$1]:-}" ]; then
@@ -91,7 +93,7 @@ run_group() {
       -E "${filters[$1]}"
   fi
 }
-for group in commands logs metrics sim rollback; do
+for group in commands logs metrics sim rollback data; do
   wanted "$group" || continue
   for i in $(seq "$runs"); do
     echo "== $group, run $i of $runs"
@@ -105,9 +107,10 @@ mkdir -p bench
 # The hand-written history below the marker survives the rewrite of the table.
 history="$work/history.md"
 sed -n '/^<!-- history:/,$p' bench/results.md > "$history" 2>/dev/null || : > "$history"
-python3 - "$figures" "$runs" "$profile" > bench/results.md <<'PY'
+cp bench/results.md "$work/previous.md" 2>/dev/null || : > "$work/previous.md"
+python3 - "$figures" "$runs" "$profile" "$work/previous.md" > bench/results.md <<'PY'
 import collections, os, platform, statistics, subprocess, sys, datetime
-figures, runs, profile = sys.argv[1], sys.argv[2], sys.argv[3]
+figures, runs, profile, previous = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 rows = {  # name: (figure, goal, OIBus 3.8.8)
     "idle_rss_mib": ("Idle RSS, launcher + engine, registered", "", "≈ 330 MB"),
     "startup_ms": ("Launcher start → first `commands/pending`", "", "2.4 s"),
@@ -127,6 +130,13 @@ rows = {  # name: (figure, goal, OIBus 3.8.8)
     "sim_logs_per_s": ("Simulator `logs`, 2 cores", "20k/s", ""),
     "rollback_ms": ("Rollback: crash in probation → old version healthy", "≤ 2 s", "30 s timer"),
     "upgrade_exit76_to_healthy_ms": ("Upgrade: exit 76 → new version healthy", "", ""),
+    "data_into_cache_values_per_s": ("Data: values committed (fsync) into a north cache", "≥ 1M/s", ""),
+    "data_backlog_rss_mib": ("Data: RSS with a 1M-value backlog", "≤ 64 MiB", ""),
+    "data_drain_values_per_s": ("Data: backlog drained to OIA after an outage", "", ""),
+    "data_drain_rss_mib": ("Data: peak RSS while draining", "≤ 64 MiB", ""),
+    "data_delivered_values_per_s": ("Data: values delivered to OIA, source and north running", "≥ 500k/s", ""),
+    "data_latency_p50_ms": ("Data: value timestamp → received by OIA, p50", "", ""),
+    "data_latency_p99_ms": ("Data: … p99", "", ""),
 }
 seen = collections.defaultdict(list)
 units = {}
@@ -134,6 +144,22 @@ for line in open(figures):
     name, value, unit = line.split(maxsplit=2)
     seen[name].append(float(value))
     units[name] = unit.strip()
+# A partial run (BENCH_ONLY) keeps the rows it did not measure, marked as earlier.
+earlier = set()
+by_label = {label: name for name, (label, _, _) in rows.items()}
+for line in open(previous):
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    if len(cells) != 5 or cells[0] not in by_label or by_label[cells[0]] in seen:
+        continue
+    name = by_label[cells[0]]
+    median = cells[1].replace(" (earlier run)", "").strip("*")
+    unit = median.split(" ", 1)[1] if " " in median else ""
+    try:
+        seen[name] = [float(v.replace(",", "")) for v in cells[2].split(", ")]
+    except ValueError:
+        continue
+    units[name] = unit
+    earlier.add(name)
 def fmt(v):
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}".rstrip("0").rstrip(".")
 def sh(cmd):
@@ -155,7 +181,8 @@ for name in list(rows) + sorted(set(seen) - set(rows)):
     label, goal, oibus = rows.get(name, (name, "", ""))
     values = seen[name]
     runs_text = ", ".join(fmt(v) for v in values)
-    print(f"| {label} | **{fmt(statistics.median(values))} {units[name]}** | {runs_text} | {goal} | {oibus} |")
+    mark = " (earlier run)" if name in earlier else ""
+    print(f"| {label} | **{fmt(statistics.median(values))} {units[name]}**{mark} | {runs_text} | {goal} | {oibus} |")
 PY
 if [ -s "$history" ]; then printf '\n' >> bench/results.md; cat "$history" >> bench/results.md; fi
 cat bench/results.md
