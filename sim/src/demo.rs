@@ -150,7 +150,7 @@ pub fn run(args: DemoArgs, request: Request) -> anyhow::Result<i32> {
     .context("the registration did not complete; see agent.log")?;
     say("OIAnalytics accepted it: the agent is REGISTERED and now polls for commands");
 
-    step(4, "OIAnalytics sends four commands");
+    step(4, "OIAnalytics sends six commands");
     let public_key = admin(request, sim_addr, "GET", "/admin/agents", "")?["agents"][0]
         ["publicKey"]
         .as_str()
@@ -159,7 +159,9 @@ pub fn run(args: DemoArgs, request: Request) -> anyhow::Result<i32> {
     let secret = "demo-Passw0rd!";
     let encrypted =
         oibus_actors::key_vault::encrypt_for(&public_key, secret).map_err(anyhow::Error::msg)?;
-    let commands = demo_commands(&encrypted);
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir_all(&inbox)?;
+    let commands = demo_commands(&encrypted, &inbox);
     for c in &commands {
         say(&format!(
             "{:<22} {}",
@@ -202,7 +204,44 @@ pub fn run(args: DemoArgs, request: Request) -> anyhow::Result<i32> {
         say("(some results did not arrive within 60 s; see agent.log)");
     }
 
-    step(6, "What OIAnalytics now knows");
+    step(6, "Data: files dropped in a folder reach OIAnalytics");
+    for i in 1..=3 {
+        let name = format!("line-3-{i}.csv");
+        let body = format!("timestamp,temperature\n2026-01-01T00:00:0{i}Z,2{i}.5\n");
+        // Written aside, then renamed: the folder scanner never sees half a file.
+        let part = inbox.join(format!(".{name}.part"));
+        std::fs::write(&part, body)?;
+        std::fs::rename(&part, inbox.join(&name))?;
+        say(&format!("dropped {name} into {}", inbox.display()));
+    }
+    let arrived = wait_for(Duration::from_secs(30), || {
+        let files = admin(request, sim_addr, "GET", "/admin/data/files", "").ok()?;
+        let files = files["files"].as_array()?.clone();
+        (files.len() >= 3).then_some(files)
+    });
+    match arrived {
+        Ok(files) => {
+            for f in &files {
+                say(&format!(
+                    "OIAnalytics received {} ({} copy, sha256 {}…)",
+                    f["name"].as_str().unwrap_or("?"),
+                    f["copies"],
+                    &f["sha256"]
+                        .as_str()
+                        .unwrap_or("")
+                        .chars()
+                        .take(12)
+                        .collect::<String>()
+                ));
+            }
+            say("each file was committed (fsync) to the north's cache before it left the folder");
+        }
+        Err(e) => say(&format!(
+            "the files did not all arrive ({e}); see agent.log"
+        )),
+    }
+
+    step(7, "What OIAnalytics now knows");
     std::thread::sleep(Duration::from_secs(2));
     let messages = admin(
         request,
@@ -331,7 +370,7 @@ launcher:
     )
 }
 
-fn demo_commands(encrypted_password: &str) -> Vec<Value> {
+fn demo_commands(encrypted_password: &str, inbox: &Path) -> Vec<Value> {
     // OIA targets the OIBus version it was told, not the agent's own.
     let v = oibus_actors::COMPATIBLE_OIBUS_VERSION;
     vec![
@@ -349,15 +388,34 @@ fn demo_commands(encrypted_password: &str) -> Vec<Value> {
                    "loki": {"level": "silent", "interval": 60, "address": "", "username": "", "password": ""},
                    "oia": {"level": "info", "interval": 10},
                    "syslog": {"level": "silent", "host": "", "port": 514, "protocol": "udp4"}}}),
-        json!({"id": "demo-4", "type": "restart-engine", "targetVersion": v}),
+        json!({"id": "demo-4", "type": "create-north", "targetVersion": v, "retrieveSecretsFromNorth": null,
+               "commandContent": {"name": "to-oianalytics", "type": "oianalytics", "description": "created by the demo", "enabled": true,
+                   "settings": {"useOiaModule": true, "timeout": 30, "compress": false},
+                   "caching": {"trigger": {"scanModeId": null, "scanModeName": "Every 5 seconds", "numberOfElements": 1, "numberOfFiles": 1},
+                               "throttling": {"runMinDelay": 200, "maxSize": 0, "maxNumberOfElements": 10000},
+                               "error": {"retryInterval": 5000, "retryCount": 3, "retentionDuration": 0},
+                               "archive": {"enabled": false, "retentionDuration": 72}},
+                   "transformers": []}}),
+        json!({"id": "demo-5", "type": "create-south", "targetVersion": v, "retrieveSecretsFromSouth": null,
+               "commandContent": {"name": "line-3-exports", "type": "folder-scanner", "description": "created by the demo", "enabled": true,
+                   "settings": {"inputFolder": inbox, "compression": false},
+                   "items": [{"id": null, "name": "csv exports", "enabled": true,
+                              "settings": {"regex": ".*\\.csv", "minAge": 0, "preserveFiles": false},
+                              "scanModeId": null, "scanModeName": "Every 5 seconds"}],
+                   "groups": []}}),
+        json!({"id": "demo-6", "type": "restart-engine", "targetVersion": v}),
     ]
 }
 
 fn describe(command: &Value) -> &'static str {
     match command["type"].as_str() {
         Some("create-scan-mode") => "a schedule for connectors to read on",
+        Some("create-south") if command["commandContent"]["type"] == "folder-scanner" => {
+            "a folder scanner for CSV exports, read every 5 seconds"
+        }
         Some("create-south") => "a SQL Server connector whose password travels RSA-encrypted",
         Some("update-engine-logger") => "ship the agent's logs to OIAnalytics from now on",
+        Some("create-north") => "a north that sends what it receives to OIAnalytics",
         Some("restart-engine") => "a restart, which this agent's YAML does not permit",
         _ => "",
     }
