@@ -292,6 +292,7 @@ impl TestProxy {
                         return;
                     }
                     let target = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+                    // The CONNECT tunnel: bytes both ways, so a raw TcpStream and not an HTTP client.
                     let Ok(mut upstream) = TcpStream::connect(target).await else {
                         let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
                         return;
