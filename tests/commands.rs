@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use nix::sys::signal::Signal;
-use rsa::pkcs8::DecodePublicKey;
 use serde_json::{json, Value};
 
 use crate::kit::agent::{sim_section, Agent, AgentHome};
+pub(crate) use crate::kit::command;
+use crate::kit::load::is_terminal;
 use crate::kit::sim::{array, Sim, SimOpts};
 use crate::kit::{bench_figure, procfs, wait_until};
 
@@ -46,10 +46,6 @@ pub(crate) fn statuses(sim: &Sim, id: &str) -> Vec<Value> {
         .into_iter()
         .map(|r| r["record"].clone())
         .collect()
-}
-
-fn is_terminal(status: &str) -> bool {
-    matches!(status, "COMPLETED" | "ERRORED" | "CANCELLED")
 }
 
 /// Wait for the terminal record of command `id` and return it.
@@ -93,14 +89,6 @@ pub(crate) fn named<'a>(list: &'a Value, name: &str) -> Vec<&'a Value> {
         .unwrap_or_default()
 }
 
-pub(crate) fn command(id: &str, command_type: &str, extra: Value) -> Value {
-    let mut c = json!({"id": id, "type": command_type, "targetVersion": VERSION});
-    if let (Some(c), Value::Object(extra)) = (c.as_object_mut(), extra) {
-        c.extend(extra);
-    }
-    c
-}
-
 pub(crate) fn scan_mode(id: &str, name: &str) -> Value {
     command(
         id,
@@ -116,31 +104,12 @@ fn scan_modes(prefix: &str, n: usize) -> Vec<Value> {
         .collect()
 }
 
-/// RSA-OAEP-SHA256 of `plain` with the agent's registration key, base64 (protocol §5).
-fn encrypt(sim: &Sim, plain: &str) -> String {
-    let pem = sim.agents()[0]["publicKey"].as_str().unwrap().to_owned();
-    let key = rsa::RsaPublicKey::from_public_key_pem(&pem).expect("the agent key is SPKI PEM");
-    let ciphertext = key
-        .encrypt(
-            &mut rand::thread_rng(),
-            rsa::Oaep::new::<sha2::Sha256>(),
-            plain.as_bytes(),
-        )
-        .expect("encrypt");
-    base64::engine::general_purpose::STANDARD.encode(ciphertext)
-}
-
-pub(crate) fn no_violations(sim: &Sim) {
-    let v = sim.violations();
-    assert!(v.is_empty(), "the simulator recorded violations: {v:#?}");
-}
-
 #[test]
 fn configuration_commands_change_the_entities_and_report_completed() {
     let sim = sim();
     let home = AgentHome::with_sim(&sim, "");
     let agent = registered(&home, &[]);
-    let secret = encrypt(&sim, "db-password");
+    let secret = sim.encrypt("db-password");
     let mut permissions = serde_json::Map::new();
     for flag in oibus_actors::config::PERMISSION_FLAGS {
         permissions.insert(flag.to_owned(), json!(flag != "setpoint"));
@@ -256,7 +225,7 @@ fn configuration_commands_change_the_entities_and_report_completed() {
     );
     // The history query records the local name of the id field.
     assert_eq!(statuses(&sim, "d3")[0]["historyQueryId"], history_id);
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -310,7 +279,7 @@ fn csv_item_imports_merge_items_into_a_south_and_a_history_query() {
     let e = entities(&agent);
     assert_eq!(named(&e["southConnectors"], "broker")[0]["items"], 2);
     assert_eq!(named(&e["historyQueries"], "backfill")[0]["items"], 1);
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -393,7 +362,7 @@ fn refused_and_malformed_commands_end_errored_with_the_reason() {
         "{}",
         agent.logs()
     );
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -442,7 +411,7 @@ fn a_long_answer_is_journaled_in_parts_each_command_once() {
     assert_eq!(e["scanModes"].as_array().map(|m| m.len() >= n), Some(true));
     assert!(named(&e["scanModes"], "a repeat of long-7").is_empty());
     assert_eq!(named(&e["scanModes"], "long-7").len(), 1);
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -465,7 +434,7 @@ fn a_backlog_over_the_answer_limit_says_which_key_to_raise_and_drains_once_raise
     home.write_config(&sim_section(&sim, "  max_answer_bytes: 1MiB\n"));
     agent.signal(Signal::SIGHUP);
     completed(&sim, &agent, &format!("big-{}", n - 1));
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -508,7 +477,7 @@ fn status_reports_are_retried_through_server_errors() {
         seen == [json!("COMPLETED")] || seen == [json!("RETRIEVED"), json!("COMPLETED")],
         "the final status reaches OIA in the end, in order: {seen:?}"
     );
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -578,7 +547,7 @@ fn after_failed_puts_the_retry_lists_each_command_once_at_its_latest_status() {
             "{id}: the superseded RETRIEVED was acknowledged with it, not sent later"
         );
     }
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -642,9 +611,9 @@ fn bench_10k_create_scan_mode() {
     let home = AgentHome::with_sim(&sim, "");
     let agent = registered(&home, &[]);
     let batch = scan_modes("bench-", n);
-    let pid = agent.status()["pid"].as_u64().unwrap_or_default();
+    let pid = agent.status()["pid"].as_u64().unwrap_or_default() as u32;
     // Registration (RSA key generation) is not a command cost.
-    let cpu_before = cpu_seconds(pid);
+    let cpu_before = procfs::cpu_seconds(pid);
     sim.queue(&Value::Array(batch));
     // Polled every 250 ms: reading 10,000 statuses is work for the simulator too.
     let mut latest = Value::Null;
@@ -656,7 +625,7 @@ fn bench_10k_create_scan_mode() {
             .is_some_and(|l| l.values().filter(|v| v["status"] == "COMPLETED").count() == n)
     });
     assert!(ok, "not all commands completed:\n{}", agent.logs());
-    let cpu = cpu_seconds(pid) - cpu_before;
+    let cpu = procfs::cpu_seconds(pid) - cpu_before;
     if std::env::var_os("BENCH_KEEP_LOG").is_some() {
         std::fs::copy(&agent.log, "/tmp/bench-agent.log").expect("copy the agent log");
     }
@@ -695,7 +664,7 @@ fn bench_10k_create_scan_mode() {
         cpu * 1e6 / n as f64,
         "µs of engine CPU per command",
     );
-    let peak = procfs::peak_rss_kib(pid as u32).unwrap_or_default();
+    let peak = procfs::peak_rss_kib(pid).unwrap_or_default();
     bench_figure(
         "command_engine_peak_rss",
         peak as f64 / 1024.0,
@@ -709,21 +678,4 @@ fn sim_time(at: &Value) -> chrono::DateTime<chrono::Utc> {
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
         .unwrap_or_else(|| panic!("not a simulator date: {at}"))
         .to_utc()
-}
-
-/// User + system CPU seconds used by process `pid` (Linux `/proc`).
-fn cpu_seconds(pid: u64) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<f64>().ok()))
-        .sum();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    ticks / hz.max(1.0)
 }

@@ -46,8 +46,9 @@ use oibus_actors::metrics_aggregator::{Family, WindowType};
 use oibus_actors::store::{Cf, Queue, Store};
 
 use crate::kit::agent::{sim_section, Agent, AgentHome};
+use crate::kit::load::is_terminal;
 use crate::kit::sim::{Sim, SimOpts};
-use crate::kit::{plain, wait_until};
+use crate::kit::{command, plain, wait_until};
 
 /// The OIBus version OIA is told and targets (not the agent's own).
 const VERSION: &str = oibus_actors::COMPATIBLE_OIBUS_VERSION;
@@ -200,14 +201,6 @@ struct Plan {
     /// Command ids in queue order.
     order: Vec<String>,
     addresses: u32,
-}
-
-fn command(id: &str, command_type: &str, extra: Value) -> Value {
-    let mut c = json!({"id": id, "type": command_type, "targetVersion": VERSION});
-    if let (Some(c), Value::Object(extra)) = (c.as_object_mut(), extra) {
-        c.extend(extra);
-    }
-    c
 }
 
 fn scan_mode_content(name: &str, cron: &str) -> Value {
@@ -603,10 +596,6 @@ fn sim_statuses(sim: &Sim) -> HashMap<String, Vec<Value>> {
             return out;
         }
     }
-}
-
-fn is_terminal(status: &str) -> bool {
-    matches!(status, "COMPLETED" | "ERRORED" | "CANCELLED")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,18 +7,11 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
+use crate::commands::{completed, sim};
 use crate::kit::agent::{free_port, http, Agent, AgentHome};
-use crate::kit::sim::{Sim, SimOpts};
-use crate::kit::wait_until;
+use crate::kit::{command, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn sim() -> Sim {
-    Sim::start(SimOpts {
-        auto_complete: Some("10ms".into()),
-        ..Default::default()
-    })
-}
 
 fn status_at(addr: SocketAddr) -> Option<Value> {
     let (code, body) = http(addr, "GET", "/status", "")?;
@@ -32,32 +25,11 @@ fn wait_registered(agent: &Agent, addr: SocketAddr) {
     assert!(ok, "the agent did not register:\n{}", agent.logs());
 }
 
-fn command(id: &str, command_type: &str, content: Value) -> Value {
-    json!({"id": id, "type": command_type, "targetVersion": oibus_actors::COMPATIBLE_OIBUS_VERSION,
-           "commandContent": content})
-}
-
-/// The final record of command `id`, which must be COMPLETED.
-fn completed(sim: &Sim, agent: &Agent, id: &str) -> Value {
-    let mut found = None;
-    let ok = wait_until(WAIT, || {
-        found = sim.admin_get(&format!("/admin/statuses?id={id}"))["latest"][id]["record"]
-            .as_object()
-            .filter(|r| r["status"] != "RETRIEVED" && r["status"] != "RUNNING")
-            .map(|r| Value::Object(r.clone()));
-        found.is_some()
-    });
-    assert!(ok, "no final status for {id}:\n{}", agent.logs());
-    let record = found.unwrap_or_default();
-    assert_eq!(record["status"], "COMPLETED", "{record}\n{}", agent.logs());
-    record
-}
-
 fn web_server(id: &str, port: u16) -> Value {
     command(
         id,
         "update-engine-web-server",
-        json!({"port": port, "authTokenDuration": "7d"}),
+        json!({"commandContent": {"port": port, "authTokenDuration": "7d"}}),
     )
 }
 
@@ -142,13 +114,6 @@ fn the_port_set_by_oianalytics_is_used_again_after_a_restart() {
     assert!(http(home.api, "GET", "/health", "").is_none());
 }
 
-/// POSTs on E8 so far.
-fn log_posts(sim: &Sim) -> u64 {
-    sim.admin_get("/admin/requests")["routes"]["logs"]["count"]
-        .as_u64()
-        .unwrap_or(0)
-}
-
 #[test]
 fn update_engine_logger_sets_the_log_shipping_interval() {
     let sim = sim();
@@ -164,7 +129,7 @@ fn update_engine_logger_sets_the_log_shipping_interval() {
     wait_registered(&agent, home.api);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
-        log_posts(&sim),
+        sim.requests_on("logs"),
         0,
         "the YAML interval (60 s) applies before the command"
     );
@@ -172,18 +137,18 @@ fn update_engine_logger_sets_the_log_shipping_interval() {
     sim.queue(&json!([command(
         "l1",
         "update-engine-logger",
-        json!({"console": {"level": "debug"}, "file": {"level": "info"},
+        json!({"commandContent": {"console": {"level": "debug"}, "file": {"level": "info"},
                "database": {"level": "info"}, "loki": {"level": "silent", "password": ""},
-               "oia": {"level": "debug", "interval": 10}, "syslog": {"level": "silent"}})
+               "oia": {"level": "debug", "interval": 10}, "syslog": {"level": "silent"}}})
     )]));
     completed(&sim, &agent, "l1");
     let applied = Instant::now();
     // At the 60 s YAML interval there could be at most one post in this window; at 1 s, several.
-    let several = wait_until(Duration::from_secs(40), || log_posts(&sim) >= 3);
+    let several = wait_until(Duration::from_secs(40), || sim.requests_on("logs") >= 3);
     assert!(
         several,
         "{} E8 posts within {:?} of the command:\n{}",
-        log_posts(&sim),
+        sim.requests_on("logs"),
         applied.elapsed(),
         agent.logs()
     );

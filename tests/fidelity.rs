@@ -19,8 +19,7 @@ use nix::sys::signal::Signal;
 use serde_json::{json, Map, Value};
 
 use crate::commands::{
-    command, completed, entities, named, no_violations, registered, scan_mode, sim, statuses,
-    terminal, WAIT,
+    command, completed, entities, named, registered, scan_mode, sim, statuses, terminal, WAIT,
 };
 use crate::kit::agent::{sim_section, AgentHome};
 use crate::kit::load::last_message;
@@ -111,7 +110,7 @@ fn row_5_a_permission_switched_off_remotely_stays_off_until_a_local_edit() {
     )]));
     let result = terminal(&sim, &agent, "sp3")["result"].clone();
     assert_ne!(result, "Command sp3 of type setpoint is not authorized");
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -168,7 +167,7 @@ fn row_6_history_query_status_is_reported_in_the_command_content() {
             id.as_str().unwrap_or_default()
         )
     );
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -203,7 +202,7 @@ fn row_9_full_config_lists_the_admin_user_with_an_id_that_survives_a_restart() {
     });
     assert!(ok, "no full config after the restart");
     assert_eq!(users(&sim)[0]["oIBusInternalId"], admin["oIBusInternalId"]);
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -238,7 +237,7 @@ fn row_10_registration_settings_queue_a_full_config_and_the_history_queries() {
         since("full-config") >= 1 && since("history-queries") >= 1
     });
     assert!(ok, "E6 and E7 after the command:\n{}", agent.logs());
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -257,7 +256,7 @@ fn row_14_created_entities_get_six_character_ids_of_oibus_alphabet() {
     assert!(statuses(&sim, "m1")
         .iter()
         .all(|r| r["status"] != "ERRORED"));
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 /// Every result text the agent writes, success and failure, next to the command that produces it.
@@ -592,7 +591,7 @@ fn rows_7_and_8_every_result_text_is_oibus_sentence() {
         })
         .collect();
     assert!(mismatches.is_empty(), "{mismatches:#?}");
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 const OIBUS: &str = oibus_actors::COMPATIBLE_OIBUS_VERSION;
@@ -626,7 +625,7 @@ fn row_1_oia_is_told_the_compatible_oibus_version_and_ops_see_the_agent_version(
             )
         );
     }
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 /// Every request the simulator recorded, with its route name.
@@ -677,7 +676,7 @@ fn rows_2_and_16_every_request_names_oibus_and_the_registration_check_carries_js
             "{request}"
         );
     }
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -689,7 +688,7 @@ fn row_15_status_changes_leave_updated_at_at_the_creation_time() {
     let done = completed(&sim, &agent, "upd");
     assert_eq!(done["updatedAt"], done["createdAt"], "{done}");
     assert!(done["completedDate"].is_string(), "{done}");
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -717,5 +716,5 @@ fn e1_carries_the_fields_of_the_oibus_sample_in_their_shapes() {
             _ => assert_eq!(ours, value, "{key}"),
         }
     }
-    no_violations(&sim);
+    sim.assert_no_violations();
 }

@@ -19,7 +19,7 @@ use oibus_actors::upgrade::{read_marker, write_marker, Layout, Marker, Step};
 use serde_json::Value;
 
 use crate::kit::agent::{free_port, http, sim_section, BIN as AGENT};
-use crate::kit::{bench_figure, wait_until, Sim, SimOpts};
+use crate::kit::{bench_figure, procfs, wait_until, Sim, SimOpts};
 
 const NEXT_VERSION: &str = "9.9.9";
 /// The OIBus version the 9.9.9 build reports to OIAnalytics (`OIBUS_COMPATIBLE_VERSION`).
@@ -42,17 +42,6 @@ fn write_script(path: &Path, body: &str) {
 
 fn signal(pid: u32, sig: Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
-}
-
-fn alive(pid: i64) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, r)| r.trim_start().chars().next())
-        })
-        .flatten()
-        .is_some_and(|state| state != 'Z' && state != 'X')
 }
 
 /// A temporary install: `inst/` (launcher.install_dir), `data/`, `agent.yaml`, a free port.
@@ -349,7 +338,7 @@ fn sigterm_stops_the_engine_gracefully_within_the_timeout() {
         took < Duration::from_secs(5),
         "within shutdown_timeout: {took:?}"
     );
-    assert!(!alive(engine), "the engine is gone");
+    assert!(!procfs::alive(engine as u32), "the engine is gone");
     let log = launcher.log();
     assert!(
         log.contains("oibus-agent engine stopped"),
@@ -395,7 +384,7 @@ fn sigusr1_restarts_the_engine_under_the_same_launcher() {
     launcher.signal(Signal::SIGUSR1);
     let second = install.wait_engine(&version, Some(first), Duration::from_secs(30));
     assert!(second.is_some(), "a new engine pid:\n{}", launcher.log());
-    assert!(!alive(first));
+    assert!(!procfs::alive(first as u32));
     assert!(
         launcher.child.try_wait().unwrap().is_none(),
         "the launcher keeps running"

@@ -225,13 +225,6 @@ fn seqs(records: &[Value]) -> Vec<usize> {
         .collect()
 }
 
-/// How many requests the simulator saw on its `logs` route.
-fn log_posts(sim: &Sim) -> u64 {
-    sim.admin_get("/admin/requests")["routes"]["logs"]["count"]
-        .as_u64()
-        .unwrap_or(0)
-}
-
 /// Wait until the simulator holds at least `count` records (the shipper's own warnings count).
 fn wait_received(sim: &Sim, count: u64, timeout: Duration) {
     let ok = wait_until(timeout, || received_count(sim) >= count);
@@ -373,7 +366,11 @@ fn a_backlog_left_by_a_graceful_stop_is_delivered_after_a_restart() {
     node.log_records(0, 2_000);
     node.wait_queued(2_000);
     node.stop();
-    assert_eq!(log_posts(&sim), 0, "nothing is posted while not registered");
+    assert_eq!(
+        sim.requests_on("logs"),
+        0,
+        "nothing is posted while not registered"
+    );
     node.register(&token(&sim, "backlog0000000001"));
     node.start();
     wait_received(&sim, 2_000, Duration::from_secs(30));
@@ -407,7 +404,7 @@ fn a_graceful_stop_posts_what_the_layer_just_handed_over() {
     node.log_records(0, 120);
     node.stop();
     assert_eq!(seqs(&received(&sim)), (0..120).collect::<Vec<_>>());
-    assert_eq!(log_posts(&sim), 1, "one final post");
+    assert_eq!(sim.requests_on("logs"), 1, "one final post");
 }
 
 #[test]
@@ -515,14 +512,14 @@ fn nothing_is_posted_while_not_registered_or_silent() {
     node.log_records(0, 10);
     node.wait_queued(10);
     std::thread::sleep(Duration::from_secs(1)); // five intervals
-    assert_eq!(log_posts(&sim), 0, "not registered: no post");
+    assert_eq!(sim.requests_on("logs"), 0, "not registered: no post");
 
     node.level.set(LogLevel::Silent);
     node.register(&token(&sim, "silent00000000001"));
     node.log_records(10, 10);
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(
-        log_posts(&sim),
+        sim.requests_on("logs"),
         0,
         "silent: no post, even with records queued"
     );
@@ -599,7 +596,11 @@ fn the_engine_queues_its_logs_until_registered_then_ships_them_in_order() {
     });
     assert!(ok, "{}", agent.logs());
     std::thread::sleep(Duration::from_secs(3)); // three intervals
-    assert_eq!(log_posts(&sim), 0, "nothing is posted before registration");
+    assert_eq!(
+        sim.requests_on("logs"),
+        0,
+        "nothing is posted before registration"
+    );
     let queued = agent.status()["logs"]["queue_len"].as_u64().unwrap_or(0);
     assert!(
         queued > 0,

@@ -3,14 +3,13 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use nix::sys::signal::Signal;
-use rsa::pkcs8::DecodePublicKey;
 use serde_json::{json, Value};
 
 use crate::kit::agent::{Agent, AgentHome};
 use crate::kit::sim::{Sim, SimOpts};
-use crate::kit::wait_until;
+use crate::kit::{command, wait_until};
+use oibus_actors::key_vault::encrypt_for;
 
 const WAIT: Duration = Duration::from_secs(30);
 const FULL: &str = "full-config";
@@ -61,14 +60,6 @@ fn registered(sim: &Sim, agent: &Agent) -> Value {
         .expect("a completed registration")
 }
 
-fn command(id: &str, command_type: &str, extra: Value) -> Value {
-    let mut command = json!({"id": id, "type": command_type, "targetVersion": oibus_actors::COMPATIBLE_OIBUS_VERSION});
-    for (key, value) in extra.as_object().expect("extra fields are an object") {
-        command[key] = value.clone();
-    }
-    command
-}
-
 fn final_status(sim: &Sim, id: &str) -> Option<Value> {
     let latest = &sim.admin_get(&format!("/admin/statuses?id={id}"))["latest"][id];
     matches!(latest["status"].as_str(), Some("COMPLETED" | "ERRORED")).then(|| latest.clone())
@@ -95,28 +86,10 @@ fn run(sim: &Sim, agent: &Agent, commands: &[Value]) {
     }
 }
 
-/// RSA-OAEP-SHA256 of `plain` with the agent's public key, base64: what OIAnalytics sends.
-fn encrypt(public_key_pem: &str, plain: &str) -> String {
-    let key = rsa::RsaPublicKey::from_public_key_pem(public_key_pem).expect("SPKI PEM");
-    let cipher = key
-        .encrypt(
-            &mut rand::rngs::OsRng,
-            rsa::Oaep::new::<sha2::Sha256>(),
-            plain.as_bytes(),
-        )
-        .expect("encrypt");
-    base64::engine::general_purpose::STANDARD.encode(cipher)
-}
-
 fn named<'a>(list: &'a Value, name: &str) -> Option<&'a Value> {
     list.as_array()?
         .iter()
         .find(|e| e["settings"]["name"] == name)
-}
-
-fn no_violations(sim: &Sim) {
-    let v = sim.violations();
-    assert!(v.is_empty(), "the simulator recorded violations: {v:#?}");
 }
 
 fn scan_mode(id: &str, name: &str) -> Value {
@@ -218,7 +191,7 @@ fn full_config_and_history_queries_are_pushed_on_registration() {
     wait_message(&sim, &agent, FULL, |m| {
         m["registration"]["publicKey"] == second["publicKey"]
     });
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -253,7 +226,7 @@ fn each_kind_of_change_pushes_a_snapshot_that_shows_it() {
         m["ipFilters"][0]["settings"]["address"] == "10.0.0.1"
     });
 
-    let south = mssql_south("e2e-south", &encrypt(&key, "south-password"));
+    let south = mssql_south("e2e-south", &encrypt_for(&key, "south-password").unwrap());
     run(
         &sim,
         &agent,
@@ -326,7 +299,7 @@ fn each_kind_of_change_pushes_a_snapshot_that_shows_it() {
         "queryTimeRange": {"startTime": "2026-01-01T00:00:00.000Z", "endTime": "2026-01-02T00:00:00.000Z",
             "maxReadInterval": 3600, "readDelay": 200},
         "caching": caching(&scan_id), "northTransformers": [],
-        "southType": "mssql", "southSettings": mssql_south("x", &encrypt(&key, "history-password"))["settings"],
+        "southType": "mssql", "southSettings": mssql_south("x", &encrypt_for(&key, "history-password").unwrap())["settings"],
         "items": [{"id": null, "name": "h-item", "enabled": true, "settings": {"query": "SELECT 2"}}],
         "northType": "file-writer", "northSettings": {"outputFolder": "out", "prefix": "p-", "suffix": "-s"}});
     run(
@@ -361,7 +334,7 @@ fn each_kind_of_change_pushes_a_snapshot_that_shows_it() {
             .as_str()
             .is_some_and(|k| k.starts_with("-----BEGIN PUBLIC KEY") && k != key)
     });
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -372,7 +345,7 @@ fn a_planted_secret_never_reaches_the_simulator() {
         .as_str()
         .unwrap()
         .to_owned();
-    let south = mssql_south("secret-south", &encrypt(&key, PLANTED));
+    let south = mssql_south("secret-south", &encrypt_for(&key, PLANTED).unwrap());
     run(
         &sim,
         &agent,
@@ -416,7 +389,7 @@ fn a_planted_secret_never_reaches_the_simulator() {
         !agent.logs().contains(PLANTED),
         "the agent logged the secret"
     );
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -443,7 +416,7 @@ fn a_503_is_retried_until_oianalytics_recovers() {
     assert_eq!(faulted, 3, "three answers of 503, then delivered");
     assert_eq!(bodies(&sim, FULL).len(), before + 1, "delivered once");
     assert!(agent.logs().contains("it will be retried"));
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -503,7 +476,7 @@ fn a_pending_message_is_sent_after_a_restart() {
         "{}",
         agent.logs()
     );
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -530,7 +503,7 @@ fn a_burst_of_changes_goes_out_in_few_messages() {
         all_in(after.last().unwrap()),
         "the last message reflects every change"
     );
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -608,7 +581,7 @@ fn transformers_are_listed_in_full_config_and_a_north_may_use_them() {
         assert_eq!(last["status"], "ERRORED", "{id}");
         assert_eq!(last["result"], result, "{id}");
     }
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -633,7 +606,8 @@ fn a_created_certificate_reaches_e6_with_its_public_parts_only() {
     });
     let settings = &named(&full["certificates"], "e2e-cert").unwrap()["settings"];
     let public_key = settings["publicKey"].as_str().unwrap();
-    rsa::RsaPublicKey::from_public_key_pem(public_key).expect("an SPKI PEM public key");
+    <rsa::RsaPublicKey as rsa::pkcs8::DecodePublicKey>::from_public_key_pem(public_key)
+        .expect("an SPKI PEM public key");
     assert!(settings["certificate"]
         .as_str()
         .unwrap()
@@ -644,5 +618,5 @@ fn a_created_certificate_reaches_e6_with_its_public_parts_only() {
         .ends_with("T00:00:00.000Z"));
     assert!(!full.to_string().contains("PRIVATE KEY"));
     assert!(settings.get("privateKey").is_none());
-    no_violations(&sim);
+    sim.assert_no_violations();
 }

@@ -49,11 +49,6 @@ fn complete_registration(agent: &Agent, sim: &Sim) -> String {
     code
 }
 
-fn no_violations(sim: &Sim) {
-    let v = sim.violations();
-    assert!(v.is_empty(), "the simulator recorded violations: {v:#?}");
-}
-
 #[test]
 fn registration_completes_and_survives_a_restart() {
     let sim = Sim::start(SimOpts::default());
@@ -90,7 +85,7 @@ fn registration_completes_and_survives_a_restart() {
         1,
         "no second registration"
     );
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -116,7 +111,7 @@ fn a_restart_while_pending_resumes_polling() {
     );
     wait_status(&agent, "REGISTERED");
     assert_eq!(sim.admin_get("/admin/agents")["count"], 1);
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -136,7 +131,7 @@ fn an_expired_code_starts_a_fresh_registration() {
     });
     assert!(renewed, "no new code after expiry: {}", agent.logs());
     complete_registration(&agent, &sim);
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -185,7 +180,7 @@ fn unregister_is_local_and_sticks_until_register() {
     let (code, body) = agent.request("POST", "/api/registration", "{}").unwrap();
     assert_eq!(code, 409, "{body}");
     assert!(body.contains("--force"), "{body}");
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -201,7 +196,7 @@ fn gateway_prefix_and_header_are_sent() {
     );
     let agent = home.start();
     complete_registration(&agent, &sim);
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -216,7 +211,7 @@ fn registration_works_through_a_proxy_with_and_without_auth() {
         let agent = home.start();
         complete_registration(&agent, &sim);
         assert!(proxy.tunnels() >= 1, "calls went through the proxy");
-        no_violations(&sim);
+        sim.assert_no_violations();
     }
 }
 

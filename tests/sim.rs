@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::kit::http::OIBUS_USER_AGENT;
+use crate::kit::http::{Response, OIBUS_USER_AGENT};
 use crate::kit::sim::{array, TestTls};
 use crate::kit::{bench_figure, wait_until, Client, Sim, SimOpts};
 
@@ -62,19 +62,27 @@ fn oia<'a>(sim: &'a Sim, method: &str, route: &str) -> crate::kit::http::Request
     }
 }
 
+/// `method route` as the agent with `token`, with `body` as JSON unless it is null.
+fn call(sim: &Sim, token: &str, method: &str, route: &str, body: &Value) -> Response {
+    let request = oia(sim, method, route).bearer(token);
+    let request = if body.is_null() {
+        request
+    } else {
+        request.json(body)
+    };
+    request
+        .send()
+        .unwrap_or_else(|err| panic!("{method} {route}: {err}"))
+}
+
 fn get_json(sim: &Sim, route: &str, token: &str) -> Value {
-    let response = oia(sim, "GET", route).bearer(token).send().expect("GET");
+    let response = call(sim, token, "GET", route, &Value::Null);
     assert_eq!(response.status, 200, "GET {route}: {}", response.text());
     response.json()
 }
 
 fn put_statuses(sim: &Sim, token: &str, records: &Value) -> u16 {
-    oia(sim, "PUT", "commands/status")
-        .bearer(token)
-        .json(records)
-        .send()
-        .expect("E5")
-        .status
+    call(sim, token, "PUT", "commands/status", records).status
 }
 
 fn status_record(id: &str, status: &str) -> Value {
@@ -155,14 +163,7 @@ fn registration_is_pending_until_the_admin_completes_it() {
     assert_eq!(agents[0]["oibusId"], "Eldonz03GzRljJ8G");
     assert_eq!(agents[0]["activationCode"], "Ab3dE6");
     assert_eq!(agents[0]["status"], "COMPLETED");
-    assert_eq!(
-        oia(&sim, "GET", "status")
-            .bearer(token)
-            .send()
-            .expect("E10")
-            .status,
-        200
-    );
+    assert_eq!(call(&sim, token, "GET", "status", &Value::Null).status, 200);
     assert_eq!(reasons(&sim), Vec::<String>::new());
 }
 
@@ -232,11 +233,7 @@ fn authenticated_routes_refuse_missing_unknown_and_doubled_tokens() {
         .expect("E3");
     assert_eq!(doubled.status, 401);
     assert_eq!(
-        oia(&sim, "GET", "commands/pending")
-            .bearer(&token)
-            .send()
-            .expect("E3")
-            .status,
+        call(&sim, &token, "GET", "commands/pending", &Value::Null).status,
         200
     );
     let reasons = reasons(&sim);
@@ -272,11 +269,7 @@ fn command_leaves_pending_once_any_status_is_reported_and_statuses_are_idempoten
         status_record("c2", "RETRIEVED"),
         status_record("c1", "COMPLETED")
     ]);
-    let refused = oia(&sim, "PUT", "commands/status")
-        .bearer(&token)
-        .json(&twice)
-        .send()
-        .expect("E5");
+    let refused = call(&sim, &token, "PUT", "commands/status", &twice);
     assert_eq!(refused.status, 400);
     assert!(
         refused.json()["message"]
@@ -373,14 +366,7 @@ fn malformed_commands_are_served_once_then_dropped() {
 fn configuration_history_queries_and_logs_are_stored() {
     let sim = Sim::start(SimOpts::default());
     let token = register(&sim, "msg001");
-    let put = |route: &str, body: &Value| {
-        oia(&sim, "PUT", route)
-            .bearer(&token)
-            .json(body)
-            .send()
-            .expect("PUT")
-            .status
-    };
+    let put = |route: &str, body: &Value| call(&sim, &token, "PUT", route, body).status;
     assert_eq!(put("configuration", &sample(E6)), 200);
     assert_eq!(put("configuration/history-query", &sample(E7)), 200);
     assert_eq!(
@@ -390,17 +376,9 @@ fn configuration_history_queries_and_logs_are_stored() {
         ),
         200
     );
-    let logs = oia(&sim, "POST", "logs")
-        .bearer(&token)
-        .json(&sample(E8))
-        .send()
-        .expect("E8");
+    let logs = call(&sim, &token, "POST", "logs", &sample(E8));
     assert_eq!(logs.status, 204);
-    let empty = oia(&sim, "POST", "logs")
-        .bearer(&token)
-        .json(&json!([]))
-        .send()
-        .expect("E8");
+    let empty = call(&sim, &token, "POST", "logs", &json!([]));
     assert_eq!(empty.status, 204, "OIBus posts empty batches too");
 
     let full = sim.admin_get("/admin/messages?kind=full-config");
@@ -427,11 +405,7 @@ fn bad_log_level_is_a_bad_request_and_a_violation() {
     let token = register(&sim, "lvl001");
     let mut batch = sample(E8);
     batch[3]["level"] = json!("NOTICE");
-    let response = oia(&sim, "POST", "logs")
-        .bearer(&token)
-        .json(&batch)
-        .send()
-        .expect("E8");
+    let response = call(&sim, &token, "POST", "logs", &batch);
     assert_eq!(response.status, 400);
     assert!(
         response.text().contains("Bad Request"),
@@ -485,11 +459,7 @@ fn a_user_agent_other_than_oibus_is_refused_and_wrong_content_type_is_a_violatio
         "{}",
         agent.text()
     );
-    let wrong_method = oia(&sim, "POST", "commands/pending")
-        .bearer(&token)
-        .json(&json!([]))
-        .send()
-        .expect("E3");
+    let wrong_method = call(&sim, &token, "POST", "commands/pending", &json!([]));
     assert_eq!(wrong_method.status, 405);
     let reasons = reasons(&sim);
     assert_eq!(reasons.len(), 4, "{reasons:?}");
@@ -517,17 +487,23 @@ fn asset_upload_and_streamed_download_round_trip() {
         sim.put_asset("oibus-linux_x64.zip", bytes.clone())["size"],
         300_000
     );
-    let download = oia(&sim, "GET", "upgrade/asset?assetId=oibus-linux_x64.zip")
-        .bearer(&token)
-        .send()
-        .expect("E9");
+    let download = call(
+        &sim,
+        &token,
+        "GET",
+        "upgrade/asset?assetId=oibus-linux_x64.zip",
+        &Value::Null,
+    );
     assert_eq!(download.status, 200);
     assert_eq!(download.header("content-length"), Some("300000"));
     assert!(download.body == bytes, "the download is the upload");
-    let missing = oia(&sim, "GET", "upgrade/asset?assetId=other")
-        .bearer(&token)
-        .send()
-        .expect("E9");
+    let missing = call(
+        &sim,
+        &token,
+        "GET",
+        "upgrade/asset?assetId=other",
+        &Value::Null,
+    );
     assert_eq!(missing.status, 404);
     assert_eq!(
         sim.admin_get("/admin/assets")["assets"],
@@ -598,21 +574,14 @@ fn status_fault_is_answered_then_the_route_recovers() {
         json!({"status": 503, "body": "maintenance"}),
     );
     for _ in 0..2 {
-        let response = oia(&sim, "GET", "commands/pending")
-            .bearer(&token)
-            .send()
-            .expect("E3");
+        let response = call(&sim, &token, "GET", "commands/pending", &Value::Null);
         assert_eq!(
             (response.status, response.text()),
             (503, "maintenance".to_owned())
         );
     }
     assert_eq!(
-        oia(&sim, "GET", "commands/pending")
-            .bearer(&token)
-            .send()
-            .expect("E3")
-            .status,
+        call(&sim, &token, "GET", "commands/pending", &Value::Null).status,
         200
     );
     sim.fault(
@@ -620,11 +589,7 @@ fn status_fault_is_answered_then_the_route_recovers() {
         1,
         json!({"status": 400, "body": {"error": "Bad Request"}}),
     );
-    let refused = oia(&sim, "PUT", "configuration")
-        .bearer(&token)
-        .json(&sample(E6))
-        .send()
-        .expect("E6");
+    let refused = call(&sim, &token, "PUT", "configuration", &sample(E6));
     assert_eq!(refused.status, 400);
     assert!(refused.text().contains("Bad Request"));
     assert_eq!(
@@ -642,11 +607,7 @@ fn delay_fault_holds_the_response() {
     sim.fault("status", 1, json!({"delay_ms": 600}));
     let started = Instant::now();
     assert_eq!(
-        oia(&sim, "GET", "status")
-            .bearer(&token)
-            .send()
-            .expect("E10")
-            .status,
+        call(&sim, &token, "GET", "status", &Value::Null).status,
         200
     );
     assert!(
@@ -705,10 +666,13 @@ fn slow_body_fault_trickles_the_body() {
         json!({"slow_body_ms": 150, "chunk_bytes": 1024}),
     );
     let started = Instant::now();
-    let download = oia(&sim, "GET", "upgrade/asset?assetId=slow.zip")
-        .bearer(&token)
-        .send()
-        .expect("E9");
+    let download = call(
+        &sim,
+        &token,
+        "GET",
+        "upgrade/asset?assetId=slow.zip",
+        &Value::Null,
+    );
     assert_eq!((download.status, download.body.len()), (200, 4096));
     assert!(
         started.elapsed() >= Duration::from_millis(600),
@@ -746,21 +710,9 @@ fn stored_data_survives_a_restart_with_data_folder() {
         put_statuses(&sim, &token, &json!([status_record("p1", "COMPLETED")])),
         200
     );
-    oia(&sim, "POST", "logs")
-        .bearer(&token)
-        .json(&sample(E8))
-        .send()
-        .expect("E8");
-    oia(&sim, "PUT", "configuration")
-        .bearer(&token)
-        .json(&sample(E6))
-        .send()
-        .expect("E6");
-    oia(&sim, "POST", "logs")
-        .bearer(&token)
-        .json(&json!([{"level": "LOUD"}]))
-        .send()
-        .expect("E8");
+    call(&sim, &token, "POST", "logs", &sample(E8));
+    call(&sim, &token, "PUT", "configuration", &sample(E6));
+    call(&sim, &token, "POST", "logs", &json!([{"level": "LOUD"}]));
     sim.put_asset("kept.zip", b"zip bytes".to_vec());
     assert!(sim.stop().success(), "SIGTERM stops the simulator cleanly");
 
@@ -781,10 +733,13 @@ fn stored_data_survives_a_restart_with_data_folder() {
     assert_eq!(sim.admin_get("/admin/logs")["count"], 8);
     assert_eq!(sim.admin_get("/admin/messages")["count"], 1);
     assert_eq!(sim.violations().len(), 1);
-    let asset = oia(&sim, "GET", "upgrade/asset?assetId=kept.zip")
-        .bearer(&token)
-        .send()
-        .expect("E9");
+    let asset = call(
+        &sim,
+        &token,
+        "GET",
+        "upgrade/asset?assetId=kept.zip",
+        &Value::Null,
+    );
     assert_eq!(asset.body, b"zip bytes");
 }
 
@@ -797,11 +752,7 @@ fn https_serves_oia_and_admin_routes() {
     assert!(sim.url.starts_with("https://127.0.0.1:"), "{}", sim.url);
     let token = register(&sim, "tls001");
     assert_eq!(
-        oia(&sim, "GET", "status")
-            .bearer(&token)
-            .send()
-            .expect("E10")
-            .status,
+        call(&sim, &token, "GET", "status", &Value::Null).status,
         200
     );
     let other_ca = tempfile::tempdir().expect("temp dir");

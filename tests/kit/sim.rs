@@ -241,6 +241,24 @@ impl Sim {
         array(&self.admin_get("/admin/violations"), "violations")
     }
 
+    pub fn assert_no_violations(&self) {
+        let v = self.violations();
+        assert!(v.is_empty(), "the simulator recorded violations: {v:#?}");
+    }
+
+    /// How many requests the simulator saw on `route` (a route name, e.g. `"logs"`).
+    pub fn requests_on(&self, route: &str) -> u64 {
+        self.admin_get("/admin/requests")["routes"][route]["count"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// `plain` encrypted for the first registered agent, as OIAnalytics sends a secret.
+    pub fn encrypt(&self, plain: &str) -> String {
+        let pem = self.agents()[0]["publicKey"].as_str().unwrap().to_owned();
+        oibus_actors::key_vault::encrypt_for(&pem, plain).expect("the agent key is SPKI PEM")
+    }
+
     pub fn agents(&self) -> Vec<Value> {
         array(&self.admin_get("/admin/agents"), "agents")
     }
@@ -255,20 +273,7 @@ impl Sim {
 
     /// CPU time (user + system) the simulator process has used so far, from `/proc`.
     pub fn cpu_time(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .expect("/proc/<pid>/stat");
-        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .expect("stat format")
-            .1
-            .split_whitespace()
-            .collect();
-        let ticks: u64 =
-            fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-        // SAFETY: sysconf has no preconditions.
-        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        Duration::from_millis(ticks * 1000 / per_second)
+        Duration::from_secs_f64(super::procfs::cpu_seconds(self.child.id()))
     }
 
     /// What the simulator wrote to stderr so far (for failure messages).
