@@ -37,6 +37,14 @@ pub(crate) fn registered(home: &AgentHome, env: &[(&str, &str)]) -> Agent {
     agent
 }
 
+/// A simulator and an agent of it (`env` added to its environment), registered.
+pub(crate) fn started(env: &[(&str, &str)]) -> (Sim, AgentHome, Agent) {
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, env);
+    (sim, home, agent)
+}
+
 /// The statuses the simulator received for command `id`, in arrival order.
 pub(crate) fn statuses(sim: &Sim, id: &str) -> Vec<Value> {
     sim.admin_get(&format!("/admin/statuses?id={id}"))["records"]
@@ -106,9 +114,7 @@ fn scan_modes(prefix: &str, n: usize) -> Vec<Value> {
 
 #[test]
 fn configuration_commands_change_the_entities_and_report_completed() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     let secret = sim.encrypt("db-password");
     let mut permissions = serde_json::Map::new();
     for flag in oibus_actors::config::PERMISSION_FLAGS {
@@ -230,9 +236,7 @@ fn configuration_commands_change_the_entities_and_report_completed() {
 
 #[test]
 fn csv_item_imports_merge_items_into_a_south_and_a_history_query() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     let south = json!({"name": "broker", "type": "mqtt", "description": "", "enabled": false,
         "settings": {}, "items": [], "groups": []});
     let history = json!({"name": "backfill", "description": "", "queryTimeRange": {},
@@ -367,9 +371,7 @@ fn refused_and_malformed_commands_end_errored_with_the_reason() {
 
 #[test]
 fn a_duplicate_id_is_run_once_and_does_not_stall_the_queue() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     sim.queue(&json!([
         scan_mode("dup", "first"),
         scan_mode("dup", "second"),
@@ -392,9 +394,7 @@ fn a_duplicate_id_is_run_once_and_does_not_stall_the_queue() {
 fn a_long_answer_is_journaled_in_parts_each_command_once() {
     // More than one intake part (`INTAKE_CHUNK`), with an id repeated in the second part.
     let n = oibus_actors::command_poller::INTAKE_CHUNK + 200;
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     let mut batch = scan_modes("long-", n);
     batch.insert(n - 100, scan_mode("long-7", "a repeat of long-7"));
     sim.queue(&Value::Array(batch));
@@ -439,10 +439,8 @@ fn a_backlog_over_the_answer_limit_says_which_key_to_raise_and_drains_once_raise
 
 #[test]
 fn a_retrieved_command_cancelled_by_oianalytics_never_runs() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
     // Each command waits 2 s before it runs, so the second one sits RETRIEVED for a while.
-    let agent = registered(&home, &[("OIBUS_AGENT_TEST_EXEC_DELAY_MS", "2000")]);
+    let (sim, _home, agent) = started(&[("OIBUS_AGENT_TEST_EXEC_DELAY_MS", "2000")]);
     sim.queue(&json!([
         scan_mode("slow", "slow"),
         scan_mode("victim", "victim")
@@ -461,9 +459,7 @@ fn a_retrieved_command_cancelled_by_oianalytics_never_runs() {
 
 #[test]
 fn status_reports_are_retried_through_server_errors() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     sim.fault("commands-status", 4, json!({"status": 500, "body": "boom"}));
     sim.queue(&scan_mode("r1", "retried"));
     completed(&sim, &agent, "r1");
@@ -482,9 +478,7 @@ fn status_reports_are_retried_through_server_errors() {
 
 #[test]
 fn after_failed_puts_the_retry_lists_each_command_once_at_its_latest_status() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     // Every E5 PUT fails until the commands have run: both the RETRIEVED and the COMPLETED
     // report of each then wait for the same retry.
     sim.fault(
@@ -552,9 +546,7 @@ fn after_failed_puts_the_retry_lists_each_command_once_at_its_latest_status() {
 
 #[test]
 fn a_404_on_status_reports_counts_as_acknowledged() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[("OIBUS_AGENT_TEST_EXEC_DELAY_MS", "1500")]);
+    let (sim, _home, agent) = started(&[("OIBUS_AGENT_TEST_EXEC_DELAY_MS", "1500")]);
     // The first report (RETRIEVED of n1) gets a 404: it is not sent again.
     sim.fault(
         "commands-status",
@@ -577,9 +569,7 @@ fn a_404_on_status_reports_counts_as_acknowledged() {
 
 #[test]
 fn restart_engine_exits_for_the_launcher_and_completes_after_the_restart() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let mut agent = registered(&home, &[]);
+    let (sim, home, mut agent) = started(&[]);
     sim.queue(&command("boot", "restart-engine", json!({})));
     assert_eq!(
         agent.wait_exit(WAIT),
@@ -607,9 +597,7 @@ fn bench_10k_create_scan_mode() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     let batch = scan_modes("bench-", n);
     let pid = agent.status()["pid"].as_u64().unwrap_or_default() as u32;
     // Registration (RSA key generation) is not a command cost.

@@ -19,7 +19,8 @@ use nix::sys::signal::Signal;
 use serde_json::{json, Map, Value};
 
 use crate::commands::{
-    command, completed, entities, named, registered, scan_mode, sim, statuses, terminal, WAIT,
+    command, completed, entities, named, registered, scan_mode, sim, started, statuses, terminal,
+    WAIT,
 };
 use crate::kit::agent::{sim_section, AgentHome};
 use crate::kit::load::last_message;
@@ -52,9 +53,7 @@ fn is_oibus_id(id: &Value) -> bool {
 
 #[test]
 fn row_5_a_permission_switched_off_remotely_stays_off_until_a_local_edit() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let mut agent = registered(&home, &[]);
+    let (sim, home, mut agent) = started(&[]);
     sim.queue(&json!([
         command(
             "off",
@@ -115,9 +114,7 @@ fn row_5_a_permission_switched_off_remotely_stays_off_until_a_local_edit() {
 
 #[test]
 fn row_6_history_query_status_is_reported_in_the_command_content() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     let history = json!({"name": "backfill", "description": "", "queryTimeRange": {},
         "caching": null, "northTransformers": [], "southType": "mssql",
         "southSettings": {}, "items": [], "northType": "console", "northSettings": {}});
@@ -172,9 +169,7 @@ fn row_6_history_query_status_is_reported_in_the_command_content() {
 
 #[test]
 fn row_9_full_config_lists_the_admin_user_with_an_id_that_survives_a_restart() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let mut agent = registered(&home, &[]);
+    let (sim, home, mut agent) = started(&[]);
     let users = |sim: &Sim| {
         let mut users = Value::Null;
         let ok = wait_until(WAIT, || {
@@ -207,9 +202,7 @@ fn row_9_full_config_lists_the_admin_user_with_an_id_that_survives_a_restart() {
 
 #[test]
 fn row_10_registration_settings_queue_a_full_config_and_the_history_queries() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     let kinds = |sim: &Sim| {
         sim.admin_get("/admin/messages?limit=0")["count"]
             .as_u64()
@@ -242,9 +235,7 @@ fn row_10_registration_settings_queue_a_full_config_and_the_history_queries() {
 
 #[test]
 fn row_14_created_entities_get_six_character_ids_of_oibus_alphabet() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     sim.queue(&json!([scan_mode("m1", "hourly-2")]));
     completed(&sim, &agent, "m1");
     let modes = named(&entities(&agent)["scanModes"], "hourly-2")
@@ -598,9 +589,7 @@ const OIBUS: &str = oibus_actors::COMPATIBLE_OIBUS_VERSION;
 
 #[test]
 fn row_1_oia_is_told_the_compatible_oibus_version_and_ops_see_the_agent_version() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     assert_eq!(OIBUS, "3.8.8");
     assert_eq!(sim.agents()[0]["oibusVersion"], OIBUS, "E1");
     let mut engine = Value::Null;
@@ -647,9 +636,7 @@ fn recorded_requests(sim: &Sim) -> Vec<(String, Value)> {
 
 #[test]
 fn rows_2_and_16_every_request_names_oibus_and_the_registration_check_carries_json() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     sim.queue(&json!([scan_mode("ua", "user-agent")]));
     completed(&sim, &agent, "ua");
     let requests = recorded_requests(&sim);
@@ -681,9 +668,7 @@ fn rows_2_and_16_every_request_names_oibus_and_the_registration_check_carries_js
 
 #[test]
 fn row_15_status_changes_leave_updated_at_at_the_creation_time() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     sim.queue(&json!([scan_mode("upd", "updated-at")]));
     let done = completed(&sim, &agent, "upd");
     assert_eq!(done["updatedAt"], done["createdAt"], "{done}");
