@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::kit::agent::{sim_section, Agent, AgentHome};
 pub(crate) use crate::kit::command;
 use crate::kit::load::is_terminal;
-use crate::kit::sim::{array, Sim, SimOpts};
+use crate::kit::sim::{array, Sim};
 use crate::kit::{bench_figure, procfs, wait_until};
 
 pub(crate) const WAIT: Duration = Duration::from_secs(30);
@@ -18,10 +18,7 @@ const VERSION: &str = oibus_actors::COMPATIBLE_OIBUS_VERSION;
 
 /// A simulator that completes registrations at once.
 pub(crate) fn sim() -> Sim {
-    Sim::start(SimOpts {
-        auto_complete: Some("10ms".into()),
-        ..Default::default()
-    })
+    Sim::auto_completing("10ms")
 }
 
 /// Start the agent and wait until it is registered.

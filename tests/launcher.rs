@@ -19,7 +19,7 @@ use oibus_actors::upgrade::{read_marker, write_marker, Layout, Marker, Step};
 use serde_json::Value;
 
 use crate::kit::agent::{free_port, http, sim_section, BIN as AGENT};
-use crate::kit::{bench_figure, procfs, wait_until, Sim, SimOpts};
+use crate::kit::{bench_figure, procfs, wait_until, Sim};
 
 const NEXT_VERSION: &str = "9.9.9";
 /// The OIBus version the 9.9.9 build reports to OIAnalytics (`OIBUS_COMPATIBLE_VERSION`).
@@ -934,10 +934,7 @@ fn final_status(sim: &Sim, id: &str, launcher: &Launched) -> Value {
 #[ignore = "slow: builds a second binary (version 9.9.9); run scripts/upgrade-test.sh"]
 fn update_version_from_oianalytics_is_applied_and_reported_completed() {
     let next = next_binary_or_skip!();
-    let sim = Sim::start(SimOpts {
-        auto_complete: Some("10ms".into()),
-        ..Default::default()
-    });
+    let sim = Sim::auto_completing("10ms");
     let (install, launcher) = registered_install(&sim);
     let asked = Instant::now();
     queue_update_version(&sim, "up-1", &next);
@@ -979,10 +976,7 @@ fn update_version_from_oianalytics_is_applied_and_reported_completed() {
 
 #[test]
 fn update_version_to_a_binary_that_crashes_is_rolled_back_and_reported_errored() {
-    let sim = Sim::start(SimOpts {
-        auto_complete: Some("10ms".into()),
-        ..Default::default()
-    });
+    let sim = Sim::auto_completing("10ms");
     let (install, launcher) = registered_install(&sim);
     let old = version_of_agent();
     // Passes the engine's `--version` check, then dies as soon as it runs.
@@ -1016,10 +1010,7 @@ fn update_version_to_a_binary_that_crashes_is_rolled_back_and_reported_errored()
 #[ignore = "slow: builds a second binary (version 9.9.9); run scripts/upgrade-test.sh"]
 fn update_version_with_the_agent_at_binaries_oibus_is_applied() {
     let next = next_binary_or_skip!();
-    let sim = Sim::start(SimOpts {
-        auto_complete: Some("10ms".into()),
-        ..Default::default()
-    });
+    let sim = Sim::auto_completing("10ms");
     let (install, launcher) = registered_install(&sim);
     queue_update_version_at(&sim, "up-oibus", &next, "binaries/oibus");
     let record = final_status(&sim, "up-oibus", &launcher);
@@ -1038,10 +1029,7 @@ fn update_version_with_the_agent_at_binaries_oibus_is_applied() {
 fn agent_script_at_binaries_oibus_is_installed_and_put_on_probation() {
     // An agent build (it carries the marker) in OIBus's layout: staged and swapped in. It dies
     // once running, so the launcher rolls back: proof that it was the binary installed.
-    let sim = Sim::start(SimOpts {
-        auto_complete: Some("10ms".into()),
-        ..Default::default()
-    });
+    let sim = Sim::auto_completing("10ms");
     let (install, launcher) = registered_install(&sim);
     let old = version_of_agent();
     let marker = String::from_utf8(oibus_actors::upgrade::AGENT_MARKER.to_vec()).unwrap();
@@ -1073,10 +1061,7 @@ fn agent_script_at_binaries_oibus_is_installed_and_put_on_probation() {
 
 #[test]
 fn genuine_oibus_asset_is_errored_and_the_old_version_keeps_running() {
-    let sim = Sim::start(SimOpts {
-        auto_complete: Some("10ms".into()),
-        ..Default::default()
-    });
+    let sim = Sim::auto_completing("10ms");
     let (install, launcher) = registered_install(&sim);
     let old = version_of_agent();
     let pid = install.status().and_then(|s| s["pid"].as_i64());

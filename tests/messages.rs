@@ -7,7 +7,7 @@ use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
 use crate::kit::agent::{Agent, AgentHome};
-use crate::kit::sim::{Sim, SimOpts};
+use crate::kit::sim::Sim;
 use crate::kit::{command, wait_until};
 use oibus_actors::key_vault::encrypt_for;
 
@@ -17,10 +17,7 @@ const HISTORY: &str = "history-queries";
 
 /// A simulator that completes registrations by itself, and an agent of it.
 fn start() -> (Sim, AgentHome, Agent) {
-    let sim = Sim::start(SimOpts {
-        auto_complete: Some("500ms".into()),
-        ..Default::default()
-    });
+    let sim = Sim::auto_completing("500ms");
     let home = AgentHome::with_sim(&sim, "");
     let agent = home.start();
     (sim, home, agent)

@@ -169,10 +169,7 @@ fn registration_is_pending_until_the_admin_completes_it() {
 
 #[test]
 fn registration_auto_completes_or_expires_for_good() {
-    let sim = Sim::start(SimOpts {
-        auto_complete: Some("300ms".into()),
-        ..SimOpts::default()
-    });
+    let sim = Sim::auto_completing("300ms");
     let (_, redirect) = start_registration(&sim, "auto01");
     let url = format!("{}{redirect}", sim.url);
     assert_eq!(

@@ -161,6 +161,14 @@ impl Sim {
         }
     }
 
+    /// A simulator that completes each registration `after` it starts (e.g. `"10ms"`).
+    pub fn auto_completing(after: &str) -> Sim {
+        Sim::start(SimOpts {
+            auto_complete: Some(after.into()),
+            ..SimOpts::default()
+        })
+    }
+
     /// A client that can reach this simulator (trusts its CA with `tls`).
     pub fn client(&self) -> &Client {
         &self.client
@@ -210,6 +218,32 @@ impl Sim {
 
     pub fn admin_delete(&self, path: &str) -> Value {
         self.admin_ok("DELETE", path, None)
+    }
+
+    /// Reads the admin listing `name` (`logs`, `messages` or `statuses`) from `since` on, `page`
+    /// items a request, handing each item to `each`; returns where the next read starts.
+    pub fn read_since(
+        &self,
+        name: &str,
+        since: u64,
+        page: usize,
+        mut each: impl FnMut(&Value),
+    ) -> u64 {
+        let key = if name == "messages" {
+            "messages"
+        } else {
+            "records"
+        };
+        let mut next = since;
+        loop {
+            let answer = self.admin_get(&format!("/admin/{name}?since={next}&limit={page}"));
+            let items = answer[key].as_array().cloned().unwrap_or_default();
+            items.iter().for_each(&mut each);
+            next = answer["next"].as_u64().unwrap_or(next);
+            if items.len() < page {
+                return next;
+            }
+        }
     }
 
     /// Uploads an upgrade asset.
