@@ -517,24 +517,25 @@ impl Store {
         selector: &Selector,
         now: DateTime<Utc>,
     ) -> Result<Registration, AdminError> {
-        self.refresh(now)?;
-        let registration = self.select(selector)?;
-        if registration.status == RegistrationStatus::Completed {
-            return Err(AdminError::Conflict(format!(
-                "registration {} is already completed",
-                registration.id
-            )));
-        }
-        let mut rejected = registration.clone();
-        rejected.status = RegistrationStatus::Rejected;
-        self.commit(vec![Event::Registration(rejected.clone())])?;
-        Ok(rejected)
+        self.amend_pending(selector, now, |r| r.status = RegistrationStatus::Rejected)
     }
 
     pub fn expire(
         &mut self,
         selector: &Selector,
         now: DateTime<Utc>,
+    ) -> Result<Registration, AdminError> {
+        self.amend_pending(selector, now, |r| {
+            r.expiration_date = r.expiration_date.min(now)
+        })
+    }
+
+    /// Applies `change` to a registration not completed yet and stores it.
+    fn amend_pending(
+        &mut self,
+        selector: &Selector,
+        now: DateTime<Utc>,
+        change: impl FnOnce(&mut Registration),
     ) -> Result<Registration, AdminError> {
         self.refresh(now)?;
         let registration = self.select(selector)?;
@@ -544,10 +545,10 @@ impl Store {
                 registration.id
             )));
         }
-        let mut expired = registration.clone();
-        expired.expiration_date = expired.expiration_date.min(now);
-        self.commit(vec![Event::Registration(expired.clone())])?;
-        Ok(expired)
+        let mut changed = registration.clone();
+        change(&mut changed);
+        self.commit(vec![Event::Registration(changed.clone())])?;
+        Ok(changed)
     }
 
     /// E3, dropping the malformed commands it serves.
