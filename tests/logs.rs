@@ -174,26 +174,7 @@ impl Drop for Node {
 
 /// Register an agent with the simulator and return its token.
 fn token(sim: &Sim, oibus_id: &str) -> String {
-    let code = format!("c{}", &oibus_id[..5.min(oibus_id.len())]);
-    let response = sim
-        .client()
-        .post(&sim.oia_url("registration"))
-        .json(&json!({
-            "activationCode": code,
-            "oibusId": oibus_id,
-            "oibusName": "logs-test",
-            "oibusVersion": "3.8.8",
-            "oibusOs": "Linux 6.1.0",
-            "oibusArch": "x64",
-            "publicKey": "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n"
-        }))
-        .send()
-        .expect("E1");
-    assert_eq!(response.status, 200, "E1: {}", response.text());
-    sim.complete(&code)["token"]
-        .as_str()
-        .expect("a completed registration has a token")
-        .to_owned()
+    sim.register_oibus(&format!("c{}", &oibus_id[..5]), oibus_id)
 }
 
 /// Every log record the simulator received, in arrival order.

@@ -46,11 +46,7 @@ fn start_registration(sim: &Sim, code: &str) -> (String, String) {
 
 /// Registers the wire-sample OIBus and returns its token.
 fn register(sim: &Sim, code: &str) -> String {
-    start_registration(sim, code);
-    sim.complete(code)["token"]
-        .as_str()
-        .expect("token")
-        .to_owned()
+    sim.register_oibus(code, "Eldonz03GzRljJ8G")
 }
 
 /// A request to an OIA route with the gateway header when the simulator needs one.

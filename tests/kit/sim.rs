@@ -305,6 +305,25 @@ impl Sim {
         )
     }
 
+    /// Registers an OIBus as an agent would (E1: the wire sample with `code` and `oibus_id`),
+    /// completes the registration, and returns its token.
+    pub fn register_oibus(&self, code: &str, oibus_id: &str) -> String {
+        let sample = include_str!("../../sim/wire-samples/e1-registration.json");
+        let mut body: Value = serde_json::from_str(sample).expect("the E1 sample is JSON");
+        body["activationCode"] = code.into();
+        body["oibusId"] = oibus_id.into();
+        let mut request = self.client.post(&self.oia_url("registration")).json(&body);
+        if let Some((name, value)) = &self.gateway_header {
+            request = request.header(name, value);
+        }
+        let response = request.send().expect("E1");
+        assert_eq!(response.status, 200, "E1: {}", response.text());
+        self.complete(code)["token"]
+            .as_str()
+            .expect("a completed registration has a token")
+            .to_owned()
+    }
+
     /// CPU time (user + system) the simulator process has used so far, from `/proc`.
     pub fn cpu_time(&self) -> Duration {
         Duration::from_secs_f64(super::procfs::cpu_seconds(self.child.id()))
