@@ -76,6 +76,8 @@ impl Reply {
 
 type Handler = Rc<dyn Fn(&Seen) -> Reply>;
 
+/// Raw on purpose, like the proxy: it records the request line and headers exactly as the
+/// client sent them, and answers unframed, chunked or never, which a server framework would not.
 pub(crate) struct TestServer {
     pub(crate) addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
