@@ -569,6 +569,21 @@ fn upgrade_to(install: &Install, launcher: &Launched, binary: &Path) -> Instant 
     t0
 }
 
+/// Launches the old version, upgrades it to `binary` and waits for the rollback, whose reason
+/// must contain `why`; the launcher, the old engine's pid and the marker.
+fn rolled_back(install: &Install, binary: &Path, why: &str) -> (Launched, i64, Marker) {
+    let launcher = install.launch();
+    let first = install
+        .wait_engine(&version_of_agent(), None, Duration::from_secs(30))
+        .expect("old engine up");
+    upgrade_to(install, &launcher, binary);
+    let marker = install.wait_marker(Step::RolledBack, Duration::from_secs(30));
+    let marker = marker.unwrap_or_else(|| panic!("rolled back:\n{}", launcher.log()));
+    let reason = marker.reason.as_deref().unwrap_or_default();
+    assert!(reason.contains(why), "{marker:?}");
+    (launcher, first, marker)
+}
+
 fn millis_between(from: &Marker, step_a: Step, step_b: Step) -> Option<i64> {
     let at = |s: Step| {
         from.history
@@ -638,21 +653,7 @@ fn new_binary_that_exits_at_once_is_rolled_back_and_the_old_version_runs_again()
         &format!("echo new > {}/test-key\nexit 1", vault.display()),
     );
 
-    let launcher = install.launch();
-    let first = install
-        .wait_engine(&old, None, Duration::from_secs(30))
-        .expect("old engine up");
-    upgrade_to(&install, &launcher, &broken);
-    let marker = install.wait_marker(Step::RolledBack, Duration::from_secs(30));
-    let marker = marker.unwrap_or_else(|| panic!("rolled back:\n{}", launcher.log()));
-    assert!(
-        marker
-            .reason
-            .as_deref()
-            .unwrap_or("")
-            .contains("exited with code 1"),
-        "{marker:?}"
-    );
+    let (launcher, first, marker) = rolled_back(&install, &broken, "exited with code 1");
     let again = install.wait_engine(&old, Some(first), Duration::from_secs(30));
     let healthy_at = chrono::Utc::now();
     assert!(
@@ -691,21 +692,7 @@ fn new_binary_that_never_gets_healthy_is_rolled_back_after_the_grace() {
     let old = version_of_agent();
     let silent = install.path("silent");
     write_script(&silent, "exec sleep 600");
-    let launcher = install.launch();
-    let first = install
-        .wait_engine(&old, None, Duration::from_secs(30))
-        .expect("old engine up");
-    upgrade_to(&install, &launcher, &silent);
-    let marker = install.wait_marker(Step::RolledBack, Duration::from_secs(30));
-    let marker = marker.unwrap_or_else(|| panic!("rolled back:\n{}", launcher.log()));
-    assert!(
-        marker
-            .reason
-            .as_deref()
-            .unwrap_or("")
-            .contains("not healthy within 1s"),
-        "{marker:?}"
-    );
+    let (_launcher, first, marker) = rolled_back(&install, &silent, "not healthy within 1s");
     let waited = millis_between(&marker, Step::Probation, Step::RollingBack).unwrap();
     assert!(waited >= 1_000, "the grace period was given: {waited} ms");
     assert!(install
