@@ -277,56 +277,48 @@ fn rows_7_and_8_every_result_text_is_oibus_sentence() {
         "database": {"level": "info"}, "loki": {"level": "silent", "password": ""},
         "oia": {"level": "silent"}, "syslog": {"level": "silent"}}});
 
+    let row = |id: &str, command_type: &str, extra: Value, text: &str| {
+        (command(id, command_type, extra), text.to_owned())
+    };
     // Creations first: the updates and deletes below address what they made.
-    let creations = [
+    let creations: Vec<(Value, String)> = vec![
         (
             scan_mode("c-mode", "texts"),
-            "Scan mode created successfully",
+            "Scan mode created successfully".into(),
         ),
         (
             scan_mode("c-mode-2", "texts"),
-            "Scan mode name \"texts\" already exists",
+            "Scan mode name \"texts\" already exists".into(),
         ),
-        (
-            command(
-                "c-ip",
-                "create-ip-filter",
-                json!({"commandContent": {"address": "10.0.0.9", "description": ""}}),
-            ),
+        row(
+            "c-ip",
+            "create-ip-filter",
+            json!({"commandContent": {"address": "10.0.0.9", "description": ""}}),
             "IP Filter created successfully",
         ),
-        (
-            command(
-                "c-south",
-                "create-south",
-                json!({"retrieveSecretsFromSouth": null, "commandContent": south("s")}),
-            ),
+        row(
+            "c-south",
+            "create-south",
+            json!({"retrieveSecretsFromSouth": null, "commandContent": south("s")}),
             "South connector created successfully",
         ),
-        (
-            command(
-                "c-south-2",
-                "create-south",
-                json!({"retrieveSecretsFromSouth": null, "commandContent": south("s")}),
-            ),
+        row(
+            "c-south-2",
+            "create-south",
+            json!({"retrieveSecretsFromSouth": null, "commandContent": south("s")}),
             "South connector name \"s\" already exists",
         ),
-        (
-            command(
-                "c-north",
-                "create-north",
-                json!({"retrieveSecretsFromNorth": null, "commandContent": north("n")}),
-            ),
+        row(
+            "c-north",
+            "create-north",
+            json!({"retrieveSecretsFromNorth": null, "commandContent": north("n")}),
             "North connector created successfully",
         ),
-        (
-            command(
-                "c-history",
-                "create-history-query",
-                json!({"retrieveSecretsFromSouth": null,
-                "retrieveSecretsFromNorth": null, "retrieveSecretsFromHistoryQuery": null,
-                "commandContent": history}),
-            ),
+        row(
+            "c-history",
+            "create-history-query",
+            json!({"retrieveSecretsFromSouth": null, "retrieveSecretsFromNorth": null,
+                "retrieveSecretsFromHistoryQuery": null, "commandContent": history}),
             "History query created successfully",
         ),
     ];
@@ -358,215 +350,95 @@ fn rows_7_and_8_every_result_text_is_oibus_sentence() {
     let mut wrong_version = scan_mode("t-version", "other");
     wrong_version["targetVersion"] = json!("0.0.1");
     let rest: Vec<(Value, String)> = vec![
-        (
-            command(
-                "u-mode",
-                "update-scan-mode",
-                json!({"scanModeId": mode,
+        row("u-mode", "update-scan-mode", json!({"scanModeId": mode,
             "commandContent": {"name": "texts", "description": "", "cron": "0 * * * * *"}}),
-            ),
-            "Scan mode updated successfully".into(),
-        ),
-        (
-            command(
-                "u-mode-x",
-                "update-scan-mode",
-                json!({"scanModeId": "nope",
+            "Scan mode updated successfully"),
+        row("u-mode-x", "update-scan-mode", json!({"scanModeId": "nope",
             "commandContent": {"name": "x", "description": "", "cron": "0 * * * * *"}}),
-            ),
-            "Scan mode \"nope\" not found".into(),
-        ),
-        (
-            command(
-                "u-ip",
-                "update-ip-filter",
-                json!({"ipFilterId": ip,
+            "Scan mode \"nope\" not found"),
+        row("u-ip", "update-ip-filter", json!({"ipFilterId": ip,
             "commandContent": {"address": "10.0.0.8", "description": ""}}),
-            ),
-            "IP Filter updated successfully".into(),
-        ),
-        (
-            command(
-                "u-ip-x",
-                "update-ip-filter",
-                json!({"ipFilterId": "nope",
+            "IP Filter updated successfully"),
+        row("u-ip-x", "update-ip-filter", json!({"ipFilterId": "nope",
             "commandContent": {"address": "10.0.0.8", "description": ""}}),
-            ),
-            "IP filter \"nope\" not found".into(),
-        ),
-        (
-            command("d-ip", "delete-ip-filter", json!({"ipFilterId": ip})),
-            "IP Filter deleted successfully".into(),
-        ),
-        (
-            command(
-                "u-south",
-                "update-south",
-                json!({"southConnectorId": s, "commandContent": south("s")}),
-            ),
-            "South connector updated successfully".into(),
-        ),
-        (
-            command(
-                "u-south-x",
-                "update-south",
-                json!({"southConnectorId": "nope", "commandContent": south("s")}),
-            ),
-            "South \"nope\" not found".into(),
-        ),
-        (
-            command(
-                "u-north",
-                "update-north",
-                json!({"northConnectorId": n, "commandContent": north("n")}),
-            ),
-            "North connector updated successfully".into(),
-        ),
-        (
-            command(
-                "u-north-x",
-                "update-north",
-                json!({"northConnectorId": "nope", "commandContent": north("n")}),
-            ),
-            "North \"nope\" not found".into(),
-        ),
-        (
-            command(
-                "u-history-x",
-                "update-history-query",
-                json!({"historyId": "nope",
+            "IP filter \"nope\" not found"),
+        row("d-ip", "delete-ip-filter", json!({"ipFilterId": ip}),
+            "IP Filter deleted successfully"),
+        row("u-south", "update-south", json!({"southConnectorId": s,
+            "commandContent": south("s")}), "South connector updated successfully"),
+        row("u-south-x", "update-south", json!({"southConnectorId": "nope",
+            "commandContent": south("s")}), "South \"nope\" not found"),
+        row("u-north", "update-north", json!({"northConnectorId": n,
+            "commandContent": north("n")}), "North connector updated successfully"),
+        row("u-north-x", "update-north", json!({"northConnectorId": "nope",
+            "commandContent": north("n")}), "North \"nope\" not found"),
+        row("u-history-x", "update-history-query", json!({"historyId": "nope",
             "commandContent": {"resetCache": false, "historyQuery": {}}}),
-            ),
-            "History query \"nope\" not found".into(),
-        ),
-        (
-            command(
-                "s-run",
-                "update-history-query-status",
-                json!({"historyId": h, "historyQueryStatus": "RUNNING"}),
-            ),
-            "History query started".into(),
-        ),
-        (
-            command(
-                "s-pause",
-                "update-history-query-status",
-                json!({"historyId": h, "historyQueryStatus": "PAUSED"}),
-            ),
-            "History query paused".into(),
-        ),
-        (
-            command(
-                "s-bad",
-                "update-history-query-status",
-                json!({"historyId": h, "historyQueryStatus": "FINISHED"}),
-            ),
-            format!("History query status of {h_text} can not be updated to FINISHED"),
-        ),
-        (
-            command("d-north", "delete-north", json!({"northConnectorId": n})),
-            "North connector deleted successfully".into(),
-        ),
-        (
-            command("d-history", "delete-history-query", json!({"historyId": h})),
-            "History query deleted successfully".into(),
-        ),
-        (
-            command("d-mode", "delete-scan-mode", json!({"scanModeId": mode})),
-            "Scan mode deleted successfully".into(),
-        ),
-        (
-            command(
-                "e-general",
-                "update-engine-general",
-                json!({"commandContent": {"name": "renamed"}}),
-            ),
-            "Engine name updated successfully".into(),
-        ),
-        (
-            command(
-                "e-proxy",
-                "update-engine-proxy",
-                json!({"commandContent": {"enabled": false, "port": 9000}}),
-            ),
-            "Engine proxy settings updated successfully".into(),
-        ),
-        (
-            command("e-web-x", "update-engine-web-server", web(9000)),
-            "Web server port and proxy port can not be the same".into(),
-        ),
-        (
-            command("e-logger", "update-engine-logger", logger),
-            "Engine logger settings updated successfully".into(),
-        ),
-        (
-            command(
-                "r-settings",
-                "update-registration-settings",
-                registration_settings(&[]),
-            ),
-            "Registration settings updated successfully".into(),
-        ),
-        (
-            command("keys", "regenerate-cipher-keys", json!({})),
-            "OIAnalytics keys reloaded".into(),
-        ),
-        (
-            command(
-                "d-cert",
-                "delete-certificate",
-                json!({"certificateId": "x"}),
-            ),
-            "Command d-cert of type delete-certificate is not authorized".into(),
-        ),
-        (
-            wrong_version,
-            format!("Wrong target version: 0.0.1 for OIBus version {version}"),
-        ),
-        (
-            command(
-                "up",
-                "update-version",
-                json!({"version": "v9.9.9", "assetId": "a",
+            "History query \"nope\" not found"),
+        row("s-run", "update-history-query-status", json!({"historyId": h,
+            "historyQueryStatus": "RUNNING"}), "History query started"),
+        row("s-pause", "update-history-query-status", json!({"historyId": h,
+            "historyQueryStatus": "PAUSED"}), "History query paused"),
+        row("s-bad", "update-history-query-status", json!({"historyId": h,
+            "historyQueryStatus": "FINISHED"}),
+            &format!("History query status of {h_text} can not be updated to FINISHED")),
+        row("d-north", "delete-north", json!({"northConnectorId": n}),
+            "North connector deleted successfully"),
+        row("d-history", "delete-history-query", json!({"historyId": h}),
+            "History query deleted successfully"),
+        row("d-mode", "delete-scan-mode", json!({"scanModeId": mode}),
+            "Scan mode deleted successfully"),
+        row("e-general", "update-engine-general", json!({"commandContent": {"name": "renamed"}}),
+            "Engine name updated successfully"),
+        row("e-proxy", "update-engine-proxy", json!({"commandContent": {"enabled": false,
+            "port": 9000}}), "Engine proxy settings updated successfully"),
+        row("e-web-x", "update-engine-web-server", web(9000),
+            "Web server port and proxy port can not be the same"),
+        row("e-logger", "update-engine-logger", logger,
+            "Engine logger settings updated successfully"),
+        row("r-settings", "update-registration-settings", registration_settings(&[]),
+            "Registration settings updated successfully"),
+        row("keys", "regenerate-cipher-keys", json!({}), "OIAnalytics keys reloaded"),
+        row("d-cert", "delete-certificate", json!({"certificateId": "x"}),
+            "Command d-cert of type delete-certificate is not authorized"),
+        (wrong_version, format!("Wrong target version: 0.0.1 for OIBus version {version}")),
+        row("up", "update-version", json!({"version": "v9.9.9", "assetId": "a",
             "updateLauncher": false, "backupFoldersPattern": null}),
-            ),
-            "OIBus is not set up to execute remote update".into(),
-        ),
-        (command("cert", "create-certificate", json!({"commandContent": {"name": "c",
-            "description": "", "regenerateCertificate": false, "options": {"commonName": "gw",
-            "countryName": "FR", "stateOrProvinceName": "Savoie", "localityName": "Chambery",
-            "organizationName": "Optimistik", "keySize": 2048, "daysBeforeExpiry": 30}}})),
-            "Certificate created successfully".into()),
-        (command("cert-x", "update-certificate", json!({"certificateId": "nope", "commandContent":
-            {"name": "c", "description": "", "regenerateCertificate": false, "options": null}})),
-            "Certificate \"nope\" not found".into()),
-        (command("tr", "create-custom-transformer", json!({"commandContent": {"name": "scale",
+            "OIBus is not set up to execute remote update"),
+        row("cert", "create-certificate", json!({"commandContent": {"name": "c", "description": "",
+            "regenerateCertificate": false, "options": {"commonName": "gw", "countryName": "FR",
+            "stateOrProvinceName": "Savoie", "localityName": "Chambery",
+            "organizationName": "Optimistik", "keySize": 2048, "daysBeforeExpiry": 30}}}),
+            "Certificate created successfully"),
+        row("cert-x", "update-certificate", json!({"certificateId": "nope",
+            "commandContent": {"name": "c", "description": "", "regenerateCertificate": false,
+            "options": null}}), "Certificate \"nope\" not found"),
+        row("tr", "create-custom-transformer", json!({"commandContent": {"name": "scale",
             "description": "", "inputType": "time-values", "outputType": "any",
             "language": "javascript", "timeout": 1000, "customCode": "function transform() {}",
-            "customManifest": {"type": "object", "key": "options"}}})),
-            "Transformer created successfully".into()),
-        (command("tr-x", "delete-custom-transformer", json!({"transformerId": "nope"})),
-            "Transformer \"nope\" not found".into()),
-        (command("tr-n", "create-north", json!({"retrieveSecretsFromNorth": null, "commandContent": {
-            "name": "tn", "type": "console", "description": "", "enabled": false, "settings": {},
-            "caching": null, "transformers": [{"transformerId": "nope00", "options": {},
-            "source": {"type": "oianalytics-setpoint"}}]}})),
-            "Could not find OIBus transformer \"nope00\"".into()),
-        (command("csv", "create-or-update-south-items-from-csv", json!({"southConnectorId": s,
+            "customManifest": {"type": "object", "key": "options"}}}),
+            "Transformer created successfully"),
+        row("tr-x", "delete-custom-transformer", json!({"transformerId": "nope"}),
+            "Transformer \"nope\" not found"),
+        row("tr-n", "create-north", json!({"retrieveSecretsFromNorth": null,
+            "commandContent": {"name": "tn", "type": "console", "description": "",
+            "enabled": false, "settings": {}, "caching": null,
+            "transformers": [{"transformerId": "nope00", "options": {},
+            "source": {"type": "oianalytics-setpoint"}}]}}),
+            "Could not find OIBus transformer \"nope00\""),
+        row("csv", "create-or-update-south-items-from-csv", json!({"southConnectorId": s,
             "deleteItemsNotPresent": false, "delimiter": ",",
-            "csvContent": "name,enabled,settings_query\nrow1,true,SELECT 1\n"})),
-            "Error when checking csv items:\nrow1: Scan mode not specified for item \"row1\"".into()),
-        (command("csv-x", "create-or-update-south-items-from-csv", json!({"southConnectorId": "nope",
-            "deleteItemsNotPresent": false, "delimiter": ",", "csvContent": "name\n"})),
-            "South \"nope\" not found".into()),
-        (command("tt", "test-custom-transformer", json!({"commandContent": {}})),
-            "test-custom-transformer needs a transformer runtime, which oibus-agent does not have yet".into()),
-        (command("ts", "test-south-connection", json!({"southConnectorId": s, "commandContent": {}})),
-            "test-south-connection is not supported by oibus-agent".into()),
-        (
-            command("d-south", "delete-south", json!({"southConnectorId": s})),
-            "South connector deleted successfully".into(),
-        ),
+            "csvContent": "name,enabled,settings_query\nrow1,true,SELECT 1\n"}),
+            "Error when checking csv items:\nrow1: Scan mode not specified for item \"row1\""),
+        row("csv-x", "create-or-update-south-items-from-csv", json!({"southConnectorId": "nope",
+            "deleteItemsNotPresent": false, "delimiter": ",", "csvContent": "name\n"}),
+            "South \"nope\" not found"),
+        row("tt", "test-custom-transformer", json!({"commandContent": {}}),
+            "test-custom-transformer needs a transformer runtime, which oibus-agent does not have yet"),
+        row("ts", "test-south-connection", json!({"southConnectorId": s, "commandContent": {}}),
+            "test-south-connection is not supported by oibus-agent"),
+        row("d-south", "delete-south", json!({"southConnectorId": s}),
+            "South connector deleted successfully"),
     ];
     sim.queue(&Value::Array(rest.iter().map(|(c, _)| c.clone()).collect()));
     table.extend(
