@@ -62,6 +62,11 @@ fn final_status(sim: &Sim, id: &str) -> Option<Value> {
     matches!(latest["status"].as_str(), Some("COMPLETED" | "ERRORED")).then(|| latest.clone())
 }
 
+/// Queues one command and waits until it is COMPLETED.
+fn run_one(sim: &Sim, agent: &Agent, id: &str, command_type: &str, extra: Value) {
+    run(sim, agent, &[command(id, command_type, extra)]);
+}
+
 /// Queues `commands` and waits until each is COMPLETED.
 fn run(sim: &Sim, agent: &Agent, commands: &[Value]) {
     sim.queue(&Value::Array(commands.to_vec()));
@@ -210,28 +215,24 @@ fn each_kind_of_change_pushes_a_snapshot_that_shows_it() {
         "oianalytics"
     );
 
-    run(
+    run_one(
         &sim,
         &agent,
-        &[command(
-            "c-ip",
-            "create-ip-filter",
-            json!({"commandContent": {"address": "10.0.0.1", "description": "e2e"}}),
-        )],
+        "c-ip",
+        "create-ip-filter",
+        json!({"commandContent": {"address": "10.0.0.1", "description": "e2e"}}),
     );
     wait_message(&sim, &agent, FULL, |m| {
         m["ipFilters"][0]["settings"]["address"] == "10.0.0.1"
     });
 
     let south = mssql_south("e2e-south", &encrypt_for(&key, "south-password").unwrap());
-    run(
+    run_one(
         &sim,
         &agent,
-        &[command(
-            "c-south",
-            "create-south",
-            json!({"southConnectorId": "", "retrieveSecretsFromSouth": null, "commandContent": south}),
-        )],
+        "c-south",
+        "create-south",
+        json!({"southConnectorId": "", "retrieveSecretsFromSouth": null, "commandContent": south}),
     );
     let full = wait_message(&sim, &agent, FULL, |m| {
         m["southConnectors"].as_array().unwrap().len() == 1
@@ -247,14 +248,12 @@ fn each_kind_of_change_pushes_a_snapshot_that_shows_it() {
 
     let north = json!({"name": "e2e-north", "type": "console", "description": "e2e", "enabled": false,
         "settings": {"verbose": false}, "caching": caching(&scan_id), "transformers": []});
-    run(
+    run_one(
         &sim,
         &agent,
-        &[command(
-            "c-north",
-            "create-north",
-            json!({"retrieveSecretsFromNorth": null, "commandContent": north}),
-        )],
+        "c-north",
+        "create-north",
+        json!({"retrieveSecretsFromNorth": null, "commandContent": north}),
     );
     let full = wait_message(&sim, &agent, FULL, |m| {
         m["northConnectors"].as_array().unwrap().len() == 1
@@ -262,14 +261,12 @@ fn each_kind_of_change_pushes_a_snapshot_that_shows_it() {
     let north = &full["northConnectors"][0]["settings"];
     assert_eq!(north["caching"]["trigger"]["scanModeId"], scan_id.as_str());
 
-    run(
+    run_one(
         &sim,
         &agent,
-        &[command(
-            "c-engine",
-            "update-engine-general",
-            json!({"commandContent": {"name": "renamed-by-oia"}}),
-        )],
+        "c-engine",
+        "update-engine-general",
+        json!({"commandContent": {"name": "renamed-by-oia"}}),
     );
     wait_message(&sim, &agent, FULL, |m| {
         m["engine"]["name"] == "renamed-by-oia"
@@ -277,15 +274,13 @@ fn each_kind_of_change_pushes_a_snapshot_that_shows_it() {
 
     let mut permissions = full["registration"]["settings"]["commandPermissions"].clone();
     permissions["setpoint"] = json!(false);
-    run(
+    run_one(
         &sim,
         &agent,
-        &[command(
-            "c-registration",
-            "update-registration-settings",
-            json!({"commandContent": {"commandRefreshInterval": 1, "commandRetryInterval": 2,
-                "messageRetryInterval": 1, "commandPermissions": permissions}}),
-        )],
+        "c-registration",
+        "update-registration-settings",
+        json!({"commandContent": {"commandRefreshInterval": 1, "commandRetryInterval": 2,
+            "messageRetryInterval": 1, "commandPermissions": permissions}}),
     );
     wait_message(&sim, &agent, FULL, |m| {
         let s = &m["registration"]["settings"];
@@ -299,15 +294,13 @@ fn each_kind_of_change_pushes_a_snapshot_that_shows_it() {
         "southType": "mssql", "southSettings": mssql_south("x", &encrypt_for(&key, "history-password").unwrap())["settings"],
         "items": [{"id": null, "name": "h-item", "enabled": true, "settings": {"query": "SELECT 2"}}],
         "northType": "file-writer", "northSettings": {"outputFolder": "out", "prefix": "p-", "suffix": "-s"}});
-    run(
+    run_one(
         &sim,
         &agent,
-        &[command(
-            "c-history",
-            "create-history-query",
-            json!({"retrieveSecretsFromSouth": null, "retrieveSecretsFromNorth": null,
-                "retrieveSecretsFromHistoryQuery": null, "commandContent": history}),
-        )],
+        "c-history",
+        "create-history-query",
+        json!({"retrieveSecretsFromSouth": null, "retrieveSecretsFromNorth": null,
+            "retrieveSecretsFromHistoryQuery": null, "commandContent": history}),
     );
     let queries = wait_message(&sim, &agent, HISTORY, |m| {
         m["historyQueries"].as_array().unwrap().len() == 1
@@ -343,14 +336,12 @@ fn a_planted_secret_never_reaches_the_simulator() {
         .unwrap()
         .to_owned();
     let south = mssql_south("secret-south", &encrypt_for(&key, PLANTED).unwrap());
-    run(
+    run_one(
         &sim,
         &agent,
-        &[command(
-            "s-south",
-            "create-south",
-            json!({"southConnectorId": "", "retrieveSecretsFromSouth": null, "commandContent": south}),
-        )],
+        "s-south",
+        "create-south",
+        json!({"southConnectorId": "", "retrieveSecretsFromSouth": null, "commandContent": south}),
     );
     // An update with an empty secret keeps it: still stored, still never sent.
     let mut update = mssql_south("secret-south-2", "");
@@ -359,14 +350,12 @@ fn a_planted_secret_never_reaches_the_simulator() {
         named(&m["southConnectors"], "secret-south").is_some()
     });
     let south_id = full["southConnectors"][0]["oIBusInternalId"].clone();
-    run(
+    run_one(
         &sim,
         &agent,
-        &[command(
-            "s-update",
-            "update-south",
-            json!({"southConnectorId": south_id, "commandContent": update}),
-        )],
+        "s-update",
+        "update-south",
+        json!({"southConnectorId": south_id, "commandContent": update}),
     );
     wait_message(&sim, &agent, FULL, |m| {
         named(&m["southConnectors"], "secret-south-2").is_some()
@@ -518,17 +507,15 @@ fn transformers_are_listed_in_full_config_and_a_north_may_use_them() {
         .expect("the iso transformer")["oIBusInternalId"]
         .clone();
 
-    run(
+    run_one(
         &sim,
         &agent,
-        &[command(
-            "ct1",
-            "create-custom-transformer",
-            json!({"commandContent": {"type": "custom", "name": "scale", "description": "",
-                "inputType": "time-values", "outputType": "any", "language": "javascript",
-                "timeout": 1000, "customCode": "function transform() {}",
-                "customManifest": {"type": "object", "key": "options"}}}),
-        )],
+        "ct1",
+        "create-custom-transformer",
+        json!({"commandContent": {"type": "custom", "name": "scale", "description": "",
+            "inputType": "time-values", "outputType": "any", "language": "javascript",
+            "timeout": 1000, "customCode": "function transform() {}",
+            "customManifest": {"type": "object", "key": "options"}}}),
     );
     let full = wait_message(&sim, &agent, FULL, |m| {
         m["transformers"].as_array().is_some_and(|t| t.len() == 16)
@@ -588,15 +575,13 @@ fn a_created_certificate_reaches_e6_with_its_public_parts_only() {
     let options = json!({"commonName": "e2e", "countryName": "FR", "stateOrProvinceName": "Savoie",
         "localityName": "Chambery", "organizationName": "Optimistik", "keySize": 2048,
         "daysBeforeExpiry": 30});
-    run(
+    run_one(
         &sim,
         &agent,
-        &[command(
-            "c-cert",
-            "create-certificate",
-            json!({"commandContent": {"name": "e2e-cert", "description": "e2e",
-                "regenerateCertificate": false, "options": options}}),
-        )],
+        "c-cert",
+        "create-certificate",
+        json!({"commandContent": {"name": "e2e-cert", "description": "e2e",
+            "regenerateCertificate": false, "options": options}}),
     );
     let full = wait_message(&sim, &agent, FULL, |m| {
         named(&m["certificates"], "e2e-cert").is_some()
