@@ -781,19 +781,6 @@ mod tests {
     }
 
     #[test]
-    fn cancelled_command_leaves_pending_and_is_listed_by_id() {
-        let mut store = memory(None);
-        store
-            .queue_commands(None, ids(&["c1", "c2"]), Utc::now())
-            .unwrap();
-        store.cancel("c2").unwrap();
-        assert_eq!(store.pending_for("a1").unwrap(), ids(&["c1"]));
-        let asked = ["c1".to_string(), "c2".to_string(), "zz".to_string()];
-        assert_eq!(store.state().cancelled_among("a1", &asked), ids(&["c2"]));
-        assert!(matches!(store.cancel("zz"), Err(AdminError::NotFound(_))));
-    }
-
-    #[test]
     fn command_for_one_agent_is_not_served_to_another() {
         let mut store = memory(None);
         store
@@ -801,48 +788,5 @@ mod tests {
             .unwrap();
         assert_eq!(store.pending_for("a1").unwrap().len(), 1);
         assert!(store.pending_for("a2").unwrap().is_empty());
-    }
-
-    #[test]
-    fn latest_status_is_never_overridden_by_a_late_earlier_status() {
-        let mut store = memory(None);
-        let records = statuses(&[
-            ("c1", "RETRIEVED"),
-            ("c1", "COMPLETED"),
-            ("c1", "RETRIEVED"),
-        ]);
-        store
-            .record(Records::Statuses, "a1", records, Utc::now())
-            .unwrap();
-        let latest = latest_statuses(store.state().statuses().iter());
-        assert_eq!(latest["c1"]["status"], json!("COMPLETED"));
-        assert_eq!(latest["c1"]["seq"], json!(1));
-    }
-
-    #[test]
-    fn journal_replay_rebuilds_the_same_state() {
-        let dir = tempfile::tempdir().unwrap();
-        let now = Utc::now();
-        let policy = RegistrationPolicy {
-            ttl: Duration::from_secs(600),
-            auto_complete: None,
-        };
-        let token = {
-            let mut store = Store::open(Some(dir.path()), policy).unwrap();
-            store.register(e1("abc123", "o1"), now).unwrap();
-            let token = store.complete(&by_code("abc123"), now).unwrap().token;
-            store.queue_commands(None, ids(&["c1", "c2"]), now).unwrap();
-            let records = statuses(&[("c1", "COMPLETED")]);
-            store.record(Records::Statuses, "o1", records, now).unwrap();
-            let message = json!({"message": "m"});
-            store
-                .record(Records::Logs, "o1", vec![message], now)
-                .unwrap();
-            token.unwrap()
-        };
-        let mut store = Store::open(Some(dir.path()), policy).unwrap();
-        assert_eq!(store.state().agent_for_token(&token), Some("o1"));
-        assert_eq!(store.pending_for("o1").unwrap(), ids(&["c2"]));
-        assert_eq!(store.state().logs().len(), 1);
     }
 }
