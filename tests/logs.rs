@@ -340,36 +340,28 @@ fn records_held_during_a_30_s_outage_arrive_within_one_interval_of_the_recovery(
 }
 
 #[test]
-fn a_backlog_left_by_a_graceful_stop_is_delivered_after_a_restart() {
-    let sim = Sim::start(SimOpts::default());
-    let mut node = Node::new(config(&sim, LogLevel::Info));
-    node.start();
-    node.log_records(0, 2_000);
-    node.wait_queued(2_000);
-    node.stop();
-    assert_eq!(
-        sim.requests_on("logs"),
-        0,
-        "nothing is posted while not registered"
-    );
-    node.register(&token(&sim, "backlog0000000001"));
-    node.start();
-    wait_received(&sim, 2_000, Duration::from_secs(30));
-    assert_eq!(seqs(&received(&sim)), (0..2_000).collect::<Vec<_>>());
-}
-
-#[test]
-fn a_backlog_survives_a_crash_and_is_delivered_after_a_restart() {
-    let sim = Sim::start(SimOpts::default());
-    let mut node = Node::new(config(&sim, LogLevel::Info));
-    node.start();
-    node.log_records(0, 500);
-    node.wait_queued(500);
-    node.kill();
-    node.register(&token(&sim, "crashed0000000001"));
-    node.start();
-    wait_received(&sim, 500, Duration::from_secs(30));
-    assert_eq!(seqs(&received(&sim)), (0..500).collect::<Vec<_>>());
+fn a_backlog_left_by_a_graceful_stop_or_a_crash_is_delivered_after_a_restart() {
+    for (graceful, count, oibus_id) in [
+        (true, 2_000, "backlog0000000001"),
+        (false, 500, "crashed0000000001"),
+    ] {
+        let sim = Sim::start(SimOpts::default());
+        let mut node = Node::new(config(&sim, LogLevel::Info));
+        node.start();
+        node.log_records(0, count);
+        node.wait_queued(count as u64);
+        if graceful {
+            node.stop();
+        } else {
+            node.kill();
+        }
+        let posts = sim.requests_on("logs");
+        assert_eq!(posts, 0, "nothing is posted while not registered");
+        node.register(&token(&sim, oibus_id));
+        node.start();
+        wait_received(&sim, count as u64, Duration::from_secs(30));
+        assert_eq!(seqs(&received(&sim)), (0..count).collect::<Vec<_>>());
+    }
 }
 
 #[test]

@@ -44,6 +44,19 @@ fn start_registration(sim: &Sim, code: &str) -> (String, String) {
     (id, redirect)
 }
 
+/// E2 on the path E1 answered with: the JSON of a 200 answer.
+fn e2(sim: &Sim, redirect: &str) -> Value {
+    let url = format!("{}{redirect}", sim.url);
+    // OIBus sends a Content-Type on this GET; without it the simulator records a violation.
+    let request = sim
+        .client()
+        .get(&url)
+        .header("Content-Type", "application/json");
+    let response = request.send().expect("E2");
+    assert_eq!(response.status, 200, "E2: {}", response.text());
+    response.json()
+}
+
 /// Registers the wire-sample OIBus and returns its token.
 fn register(sim: &Sim, code: &str) -> String {
     sim.register_oibus(code, "Eldonz03GzRljJ8G")
@@ -133,24 +146,14 @@ fn registration_is_pending_until_the_admin_completes_it() {
         "{expiry}"
     );
 
-    let check = |sim: &Sim| {
-        let response = sim
-            .client()
-            .get(&format!("{}{redirect}", sim.url))
-            .header("Content-Type", "application/json")
-            .send()
-            .expect("E2");
-        assert_eq!(response.status, 200);
-        response.json()
-    };
     assert_eq!(
-        check(&sim),
+        e2(&sim, redirect),
         json!({"status": "PENDING", "expired": false, "accessToken": null})
     );
 
     let completed = sim.complete("Ab3dE6");
     let token = completed["token"].as_str().expect("a token at completion");
-    let polled = check(&sim);
+    let polled = e2(&sim, redirect);
     assert_eq!(polled["status"], "COMPLETED");
     assert_eq!(polled["accessToken"], token);
 
@@ -167,13 +170,9 @@ fn registration_is_pending_until_the_admin_completes_it() {
 fn registration_auto_completes_or_expires_for_good() {
     let sim = Sim::auto_completing("300ms");
     let (_, redirect) = start_registration(&sim, "auto01");
-    let url = format!("{}{redirect}", sim.url);
-    assert_eq!(
-        sim.client().get(&url).send().expect("E2").json()["status"],
-        "PENDING"
-    );
+    assert_eq!(e2(&sim, &redirect)["status"], "PENDING");
     let completed = wait_until(Duration::from_secs(5), || {
-        sim.client().get(&url).send().expect("E2").json()["status"] == "COMPLETED"
+        e2(&sim, &redirect)["status"] == "COMPLETED"
     });
     assert!(completed, "auto-complete after 300ms");
 
@@ -183,14 +182,8 @@ fn registration_auto_completes_or_expires_for_good() {
     });
     let (id, redirect) = start_registration(&sim, "late01");
     std::thread::sleep(Duration::from_millis(300));
-    let polled = sim
-        .client()
-        .get(&format!("{}{redirect}", sim.url))
-        .send()
-        .expect("E2")
-        .json();
     assert_eq!(
-        polled,
+        e2(&sim, &redirect),
         json!({"status": "PENDING", "expired": true, "accessToken": null})
     );
     let refused = sim.admin(
