@@ -6,6 +6,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
+use crate::commands::completed;
 use crate::kit::agent::{Agent, AgentHome};
 use crate::kit::sim::Sim;
 use crate::kit::{command, wait_until};
@@ -57,11 +58,6 @@ fn registered(sim: &Sim, agent: &Agent) -> Value {
         .expect("a completed registration")
 }
 
-fn final_status(sim: &Sim, id: &str) -> Option<Value> {
-    let latest = &sim.admin_get(&format!("/admin/statuses?id={id}"))["latest"][id];
-    matches!(latest["status"].as_str(), Some("COMPLETED" | "ERRORED")).then(|| latest.clone())
-}
-
 /// Queues one command and waits until it is COMPLETED.
 fn run_one(sim: &Sim, agent: &Agent, id: &str, command_type: &str, extra: Value) {
     run(sim, agent, &[command(id, command_type, extra)]);
@@ -71,20 +67,7 @@ fn run_one(sim: &Sim, agent: &Agent, id: &str, command_type: &str, extra: Value)
 fn run(sim: &Sim, agent: &Agent, commands: &[Value]) {
     sim.queue(&Value::Array(commands.to_vec()));
     for command in commands {
-        let id = command["id"].as_str().unwrap();
-        let mut last = None;
-        let ok = wait_until(WAIT, || {
-            last = final_status(sim, id);
-            last.is_some()
-        });
-        assert!(ok, "command {id} never finished:\n{}", agent.logs());
-        let last = last.unwrap();
-        assert_eq!(
-            last["status"],
-            "COMPLETED",
-            "{id}: {last:#}\n{}",
-            agent.logs()
-        );
+        completed(sim, agent, command["id"].as_str().unwrap());
     }
 }
 
