@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
-use crate::commands::{completed, sim};
-use crate::kit::agent::{free_port, http, Agent, AgentHome};
+use crate::commands::{completed, registered, sim, started};
+use crate::kit::agent::{free_port, http, AgentHome};
 use crate::kit::{command, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -16,13 +16,6 @@ const WAIT: Duration = Duration::from_secs(30);
 fn status_at(addr: SocketAddr) -> Option<Value> {
     let (code, body) = http(addr, "GET", "/status", "")?;
     (code == 200).then(|| serde_json::from_str(&body).ok())?
-}
-
-fn wait_registered(agent: &Agent, addr: SocketAddr) {
-    let ok = wait_until(WAIT, || {
-        status_at(addr).is_some_and(|s| s["registration"]["status"] == "REGISTERED")
-    });
-    assert!(ok, "the agent did not register:\n{}", agent.logs());
 }
 
 fn web_server(id: &str, port: u16) -> Value {
@@ -39,11 +32,8 @@ fn answers(addr: SocketAddr) -> bool {
 
 #[test]
 fn update_engine_web_server_moves_the_local_api_to_the_new_port_live() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
+    let (sim, home, agent) = started(&[]);
     let old = home.api;
-    let agent = home.start();
-    wait_registered(&agent, old);
 
     let new: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     sim.queue(&json!([web_server("w1", new.port())]));
@@ -94,10 +84,7 @@ fn update_engine_web_server_moves_the_local_api_to_the_new_port_live() {
 
 #[test]
 fn the_port_set_by_oianalytics_is_used_again_after_a_restart() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let mut agent = home.start();
-    wait_registered(&agent, home.api);
+    let (sim, home, mut agent) = started(&[]);
     let new: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     sim.queue(&json!([web_server("w1", new.port())]));
     completed(&sim, &agent, "w1");
@@ -125,8 +112,7 @@ fn update_engine_logger_sets_the_log_shipping_interval() {
         + "actors:\n  log_shipper: { interval: 60s, batch_max: 10000 }\n";
     std::fs::write(home.config_path(), yaml).unwrap();
     // One second of logger.oia.interval lasts 100 ms: OIAnalytics' minimum of 10 s becomes 1 s.
-    let agent = home.start_with_env(&[("OIBUS_AGENT_TEST_LOG_SECOND_MS", "100")]);
-    wait_registered(&agent, home.api);
+    let agent = registered(&home, &[("OIBUS_AGENT_TEST_LOG_SECOND_MS", "100")]);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
         sim.requests_on("logs"),
