@@ -154,22 +154,23 @@ fn register_scraped_metrics(ctx: &AgentContext, logs: StatsHandle) {
         "Corrupt records moved to quarantine",
         move || store.quarantined(),
     ));
-    type Count = fn(&Journal) -> Option<u64>;
+    // Counts the journal keeps in step with its writes: a scrape reads no record.
+    type Count = fn(&Journal) -> u64;
     let gauges: [(&str, &str, Count); 2] = [
         (
             "oibus_agent_status_reports_pending",
             "Status reports waiting to be acknowledged by OIAnalytics",
-            |j| j.pending_reports(usize::MAX).ok().map(|r| r.len() as u64),
+            Journal::reports_waiting,
         ),
         (
             "oibus_agent_commands_open",
             "Commands retrieved or running, not finished yet",
-            |j| j.open_commands(usize::MAX).ok().map(|c| c.len() as u64),
+            Journal::commands_open,
         ),
     ];
     for (name, help, count) in gauges {
         let journal = ctx.journal.clone();
-        events::register_collector(Scraped::gauge(name, help, move || count(&journal)));
+        events::register_collector(Scraped::gauge(name, help, move || Some(count(&journal))));
     }
     events::register_collector(logs);
 }

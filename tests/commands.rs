@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use nix::sys::signal::Signal;
-use rsa::pkcs8::DecodePublicKey;
 use serde_json::{json, Value};
 
 use crate::kit::agent::{sim_section, Agent, AgentHome};
-use crate::kit::sim::{array, Sim, SimOpts};
+pub(crate) use crate::kit::command;
+use crate::kit::load::is_terminal;
+use crate::kit::sim::{array, Sim};
 use crate::kit::{bench_figure, procfs, wait_until};
 
 pub(crate) const WAIT: Duration = Duration::from_secs(30);
@@ -18,10 +18,7 @@ const VERSION: &str = oibus_actors::COMPATIBLE_OIBUS_VERSION;
 
 /// A simulator that completes registrations at once.
 pub(crate) fn sim() -> Sim {
-    Sim::start(SimOpts {
-        auto_complete: Some("10ms".into()),
-        ..Default::default()
-    })
+    Sim::auto_completing("10ms")
 }
 
 /// Start the agent and wait until it is registered.
@@ -37,6 +34,14 @@ pub(crate) fn registered(home: &AgentHome, env: &[(&str, &str)]) -> Agent {
     agent
 }
 
+/// A simulator and an agent of it (`env` added to its environment), registered.
+pub(crate) fn started(env: &[(&str, &str)]) -> (Sim, AgentHome, Agent) {
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, env);
+    (sim, home, agent)
+}
+
 /// The statuses the simulator received for command `id`, in arrival order.
 pub(crate) fn statuses(sim: &Sim, id: &str) -> Vec<Value> {
     sim.admin_get(&format!("/admin/statuses?id={id}"))["records"]
@@ -46,10 +51,6 @@ pub(crate) fn statuses(sim: &Sim, id: &str) -> Vec<Value> {
         .into_iter()
         .map(|r| r["record"].clone())
         .collect()
-}
-
-fn is_terminal(status: &str) -> bool {
-    matches!(status, "COMPLETED" | "ERRORED" | "CANCELLED")
 }
 
 /// Wait for the terminal record of command `id` and return it.
@@ -93,14 +94,6 @@ pub(crate) fn named<'a>(list: &'a Value, name: &str) -> Vec<&'a Value> {
         .unwrap_or_default()
 }
 
-pub(crate) fn command(id: &str, command_type: &str, extra: Value) -> Value {
-    let mut c = json!({"id": id, "type": command_type, "targetVersion": VERSION});
-    if let (Some(c), Value::Object(extra)) = (c.as_object_mut(), extra) {
-        c.extend(extra);
-    }
-    c
-}
-
 pub(crate) fn scan_mode(id: &str, name: &str) -> Value {
     command(
         id,
@@ -116,31 +109,10 @@ fn scan_modes(prefix: &str, n: usize) -> Vec<Value> {
         .collect()
 }
 
-/// RSA-OAEP-SHA256 of `plain` with the agent's registration key, base64 (protocol §5).
-fn encrypt(sim: &Sim, plain: &str) -> String {
-    let pem = sim.agents()[0]["publicKey"].as_str().unwrap().to_owned();
-    let key = rsa::RsaPublicKey::from_public_key_pem(&pem).expect("the agent key is SPKI PEM");
-    let ciphertext = key
-        .encrypt(
-            &mut rand::thread_rng(),
-            rsa::Oaep::new::<sha2::Sha256>(),
-            plain.as_bytes(),
-        )
-        .expect("encrypt");
-    base64::engine::general_purpose::STANDARD.encode(ciphertext)
-}
-
-pub(crate) fn no_violations(sim: &Sim) {
-    let v = sim.violations();
-    assert!(v.is_empty(), "the simulator recorded violations: {v:#?}");
-}
-
 #[test]
 fn configuration_commands_change_the_entities_and_report_completed() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
-    let secret = encrypt(&sim, "db-password");
+    let (sim, _home, agent) = started(&[]);
+    let secret = sim.encrypt("db-password");
     let mut permissions = serde_json::Map::new();
     for flag in oibus_actors::config::PERMISSION_FLAGS {
         permissions.insert(flag.to_owned(), json!(flag != "setpoint"));
@@ -175,21 +147,10 @@ fn configuration_commands_change_the_entities_and_report_completed() {
             "commandRetryInterval": 1, "messageRetryInterval": 2, "commandPermissions": permissions}})),
         command("c10", "regenerate-cipher-keys", json!({})),
     ]));
+    // The result texts are fidelity::rows_7_and_8_every_result_text_is_oibus_sentence's.
     for id in ["c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9", "c10"] {
         completed(&sim, &agent, id);
     }
-    assert_eq!(
-        completed(&sim, &agent, "c1")["result"],
-        "Scan mode created successfully"
-    );
-    assert_eq!(
-        completed(&sim, &agent, "c10")["result"],
-        "OIAnalytics keys reloaded"
-    );
-    assert_eq!(
-        completed(&sim, &agent, "c3")["result"],
-        "Certificate created successfully"
-    );
     let e = entities(&agent);
     assert_eq!(named(&e["scanModes"], "fast").len(), 1);
     assert_eq!(
@@ -257,14 +218,12 @@ fn configuration_commands_change_the_entities_and_report_completed() {
     assert!(ended, "{}", entities(&agent)["historyQueries"]);
     // The history query records the local name of the id field.
     assert_eq!(statuses(&sim, "d3")[0]["historyQueryId"], history_id);
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
 fn csv_item_imports_merge_items_into_a_south_and_a_history_query() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     let south = json!({"name": "broker", "type": "mqtt", "description": "", "enabled": false,
         "settings": {}, "items": [], "groups": []});
     let history = json!({"name": "backfill", "description": "", "queryTimeRange": {},
@@ -311,7 +270,7 @@ fn csv_item_imports_merge_items_into_a_south_and_a_history_query() {
     let e = entities(&agent);
     assert_eq!(named(&e["southConnectors"], "broker")[0]["items"], 2);
     assert_eq!(named(&e["historyQueries"], "backfill")[0]["items"], 1);
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -394,14 +353,12 @@ fn refused_and_malformed_commands_end_errored_with_the_reason() {
         "{}",
         agent.logs()
     );
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
 fn a_duplicate_id_is_run_once_and_does_not_stall_the_queue() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     sim.queue(&json!([
         scan_mode("dup", "first"),
         scan_mode("dup", "second"),
@@ -424,9 +381,7 @@ fn a_duplicate_id_is_run_once_and_does_not_stall_the_queue() {
 fn a_long_answer_is_journaled_in_parts_each_command_once() {
     // More than one intake part (`INTAKE_CHUNK`), with an id repeated in the second part.
     let n = oibus_actors::command_poller::INTAKE_CHUNK + 200;
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     let mut batch = scan_modes("long-", n);
     batch.insert(n - 100, scan_mode("long-7", "a repeat of long-7"));
     sim.queue(&Value::Array(batch));
@@ -443,7 +398,7 @@ fn a_long_answer_is_journaled_in_parts_each_command_once() {
     assert_eq!(e["scanModes"].as_array().map(|m| m.len() >= n), Some(true));
     assert!(named(&e["scanModes"], "a repeat of long-7").is_empty());
     assert_eq!(named(&e["scanModes"], "long-7").len(), 1);
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -466,15 +421,13 @@ fn a_backlog_over_the_answer_limit_says_which_key_to_raise_and_drains_once_raise
     home.write_config(&sim_section(&sim, "  max_answer_bytes: 1MiB\n"));
     agent.signal(Signal::SIGHUP);
     completed(&sim, &agent, &format!("big-{}", n - 1));
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
 fn a_retrieved_command_cancelled_by_oianalytics_never_runs() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
     // Each command waits 2 s before it runs, so the second one sits RETRIEVED for a while.
-    let agent = registered(&home, &[("OIBUS_AGENT_TEST_EXEC_DELAY_MS", "2000")]);
+    let (sim, _home, agent) = started(&[("OIBUS_AGENT_TEST_EXEC_DELAY_MS", "2000")]);
     sim.queue(&json!([
         scan_mode("slow", "slow"),
         scan_mode("victim", "victim")
@@ -493,9 +446,7 @@ fn a_retrieved_command_cancelled_by_oianalytics_never_runs() {
 
 #[test]
 fn status_reports_are_retried_through_server_errors() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     sim.fault("commands-status", 4, json!({"status": 500, "body": "boom"}));
     sim.queue(&scan_mode("r1", "retried"));
     completed(&sim, &agent, "r1");
@@ -509,14 +460,12 @@ fn status_reports_are_retried_through_server_errors() {
         seen == [json!("COMPLETED")] || seen == [json!("RETRIEVED"), json!("COMPLETED")],
         "the final status reaches OIA in the end, in order: {seen:?}"
     );
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
 fn after_failed_puts_the_retry_lists_each_command_once_at_its_latest_status() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     // Every E5 PUT fails until the commands have run: both the RETRIEVED and the COMPLETED
     // report of each then wait for the same retry.
     sim.fault(
@@ -579,14 +528,12 @@ fn after_failed_puts_the_retry_lists_each_command_once_at_its_latest_status() {
             "{id}: the superseded RETRIEVED was acknowledged with it, not sent later"
         );
     }
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
 fn a_404_on_status_reports_counts_as_acknowledged() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[("OIBUS_AGENT_TEST_EXEC_DELAY_MS", "1500")]);
+    let (sim, _home, agent) = started(&[("OIBUS_AGENT_TEST_EXEC_DELAY_MS", "1500")]);
     // The first report (RETRIEVED of n1) gets a 404: it is not sent again.
     sim.fault(
         "commands-status",
@@ -609,9 +556,7 @@ fn a_404_on_status_reports_counts_as_acknowledged() {
 
 #[test]
 fn restart_engine_exits_for_the_launcher_and_completes_after_the_restart() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let mut agent = registered(&home, &[]);
+    let (sim, home, mut agent) = started(&[]);
     sim.queue(&command("boot", "restart-engine", json!({})));
     assert_eq!(
         agent.wait_exit(WAIT),
@@ -639,13 +584,11 @@ fn bench_10k_create_scan_mode() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     let batch = scan_modes("bench-", n);
-    let pid = agent.status()["pid"].as_u64().unwrap_or_default();
+    let pid = agent.status()["pid"].as_u64().unwrap_or_default() as u32;
     // Registration (RSA key generation) is not a command cost.
-    let cpu_before = cpu_seconds(pid);
+    let cpu_before = procfs::cpu_seconds(pid);
     sim.queue(&Value::Array(batch));
     // Polled every 250 ms: reading 10,000 statuses is work for the simulator too.
     let mut latest = Value::Null;
@@ -657,7 +600,7 @@ fn bench_10k_create_scan_mode() {
             .is_some_and(|l| l.values().filter(|v| v["status"] == "COMPLETED").count() == n)
     });
     assert!(ok, "not all commands completed:\n{}", agent.logs());
-    let cpu = cpu_seconds(pid) - cpu_before;
+    let cpu = procfs::cpu_seconds(pid) - cpu_before;
     if std::env::var_os("BENCH_KEEP_LOG").is_some() {
         std::fs::copy(&agent.log, "/tmp/bench-agent.log").expect("copy the agent log");
     }
@@ -696,7 +639,7 @@ fn bench_10k_create_scan_mode() {
         cpu * 1e6 / n as f64,
         "µs of engine CPU per command",
     );
-    let peak = procfs::peak_rss_kib(pid as u32).unwrap_or_default();
+    let peak = procfs::peak_rss_kib(pid).unwrap_or_default();
     bench_figure(
         "command_engine_peak_rss",
         peak as f64 / 1024.0,
@@ -710,21 +653,4 @@ fn sim_time(at: &Value) -> chrono::DateTime<chrono::Utc> {
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
         .unwrap_or_else(|| panic!("not a simulator date: {at}"))
         .to_utc()
-}
-
-/// User + system CPU seconds used by process `pid` (Linux `/proc`).
-fn cpu_seconds(pid: u64) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<f64>().ok()))
-        .sum();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    ticks / hz.max(1.0)
 }

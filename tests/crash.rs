@@ -46,8 +46,9 @@ use oibus_actors::metrics_aggregator::{Family, WindowType};
 use oibus_actors::store::{Cf, Queue, Store};
 
 use crate::kit::agent::{sim_section, Agent, AgentHome};
-use crate::kit::sim::{Sim, SimOpts};
-use crate::kit::{plain, wait_until};
+use crate::kit::load::is_terminal;
+use crate::kit::sim::Sim;
+use crate::kit::{command, plain, wait_until};
 
 /// The OIBus version OIA is told and targets (not the agent's own).
 const VERSION: &str = oibus_actors::COMPATIBLE_OIBUS_VERSION;
@@ -200,14 +201,6 @@ struct Plan {
     /// Command ids in queue order.
     order: Vec<String>,
     addresses: u32,
-}
-
-fn command(id: &str, command_type: &str, extra: Value) -> Value {
-    let mut c = json!({"id": id, "type": command_type, "targetVersion": VERSION});
-    if let (Some(c), Value::Object(extra)) = (c.as_object_mut(), extra) {
-        c.extend(extra);
-    }
-    c
 }
 
 fn scan_mode_content(name: &str, cron: &str) -> Value {
@@ -528,30 +521,16 @@ struct SimLogs {
 }
 
 impl SimLogs {
-    const PAGE: usize = 20_000;
-
     fn refresh(&mut self, sim: &Sim) {
-        loop {
-            let page = sim.admin_get(&format!(
-                "/admin/logs?since={}&limit={}",
-                self.next,
-                Self::PAGE
-            ));
-            let records = page["records"].as_array().cloned().unwrap_or_default();
-            for r in &records {
-                let record = &r["record"];
-                *self.seen.entry(record.to_string()).or_default() += 1;
-                if let Some((id, _, _)) =
-                    finished_fields(record["message"].as_str().unwrap_or_default())
-                {
-                    self.finished.insert(id);
-                }
+        self.next = sim.read_since("logs", self.next, 20_000, |r| {
+            let record = &r["record"];
+            *self.seen.entry(record.to_string()).or_default() += 1;
+            if let Some((id, _, _)) =
+                finished_fields(record["message"].as_str().unwrap_or_default())
+            {
+                self.finished.insert(id);
             }
-            self.next = page["next"].as_u64().unwrap_or(self.next);
-            if records.len() < Self::PAGE {
-                return;
-            }
-        }
+        });
     }
 }
 
@@ -564,49 +543,24 @@ struct SimMessages {
 }
 
 impl SimMessages {
-    const PAGE: usize = 500;
-
     fn refresh(&mut self, sim: &Sim) {
-        loop {
-            let page = sim.admin_get(&format!(
-                "/admin/messages?since={}&limit={}",
-                self.next,
-                Self::PAGE
-            ));
-            let messages = page["messages"].as_array().cloned().unwrap_or_default();
-            self.count += messages.len();
-            if let Some(last) = messages.iter().rev().find(|m| m["kind"] == "full-config") {
-                self.last_full_config = Some(last["body"].clone());
+        self.next = sim.read_since("messages", self.next, 500, |message| {
+            self.count += 1;
+            if message["kind"] == "full-config" {
+                self.last_full_config = Some(message["body"].clone());
             }
-            self.next = page["next"].as_u64().unwrap_or(self.next);
-            if messages.len() < Self::PAGE {
-                return;
-            }
-        }
+        });
     }
 }
 
 /// Every status record the simulator received, grouped by command id, in arrival order.
 fn sim_statuses(sim: &Sim) -> HashMap<String, Vec<Value>> {
-    const PAGE: usize = 50_000;
     let mut out: HashMap<String, Vec<Value>> = HashMap::new();
-    let mut next = 0;
-    loop {
-        let page = sim.admin_get(&format!("/admin/statuses?since={next}&limit={PAGE}"));
-        let records = page["records"].as_array().cloned().unwrap_or_default();
-        for r in &records {
-            let id = r["record"]["id"].as_str().unwrap_or_default().to_owned();
-            out.entry(id).or_default().push(r["record"].clone());
-        }
-        next = page["next"].as_u64().unwrap_or(next);
-        if records.len() < PAGE {
-            return out;
-        }
-    }
-}
-
-fn is_terminal(status: &str) -> bool {
-    matches!(status, "COMPLETED" | "ERRORED" | "CANCELLED")
+    sim.read_since("statuses", 0, 50_000, |r| {
+        let id = r["record"]["id"].as_str().unwrap_or_default().to_owned();
+        out.entry(id).or_default().push(r["record"].clone());
+    });
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -755,10 +709,7 @@ struct Harness<'a> {
 
 impl Harness<'_> {
     fn new(opts: &Options) -> Harness<'_> {
-        let sim = Sim::start(SimOpts {
-            auto_complete: Some("10ms".into()),
-            ..Default::default()
-        });
+        let sim = Sim::auto_completing("10ms");
         let home = AgentHome::with_sim(&sim, "");
         write_config(&home, &sim, opts);
         Harness {

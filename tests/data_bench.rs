@@ -105,7 +105,7 @@ fn data_plane_figures() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     let sim = sim();
-    let token = crate::sim::register(&sim, "bench1");
+    let token = sim.register_oibus("bench1", "Eldonz03GzRljJ8G");
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join("store")).expect("store");
     let ctx = context(store.clone(), sim.host(), token);

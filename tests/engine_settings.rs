@@ -7,57 +7,22 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
-use crate::kit::agent::{free_port, http, Agent, AgentHome};
-use crate::kit::sim::{Sim, SimOpts};
-use crate::kit::wait_until;
+use crate::commands::{completed, registered, sim, started};
+use crate::kit::agent::{free_port, http, AgentHome};
+use crate::kit::{command, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn sim() -> Sim {
-    Sim::start(SimOpts {
-        auto_complete: Some("10ms".into()),
-        ..Default::default()
-    })
-}
 
 fn status_at(addr: SocketAddr) -> Option<Value> {
     let (code, body) = http(addr, "GET", "/status", "")?;
     (code == 200).then(|| serde_json::from_str(&body).ok())?
 }
 
-fn wait_registered(agent: &Agent, addr: SocketAddr) {
-    let ok = wait_until(WAIT, || {
-        status_at(addr).is_some_and(|s| s["registration"]["status"] == "REGISTERED")
-    });
-    assert!(ok, "the agent did not register:\n{}", agent.logs());
-}
-
-fn command(id: &str, command_type: &str, content: Value) -> Value {
-    json!({"id": id, "type": command_type, "targetVersion": oibus_actors::COMPATIBLE_OIBUS_VERSION,
-           "commandContent": content})
-}
-
-/// The final record of command `id`, which must be COMPLETED.
-fn completed(sim: &Sim, agent: &Agent, id: &str) -> Value {
-    let mut found = None;
-    let ok = wait_until(WAIT, || {
-        found = sim.admin_get(&format!("/admin/statuses?id={id}"))["latest"][id]["record"]
-            .as_object()
-            .filter(|r| r["status"] != "RETRIEVED" && r["status"] != "RUNNING")
-            .map(|r| Value::Object(r.clone()));
-        found.is_some()
-    });
-    assert!(ok, "no final status for {id}:\n{}", agent.logs());
-    let record = found.unwrap_or_default();
-    assert_eq!(record["status"], "COMPLETED", "{record}\n{}", agent.logs());
-    record
-}
-
 fn web_server(id: &str, port: u16) -> Value {
     command(
         id,
         "update-engine-web-server",
-        json!({"port": port, "authTokenDuration": "7d"}),
+        json!({"commandContent": {"port": port, "authTokenDuration": "7d"}}),
     )
 }
 
@@ -67,11 +32,8 @@ fn answers(addr: SocketAddr) -> bool {
 
 #[test]
 fn update_engine_web_server_moves_the_local_api_to_the_new_port_live() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
+    let (sim, home, agent) = started(&[]);
     let old = home.api;
-    let agent = home.start();
-    wait_registered(&agent, old);
 
     let new: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     sim.queue(&json!([web_server("w1", new.port())]));
@@ -122,10 +84,7 @@ fn update_engine_web_server_moves_the_local_api_to_the_new_port_live() {
 
 #[test]
 fn the_port_set_by_oianalytics_is_used_again_after_a_restart() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let mut agent = home.start();
-    wait_registered(&agent, home.api);
+    let (sim, home, mut agent) = started(&[]);
     let new: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     sim.queue(&json!([web_server("w1", new.port())]));
     completed(&sim, &agent, "w1");
@@ -142,13 +101,6 @@ fn the_port_set_by_oianalytics_is_used_again_after_a_restart() {
     assert!(http(home.api, "GET", "/health", "").is_none());
 }
 
-/// POSTs on E8 so far.
-fn log_posts(sim: &Sim) -> u64 {
-    sim.admin_get("/admin/requests")["routes"]["logs"]["count"]
-        .as_u64()
-        .unwrap_or(0)
-}
-
 #[test]
 fn update_engine_logger_sets_the_log_shipping_interval() {
     let sim = sim();
@@ -160,11 +112,10 @@ fn update_engine_logger_sets_the_log_shipping_interval() {
         + "actors:\n  log_shipper: { interval: 60s, batch_max: 10000 }\n";
     std::fs::write(home.config_path(), yaml).unwrap();
     // One second of logger.oia.interval lasts 100 ms: OIAnalytics' minimum of 10 s becomes 1 s.
-    let agent = home.start_with_env(&[("OIBUS_AGENT_TEST_LOG_SECOND_MS", "100")]);
-    wait_registered(&agent, home.api);
+    let agent = registered(&home, &[("OIBUS_AGENT_TEST_LOG_SECOND_MS", "100")]);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
-        log_posts(&sim),
+        sim.requests_on("logs"),
         0,
         "the YAML interval (60 s) applies before the command"
     );
@@ -172,18 +123,18 @@ fn update_engine_logger_sets_the_log_shipping_interval() {
     sim.queue(&json!([command(
         "l1",
         "update-engine-logger",
-        json!({"console": {"level": "debug"}, "file": {"level": "info"},
+        json!({"commandContent": {"console": {"level": "debug"}, "file": {"level": "info"},
                "database": {"level": "info"}, "loki": {"level": "silent", "password": ""},
-               "oia": {"level": "debug", "interval": 10}, "syslog": {"level": "silent"}})
+               "oia": {"level": "debug", "interval": 10}, "syslog": {"level": "silent"}}})
     )]));
     completed(&sim, &agent, "l1");
     let applied = Instant::now();
     // At the 60 s YAML interval there could be at most one post in this window; at 1 s, several.
-    let several = wait_until(Duration::from_secs(40), || log_posts(&sim) >= 3);
+    let several = wait_until(Duration::from_secs(40), || sim.requests_on("logs") >= 3);
     assert!(
         several,
         "{} E8 posts within {:?} of the command:\n{}",
-        log_posts(&sim),
+        sim.requests_on("logs"),
         applied.elapsed(),
         agent.logs()
     );

@@ -19,8 +19,8 @@ use nix::sys::signal::Signal;
 use serde_json::{json, Map, Value};
 
 use crate::commands::{
-    command, completed, entities, named, no_violations, registered, scan_mode, sim, statuses,
-    terminal, WAIT,
+    command, completed, entities, named, registered, scan_mode, sim, started, statuses, terminal,
+    WAIT,
 };
 use crate::kit::agent::{sim_section, AgentHome};
 use crate::kit::load::last_message;
@@ -53,9 +53,7 @@ fn is_oibus_id(id: &Value) -> bool {
 
 #[test]
 fn row_5_a_permission_switched_off_remotely_stays_off_until_a_local_edit() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let mut agent = registered(&home, &[]);
+    let (sim, home, mut agent) = started(&[]);
     sim.queue(&json!([
         command(
             "off",
@@ -111,14 +109,12 @@ fn row_5_a_permission_switched_off_remotely_stays_off_until_a_local_edit() {
     )]));
     let result = terminal(&sim, &agent, "sp3")["result"].clone();
     assert_ne!(result, "Command sp3 of type setpoint is not authorized");
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
 fn row_6_history_query_status_is_reported_in_the_command_content() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     let history = json!({"name": "backfill", "description": "", "queryTimeRange": {},
         "caching": null, "northTransformers": [], "southType": "mssql",
         "southSettings": {}, "items": [], "northType": "console", "northSettings": {}});
@@ -168,14 +164,12 @@ fn row_6_history_query_status_is_reported_in_the_command_content() {
             id.as_str().unwrap_or_default()
         )
     );
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
 fn row_9_full_config_lists_the_admin_user_with_an_id_that_survives_a_restart() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let mut agent = registered(&home, &[]);
+    let (sim, home, mut agent) = started(&[]);
     let users = |sim: &Sim| {
         let mut users = Value::Null;
         let ok = wait_until(WAIT, || {
@@ -203,14 +197,12 @@ fn row_9_full_config_lists_the_admin_user_with_an_id_that_survives_a_restart() {
     });
     assert!(ok, "no full config after the restart");
     assert_eq!(users(&sim)[0]["oIBusInternalId"], admin["oIBusInternalId"]);
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
 fn row_10_registration_settings_queue_a_full_config_and_the_history_queries() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     let kinds = |sim: &Sim| {
         sim.admin_get("/admin/messages?limit=0")["count"]
             .as_u64()
@@ -238,14 +230,12 @@ fn row_10_registration_settings_queue_a_full_config_and_the_history_queries() {
         since("full-config") >= 1 && since("history-queries") >= 1
     });
     assert!(ok, "E6 and E7 after the command:\n{}", agent.logs());
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
 fn row_14_created_entities_get_six_character_ids_of_oibus_alphabet() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     sim.queue(&json!([scan_mode("m1", "hourly-2")]));
     completed(&sim, &agent, "m1");
     let modes = named(&entities(&agent)["scanModes"], "hourly-2")
@@ -257,7 +247,7 @@ fn row_14_created_entities_get_six_character_ids_of_oibus_alphabet() {
     assert!(statuses(&sim, "m1")
         .iter()
         .all(|r| r["status"] != "ERRORED"));
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 /// Every result text the agent writes, success and failure, next to the command that produces it.
@@ -287,56 +277,48 @@ fn rows_7_and_8_every_result_text_is_oibus_sentence() {
         "database": {"level": "info"}, "loki": {"level": "silent", "password": ""},
         "oia": {"level": "silent"}, "syslog": {"level": "silent"}}});
 
+    let row = |id: &str, command_type: &str, extra: Value, text: &str| {
+        (command(id, command_type, extra), text.to_owned())
+    };
     // Creations first: the updates and deletes below address what they made.
-    let creations = [
+    let creations: Vec<(Value, String)> = vec![
         (
             scan_mode("c-mode", "texts"),
-            "Scan mode created successfully",
+            "Scan mode created successfully".into(),
         ),
         (
             scan_mode("c-mode-2", "texts"),
-            "Scan mode name \"texts\" already exists",
+            "Scan mode name \"texts\" already exists".into(),
         ),
-        (
-            command(
-                "c-ip",
-                "create-ip-filter",
-                json!({"commandContent": {"address": "10.0.0.9", "description": ""}}),
-            ),
+        row(
+            "c-ip",
+            "create-ip-filter",
+            json!({"commandContent": {"address": "10.0.0.9", "description": ""}}),
             "IP Filter created successfully",
         ),
-        (
-            command(
-                "c-south",
-                "create-south",
-                json!({"retrieveSecretsFromSouth": null, "commandContent": south("s")}),
-            ),
+        row(
+            "c-south",
+            "create-south",
+            json!({"retrieveSecretsFromSouth": null, "commandContent": south("s")}),
             "South connector created successfully",
         ),
-        (
-            command(
-                "c-south-2",
-                "create-south",
-                json!({"retrieveSecretsFromSouth": null, "commandContent": south("s")}),
-            ),
+        row(
+            "c-south-2",
+            "create-south",
+            json!({"retrieveSecretsFromSouth": null, "commandContent": south("s")}),
             "South connector name \"s\" already exists",
         ),
-        (
-            command(
-                "c-north",
-                "create-north",
-                json!({"retrieveSecretsFromNorth": null, "commandContent": north("n")}),
-            ),
+        row(
+            "c-north",
+            "create-north",
+            json!({"retrieveSecretsFromNorth": null, "commandContent": north("n")}),
             "North connector created successfully",
         ),
-        (
-            command(
-                "c-history",
-                "create-history-query",
-                json!({"retrieveSecretsFromSouth": null,
-                "retrieveSecretsFromNorth": null, "retrieveSecretsFromHistoryQuery": null,
-                "commandContent": history}),
-            ),
+        row(
+            "c-history",
+            "create-history-query",
+            json!({"retrieveSecretsFromSouth": null, "retrieveSecretsFromNorth": null,
+                "retrieveSecretsFromHistoryQuery": null, "commandContent": history}),
             "History query created successfully",
         ),
     ];
@@ -368,215 +350,95 @@ fn rows_7_and_8_every_result_text_is_oibus_sentence() {
     let mut wrong_version = scan_mode("t-version", "other");
     wrong_version["targetVersion"] = json!("0.0.1");
     let rest: Vec<(Value, String)> = vec![
-        (
-            command(
-                "u-mode",
-                "update-scan-mode",
-                json!({"scanModeId": mode,
+        row("u-mode", "update-scan-mode", json!({"scanModeId": mode,
             "commandContent": {"name": "texts", "description": "", "cron": "0 * * * * *"}}),
-            ),
-            "Scan mode updated successfully".into(),
-        ),
-        (
-            command(
-                "u-mode-x",
-                "update-scan-mode",
-                json!({"scanModeId": "nope",
+            "Scan mode updated successfully"),
+        row("u-mode-x", "update-scan-mode", json!({"scanModeId": "nope",
             "commandContent": {"name": "x", "description": "", "cron": "0 * * * * *"}}),
-            ),
-            "Scan mode \"nope\" not found".into(),
-        ),
-        (
-            command(
-                "u-ip",
-                "update-ip-filter",
-                json!({"ipFilterId": ip,
+            "Scan mode \"nope\" not found"),
+        row("u-ip", "update-ip-filter", json!({"ipFilterId": ip,
             "commandContent": {"address": "10.0.0.8", "description": ""}}),
-            ),
-            "IP Filter updated successfully".into(),
-        ),
-        (
-            command(
-                "u-ip-x",
-                "update-ip-filter",
-                json!({"ipFilterId": "nope",
+            "IP Filter updated successfully"),
+        row("u-ip-x", "update-ip-filter", json!({"ipFilterId": "nope",
             "commandContent": {"address": "10.0.0.8", "description": ""}}),
-            ),
-            "IP filter \"nope\" not found".into(),
-        ),
-        (
-            command("d-ip", "delete-ip-filter", json!({"ipFilterId": ip})),
-            "IP Filter deleted successfully".into(),
-        ),
-        (
-            command(
-                "u-south",
-                "update-south",
-                json!({"southConnectorId": s, "commandContent": south("s")}),
-            ),
-            "South connector updated successfully".into(),
-        ),
-        (
-            command(
-                "u-south-x",
-                "update-south",
-                json!({"southConnectorId": "nope", "commandContent": south("s")}),
-            ),
-            "South \"nope\" not found".into(),
-        ),
-        (
-            command(
-                "u-north",
-                "update-north",
-                json!({"northConnectorId": n, "commandContent": north("n")}),
-            ),
-            "North connector updated successfully".into(),
-        ),
-        (
-            command(
-                "u-north-x",
-                "update-north",
-                json!({"northConnectorId": "nope", "commandContent": north("n")}),
-            ),
-            "North \"nope\" not found".into(),
-        ),
-        (
-            command(
-                "u-history-x",
-                "update-history-query",
-                json!({"historyId": "nope",
+            "IP filter \"nope\" not found"),
+        row("d-ip", "delete-ip-filter", json!({"ipFilterId": ip}),
+            "IP Filter deleted successfully"),
+        row("u-south", "update-south", json!({"southConnectorId": s,
+            "commandContent": south("s")}), "South connector updated successfully"),
+        row("u-south-x", "update-south", json!({"southConnectorId": "nope",
+            "commandContent": south("s")}), "South \"nope\" not found"),
+        row("u-north", "update-north", json!({"northConnectorId": n,
+            "commandContent": north("n")}), "North connector updated successfully"),
+        row("u-north-x", "update-north", json!({"northConnectorId": "nope",
+            "commandContent": north("n")}), "North \"nope\" not found"),
+        row("u-history-x", "update-history-query", json!({"historyId": "nope",
             "commandContent": {"resetCache": false, "historyQuery": {}}}),
-            ),
-            "History query \"nope\" not found".into(),
-        ),
-        (
-            command(
-                "s-run",
-                "update-history-query-status",
-                json!({"historyId": h, "historyQueryStatus": "RUNNING"}),
-            ),
-            "History query started".into(),
-        ),
-        (
-            command(
-                "s-pause",
-                "update-history-query-status",
-                json!({"historyId": h, "historyQueryStatus": "PAUSED"}),
-            ),
-            "History query paused".into(),
-        ),
-        (
-            command(
-                "s-bad",
-                "update-history-query-status",
-                json!({"historyId": h, "historyQueryStatus": "FINISHED"}),
-            ),
-            format!("History query status of {h_text} can not be updated to FINISHED"),
-        ),
-        (
-            command("d-north", "delete-north", json!({"northConnectorId": n})),
-            "North connector deleted successfully".into(),
-        ),
-        (
-            command("d-history", "delete-history-query", json!({"historyId": h})),
-            "History query deleted successfully".into(),
-        ),
-        (
-            command("d-mode", "delete-scan-mode", json!({"scanModeId": mode})),
-            "Scan mode deleted successfully".into(),
-        ),
-        (
-            command(
-                "e-general",
-                "update-engine-general",
-                json!({"commandContent": {"name": "renamed"}}),
-            ),
-            "Engine name updated successfully".into(),
-        ),
-        (
-            command(
-                "e-proxy",
-                "update-engine-proxy",
-                json!({"commandContent": {"enabled": false, "port": 9000}}),
-            ),
-            "Engine proxy settings updated successfully".into(),
-        ),
-        (
-            command("e-web-x", "update-engine-web-server", web(9000)),
-            "Web server port and proxy port can not be the same".into(),
-        ),
-        (
-            command("e-logger", "update-engine-logger", logger),
-            "Engine logger settings updated successfully".into(),
-        ),
-        (
-            command(
-                "r-settings",
-                "update-registration-settings",
-                registration_settings(&[]),
-            ),
-            "Registration settings updated successfully".into(),
-        ),
-        (
-            command("keys", "regenerate-cipher-keys", json!({})),
-            "OIAnalytics keys reloaded".into(),
-        ),
-        (
-            command(
-                "d-cert",
-                "delete-certificate",
-                json!({"certificateId": "x"}),
-            ),
-            "Command d-cert of type delete-certificate is not authorized".into(),
-        ),
-        (
-            wrong_version,
-            format!("Wrong target version: 0.0.1 for OIBus version {version}"),
-        ),
-        (
-            command(
-                "up",
-                "update-version",
-                json!({"version": "v9.9.9", "assetId": "a",
+            "History query \"nope\" not found"),
+        row("s-run", "update-history-query-status", json!({"historyId": h,
+            "historyQueryStatus": "RUNNING"}), "History query started"),
+        row("s-pause", "update-history-query-status", json!({"historyId": h,
+            "historyQueryStatus": "PAUSED"}), "History query paused"),
+        row("s-bad", "update-history-query-status", json!({"historyId": h,
+            "historyQueryStatus": "FINISHED"}),
+            &format!("History query status of {h_text} can not be updated to FINISHED")),
+        row("d-north", "delete-north", json!({"northConnectorId": n}),
+            "North connector deleted successfully"),
+        row("d-history", "delete-history-query", json!({"historyId": h}),
+            "History query deleted successfully"),
+        row("d-mode", "delete-scan-mode", json!({"scanModeId": mode}),
+            "Scan mode deleted successfully"),
+        row("e-general", "update-engine-general", json!({"commandContent": {"name": "renamed"}}),
+            "Engine name updated successfully"),
+        row("e-proxy", "update-engine-proxy", json!({"commandContent": {"enabled": false,
+            "port": 9000}}), "Engine proxy settings updated successfully"),
+        row("e-web-x", "update-engine-web-server", web(9000),
+            "Web server port and proxy port can not be the same"),
+        row("e-logger", "update-engine-logger", logger,
+            "Engine logger settings updated successfully"),
+        row("r-settings", "update-registration-settings", registration_settings(&[]),
+            "Registration settings updated successfully"),
+        row("keys", "regenerate-cipher-keys", json!({}), "OIAnalytics keys reloaded"),
+        row("d-cert", "delete-certificate", json!({"certificateId": "x"}),
+            "Command d-cert of type delete-certificate is not authorized"),
+        (wrong_version, format!("Wrong target version: 0.0.1 for OIBus version {version}")),
+        row("up", "update-version", json!({"version": "v9.9.9", "assetId": "a",
             "updateLauncher": false, "backupFoldersPattern": null}),
-            ),
-            "OIBus is not set up to execute remote update".into(),
-        ),
-        (command("cert", "create-certificate", json!({"commandContent": {"name": "c",
-            "description": "", "regenerateCertificate": false, "options": {"commonName": "gw",
-            "countryName": "FR", "stateOrProvinceName": "Savoie", "localityName": "Chambery",
-            "organizationName": "Optimistik", "keySize": 2048, "daysBeforeExpiry": 30}}})),
-            "Certificate created successfully".into()),
-        (command("cert-x", "update-certificate", json!({"certificateId": "nope", "commandContent":
-            {"name": "c", "description": "", "regenerateCertificate": false, "options": null}})),
-            "Certificate \"nope\" not found".into()),
-        (command("tr", "create-custom-transformer", json!({"commandContent": {"name": "scale",
+            "OIBus is not set up to execute remote update"),
+        row("cert", "create-certificate", json!({"commandContent": {"name": "c", "description": "",
+            "regenerateCertificate": false, "options": {"commonName": "gw", "countryName": "FR",
+            "stateOrProvinceName": "Savoie", "localityName": "Chambery",
+            "organizationName": "Optimistik", "keySize": 2048, "daysBeforeExpiry": 30}}}),
+            "Certificate created successfully"),
+        row("cert-x", "update-certificate", json!({"certificateId": "nope",
+            "commandContent": {"name": "c", "description": "", "regenerateCertificate": false,
+            "options": null}}), "Certificate \"nope\" not found"),
+        row("tr", "create-custom-transformer", json!({"commandContent": {"name": "scale",
             "description": "", "inputType": "time-values", "outputType": "any",
             "language": "javascript", "timeout": 1000, "customCode": "function transform() {}",
-            "customManifest": {"type": "object", "key": "options"}}})),
-            "Transformer created successfully".into()),
-        (command("tr-x", "delete-custom-transformer", json!({"transformerId": "nope"})),
-            "Transformer \"nope\" not found".into()),
-        (command("tr-n", "create-north", json!({"retrieveSecretsFromNorth": null, "commandContent": {
-            "name": "tn", "type": "console", "description": "", "enabled": false, "settings": {},
-            "caching": null, "transformers": [{"transformerId": "nope00", "options": {},
-            "source": {"type": "oianalytics-setpoint"}}]}})),
-            "Could not find OIBus transformer \"nope00\"".into()),
-        (command("csv", "create-or-update-south-items-from-csv", json!({"southConnectorId": s,
+            "customManifest": {"type": "object", "key": "options"}}}),
+            "Transformer created successfully"),
+        row("tr-x", "delete-custom-transformer", json!({"transformerId": "nope"}),
+            "Transformer \"nope\" not found"),
+        row("tr-n", "create-north", json!({"retrieveSecretsFromNorth": null,
+            "commandContent": {"name": "tn", "type": "console", "description": "",
+            "enabled": false, "settings": {}, "caching": null,
+            "transformers": [{"transformerId": "nope00", "options": {},
+            "source": {"type": "oianalytics-setpoint"}}]}}),
+            "Could not find OIBus transformer \"nope00\""),
+        row("csv", "create-or-update-south-items-from-csv", json!({"southConnectorId": s,
             "deleteItemsNotPresent": false, "delimiter": ",",
-            "csvContent": "name,enabled,settings_query\nrow1,true,SELECT 1\n"})),
-            "Error when checking csv items:\nrow1: Scan mode not specified for item \"row1\"".into()),
-        (command("csv-x", "create-or-update-south-items-from-csv", json!({"southConnectorId": "nope",
-            "deleteItemsNotPresent": false, "delimiter": ",", "csvContent": "name\n"})),
-            "South \"nope\" not found".into()),
-        (command("tt", "test-custom-transformer", json!({"commandContent": {}})),
-            "test-custom-transformer needs a transformer runtime, which oibus-agent does not have yet".into()),
-        (command("ts", "test-south-connection", json!({"southConnectorId": s, "commandContent": {}})),
-            "test-south-connection is not supported by oibus-agent".into()),
-        (
-            command("d-south", "delete-south", json!({"southConnectorId": s})),
-            "South connector deleted successfully".into(),
-        ),
+            "csvContent": "name,enabled,settings_query\nrow1,true,SELECT 1\n"}),
+            "Error when checking csv items:\nrow1: Scan mode not specified for item \"row1\""),
+        row("csv-x", "create-or-update-south-items-from-csv", json!({"southConnectorId": "nope",
+            "deleteItemsNotPresent": false, "delimiter": ",", "csvContent": "name\n"}),
+            "South \"nope\" not found"),
+        row("tt", "test-custom-transformer", json!({"commandContent": {}}),
+            "test-custom-transformer needs a transformer runtime, which oibus-agent does not have yet"),
+        row("ts", "test-south-connection", json!({"southConnectorId": s, "commandContent": {}}),
+            "test-south-connection is not supported by oibus-agent"),
+        row("d-south", "delete-south", json!({"southConnectorId": s}),
+            "South connector deleted successfully"),
     ];
     sim.queue(&Value::Array(rest.iter().map(|(c, _)| c.clone()).collect()));
     table.extend(
@@ -592,16 +454,14 @@ fn rows_7_and_8_every_result_text_is_oibus_sentence() {
         })
         .collect();
     assert!(mismatches.is_empty(), "{mismatches:#?}");
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 const OIBUS: &str = oibus_actors::COMPATIBLE_OIBUS_VERSION;
 
 #[test]
 fn row_1_oia_is_told_the_compatible_oibus_version_and_ops_see_the_agent_version() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     assert_eq!(OIBUS, "3.8.8");
     assert_eq!(sim.agents()[0]["oibusVersion"], OIBUS, "E1");
     let mut engine = Value::Null;
@@ -626,7 +486,7 @@ fn row_1_oia_is_told_the_compatible_oibus_version_and_ops_see_the_agent_version(
             )
         );
     }
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 /// Every request the simulator recorded, with its route name.
@@ -648,9 +508,7 @@ fn recorded_requests(sim: &Sim) -> Vec<(String, Value)> {
 
 #[test]
 fn rows_2_and_16_every_request_names_oibus_and_the_registration_check_carries_json() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     sim.queue(&json!([scan_mode("ua", "user-agent")]));
     completed(&sim, &agent, "ua");
     let requests = recorded_requests(&sim);
@@ -677,19 +535,17 @@ fn rows_2_and_16_every_request_names_oibus_and_the_registration_check_carries_js
             "{request}"
         );
     }
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
 fn row_15_status_changes_leave_updated_at_at_the_creation_time() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     sim.queue(&json!([scan_mode("upd", "updated-at")]));
     let done = completed(&sim, &agent, "upd");
     assert_eq!(done["updatedAt"], done["createdAt"], "{done}");
     assert!(done["completedDate"].is_string(), "{done}");
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -717,5 +573,5 @@ fn e1_carries_the_fields_of_the_oibus_sample_in_their_shapes() {
             _ => assert_eq!(ours, value, "{key}"),
         }
     }
-    no_violations(&sim);
+    sim.assert_no_violations();
 }

@@ -19,7 +19,7 @@ use oibus_actors::upgrade::{read_marker, write_marker, Layout, Marker, Step};
 use serde_json::Value;
 
 use crate::kit::agent::{free_port, http, sim_section, BIN as AGENT};
-use crate::kit::{bench_figure, wait_until, Sim, SimOpts};
+use crate::kit::{bench_figure, procfs, wait_until, Sim};
 
 const NEXT_VERSION: &str = "9.9.9";
 /// The OIBus version the 9.9.9 build reports to OIAnalytics (`OIBUS_COMPATIBLE_VERSION`).
@@ -42,17 +42,6 @@ fn write_script(path: &Path, body: &str) {
 
 fn signal(pid: u32, sig: Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
-}
-
-fn alive(pid: i64) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, r)| r.trim_start().chars().next())
-        })
-        .flatten()
-        .is_some_and(|state| state != 'Z' && state != 'X')
 }
 
 /// A temporary install: `inst/` (launcher.install_dir), `data/`, `agent.yaml`, a free port.
@@ -349,7 +338,7 @@ fn sigterm_stops_the_engine_gracefully_within_the_timeout() {
         took < Duration::from_secs(5),
         "within shutdown_timeout: {took:?}"
     );
-    assert!(!alive(engine), "the engine is gone");
+    assert!(!procfs::alive(engine as u32), "the engine is gone");
     let log = launcher.log();
     assert!(
         log.contains("oibus-agent engine stopped"),
@@ -395,7 +384,7 @@ fn sigusr1_restarts_the_engine_under_the_same_launcher() {
     launcher.signal(Signal::SIGUSR1);
     let second = install.wait_engine(&version, Some(first), Duration::from_secs(30));
     assert!(second.is_some(), "a new engine pid:\n{}", launcher.log());
-    assert!(!alive(first));
+    assert!(!procfs::alive(first as u32));
     assert!(
         launcher.child.try_wait().unwrap().is_none(),
         "the launcher keeps running"
@@ -580,6 +569,21 @@ fn upgrade_to(install: &Install, launcher: &Launched, binary: &Path) -> Instant 
     t0
 }
 
+/// Launches the old version, upgrades it to `binary` and waits for the rollback, whose reason
+/// must contain `why`; the launcher, the old engine's pid and the marker.
+fn rolled_back(install: &Install, binary: &Path, why: &str) -> (Launched, i64, Marker) {
+    let launcher = install.launch();
+    let first = install
+        .wait_engine(&version_of_agent(), None, Duration::from_secs(30))
+        .expect("old engine up");
+    upgrade_to(install, &launcher, binary);
+    let marker = install.wait_marker(Step::RolledBack, Duration::from_secs(30));
+    let marker = marker.unwrap_or_else(|| panic!("rolled back:\n{}", launcher.log()));
+    let reason = marker.reason.as_deref().unwrap_or_default();
+    assert!(reason.contains(why), "{marker:?}");
+    (launcher, first, marker)
+}
+
 fn millis_between(from: &Marker, step_a: Step, step_b: Step) -> Option<i64> {
     let at = |s: Step| {
         from.history
@@ -649,21 +653,7 @@ fn new_binary_that_exits_at_once_is_rolled_back_and_the_old_version_runs_again()
         &format!("echo new > {}/test-key\nexit 1", vault.display()),
     );
 
-    let launcher = install.launch();
-    let first = install
-        .wait_engine(&old, None, Duration::from_secs(30))
-        .expect("old engine up");
-    upgrade_to(&install, &launcher, &broken);
-    let marker = install.wait_marker(Step::RolledBack, Duration::from_secs(30));
-    let marker = marker.unwrap_or_else(|| panic!("rolled back:\n{}", launcher.log()));
-    assert!(
-        marker
-            .reason
-            .as_deref()
-            .unwrap_or("")
-            .contains("exited with code 1"),
-        "{marker:?}"
-    );
+    let (launcher, first, marker) = rolled_back(&install, &broken, "exited with code 1");
     let again = install.wait_engine(&old, Some(first), Duration::from_secs(30));
     let healthy_at = chrono::Utc::now();
     assert!(
@@ -702,21 +692,7 @@ fn new_binary_that_never_gets_healthy_is_rolled_back_after_the_grace() {
     let old = version_of_agent();
     let silent = install.path("silent");
     write_script(&silent, "exec sleep 600");
-    let launcher = install.launch();
-    let first = install
-        .wait_engine(&old, None, Duration::from_secs(30))
-        .expect("old engine up");
-    upgrade_to(&install, &launcher, &silent);
-    let marker = install.wait_marker(Step::RolledBack, Duration::from_secs(30));
-    let marker = marker.unwrap_or_else(|| panic!("rolled back:\n{}", launcher.log()));
-    assert!(
-        marker
-            .reason
-            .as_deref()
-            .unwrap_or("")
-            .contains("not healthy within 1s"),
-        "{marker:?}"
-    );
+    let (_launcher, first, marker) = rolled_back(&install, &silent, "not healthy within 1s");
     let waited = millis_between(&marker, Step::Probation, Step::RollingBack).unwrap();
     assert!(waited >= 1_000, "the grace period was given: {waited} ms");
     assert!(install
@@ -945,10 +921,7 @@ fn final_status(sim: &Sim, id: &str, launcher: &Launched) -> Value {
 #[ignore = "slow: builds a second binary (version 9.9.9); run scripts/upgrade-test.sh"]
 fn update_version_from_oianalytics_is_applied_and_reported_completed() {
     let next = next_binary_or_skip!();
-    let sim = Sim::start(SimOpts {
-        auto_complete: Some("10ms".into()),
-        ..Default::default()
-    });
+    let sim = Sim::auto_completing("10ms");
     let (install, launcher) = registered_install(&sim);
     let asked = Instant::now();
     queue_update_version(&sim, "up-1", &next);
@@ -990,10 +963,7 @@ fn update_version_from_oianalytics_is_applied_and_reported_completed() {
 
 #[test]
 fn update_version_to_a_binary_that_crashes_is_rolled_back_and_reported_errored() {
-    let sim = Sim::start(SimOpts {
-        auto_complete: Some("10ms".into()),
-        ..Default::default()
-    });
+    let sim = Sim::auto_completing("10ms");
     let (install, launcher) = registered_install(&sim);
     let old = version_of_agent();
     // Passes the engine's `--version` check, then dies as soon as it runs.
@@ -1027,10 +997,7 @@ fn update_version_to_a_binary_that_crashes_is_rolled_back_and_reported_errored()
 #[ignore = "slow: builds a second binary (version 9.9.9); run scripts/upgrade-test.sh"]
 fn update_version_with_the_agent_at_binaries_oibus_is_applied() {
     let next = next_binary_or_skip!();
-    let sim = Sim::start(SimOpts {
-        auto_complete: Some("10ms".into()),
-        ..Default::default()
-    });
+    let sim = Sim::auto_completing("10ms");
     let (install, launcher) = registered_install(&sim);
     queue_update_version_at(&sim, "up-oibus", &next, "binaries/oibus");
     let record = final_status(&sim, "up-oibus", &launcher);
@@ -1049,10 +1016,7 @@ fn update_version_with_the_agent_at_binaries_oibus_is_applied() {
 fn agent_script_at_binaries_oibus_is_installed_and_put_on_probation() {
     // An agent build (it carries the marker) in OIBus's layout: staged and swapped in. It dies
     // once running, so the launcher rolls back: proof that it was the binary installed.
-    let sim = Sim::start(SimOpts {
-        auto_complete: Some("10ms".into()),
-        ..Default::default()
-    });
+    let sim = Sim::auto_completing("10ms");
     let (install, launcher) = registered_install(&sim);
     let old = version_of_agent();
     let marker = String::from_utf8(oibus_actors::upgrade::AGENT_MARKER.to_vec()).unwrap();
@@ -1084,10 +1048,7 @@ fn agent_script_at_binaries_oibus_is_installed_and_put_on_probation() {
 
 #[test]
 fn genuine_oibus_asset_is_errored_and_the_old_version_keeps_running() {
-    let sim = Sim::start(SimOpts {
-        auto_complete: Some("10ms".into()),
-        ..Default::default()
-    });
+    let sim = Sim::auto_completing("10ms");
     let (install, launcher) = registered_install(&sim);
     let old = version_of_agent();
     let pid = install.status().and_then(|s| s["pid"].as_i64());

@@ -174,26 +174,7 @@ impl Drop for Node {
 
 /// Register an agent with the simulator and return its token.
 fn token(sim: &Sim, oibus_id: &str) -> String {
-    let code = format!("c{}", &oibus_id[..5.min(oibus_id.len())]);
-    let response = sim
-        .client()
-        .post(&sim.oia_url("registration"))
-        .json(&json!({
-            "activationCode": code,
-            "oibusId": oibus_id,
-            "oibusName": "logs-test",
-            "oibusVersion": "3.8.8",
-            "oibusOs": "Linux 6.1.0",
-            "oibusArch": "x64",
-            "publicKey": "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n"
-        }))
-        .send()
-        .expect("E1");
-    assert_eq!(response.status, 200, "E1: {}", response.text());
-    sim.complete(&code)["token"]
-        .as_str()
-        .expect("a completed registration has a token")
-        .to_owned()
+    sim.register_oibus(&format!("c{}", &oibus_id[..5]), oibus_id)
 }
 
 /// Every log record the simulator received, in arrival order.
@@ -223,13 +204,6 @@ fn seqs(records: &[Value]) -> Vec<usize> {
                 .ok()
         })
         .collect()
-}
-
-/// How many requests the simulator saw on its `logs` route.
-fn log_posts(sim: &Sim) -> u64 {
-    sim.admin_get("/admin/requests")["routes"]["logs"]["count"]
-        .as_u64()
-        .unwrap_or(0)
 }
 
 /// Wait until the simulator holds at least `count` records (the shipper's own warnings count).
@@ -366,32 +340,28 @@ fn records_held_during_a_30_s_outage_arrive_within_one_interval_of_the_recovery(
 }
 
 #[test]
-fn a_backlog_left_by_a_graceful_stop_is_delivered_after_a_restart() {
-    let sim = Sim::start(SimOpts::default());
-    let mut node = Node::new(config(&sim, LogLevel::Info));
-    node.start();
-    node.log_records(0, 2_000);
-    node.wait_queued(2_000);
-    node.stop();
-    assert_eq!(log_posts(&sim), 0, "nothing is posted while not registered");
-    node.register(&token(&sim, "backlog0000000001"));
-    node.start();
-    wait_received(&sim, 2_000, Duration::from_secs(30));
-    assert_eq!(seqs(&received(&sim)), (0..2_000).collect::<Vec<_>>());
-}
-
-#[test]
-fn a_backlog_survives_a_crash_and_is_delivered_after_a_restart() {
-    let sim = Sim::start(SimOpts::default());
-    let mut node = Node::new(config(&sim, LogLevel::Info));
-    node.start();
-    node.log_records(0, 500);
-    node.wait_queued(500);
-    node.kill();
-    node.register(&token(&sim, "crashed0000000001"));
-    node.start();
-    wait_received(&sim, 500, Duration::from_secs(30));
-    assert_eq!(seqs(&received(&sim)), (0..500).collect::<Vec<_>>());
+fn a_backlog_left_by_a_graceful_stop_or_a_crash_is_delivered_after_a_restart() {
+    for (graceful, count, oibus_id) in [
+        (true, 2_000, "backlog0000000001"),
+        (false, 500, "crashed0000000001"),
+    ] {
+        let sim = Sim::start(SimOpts::default());
+        let mut node = Node::new(config(&sim, LogLevel::Info));
+        node.start();
+        node.log_records(0, count);
+        node.wait_queued(count as u64);
+        if graceful {
+            node.stop();
+        } else {
+            node.kill();
+        }
+        let posts = sim.requests_on("logs");
+        assert_eq!(posts, 0, "nothing is posted while not registered");
+        node.register(&token(&sim, oibus_id));
+        node.start();
+        wait_received(&sim, count as u64, Duration::from_secs(30));
+        assert_eq!(seqs(&received(&sim)), (0..count).collect::<Vec<_>>());
+    }
 }
 
 #[test]
@@ -407,7 +377,7 @@ fn a_graceful_stop_posts_what_the_layer_just_handed_over() {
     node.log_records(0, 120);
     node.stop();
     assert_eq!(seqs(&received(&sim)), (0..120).collect::<Vec<_>>());
-    assert_eq!(log_posts(&sim), 1, "one final post");
+    assert_eq!(sim.requests_on("logs"), 1, "one final post");
 }
 
 #[test]
@@ -515,14 +485,14 @@ fn nothing_is_posted_while_not_registered_or_silent() {
     node.log_records(0, 10);
     node.wait_queued(10);
     std::thread::sleep(Duration::from_secs(1)); // five intervals
-    assert_eq!(log_posts(&sim), 0, "not registered: no post");
+    assert_eq!(sim.requests_on("logs"), 0, "not registered: no post");
 
     node.level.set(LogLevel::Silent);
     node.register(&token(&sim, "silent00000000001"));
     node.log_records(10, 10);
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(
-        log_posts(&sim),
+        sim.requests_on("logs"),
         0,
         "silent: no post, even with records queued"
     );
@@ -599,7 +569,11 @@ fn the_engine_queues_its_logs_until_registered_then_ships_them_in_order() {
     });
     assert!(ok, "{}", agent.logs());
     std::thread::sleep(Duration::from_secs(3)); // three intervals
-    assert_eq!(log_posts(&sim), 0, "nothing is posted before registration");
+    assert_eq!(
+        sim.requests_on("logs"),
+        0,
+        "nothing is posted before registration"
+    );
     let queued = agent.status()["logs"]["queue_len"].as_u64().unwrap_or(0);
     assert!(
         queued > 0,

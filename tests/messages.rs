@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use nix::sys::signal::Signal;
-use rsa::pkcs8::DecodePublicKey;
 use serde_json::{json, Value};
 
+use crate::commands::completed;
 use crate::kit::agent::{Agent, AgentHome};
-use crate::kit::sim::{Sim, SimOpts};
-use crate::kit::wait_until;
+use crate::kit::sim::Sim;
+use crate::kit::{command, wait_until};
+use oibus_actors::key_vault::encrypt_for;
 
 const WAIT: Duration = Duration::from_secs(30);
 const FULL: &str = "full-config";
@@ -18,10 +18,7 @@ const HISTORY: &str = "history-queries";
 
 /// A simulator that completes registrations by itself, and an agent of it.
 fn start() -> (Sim, AgentHome, Agent) {
-    let sim = Sim::start(SimOpts {
-        auto_complete: Some("500ms".into()),
-        ..Default::default()
-    });
+    let sim = Sim::auto_completing("500ms");
     let home = AgentHome::with_sim(&sim, "");
     let agent = home.start();
     (sim, home, agent)
@@ -61,62 +58,23 @@ fn registered(sim: &Sim, agent: &Agent) -> Value {
         .expect("a completed registration")
 }
 
-fn command(id: &str, command_type: &str, extra: Value) -> Value {
-    let mut command = json!({"id": id, "type": command_type, "targetVersion": oibus_actors::COMPATIBLE_OIBUS_VERSION});
-    for (key, value) in extra.as_object().expect("extra fields are an object") {
-        command[key] = value.clone();
-    }
-    command
-}
-
-fn final_status(sim: &Sim, id: &str) -> Option<Value> {
-    let latest = &sim.admin_get(&format!("/admin/statuses?id={id}"))["latest"][id];
-    matches!(latest["status"].as_str(), Some("COMPLETED" | "ERRORED")).then(|| latest.clone())
+/// Queues one command and waits until it is COMPLETED.
+fn run_one(sim: &Sim, agent: &Agent, id: &str, command_type: &str, extra: Value) {
+    run(sim, agent, &[command(id, command_type, extra)]);
 }
 
 /// Queues `commands` and waits until each is COMPLETED.
 fn run(sim: &Sim, agent: &Agent, commands: &[Value]) {
     sim.queue(&Value::Array(commands.to_vec()));
     for command in commands {
-        let id = command["id"].as_str().unwrap();
-        let mut last = None;
-        let ok = wait_until(WAIT, || {
-            last = final_status(sim, id);
-            last.is_some()
-        });
-        assert!(ok, "command {id} never finished:\n{}", agent.logs());
-        let last = last.unwrap();
-        assert_eq!(
-            last["status"],
-            "COMPLETED",
-            "{id}: {last:#}\n{}",
-            agent.logs()
-        );
+        completed(sim, agent, command["id"].as_str().unwrap());
     }
-}
-
-/// RSA-OAEP-SHA256 of `plain` with the agent's public key, base64: what OIAnalytics sends.
-fn encrypt(public_key_pem: &str, plain: &str) -> String {
-    let key = rsa::RsaPublicKey::from_public_key_pem(public_key_pem).expect("SPKI PEM");
-    let cipher = key
-        .encrypt(
-            &mut rand::rngs::OsRng,
-            rsa::Oaep::new::<sha2::Sha256>(),
-            plain.as_bytes(),
-        )
-        .expect("encrypt");
-    base64::engine::general_purpose::STANDARD.encode(cipher)
 }
 
 fn named<'a>(list: &'a Value, name: &str) -> Option<&'a Value> {
     list.as_array()?
         .iter()
         .find(|e| e["settings"]["name"] == name)
-}
-
-fn no_violations(sim: &Sim) {
-    let v = sim.violations();
-    assert!(v.is_empty(), "the simulator recorded violations: {v:#?}");
 }
 
 fn scan_mode(id: &str, name: &str) -> Value {
@@ -218,7 +176,7 @@ fn full_config_and_history_queries_are_pushed_on_registration() {
     wait_message(&sim, &agent, FULL, |m| {
         m["registration"]["publicKey"] == second["publicKey"]
     });
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -240,28 +198,24 @@ fn each_kind_of_change_pushes_a_snapshot_that_shows_it() {
         "oianalytics"
     );
 
-    run(
+    run_one(
         &sim,
         &agent,
-        &[command(
-            "c-ip",
-            "create-ip-filter",
-            json!({"commandContent": {"address": "10.0.0.1", "description": "e2e"}}),
-        )],
+        "c-ip",
+        "create-ip-filter",
+        json!({"commandContent": {"address": "10.0.0.1", "description": "e2e"}}),
     );
     wait_message(&sim, &agent, FULL, |m| {
         m["ipFilters"][0]["settings"]["address"] == "10.0.0.1"
     });
 
-    let south = mssql_south("e2e-south", &encrypt(&key, "south-password"));
-    run(
+    let south = mssql_south("e2e-south", &encrypt_for(&key, "south-password").unwrap());
+    run_one(
         &sim,
         &agent,
-        &[command(
-            "c-south",
-            "create-south",
-            json!({"southConnectorId": "", "retrieveSecretsFromSouth": null, "commandContent": south}),
-        )],
+        "c-south",
+        "create-south",
+        json!({"southConnectorId": "", "retrieveSecretsFromSouth": null, "commandContent": south}),
     );
     let full = wait_message(&sim, &agent, FULL, |m| {
         m["southConnectors"].as_array().unwrap().len() == 1
@@ -277,14 +231,12 @@ fn each_kind_of_change_pushes_a_snapshot_that_shows_it() {
 
     let north = json!({"name": "e2e-north", "type": "console", "description": "e2e", "enabled": false,
         "settings": {"verbose": false}, "caching": caching(&scan_id), "transformers": []});
-    run(
+    run_one(
         &sim,
         &agent,
-        &[command(
-            "c-north",
-            "create-north",
-            json!({"retrieveSecretsFromNorth": null, "commandContent": north}),
-        )],
+        "c-north",
+        "create-north",
+        json!({"retrieveSecretsFromNorth": null, "commandContent": north}),
     );
     let full = wait_message(&sim, &agent, FULL, |m| {
         m["northConnectors"].as_array().unwrap().len() == 1
@@ -292,14 +244,12 @@ fn each_kind_of_change_pushes_a_snapshot_that_shows_it() {
     let north = &full["northConnectors"][0]["settings"];
     assert_eq!(north["caching"]["trigger"]["scanModeId"], scan_id.as_str());
 
-    run(
+    run_one(
         &sim,
         &agent,
-        &[command(
-            "c-engine",
-            "update-engine-general",
-            json!({"commandContent": {"name": "renamed-by-oia"}}),
-        )],
+        "c-engine",
+        "update-engine-general",
+        json!({"commandContent": {"name": "renamed-by-oia"}}),
     );
     wait_message(&sim, &agent, FULL, |m| {
         m["engine"]["name"] == "renamed-by-oia"
@@ -307,15 +257,13 @@ fn each_kind_of_change_pushes_a_snapshot_that_shows_it() {
 
     let mut permissions = full["registration"]["settings"]["commandPermissions"].clone();
     permissions["setpoint"] = json!(false);
-    run(
+    run_one(
         &sim,
         &agent,
-        &[command(
-            "c-registration",
-            "update-registration-settings",
-            json!({"commandContent": {"commandRefreshInterval": 1, "commandRetryInterval": 2,
-                "messageRetryInterval": 1, "commandPermissions": permissions}}),
-        )],
+        "c-registration",
+        "update-registration-settings",
+        json!({"commandContent": {"commandRefreshInterval": 1, "commandRetryInterval": 2,
+            "messageRetryInterval": 1, "commandPermissions": permissions}}),
     );
     wait_message(&sim, &agent, FULL, |m| {
         let s = &m["registration"]["settings"];
@@ -326,18 +274,16 @@ fn each_kind_of_change_pushes_a_snapshot_that_shows_it() {
         "queryTimeRange": {"startTime": "2026-01-01T00:00:00.000Z", "endTime": "2026-01-02T00:00:00.000Z",
             "maxReadInterval": 3600, "readDelay": 200},
         "caching": caching(&scan_id), "northTransformers": [],
-        "southType": "mssql", "southSettings": mssql_south("x", &encrypt(&key, "history-password"))["settings"],
+        "southType": "mssql", "southSettings": mssql_south("x", &encrypt_for(&key, "history-password").unwrap())["settings"],
         "items": [{"id": null, "name": "h-item", "enabled": true, "settings": {"query": "SELECT 2"}}],
         "northType": "file-writer", "northSettings": {"outputFolder": "out", "prefix": "p-", "suffix": "-s"}});
-    run(
+    run_one(
         &sim,
         &agent,
-        &[command(
-            "c-history",
-            "create-history-query",
-            json!({"retrieveSecretsFromSouth": null, "retrieveSecretsFromNorth": null,
-                "retrieveSecretsFromHistoryQuery": null, "commandContent": history}),
-        )],
+        "c-history",
+        "create-history-query",
+        json!({"retrieveSecretsFromSouth": null, "retrieveSecretsFromNorth": null,
+            "retrieveSecretsFromHistoryQuery": null, "commandContent": history}),
     );
     let queries = wait_message(&sim, &agent, HISTORY, |m| {
         m["historyQueries"].as_array().unwrap().len() == 1
@@ -361,7 +307,7 @@ fn each_kind_of_change_pushes_a_snapshot_that_shows_it() {
             .as_str()
             .is_some_and(|k| k.starts_with("-----BEGIN PUBLIC KEY") && k != key)
     });
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -372,15 +318,13 @@ fn a_planted_secret_never_reaches_the_simulator() {
         .as_str()
         .unwrap()
         .to_owned();
-    let south = mssql_south("secret-south", &encrypt(&key, PLANTED));
-    run(
+    let south = mssql_south("secret-south", &encrypt_for(&key, PLANTED).unwrap());
+    run_one(
         &sim,
         &agent,
-        &[command(
-            "s-south",
-            "create-south",
-            json!({"southConnectorId": "", "retrieveSecretsFromSouth": null, "commandContent": south}),
-        )],
+        "s-south",
+        "create-south",
+        json!({"southConnectorId": "", "retrieveSecretsFromSouth": null, "commandContent": south}),
     );
     // An update with an empty secret keeps it: still stored, still never sent.
     let mut update = mssql_south("secret-south-2", "");
@@ -389,14 +333,12 @@ fn a_planted_secret_never_reaches_the_simulator() {
         named(&m["southConnectors"], "secret-south").is_some()
     });
     let south_id = full["southConnectors"][0]["oIBusInternalId"].clone();
-    run(
+    run_one(
         &sim,
         &agent,
-        &[command(
-            "s-update",
-            "update-south",
-            json!({"southConnectorId": south_id, "commandContent": update}),
-        )],
+        "s-update",
+        "update-south",
+        json!({"southConnectorId": south_id, "commandContent": update}),
     );
     wait_message(&sim, &agent, FULL, |m| {
         named(&m["southConnectors"], "secret-south-2").is_some()
@@ -416,7 +358,7 @@ fn a_planted_secret_never_reaches_the_simulator() {
         !agent.logs().contains(PLANTED),
         "the agent logged the secret"
     );
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -443,7 +385,7 @@ fn a_503_is_retried_until_oianalytics_recovers() {
     assert_eq!(faulted, 3, "three answers of 503, then delivered");
     assert_eq!(bodies(&sim, FULL).len(), before + 1, "delivered once");
     assert!(agent.logs().contains("it will be retried"));
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -503,7 +445,7 @@ fn a_pending_message_is_sent_after_a_restart() {
         "{}",
         agent.logs()
     );
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -530,7 +472,7 @@ fn a_burst_of_changes_goes_out_in_few_messages() {
         all_in(after.last().unwrap()),
         "the last message reflects every change"
     );
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -548,17 +490,15 @@ fn transformers_are_listed_in_full_config_and_a_north_may_use_them() {
         .expect("the iso transformer")["oIBusInternalId"]
         .clone();
 
-    run(
+    run_one(
         &sim,
         &agent,
-        &[command(
-            "ct1",
-            "create-custom-transformer",
-            json!({"commandContent": {"type": "custom", "name": "scale", "description": "",
-                "inputType": "time-values", "outputType": "any", "language": "javascript",
-                "timeout": 1000, "customCode": "function transform() {}",
-                "customManifest": {"type": "object", "key": "options"}}}),
-        )],
+        "ct1",
+        "create-custom-transformer",
+        json!({"commandContent": {"type": "custom", "name": "scale", "description": "",
+            "inputType": "time-values", "outputType": "any", "language": "javascript",
+            "timeout": 1000, "customCode": "function transform() {}",
+            "customManifest": {"type": "object", "key": "options"}}}),
     );
     let full = wait_message(&sim, &agent, FULL, |m| {
         m["transformers"].as_array().is_some_and(|t| t.len() == 16)
@@ -608,7 +548,7 @@ fn transformers_are_listed_in_full_config_and_a_north_may_use_them() {
         assert_eq!(last["status"], "ERRORED", "{id}");
         assert_eq!(last["result"], result, "{id}");
     }
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -618,22 +558,21 @@ fn a_created_certificate_reaches_e6_with_its_public_parts_only() {
     let options = json!({"commonName": "e2e", "countryName": "FR", "stateOrProvinceName": "Savoie",
         "localityName": "Chambery", "organizationName": "Optimistik", "keySize": 2048,
         "daysBeforeExpiry": 30});
-    run(
+    run_one(
         &sim,
         &agent,
-        &[command(
-            "c-cert",
-            "create-certificate",
-            json!({"commandContent": {"name": "e2e-cert", "description": "e2e",
-                "regenerateCertificate": false, "options": options}}),
-        )],
+        "c-cert",
+        "create-certificate",
+        json!({"commandContent": {"name": "e2e-cert", "description": "e2e",
+            "regenerateCertificate": false, "options": options}}),
     );
     let full = wait_message(&sim, &agent, FULL, |m| {
         named(&m["certificates"], "e2e-cert").is_some()
     });
     let settings = &named(&full["certificates"], "e2e-cert").unwrap()["settings"];
     let public_key = settings["publicKey"].as_str().unwrap();
-    rsa::RsaPublicKey::from_public_key_pem(public_key).expect("an SPKI PEM public key");
+    <rsa::RsaPublicKey as rsa::pkcs8::DecodePublicKey>::from_public_key_pem(public_key)
+        .expect("an SPKI PEM public key");
     assert!(settings["certificate"]
         .as_str()
         .unwrap()
@@ -644,5 +583,5 @@ fn a_created_certificate_reaches_e6_with_its_public_parts_only() {
         .ends_with("T00:00:00.000Z"));
     assert!(!full.to_string().contains("PRIVATE KEY"));
     assert!(settings.get("privateKey").is_none());
-    no_violations(&sim);
+    sim.assert_no_violations();
 }

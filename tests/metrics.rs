@@ -48,12 +48,6 @@ fn api_count(home: &AgentHome, api: &str, method: &str) -> u64 {
         .sum()
 }
 
-fn sim_count(sim: &Sim, route: &str) -> u64 {
-    sim.admin_get("/admin/requests")["routes"][route]["count"]
-        .as_u64()
-        .unwrap_or(0)
-}
-
 #[test]
 fn api_counts_match_the_simulator_and_survive_a_graceful_restart() {
     let sim = Sim::start(SimOpts::default());
@@ -82,15 +76,15 @@ fn api_counts_match_the_simulator_and_survive_a_graceful_restart() {
 
     // Let the command poller run a few cycles (command_refresh is 1s).
     let ok = wait_until(Duration::from_secs(30), || {
-        sim_count(&sim, "commands-pending") >= 3
+        sim.requests_on("commands-pending") >= 3
     });
     assert!(ok, "{}", agent.logs());
 
     // Stop gracefully: the final flush writes every count.
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.wait_exit(Duration::from_secs(10)), Some(0));
-    let checks = sim_count(&sim, "check-registration");
-    let polls_before_stop = sim_count(&sim, "commands-pending");
+    let checks = sim.requests_on("check-registration");
+    let polls_before_stop = sim.requests_on("commands-pending");
     assert!(checks >= 2, "several checks were made ({checks})");
 
     let agent = home.start();
@@ -98,12 +92,12 @@ fn api_counts_match_the_simulator_and_survive_a_graceful_restart() {
     assert_eq!(api_count(&home, "registration/check", "GET"), checks);
     assert_eq!(
         api_count(&home, "registration", "POST"),
-        sim_count(&sim, "registration")
+        sim.requests_on("registration")
     );
     // Every poll of the first run was counted and survived the restart; the restarted engine
     // polls again at once, and those polls are counted too once flushed.
     let pending = api_count(&home, "commands/pending", "GET");
-    let seen = sim_count(&sim, "commands-pending");
+    let seen = sim.requests_on("commands-pending");
     assert!(
         pending >= polls_before_stop && pending <= seen,
         "agent counted {pending}; simulator saw {polls_before_stop} before the stop, {seen} now"

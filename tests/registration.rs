@@ -26,32 +26,22 @@ fn wait_status(agent: &Agent, status: &str) -> Value {
     registration(agent)
 }
 
-/// Wait for the activation code, complete it in the simulator, wait for REGISTERED.
-fn complete_registration(agent: &Agent, sim: &Sim) -> String {
+/// Waits for the activation code the agent shows.
+fn activation_code(agent: &Agent) -> String {
     let ok = wait_until(WAIT, || registration(agent)["activation_code"].is_string());
-    assert!(
-        ok,
-        "no activation code: {}\n{}",
-        registration(agent),
-        agent.logs()
-    );
-    let code = registration(agent)["activation_code"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(code.len(), 6);
-    assert!(code.chars().all(|c| c.is_ascii_alphanumeric()));
-    sim.admin_post(
-        "/admin/registrations/complete",
-        &json!({ "activationCode": code }),
-    );
-    wait_status(agent, "REGISTERED");
-    code
+    let shown = registration(agent);
+    assert!(ok, "no activation code: {shown}\n{}", agent.logs());
+    shown["activation_code"].as_str().unwrap().to_owned()
 }
 
-fn no_violations(sim: &Sim) {
-    let v = sim.violations();
-    assert!(v.is_empty(), "the simulator recorded violations: {v:#?}");
+/// Wait for the activation code, complete it in the simulator, wait for REGISTERED.
+fn complete_registration(agent: &Agent, sim: &Sim) -> String {
+    let code = activation_code(agent);
+    assert_eq!(code.len(), 6);
+    assert!(code.chars().all(|c| c.is_ascii_alphanumeric()));
+    sim.complete(&code);
+    wait_status(agent, "REGISTERED");
+    code
 }
 
 #[test]
@@ -90,7 +80,7 @@ fn registration_completes_and_survives_a_restart() {
         1,
         "no second registration"
     );
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -98,9 +88,7 @@ fn a_restart_while_pending_resumes_polling() {
     let sim = Sim::start(SimOpts::default());
     let home = AgentHome::with_sim(&sim, "");
     let agent = home.start();
-    let ok = wait_until(WAIT, || registration(&agent)["activation_code"].is_string());
-    assert!(ok, "{}", agent.logs());
-    let code = registration(&agent)["activation_code"].clone();
+    let code = activation_code(&agent);
     drop(agent);
 
     let agent = home.start();
@@ -110,13 +98,10 @@ fn a_restart_while_pending_resumes_polling() {
         reg["activation_code"], code,
         "the same registration resumes"
     );
-    sim.admin_post(
-        "/admin/registrations/complete",
-        &json!({ "activationCode": code }),
-    );
+    sim.complete(&code);
     wait_status(&agent, "REGISTERED");
     assert_eq!(sim.admin_get("/admin/agents")["count"], 1);
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -127,16 +112,14 @@ fn an_expired_code_starts_a_fresh_registration() {
     });
     let home = AgentHome::with_sim(&sim, "");
     let agent = home.start();
-    let ok = wait_until(WAIT, || registration(&agent)["activation_code"].is_string());
-    assert!(ok, "{}", agent.logs());
-    let first = registration(&agent)["activation_code"].clone();
+    let first = activation_code(&agent);
     let renewed = wait_until(WAIT, || {
         let code = &registration(&agent)["activation_code"];
-        code.is_string() && *code != first
+        code.is_string() && *code != first.as_str()
     });
     assert!(renewed, "no new code after expiry: {}", agent.logs());
     complete_registration(&agent, &sim);
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -147,11 +130,7 @@ fn unregister_is_local_and_sticks_until_register() {
     complete_registration(&agent, &sim);
 
     // Registered: the poller calls commands/pending with the token.
-    let polls = || {
-        sim.admin_get("/admin/requests")["routes"]["commands-pending"]["count"]
-            .as_u64()
-            .unwrap_or(0)
-    };
+    let polls = || sim.requests_on("commands-pending");
     assert!(
         wait_until(WAIT, || polls() >= 2),
         "the token is used: {}",
@@ -185,7 +164,7 @@ fn unregister_is_local_and_sticks_until_register() {
     let (code, body) = agent.request("POST", "/api/registration", "{}").unwrap();
     assert_eq!(code, 409, "{body}");
     assert!(body.contains("--force"), "{body}");
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -201,7 +180,7 @@ fn gateway_prefix_and_header_are_sent() {
     );
     let agent = home.start();
     complete_registration(&agent, &sim);
-    no_violations(&sim);
+    sim.assert_no_violations();
 }
 
 #[test]
@@ -216,7 +195,7 @@ fn registration_works_through_a_proxy_with_and_without_auth() {
         let agent = home.start();
         complete_registration(&agent, &sim);
         assert!(proxy.tunnels() >= 1, "calls went through the proxy");
-        no_violations(&sim);
+        sim.assert_no_violations();
     }
 }
 
@@ -277,8 +256,7 @@ fn a_check_url_answering_garbage_never_crashes_the_actor() {
     let sim = Sim::start(SimOpts::default());
     let home = AgentHome::with_sim(&sim, "");
     let agent = home.start();
-    let ok = wait_until(WAIT, || registration(&agent)["activation_code"].is_string());
-    assert!(ok, "{}", agent.logs());
+    activation_code(&agent);
     for kind in [
         json!({"status": 200, "body": "{not json"}),
         json!({"status": 200, "body": "<html>maintenance</html>"}),
@@ -287,12 +265,7 @@ fn a_check_url_answering_garbage_never_crashes_the_actor() {
     ] {
         sim.fault("check-registration", 1, kind);
     }
-    let ok = wait_until(WAIT, || {
-        sim.admin_get("/admin/requests")["routes"]["check-registration"]["count"]
-            .as_u64()
-            .unwrap_or(0)
-            >= 6
-    });
+    let ok = wait_until(WAIT, || sim.requests_on("check-registration") >= 6);
     assert!(ok, "polling goes on after bad answers: {}", agent.logs());
     let restarts: u64 = agent.status()["actors"]
         .as_array()

@@ -10,11 +10,13 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::data;
 use super::reply::Reply;
-use super::state::{MessageKind, Violation};
+use oibus_actors::protocol::RegistrationRequest;
+
+use super::state::{MessageKind, Records, Violation};
 use super::traffic::{FaultKind, RecordedHeaders, RequestRecord, Route, BASE};
 use super::validate::{self, Problems};
 use super::{lock, Sim};
@@ -341,20 +343,23 @@ fn register(sim: &Sim, exchange: &mut Exchange, req: &HttpRequest, body: &[u8]) 
             "body.oibusVersion: {body_version:?} differs from the User-Agent's OIBus version {agent_version:?}"
         )]);
     }
-    let empty = Map::new();
-    let fields = value.as_object().unwrap_or(&empty);
-    let registration = match lock(&sim.store).register(fields, exchange.now) {
+    let request: RegistrationRequest = match serde_json::from_value(value) {
+        Ok(request) => request,
+        Err(err) => return exchange.bad_request(&[format!("body: {err}")]),
+    };
+    let registration = match lock(&sim.store).register(request, exchange.now) {
         Ok(registration) => registration,
         Err(err) => return exchange.stored(Err(err), StatusCode::OK),
     };
-    tracing::info!(id = %registration.id, code = %registration.activation_code, oibus = %registration.oibus_id, "registration started");
-    exchange.agent = Some(registration.oibus_id.clone());
+    let request = &registration.request;
+    tracing::info!(id = %registration.id, code = %request.activation_code, oibus = %request.oibus_id, "registration started");
+    exchange.agent = Some(request.oibus_id.clone());
     // A path, not a URL: the agent puts its host and gateway prefix in front (§3.2).
     let redirect = format!("{BASE}check-registration?id={}", registration.id);
     let answer = json!({
         "redirectUrl": redirect,
         "expirationDate": iso(registration.expiration_date),
-        "activationCode": registration.activation_code,
+        "activationCode": registration.request.activation_code,
     });
     Reply::json(StatusCode::OK, &answer)
 }
@@ -383,7 +388,7 @@ fn check_registration(sim: &Sim, exchange: &mut Exchange, req: &HttpRequest) -> 
             &format!("registration {id} not found"),
         ),
         Ok(Some(registration)) => {
-            exchange.agent = Some(registration.oibus_id.clone());
+            exchange.agent = Some(registration.request.oibus_id.clone());
             let answer = json!({
                 "status": registration.status,
                 "expired": registration.expired(exchange.now),
@@ -428,7 +433,7 @@ fn statuses(sim: &Sim, exchange: &mut Exchange, req: &HttpRequest, body: &[u8]) 
         Ok(_) => Vec::new(),
         Err(reply) => return reply,
     };
-    let result = lock(&sim.store).record_statuses(agent(exchange), records, exchange.now);
+    let result = lock(&sim.store).record(Records::Statuses, agent(exchange), records, exchange.now);
     exchange.stored(result, StatusCode::OK)
 }
 
@@ -447,7 +452,12 @@ fn message(
         Ok(value) => value,
         Err(reply) => return reply,
     };
-    let result = lock(&sim.store).record_message(kind, agent(exchange), value, exchange.now);
+    let result = lock(&sim.store).record(
+        Records::Message(kind),
+        agent(exchange),
+        vec![value],
+        exchange.now,
+    );
     exchange.stored(result, StatusCode::OK)
 }
 
@@ -457,7 +467,7 @@ fn logs(sim: &Sim, exchange: &mut Exchange, req: &HttpRequest, body: &[u8]) -> R
         Ok(_) => Vec::new(),
         Err(reply) => return reply,
     };
-    let result = lock(&sim.store).record_logs(agent(exchange), records, exchange.now);
+    let result = lock(&sim.store).record(Records::Logs, agent(exchange), records, exchange.now);
     exchange.stored(result, StatusCode::NO_CONTENT)
 }
 

@@ -13,6 +13,8 @@ use rand::distributions::{Alphanumeric, DistString};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use oibus_actors::protocol::RegistrationRequest;
+
 use super::journal::Journal;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,13 +30,9 @@ pub enum RegistrationStatus {
 #[serde(rename_all = "camelCase")]
 pub struct Registration {
     pub id: String,
-    pub activation_code: String,
-    pub oibus_id: String,
-    pub oibus_name: String,
-    pub oibus_version: String,
-    pub oibus_os: String,
-    pub oibus_arch: String,
-    pub public_key: String,
+    /// The E1 body as the agent sent it.
+    #[serde(flatten)]
+    pub request: RegistrationRequest,
     pub created_at: DateTime<Utc>,
     pub expiration_date: DateTime<Utc>,
     pub status: RegistrationStatus,
@@ -205,7 +203,7 @@ impl State {
                 self.tokens.remove(token);
             } else {
                 self.tokens
-                    .insert(token.clone(), registration.oibus_id.clone());
+                    .insert(token.clone(), registration.request.oibus_id.clone());
             }
         }
         match self.registration_index.get(&registration.id) {
@@ -240,7 +238,9 @@ impl State {
             .registrations
             .iter()
             .filter(|other| {
-                other.oibus_id == registration.oibus_id && other.token.is_some() && !other.revoked
+                other.request.oibus_id == registration.request.oibus_id
+                    && other.token.is_some()
+                    && !other.revoked
             })
             .map(|other| {
                 let mut revoked = other.clone();
@@ -338,6 +338,14 @@ impl State {
     }
 }
 
+/// What [`Store::record`] keeps.
+#[derive(Clone, Copy, Debug)]
+pub enum Records {
+    Statuses,
+    Logs,
+    Message(MessageKind),
+}
+
 /// How an admin call names a registration.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -419,28 +427,16 @@ impl Store {
         self.commit(events)
     }
 
-    /// E1, after validation: `body` has the seven string fields.
+    /// E1, after validation.
     pub fn register(
         &mut self,
-        body: &Map<String, Value>,
+        request: RegistrationRequest,
         now: DateTime<Utc>,
     ) -> std::io::Result<Registration> {
-        let text = |key: &str| {
-            body.get(key)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
         let ttl = chrono::Duration::from_std(self.policy.ttl).unwrap_or(chrono::Duration::MAX);
         let registration = Registration {
             id: new_secret(20),
-            activation_code: text("activationCode"),
-            oibus_id: text("oibusId"),
-            oibus_name: text("oibusName"),
-            oibus_version: text("oibusVersion"),
-            oibus_os: text("oibusOs"),
-            oibus_arch: text("oibusArch"),
-            public_key: text("publicKey"),
+            request,
             created_at: now,
             expiration_date: now
                 .checked_add_signed(ttl)
@@ -473,7 +469,7 @@ impl Store {
                 .registrations
                 .iter()
                 .rev()
-                .find(|registration| &registration.activation_code == code),
+                .find(|registration| &registration.request.activation_code == code),
             _ => {
                 return Err(AdminError::BadRequest(
                     "give exactly one of \"id\" or \"activationCode\"".into(),
@@ -521,24 +517,25 @@ impl Store {
         selector: &Selector,
         now: DateTime<Utc>,
     ) -> Result<Registration, AdminError> {
-        self.refresh(now)?;
-        let registration = self.select(selector)?;
-        if registration.status == RegistrationStatus::Completed {
-            return Err(AdminError::Conflict(format!(
-                "registration {} is already completed",
-                registration.id
-            )));
-        }
-        let mut rejected = registration.clone();
-        rejected.status = RegistrationStatus::Rejected;
-        self.commit(vec![Event::Registration(rejected.clone())])?;
-        Ok(rejected)
+        self.amend_pending(selector, now, |r| r.status = RegistrationStatus::Rejected)
     }
 
     pub fn expire(
         &mut self,
         selector: &Selector,
         now: DateTime<Utc>,
+    ) -> Result<Registration, AdminError> {
+        self.amend_pending(selector, now, |r| {
+            r.expiration_date = r.expiration_date.min(now)
+        })
+    }
+
+    /// Applies `change` to a registration not completed yet and stores it.
+    fn amend_pending(
+        &mut self,
+        selector: &Selector,
+        now: DateTime<Utc>,
+        change: impl FnOnce(&mut Registration),
     ) -> Result<Registration, AdminError> {
         self.refresh(now)?;
         let registration = self.select(selector)?;
@@ -548,10 +545,10 @@ impl Store {
                 registration.id
             )));
         }
-        let mut expired = registration.clone();
-        expired.expiration_date = expired.expiration_date.min(now);
-        self.commit(vec![Event::Registration(expired.clone())])?;
-        Ok(expired)
+        let mut changed = registration.clone();
+        change(&mut changed);
+        self.commit(vec![Event::Registration(changed.clone())])?;
+        Ok(changed)
     }
 
     /// E3, dropping the malformed commands it serves.
@@ -611,71 +608,39 @@ impl Store {
         Ok(count)
     }
 
-    pub fn record_statuses(
+    /// E5 records, E8 log records, or an E6/E7 message body (`kind`), as `agent` sent them.
+    pub fn record(
         &mut self,
+        kind: Records,
         agent: &str,
-        records: Vec<Value>,
+        bodies: Vec<Value>,
         now: DateTime<Utc>,
     ) -> std::io::Result<()> {
-        let first = self.state.statuses.len() as u64;
-        self.commit(
-            received(first, agent, records, now)
-                .map(Event::Status)
-                .collect(),
-        )
-    }
-
-    pub fn record_logs(
-        &mut self,
-        agent: &str,
-        records: Vec<Value>,
-        now: DateTime<Utc>,
-    ) -> std::io::Result<()> {
-        let first = self.state.logs.len() as u64;
-        self.commit(
-            received(first, agent, records, now)
-                .map(Event::Log)
-                .collect(),
-        )
-    }
-
-    pub fn record_message(
-        &mut self,
-        kind: MessageKind,
-        agent: &str,
-        body: Value,
-        now: DateTime<Utc>,
-    ) -> std::io::Result<()> {
-        let seq = self.state.messages.len() as u64;
-        let received = Received {
+        let first = match kind {
+            Records::Statuses => self.state.statuses.len(),
+            Records::Logs => self.state.logs.len(),
+            Records::Message(_) => self.state.messages.len(),
+        } as u64;
+        let received = bodies.into_iter().zip(first..).map(|(body, seq)| Received {
             seq,
             agent: agent.to_owned(),
             at: now,
             body,
-        };
-        self.commit(vec![Event::Message(Message { kind, received })])
+        });
+        self.commit(
+            received
+                .map(|received| match kind {
+                    Records::Statuses => Event::Status(received),
+                    Records::Logs => Event::Log(received),
+                    Records::Message(kind) => Event::Message(Message { kind, received }),
+                })
+                .collect(),
+        )
     }
 
     pub fn record_violation(&mut self, violation: Violation) -> std::io::Result<()> {
         self.commit(vec![Event::Violation(violation)])
     }
-}
-
-fn received(
-    first: u64,
-    agent: &str,
-    records: Vec<Value>,
-    now: DateTime<Utc>,
-) -> impl Iterator<Item = Received> + '_ {
-    records
-        .into_iter()
-        .zip(first..)
-        .map(move |(body, seq)| Received {
-            seq,
-            agent: agent.to_owned(),
-            at: now,
-            body,
-        })
 }
 
 /// A random alphanumeric string (ids and tokens).
@@ -721,17 +686,18 @@ pub fn latest_statuses<'a>(records: impl Iterator<Item = &'a Received>) -> Map<S
 mod tests {
     use super::*;
 
-    fn policy(auto_complete: Option<Duration>) -> RegistrationPolicy {
-        RegistrationPolicy {
+    fn memory(auto_complete: Option<Duration>) -> Store {
+        let policy = RegistrationPolicy {
             ttl: Duration::from_secs(600),
             auto_complete,
-        }
+        };
+        Store::open(None, policy).unwrap()
     }
 
-    fn e1(code: &str, oibus_id: &str) -> Map<String, Value> {
-        let value = json!({"activationCode": code, "oibusId": oibus_id, "oibusName": "n", "oibusVersion": "3.8.8",
-                           "oibusOs": "Linux", "oibusArch": "x64", "publicKey": "-----BEGIN PUBLIC KEY-----"});
-        value.as_object().cloned().expect("literal object")
+    fn e1(code: &str, oibus_id: &str) -> RegistrationRequest {
+        serde_json::from_value(json!({"activationCode": code, "oibusId": oibus_id, "oibusName": "n",
+            "oibusVersion": "3.8.8", "oibusOs": "Linux", "oibusArch": "x64", "publicKey": "-----BEGIN PUBLIC KEY-----"}))
+        .unwrap()
     }
 
     fn by_code(code: &str) -> Selector {
@@ -741,28 +707,26 @@ mod tests {
         }
     }
 
-    fn status(id: &str, status: &str) -> Value {
-        json!({"id": id, "status": status})
+    fn statuses(records: &[(&str, &str)]) -> Vec<Value> {
+        records
+            .iter()
+            .map(|(id, status)| json!({"id": id, "status": status}))
+            .collect()
+    }
+
+    fn ids(values: &[&str]) -> Vec<Value> {
+        values.iter().map(|id| json!({ "id": id })).collect()
     }
 
     #[test]
     fn registration_completes_after_the_auto_complete_delay_only() {
-        let mut store =
-            Store::open(None, policy(Some(Duration::from_secs(2)))).expect("memory store");
+        let mut store = memory(Some(Duration::from_secs(2)));
         let t0 = Utc::now();
-        let registration = store
-            .register(&e1("abc123", "o1"), t0)
-            .expect("memory store");
-        let early = store
-            .check_registration(&registration.id, t0)
-            .expect("memory")
-            .expect("exists");
+        let id = store.register(e1("abc123", "o1"), t0).unwrap().id;
+        let early = store.check_registration(&id, t0).unwrap().unwrap();
         assert_eq!(early.status, RegistrationStatus::Pending);
         let later = t0 + chrono::Duration::seconds(2);
-        let done = store
-            .check_registration(&registration.id, later)
-            .expect("memory")
-            .expect("exists");
+        let done = store.check_registration(&id, later).unwrap().unwrap();
         assert_eq!(done.status, RegistrationStatus::Completed);
         let token = done.token.expect("completion gives a token");
         assert_eq!(store.state().agent_for_token(&token), Some("o1"));
@@ -770,166 +734,59 @@ mod tests {
 
     #[test]
     fn expired_registration_can_never_complete() {
-        let mut store =
-            Store::open(None, policy(Some(Duration::from_secs(2)))).expect("memory store");
+        let mut store = memory(Some(Duration::from_secs(2)));
         let t0 = Utc::now();
-        let registration = store
-            .register(&e1("abc123", "o1"), t0)
-            .expect("memory store");
-        store
-            .expire(&by_code("abc123"), t0)
-            .expect("pending registration");
+        let id = store.register(e1("abc123", "o1"), t0).unwrap().id;
+        store.expire(&by_code("abc123"), t0).unwrap();
         let later = t0 + chrono::Duration::seconds(5);
-        let seen = store
-            .check_registration(&registration.id, later)
-            .expect("memory")
-            .expect("exists");
+        let seen = store.check_registration(&id, later).unwrap().unwrap();
         assert!(seen.expired(later));
         assert_eq!(seen.status, RegistrationStatus::Pending);
-        assert!(matches!(
-            store.complete(&by_code("abc123"), later),
-            Err(AdminError::Conflict(_))
-        ));
+        let completed = store.complete(&by_code("abc123"), later);
+        assert!(matches!(completed, Err(AdminError::Conflict(_))));
     }
 
     #[test]
     fn completing_a_new_registration_revokes_the_old_token_of_the_same_oibus() {
-        let mut store = Store::open(None, policy(None)).expect("memory store");
+        let mut store = memory(None);
         let now = Utc::now();
-        store
-            .register(&e1("aaaaaa", "o1"), now)
-            .expect("memory store");
-        let first = store
-            .complete(&by_code("aaaaaa"), now)
-            .expect("pending")
-            .token
-            .expect("token");
-        store
-            .register(&e1("bbbbbb", "o1"), now)
-            .expect("memory store");
-        let second = store
-            .complete(&by_code("bbbbbb"), now)
-            .expect("pending")
-            .token
-            .expect("token");
-        assert_eq!(store.state().agent_for_token(&first), None);
-        assert_eq!(store.state().agent_for_token(&second), Some("o1"));
+        let mut tokens = Vec::new();
+        for code in ["aaaaaa", "bbbbbb"] {
+            store.register(e1(code, "o1"), now).unwrap();
+            tokens.push(store.complete(&by_code(code), now).unwrap().token.unwrap());
+        }
+        assert_eq!(store.state().agent_for_token(&tokens[0]), None);
+        assert_eq!(store.state().agent_for_token(&tokens[1]), Some("o1"));
     }
 
     #[test]
     fn command_leaves_pending_after_any_status_from_that_agent_only() {
-        let mut store = Store::open(None, policy(None)).expect("memory store");
+        let mut store = memory(None);
         let now = Utc::now();
-        store
-            .queue_commands(None, vec![json!({"id": "c1"}), json!({"id": "c2"})], now)
-            .expect("memory");
-        store
-            .record_statuses("a1", vec![status("c1", "RETRIEVED")], now)
-            .expect("memory");
-        assert_eq!(
-            store.pending_for("a1").expect("memory"),
-            vec![json!({"id": "c2"})]
-        );
-        assert_eq!(store.pending_for("a2").expect("memory").len(), 2);
+        store.queue_commands(None, ids(&["c1", "c2"]), now).unwrap();
+        let records = statuses(&[("c1", "RETRIEVED")]);
+        store.record(Records::Statuses, "a1", records, now).unwrap();
+        assert_eq!(store.pending_for("a1").unwrap(), ids(&["c2"]));
+        assert_eq!(store.pending_for("a2").unwrap().len(), 2);
     }
 
     #[test]
     fn malformed_command_is_served_once_then_dropped() {
-        let mut store = Store::open(None, policy(None)).expect("memory store");
-        let now = Utc::now();
-        store
-            .queue_commands(
-                None,
-                vec![json!({"id": 7}), json!("junk"), json!({"id": "ok"})],
-                now,
-            )
-            .expect("memory");
-        assert_eq!(store.pending_for("a1").expect("memory").len(), 3);
-        assert_eq!(
-            store.pending_for("a1").expect("memory"),
-            vec![json!({"id": "ok"})]
-        );
-        assert_eq!(
-            store.pending_for("a2").expect("memory"),
-            vec![json!({"id": "ok"})]
-        );
-    }
-
-    #[test]
-    fn cancelled_command_leaves_pending_and_is_listed_by_id() {
-        let mut store = Store::open(None, policy(None)).expect("memory store");
-        let now = Utc::now();
-        store
-            .queue_commands(None, vec![json!({"id": "c1"}), json!({"id": "c2"})], now)
-            .expect("memory");
-        store.cancel("c2").expect("queued");
-        assert_eq!(
-            store.pending_for("a1").expect("memory"),
-            vec![json!({"id": "c1"})]
-        );
-        let ids = vec!["c1".to_string(), "c2".to_string(), "zz".to_string()];
-        assert_eq!(
-            store.state().cancelled_among("a1", &ids),
-            vec![json!({"id": "c2"})]
-        );
-        assert!(matches!(store.cancel("zz"), Err(AdminError::NotFound(_))));
+        let mut store = memory(None);
+        let commands = vec![json!({"id": 7}), json!("junk"), json!({"id": "ok"})];
+        store.queue_commands(None, commands, Utc::now()).unwrap();
+        assert_eq!(store.pending_for("a1").unwrap().len(), 3);
+        assert_eq!(store.pending_for("a1").unwrap(), ids(&["ok"]));
+        assert_eq!(store.pending_for("a2").unwrap(), ids(&["ok"]));
     }
 
     #[test]
     fn command_for_one_agent_is_not_served_to_another() {
-        let mut store = Store::open(None, policy(None)).expect("memory store");
+        let mut store = memory(None);
         store
-            .queue_commands(Some("a1".into()), vec![json!({"id": "c1"})], Utc::now())
-            .expect("memory");
-        assert_eq!(store.pending_for("a1").expect("memory").len(), 1);
-        assert!(store.pending_for("a2").expect("memory").is_empty());
-    }
-
-    #[test]
-    fn latest_status_is_never_overridden_by_a_late_earlier_status() {
-        let mut store = Store::open(None, policy(None)).expect("memory store");
-        let now = Utc::now();
-        let records = vec![
-            status("c1", "RETRIEVED"),
-            status("c1", "COMPLETED"),
-            status("c1", "RETRIEVED"),
-        ];
-        store.record_statuses("a1", records, now).expect("memory");
-        let latest = latest_statuses(store.state().statuses().iter());
-        assert_eq!(latest["c1"]["status"], json!("COMPLETED"));
-        assert_eq!(latest["c1"]["seq"], json!(1));
-    }
-
-    #[test]
-    fn journal_replay_rebuilds_the_same_state() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let now = Utc::now();
-        let token = {
-            let mut store = Store::open(Some(dir.path()), policy(None)).expect("journal opens");
-            store
-                .register(&e1("abc123", "o1"), now)
-                .expect("journal write");
-            let token = store
-                .complete(&by_code("abc123"), now)
-                .expect("pending")
-                .token;
-            store
-                .queue_commands(None, vec![json!({"id": "c1"}), json!({"id": "c2"})], now)
-                .expect("journal");
-            store
-                .record_statuses("o1", vec![status("c1", "COMPLETED")], now)
-                .expect("journal");
-            store
-                .record_logs("o1", vec![json!({"message": "m"})], now)
-                .expect("journal");
-            token.expect("completed")
-        };
-        let mut store = Store::open(Some(dir.path()), policy(None)).expect("journal replays");
-        assert_eq!(store.state().agent_for_token(&token), Some("o1"));
-        assert_eq!(
-            store.pending_for("o1").expect("journal"),
-            vec![json!({"id": "c2"})]
-        );
-        assert_eq!(store.state().logs().len(), 1);
+            .queue_commands(Some("a1".into()), ids(&["c1"]), Utc::now())
+            .unwrap();
+        assert_eq!(store.pending_for("a1").unwrap().len(), 1);
+        assert!(store.pending_for("a2").unwrap().is_empty());
     }
 }

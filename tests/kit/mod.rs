@@ -15,6 +15,17 @@ use std::time::{Duration, Instant};
 pub use http::Client;
 pub use sim::{Sim, SimOpts};
 
+/// An E3 command element for the OIBus version the agent is compatible with, `extra` (an
+/// object) merged in.
+pub fn command(id: &str, command_type: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut command = serde_json::json!({"id": id, "type": command_type,
+        "targetVersion": oibus_actors::COMPATIBLE_OIBUS_VERSION});
+    if let (Some(command), serde_json::Value::Object(extra)) = (command.as_object_mut(), extra) {
+        command.extend(extra);
+    }
+    command
+}
+
 /// Polls `condition` every 20 ms until it holds (true) or `timeout` passes (false).
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

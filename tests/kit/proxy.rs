@@ -71,6 +71,7 @@ fn serve(mut client: TcpStream, expected: Option<String>, count: Arc<AtomicUsize
             return;
         }
     }
+    // The CONNECT tunnel: bytes both ways, so a raw TcpStream and not an HTTP client.
     let Ok(upstream) = TcpStream::connect(target) else {
         let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
         return;

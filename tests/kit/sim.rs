@@ -161,6 +161,14 @@ impl Sim {
         }
     }
 
+    /// A simulator that completes each registration `after` it starts (e.g. `"10ms"`).
+    pub fn auto_completing(after: &str) -> Sim {
+        Sim::start(SimOpts {
+            auto_complete: Some(after.into()),
+            ..SimOpts::default()
+        })
+    }
+
     /// A client that can reach this simulator (trusts its CA with `tls`).
     pub fn client(&self) -> &Client {
         &self.client
@@ -212,6 +220,32 @@ impl Sim {
         self.admin_ok("DELETE", path, None)
     }
 
+    /// Reads the admin listing `name` (`logs`, `messages` or `statuses`) from `since` on, `page`
+    /// items a request, handing each item to `each`; returns where the next read starts.
+    pub fn read_since(
+        &self,
+        name: &str,
+        since: u64,
+        page: usize,
+        mut each: impl FnMut(&Value),
+    ) -> u64 {
+        let key = if name == "messages" {
+            "messages"
+        } else {
+            "records"
+        };
+        let mut next = since;
+        loop {
+            let answer = self.admin_get(&format!("/admin/{name}?since={next}&limit={page}"));
+            let items = answer[key].as_array().cloned().unwrap_or_default();
+            items.iter().for_each(&mut each);
+            next = answer["next"].as_u64().unwrap_or(next);
+            if items.len() < page {
+                return next;
+            }
+        }
+    }
+
     /// Uploads an upgrade asset.
     pub fn put_asset(&self, asset_id: &str, bytes: Vec<u8>) -> Value {
         let response = self
@@ -241,6 +275,24 @@ impl Sim {
         array(&self.admin_get("/admin/violations"), "violations")
     }
 
+    pub fn assert_no_violations(&self) {
+        let v = self.violations();
+        assert!(v.is_empty(), "the simulator recorded violations: {v:#?}");
+    }
+
+    /// How many requests the simulator saw on `route` (a route name, e.g. `"logs"`).
+    pub fn requests_on(&self, route: &str) -> u64 {
+        self.admin_get("/admin/requests")["routes"][route]["count"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// `plain` encrypted for the first registered agent, as OIAnalytics sends a secret.
+    pub fn encrypt(&self, plain: &str) -> String {
+        let pem = self.agents()[0]["publicKey"].as_str().unwrap().to_owned();
+        oibus_actors::key_vault::encrypt_for(&pem, plain).expect("the agent key is SPKI PEM")
+    }
+
     pub fn agents(&self) -> Vec<Value> {
         array(&self.admin_get("/admin/agents"), "agents")
     }
@@ -253,22 +305,28 @@ impl Sim {
         )
     }
 
+    /// Registers an OIBus as an agent would (E1: the wire sample with `code` and `oibus_id`),
+    /// completes the registration, and returns its token.
+    pub fn register_oibus(&self, code: &str, oibus_id: &str) -> String {
+        let sample = include_str!("../../sim/wire-samples/e1-registration.json");
+        let mut body: Value = serde_json::from_str(sample).expect("the E1 sample is JSON");
+        body["activationCode"] = code.into();
+        body["oibusId"] = oibus_id.into();
+        let mut request = self.client.post(&self.oia_url("registration")).json(&body);
+        if let Some((name, value)) = &self.gateway_header {
+            request = request.header(name, value);
+        }
+        let response = request.send().expect("E1");
+        assert_eq!(response.status, 200, "E1: {}", response.text());
+        self.complete(code)["token"]
+            .as_str()
+            .expect("a completed registration has a token")
+            .to_owned()
+    }
+
     /// CPU time (user + system) the simulator process has used so far, from `/proc`.
     pub fn cpu_time(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .expect("/proc/<pid>/stat");
-        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .expect("stat format")
-            .1
-            .split_whitespace()
-            .collect();
-        let ticks: u64 =
-            fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-        // SAFETY: sysconf has no preconditions.
-        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        Duration::from_millis(ticks * 1000 / per_second)
+        Duration::from_secs_f64(super::procfs::cpu_seconds(self.child.id()))
     }
 
     /// What the simulator wrote to stderr so far (for failure messages).

@@ -18,7 +18,7 @@ mod proxy;
 mod tls;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::{
     cell::Cell,

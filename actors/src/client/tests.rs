@@ -22,18 +22,19 @@ use super::*;
 const MAX_CONNECTIONS: usize = 32;
 
 // ---------------------------------------------------------------------------------------------
-// Test kit: a one-request-per-connection HTTP/1.1 server and a CONNECT proxy.
+// Test kit: a one-request-per-connection HTTP/1.1 server (the other modules' tests use it too)
+// and a CONNECT proxy.
 
 #[derive(Debug, Clone)]
-struct Seen {
+pub(crate) struct Seen {
     method: String,
-    target: String,
+    pub(crate) target: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
 
 impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -41,7 +42,7 @@ impl Seen {
     }
 }
 
-struct Reply {
+pub(crate) struct Reply {
     status: u16,
     headers: Vec<(&'static str, String)>,
     body: Vec<u8>,
@@ -53,7 +54,7 @@ struct Reply {
 }
 
 impl Reply {
-    fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
+    pub(crate) fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
         Reply {
             status,
             headers: Vec::new(),
@@ -63,7 +64,7 @@ impl Reply {
         }
     }
 
-    fn json(value: serde_json::Value) -> Self {
+    pub(crate) fn json(value: serde_json::Value) -> Self {
         Reply::new(200, value.to_string()).header("content-type", "application/json")
     }
 
@@ -75,14 +76,16 @@ impl Reply {
 
 type Handler = Rc<dyn Fn(&Seen) -> Reply>;
 
-struct TestServer {
-    addr: SocketAddr,
+/// Raw on purpose, like the proxy: it records the request line and headers exactly as the
+/// client sent them, and answers unframed, chunked or never, which a server framework would not.
+pub(crate) struct TestServer {
+    pub(crate) addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
     task: JoinHandle<()>,
 }
 
 impl TestServer {
-    async fn start(handler: impl Fn(&Seen) -> Reply + 'static) -> Self {
+    pub(crate) async fn start(handler: impl Fn(&Seen) -> Reply + 'static) -> Self {
         Self::start_with(None, handler).await
     }
 
@@ -121,7 +124,7 @@ impl TestServer {
         TestServer { addr, seen, task }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
@@ -129,7 +132,7 @@ impl TestServer {
         self.seen.lock().expect("lock").clone()
     }
 
-    fn only_request(&self) -> Seen {
+    pub(crate) fn only_request(&self) -> Seen {
         let seen = self.seen();
         assert_eq!(seen.len(), 1, "exactly one request expected: {seen:?}");
         seen[0].clone()
@@ -292,6 +295,7 @@ impl TestProxy {
                         return;
                     }
                     let target = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+                    // The CONNECT tunnel: bytes both ways, so a raw TcpStream and not an HTTP client.
                     let Ok(mut upstream) = TcpStream::connect(target).await else {
                         let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
                         return;

@@ -284,6 +284,10 @@ struct Shared {
     written_below: AtomicU64,
     /// No report numbered below this one waits: the flush reads from here.
     pending_from: AtomicU64,
+    /// How many reports wait and how many commands are open, kept in step with every write so
+    /// that a `/metrics` scrape reads two numbers instead of scanning (counted once at open).
+    reports_waiting: AtomicU64,
+    commands_open: AtomicU64,
 }
 
 impl Journal {
@@ -292,15 +296,37 @@ impl Journal {
     pub fn open(store: Store) -> Result<Journal, StoreError> {
         migrate_reports(&store)?;
         let next = next_report_number(&store)?;
-        Ok(Journal {
+        let waiting = store
+            .scan_raw(Cf::Reports, REPORT_PREFIX, usize::MAX)?
+            .len();
+        let journal = Journal {
             inner: Arc::new(Shared {
                 store,
                 next_report: Mutex::new(next),
                 written_below: AtomicU64::new(next),
                 // The first flush finds the oldest waiting report.
                 pending_from: AtomicU64::new(0),
+                reports_waiting: AtomicU64::new(waiting as u64),
+                commands_open: AtomicU64::new(0),
             }),
-        })
+        };
+        // Also drops the dangling open-index entries, so the count starts exact.
+        let open = journal.open_commands(usize::MAX)?.len();
+        journal
+            .inner
+            .commands_open
+            .store(open as u64, Ordering::Release);
+        Ok(journal)
+    }
+
+    /// Status reports waiting for OIAnalytics' acknowledgement.
+    pub fn reports_waiting(&self) -> u64 {
+        self.inner.reports_waiting.load(Ordering::Acquire)
+    }
+
+    /// Commands RETRIEVED or RUNNING.
+    pub fn commands_open(&self) -> u64 {
+        self.inner.commands_open.load(Ordering::Acquire)
     }
 
     pub fn store(&self) -> &Store {
@@ -355,17 +381,35 @@ impl Journal {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let mut number = *next_report;
+        let (mut opened, mut closed) = (0, 0);
         for record in records.iter_mut() {
             if reporting == Reporting::Report {
                 record.report = Some(number);
                 batch.put(Cf::Reports, &report_key(number), &record.status_record())?;
                 number += 1;
             }
+            // Only this record's writer touches its index entry: what is there now stays until
+            // the batch lands.
+            let was_open = self
+                .store()
+                .get_raw(Cf::Commands, &open_key(record.seq))?
+                .is_some();
+            match (was_open, record.status.is_terminal()) {
+                (false, false) => opened += 1,
+                (true, true) => closed += 1,
+                _ => {}
+            }
             stage(&mut batch, record)?;
         }
         self.store().write(batch, durability)?;
+        let written = number - *next_report;
         *next_report = number;
         self.inner.written_below.store(number, Ordering::Release);
+        self.inner
+            .reports_waiting
+            .fetch_add(written, Ordering::AcqRel);
+        self.inner.commands_open.fetch_add(opened, Ordering::AcqRel);
+        decrement(&self.inner.commands_open, closed);
         Ok(())
     }
 
@@ -389,9 +433,11 @@ impl Journal {
                 Some(Some(record)) if !record.status.is_terminal() => out.push(record),
                 // A dangling index entry (its record was quarantined or is already terminal):
                 // drop it so it cannot hide the next command.
-                _ => self
-                    .store()
-                    .delete(Cf::Commands, &key, Durability::Buffered)?,
+                _ => {
+                    self.store()
+                        .delete(Cf::Commands, &key, Durability::Buffered)?;
+                    decrement(&self.inner.commands_open, 1);
+                }
             }
         }
         Ok(out)
@@ -476,9 +522,11 @@ impl Journal {
             oldest.get_or_insert(number);
             match serde_json::from_slice(&bytes) {
                 Ok(record) => out.push(PendingReport { number, record }),
-                Err(e) => self
-                    .store()
-                    .quarantine(Cf::Reports, &key, &bytes, &e.to_string())?,
+                Err(e) => {
+                    self.store()
+                        .quarantine(Cf::Reports, &key, &bytes, &e.to_string())?;
+                    decrement(&self.inner.reports_waiting, 1);
+                }
             }
         }
         // Nothing found: every report written before the scan began was acknowledged.
@@ -494,11 +542,26 @@ impl Journal {
         reports: impl IntoIterator<Item = &'a PendingReport>,
     ) -> Result<(), StoreError> {
         let mut batch = self.store().batch();
+        let mut acked = 0;
         for report in reports {
-            batch.delete(Cf::Reports, &report_key(report.number));
+            let key = report_key(report.number);
+            // A report acknowledged twice is counted once.
+            if self.store().get_raw(Cf::Reports, &key)?.is_some() {
+                acked += 1;
+            }
+            batch.delete(Cf::Reports, &key);
         }
-        self.store().write(batch, Durability::Buffered)
+        self.store().write(batch, Durability::Buffered)?;
+        decrement(&self.inner.reports_waiting, acked);
+        Ok(())
     }
+}
+
+/// Lowers a count without wrapping below zero.
+fn decrement(count: &AtomicU64, by: u64) {
+    let _ = count.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+        Some(n.saturating_sub(by))
+    });
 }
 
 /// The latest report of one command within a flush, and the older ones of the same command it
@@ -887,6 +950,52 @@ mod tests {
             Some(2),
             "a record names its latest report"
         );
+    }
+
+    #[test]
+    fn the_waiting_report_and_open_command_counts_match_a_scan_after_writes_and_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let scanned = |journal: &Journal| {
+            let reports = journal.pending_reports(usize::MAX).unwrap().len() as u64;
+            let open = journal.open_commands(usize::MAX).unwrap().len() as u64;
+            assert_eq!(
+                (journal.reports_waiting(), journal.commands_open()),
+                (reports, open)
+            );
+            (reports, open)
+        };
+        let journal = Journal::open(Store::open(&path).unwrap()).unwrap();
+        let mut errored = retrieved(2, "bad");
+        errored.status = Status::Errored;
+        let mut records = [retrieved(0, "a"), retrieved(1, "b"), errored];
+        journal.insert(&mut records).unwrap();
+        assert_eq!(scanned(&journal), (3, 2));
+        let running = records[0].transition(Transition::Start, "t1").unwrap();
+        let silent = Reporting::Silent;
+        let batch = journal.store().batch();
+        journal
+            .commit(batch, &mut [running.clone()], silent, Durability::Buffered)
+            .unwrap();
+        assert_eq!(scanned(&journal), (3, 2), "RUNNING is still open");
+        let done = running.transition(Transition::Finish(Ok("ok".into())), "t2");
+        let cancelled = records[1].transition(Transition::Cancel, "t3");
+        let mut ended = [done.unwrap(), cancelled.unwrap()];
+        let batch = journal.store().batch();
+        journal
+            .commit(batch, &mut ended, Reporting::Report, Durability::Buffered)
+            .unwrap();
+        assert_eq!(scanned(&journal), (5, 0));
+        let reports = journal.pending_reports(usize::MAX).unwrap();
+        journal.ack_reports(&reports[..2]).unwrap();
+        journal.ack_reports(&reports[..2]).unwrap();
+        assert_eq!(scanned(&journal), (3, 0), "a repeated ack is counted once");
+        journal.insert(&mut [retrieved(3, "c")]).unwrap();
+        journal.sync().unwrap();
+        drop(journal);
+
+        let reopened = Journal::open(Store::open(&path).unwrap()).unwrap();
+        assert_eq!(scanned(&reopened), (4, 1));
     }
 
     fn retrieved(seq: u64, id: &str) -> CommandRecord {

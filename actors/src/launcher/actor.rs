@@ -677,22 +677,10 @@ mod tests {
 
     #[actix_rt::test]
     async fn health_answer_from_another_version_is_not_healthy() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        std::thread::spawn(move || {
-            use std::io::{Read, Write};
-            for stream in listener.incoming().take(2) {
-                let mut s = stream.unwrap();
-                let mut buf = [0u8; 1024];
-                let _ = s.read(&mut buf);
-                let body = r#"{"status":"ok","version":"1.0.0"}"#;
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
+        use crate::client::tests::{Reply, TestServer};
+        let answer = serde_json::json!({"status": "ok", "version": "1.0.0"});
+        let server = TestServer::start(move |_| Reply::json(answer.clone())).await;
+        let addr = server.addr;
         assert_eq!(check_health(addr, Some("v1.0.0".into())).await, Ok(()));
         let err = check_health(addr, Some("2.0.0".into())).await.unwrap_err();
         assert!(err.contains("runs version \"1.0.0\""), "{err}");

@@ -291,6 +291,7 @@ pub fn verify_binary(binary: &Path, version: &str, timeout: Duration) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::tests::{Reply, TestServer};
     use crate::upgrade::Step;
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
@@ -520,29 +521,6 @@ mod tests {
         assert!(!layout.update_dir().join("asset-old.zip").exists());
     }
 
-    /// One HTTP exchange on loopback: answers `status` with `body`; returns the request head.
-    fn serve_once(status: u16, body: Vec<u8>) -> (String, std::thread::JoinHandle<String>) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let handle = std::thread::spawn(move || {
-            use std::io::BufRead;
-            let (stream, _) = listener.accept().unwrap();
-            let mut reader = std::io::BufReader::new(stream);
-            let mut head = String::new();
-            while reader.read_line(&mut head).unwrap() > 2 && !head.ends_with("\r\n\r\n") {}
-            let mut stream = reader.into_inner();
-            write!(
-                stream,
-                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            )
-            .unwrap();
-            stream.write_all(&body).unwrap();
-            head
-        });
-        (url, handle)
-    }
-
     fn oia_client(url: &str) -> OiaClient {
         let settings = crate::client::ClientSettings::new(url);
         crate::client::ClientFactory::new(std::sync::Arc::new(settings))
@@ -554,11 +532,12 @@ mod tests {
     async fn asset_is_downloaded_with_the_token_and_staged() {
         let tmp = tempfile::tempdir().unwrap();
         let zip = asset(tmp.path(), &script("echo oibus-agent 2.1.0"));
-        let (url, server) = serve_once(200, fs::read(&zip).unwrap());
+        let body = fs::read(&zip).unwrap();
+        let server = TestServer::start(move |_| Reply::new(200, body.clone())).await;
         let layout = layout(tmp.path());
         let token = Secret::new("tok-9".to_string());
         let marker = download_and_stage(
-            &oia_client(&url),
+            &oia_client(&server.url()),
             &token,
             &request("2.1.0"),
             &layout,
@@ -567,12 +546,12 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(marker.step, Step::Staged);
-        let head = server.join().unwrap();
-        assert!(
-            head.starts_with("GET /api/oianalytics/oibus/upgrade/asset?assetId=asset-7 "),
-            "{head}"
+        let seen = server.only_request();
+        let asset = "/api/oianalytics/oibus/upgrade/asset?assetId=asset-7";
+        assert_eq!(
+            (seen.target.as_str(), seen.header("authorization")),
+            (asset, Some("Bearer tok-9"))
         );
-        assert!(head.contains("Bearer tok-9"), "{head}");
         assert!(layout.staged_bin().is_file());
         let left: Vec<_> = fs::read_dir(layout.update_dir())
             .unwrap()
@@ -589,11 +568,11 @@ mod tests {
     #[actix_rt::test]
     async fn asset_answering_404_stages_nothing() {
         let tmp = tempfile::tempdir().unwrap();
-        let (url, server) = serve_once(404, b"no such asset".to_vec());
+        let server = TestServer::start(|_| Reply::new(404, "no such asset")).await;
         let layout = layout(tmp.path());
         let token = Secret::new("t".to_string());
         let err = download_and_stage(
-            &oia_client(&url),
+            &oia_client(&server.url()),
             &token,
             &request("2.1.0"),
             &layout,
@@ -601,7 +580,6 @@ mod tests {
         )
         .await
         .unwrap_err();
-        server.join().unwrap();
         assert!(err.to_string().contains("404 - no such asset"), "{err}");
         assert!(read_marker(&layout.marker()).unwrap().is_none());
         assert_eq!(fs::read_dir(layout.update_dir()).unwrap().count(), 0);
