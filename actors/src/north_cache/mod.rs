@@ -290,13 +290,16 @@ impl NorthCache {
                 Ok(true)
             })?;
         }
-        // Content keys exist for every live sequence, whatever its area.
+        // Content keys exist for every live sequence, whatever its area. The clock (µs) is a
+        // floor so that an emptied cache does not hand out the names of entries OIAnalytics
+        // may still show from an earlier search.
         let mut content_prefix = cache.inner.prefix.clone();
         content_prefix.push(b'd');
         let last = store
             .last_key(Cf::NorthCache, &content_prefix)?
             .and_then(|k| keys::seq_of(&k));
-        let next = last.map_or(0, |s| s.saturating_add(1));
+        let clock = u64::try_from(Utc::now().timestamp_micros()).unwrap_or(0);
+        let next = last.map_or(0, |s| s.saturating_add(1)).max(clock);
         cache.inner.next_seq.store(next, Ordering::Relaxed);
         {
             let mut st = lock(&cache.inner.state);
@@ -466,8 +469,8 @@ impl NorthCache {
             if let Some((_, first)) = picked.first() {
                 if first.content_type == ContentType::Any
                     || meta.content_type != first.content_type
-                    || elements + meta.number_of_element > max_elements
-                    || bytes + meta.content_size > MAX_BATCH_BYTES
+                    || elements.saturating_add(meta.number_of_element) > max_elements
+                    || bytes.saturating_add(meta.content_size) > MAX_BATCH_BYTES
                 {
                     return Ok(false);
                 }

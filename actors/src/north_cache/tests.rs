@@ -426,10 +426,18 @@ fn destroy_removes_every_entry_of_its_owner_only() {
     let batch = a.next_batch().unwrap().unwrap();
     a.failed(&batch, "x").unwrap();
     a.append(&values(2, 2), "s").unwrap();
+    let old = a.search(&SearchQuery::default()).unwrap();
+    let old_names = [names(&old, "cache"), names(&old, "error")].concat();
     NorthCache::destroy(&store, a.owner()).unwrap();
     let reopened = north(&store, settings(100));
     assert_eq!(reopened.stats(), CacheStats::default());
     assert!(reopened.next_batch().unwrap().is_none());
+    reopened.append(&values(0, 1), "s").unwrap();
+    let fresh = names(&reopened.search(&SearchQuery::default()).unwrap(), "cache");
+    assert!(
+        !old_names.contains(&fresh[0]),
+        "an emptied cache does not reuse names"
+    );
     assert_eq!(b.next_batch().unwrap().unwrap().elements, 2);
     assert_eq!(h.next_batch().unwrap().unwrap().elements, 2);
 }
@@ -442,14 +450,22 @@ fn a_corrupt_record_is_quarantined_rather_than_failing_the_queue() {
         cache.append(&values(i, 1), "s").unwrap();
     }
     let prefix = keys::owner_prefix(cache.owner());
+    let seqs: Vec<u64> = names(&cache.search(&SearchQuery::default()).unwrap(), "cache")
+        .iter()
+        .map(|name| keys::seq_of_name(name).unwrap())
+        .collect();
     // Metadata of the first entry and content of the second are damaged.
     let mut damage = store.batch();
     damage.put_raw(
         Cf::NorthCache,
-        &keys::meta_key(&prefix, Area::Cache, 0),
+        &keys::meta_key(&prefix, Area::Cache, seqs[0]),
         b"{not json",
     );
-    damage.put_raw(Cf::NorthCache, &keys::content_key(&prefix, 1), b"garbage");
+    damage.put_raw(
+        Cf::NorthCache,
+        &keys::content_key(&prefix, seqs[1]),
+        b"garbage",
+    );
     store.write(damage, Durability::Sync).unwrap();
     let before = store.quarantined();
     let reopened = north(&store, settings(100));
