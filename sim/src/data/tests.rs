@@ -2,7 +2,6 @@ use std::io::Write as _;
 
 use actix_web::http::StatusCode;
 use actix_web::{test as atest, web};
-use serde_json::Map;
 
 use super::*;
 use crate::state::Selector;
@@ -130,9 +129,16 @@ fn registered_sim() -> (web::Data<Sim>, String) {
     let sim = web::Data::new(Sim::for_tests());
     let token = {
         let mut store = lock(&sim.store);
-        let mut body = Map::new();
-        body.insert("oibusId".into(), json!("agent-1"));
-        let registration = store.register(&body, Utc::now()).unwrap();
+        let request = oibus_actors::protocol::RegistrationRequest {
+            activation_code: "code01".into(),
+            oibus_id: "agent-1".into(),
+            oibus_name: "agent".into(),
+            oibus_version: "3.8.8".into(),
+            oibus_os: "Linux".into(),
+            oibus_arch: "x64".into(),
+            public_key: String::new(),
+        };
+        let registration = store.register(request, Utc::now()).unwrap();
         let selector = Selector {
             id: Some(registration.id),
             activation_code: None,
