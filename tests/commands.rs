@@ -285,7 +285,7 @@ fn refused_and_malformed_commands_end_errored_with_the_reason() {
     sim.queue(&json!([
         wrong_version,
         command("p1", "create-ip-filter", json!({"commandContent": {"address": "1.2.3.4", "description": ""}})),
-        command("u1", "test-south-connection", json!({"southConnectorId": "s", "commandContent": {}})),
+        command("u1", "test-south-item", json!({"southConnectorId": "s", "itemId": "i", "commandContent": {}})),
         command("t1", "brew-coffee", json!({})),
         command("m1", "update-scan-mode", json!({"scanModeId": 7, "commandContent": {}})),
         {"type": "restart-engine", "targetVersion": VERSION},
@@ -307,7 +307,7 @@ fn refused_and_malformed_commands_end_errored_with_the_reason() {
         ),
         (
             "u1",
-            "test-south-connection is not supported by oibus-agent".into(),
+            "test-south-item is not supported by oibus-agent".into(),
         ),
         (
             "t1",

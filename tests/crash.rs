@@ -394,13 +394,13 @@ impl Plan {
                 self.expect(
                     id,
                     "ERRORED",
-                    "test-south-connection is not supported by oibus-agent".into(),
-                    "test-south-connection (unsupported)".into(),
+                    "test-south-item is not supported by oibus-agent".into(),
+                    "test-south-item (unsupported)".into(),
                 );
                 command(
                     id,
-                    "test-south-connection",
-                    json!({"southConnectorId": "none", "commandContent": {}}),
+                    "test-south-item",
+                    json!({"southConnectorId": "none", "itemId": "none", "commandContent": {}}),
                 )
             }
             _ => {

@@ -202,7 +202,9 @@ fn data_plane_figures() {
         let mut tick = actix_rt::time::interval(Duration::from_millis(10));
         for _ in 0..reads {
             tick.tick().await;
-            router.dispatch(origin(), &batch(&mut seq)).expect("dispatch");
+            router
+                .dispatch(origin(), &batch(&mut seq))
+                .expect("dispatch");
         }
         let steady = wait_async(Duration::from_secs(60), || {
             received(&sim)["values"].as_u64().unwrap_or(0) >= (reads * BATCH) as u64

@@ -165,6 +165,20 @@ fn files_dropped_in_a_folder_reach_oianalytics_through_commands_only() {
             "commandContent": {"start": null, "end": null, "nameContains": null, "maxNumberOfFilesReturned": 100}})),
     ]));
     assert_eq!(completed(&sim, &agent, "t1")["result"], r#"{"items":[]}"#);
+    let south = named(&entities(&agent)["southConnectors"], "drop-folder")[0]["id"].clone();
+    sim.queue(&json!([command(
+        "t3",
+        "test-south-connection",
+        json!({"southConnectorId": south,
+        "commandContent": {"type": "folder-scanner", "settings": {}}})
+    )]));
+    let tested: Value = serde_json::from_str(
+        completed(&sim, &agent, "t3")["result"]
+            .as_str()
+            .unwrap_or_default(),
+    )
+    .expect("the test result is JSON");
+    assert_eq!(tested["items"][0]["key"], "Folder", "{tested}");
     let search: Value = serde_json::from_str(
         completed(&sim, &agent, "t2")["result"]
             .as_str()
@@ -273,6 +287,10 @@ fn a_setpoint_is_cached_by_a_console_north_and_refused_by_a_disabled_one() {
     );
     let refused = terminal(&sim, &agent, "p2");
     assert_eq!(refused["status"], "ERRORED", "{refused}");
+    assert_eq!(
+        refused["result"],
+        format!(r#"North connector "{off}" disabled"#)
+    );
 }
 
 #[test]

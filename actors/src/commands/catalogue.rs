@@ -467,6 +467,7 @@ impl CommandType {
                 | UpdateCustomTransformer
                 | DeleteCustomTransformer
                 | TestNorthConnection
+                | TestSouthConnection
                 | Setpoint
                 | SearchNorthCacheContent
                 | GetNorthCacheFileContent
@@ -705,8 +706,9 @@ mod tests {
             .iter()
             .filter(|t| t.is_supported())
             .collect();
-        assert_eq!(supported.len(), 40);
-        assert!(!CommandType::TestSouthConnection.is_supported());
+        assert_eq!(supported.len(), 41);
+        assert!(CommandType::TestSouthConnection.is_supported());
+        assert!(!CommandType::TestSouthItem.is_supported());
         assert!(CommandType::Setpoint.is_supported());
         assert!(CommandType::TestNorthConnection.is_supported());
         assert!(CommandType::CreateCustomTransformer.is_supported());

@@ -54,6 +54,7 @@ impl DataCommand {
         matches!(
             command_type,
             TestNorthConnection
+                | TestSouthConnection
                 | Setpoint
                 | SearchNorthCacheContent
                 | GetNorthCacheFileContent
@@ -475,7 +476,7 @@ impl DataFlow {
         .map_err(|e| e.to_string())?;
         let Some(caching) = caching else {
             return Err(match &owner {
-                CacheOwner::North(id) => format!("North connector \"{id}\" not found"),
+                CacheOwner::North(id) => format!("North \"{id}\" not found"),
                 CacheOwner::History(id) => format!("History query \"{id}\" not found"),
             });
         };
@@ -549,8 +550,8 @@ impl DataFlow {
                 Ok(Some(north)) if !NorthDriver::supports(&north.connector_type) => {
                     north_unsupported(&north.connector_type)
                 }
-                Ok(Some(north)) => format!("North connector \"{}\" is not enabled", north.name),
-                _ => format!("North connector \"{id}\" not found"),
+                Ok(Some(_)) => format!("North connector \"{id}\" disabled"),
+                _ => format!("North \"{id}\" not found"),
             });
         };
         let json = Value::Array(elements.clone()).to_string();
@@ -579,7 +580,7 @@ impl DataFlow {
         let north = match self.entities.get::<NorthConnector>(id) {
             Ok(Some(north)) => north,
             Ok(None) => {
-                let missing = format!("North connector \"{id}\" not found");
+                let missing = format!("North \"{id}\" not found");
                 return Box::pin(async move { Err(missing) });
             }
             Err(e) => {
@@ -588,6 +589,25 @@ impl DataFlow {
             }
         };
         let driver = NorthDriver::new(&north, &self.ctx);
+        Box::pin(async move {
+            let result = driver?.test_connection().await?;
+            Ok(result.to_string())
+        })
+    }
+
+    /// `test-south-connection` with the stored south's settings; a test never touches the
+    /// running connector (its own driver, its own connection).
+    fn test_south(&self, command: &DataCommand) -> ResponseFuture<Result<String, String>> {
+        let id = command
+            .fields
+            .get("southConnectorId")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let driver = match self.entities.get::<SouthConnector>(id) {
+            Ok(Some(south)) => SouthDriver::new(&south, &self.ctx.store),
+            Ok(None) => Err(format!("South \"{id}\" not found")),
+            Err(e) => Err(e.to_string()),
+        };
         Box::pin(async move {
             let result = driver?.test_connection().await?;
             Ok(result.to_string())
@@ -661,6 +681,7 @@ impl Handler<DataCommand> for DataFlow {
     fn handle(&mut self, command: DataCommand, _: &mut Context<Self>) -> Self::Result {
         let outcome = match command.command_type {
             CommandType::TestNorthConnection => return self.test_north(&command),
+            CommandType::TestSouthConnection => return self.test_south(&command),
             CommandType::Setpoint => self.setpoint(&command),
             _ => self.run_cache_command(&command),
         };

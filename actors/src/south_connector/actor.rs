@@ -9,7 +9,9 @@ use std::time::Instant;
 use actix::prelude::*;
 use serde::Serialize;
 
+use super::driver::{commit, ReadSummary};
 use super::{items_of, SouthDriver};
+use crate::content::Content;
 use crate::data_flow::router::Router;
 use crate::data_flow::transform::ItemIndex;
 use crate::entities::SouthConnector;
@@ -80,57 +82,56 @@ impl SouthConnectorActor {
         }
     }
 
-    fn read(&mut self, item_id: String, ctx: &mut Context<Self>) {
-        let (south, items, driver, router) = (
+    /// Read `unit` (one item, or every due item of a scan mode for drivers that batch).
+    fn read(&mut self, unit: String, item_ids: Vec<String>, ctx: &mut Context<Self>) {
+        let fut = self.driver.clone().read(
             self.south.clone(),
+            item_ids,
             self.items.clone(),
-            self.driver.clone(),
             self.router.clone(),
         );
-        let id = item_id.clone();
-        let fut = actix_rt::task::spawn_blocking(move || {
-            let item = south.items.iter().find(|i| i.id == id);
-            match item {
-                Some(item) => driver.read_blocking(&south.id, item, &items, &router),
-                None => Ok(Default::default()),
-            }
-        });
-        ctx.spawn(fut.into_actor(self).map(move |joined, act, _| {
-            act.reading.remove(&item_id);
-            let outcome = joined.unwrap_or_else(|e| Err(format!("the read panicked: {e}")));
-            SouthReadFinished {
-                south: &act.status.name,
-                item: &item_id,
-                outcome: outcome.as_ref().map(|s| s.read).map_err(String::as_str),
-                repeated: outcome.as_ref().err() == act.status.last_error.as_ref(),
-            }
-            .emit();
-            match outcome {
-                Ok(summary) => {
-                    act.status.reads += 1;
-                    act.status.read_elements += summary.read as u64;
-                    act.status.cached += summary.cached as u64;
-                    act.status.state = "running";
-                    act.status.last_error = None;
-                    if summary.read > 0 {
-                        act.status.last_read = Some(crate::protocol::iso_now());
-                    }
-                }
-                Err(error) => {
-                    act.status.errors += 1;
-                    act.status.state = "error";
-                    act.status.last_error = Some(error);
-                }
-            }
+        ctx.spawn(fut.into_actor(self).map(move |outcome, act, _| {
+            act.reading.remove(&unit);
+            act.finished(&unit, outcome);
         }));
+    }
+
+    fn finished(&mut self, unit: &str, outcome: Result<ReadSummary, String>) {
+        SouthReadFinished {
+            south: &self.status.name,
+            item: unit,
+            outcome: outcome.as_ref().map(|s| s.read).map_err(String::as_str),
+            repeated: outcome.as_ref().err() == self.status.last_error.as_ref(),
+        }
+        .emit();
+        match outcome {
+            Ok(summary) => {
+                self.status.reads += 1;
+                self.status.read_elements += summary.read as u64;
+                self.status.cached += summary.cached as u64;
+                self.status.state = "running";
+                self.status.last_error = None;
+                if summary.read > 0 {
+                    self.status.last_read = Some(crate::protocol::iso_now());
+                }
+            }
+            Err(error) => {
+                self.status.errors += 1;
+                self.status.state = "error";
+                self.status.last_error = Some(error);
+            }
+        }
     }
 }
 
 impl Actor for SouthConnectorActor {
     type Context = Context<Self>;
 
-    fn started(&mut self, _: &mut Context<Self>) {
+    fn started(&mut self, ctx: &mut Context<Self>) {
         tracing::info!(south = %self.status.name, r#type = %self.status.south_type, "south connector started");
+        // Subscription drivers push what they receive as `Received`.
+        self.driver
+            .subscribe(&self.south, ctx.address().recipient());
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -144,8 +145,17 @@ impl Handler<ScanTick> for SouthConnectorActor {
         let due: Vec<String> = items_of(&self.south, &tick.scan_mode_id)
             .map(|i| i.id.clone())
             .collect();
-        for item_id in due {
-            if !self.reading.insert(item_id.clone()) {
+        if due.is_empty() {
+            return;
+        }
+        // A work unit is an item, or every due item of the scan mode for drivers that batch.
+        let units: Vec<(String, Vec<String>)> = if self.driver.reads_per_item() {
+            due.into_iter().map(|id| (id.clone(), vec![id])).collect()
+        } else {
+            vec![(format!("scan mode {}", tick.scan_mode_id), due)]
+        };
+        for (unit, item_ids) in units {
+            if !self.reading.insert(unit.clone()) {
                 self.status.skipped += 1;
                 // Once an hour, as OIBus warns.
                 let warn = self
@@ -156,14 +166,45 @@ impl Handler<ScanTick> for SouthConnectorActor {
                 }
                 ScanSkipped {
                     south: &self.status.name,
-                    item: &item_id,
+                    item: &unit,
                     warn,
                 }
                 .emit();
                 continue;
             }
-            self.read(item_id, ctx);
+            self.read(unit, item_ids, ctx);
         }
+    }
+}
+
+/// What a subscription received: committed to the caches, then acknowledged with `ack` (an
+/// MQTT PUBACK, for example), so nothing is acknowledged that a crash could lose.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Received {
+    pub content: Content,
+    /// Told once the content is committed; never called if the commit fails.
+    pub ack: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl Handler<Received> for SouthConnectorActor {
+    type Result = ();
+    fn handle(&mut self, received: Received, ctx: &mut Context<Self>) {
+        let fut = commit(
+            self.router.clone(),
+            self.south.id.clone(),
+            self.items.clone(),
+            received.content,
+        );
+        let ack = received.ack;
+        ctx.spawn(fut.into_actor(self).map(move |outcome, act, _| {
+            if outcome.is_ok() {
+                if let Some(ack) = ack {
+                    ack();
+                }
+            }
+            act.finished("subscription", outcome);
+        }));
     }
 }
 

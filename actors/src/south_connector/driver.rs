@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use actix::Recipient;
+use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 
 use crate::connectors::south_folder_scanner::FolderScanner;
@@ -12,6 +14,8 @@ use crate::data_flow::transform::{ItemIndex, Origin};
 use crate::entities::{SouthConnector, SouthItem};
 use crate::store::Store;
 
+use super::actor::Received;
+
 /// What a south of `south_type` that this agent cannot run says.
 pub fn unsupported(south_type: &str) -> String {
     format!("South type '{south_type}' is not supported by this agent")
@@ -20,6 +24,32 @@ pub fn unsupported(south_type: &str) -> String {
 #[derive(Clone)]
 pub enum SouthDriver {
     FolderScanner(Arc<FolderScanner>),
+}
+
+/// Commit what an async driver read (values, messages) to the caches in one synced batch, on a
+/// blocking thread. `read` is how many values or messages that is.
+pub async fn commit(
+    router: Router,
+    south_id: String,
+    items: Arc<ItemIndex>,
+    content: Content,
+) -> Result<ReadSummary, String> {
+    let read = content.elements();
+    let done = actix_rt::task::spawn_blocking(move || {
+        let origin = Origin::South {
+            south_id: &south_id,
+            items: &items,
+        };
+        router.dispatch(origin, &content)
+    })
+    .await
+    .map_err(|e| format!("the cache commit panicked: {e}"))?
+    .map_err(|e| format!("cannot cache what was read: {e}"))?;
+    Ok(ReadSummary {
+        read,
+        cached: done.cached,
+        dropped_full: done.dropped_full,
+    })
 }
 
 /// What one read of one item gave.
@@ -46,9 +76,49 @@ impl SouthDriver {
         south_type == "folder-scanner"
     }
 
-    /// Read `item` and commit what it gave to the caches, then acknowledge the read. Blocking:
-    /// run it on a blocking thread.
-    pub fn read_blocking(
+    /// Whether each item is its own work unit (OIBus's `SOUTH_SINGLE_ITEMS`: files, queries),
+    /// rather than every due item of a scan mode in one read (registers, nodes).
+    pub fn reads_per_item(&self) -> bool {
+        match self {
+            SouthDriver::FolderScanner(_) => true,
+        }
+    }
+
+    /// Start what a subscription driver receives on its own (none of the polling ones).
+    pub fn subscribe(&self, _south: &SouthConnector, _sink: Recipient<Received>) {
+        match self {
+            SouthDriver::FolderScanner(_) => {}
+        }
+    }
+
+    /// Read items `item_ids` of `south`, commit what they gave to the caches (one synced
+    /// batch per read, on a blocking thread), then acknowledge the read.
+    pub fn read(
+        self,
+        south: Arc<SouthConnector>,
+        item_ids: Vec<String>,
+        items: Arc<ItemIndex>,
+        router: Router,
+    ) -> LocalBoxFuture<'static, Result<ReadSummary, String>> {
+        match self {
+            SouthDriver::FolderScanner(_) => Box::pin(async move {
+                let read = actix_rt::task::spawn_blocking(move || {
+                    let mut total = ReadSummary::default();
+                    for item in south.items.iter().filter(|i| item_ids.contains(&i.id)) {
+                        let one = self.read_blocking(&south.id, item, &items, &router)?;
+                        total.read += one.read;
+                        total.cached += one.cached;
+                        total.dropped_full += one.dropped_full;
+                    }
+                    Ok(total)
+                });
+                read.await
+                    .unwrap_or_else(|e| Err(format!("the read panicked: {e}")))
+            }),
+        }
+    }
+
+    fn read_blocking(
         &self,
         south_id: &str,
         item: &SouthItem,
@@ -86,10 +156,14 @@ impl SouthDriver {
         }
     }
 
-    /// `test-south-connection`.
-    pub fn test_connection(&self) -> Result<Value, String> {
+    /// `test-south-connection`: `{items: [{key, value}]}`, as the connector's OIBus test gives.
+    pub fn test_connection(self) -> LocalBoxFuture<'static, Result<Value, String>> {
         match self {
-            SouthDriver::FolderScanner(scanner) => scanner.test_connection(),
+            SouthDriver::FolderScanner(scanner) => Box::pin(async move {
+                actix_rt::task::spawn_blocking(move || scanner.test_connection())
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the test panicked: {e}")))
+            }),
         }
     }
 
