@@ -125,13 +125,11 @@ impl Router {
                 }
             }
         }
-        if batch.is_empty() {
-            done.dropped_full = staged.iter().filter(|(_, s)| s.dropped).count();
-            return Ok(done);
+        if !batch.is_empty() {
+            self.store
+                .write(batch, Durability::Sync)
+                .map_err(CacheError::from)?;
         }
-        self.store
-            .write(batch, Durability::Sync)
-            .map_err(CacheError::from)?;
         let mut woken: Vec<&str> = Vec::new();
         for (north, s) in &staged {
             north.cache.committed(s);
@@ -158,5 +156,134 @@ impl Router {
             }
         }
         Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use actix::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::content::TimeValue;
+    use crate::data_flow::transform::ItemIndex;
+    use crate::entities::transformers::{Transformer, TransformerDefinition};
+    use crate::entities::Audit;
+    use crate::north_cache::{CacheOwner, CachingSettings};
+
+    static WOKEN: AtomicUsize = AtomicUsize::new(0);
+
+    struct Counter;
+    impl Actor for Counter {
+        type Context = Context<Self>;
+    }
+    impl Handler<CacheGrew> for Counter {
+        type Result = ();
+        fn handle(&mut self, _: CacheGrew, _: &mut Context<Self>) {
+            WOKEN.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn north(
+        store: &Store,
+        id: &str,
+        caching: serde_json::Value,
+        entries: &[serde_json::Value],
+    ) -> Arc<NorthRoute> {
+        let settings = CachingSettings::from_value(&caching).unwrap();
+        let ignore = Transformer {
+            id: "ign".into(),
+            input_type: "any".into(),
+            output_type: "any".into(),
+            definition: TransformerDefinition::Standard {
+                function_name: "ignore".into(),
+            },
+            audit: Audit::new("", ""),
+        };
+        Arc::new(NorthRoute {
+            north_id: id.into(),
+            name: id.into(),
+            cache: NorthCache::open(store, CacheOwner::North(id.into()), settings).unwrap(),
+            accepts: &[ContentType::TimeValues],
+            routing: Routing::new(entries, &[ignore]).unwrap(),
+            wake: Counter.start().recipient(),
+        })
+    }
+
+    fn values(n: usize) -> Content {
+        Content::Values {
+            kind: ContentType::TimeValues,
+            values: (0..n)
+                .map(|i| TimeValue {
+                    point_id: format!("p{i}"),
+                    timestamp: "2026-01-01T00:00:00.000Z".into(),
+                    data: json!({"value": i}),
+                })
+                .collect(),
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_read_reaches_every_north_that_takes_it_in_one_commit_and_wakes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let ignored = [
+            json!({"transformerId": "ign", "source": {"type": "south", "southId": "s", "items": []}}),
+        ];
+        let (a, b, muted) = (
+            north(&store, "a", json!({}), &[]),
+            north(&store, "b", json!({}), &[]),
+            north(&store, "muted", json!({}), &ignored),
+        );
+        let router = Router::new(store.clone());
+        router.set(vec![a.clone(), b.clone(), muted.clone()]);
+        let items = ItemIndex::default();
+        let origin = Origin::South {
+            south_id: "s",
+            items: &items,
+        };
+        let done = router.dispatch(origin, &values(3)).unwrap();
+        assert_eq!(done.cached, 6);
+        assert_eq!(a.cache.stats().cache_elements, 3);
+        assert_eq!(b.cache.stats().cache_elements, 3);
+        assert_eq!(muted.cache.stats().cache_entries, 0);
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(
+            WOKEN.load(Ordering::SeqCst),
+            2,
+            "the ignoring north is not woken"
+        );
+        // Committed: a reopened cache sees the same content.
+        drop(router);
+        let reopened = NorthCache::open(
+            &store,
+            CacheOwner::North("a".into()),
+            CachingSettings::from_value(&json!({})).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(reopened.stats().cache_elements, 3);
+    }
+
+    #[actix_rt::test]
+    async fn a_full_cache_drops_and_counts_without_failing_the_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        // maxSize is in MB.
+        let small = north(&store, "small", json!({"throttling": {"maxSize": 1}}), &[]);
+        let router = Router::new(store.clone());
+        router.set(vec![small.clone()]);
+        let items = ItemIndex::default();
+        let origin = || Origin::South {
+            south_id: "s",
+            items: &items,
+        };
+        // About 1.3 MB of values: accepted, and the cache is then past 1 MB.
+        let first = router.dispatch(origin(), &values(20_000)).unwrap();
+        assert_eq!((first.cached, first.dropped_full), (20_000, 0));
+        let done = router.dispatch(origin(), &values(10)).unwrap();
+        assert_eq!((done.cached, done.dropped_full), (0, 1));
+        assert_eq!(small.cache.stats().dropped, 1);
     }
 }

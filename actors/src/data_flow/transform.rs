@@ -189,6 +189,7 @@ impl Routing {
             Origin::Setpoint => return vec![(self.setpoint.map(|i| &self.transforms[i]), content)],
             Origin::South { south_id, items } => (south_id, items),
         };
+        let per_item = !self.item_level.is_empty() || !self.group_level.is_empty();
         let Content::Values {
             kind: ContentType::TimeValues,
             values,
@@ -198,6 +199,15 @@ impl Routing {
             let index = self.resolve(south_id, None);
             return vec![(index.map(|i| &self.transforms[i]), content)];
         };
+        if !per_item {
+            // Only south-level entries: the whole read takes one transformer.
+            let index = self.south_level.get(south_id).copied();
+            let content = Content::Values {
+                kind: ContentType::TimeValues,
+                values,
+            };
+            return vec![(index.map(|i| &self.transforms[i]), content)];
+        }
         let mut parts: Vec<(Option<usize>, Vec<TimeValue>)> = Vec::new();
         for value in values {
             let index = self.resolve(south_id, items.get(&value.point_id));
