@@ -60,7 +60,16 @@ fn folder_south(id: &str, folder: &Path) -> Value {
 
 /// Start a registered agent with a folder south and an OIA north; returns the folder.
 fn flow(sim: &Sim, home: &AgentHome, retry_count: u32) -> (Agent, tempfile::TempDir) {
-    let agent = registered(home, &[]);
+    flow_with_env(sim, home, retry_count, &[])
+}
+
+fn flow_with_env(
+    sim: &Sim,
+    home: &AgentHome,
+    retry_count: u32,
+    env: &[(&str, &str)],
+) -> (Agent, tempfile::TempDir) {
+    let agent = registered(home, env);
     let folder = tempfile::tempdir().expect("a temp folder");
     sim.queue(&json!([
         every_second("f1"),
@@ -240,6 +249,37 @@ fn an_outage_is_held_in_the_cache_and_drains_after_recovery_and_a_400_moves_to_e
         "Cache updated successfully"
     );
     wait_received(&sim, &agent, &["refused.csv".to_owned()]);
+}
+
+#[test]
+fn a_north_that_dies_is_started_again_alone_and_its_cache_still_drains() {
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let (agent, folder) = flow_with_env(
+        &sim,
+        &home,
+        3,
+        &[("OIBUS_AGENT_FAILPOINT", "north:panic-once")],
+    );
+    drop_file(
+        folder.path(),
+        "before.csv",
+        "the north panics on its first send",
+    );
+    wait_received(&sim, &agent, &["before.csv".to_owned()]);
+    assert!(
+        agent
+            .logs()
+            .contains("north connector stopped unexpectedly; starting it again"),
+        "{}",
+        agent.logs()
+    );
+    // The south kept running: only the north was restarted.
+    let status = agent.status();
+    assert_eq!(
+        status["data_flow"]["souths"][0]["state"], "running",
+        "{status}"
+    );
 }
 
 #[test]

@@ -18,7 +18,8 @@ macro_rules! read {
     }};
 }
 
-/// Whether `OIBUS_AGENT_FAILPOINT` names `name`: the launcher then SIGKILLs itself there.
+/// Whether `OIBUS_AGENT_FAILPOINT` names `name`: the launcher then SIGKILLs itself there (or,
+/// for `north:panic-once`, the first north to send panics).
 pub fn failpoint_armed(name: &str) -> bool {
     read!("OIBUS_AGENT_FAILPOINT").is_some_and(|v| v == name)
 }

@@ -34,6 +34,10 @@ use crate::store::Durability;
 use crate::supervision::{ChildGuard, Stop};
 use crate::AgentContext;
 
+/// How often the DataFlow looks for connector actors that died: also the delay before one
+/// that keeps dying is started again.
+const LIVENESS_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The stored connectors changed: start, restart or stop what differs.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
@@ -655,6 +659,8 @@ impl Actor for DataFlow {
         if let Err(e) = self.reconcile(ctx) {
             tracing::error!(error = %e, "cannot read the connectors; the data plane starts empty");
         }
+        // A connector whose actor died (a panic in a handler) is started again, alone.
+        ctx.run_interval(LIVENESS_CHECK, |act, ctx| act.restart_dead(ctx));
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -663,6 +669,37 @@ impl Actor for DataFlow {
         }
         for south in self.souths.values() {
             south.addr.do_send(Stop);
+        }
+    }
+}
+
+impl DataFlow {
+    fn restart_dead(&mut self, ctx: &mut Context<Self>) {
+        let dead_norths: Vec<String> = self
+            .norths
+            .iter()
+            .filter(|(_, n)| !n.addr.connected())
+            .map(|(id, _)| id.clone())
+            .collect();
+        let dead_souths: Vec<String> = self
+            .souths
+            .iter()
+            .filter(|(_, s)| !s.addr.connected())
+            .map(|(id, _)| id.clone())
+            .collect();
+        if dead_norths.is_empty() && dead_souths.is_empty() {
+            return;
+        }
+        for id in &dead_norths {
+            tracing::error!(north = %id, "north connector stopped unexpectedly; starting it again");
+            self.norths.remove(id);
+        }
+        for id in &dead_souths {
+            tracing::error!(south = %id, "south connector stopped unexpectedly; starting it again");
+            self.souths.remove(id);
+        }
+        if let Err(e) = self.reconcile(ctx) {
+            tracing::error!(error = %e, "cannot read the connectors; retrying at the next check");
         }
     }
 }

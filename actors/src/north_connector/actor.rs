@@ -91,6 +91,13 @@ impl NorthConnectorActor {
         if self.retry_timer.is_some() || !self.flight.try_start() {
             return;
         }
+        // The supervision test: the first north to send in this process dies here.
+        static PANICKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if crate::test_hooks::failpoint_armed("north:panic-once")
+            && !PANICKED.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("failpoint north:panic-once");
+        }
         let batch = match self.cache.next_batch() {
             Ok(Some(batch)) => batch,
             Ok(None) => {
