@@ -29,19 +29,10 @@ const BENCHES: [(&str, fn()); 3] = [
     ),
 ];
 
-/// Runs every figure, or those whose name contains one of the arguments. Flags (cargo passes
-/// `--bench`) are not filters.
+mod common;
+
 fn main() {
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    for (name, run) in BENCHES {
-        if filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())) {
-            println!("== {name}");
-            run();
-        }
-    }
+    common::run(&BENCHES);
 }
 
 fn counting_throughput_on_one_thread() {

@@ -16,17 +16,10 @@ const BENCHES: [(&str, fn()); 2] = [
     ("queue_1m_values_then_drain", queue_1m_values_then_drain),
 ];
 
+mod common;
+
 fn main() {
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    for (name, run) in BENCHES {
-        if filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())) {
-            println!("== {name}");
-            run();
-        }
-    }
+    common::run(&BENCHES);
 }
 
 fn bench_dir() -> tempfile::TempDir {

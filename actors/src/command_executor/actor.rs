@@ -377,7 +377,7 @@ impl CommandExecutor {
             }
             CommandType::UpdateVersion => self.update_version(record, started),
             CommandType::RegenerateCipherKeys => self.regenerate_keys(record, started),
-            t if DataCommand::handles(t) => self.data_command(t, record, started),
+            t if t.runs_on_data_plane() => self.data_command(t, record, started),
             _ => self.configure(command_type, record, started),
         }
     }

@@ -466,7 +466,16 @@ impl CommandType {
                 | CreateCustomTransformer
                 | UpdateCustomTransformer
                 | DeleteCustomTransformer
-                | TestNorthConnection
+        ) || self.runs_on_data_plane()
+    }
+
+    /// The commands the running data plane answers (`data_flow::DataCommand`): tests,
+    /// setpoints and the cache commands.
+    pub fn runs_on_data_plane(self) -> bool {
+        use CommandType::*;
+        matches!(
+            self,
+            TestNorthConnection
                 | TestSouthConnection
                 | Setpoint
                 | SearchNorthCacheContent

@@ -27,8 +27,7 @@ use crate::north_connector::{
     NorthStatus, Tick,
 };
 use crate::south_connector::{
-    driver::unsupported as south_unsupported, scan_modes, GetSouthStatus, ScanTick,
-    SouthConnectorActor, SouthDriver, SouthStatus,
+    scan_modes, GetSouthStatus, ScanTick, SouthConnectorActor, SouthDriver, SouthStatus,
 };
 use crate::store::Durability;
 use crate::supervision::{ChildGuard, Stop};
@@ -49,25 +48,6 @@ pub struct Reconcile;
 pub struct DataCommand {
     pub command_type: CommandType,
     pub fields: Map<String, Value>,
-}
-
-impl DataCommand {
-    /// Whether the DataFlow runs commands of this type.
-    pub fn handles(command_type: CommandType) -> bool {
-        use CommandType::*;
-        matches!(
-            command_type,
-            TestNorthConnection
-                | TestSouthConnection
-                | Setpoint
-                | SearchNorthCacheContent
-                | GetNorthCacheFileContent
-                | UpdateNorthCacheContent
-                | SearchHistoryCacheContent
-                | GetHistoryCacheFileContent
-                | UpdateHistoryCacheContent
-        )
-    }
 }
 
 #[derive(Debug, Message)]
@@ -103,6 +83,51 @@ struct RunningSouth {
     fingerprint: u64,
     addr: Addr<SouthConnectorActor>,
     scan_modes: Vec<String>,
+}
+
+/// What the reconcile loop needs of a running connector.
+trait Running {
+    fn fingerprint(&self) -> u64;
+    fn stop(&self);
+}
+
+impl Running for RunningNorth {
+    fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+    fn stop(&self) {
+        self.addr.do_send(Stop);
+    }
+}
+
+impl Running for RunningSouth {
+    fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+    fn stop(&self) {
+        self.addr.do_send(Stop);
+    }
+}
+
+/// A stored connector, as the status lists it.
+struct Listed<'a> {
+    kind: &'static str,
+    id: &'a str,
+    name: &'a str,
+    connector_type: &'a str,
+    enabled: bool,
+}
+
+impl Listed<'_> {
+    fn not_running(&self, reason: String) -> NotRunning {
+        NotRunning {
+            kind: self.kind,
+            id: self.id.to_owned(),
+            name: self.name.to_owned(),
+            connector_type: self.connector_type.to_owned(),
+            reason,
+        }
+    }
 }
 
 pub struct DataFlow {
@@ -174,7 +199,14 @@ impl DataFlow {
                     .map_err(|e| e.to_string())?;
                 ended += 1;
             }
-            self.not_running("history", &query.id, &query.name, &query.south_type, reason);
+            let listed = Listed {
+                kind: "history",
+                id: &query.id,
+                name: &query.name,
+                connector_type: &query.south_type,
+                enabled: true,
+            };
+            self.not_running.push(listed.not_running(reason));
         }
         if ended > 0 {
             self.ctx
@@ -187,91 +219,94 @@ impl DataFlow {
         Ok(())
     }
 
-    fn not_running(&mut self, kind: &'static str, id: &str, name: &str, t: &str, reason: String) {
-        self.not_running.push(NotRunning {
-            kind,
-            id: id.to_owned(),
-            name: name.to_owned(),
-            connector_type: t.to_owned(),
-            reason,
-        });
+    /// Stop the running connectors of `running` that are no longer wanted or whose stored
+    /// form changed (`wanted`: id → fingerprint of the enabled ones); returns their ids.
+    fn stop_stale<R: Running>(
+        running: &mut HashMap<String, R>,
+        wanted: &HashMap<&str, u64>,
+    ) -> Vec<String> {
+        let stale: Vec<String> = running
+            .iter()
+            .filter(|(id, r)| wanted.get(id.as_str()) != Some(&r.fingerprint()))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &stale {
+            if let Some(r) = running.remove(id) {
+                r.stop();
+            }
+        }
+        stale
+    }
+
+    /// Start `connector` with `start` unless it runs already; a connector that is disabled or
+    /// cannot start is listed with why.
+    fn start_if_needed<R: Running>(
+        running: &mut HashMap<String, R>,
+        not_running: &mut Vec<NotRunning>,
+        connector: Listed<'_>,
+        start: impl FnOnce() -> Result<R, String>,
+    ) {
+        if running.contains_key(connector.id) {
+            return;
+        }
+        let outcome = if connector.enabled {
+            start()
+        } else {
+            Err("disabled".to_owned())
+        };
+        match outcome {
+            Ok(r) => {
+                running.insert(connector.id.to_owned(), r);
+            }
+            Err(reason) => {
+                if connector.enabled {
+                    tracing::warn!(kind = connector.kind, name = %connector.name, reason = %reason,
+                        "connector not started");
+                }
+                not_running.push(connector.not_running(reason));
+            }
+        }
     }
 
     fn reconcile_norths(&mut self, norths: &[NorthConnector], transformers: &[Transformer]) {
-        let wanted: HashMap<&str, (&NorthConnector, u64)> = norths
+        let transformers_json = serde_json::to_value(transformers).unwrap_or_default();
+        let fp = |n: &NorthConnector| {
+            fingerprint(&[
+                &serde_json::to_value(n).unwrap_or_default(),
+                &transformers_json,
+            ])
+        };
+        let wanted: HashMap<&str, u64> = norths
             .iter()
             .filter(|n| n.enabled)
-            .map(|n| {
-                (
-                    n.id.as_str(),
-                    (
-                        n,
-                        fingerprint(&[
-                            &serde_json::to_value(n).unwrap_or_default(),
-                            &serde_json::to_value(transformers).unwrap_or_default(),
-                        ]),
-                    ),
-                )
-            })
+            .map(|n| (n.id.as_str(), fp(n)))
             .collect();
-        let stale: Vec<String> = self
-            .norths
-            .iter()
-            .filter(|(id, r)| {
-                wanted
-                    .get(id.as_str())
-                    .is_none_or(|(_, fp)| *fp != r.fingerprint)
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in stale {
-            if let Some(running) = self.norths.remove(&id) {
-                running.addr.do_send(Stop);
-            }
+        for id in Self::stop_stale(&mut self.norths, &wanted) {
             if !norths.iter().any(|n| n.id == id) {
-                if let Err(e) = NorthCache::destroy(&self.ctx.store, &CacheOwner::North(id.clone()))
-                {
+                let owner = CacheOwner::North(id.clone());
+                if let Err(e) = NorthCache::destroy(&self.ctx.store, &owner) {
                     tracing::warn!(north = %id, error = %e, "cannot remove the deleted north's cache");
                 }
             }
         }
         for north in norths {
-            if !north.enabled {
-                self.not_running(
-                    "north",
-                    &north.id,
-                    &north.name,
-                    &north.connector_type,
-                    "disabled".into(),
-                );
-                continue;
-            }
-            if self.norths.contains_key(&north.id) {
-                continue;
-            }
-            let fp = wanted.get(north.id.as_str()).map_or(0, |(_, fp)| *fp);
-            match self.start_north(north, transformers, fp) {
-                Ok(running) => {
-                    self.norths.insert(north.id.clone(), running);
-                }
-                Err(reason) => {
-                    tracing::warn!(north = %north.name, reason = %reason, "north connector not started");
-                    self.not_running(
-                        "north",
-                        &north.id,
-                        &north.name,
-                        &north.connector_type,
-                        reason,
-                    );
-                }
-            }
+            let listed = Listed {
+                kind: "north",
+                id: &north.id,
+                name: &north.name,
+                connector_type: &north.connector_type,
+                enabled: north.enabled,
+            };
+            let ctx = &self.ctx;
+            let start = || Self::start_north(ctx, north, transformers, fp(north));
+            Self::start_if_needed(&mut self.norths, &mut self.not_running, listed, start);
         }
         let routes = self.norths.values().map(|r| r.route.clone()).collect();
         self.router.set(routes);
     }
 
     fn start_north(
-        &self,
+        ctx: &AgentContext,
         north: &NorthConnector,
         transformers: &[Transformer],
         fingerprint: u64,
@@ -282,9 +317,9 @@ impl DataFlow {
         let settings =
             CachingSettings::from_value(&north.caching).map_err(|e| format!("caching: {e}"))?;
         let routing = Routing::new(&north.transformers, transformers)?;
-        let driver = NorthDriver::new(north, &self.ctx)?;
+        let driver = NorthDriver::new(north, ctx)?;
         let cache = NorthCache::open(
-            &self.ctx.store,
+            &ctx.store,
             CacheOwner::North(north.id.clone()),
             settings.clone(),
         )
@@ -314,71 +349,30 @@ impl DataFlow {
     }
 
     fn reconcile_souths(&mut self, souths: &[SouthConnector]) {
-        let stale: Vec<String> = self
-            .souths
+        let wanted: HashMap<&str, u64> = souths
             .iter()
-            .filter(|(id, r)| {
-                souths
-                    .iter()
-                    .find(|s| &s.id == *id && s.enabled)
-                    .is_none_or(|s| fingerprint(&[s]) != r.fingerprint)
-            })
-            .map(|(id, _)| id.clone())
+            .filter(|s| s.enabled)
+            .map(|s| (s.id.as_str(), fingerprint(&[s])))
             .collect();
-        for id in stale {
-            if let Some(running) = self.souths.remove(&id) {
-                running.addr.do_send(Stop);
-            }
-        }
+        Self::stop_stale(&mut self.souths, &wanted);
         for south in souths {
-            if !south.enabled {
-                self.not_running(
-                    "south",
-                    &south.id,
-                    &south.name,
-                    &south.connector_type,
-                    "disabled".into(),
-                );
-                continue;
-            }
-            if self.souths.contains_key(&south.id) {
-                continue;
-            }
-            if !SouthDriver::supports(&south.connector_type) {
-                let reason = south_unsupported(&south.connector_type);
-                self.not_running(
-                    "south",
-                    &south.id,
-                    &south.name,
-                    &south.connector_type,
-                    reason,
-                );
-                continue;
-            }
-            match SouthDriver::new(south, &self.ctx.store) {
-                Ok(driver) => {
-                    let addr = SouthConnectorActor::new(south.clone(), driver, self.router.clone())
-                        .start();
-                    self.souths.insert(
-                        south.id.clone(),
-                        RunningSouth {
-                            fingerprint: fingerprint(&[south]),
-                            addr,
-                            scan_modes: scan_modes(south),
-                        },
-                    );
-                }
-                Err(reason) => {
-                    tracing::warn!(south = %south.name, reason = %reason, "south connector not started");
-                    self.not_running(
-                        "south",
-                        &south.id,
-                        &south.name,
-                        &south.connector_type,
-                        reason,
-                    );
-                }
-            }
+            let listed = Listed {
+                kind: "south",
+                id: &south.id,
+                name: &south.name,
+                connector_type: &south.connector_type,
+                enabled: south.enabled,
+            };
+            let (store, router) = (&self.ctx.store, &self.router);
+            let start = || {
+                let driver = SouthDriver::new(south, store)?;
+                Ok(RunningSouth {
+                    fingerprint: fingerprint(&[south]),
+                    addr: SouthConnectorActor::new(south.clone(), driver, router.clone()).start(),
+                    scan_modes: scan_modes(south),
+                })
+            };
+            Self::start_if_needed(&mut self.souths, &mut self.not_running, listed, start);
         }
     }
 

@@ -371,6 +371,20 @@ mod tests {
         ])
     }
 
+    /// The parts of `content` read by south `s1`, with their transformers.
+    fn from_s1(routing: &Routing, content: Content) -> Vec<(Option<Transform>, Content)> {
+        let items = items();
+        let origin = Origin::South {
+            south_id: "s1",
+            items: &items,
+        };
+        routing
+            .partition(origin, content)
+            .into_iter()
+            .map(|(t, c)| (t.cloned(), c))
+            .collect()
+    }
+
     #[test]
     fn item_level_wins_over_group_which_wins_over_south() {
         let routing = Routing::new(
@@ -382,18 +396,11 @@ mod tests {
             &known(),
         )
         .unwrap();
-        let items = items();
-        let parts = routing.partition(
-            Origin::South {
-                south_id: "s1",
-                items: &items,
-            },
-            values(&["a", "b", "c", "unknown"]),
-        );
-        let summary: Vec<(Option<Transform>, usize)> = parts
-            .into_iter()
-            .map(|(t, c)| (t.cloned(), c.elements()))
-            .collect();
+        let summary: Vec<(Option<Transform>, usize)> =
+            from_s1(&routing, values(&["a", "b", "c", "unknown"]))
+                .into_iter()
+                .map(|(t, c)| (t, c.elements()))
+                .collect();
         assert_eq!(
             summary,
             vec![
@@ -439,17 +446,10 @@ mod tests {
             &known(),
         )
         .unwrap();
-        let items = items();
-        let parts = routing.partition(
-            Origin::South {
-                south_id: "s1",
-                items: &items,
-            },
-            values(&["a"]),
-        );
+        let parts = from_s1(&routing, values(&["a"]));
         assert_eq!(
             parts[0].0,
-            Some(&Transform::TimeValuesToOianalytics {
+            Some(Transform::TimeValuesToOianalytics {
                 precision: Precision::Hr
             })
         );
@@ -480,17 +480,8 @@ mod tests {
             &known,
         )
         .unwrap();
-        let items = items();
-        let (transform, content) = routing
-            .partition(
-                Origin::South {
-                    south_id: "s1",
-                    items: &items,
-                },
-                values(&["a"]),
-            )
-            .remove(0);
-        let error = apply(transform, content, &[ContentType::TimeValues]).unwrap_err();
+        let (transform, content) = from_s1(&routing, values(&["a"])).remove(0);
+        let error = apply(transform.as_ref(), content, &[ContentType::TimeValues]).unwrap_err();
         assert!(error.contains("'my js' is not supported"), "{error}");
         let (setpoint, _) = routing
             .partition(Origin::Setpoint, values(&["x"]))
