@@ -351,7 +351,7 @@ impl DataFlow {
                 );
                 continue;
             }
-            match SouthDriver::new(south, &self.ctx.store) {
+            match SouthDriver::new(south, &self.ctx) {
                 Ok(driver) => {
                     let addr = SouthConnectorActor::new(south.clone(), driver, self.router.clone())
                         .start();
@@ -604,7 +604,7 @@ impl DataFlow {
             .and_then(Value::as_str)
             .unwrap_or_default();
         let driver = match self.entities.get::<SouthConnector>(id) {
-            Ok(Some(south)) => SouthDriver::new(&south, &self.ctx.store),
+            Ok(Some(south)) => SouthDriver::new(&south, &self.ctx),
             Ok(None) => Err(format!("South \"{id}\" not found")),
             Err(e) => Err(e.to_string()),
         };
