@@ -514,9 +514,11 @@ fn parse_url(url: &str) -> Result<(String, u16, bool), String> {
     let (tls, default_port) = match scheme.to_ascii_lowercase().as_str() {
         "mqtt" | "tcp" => (false, 1883),
         "mqtts" | "tls" | "ssl" => (true, 8883),
-        "ws" | "wss" => return Err(format!(
+        "ws" | "wss" => {
+            return Err(format!(
             "{url:?}: MQTT over WebSockets is not supported by this agent; use mqtt:// or mqtts://"
-        )),
+        ))
+        }
         other => {
             return Err(format!(
                 "{url:?}: scheme {other:?} is not mqtt:// or mqtts://"
