@@ -5,8 +5,9 @@
 set -euo pipefail
 
 need_apt=()
-# libclang for RocksDB's bindgen, a C++ compiler for RocksDB itself.
-for pkg in libclang-dev clang g++ make pkg-config curl "$@"; do
+# libclang for RocksDB's bindgen, a C++ compiler for RocksDB itself; mosquitto, the broker the
+# MQTT tests start.
+for pkg in libclang-dev clang g++ make pkg-config curl mosquitto "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

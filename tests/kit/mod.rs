@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod http;
 pub mod load;
+pub mod mosquitto;
 pub mod procfs;
 pub mod proxy;
 pub mod service;

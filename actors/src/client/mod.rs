@@ -15,7 +15,7 @@
 
 mod error;
 mod proxy;
-mod tls;
+pub(crate) mod tls;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -363,9 +363,9 @@ impl DataFlow {
                 connector_type: &south.connector_type,
                 enabled: south.enabled,
             };
-            let (store, router) = (&self.ctx.store, &self.router);
+            let (agent, router) = (&self.ctx, &self.router);
             let start = || {
-                let driver = SouthDriver::new(south, store)?;
+                let driver = SouthDriver::new(south, agent)?;
                 Ok(RunningSouth {
                     fingerprint: fingerprint(&[south]),
                     addr: SouthConnectorActor::new(south.clone(), driver, router.clone()).start(),
@@ -602,7 +602,7 @@ impl DataFlow {
             .and_then(Value::as_str)
             .unwrap_or_default();
         let driver = match self.entities.get::<SouthConnector>(id) {
-            Ok(Some(south)) => SouthDriver::new(&south, &self.ctx.store),
+            Ok(Some(south)) => SouthDriver::new(&south, &self.ctx),
             Ok(None) => Err(format!("South \"{id}\" not found")),
             Err(e) => Err(e.to_string()),
         };

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::json_path::{JsonPath, JsonPathError};
 use crate::content::{Content, ContentType, TimeValue};
 use crate::entities::transformers::{Transformer, TransformerDefinition};
 
@@ -24,6 +25,12 @@ pub enum Transform {
     /// `time-values-to-oianalytics`: `{pointId, timestamp, data:{value}}`, the timestamp
     /// truncated to `precision`.
     TimeValuesToOianalytics { precision: Precision },
+    /// `json-to-oianalytics`: one `{pointId, timestamp, data:{value}}` per row of a JSON
+    /// document (an MQTT south's messages, or a JSON file).
+    JsonToOianalytics(Box<JsonToOianalytics>),
+    /// A standard transformer whose options cannot be used: its content is dropped with this
+    /// error, counted.
+    Misconfigured { error: String },
     /// A transformer this agent cannot run (a custom one, or a standard one not yet native):
     /// its content is dropped with an error, counted.
     Unsupported { name: String },
@@ -247,6 +254,9 @@ fn native(entry: &Entry, known: &[Transformer]) -> Transform {
                     .and_then(|p| Precision::deserialize(p).ok())
                     .unwrap_or_default(),
             },
+            "json-to-oianalytics" => JsonToOianalytics::new(&entry.options)
+                .map(|t| Transform::JsonToOianalytics(Box::new(t)))
+                .unwrap_or_else(|error| Transform::Misconfigured { error }),
             other => Transform::Unsupported {
                 name: other.to_owned(),
             },
@@ -284,6 +294,8 @@ pub fn apply(
                 other.content_type()
             )),
         },
+        Some(Transform::JsonToOianalytics(t)) => t.apply(content).map(Some),
+        Some(Transform::Misconfigured { error }) => Err(error.clone()),
         Some(Transform::Unsupported { name }) => Err(format!(
             "transformer '{name}' is not supported by this agent (no runtime for it)"
         )),
@@ -300,6 +312,206 @@ fn to_oianalytics(value: TimeValue, precision: Precision) -> TimeValue {
         point_id: value.point_id,
         data: serde_json::json!({ "value": inner }),
     }
+}
+
+/// `json-to-oianalytics` (OIBus `json-to-oianalytics-transformer.ts`): the rows
+/// `rowIteratorPath` matches; per row, the `pointId`, `value` and `timestamp` paths with their
+/// `[*]` bound to the row's indices. A row without a timestamp is stamped now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonToOianalytics {
+    rows: JsonPath,
+    point_id: JsonPath,
+    value: JsonPath,
+    timestamp: JsonPath,
+    input: TimeInput,
+    precision: Precision,
+}
+
+/// How a row's timestamp reads (`datetimeSettings.inputType`); none: ISO 8601.
+#[derive(Debug, Clone, PartialEq)]
+enum TimeInput {
+    Iso,
+    UnixSeconds,
+    UnixMs,
+    /// `inputFormat` as a chrono format, in UTC.
+    Format(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonToOianalyticsOptions {
+    #[serde(default = "all_rows")]
+    row_iterator_path: String,
+    point_id: String,
+    value: String,
+    timestamp: String,
+    #[serde(default)]
+    datetime_settings: Option<DatetimeSettings>,
+}
+
+fn all_rows() -> String {
+    "$[*]".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DatetimeSettings {
+    #[serde(default)]
+    input_type: Option<String>,
+    #[serde(default)]
+    input_timezone: Option<String>,
+    #[serde(default)]
+    input_format: Option<String>,
+    #[serde(default)]
+    output_precision: Precision,
+}
+
+impl JsonToOianalytics {
+    pub fn new(options: &Map<String, Value>) -> Result<JsonToOianalytics, String> {
+        let named = |e: &dyn std::fmt::Display| format!("json-to-oianalytics options: {e}");
+        let o: JsonToOianalyticsOptions =
+            serde_json::from_value(Value::Object(options.clone())).map_err(|e| named(&e))?;
+        let path = |p: &str| JsonPath::parse(p).map_err(|e| named(&e));
+        let (input, precision) = match &o.datetime_settings {
+            None => (TimeInput::Iso, Precision::Ms),
+            Some(d) => {
+                let input = match d.input_type.as_deref().unwrap_or("iso-string") {
+                    "iso-string" => TimeInput::Iso,
+                    "unix-epoch" => TimeInput::UnixSeconds,
+                    "unix-epoch-ms" => TimeInput::UnixMs,
+                    "string" => {
+                        let zone = d.input_timezone.as_deref().unwrap_or("UTC");
+                        if !matches!(zone, "UTC" | "Etc/UTC" | "GMT" | "Z") {
+                            return Err(named(&format!(
+                                "datetimeSettings.inputTimezone {zone:?}: only UTC is supported for string timestamps"
+                            )));
+                        }
+                        let format = d.input_format.as_deref().unwrap_or("yyyy-MM-dd HH:mm:ss");
+                        TimeInput::Format(luxon_to_chrono(format))
+                    }
+                    other => {
+                        return Err(named(&format!(
+                            "datetimeSettings.inputType {other:?} is not iso-string, unix-epoch, unix-epoch-ms or string"
+                        )))
+                    }
+                };
+                (input, d.output_precision)
+            }
+        };
+        Ok(JsonToOianalytics {
+            rows: path(&o.row_iterator_path)?,
+            point_id: path(&o.point_id)?,
+            value: path(&o.value)?,
+            timestamp: path(&o.timestamp)?,
+            input,
+            precision,
+        })
+    }
+
+    fn apply(&self, content: Content) -> Result<Content, String> {
+        let (document, label) = match content {
+            Content::Elements { elements, .. } => (Value::Array(elements), None),
+            Content::File { filename, bytes } => (
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| format!("json-to-oianalytics: {filename} is not JSON: {e}"))?,
+                Some(filename),
+            ),
+            Content::Values { kind, .. } => {
+                return Err(format!(
+                    "json-to-oianalytics takes JSON content, not {kind}"
+                ))
+            }
+        };
+        let failed = |e: JsonPathError| match (&e, &label) {
+            (_, Some(file)) => format!("json-to-oianalytics: {file}: {e}"),
+            // Any-content: the element's item names the topic the message came from.
+            (JsonPathError::NotJson { at, reason }, None) => {
+                let item = at
+                    .first()
+                    .and_then(|i| document.get(*i))
+                    .map(|m| &m["item"]);
+                let topic = item.and_then(|i| i["topic"].as_str()).unwrap_or("?");
+                let name = item.and_then(|i| i["name"].as_str()).unwrap_or("?");
+                format!(
+                    "json-to-oianalytics: a message of item '{name}' (topic {topic}) is not JSON: {reason}"
+                )
+            }
+            (e, None) => format!("json-to-oianalytics: {e}"),
+        };
+        let mut values = Vec::new();
+        for (indices, _) in self.rows.select(&document).map_err(failed)? {
+            let column = |path: &JsonPath| path.at(&indices).resolve(&document).map_err(failed);
+            let point_id = match column(&self.point_id)? {
+                Some(Value::String(id)) => id,
+                Some(other) => other.to_string(),
+                None => {
+                    return Err(format!(
+                        "json-to-oianalytics: row {indices:?} has no pointId"
+                    ))
+                }
+            };
+            let timestamp = match column(&self.timestamp)? {
+                None | Some(Value::Null) => crate::protocol::iso_now(),
+                Some(raw) => self.instant(&raw).ok_or_else(|| {
+                    format!("json-to-oianalytics: row {indices:?}: timestamp {raw} does not read")
+                })?,
+            };
+            let data = match column(&self.value)? {
+                // As JSON.stringify drops an undefined value.
+                None => serde_json::json!({}),
+                Some(value) => serde_json::json!({ "value": value }),
+            };
+            values.push(TimeValue {
+                point_id,
+                timestamp: truncate(&timestamp, self.precision),
+                data,
+            });
+        }
+        Ok(Content::Values {
+            kind: ContentType::Oianalytics,
+            values,
+        })
+    }
+
+    fn instant(&self, raw: &Value) -> Option<String> {
+        use chrono::{DateTime, NaiveDateTime, Utc};
+        let number = || raw.as_f64().or_else(|| raw.as_str()?.trim().parse().ok());
+        let t: DateTime<Utc> = match &self.input {
+            TimeInput::Iso => {
+                let text = raw.as_str()?;
+                DateTime::parse_from_rfc3339(text)
+                    .map(|t| t.with_timezone(&Utc))
+                    .or_else(|_| {
+                        NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+                            .map(|t| t.and_utc())
+                    })
+                    .ok()?
+            }
+            TimeInput::UnixSeconds => DateTime::from_timestamp_millis((number()? * 1000.0) as i64)?,
+            TimeInput::UnixMs => DateTime::from_timestamp_millis(number()? as i64)?,
+            TimeInput::Format(format) => NaiveDateTime::parse_from_str(raw.as_str()?, format)
+                .ok()?
+                .and_utc(),
+        };
+        Some(crate::protocol::iso(t))
+    }
+}
+
+/// A luxon format (`yyyy-MM-dd HH:mm:ss.SSS`) as chrono's.
+fn luxon_to_chrono(format: &str) -> String {
+    [
+        ("yyyy", "%Y"),
+        ("MM", "%m"),
+        ("dd", "%d"),
+        ("HH", "%H"),
+        ("mm", "%M"),
+        ("ss", "%S"),
+        ("SSS", "%3f"),
+    ]
+    .iter()
+    .fold(format.to_owned(), |f, (luxon, chrono)| {
+        f.replace(luxon, chrono)
+    })
 }
 
 /// The timestamp at `precision`, in UTC with milliseconds as OIBus (luxon `toISO`) writes it;
@@ -492,6 +704,120 @@ mod tests {
                 name: "time-values-to-csv".into()
             })
         );
+    }
+
+    fn json_to_oia(options: Value) -> Transform {
+        let mut known = known();
+        known.push(standard("j", "json-to-oianalytics"));
+        let routing = Routing::new(
+            &[json!({"transformerId": "j", "options": options, "source": {"type": "south", "southId": "s1", "items": []}})],
+            &known,
+        )
+        .unwrap();
+        routing.transforms[0].clone()
+    }
+
+    fn messages(payloads: &[&str]) -> Content {
+        Content::Elements {
+            kind: ContentType::AnyContent,
+            elements: payloads
+                .iter()
+                .map(|m| {
+                    json!({"message": m, "timestamp": "2026-01-01T00:00:00.000Z",
+                                "item": {"id": "i1", "name": "temp", "topic": "plant/+/t"}})
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn json_to_oianalytics_maps_mqtt_messages_to_values() {
+        let t = json_to_oia(
+            json!({"rowIteratorPath": "$[*]", "pointId": "$[*].message.id",
+            "value": "$[*].message.v", "timestamp": "$[*].message.ts",
+            "datetimeSettings": {"inputType": "unix-epoch-ms", "inputTimezone": "UTC", "outputPrecision": "s"}}),
+        );
+        let out = apply(
+            Some(&t),
+            messages(&[
+                r#"{"id":"p1","v":21.5,"ts":1767225600123}"#,
+                r#"{"id":"p2","v":"on","ts":1767225601000}"#,
+            ]),
+            &[],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(out.content_type(), ContentType::Oianalytics);
+        assert_eq!(
+            std::str::from_utf8(&out.to_bytes()).unwrap(),
+            r#"[{"pointId":"p1","timestamp":"2026-01-01T00:00:00.000Z","data":{"value":21.5}},{"pointId":"p2","timestamp":"2026-01-01T00:00:01.000Z","data":{"value":"on"}}]"#
+        );
+    }
+
+    #[test]
+    fn json_to_oianalytics_splits_several_metrics_of_one_message() {
+        let t = json_to_oia(json!({"rowIteratorPath": "$[*].message.metrics[*]",
+            "pointId": "$[*].message.metrics[*].name", "value": "$[*].message.metrics[*].value",
+            "timestamp": "$[*].timestamp"}));
+        let out = apply(
+            Some(&t),
+            messages(&[r#"{"metrics":[{"name":"a","value":1},{"name":"b","value":2}]}"#]),
+            &[],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out.to_bytes()).unwrap(),
+            r#"[{"pointId":"a","timestamp":"2026-01-01T00:00:00.000Z","data":{"value":1}},{"pointId":"b","timestamp":"2026-01-01T00:00:00.000Z","data":{"value":2}}]"#
+        );
+    }
+
+    #[test]
+    fn a_message_that_is_not_json_names_its_item_and_topic() {
+        let t = json_to_oia(
+            json!({"pointId": "$[*].item.name", "value": "$[*].message.v", "timestamp": "$[*].timestamp"}),
+        );
+        let error = apply(Some(&t), messages(&[r#"{"v":1}"#, "21,5"]), &[]).unwrap_err();
+        assert!(
+            error.contains("item 'temp' (topic plant/+/t) is not JSON"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn json_to_oianalytics_without_its_paths_is_misconfigured_not_a_panic() {
+        let t = json_to_oia(json!({"pointId": "$[*].id"}));
+        let error = apply(Some(&t), messages(&["{}"]), &[]).unwrap_err();
+        assert!(
+            error.starts_with("json-to-oianalytics options:") && error.contains("value"),
+            "{error}"
+        );
+        let t = json_to_oia(json!({"pointId": "$..id", "value": "$.v", "timestamp": "$.t"}));
+        assert!(matches!(t, Transform::Misconfigured { .. }));
+    }
+
+    #[test]
+    fn json_to_oianalytics_reads_a_json_file_and_string_timestamps() {
+        let t = json_to_oia(
+            json!({"pointId": "$[*].id", "value": "$[*].v", "timestamp": "$[*].t",
+            "datetimeSettings": {"inputType": "string", "inputTimezone": "UTC", "inputFormat": "yyyy-MM-dd HH:mm:ss", "outputPrecision": "ms"}}),
+        );
+        let file = Content::File {
+            filename: "f.json".into(),
+            bytes: bytes::Bytes::from_static(br#"[{"id":"x","v":3,"t":"2026-02-03 04:05:06"}]"#),
+        };
+        let out = apply(Some(&t), file, &[]).unwrap().unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out.to_bytes()).unwrap(),
+            r#"[{"pointId":"x","timestamp":"2026-02-03T04:05:06.000Z","data":{"value":3}}]"#
+        );
+        let bad = Content::File {
+            filename: "g.json".into(),
+            bytes: bytes::Bytes::from_static(b"nope"),
+        };
+        assert!(apply(Some(&t), bad, &[])
+            .unwrap_err()
+            .contains("g.json is not JSON"));
     }
 
     #[test]

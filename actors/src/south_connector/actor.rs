@@ -130,8 +130,11 @@ impl Actor for SouthConnectorActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         tracing::info!(south = %self.status.name, r#type = %self.status.south_type, "south connector started");
         // Subscription drivers push what they receive as `Received`.
-        self.driver
-            .subscribe(&self.south, ctx.address().recipient());
+        self.driver.subscribe(
+            &self.south,
+            ctx.address().recipient(),
+            ctx.address().recipient(),
+        );
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -205,6 +208,21 @@ impl Handler<Received> for SouthConnectorActor {
             }
             act.finished("subscription", outcome);
         }));
+    }
+}
+
+/// A subscription driver could not receive (connection lost, a message for no item): counted
+/// and shown in the status, as a failed read is.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SubscriptionFailed {
+    pub error: String,
+}
+
+impl Handler<SubscriptionFailed> for SouthConnectorActor {
+    type Result = ();
+    fn handle(&mut self, failed: SubscriptionFailed, _: &mut Context<Self>) {
+        self.finished("subscription", Err(failed.error));
     }
 }
 

@@ -8,13 +8,15 @@ use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 
 use crate::connectors::south_folder_scanner::FolderScanner;
+use crate::connectors::south_mqtt::MqttSouth;
 use crate::content::Content;
+use crate::context::AgentContext;
 use crate::data_flow::router::Router;
 use crate::data_flow::transform::{ItemIndex, Origin};
 use crate::entities::{SouthConnector, SouthItem};
 use crate::store::Store;
 
-use super::actor::Received;
+use super::actor::{Received, SubscriptionFailed};
 
 /// What a south of `south_type` that this agent cannot run says.
 pub fn unsupported(south_type: &str) -> String {
@@ -24,6 +26,7 @@ pub fn unsupported(south_type: &str) -> String {
 #[derive(Clone)]
 pub enum SouthDriver {
     FolderScanner(Arc<FolderScanner>),
+    Mqtt(Arc<MqttSouth>),
 }
 
 /// Commit what an async driver read (values, messages) to the caches in one synced batch, on a
@@ -63,31 +66,40 @@ pub struct ReadSummary {
 }
 
 impl SouthDriver {
-    pub fn new(south: &SouthConnector, store: &Store) -> Result<SouthDriver, String> {
+    pub fn new(south: &SouthConnector, ctx: &AgentContext) -> Result<SouthDriver, String> {
         match south.connector_type.as_str() {
-            "folder-scanner" => FolderScanner::new(&south.id, &south.settings, store)
+            "folder-scanner" => FolderScanner::new(&south.id, &south.settings, &ctx.store)
                 .map(|s| SouthDriver::FolderScanner(Arc::new(s)))
+                .map_err(|e| e.to_string()),
+            "mqtt" => MqttSouth::new(south, &ctx.engine_id, ctx.peers.clone())
+                .map(|s| SouthDriver::Mqtt(Arc::new(s)))
                 .map_err(|e| e.to_string()),
             other => Err(unsupported(other)),
         }
     }
 
     pub fn supports(south_type: &str) -> bool {
-        south_type == "folder-scanner"
+        matches!(south_type, "folder-scanner" | "mqtt")
     }
 
     /// Whether each item is its own work unit (OIBus's `SOUTH_SINGLE_ITEMS`: files, queries),
     /// rather than every due item of a scan mode in one read (registers, nodes).
     pub fn reads_per_item(&self) -> bool {
         match self {
-            SouthDriver::FolderScanner(_) => true,
+            SouthDriver::FolderScanner(_) | SouthDriver::Mqtt(_) => true,
         }
     }
 
     /// Start what a subscription driver receives on its own (none of the polling ones).
-    pub fn subscribe(&self, _south: &SouthConnector, _sink: Recipient<Received>) {
+    pub fn subscribe(
+        &self,
+        south: &SouthConnector,
+        sink: Recipient<Received>,
+        errors: Recipient<SubscriptionFailed>,
+    ) {
         match self {
             SouthDriver::FolderScanner(_) => {}
+            SouthDriver::Mqtt(mqtt) => mqtt.subscribe(south, sink, errors),
         }
     }
 
@@ -115,6 +127,8 @@ impl SouthDriver {
                 read.await
                     .unwrap_or_else(|e| Err(format!("the read panicked: {e}")))
             }),
+            // Subscription items are never scanned.
+            SouthDriver::Mqtt(_) => Box::pin(async { Ok(ReadSummary::default()) }),
         }
     }
 
@@ -153,6 +167,7 @@ impl SouthDriver {
                 scanner.done(&committed).map_err(|e| e.to_string())?;
                 Ok(summary)
             }
+            SouthDriver::Mqtt(_) => Ok(ReadSummary::default()),
         }
     }
 
@@ -164,6 +179,7 @@ impl SouthDriver {
                     .await
                     .unwrap_or_else(|e| Err(format!("the test panicked: {e}")))
             }),
+            SouthDriver::Mqtt(mqtt) => Box::pin(async move { mqtt.test_connection().await }),
         }
     }
 

@@ -10,7 +10,9 @@ pub mod driver;
 
 use crate::entities::{SouthConnector, SouthItem};
 
-pub use actor::{GetSouthStatus, Received, ScanTick, SouthConnectorActor, SouthStatus};
+pub use actor::{
+    GetSouthStatus, Received, ScanTick, SouthConnectorActor, SouthStatus, SubscriptionFailed,
+};
 pub use driver::SouthDriver;
 
 /// The scan mode an item is read at: its group's when it is synchronised with it, else its

@@ -1,0 +1,234 @@
+//! The MQTT south end to end, through OIAnalytics commands only, against a real mosquitto:
+//! JSON messages become values in OIAnalytics through `json-to-oianalytics`; QoS 1 messages
+//! published while the agent is down arrive after its restart (persistent session, acknowledged
+//! only once cached); a broker outage is ridden out with a reconnection and a new subscription.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde_json::{json, Value};
+
+use crate::commands::{command, completed, entities, named, registered, sim};
+use crate::kit::agent::{Agent, AgentHome};
+use crate::kit::mosquitto::Mosquitto;
+use crate::kit::sim::Sim;
+use crate::kit::wait_until;
+
+const WAIT: Duration = Duration::from_secs(30);
+const NORTH: &str = "to-oia";
+const TOPIC: &str = "plant/line1/temperature";
+
+/// The id this agent gave the standard `json-to-oianalytics` transformer (from its full
+/// configuration message).
+fn json_to_oianalytics_id(sim: &Sim, agent: &Agent) -> String {
+    let mut id = None;
+    let found = wait_until(WAIT, || {
+        let messages = sim.admin_get("/admin/messages?kind=full-config")["messages"].clone();
+        id = messages
+            .as_array()
+            .into_iter()
+            .flatten()
+            .rev()
+            .find_map(|m| {
+                m["body"]["transformers"]
+                    .as_array()?
+                    .iter()
+                    .find(|t| t["settings"]["functionName"] == "json-to-oianalytics")?
+                    ["oIBusInternalId"]
+                    .as_str()
+                    .map(str::to_owned)
+            });
+        id.is_some()
+    });
+    assert!(
+        found,
+        "no json-to-oianalytics in the configuration\n{}",
+        agent.logs()
+    );
+    id.unwrap_or_default()
+}
+
+/// Scan mode, an OIA north turning the south's messages into values, and an MQTT south with
+/// one item on `plant/+/temperature`.
+fn mqtt_flow(sim: &Sim, agent: &Agent, broker: &Mosquitto, persistent: bool) {
+    let transformer = json_to_oianalytics_id(sim, agent);
+    sim.queue(&json!([
+        command("m1", "create-scan-mode", json!({"commandContent":
+            {"name": "every-second", "description": "", "cron": "* * * * * *"}})),
+        command("m2", "create-north", json!({"retrieveSecretsFromNorth": null, "commandContent": {
+            "name": NORTH, "type": "oianalytics", "description": "", "enabled": true,
+            "settings": {"useOiaModule": true, "timeout": 30, "compress": false},
+            "caching": {
+                "trigger": {"scanModeId": null, "scanModeName": "every-second", "numberOfElements": 1, "numberOfFiles": 1},
+                "throttling": {"runMinDelay": 0, "maxSize": 0, "maxNumberOfElements": 10000},
+                "error": {"retryInterval": 200, "retryCount": 3, "retentionDuration": 0},
+                "archive": {"enabled": false, "retentionDuration": 0}
+            },
+            "transformers": []}})),
+    ]));
+    completed(sim, agent, "m1");
+    completed(sim, agent, "m2");
+    sim.queue(&json!([command(
+        "m3",
+        "create-south",
+        json!({"retrieveSecretsFromSouth": null, "commandContent": {
+        "name": "broker", "type": "mqtt", "description": "", "enabled": true,
+        "settings": {"url": broker.url(), "qos": "1", "persistent": persistent,
+            "authentication": {"type": "none"}, "rejectUnauthorized": false,
+            "reconnectPeriod": 1000, "connectTimeout": 5000,
+            "maxNumberOfMessages": 1000, "flushMessageTimeout": 200},
+        "items": [{"id": null, "name": "temperature", "enabled": true,
+            "settings": {"topic": "plant/+/temperature"},
+            "scanModeId": "subscription", "scanModeName": null}],
+        "groups": []}})
+    )]));
+    completed(sim, agent, "m3");
+    let south = named(&entities(agent)["southConnectors"], "broker")[0]["id"].clone();
+    let north = named(&entities(agent)["northConnectors"], NORTH)[0]["id"].clone();
+    sim.queue(&json!([command("m4", "update-north", json!({"northConnectorId": north,
+        "retrieveSecretsFromNorth": north, "commandContent": {
+        "name": NORTH, "type": "oianalytics", "description": "", "enabled": true,
+        "settings": {"useOiaModule": true, "timeout": 30, "compress": false},
+        "caching": {
+            "trigger": {"scanModeId": null, "scanModeName": "every-second", "numberOfElements": 1, "numberOfFiles": 1},
+            "throttling": {"runMinDelay": 0, "maxSize": 0, "maxNumberOfElements": 10000},
+            "error": {"retryInterval": 200, "retryCount": 3, "retentionDuration": 0},
+            "archive": {"enabled": false, "retentionDuration": 0}
+        },
+        "transformers": [{"id": null, "transformerId": transformer,
+            "options": {"rowIteratorPath": "$[*]", "pointId": "$[*].message.point",
+                        "value": "$[*].message.v", "timestamp": "$[*].timestamp"},
+            "inputType": "any-content",
+            "source": {"type": "south", "southId": south, "items": []}}]}}))]));
+    completed(sim, agent, "m4");
+}
+
+/// JSON payloads `{point, v}` for each value.
+fn payloads(values: impl IntoIterator<Item = u64>) -> Vec<String> {
+    values
+        .into_iter()
+        .map(|v| json!({"point": "temperature", "v": v}).to_string())
+        .collect()
+}
+
+/// The values OIAnalytics received from the north (the simulator keeps the latest 100).
+fn received(sim: &Sim) -> BTreeSet<u64> {
+    sim.admin_get("/admin/data")["recentValues"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["dataSourceId"] == NORTH)
+        .filter_map(|r| r["value"]["data"]["value"].as_u64())
+        .collect()
+}
+
+fn wait_received(
+    sim: &Sim,
+    agent: &Agent,
+    broker: &Mosquitto,
+    wanted: impl IntoIterator<Item = u64>,
+) {
+    let wanted: BTreeSet<u64> = wanted.into_iter().collect();
+    let ok = wait_until(WAIT, || received(sim).is_superset(&wanted));
+    assert!(
+        ok,
+        "wanted {wanted:?}, OIAnalytics has {:?}\nagent:\n{}\nbroker:\n{}",
+        received(sim),
+        agent.logs(),
+        broker.logs()
+    );
+}
+
+#[test]
+fn mqtt_json_messages_reach_oianalytics_as_values_through_commands_only() {
+    let broker = Mosquitto::start();
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    mqtt_flow(&sim, &agent, &broker, true);
+    // The subscription is made once the south has connected: publish until one arrives.
+    let first = wait_until(WAIT, || {
+        broker.publish(TOPIC, &payloads([0]));
+        wait_until(Duration::from_secs(1), || received(&sim).contains(&0))
+    });
+    assert!(
+        first,
+        "no value arrived\n{}\n{}",
+        agent.logs(),
+        broker.logs()
+    );
+    broker.publish(TOPIC, &payloads(1..=20));
+    wait_received(&sim, &agent, &broker, 0..=20);
+    let sample = sim.admin_get("/admin/data")["recentValues"][0]["value"].clone();
+    assert_eq!(sample["pointId"], "temperature", "{sample}");
+
+    let south = named(&entities(&agent)["southConnectors"], "broker")[0]["id"].clone();
+    sim.queue(&json!([command(
+        "t1",
+        "test-south-connection",
+        json!({"southConnectorId": south,
+        "commandContent": {"type": "mqtt", "settings": {}}})
+    )]));
+    let tested: Value = serde_json::from_str(
+        completed(&sim, &agent, "t1")["result"]
+            .as_str()
+            .unwrap_or_default(),
+    )
+    .expect("the test result is JSON");
+    assert_eq!(tested["items"][0]["key"], "SessionPresent", "{tested}");
+}
+
+#[test]
+fn qos1_messages_published_while_the_agent_is_killed_arrive_after_its_restart() {
+    let broker = Mosquitto::start();
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    mqtt_flow(&sim, &agent, &broker, true);
+    let first = wait_until(WAIT, || {
+        broker.publish(TOPIC, &payloads([0]));
+        wait_until(Duration::from_secs(1), || received(&sim).contains(&0))
+    });
+    assert!(first, "no value arrived\n{}", agent.logs());
+    agent.signal(Signal::SIGKILL);
+    let mut agent = agent;
+    agent.wait_exit(Duration::from_secs(10));
+    drop(agent);
+    // The broker holds these for the agent's persistent session.
+    broker.publish(TOPIC, &payloads(1..=30));
+    let agent = registered(&home, &[]);
+    wait_received(&sim, &agent, &broker, 0..=30);
+}
+
+#[test]
+fn the_south_reconnects_and_subscribes_again_after_a_broker_outage() {
+    let mut broker = Mosquitto::start();
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    // A clean session: the broker forgets the subscription, so only a new one brings messages.
+    mqtt_flow(&sim, &agent, &broker, false);
+    let first = wait_until(WAIT, || {
+        broker.publish(TOPIC, &payloads([0]));
+        wait_until(Duration::from_secs(1), || received(&sim).contains(&0))
+    });
+    assert!(first, "no value arrived\n{}", agent.logs());
+    broker.stop();
+    std::thread::sleep(Duration::from_secs(10));
+    broker.resume();
+    let mut probe = 1000;
+    let back = wait_until(WAIT, || {
+        probe += 1;
+        broker.publish(TOPIC, &payloads([probe]));
+        wait_until(Duration::from_secs(1), || received(&sim).contains(&probe))
+    });
+    assert!(
+        back,
+        "nothing arrived after the broker came back\n{}\n{}",
+        agent.logs(),
+        broker.logs()
+    );
+    broker.publish(TOPIC, &payloads(1..=10));
+    wait_received(&sim, &agent, &broker, 1..=10);
+}
