@@ -199,6 +199,14 @@ fn files_dropped_in_a_folder_reach_oianalytics_through_commands_only() {
     let norths = &status["data_flow"]["norths"];
     assert_eq!(norths[0]["name"], "to-oia", "{status}");
     assert_eq!(norths[0]["sent_files"], 5, "{status}");
+    let (_, metrics) = agent.get("/metrics").expect("the local API answers");
+    for line in [
+        r#"oibus_agent_data_cached_total{connector="to-oia"} 5"#,
+        r#"oibus_agent_data_sent_total{connector="to-oia"} 5"#,
+        r#"oibus_agent_north_sends_total{connector="to-oia",result="sent"} 5"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no {line} in\n{metrics}");
+    }
 }
 
 #[test]
