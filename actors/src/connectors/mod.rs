@@ -5,7 +5,8 @@
 //! - [`north_oianalytics::OiaNorth`]: values and files to OIAnalytics (§2);
 //! - [`north_console::ConsoleNorth`]: a summary or the content on stdout;
 //! - [`north_file_writer::FileWriterNorth`]: each entry as a file in a folder, atomically;
-//! - [`south_folder_scanner::FolderScanner`]: the files of a folder, per item pattern.
+//! - [`south_folder_scanner::FolderScanner`]: the files of a folder, per item pattern;
+//! - [`south_modbus::ModbusSouth`]: registers and coils of a Modbus TCP server.
 //!
 //! A north's `send` answers a [`Delivery`], which carries OIBus's retry rule: the actor keeps a
 //! [`Delivery::Retry`] at the head of its queue forever and counts a [`Delivery::Failed`]
@@ -15,6 +16,7 @@ pub mod north_console;
 pub mod north_file_writer;
 pub mod north_oianalytics;
 pub mod south_folder_scanner;
+pub mod south_modbus;
 
 use std::path::PathBuf;
 

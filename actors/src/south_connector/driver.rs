@@ -8,7 +8,8 @@ use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 
 use crate::connectors::south_folder_scanner::FolderScanner;
-use crate::content::Content;
+use crate::connectors::south_modbus::ModbusSouth;
+use crate::content::{Content, ContentType};
 use crate::data_flow::router::Router;
 use crate::data_flow::transform::{ItemIndex, Origin};
 use crate::entities::{SouthConnector, SouthItem};
@@ -24,6 +25,7 @@ pub fn unsupported(south_type: &str) -> String {
 #[derive(Clone)]
 pub enum SouthDriver {
     FolderScanner(Arc<FolderScanner>),
+    Modbus(Arc<ModbusSouth>),
 }
 
 /// Commit what an async driver read (values, messages) to the caches in one synced batch, on a
@@ -68,12 +70,15 @@ impl SouthDriver {
             "folder-scanner" => FolderScanner::new(&south.id, &south.settings, store)
                 .map(|s| SouthDriver::FolderScanner(Arc::new(s)))
                 .map_err(|e| e.to_string()),
+            "modbus" => ModbusSouth::new(&south.id, &south.settings)
+                .map(|s| SouthDriver::Modbus(Arc::new(s)))
+                .map_err(|e| e.to_string()),
             other => Err(unsupported(other)),
         }
     }
 
     pub fn supports(south_type: &str) -> bool {
-        south_type == "folder-scanner"
+        matches!(south_type, "folder-scanner" | "modbus")
     }
 
     /// Whether each item is its own work unit (OIBus's `SOUTH_SINGLE_ITEMS`: files, queries),
@@ -81,13 +86,14 @@ impl SouthDriver {
     pub fn reads_per_item(&self) -> bool {
         match self {
             SouthDriver::FolderScanner(_) => true,
+            SouthDriver::Modbus(_) => false,
         }
     }
 
     /// Start what a subscription driver receives on its own (none of the polling ones).
     pub fn subscribe(&self, _south: &SouthConnector, _sink: Recipient<Received>) {
         match self {
-            SouthDriver::FolderScanner(_) => {}
+            SouthDriver::FolderScanner(_) | SouthDriver::Modbus(_) => {}
         }
     }
 
@@ -101,11 +107,11 @@ impl SouthDriver {
         router: Router,
     ) -> LocalBoxFuture<'static, Result<ReadSummary, String>> {
         match self {
-            SouthDriver::FolderScanner(_) => Box::pin(async move {
+            SouthDriver::FolderScanner(scanner) => Box::pin(async move {
                 let read = actix_rt::task::spawn_blocking(move || {
                     let mut total = ReadSummary::default();
                     for item in south.items.iter().filter(|i| item_ids.contains(&i.id)) {
-                        let one = self.read_blocking(&south.id, item, &items, &router)?;
+                        let one = read_files(&scanner, &south.id, item, &items, &router)?;
                         total.read += one.read;
                         total.cached += one.cached;
                         total.dropped_full += one.dropped_full;
@@ -115,44 +121,22 @@ impl SouthDriver {
                 read.await
                     .unwrap_or_else(|e| Err(format!("the read panicked: {e}")))
             }),
-        }
-    }
-
-    fn read_blocking(
-        &self,
-        south_id: &str,
-        item: &SouthItem,
-        items: &ItemIndex,
-        router: &Router,
-    ) -> Result<ReadSummary, String> {
-        match self {
-            SouthDriver::FolderScanner(scanner) => {
-                let files = scanner.scan(item).map_err(|e| e.to_string())?;
-                let mut summary = ReadSummary::default();
-                let mut committed = Vec::with_capacity(files.len());
-                for file in files {
-                    let content = Content::File {
-                        filename: file.filename.clone(),
-                        bytes: file.bytes.clone(),
-                    };
-                    let origin = Origin::South { south_id, items };
-                    match router.dispatch(origin, &content) {
-                        Ok(done) => {
-                            summary.read += 1;
-                            summary.cached += done.cached;
-                            summary.dropped_full += done.dropped_full;
-                            committed.push(file);
-                        }
-                        // Not committed: the file stays where it is and is read again.
-                        Err(e) => {
-                            scanner.done(&committed).map_err(|e| e.to_string())?;
-                            return Err(format!("cannot cache {}: {e}", file.filename));
-                        }
-                    }
+            SouthDriver::Modbus(modbus) => Box::pin(async move {
+                let due: Vec<&SouthItem> = south
+                    .items
+                    .iter()
+                    .filter(|i| item_ids.contains(&i.id))
+                    .collect();
+                let values = modbus.read(&due).await.map_err(|e| e.to_string())?;
+                if values.is_empty() {
+                    return Ok(ReadSummary::default());
                 }
-                scanner.done(&committed).map_err(|e| e.to_string())?;
-                Ok(summary)
-            }
+                let content = Content::Values {
+                    kind: ContentType::TimeValues,
+                    values,
+                };
+                commit(router, south.id.clone(), items, content).await
+            }),
         }
     }
 
@@ -164,6 +148,9 @@ impl SouthDriver {
                     .await
                     .unwrap_or_else(|e| Err(format!("the test panicked: {e}")))
             }),
+            SouthDriver::Modbus(modbus) => {
+                Box::pin(async move { modbus.test_connection().await.map_err(|e| e.to_string()) })
+            }
         }
     }
 
@@ -175,4 +162,39 @@ impl SouthDriver {
             }
         }
     }
+}
+
+/// One folder-scanner item: its files committed one by one, each acknowledged once cached.
+fn read_files(
+    scanner: &FolderScanner,
+    south_id: &str,
+    item: &SouthItem,
+    items: &ItemIndex,
+    router: &Router,
+) -> Result<ReadSummary, String> {
+    let files = scanner.scan(item).map_err(|e| e.to_string())?;
+    let mut summary = ReadSummary::default();
+    let mut committed = Vec::with_capacity(files.len());
+    for file in files {
+        let content = Content::File {
+            filename: file.filename.clone(),
+            bytes: file.bytes.clone(),
+        };
+        let origin = Origin::South { south_id, items };
+        match router.dispatch(origin, &content) {
+            Ok(done) => {
+                summary.read += 1;
+                summary.cached += done.cached;
+                summary.dropped_full += done.dropped_full;
+                committed.push(file);
+            }
+            // Not committed: the file stays where it is and is read again.
+            Err(e) => {
+                scanner.done(&committed).map_err(|e| e.to_string())?;
+                return Err(format!("cannot cache {}: {e}", file.filename));
+            }
+        }
+    }
+    scanner.done(&committed).map_err(|e| e.to_string())?;
+    Ok(summary)
 }
