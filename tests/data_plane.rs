@@ -18,7 +18,7 @@ use crate::kit::wait_until;
 const WAIT: Duration = Duration::from_secs(30);
 
 /// Every second: files go out within about a second of being dropped.
-fn every_second(id: &str) -> Value {
+pub(crate) fn every_second(id: &str) -> Value {
     command(
         id,
         "create-scan-mode",
@@ -27,7 +27,7 @@ fn every_second(id: &str) -> Value {
 }
 
 /// A north `oianalytics` through the registration (useOiaModule), sending each file at once.
-fn oia_north(id: &str, name: &str, retry_count: u32) -> Value {
+pub(crate) fn oia_north(id: &str, name: &str, retry_count: u32) -> Value {
     command(
         id,
         "create-north",
