@@ -58,15 +58,12 @@ pub enum ModbusError {
         retry_in: Duration,
     },
 
-    #[error(
-        "{connector}: reading {kind} {start}..{end} from {address} failed: {reason}; reconnecting"
-    )]
+    #[error("{connector}: {what} at {address} failed: {reason}; reconnecting")]
     Transport {
         connector: String,
         address: String,
-        kind: &'static str,
-        start: u16,
-        end: u32,
+        /// `reading holding-register 0..4`, `writing register 40`.
+        what: String,
         reason: String,
     },
 
@@ -387,6 +384,22 @@ pub struct Request {
     pub points: Vec<usize>,
 }
 
+impl Request {
+    /// Exclusive.
+    fn end(&self) -> u32 {
+        u32::from(self.start) + u32::from(self.count)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "reading {} {}..{}",
+            self.kind.as_str(),
+            self.start,
+            self.end()
+        )
+    }
+}
+
 /// The requests reading `points`: with `batch`, per type by address, points at most `gap`
 /// registers or bits after the previous one's end share a request of at most 125 registers or
 /// 2000 bits (gap fillers are read and dropped); without, one request per point. Requests come
@@ -435,64 +448,224 @@ pub fn plan(points: &[Point], batch: bool, gap: u32) -> Vec<Request> {
     requests
 }
 
-/// The connection, shared by the reads of one south.
-struct Link {
+/// The connection, shared by the reads of one south or the writes of one north.
+pub(crate) struct Link {
     context: Option<Context>,
     backoff: Backoff,
     /// After a failed connection: no new attempt before this, and why it failed.
     retry_at: Option<(Instant, String)>,
 }
 
-pub struct ModbusSouth {
-    label: String,
+/// Where a Modbus connector connects (`host`, `port`, `slaveId`, `connectTimeout`,
+/// `networkTimeout`, `retryInterval`, `addressOffset`), and its one connection: opened on first
+/// use, dropped on a transport error, opened again after the agent's backoff.
+pub(crate) struct Endpoint {
+    pub(crate) label: String,
     host: String,
     port: u16,
     slave: u8,
     connect_timeout: Duration,
-    network_timeout: Duration,
-    offset: i64,
-    layout: Layout,
-    batch: bool,
-    gap: u32,
+    pub(crate) network_timeout: Duration,
+    /// Added to every address: −1 with `jbus` (addresses from 1).
+    pub(crate) offset: i64,
     link: Mutex<Link>,
 }
 
-impl ModbusSouth {
-    /// `settings` as OIBus's manifest: `host`, `port`, `slaveId`, `connectTimeout`,
-    /// `networkTimeout`, `retryInterval` (ms), `addressOffset` (`modbus` or `jbus`),
-    /// `endianness`, `swapBytesInWords`, `swapWordsInDWords`, `batchQuery`, `groupingGap`.
-    pub fn new(south_id: &str, settings: &Value) -> Result<ModbusSouth, ConnectorError> {
-        let label = format!("south '{south_id}'");
-        let reader = SettingsReader::new(&label, settings);
+impl Endpoint {
+    pub(crate) fn new(
+        label: &str,
+        reader: &SettingsReader<'_>,
+    ) -> Result<Endpoint, ConnectorError> {
         let bounded = |key: &str, default: u64, min: u64, max: u64| {
             let value = reader.u64_or(key, default)?;
             if (min..=max).contains(&value) {
                 Ok(value)
             } else {
                 Err(ConnectorError::settings(
-                    &label,
+                    label,
                     key,
                     format!("must be between {min} and {max}"),
                 ))
             }
         };
-        let port = bounded("port", 502, 1, 65535)? as u16;
-        let slave = bounded("slaveId", 1, 0, 255)? as u8;
-        let connect_timeout = Duration::from_millis(bounded("connectTimeout", 10_000, 1, 600_000)?);
-        let network_timeout = Duration::from_millis(bounded("networkTimeout", 15_000, 1, 600_000)?);
-        let retry_interval = Duration::from_millis(bounded("retryInterval", 10_000, 1, 600_000)?);
-        let gap = bounded("groupingGap", 0, 0, u64::from(MAX_BITS))? as u32;
+        let ms =
+            |key: &str, default: u64| bounded(key, default, 1, 600_000).map(Duration::from_millis);
         let offset = match reader.string_or("addressOffset", "modbus")?.as_str() {
             "modbus" => 0,
             "jbus" => -1,
             _ => {
                 return Err(ConnectorError::settings(
-                    &label,
+                    label,
                     "addressOffset",
                     "must be modbus or jbus",
                 ))
             }
         };
+        Ok(Endpoint {
+            label: label.to_owned(),
+            host: reader.required_string("host")?,
+            port: bounded("port", 502, 1, 65535)? as u16,
+            slave: bounded("slaveId", 1, 0, 255)? as u8,
+            connect_timeout: ms("connectTimeout", 10_000)?,
+            network_timeout: ms("networkTimeout", 15_000)?,
+            offset,
+            link: Mutex::new(Link {
+                context: None,
+                backoff: Backoff::new(FIRST_RETRY, ms("retryInterval", 10_000)?),
+                retry_at: None,
+            }),
+        })
+    }
+
+    pub(crate) fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// The connection, held until the guard drops: requests of one read or write go in turn.
+    pub(crate) async fn lock(&self) -> tokio::sync::MutexGuard<'_, Link> {
+        self.link.lock().await
+    }
+
+    /// The open connection, or a new one; fails at once while a failed one's backoff runs.
+    pub(crate) async fn connected<'l>(
+        &self,
+        link: &'l mut Link,
+    ) -> Result<&'l mut Context, ModbusError> {
+        if link.context.is_none() {
+            if let Some((at, reason)) = &link.retry_at {
+                let now = Instant::now();
+                if *at > now {
+                    return Err(self.connect_error(reason.clone(), *at - now));
+                }
+            }
+            match self.open().await {
+                Ok(stream) => {
+                    link.backoff.reset();
+                    link.retry_at = None;
+                    link.context = Some(tcp::attach_slave(stream, Slave(self.slave)));
+                    tracing::info!(connector = %self.label, address = %self.address(), "modbus connected");
+                }
+                Err(reason) => {
+                    let delay = link.backoff.on_failure();
+                    link.retry_at = Some((Instant::now() + delay, reason.clone()));
+                    return Err(self.connect_error(reason, delay));
+                }
+            }
+        }
+        link.context
+            .as_mut()
+            .ok_or_else(|| self.connect_error("not connected".into(), Duration::ZERO))
+    }
+
+    /// `asked` (one request on the connection) within `networkTimeout`: the answer (an
+    /// exception is the inner error), or why the transport failed (then call [`Self::lost`]).
+    pub(crate) async fn within<T>(
+        &self,
+        asked: impl std::future::Future<Output = tokio_modbus::Result<T>>,
+    ) -> Result<Result<T, ExceptionCode>, String> {
+        match tokio::time::timeout(self.network_timeout, asked).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err(format!(
+                "no answer within networkTimeout {} ms",
+                self.network_timeout.as_millis()
+            )),
+        }
+    }
+
+    /// The transport failed while `what`: the connection is dropped, to be opened again.
+    pub(crate) fn lost(&self, link: &mut Link, what: String, reason: String) -> ModbusError {
+        link.context = None;
+        ModbusError::Transport {
+            connector: self.label.clone(),
+            address: self.address(),
+            what,
+            reason,
+        }
+    }
+
+    fn connect_error(&self, reason: String, retry_in: Duration) -> ModbusError {
+        ModbusError::Connect {
+            connector: self.label.clone(),
+            address: self.address(),
+            reason,
+            retry_in,
+        }
+    }
+
+    async fn open(&self) -> Result<TcpStream, String> {
+        let connecting = TcpStream::connect((self.host.as_str(), self.port));
+        match tokio::time::timeout(self.connect_timeout, connecting).await {
+            Ok(Ok(stream)) => {
+                // Registers are small and latency matters more than packing.
+                let _ = stream.set_nodelay(true);
+                Ok(stream)
+            }
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "Modbus connection timeout after {} ms",
+                self.connect_timeout.as_millis()
+            )),
+        }
+    }
+
+    /// `test-*-connection`: a fresh connection, answered as OIBus's
+    /// `{items:[{key:"RemoteAddress", value:"<ip>:<port>"}]}`, with OIBus's error texts.
+    pub(crate) async fn test_connection(&self) -> Result<Value, ModbusError> {
+        let connecting = TcpStream::connect((self.host.as_str(), self.port));
+        let stream = match tokio::time::timeout(self.connect_timeout, connecting).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+                ) || e.to_string().contains("lookup") =>
+            {
+                return Err(ModbusError::Test(format!(
+                    "Please check host and port: {e}"
+                )))
+            }
+            Ok(Err(e)) => {
+                return Err(ModbusError::Test(format!(
+                    "Unable to connect to socket: {e}"
+                )))
+            }
+            Err(_) => {
+                return Err(ModbusError::Test(format!(
+                    "Unable to connect to socket: Modbus connection timeout after {} ms",
+                    self.connect_timeout.as_millis()
+                )))
+            }
+        };
+        let peer = stream
+            .peer_addr()
+            .map(|a| format!("{}:{}", a.ip(), a.port()))
+            .unwrap_or_else(|_| self.address());
+        Ok(json!({"items": [{"key": "RemoteAddress", "value": peer}]}))
+    }
+}
+
+pub struct ModbusSouth {
+    endpoint: Endpoint,
+    layout: Layout,
+    batch: bool,
+    gap: u32,
+}
+
+impl ModbusSouth {
+    /// `settings` as OIBus's manifest: the [`Endpoint`]'s, `endianness`, `swapBytesInWords`,
+    /// `swapWordsInDWords`, `batchQuery`, `groupingGap`.
+    pub fn new(south_id: &str, settings: &Value) -> Result<ModbusSouth, ConnectorError> {
+        let label = format!("south '{south_id}'");
+        let reader = SettingsReader::new(&label, settings);
+        let gap = reader.u64_or("groupingGap", 0)?;
+        if gap > u64::from(MAX_BITS) {
+            return Err(ConnectorError::settings(
+                &label,
+                "groupingGap",
+                format!("must be between 0 and {MAX_BITS}"),
+            ));
+        }
         let little_endian = match reader.string_or("endianness", "big-endian")?.as_str() {
             "big-endian" => false,
             "little-endian" => true,
@@ -505,50 +678,36 @@ impl ModbusSouth {
             }
         };
         Ok(ModbusSouth {
-            host: reader.required_string("host")?,
-            port,
-            slave,
-            connect_timeout,
-            network_timeout,
-            offset,
             layout: Layout {
                 little_endian,
                 swap_bytes_in_words: reader.bool_or("swapBytesInWords", false)?,
                 swap_words_in_dwords: reader.bool_or("swapWordsInDWords", false)?,
             },
             batch: reader.bool_or("batchQuery", true)?,
-            gap,
-            link: Mutex::new(Link {
-                context: None,
-                backoff: Backoff::new(FIRST_RETRY, retry_interval),
-                retry_at: None,
-            }),
-            label,
+            gap: gap as u32,
+            endpoint: Endpoint::new(&label, &reader)?,
         })
-    }
-
-    fn address(&self) -> String {
-        format!("{}:{}", self.host, self.port)
     }
 
     /// The values of `items`, all stamped with the time the read started. Fails whole, as
     /// OIBus's: a malformed item, a Modbus exception or a lost connection gives no value.
     pub async fn read(&self, items: &[&SouthItem]) -> Result<Vec<TimeValue>, ModbusError> {
         let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let label = &self.endpoint.label;
         let points = items
             .iter()
-            .map(|item| Point::parse(&self.label, item, self.offset))
+            .map(|item| Point::parse(label, item, self.endpoint.offset))
             .collect::<Result<Vec<_>, _>>()?;
         let mut values: Vec<Option<String>> = vec![None; points.len()];
         let requests = plan(&points, self.batch, self.gap);
-        let mut link = self.link.lock().await;
+        let mut link = self.endpoint.lock().await;
         for request in &requests {
             let answer = self.request(&mut link, request).await?;
             let answer = answer.map_err(|exception| ModbusError::Exception {
-                connector: self.label.clone(),
+                connector: label.clone(),
                 kind: request.kind.as_str(),
                 start: request.start,
-                end: u32::from(request.start) + u32::from(request.count),
+                end: request.end(),
                 items: request
                     .points
                     .iter()
@@ -580,11 +739,9 @@ impl ModbusSouth {
         for request in &requests {
             for &i in &request.points {
                 let value = values[i].take().ok_or_else(|| ModbusError::Transport {
-                    connector: self.label.clone(),
-                    address: self.address(),
-                    kind: request.kind.as_str(),
-                    start: request.start,
-                    end: u32::from(request.start) + u32::from(request.count),
+                    connector: label.clone(),
+                    address: self.endpoint.address(),
+                    what: request.describe(),
                     reason: "the answer was shorter than asked".into(),
                 })?;
                 out.push(TimeValue {
@@ -597,17 +754,15 @@ impl ModbusSouth {
         Ok(out)
     }
 
-    /// One request on the shared connection (opened if needed). A transport failure or a
-    /// timeout drops the connection; an exception is the inner error.
     async fn request(
         &self,
         link: &mut Link,
         request: &Request,
     ) -> Result<Result<Answer, ExceptionCode>, ModbusError> {
-        let context = self.connected(link).await?;
+        let context = self.endpoint.connected(link).await?;
         let (start, count) = (request.start, request.count);
         let asked = async {
-            Ok::<_, tokio_modbus::Error>(match request.kind {
+            Ok(match request.kind {
                 ModbusType::Coil => context.read_coils(start, count).await?.map(Answer::Bits),
                 ModbusType::DiscreteInput => context
                     .read_discrete_inputs(start, count)
@@ -623,110 +778,13 @@ impl ModbusSouth {
                     .map(Answer::Words),
             })
         };
-        let failed = match tokio::time::timeout(self.network_timeout, asked).await {
-            Ok(Ok(answer)) => return Ok(answer),
-            Ok(Err(error)) => error.to_string(),
-            Err(_) => format!(
-                "no answer within networkTimeout {} ms",
-                self.network_timeout.as_millis()
-            ),
-        };
-        link.context = None;
-        Err(ModbusError::Transport {
-            connector: self.label.clone(),
-            address: self.address(),
-            kind: request.kind.as_str(),
-            start,
-            end: u32::from(start) + u32::from(count),
-            reason: failed,
-        })
+        let answer = self.endpoint.within(asked).await;
+        answer.map_err(|reason| self.endpoint.lost(link, request.describe(), reason))
     }
 
-    async fn connected<'l>(&self, link: &'l mut Link) -> Result<&'l mut Context, ModbusError> {
-        if link.context.is_none() {
-            if let Some((at, reason)) = &link.retry_at {
-                let now = Instant::now();
-                if *at > now {
-                    return Err(self.connect_error(reason.clone(), *at - now));
-                }
-            }
-            match self.open().await {
-                Ok(stream) => {
-                    link.backoff.reset();
-                    link.retry_at = None;
-                    link.context = Some(tcp::attach_slave(stream, Slave(self.slave)));
-                    tracing::info!(south = %self.label, address = %self.address(), "modbus connected");
-                }
-                Err(reason) => {
-                    let delay = link.backoff.on_failure();
-                    link.retry_at = Some((Instant::now() + delay, reason.clone()));
-                    return Err(self.connect_error(reason, delay));
-                }
-            }
-        }
-        link.context
-            .as_mut()
-            .ok_or_else(|| self.connect_error("not connected".into(), Duration::ZERO))
-    }
-
-    fn connect_error(&self, reason: String, retry_in: Duration) -> ModbusError {
-        ModbusError::Connect {
-            connector: self.label.clone(),
-            address: self.address(),
-            reason,
-            retry_in,
-        }
-    }
-
-    async fn open(&self) -> Result<TcpStream, String> {
-        let connecting = TcpStream::connect((self.host.as_str(), self.port));
-        match tokio::time::timeout(self.connect_timeout, connecting).await {
-            Ok(Ok(stream)) => {
-                // Registers are small and latency matters more than packing.
-                let _ = stream.set_nodelay(true);
-                Ok(stream)
-            }
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!(
-                "Modbus connection timeout after {} ms",
-                self.connect_timeout.as_millis()
-            )),
-        }
-    }
-
-    /// `test-south-connection`: a fresh connection, answered as OIBus's
-    /// `{items:[{key:"RemoteAddress", value:"<ip>:<port>"}]}`, with OIBus's error texts.
+    /// `test-south-connection`.
     pub async fn test_connection(&self) -> Result<Value, ModbusError> {
-        let connecting = TcpStream::connect((self.host.as_str(), self.port));
-        let stream = match tokio::time::timeout(self.connect_timeout, connecting).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
-                ) || e.to_string().contains("lookup") =>
-            {
-                return Err(ModbusError::Test(format!(
-                    "Please check host and port: {e}"
-                )))
-            }
-            Ok(Err(e)) => {
-                return Err(ModbusError::Test(format!(
-                    "Unable to connect to socket: {e}"
-                )))
-            }
-            Err(_) => {
-                return Err(ModbusError::Test(format!(
-                    "Unable to connect to socket: Modbus connection timeout after {} ms",
-                    self.connect_timeout.as_millis()
-                )))
-            }
-        };
-        let peer = stream
-            .peer_addr()
-            .map(|a| format!("{}:{}", a.ip(), a.port()))
-            .unwrap_or_else(|_| self.address());
-        Ok(json!({"items": [{"key": "RemoteAddress", "value": peer}]}))
+        self.endpoint.test_connection().await
     }
 }
 
