@@ -5,6 +5,7 @@
 //! - [`north_oianalytics::OiaNorth`]: values and files to OIAnalytics (§2);
 //! - [`north_console::ConsoleNorth`]: a summary or the content on stdout;
 //! - [`north_file_writer::FileWriterNorth`]: each entry as a file in a folder, atomically;
+//! - [`north_modbus::ModbusNorth`]: coils and registers written to a Modbus TCP server;
 //! - [`south_folder_scanner::FolderScanner`]: the files of a folder, per item pattern;
 //! - [`south_modbus::ModbusSouth`]: registers and coils of a Modbus TCP server.
 //!
@@ -14,6 +15,7 @@
 
 pub mod north_console;
 pub mod north_file_writer;
+pub mod north_modbus;
 pub mod north_oianalytics;
 pub mod south_folder_scanner;
 pub mod south_modbus;
