@@ -1,12 +1,14 @@
 //! The modbus south end to end, through OIAnalytics commands only, against a Modbus TCP server
 //! in the test process whose registers change every second: the values reach the simulator
 //! decoded as OIBus decodes them, an illegal address is reported with the item and address, and
-//! the agent reconnects by itself after the server was down.
+//! the agent reconnects by itself after the server was down. And a north `modbus` writes
+//! setpoints (through `setpoint-to-modbus`) to the server.
 
+use std::collections::HashMap;
 use std::future::{self, Future};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -25,6 +27,13 @@ const WAIT: Duration = Duration::from_secs(30);
 const MEMORY: u16 = 1000;
 /// The double at holding registers 30..34, sent times the item's multiplier 2.
 const DOUBLE: f64 = 1234.5678;
+
+/// What was written to the device, by address: it wins over the computed values.
+#[derive(Debug, Default)]
+struct Written {
+    registers: HashMap<u16, u16>,
+    coils: HashMap<u16, bool>,
+}
 
 /// The device's registers at `seconds` since the server started.
 fn holding(address: u16, seconds: u16) -> u16 {
@@ -45,9 +54,10 @@ fn holding(address: u16, seconds: u16) -> u16 {
     }
 }
 
-/// The device's service: holding and input registers, coils; reads only.
+/// The device's service: holding and input registers, coils; single writes.
 struct Device {
     started: Instant,
+    written: Arc<Mutex<Written>>,
 }
 
 impl tokio_modbus::server::Service for Device {
@@ -64,9 +74,26 @@ impl tokio_modbus::server::Service for Device {
                 .then_some(start..start + count)
                 .ok_or(ExceptionCode::IllegalDataAddress)
         };
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
         let answer = match request {
-            Request::ReadHoldingRegisters(start, count) => range(start, count)
-                .map(|r| Response::ReadHoldingRegisters(r.map(|a| holding(a, seconds)).collect())),
+            Request::ReadHoldingRegisters(start, count) => range(start, count).map(|r| {
+                let value = |a| {
+                    written
+                        .registers
+                        .get(&a)
+                        .copied()
+                        .unwrap_or(holding(a, seconds))
+                };
+                Response::ReadHoldingRegisters(r.map(value).collect())
+            }),
+            Request::WriteSingleRegister(address, word) => range(address, 1).map(|_| {
+                written.registers.insert(address, word);
+                Response::WriteSingleRegister(address, word)
+            }),
+            Request::WriteSingleCoil(address, on) => range(address, 1).map(|_| {
+                written.coils.insert(address, on);
+                Response::WriteSingleCoil(address, on)
+            }),
             Request::ReadInputRegisters(start, count) => range(start, count).map(|r| {
                 // Input register 10: minus the seconds, an int16.
                 let value = |a| {
@@ -89,6 +116,7 @@ impl tokio_modbus::server::Service for Device {
 /// The server on its own thread and runtime; `stop` closes the listener and every connection.
 struct ModbusServer {
     port: u16,
+    written: Arc<Mutex<Written>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -98,6 +126,8 @@ impl ModbusServer {
     fn start(port: u16) -> ModbusServer {
         let (bound_tx, bound_rx) = mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let written = Arc::new(Mutex::new(Written::default()));
+        let device_written = written.clone();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
@@ -113,8 +143,16 @@ impl ModbusServer {
                 let _ = bound_tx.send(listener.local_addr().expect("local address").port());
                 let started = Instant::now();
                 let server = Server::new(listener);
-                let on_connected = |stream, socket_addr| async move {
-                    accept_tcp_connection(stream, socket_addr, |_| Ok(Some(Device { started })))
+                let on_connected = |stream, socket_addr| {
+                    let written = device_written.clone();
+                    async move {
+                        accept_tcp_connection(stream, socket_addr, |_| {
+                            Ok(Some(Device {
+                                started,
+                                written: written.clone(),
+                            }))
+                        })
+                    }
                 };
                 let _ = server
                     .serve_until(&on_connected, |_| {}, async {
@@ -130,6 +168,7 @@ impl ModbusServer {
             .expect("the Modbus server listens");
         ModbusServer {
             port,
+            written,
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -374,4 +413,87 @@ fn values_resume_by_themselves_after_the_modbus_server_was_down() {
             && south_status(&agent, "plc")["last_error"].is_null()
     });
     assert!(ok, "{}\n{}", south_status(&agent, "plc"), agent.logs());
+}
+
+/// The id the agent gave the standard transformer `function_name`, from its full-config message.
+fn standard_transformer(sim: &Sim, agent: &Agent, function_name: &str) -> Value {
+    let mut id = Value::Null;
+    let ok = wait_until(WAIT, || {
+        let messages = sim.admin_get("/admin/messages?kind=full-config");
+        id = messages["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|m| {
+                m["body"]["transformers"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .find(|t| t["settings"]["functionName"] == function_name)
+            .map(|t| t["oIBusInternalId"].clone())
+            .unwrap_or(Value::Null);
+        !id.is_null()
+    });
+    assert!(
+        ok,
+        "no {function_name} transformer in a full-config message\n{}",
+        agent.logs()
+    );
+    id
+}
+
+#[test]
+fn setpoints_are_written_to_the_modbus_server_through_setpoint_to_modbus() {
+    let server = ModbusServer::start(0);
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    let transformer = standard_transformer(&sim, &agent, "setpoint-to-modbus");
+    // jbus: addresses from 1, so 41 is register 40 and 8 is coil 7.
+    let mapping = json!([
+        {"reference": "speed", "address": "41", "modbusType": "register"},
+        {"reference": "pump", "address": "8", "modbusType": "coil"}
+    ]);
+    let north = command(
+        "w2",
+        "create-north",
+        json!({"retrieveSecretsFromNorth": null, "commandContent": {
+            "name": "to-plc", "type": "modbus", "description": "", "enabled": true,
+            "settings": {"host": "127.0.0.1", "port": server.port, "connectTimeout": 1000,
+                         "retryInterval": 1000, "slaveId": 1, "addressOffset": "jbus",
+                         "endianness": "big-endian", "swapBytesInWords": false,
+                         "swapWordsInDWords": false},
+            "caching": {"trigger": {"scanModeId": null, "scanModeName": "every-second"}},
+            "transformers": [{"transformerId": transformer, "options": {"mapping": mapping},
+                              "source": {"type": "oianalytics-setpoint"}}]}}),
+    );
+    sim.queue(&json!([every_second("w1"), north]));
+    for id in ["w1", "w2"] {
+        completed(&sim, &agent, id);
+    }
+    let north_id = named(
+        &crate::commands::entities(&agent)["northConnectors"],
+        "to-plc",
+    )[0]["id"]
+        .clone();
+    sim.queue(&json!([command(
+        "w3",
+        "setpoint",
+        json!({"northConnectorId": north_id, "commandContent": [
+            {"reference": "speed", "value": "1500"}, {"reference": "pump", "value": 1},
+            {"reference": "unmapped", "value": 7}]})
+    )]));
+    completed(&sim, &agent, "w3");
+    let ok = wait_until(WAIT, || {
+        let written = server.written.lock().unwrap_or_else(|e| e.into_inner());
+        written.registers.get(&40) == Some(&1500) && written.coils.get(&7) == Some(&true)
+    });
+    assert!(ok, "{:?}\n{}", server.written, agent.logs());
+    let written = server.written.lock().unwrap_or_else(|e| e.into_inner());
+    assert_eq!(
+        written.registers.len() + written.coils.len(),
+        2,
+        "{written:?}"
+    );
 }
