@@ -50,12 +50,13 @@ pub enum ModbusError {
         exception: ExceptionCode,
     },
 
-    #[error("{connector}: cannot connect to {address}: {reason}; next attempt in {} ms", retry_in.as_millis())]
+    /// Without the delay to the next attempt, so the same outage gives the same text (the south
+    /// logs a repeated error once).
+    #[error("{connector}: cannot connect to {address}: {reason}; the agent retries by itself")]
     Connect {
         connector: String,
         address: String,
         reason: String,
-        retry_in: Duration,
     },
 
     #[error("{connector}: {what} at {address} failed: {reason}; reconnecting")]
@@ -533,9 +534,8 @@ impl Endpoint {
     ) -> Result<&'l mut Context, ModbusError> {
         if link.context.is_none() {
             if let Some((at, reason)) = &link.retry_at {
-                let now = Instant::now();
-                if *at > now {
-                    return Err(self.connect_error(reason.clone(), *at - now));
+                if *at > Instant::now() {
+                    return Err(self.connect_error(reason.clone()));
                 }
             }
             match self.open().await {
@@ -548,13 +548,13 @@ impl Endpoint {
                 Err(reason) => {
                     let delay = link.backoff.on_failure();
                     link.retry_at = Some((Instant::now() + delay, reason.clone()));
-                    return Err(self.connect_error(reason, delay));
+                    return Err(self.connect_error(reason));
                 }
             }
         }
         link.context
             .as_mut()
-            .ok_or_else(|| self.connect_error("not connected".into(), Duration::ZERO))
+            .ok_or_else(|| self.connect_error("not connected".into()))
     }
 
     /// `asked` (one request on the connection) within `networkTimeout`: the answer (an
@@ -584,12 +584,11 @@ impl Endpoint {
         }
     }
 
-    fn connect_error(&self, reason: String, retry_in: Duration) -> ModbusError {
+    fn connect_error(&self, reason: String) -> ModbusError {
         ModbusError::Connect {
             connector: self.label.clone(),
             address: self.address(),
             reason,
-            retry_in,
         }
     }
 
