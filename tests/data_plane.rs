@@ -18,7 +18,7 @@ use crate::kit::wait_until;
 const WAIT: Duration = Duration::from_secs(30);
 
 /// Every second: files go out within about a second of being dropped.
-fn every_second(id: &str) -> Value {
+pub(crate) fn every_second(id: &str) -> Value {
     command(
         id,
         "create-scan-mode",
@@ -27,7 +27,7 @@ fn every_second(id: &str) -> Value {
 }
 
 /// A north `oianalytics` through the registration (useOiaModule), sending each file at once.
-fn oia_north(id: &str, name: &str, retry_count: u32) -> Value {
+pub(crate) fn oia_north(id: &str, name: &str, retry_count: u32) -> Value {
     command(
         id,
         "create-north",
@@ -205,7 +205,10 @@ fn files_dropped_in_a_folder_reach_oianalytics_through_commands_only() {
         r#"oibus_agent_data_sent_total{connector="to-oia"} 5"#,
         r#"oibus_agent_north_sends_total{connector="to-oia",result="sent"} 5"#,
     ] {
-        assert!(metrics.lines().any(|l| l == line), "no {line} in\n{metrics}");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line} in\n{metrics}"
+        );
     }
 }
 

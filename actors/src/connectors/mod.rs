@@ -5,7 +5,9 @@
 //! - [`north_oianalytics::OiaNorth`]: values and files to OIAnalytics (§2);
 //! - [`north_console::ConsoleNorth`]: a summary or the content on stdout;
 //! - [`north_file_writer::FileWriterNorth`]: each entry as a file in a folder, atomically;
+//! - [`north_modbus::ModbusNorth`]: coils and registers written to a Modbus TCP server;
 //! - [`south_folder_scanner::FolderScanner`]: the files of a folder, per item pattern;
+//! - [`south_modbus::ModbusSouth`]: registers and coils of a Modbus TCP server;
 //! - [`south_mqtt::MqttSouth`]: the messages of MQTT topics, acknowledged once cached.
 //!
 //! A north's `send` answers a [`Delivery`], which carries OIBus's retry rule: the actor keeps a
@@ -14,8 +16,10 @@
 
 pub mod north_console;
 pub mod north_file_writer;
+pub mod north_modbus;
 pub mod north_oianalytics;
 pub mod south_folder_scanner;
+pub mod south_modbus;
 pub mod south_mqtt;
 
 use std::path::PathBuf;

@@ -354,7 +354,11 @@ impl DataFlow {
             .filter(|s| s.enabled)
             .map(|s| (s.id.as_str(), fingerprint(&[s])))
             .collect();
-        Self::stop_stale(&mut self.souths, &wanted);
+        for id in Self::stop_stale(&mut self.souths, &wanted) {
+            if !souths.iter().any(|s| s.id == id) {
+                SouthDriver::forget(&id, &self.ctx.store);
+            }
+        }
         for south in souths {
             let listed = Listed {
                 kind: "south",

@@ -12,6 +12,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::json_path::{JsonPath, JsonPathError};
+use crate::connectors::north_modbus::js_truthy;
+use crate::connectors::south_modbus::js_number;
 use crate::content::{Content, ContentType, TimeValue};
 use crate::entities::transformers::{Transformer, TransformerDefinition};
 
@@ -31,6 +33,9 @@ pub enum Transform {
     /// A standard transformer whose options cannot be used: its content is dropped with this
     /// error, counted.
     Misconfigured { error: String },
+    /// `setpoint-to-modbus`: each setpoint whose `reference` is in `mapping` becomes
+    /// `{address, value, modbusType}`; the others are dropped.
+    SetpointToModbus { mapping: Vec<ModbusMapping> },
     /// A transformer this agent cannot run (a custom one, or a standard one not yet native):
     /// its content is dropped with an error, counted.
     Unsupported { name: String },
@@ -44,6 +49,16 @@ pub enum Precision {
     S,
     Min,
     Hr,
+}
+
+/// One row of `setpoint-to-modbus`'s `options.mapping`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModbusMapping {
+    pub reference: String,
+    pub address: String,
+    /// `coil` or `register`.
+    pub modbus_type: String,
 }
 
 /// Where content comes from, as routing needs it: the south, and per value the item.
@@ -257,6 +272,15 @@ fn native(entry: &Entry, known: &[Transformer]) -> Transform {
             "json-to-oianalytics" => JsonToOianalytics::new(&entry.options)
                 .map(|t| Transform::JsonToOianalytics(Box::new(t)))
                 .unwrap_or_else(|error| Transform::Misconfigured { error }),
+            "setpoint-to-modbus" => {
+                let mapping = entry.options.get("mapping").cloned().unwrap_or_default();
+                match Vec::<ModbusMapping>::deserialize(mapping) {
+                    Ok(mapping) => Transform::SetpointToModbus { mapping },
+                    Err(e) => Transform::Misconfigured {
+                        error: format!("setpoint-to-modbus: options.mapping: {e}"),
+                    },
+                }
+            }
             other => Transform::Unsupported {
                 name: other.to_owned(),
             },
@@ -296,10 +320,69 @@ pub fn apply(
         },
         Some(Transform::JsonToOianalytics(t)) => t.apply(content).map(Some),
         Some(Transform::Misconfigured { error }) => Err(error.clone()),
+        Some(Transform::SetpointToModbus { mapping }) => match content {
+            Content::Elements {
+                kind: ContentType::Setpoint,
+                elements,
+            } => Ok(Some(Content::Elements {
+                kind: ContentType::Modbus,
+                elements: setpoint_to_modbus(mapping, &elements),
+            })),
+            other => Err(format!(
+                "setpoint-to-modbus takes setpoint, not {}",
+                other.content_type()
+            )),
+        },
         Some(Transform::Unsupported { name }) => Err(format!(
             "transformer '{name}' is not supported by this agent (no runtime for it)"
         )),
     }
+}
+
+/// OIBus's `setpoint-to-modbus`: a coil's value is JavaScript's `Boolean(value)`, a
+/// register's `parseInt(value)` (`null` where that is `NaN`).
+fn setpoint_to_modbus(mapping: &[ModbusMapping], setpoints: &[Value]) -> Vec<Value> {
+    setpoints
+        .iter()
+        .filter_map(|setpoint| {
+            let reference = setpoint["reference"].as_str()?;
+            let row = mapping.iter().find(|m| m.reference == reference)?;
+            let value = &setpoint["value"];
+            let value = if row.modbus_type == "coil" {
+                Value::Bool(js_truthy(value))
+            } else {
+                js_parse_int(value).map_or(Value::Null, Value::from)
+            };
+            Some(serde_json::json!({
+                "address": row.address, "value": value, "modbusType": row.modbus_type
+            }))
+        })
+        .collect()
+}
+
+/// JavaScript's `parseInt(String(value))`: leading blanks, a sign, `0x` hexadecimal or decimal
+/// leading digits; `None` for `NaN`.
+fn js_parse_int(value: &Value) -> Option<i64> {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => js_number(n.as_f64()?),
+        _ => return None,
+    };
+    let rest = text.trim_start();
+    let (negative, rest) = match rest.as_bytes().first() {
+        Some(b'-') => (true, &rest[1..]),
+        Some(b'+') => (false, &rest[1..]),
+        _ => (false, rest),
+    };
+    let (radix, digits) = match rest.get(..2) {
+        Some("0x" | "0X") => (16, &rest[2..]),
+        _ => (10, rest),
+    };
+    let end = digits
+        .find(|c: char| !c.is_digit(radix))
+        .unwrap_or(digits.len());
+    let magnitude = i64::from_str_radix(&digits[..end], radix).ok()?;
+    Some(if negative { -magnitude } else { magnitude })
 }
 
 fn to_oianalytics(value: TimeValue, precision: Precision) -> TimeValue {
@@ -824,5 +907,45 @@ mod tests {
     fn a_malformed_entry_is_named() {
         let error = Routing::new(&[json!({"source": {"type": "south"}})], &known()).unwrap_err();
         assert!(error.starts_with("transformers[0]:"), "{error}");
+    }
+
+    #[test]
+    fn setpoint_to_modbus_maps_references_as_oibus_coercing_values_as_javascript() {
+        let entry = json!({"transformerId": "sm", "options": {"mapping": [
+            {"reference": "speed", "address": "0x28", "modbusType": "register"},
+            {"reference": "pump", "address": "3", "modbusType": "coil"}]},
+            "source": {"type": "oianalytics-setpoint"}});
+        let routing = Routing::new(&[entry], &[standard("sm", "setpoint-to-modbus")]).unwrap();
+        let setpoints = Content::Elements {
+            kind: ContentType::Setpoint,
+            elements: vec![
+                json!({"reference": "speed", "value": "12.9rpm"}),
+                json!({"reference": "pump", "value": "0"}),
+                json!({"reference": "unknown", "value": 1}),
+                json!({"reference": "speed", "value": 0x10}),
+                json!({"reference": "speed", "value": "0x10"}),
+                json!({"reference": "speed", "value": "fast"}),
+                json!({"reference": "pump", "value": 0}),
+            ],
+        };
+        let parts = routing.partition(Origin::Setpoint, setpoints);
+        let (transform, content) = parts.into_iter().next().unwrap();
+        let out = apply(transform, content, &[ContentType::Modbus]).unwrap();
+        let register = |v: Value| json!({"address": "0x28", "value": v, "modbusType": "register"});
+        let coil = |v: bool| json!({"address": "3", "value": v, "modbusType": "coil"});
+        assert_eq!(
+            out,
+            Some(Content::Elements {
+                kind: ContentType::Modbus,
+                elements: vec![
+                    register(json!(12)),
+                    coil(true),
+                    register(json!(16)),
+                    register(json!(16)),
+                    register(Value::Null),
+                    coil(false),
+                ]
+            })
+        );
     }
 }

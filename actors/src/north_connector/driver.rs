@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::connectors::north_console::ConsoleNorth;
 use crate::connectors::north_file_writer::FileWriterNorth;
+use crate::connectors::north_modbus::ModbusNorth;
 use crate::connectors::north_oianalytics::OiaNorth;
 use crate::connectors::Delivery;
 use crate::content::ContentType;
@@ -22,6 +23,7 @@ pub enum NorthDriver {
     Oianalytics(OiaNorth),
     Console(ConsoleNorth),
     FileWriter(FileWriterNorth),
+    Modbus(ModbusNorth),
 }
 
 impl NorthDriver {
@@ -32,6 +34,7 @@ impl NorthDriver {
             "oianalytics" => OiaNorth::new(name, settings, ctx).map(NorthDriver::Oianalytics),
             "console" => ConsoleNorth::new(name, settings).map(NorthDriver::Console),
             "file-writer" => FileWriterNorth::new(name, settings).map(NorthDriver::FileWriter),
+            "modbus" => ModbusNorth::new(name, settings).map(NorthDriver::Modbus),
             other => return Err(unsupported(other)),
         }
         .map_err(|e| e.to_string())
@@ -39,7 +42,10 @@ impl NorthDriver {
 
     /// Whether this agent runs norths of this type.
     pub fn supports(north_type: &str) -> bool {
-        matches!(north_type, "oianalytics" | "console" | "file-writer")
+        matches!(
+            north_type,
+            "oianalytics" | "console" | "file-writer" | "modbus"
+        )
     }
 
     /// What the north caches without a transformer (OIBus `supportedTypes()`).
@@ -49,6 +55,7 @@ impl NorthDriver {
             "oianalytics" => &[Any, TimeValues, Oianalytics],
             "console" => &[Any, TimeValues, Setpoint],
             "file-writer" => &[Any, Setpoint, TimeValues],
+            "modbus" => &[Modbus],
             _ => &[],
         }
     }
@@ -58,6 +65,7 @@ impl NorthDriver {
             NorthDriver::Oianalytics(n) => n.send(content_type, filename, body).await,
             NorthDriver::Console(n) => n.send(content_type, filename, body).await,
             NorthDriver::FileWriter(n) => n.send(content_type, filename, body).await,
+            NorthDriver::Modbus(n) => n.send(content_type, filename, body).await,
         }
     }
 
@@ -66,6 +74,7 @@ impl NorthDriver {
             NorthDriver::Oianalytics(n) => n.test_connection().await,
             NorthDriver::Console(n) => n.test_connection().await,
             NorthDriver::FileWriter(n) => n.test_connection().await,
+            NorthDriver::Modbus(n) => n.test_connection().await,
         }
     }
 }

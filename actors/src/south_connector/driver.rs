@@ -8,8 +8,9 @@ use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 
 use crate::connectors::south_folder_scanner::FolderScanner;
+use crate::connectors::south_modbus::ModbusSouth;
 use crate::connectors::south_mqtt::MqttSouth;
-use crate::content::Content;
+use crate::content::{Content, ContentType};
 use crate::context::AgentContext;
 use crate::data_flow::router::Router;
 use crate::data_flow::transform::{ItemIndex, Origin};
@@ -26,6 +27,7 @@ pub fn unsupported(south_type: &str) -> String {
 #[derive(Clone)]
 pub enum SouthDriver {
     FolderScanner(Arc<FolderScanner>),
+    Modbus(Arc<ModbusSouth>),
     Mqtt(Arc<MqttSouth>),
 }
 
@@ -71,6 +73,9 @@ impl SouthDriver {
             "folder-scanner" => FolderScanner::new(&south.id, &south.settings, &ctx.store)
                 .map(|s| SouthDriver::FolderScanner(Arc::new(s)))
                 .map_err(|e| e.to_string()),
+            "modbus" => ModbusSouth::new(&south.id, &south.settings)
+                .map(|s| SouthDriver::Modbus(Arc::new(s)))
+                .map_err(|e| e.to_string()),
             "mqtt" => MqttSouth::new(south, &ctx.engine_id, ctx.peers.clone())
                 .map(|s| SouthDriver::Mqtt(Arc::new(s)))
                 .map_err(|e| e.to_string()),
@@ -79,7 +84,7 @@ impl SouthDriver {
     }
 
     pub fn supports(south_type: &str) -> bool {
-        matches!(south_type, "folder-scanner" | "mqtt")
+        matches!(south_type, "folder-scanner" | "modbus" | "mqtt")
     }
 
     /// Whether each item is its own work unit (OIBus's `SOUTH_SINGLE_ITEMS`: files, queries),
@@ -87,6 +92,7 @@ impl SouthDriver {
     pub fn reads_per_item(&self) -> bool {
         match self {
             SouthDriver::FolderScanner(_) | SouthDriver::Mqtt(_) => true,
+            SouthDriver::Modbus(_) => false,
         }
     }
 
@@ -98,7 +104,7 @@ impl SouthDriver {
         errors: Recipient<SubscriptionFailed>,
     ) {
         match self {
-            SouthDriver::FolderScanner(_) => {}
+            SouthDriver::FolderScanner(_) | SouthDriver::Modbus(_) => {}
             SouthDriver::Mqtt(mqtt) => mqtt.subscribe(south, sink, errors),
         }
     }
@@ -113,11 +119,11 @@ impl SouthDriver {
         router: Router,
     ) -> LocalBoxFuture<'static, Result<ReadSummary, String>> {
         match self {
-            SouthDriver::FolderScanner(_) => Box::pin(async move {
+            SouthDriver::FolderScanner(scanner) => Box::pin(async move {
                 let read = actix_rt::task::spawn_blocking(move || {
                     let mut total = ReadSummary::default();
                     for item in south.items.iter().filter(|i| item_ids.contains(&i.id)) {
-                        let one = self.read_blocking(&south.id, item, &items, &router)?;
+                        let one = read_files(&scanner, &south.id, item, &items, &router)?;
                         total.read += one.read;
                         total.cached += one.cached;
                         total.dropped_full += one.dropped_full;
@@ -127,47 +133,24 @@ impl SouthDriver {
                 read.await
                     .unwrap_or_else(|e| Err(format!("the read panicked: {e}")))
             }),
+            SouthDriver::Modbus(modbus) => Box::pin(async move {
+                let due: Vec<&SouthItem> = south
+                    .items
+                    .iter()
+                    .filter(|i| item_ids.contains(&i.id))
+                    .collect();
+                let values = modbus.read(&due).await.map_err(|e| e.to_string())?;
+                if values.is_empty() {
+                    return Ok(ReadSummary::default());
+                }
+                let content = Content::Values {
+                    kind: ContentType::TimeValues,
+                    values,
+                };
+                commit(router, south.id.clone(), items, content).await
+            }),
             // Subscription items are never scanned.
             SouthDriver::Mqtt(_) => Box::pin(async { Ok(ReadSummary::default()) }),
-        }
-    }
-
-    fn read_blocking(
-        &self,
-        south_id: &str,
-        item: &SouthItem,
-        items: &ItemIndex,
-        router: &Router,
-    ) -> Result<ReadSummary, String> {
-        match self {
-            SouthDriver::FolderScanner(scanner) => {
-                let files = scanner.scan(item).map_err(|e| e.to_string())?;
-                let mut summary = ReadSummary::default();
-                let mut committed = Vec::with_capacity(files.len());
-                for file in files {
-                    let content = Content::File {
-                        filename: file.filename.clone(),
-                        bytes: file.bytes.clone(),
-                    };
-                    let origin = Origin::South { south_id, items };
-                    match router.dispatch(origin, &content) {
-                        Ok(done) => {
-                            summary.read += 1;
-                            summary.cached += done.cached;
-                            summary.dropped_full += done.dropped_full;
-                            committed.push(file);
-                        }
-                        // Not committed: the file stays where it is and is read again.
-                        Err(e) => {
-                            scanner.done(&committed).map_err(|e| e.to_string())?;
-                            return Err(format!("cannot cache {}: {e}", file.filename));
-                        }
-                    }
-                }
-                scanner.done(&committed).map_err(|e| e.to_string())?;
-                Ok(summary)
-            }
-            SouthDriver::Mqtt(_) => Ok(ReadSummary::default()),
         }
     }
 
@@ -179,16 +162,53 @@ impl SouthDriver {
                     .await
                     .unwrap_or_else(|e| Err(format!("the test panicked: {e}")))
             }),
+            SouthDriver::Modbus(modbus) => {
+                Box::pin(async move { modbus.test_connection().await.map_err(|e| e.to_string()) })
+            }
             SouthDriver::Mqtt(mqtt) => Box::pin(async move { mqtt.test_connection().await }),
         }
     }
 
-    /// Forget what the south remembered (it was deleted).
-    pub fn forget(south: &SouthConnector, store: &Store) {
-        if south.connector_type == "folder-scanner" {
-            if let Err(e) = FolderScanner::forget(store, &south.id) {
-                tracing::warn!(south = %south.name, error = %e, "cannot forget the deleted south's file memory");
+    /// Forget what a deleted south remembered (a folder scanner's files; nothing for the
+    /// others, so it is safe whatever the type was).
+    pub fn forget(south_id: &str, store: &Store) {
+        if let Err(e) = FolderScanner::forget(store, south_id) {
+            tracing::warn!(south = %south_id, error = %e, "cannot forget the deleted south's file memory");
+        }
+    }
+}
+
+/// One folder-scanner item: its files committed one by one, each acknowledged once cached.
+fn read_files(
+    scanner: &FolderScanner,
+    south_id: &str,
+    item: &SouthItem,
+    items: &ItemIndex,
+    router: &Router,
+) -> Result<ReadSummary, String> {
+    let files = scanner.scan(item).map_err(|e| e.to_string())?;
+    let mut summary = ReadSummary::default();
+    let mut committed = Vec::with_capacity(files.len());
+    for file in files {
+        let content = Content::File {
+            filename: file.filename.clone(),
+            bytes: file.bytes.clone(),
+        };
+        let origin = Origin::South { south_id, items };
+        match router.dispatch(origin, &content) {
+            Ok(done) => {
+                summary.read += 1;
+                summary.cached += done.cached;
+                summary.dropped_full += done.dropped_full;
+                committed.push(file);
+            }
+            // Not committed: the file stays where it is and is read again.
+            Err(e) => {
+                scanner.done(&committed).map_err(|e| e.to_string())?;
+                return Err(format!("cannot cache {}: {e}", file.filename));
             }
         }
     }
+    scanner.done(&committed).map_err(|e| e.to_string())?;
+    Ok(summary)
 }

@@ -1,0 +1,499 @@
+//! The modbus south end to end, through OIAnalytics commands only, against a Modbus TCP server
+//! in the test process whose registers change every second: the values reach the simulator
+//! decoded as OIBus decodes them, an illegal address is reported with the item and address, and
+//! the agent reconnects by itself after the server was down. And a north `modbus` writes
+//! setpoints (through `setpoint-to-modbus`) to the server.
+
+use std::collections::HashMap;
+use std::future::{self, Future};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio_modbus::server::tcp::{accept_tcp_connection, Server};
+use tokio_modbus::{ExceptionCode, Request, Response};
+
+use crate::commands::{command, completed, named, registered, sim};
+use crate::data_plane::{every_second, oia_north};
+use crate::kit::agent::{Agent, AgentHome};
+use crate::kit::sim::Sim;
+use crate::kit::wait_until;
+
+const WAIT: Duration = Duration::from_secs(30);
+/// Addresses from here answer IllegalDataAddress.
+const MEMORY: u16 = 1000;
+/// The double at holding registers 30..34, sent times the item's multiplier 2.
+const DOUBLE: f64 = 1234.5678;
+
+/// What was written to the device, by address: it wins over the computed values.
+#[derive(Debug, Default)]
+struct Written {
+    registers: HashMap<u16, u16>,
+    coils: HashMap<u16, bool>,
+}
+
+/// The device's registers at `seconds` since the server started.
+fn holding(address: u16, seconds: u16) -> u16 {
+    let temperature = (f32::from(seconds) + 0.5).to_bits();
+    let double = DOUBLE.to_bits();
+    let double_word = |i: u32| (double >> (48 - 16 * i)) as u16;
+    match address {
+        0 => seconds,
+        // OIBus's default word order for 32 and 64 bits: low word first in each 32-bit half.
+        1 => temperature as u16,
+        2 => (temperature >> 16) as u16,
+        20 => 0b1000,
+        30 => double_word(1),
+        31 => double_word(0),
+        32 => double_word(3),
+        33 => double_word(2),
+        _ => 0,
+    }
+}
+
+/// The device's service: holding and input registers, coils; single writes.
+struct Device {
+    started: Instant,
+    written: Arc<Mutex<Written>>,
+}
+
+impl tokio_modbus::server::Service for Device {
+    type Request = Request<'static>;
+    type Response = Response;
+    type Exception = ExceptionCode;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, ExceptionCode>> + Send>>;
+
+    fn call(&self, request: Request<'static>) -> Self::Future {
+        let seconds = self.started.elapsed().as_secs() as u16;
+        let range = |start: u16, count: u16| {
+            let end = u32::from(start) + u32::from(count);
+            (end <= u32::from(MEMORY))
+                .then_some(start..start + count)
+                .ok_or(ExceptionCode::IllegalDataAddress)
+        };
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        let answer = match request {
+            Request::ReadHoldingRegisters(start, count) => range(start, count).map(|r| {
+                let value = |a| {
+                    written
+                        .registers
+                        .get(&a)
+                        .copied()
+                        .unwrap_or(holding(a, seconds))
+                };
+                Response::ReadHoldingRegisters(r.map(value).collect())
+            }),
+            Request::WriteSingleRegister(address, word) => range(address, 1).map(|_| {
+                written.registers.insert(address, word);
+                Response::WriteSingleRegister(address, word)
+            }),
+            Request::WriteSingleCoil(address, on) => range(address, 1).map(|_| {
+                written.coils.insert(address, on);
+                Response::WriteSingleCoil(address, on)
+            }),
+            Request::ReadInputRegisters(start, count) => range(start, count).map(|r| {
+                // Input register 10: minus the seconds, an int16.
+                let value = |a| {
+                    if a == 10 {
+                        (-(i32::from(seconds % 100))) as u16
+                    } else {
+                        0
+                    }
+                };
+                Response::ReadInputRegisters(r.map(value).collect())
+            }),
+            Request::ReadCoils(start, count) => range(start, count)
+                .map(|r| Response::ReadCoils(r.map(|a| a == 3 && seconds % 2 == 0).collect())),
+            _ => Err(ExceptionCode::IllegalFunction),
+        };
+        Box::pin(future::ready(answer))
+    }
+}
+
+/// The server on its own thread and runtime; `stop` closes the listener and every connection.
+struct ModbusServer {
+    port: u16,
+    written: Arc<Mutex<Written>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ModbusServer {
+    /// Listens on 127.0.0.1:`port` (0: any free port).
+    fn start(port: u16) -> ModbusServer {
+        let (bound_tx, bound_rx) = mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let written = Arc::new(Mutex::new(Written::default()));
+        let device_written = written.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("a runtime for the Modbus server");
+            runtime.block_on(async move {
+                // Tokio sets SO_REUSEADDR: the port can be taken again right after a stop.
+                let address = SocketAddr::from(([127, 0, 0, 1], port));
+                let listener = tokio::net::TcpListener::bind(address)
+                    .await
+                    .expect("bind the Modbus server");
+                let _ = bound_tx.send(listener.local_addr().expect("local address").port());
+                let started = Instant::now();
+                let server = Server::new(listener);
+                let on_connected = |stream, socket_addr| {
+                    let written = device_written.clone();
+                    async move {
+                        accept_tcp_connection(stream, socket_addr, |_| {
+                            Ok(Some(Device {
+                                started,
+                                written: written.clone(),
+                            }))
+                        })
+                    }
+                };
+                let _ = server
+                    .serve_until(&on_connected, |_| {}, async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
+            // Dropping the runtime aborts the connection tasks: the clients see the close.
+            runtime.shutdown_background();
+        });
+        let port = bound_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the Modbus server listens");
+        ModbusServer {
+            port,
+            written,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ModbusServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn register(name: &str, modbus_type: &str, address: &str, data: Value) -> Value {
+    json!({"id": null, "name": name, "enabled": true, "scanModeId": null, "scanModeName": "every-second",
+           "settings": {"modbusType": modbus_type, "address": address, "data": data}})
+}
+
+fn data(data_type: &str, bit_index: u32, multiplier: f64) -> Value {
+    json!({"dataType": data_type, "bitIndex": bit_index, "multiplierCoefficient": multiplier})
+}
+
+fn modbus_south(id: &str, name: &str, port: u16, items: Vec<Value>) -> Value {
+    command(
+        id,
+        "create-south",
+        json!({"retrieveSecretsFromSouth": null, "commandContent": {
+            "name": name, "type": "modbus", "description": "", "enabled": true,
+            "settings": {"host": "127.0.0.1", "port": port, "connectTimeout": 1000,
+                         "networkTimeout": 2000, "retryInterval": 1000, "slaveId": 1,
+                         "addressOffset": "modbus", "endianness": "big-endian",
+                         "swapBytesInWords": false, "swapWordsInDWords": false,
+                         "batchQuery": true, "groupingGap": 0},
+            "items": items, "groups": []}}),
+    )
+}
+
+/// The device's items, one of each kind of read.
+fn device_items() -> Vec<Value> {
+    vec![
+        register("counter", "holding-register", "0", data("uint16", 0, 1.0)),
+        register(
+            "temperature",
+            "holding-register",
+            "0x0001",
+            data("float", 0, 1.0),
+        ),
+        register("alarm", "holding-register", "20", data("bit", 3, 1.0)),
+        register("energy", "holding-register", "30", data("double", 0, 2.0)),
+        register("drift", "input-register", "10", data("int16", 0, 1.0)),
+        json!({"id": null, "name": "running", "enabled": true, "scanModeId": null,
+               "scanModeName": "every-second",
+               "settings": {"modbusType": "coil", "address": "3"}}),
+    ]
+}
+
+/// A registered agent with an OIA north and a modbus south `plc` on `port`.
+fn flow(sim: &Sim, home: &AgentHome, port: u16, extra: &[Value]) -> Agent {
+    let agent = registered(home, &[]);
+    let mut commands = vec![
+        every_second("m1"),
+        oia_north("m2", "to-oia", 3),
+        modbus_south("m3", "plc", port, device_items()),
+    ];
+    commands.extend_from_slice(extra);
+    let ids: Vec<String> = commands
+        .iter()
+        .map(|c| c["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    sim.queue(&Value::Array(commands));
+    for id in &ids {
+        completed(sim, &agent, id);
+    }
+    agent
+}
+
+/// The values the simulator received lately: (pointId, timestamp, value).
+fn recent(sim: &Sim) -> Vec<(String, String, String)> {
+    let data = sim.admin_get("/admin/data");
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    data["recentValues"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            let v = &r["value"];
+            (
+                text(&v["pointId"]),
+                text(&v["timestamp"]),
+                text(&v["data"]["value"]),
+            )
+        })
+        .collect()
+}
+
+fn value_of<'a>(values: &'a [(String, String, String)], point: &str, at: &str) -> Option<&'a str> {
+    values
+        .iter()
+        .find(|(p, t, _)| p == point && t == at)
+        .map(|(_, _, v)| v.as_str())
+}
+
+fn south_status(agent: &Agent, name: &str) -> Value {
+    let status = agent.status();
+    named(&status["data_flow"]["souths"], name)
+        .first()
+        .map(|s| (*s).clone())
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn registers_and_coils_of_a_modbus_server_reach_oianalytics_decoded_as_oibus_does() {
+    let server = ModbusServer::start(0);
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let ghost = modbus_south(
+        "m4",
+        "ghost-plc",
+        server.port,
+        vec![register(
+            "ghost",
+            "holding-register",
+            "2000",
+            data("uint16", 0, 1.0),
+        )],
+    );
+    let agent = flow(&sim, &home, server.port, &[ghost]);
+
+    // Both coil states seen, and one read where every item has a value.
+    let mut complete = None;
+    let ok = wait_until(WAIT, || {
+        let values = recent(&sim);
+        let coil = |state: &str| values.iter().any(|(p, _, v)| p == "running" && v == state);
+        complete = values
+            .iter()
+            .filter(|(p, _, _)| p == "counter")
+            .map(|(_, t, _)| t.clone())
+            .find(|t| {
+                ["temperature", "alarm", "energy", "drift", "running"]
+                    .iter()
+                    .all(|p| value_of(&values, p, t).is_some())
+            });
+        coil("0") && coil("1") && complete.is_some()
+    });
+    let values = recent(&sim);
+    assert!(ok, "values missing: {values:?}\n{}", agent.logs());
+    let at = complete.unwrap_or_default();
+    let counter: u16 = value_of(&values, "counter", &at)
+        .and_then(|v| v.parse().ok())
+        .expect("counter is an integer");
+    // counter and temperature come from one request: the same instant of the device.
+    assert_eq!(
+        value_of(&values, "temperature", &at),
+        Some(format!("{counter}.5").as_str())
+    );
+    assert_eq!(value_of(&values, "alarm", &at), Some("1"));
+    assert_eq!(value_of(&values, "energy", &at), Some("2469.1356"));
+    let drift: i32 = value_of(&values, "drift", &at)
+        .and_then(|v| v.parse().ok())
+        .expect("drift is an integer");
+    assert!((-99..=0).contains(&drift), "{drift}");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(&at).is_ok() && at.ends_with('Z'),
+        "{at}"
+    );
+    assert!(values.iter().all(|(p, _, _)| p != "ghost"));
+
+    let ghost = south_status(&agent, "ghost-plc");
+    let error = ghost["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("'ghost'") && error.contains("2000"),
+        "{ghost}"
+    );
+    assert_eq!(south_status(&agent, "plc")["last_error"], Value::Null);
+
+    let south_id =
+        named(&crate::commands::entities(&agent)["southConnectors"], "plc")[0]["id"].clone();
+    sim.queue(&json!([command(
+        "t1",
+        "test-south-connection",
+        json!({"southConnectorId": south_id, "commandContent": {"type": "modbus", "settings": {}}})
+    )]));
+    let tested: Value = serde_json::from_str(
+        completed(&sim, &agent, "t1")["result"]
+            .as_str()
+            .unwrap_or_default(),
+    )
+    .expect("the test result is JSON");
+    assert_eq!(
+        tested,
+        json!({"items": [{"key": "RemoteAddress", "value": format!("127.0.0.1:{}", server.port)}]})
+    );
+}
+
+#[test]
+fn values_resume_by_themselves_after_the_modbus_server_was_down() {
+    let mut server = ModbusServer::start(0);
+    let port = server.port;
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = flow(&sim, &home, port, &[]);
+    let counters = |sim: &Sim| {
+        recent(sim)
+            .into_iter()
+            .filter(|(p, _, _)| p == "counter")
+            .map(|(_, t, _)| t)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        wait_until(WAIT, || !counters(&sim).is_empty()),
+        "no value before the outage\n{}",
+        agent.logs()
+    );
+
+    server.stop();
+    let down = Instant::now();
+    let ok = wait_until(WAIT, || {
+        south_status(&agent, "plc")["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&format!("127.0.0.1:{port}")))
+    });
+    assert!(ok, "{}\n{}", south_status(&agent, "plc"), agent.logs());
+    let errors = south_status(&agent, "plc")["errors"].as_u64().unwrap_or(0);
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(down.elapsed()));
+    let during = south_status(&agent, "plc");
+    assert_eq!(during["state"], "error", "{during}");
+    assert!(during["errors"].as_u64().unwrap_or(0) > errors, "{during}");
+    let last_before = counters(&sim).into_iter().max().unwrap_or_default();
+
+    let _server = ModbusServer::start(port);
+    let ok = wait_until(WAIT, || {
+        counters(&sim).into_iter().max().unwrap_or_default() > last_before
+            && south_status(&agent, "plc")["last_error"].is_null()
+    });
+    assert!(ok, "{}\n{}", south_status(&agent, "plc"), agent.logs());
+}
+
+/// The id the agent gave the standard transformer `function_name`, from its full-config message.
+fn standard_transformer(sim: &Sim, agent: &Agent, function_name: &str) -> Value {
+    let mut id = Value::Null;
+    let ok = wait_until(WAIT, || {
+        let messages = sim.admin_get("/admin/messages?kind=full-config");
+        id = messages["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|m| {
+                m["body"]["transformers"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .find(|t| t["settings"]["functionName"] == function_name)
+            .map(|t| t["oIBusInternalId"].clone())
+            .unwrap_or(Value::Null);
+        !id.is_null()
+    });
+    assert!(
+        ok,
+        "no {function_name} transformer in a full-config message\n{}",
+        agent.logs()
+    );
+    id
+}
+
+#[test]
+fn setpoints_are_written_to_the_modbus_server_through_setpoint_to_modbus() {
+    let server = ModbusServer::start(0);
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    let transformer = standard_transformer(&sim, &agent, "setpoint-to-modbus");
+    // jbus: addresses from 1, so 41 is register 40 and 8 is coil 7.
+    let mapping = json!([
+        {"reference": "speed", "address": "41", "modbusType": "register"},
+        {"reference": "pump", "address": "8", "modbusType": "coil"}
+    ]);
+    let north = command(
+        "w2",
+        "create-north",
+        json!({"retrieveSecretsFromNorth": null, "commandContent": {
+            "name": "to-plc", "type": "modbus", "description": "", "enabled": true,
+            "settings": {"host": "127.0.0.1", "port": server.port, "connectTimeout": 1000,
+                         "retryInterval": 1000, "slaveId": 1, "addressOffset": "jbus",
+                         "endianness": "big-endian", "swapBytesInWords": false,
+                         "swapWordsInDWords": false},
+            "caching": {"trigger": {"scanModeId": null, "scanModeName": "every-second"}},
+            "transformers": [{"transformerId": transformer, "options": {"mapping": mapping},
+                              "source": {"type": "oianalytics-setpoint"}}]}}),
+    );
+    sim.queue(&json!([every_second("w1"), north]));
+    for id in ["w1", "w2"] {
+        completed(&sim, &agent, id);
+    }
+    let north_id = named(
+        &crate::commands::entities(&agent)["northConnectors"],
+        "to-plc",
+    )[0]["id"]
+        .clone();
+    sim.queue(&json!([command(
+        "w3",
+        "setpoint",
+        json!({"northConnectorId": north_id, "commandContent": [
+            {"reference": "speed", "value": "1500"}, {"reference": "pump", "value": 1},
+            {"reference": "unmapped", "value": 7}]})
+    )]));
+    completed(&sim, &agent, "w3");
+    let ok = wait_until(WAIT, || {
+        let written = server.written.lock().unwrap_or_else(|e| e.into_inner());
+        written.registers.get(&40) == Some(&1500) && written.coils.get(&7) == Some(&true)
+    });
+    assert!(ok, "{:?}\n{}", server.written, agent.logs());
+    let written = server.written.lock().unwrap_or_else(|e| e.into_inner());
+    assert_eq!(
+        written.registers.len() + written.coils.len(),
+        2,
+        "{written:?}"
+    );
+}
