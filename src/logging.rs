@@ -1,22 +1,35 @@
 //! Console logging for the binary: structured `tracing` events to stderr, with a level that
 //! SIGHUP or a remote command can change while running. The engine adds the OIA log layer
 //! (`oibus_actors::log_shipper`), which has its own level handle.
+//!
+//! Under systemd (stderr is the journal stream `JOURNAL_STREAM` names), each line starts with
+//! its syslog priority (`<3>` for errors, as `sd-daemon(3)` reads it) and carries no timestamp
+//! (the journal keeps its own) and no colour, so `journalctl -p err` finds the errors. Colour
+//! is used only on a terminal. `RUST_LOG` directives refine the level per target, e.g.
+//! `RUST_LOG=actix_server=warn` to quiet actix while the agent stays at info.
+
+use std::fmt;
+use std::io::IsTerminal;
 
 use oibus_actors::config::LogLevel;
 use oibus_actors::log_shipper::OiaLogLayer;
-use tracing_subscriber::filter::LevelFilter;
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::{Directive, EnvFilter, LevelFilter};
+use tracing_subscriber::fmt::format::{DefaultFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{fmt, reload, Layer, Registry};
+use tracing_subscriber::{fmt as tfmt, reload, Layer, Registry};
 
 /// Changes the console level of a running process.
 #[derive(Clone)]
-pub struct ConsoleLevel(reload::Handle<LevelFilter, Registry>);
+pub struct ConsoleLevel(reload::Handle<EnvFilter, Registry>);
 
 impl ConsoleLevel {
     pub fn set(&self, level: LogLevel) {
         // Fails only if the subscriber is gone, i.e. at process exit: nothing left to filter.
-        let _ = self.0.reload(level_filter(level));
+        let _ = self.0.reload(console_filter(level));
     }
 }
 
@@ -26,17 +39,99 @@ pub fn level_filter(level: LogLevel) -> LevelFilter {
         .map_or(LevelFilter::OFF, LevelFilter::from_level)
 }
 
+/// The configured level, refined by the `RUST_LOG` directives (a bad one is skipped, and said).
+fn console_filter(level: LogLevel) -> EnvFilter {
+    let mut filter = EnvFilter::default().add_directive(level_filter(level).into());
+    if let Ok(directives) = std::env::var("RUST_LOG") {
+        for text in directives.split(',').filter(|d| !d.trim().is_empty()) {
+            match text.trim().parse::<Directive>() {
+                Ok(directive) => filter = filter.add_directive(directive),
+                Err(e) => eprintln!("RUST_LOG: ignoring '{text}': {e}"),
+            }
+        }
+    }
+    filter
+}
+
+/// Whether stderr is the journal stream systemd set up (`JOURNAL_STREAM=<dev>:<inode>`).
+fn stderr_is_journal() -> bool {
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else {
+        return false;
+    };
+    // fstat of the descriptor itself: the journal stream is a socket, which cannot be reopened.
+    let Ok(stderr) = nix::sys::stat::fstat(std::io::stderr()) else {
+        return false;
+    };
+    dev.parse() == Ok(stderr.st_dev) && ino.parse() == Ok(stderr.st_ino)
+}
+
+/// syslog priority of a tracing level (`sd-daemon(3)` prefixes).
+fn priority(level: &Level) -> u8 {
+    match *level {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO => 6,
+        Level::DEBUG | Level::TRACE => 7,
+    }
+}
+
+/// `<priority>message key=value…`: what the journal stores with that priority.
+struct JournalFormat;
+
+impl<S, N> FormatEvent<S, N> for JournalFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        write!(writer, "<{}>", priority(event.metadata().level()))?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
 /// Install the global subscriber: console output at `level`, and the records for OIAnalytics
 /// when `oia` is given. The OIA layer goes last so the console filter keeps its type.
 pub fn init(level: LogLevel, oia: Option<OiaLogLayer>) -> ConsoleLevel {
-    let (filter, handle) = reload::Layer::new(level_filter(level));
-    let console = fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_filter(filter);
+    let (filter, handle) = reload::Layer::new(console_filter(level));
+    let console = if stderr_is_journal() {
+        tfmt::layer()
+            .with_writer(std::io::stderr)
+            .fmt_fields(DefaultFields::new())
+            .event_format(JournalFormat)
+            .with_ansi(false)
+            .boxed()
+    } else {
+        tfmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .boxed()
+    };
     let _ = tracing_subscriber::registry()
-        .with(console)
+        .with(console.with_filter(filter))
         .with(oia)
         .try_init();
     ConsoleLevel(handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_priority_3_and_debug_is_7() {
+        assert_eq!(priority(&Level::ERROR), 3);
+        assert_eq!(priority(&Level::WARN), 4);
+        assert_eq!(priority(&Level::INFO), 6);
+        assert_eq!(priority(&Level::TRACE), 7);
+    }
 }

@@ -69,8 +69,29 @@ enum Command {
     Sim(oibus_sim::SimArgs),
 }
 
+/// The short-lived commands die quietly on a closed pipe (`check-config | head -1`), with the
+/// usual 141, instead of panicking in `println!`. The daemons keep SIGPIPE ignored, as Rust
+/// sets it, so a peer closing a socket is an error to handle, not a death.
+fn quiet_on_closed_pipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: restores the default disposition before any other thread exists.
+    unsafe {
+        let _ = signal(Signal::SIGPIPE, SigHandler::SigDfl);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::CheckConfig { .. }
+            | Command::Status(_)
+            | Command::Register { .. }
+            | Command::Unregister(_)
+            | Command::Metrics(_)
+    ) {
+        quiet_on_closed_pipe();
+    }
     let result = match cli.command {
         Command::Launch { config } => launch::run(&config),
         Command::Run { config } => engine::run(&config),

@@ -23,6 +23,28 @@ fn check_config_accepts_the_documented_default() {
 }
 
 #[test]
+fn check_config_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config/agent.yaml"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before anything is written, as `| head -0` would.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        out.status.code() == Some(0) || out.status.signal() == Some(13),
+        "{:?} {err}",
+        out.status
+    );
+}
+
+#[test]
 fn check_config_reports_every_problem_and_exits_78() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.yaml");
@@ -80,6 +102,37 @@ fn sigterm_stops_the_engine_in_order_with_exit_0() {
         "stopped within the shutdown timeout"
     );
     assert!(agent.logs().contains("oibus-agent engine stopped"));
+}
+
+#[test]
+fn under_journald_lines_carry_their_priority_and_no_timestamp_or_colour() {
+    let home = AgentHome::new("");
+    let agent = home.start_with_env(&[
+        ("JOURNAL_STREAM", "stderr"),
+        // RUST_LOG refines the level per target: actix's server lines are silenced.
+        ("RUST_LOG", "actix_server=error"),
+    ]);
+    agent.wait_healthy(Duration::from_secs(20));
+    std::fs::write(home.config_path(), "engine: [this is not: a mapping\n").unwrap();
+    agent.signal(Signal::SIGHUP);
+    let logged = crate::kit::wait_until(Duration::from_secs(10), || {
+        agent
+            .logs()
+            .lines()
+            .any(|l| l.starts_with("<3>") && l.contains("configuration reload rejected"))
+    });
+    assert!(logged, "no error line at priority 3:\n{}", agent.logs());
+    let logs = agent.logs();
+    assert!(logs.lines().any(|l| l.starts_with("<6>")), "{logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "ANSI escapes in the journal:\n{logs}"
+    );
+    // The journal stamps each line itself: none starts with a date.
+    assert!(!logs.lines().any(|l| l.starts_with("20")), "{logs}");
+    // actix-server's own info lines ("starting 1 workers", …) are gone; the agent's are not.
+    assert!(!logs.contains("starting 1 workers"), "{logs}");
+    assert!(logs.contains("local API listening"), "{logs}");
 }
 
 #[test]

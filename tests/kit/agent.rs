@@ -108,10 +108,30 @@ impl Agent {
         let n = STARTS.fetch_add(1, Ordering::Relaxed);
         let log = dir.join(format!("agent-{n}.log"));
         let out = std::fs::File::create(&log).expect("log file");
+        // `JOURNAL_STREAM=stderr` asks for what systemd does: name the stderr file by its
+        // device and inode, so the agent logs as it would into the journal.
+        let journal = env
+            .iter()
+            .any(|(k, v)| *k == "JOURNAL_STREAM" && *v == "stderr");
+        let stream = {
+            use std::os::unix::fs::MetadataExt;
+            let meta = out.metadata().expect("log file metadata");
+            format!("{}:{}", meta.dev(), meta.ino())
+        };
+        let env = env.iter().map(|&(k, v)| {
+            (
+                k,
+                if journal && k == "JOURNAL_STREAM" {
+                    stream.as_str()
+                } else {
+                    v
+                },
+            )
+        });
         let child = Command::new(BIN)
             .args(args)
             .arg(config)
-            .envs(env.iter().copied())
+            .envs(env)
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("dup log"))
             .stderr(out)
