@@ -8,6 +8,15 @@ use anyhow::Context as _;
 use oibus_actors::config;
 
 #[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Print the engine's whole status as JSON, for machines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct ApiArgs {
     /// The agent's configuration, to find its local API address.
     #[arg(long, short, default_value = "/etc/oibus-agent/agent.yaml")]
@@ -49,12 +58,139 @@ pub fn check_config(path: &Path) -> anyhow::Result<i32> {
     }
 }
 
-pub fn status(args: &ApiArgs) -> anyhow::Result<i32> {
-    let body = request(args.address()?, "GET", "/status", "")?;
+/// `status [--json]`: a short summary (or the engine's JSON), and the LSB exit code: 0 healthy,
+/// 1 degraded (with why), 3 not running.
+pub fn status(args: &StatusArgs) -> anyhow::Result<i32> {
+    let body = match args
+        .api
+        .address()
+        .and_then(|a| request(a, "GET", "/status", ""))
+    {
+        Ok(body) => body,
+        Err(e) => {
+            eprintln!("not running: {e:#}");
+            return Ok(3);
+        }
+    };
     let value: serde_json::Value =
         serde_json::from_str(&body).context("the agent answered something that is not JSON")?;
-    println!("{}", serde_json::to_string_pretty(&value)?);
-    Ok(0)
+    let problems = health_problems(&value);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print!("{}", summary(&value, &problems));
+    }
+    Ok(if problems.is_empty() { 0 } else { 1 })
+}
+
+/// Why the engine is degraded: not registered, an actor not running, a rejected reload, a
+/// connector failing.
+fn health_problems(status: &serde_json::Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let registration = status["registration"]["status"]
+        .as_str()
+        .unwrap_or("unknown");
+    if registration != "REGISTERED" {
+        problems.push(format!("registration is {registration}"));
+    }
+    for actor in status["actors"].as_array().into_iter().flatten() {
+        if actor["state"] != "running" {
+            problems.push(format!(
+                "actor {} is {}",
+                actor["name"].as_str().unwrap_or("?"),
+                actor["state"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    if status["config"]["last_reload"]["applied"] == false {
+        problems.push("the last configuration reload was rejected".to_owned());
+    }
+    let flow = &status["data_flow"];
+    for (kind, list) in [("south", &flow["souths"]), ("north", &flow["norths"])] {
+        for c in list.as_array().into_iter().flatten() {
+            if matches!(c["state"].as_str(), Some("error" | "retrying")) {
+                let error = c["last_error"].as_str().unwrap_or("");
+                problems.push(format!(
+                    "{kind} {} is {}: {error}",
+                    c["name"].as_str().unwrap_or("?"),
+                    c["state"].as_str().unwrap_or("?")
+                ));
+            }
+        }
+    }
+    problems
+}
+
+fn summary(status: &serde_json::Value, problems: &[String]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let health = if problems.is_empty() {
+        "healthy"
+    } else {
+        "degraded"
+    };
+    let _ = writeln!(
+        out,
+        "oibus-agent {} ({}), pid {}, up {} s: {health}",
+        status["version"].as_str().unwrap_or("?"),
+        status["name"].as_str().unwrap_or("?"),
+        status["pid"],
+        status["uptime_s"],
+    );
+    for problem in problems {
+        let _ = writeln!(out, "  ! {problem}");
+    }
+    let registration = &status["registration"];
+    let _ = writeln!(
+        out,
+        "registration: {}",
+        registration["status"].as_str().unwrap_or("?")
+    );
+    if let Some(code) = registration["activation_code"].as_str() {
+        let _ = writeln!(out, "  activation code: {code}");
+    }
+    let actors = status["actors"].as_array().map_or(0, Vec::len);
+    let _ = writeln!(out, "actors: {actors}");
+    let logs = &status["logs"];
+    if !logs.is_null() {
+        let _ = writeln!(out, "log shipping: {logs}");
+    }
+    let flow = &status["data_flow"];
+    for south in flow["souths"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "south {} ({}): {}, {} read, {} skipped",
+            south["name"].as_str().unwrap_or("?"),
+            south["type"].as_str().unwrap_or("?"),
+            south["state"].as_str().unwrap_or("?"),
+            south["read_elements"],
+            south["skipped"],
+        );
+    }
+    for north in flow["norths"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "north {} ({}): {}, {} sent, {} cached, {} in error",
+            north["name"].as_str().unwrap_or("?"),
+            north["type"].as_str().unwrap_or("?"),
+            north["state"].as_str().unwrap_or("?"),
+            north["sent_elements"].as_u64().unwrap_or(0)
+                + north["sent_files"].as_u64().unwrap_or(0),
+            north["cache_entries"],
+            north["error_entries"],
+        );
+    }
+    for other in flow["not_running"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "{} {} ({}): not running: {}",
+            other["kind"].as_str().unwrap_or("?"),
+            other["name"].as_str().unwrap_or("?"),
+            other["type"].as_str().unwrap_or("?"),
+            other["reason"].as_str().unwrap_or("?"),
+        );
+    }
+    out
 }
 
 /// `register [--force]`: start a registration and print the activation code to enter in

@@ -47,8 +47,8 @@ enum Command {
         #[arg(long, short, default_value = "/etc/oibus-agent/agent.yaml")]
         config: PathBuf,
     },
-    /// Show the running engine's status (registration, actors, queues, configuration).
-    Status(cli::ApiArgs),
+    /// Show the running engine's health: exit 0 healthy, 1 degraded (says why), 3 not running.
+    Status(cli::StatusArgs),
     /// Start a registration with OIAnalytics (a new activation code and key pair).
     Register {
         #[command(flatten)]

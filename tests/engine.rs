@@ -44,6 +44,48 @@ fn check_config_into_a_closed_pipe_ends_quietly() {
     );
 }
 
+/// `oibus-agent status --api <addr> [extra]`: (exit code, stdout).
+fn status_cli(api: std::net::SocketAddr, extra: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(BIN)
+        .args(["status", "--api", &api.to_string()])
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn status_exits_0_healthy_1_degraded_3_not_running() {
+    let nobody = std::net::SocketAddr::from(([127, 0, 0, 1], crate::kit::agent::free_port()));
+    assert_eq!(status_cli(nobody, &[]).0, Some(3));
+
+    // No OIAnalytics configured: running, but never registered.
+    let home = AgentHome::new("");
+    let agent = home.start();
+    agent.wait_healthy(Duration::from_secs(20));
+    let (code, text) = status_cli(agent.api, &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains(": degraded"), "{text}");
+    assert!(text.contains("! registration is"), "{text}");
+
+    let sim = crate::commands::sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = crate::commands::registered(&home, &[]);
+    let (code, text) = status_cli(agent.api, &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(": healthy") && text.contains("registration: REGISTERED"),
+        "{text}"
+    );
+    let (code, json) = status_cli(agent.api, &["--json"]);
+    assert_eq!(code, Some(0));
+    let value: serde_json::Value = serde_json::from_str(&json).expect("--json prints JSON");
+    assert_eq!(value["registration"]["status"], "REGISTERED");
+}
+
 #[test]
 fn check_config_reports_every_problem_and_exits_78() {
     let dir = tempfile::tempdir().unwrap();
