@@ -21,3 +21,4 @@ mod protocols_mqtt;
 mod registration;
 mod sim;
 mod soak;
+mod watchdog;

@@ -83,8 +83,9 @@ impl Service {
         let child = Command::new(BIN)
             .args(["launch", "--config"])
             .arg(self.config_path())
-            .envs(env.iter().copied())
+            // The test runner's own NOTIFY_SOCKET never leaks in; a test may set one in `env`.
             .env_remove("NOTIFY_SOCKET")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup the log"))
             .stderr(log)

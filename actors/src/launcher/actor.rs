@@ -21,7 +21,7 @@ use nix::unistd::Pid;
 use tokio::sync::oneshot;
 
 use super::{
-    after_exit, back_off, failpoint, install, next_action, notify::notify, process, EngineExit,
+    after_exit, back_off, failpoint, install, next_action, notify, process, EngineExit,
     LauncherSettings, Next, Probation, StopIntent, UpgradeAction, Verdict,
 };
 use crate::config;
@@ -77,6 +77,8 @@ pub struct Launcher {
     /// Incremented at each spawn; timers carry it.
     epoch: u64,
     shutting_down: bool,
+    /// The last watchdog check failed (logged once per streak).
+    watchdog_withheld: bool,
     done: Option<oneshot::Sender<Finished>>,
 }
 
@@ -95,6 +97,7 @@ impl Launcher {
             rollback_began: None,
             epoch: 0,
             shutting_down: false,
+            watchdog_withheld: false,
             done: Some(done),
         }
     }
@@ -164,14 +167,14 @@ impl Launcher {
                 if on_probation {
                     self.schedule_health_poll(self.epoch, Duration::ZERO, ctx);
                 }
-                notify(&format!(
-                    "STATUS=engine running (pid {pid}{})",
+                notify::notify(&[notify::NotifyState::Status(&format!(
+                    "engine running (pid {pid}{})",
                     if on_probation {
                         ", new version on probation"
                     } else {
                         ""
                     }
-                ));
+                ))]);
             }
             Err(e) => {
                 tracing::error!(binary = %binary.display(), error = %e, "cannot start the engine");
@@ -230,10 +233,10 @@ impl Launcher {
                     delay_ms = delay.as_millis() as u64,
                     "engine failed; restarting after a backoff"
                 );
-                notify(&format!(
-                    "STATUS=engine failed; restart {attempt} in {} ms",
+                notify::notify(&[notify::NotifyState::Status(&format!(
+                    "engine failed; restart {attempt} in {} ms",
                     delay.as_millis()
-                ));
+                ))]);
                 let epoch = self.epoch;
                 ctx.run_later(delay, move |act, ctx| {
                     if act.epoch == epoch && act.engine.is_none() {
@@ -516,6 +519,7 @@ impl Launcher {
     }
 
     fn reload(&mut self) {
+        notify::reloading();
         if let Some(running) = &self.engine {
             tracing::info!(pid = %running.pid, "SIGHUP: forwarding to the engine");
             process::signal(running.pid, Signal::SIGHUP);
@@ -538,10 +542,38 @@ impl Launcher {
                 tracing::error!(error = %e, "launcher settings not reloaded; keeping the running ones")
             }
         }
+        notify::notify(&[notify::NotifyState::Ready]);
+    }
+
+    /// The watchdog ping, sent only while the engine answers its health check, or while no
+    /// engine runs because the launcher itself is backing off (or upgrading): a hung engine
+    /// or a hung launcher stops the pings and systemd restarts the service.
+    fn watchdog(&mut self, ctx: &mut Context<Self>) {
+        if self.engine.is_none() {
+            notify::notify(&[notify::NotifyState::Watchdog]);
+            return;
+        }
+        let addr = probe_address(crate::api_address::current(
+            &self.settings.layout.data_dir,
+            self.settings.api,
+        ));
+        ctx.spawn(check_health(addr, None).into_actor(self).map(|answer, act, _| {
+            match answer {
+                Ok(()) => {
+                    act.watchdog_withheld = false;
+                    notify::notify(&[notify::NotifyState::Watchdog]);
+                }
+                Err(e) if !act.watchdog_withheld => {
+                    act.watchdog_withheld = true;
+                    tracing::warn!(error = %e, "engine not healthy: the watchdog ping is withheld");
+                }
+                Err(_) => {}
+            }
+        }));
     }
 
     fn finish(&mut self, code: i32, reexec: Option<PathBuf>, ctx: &mut Context<Self>) {
-        notify("STOPPING=1");
+        notify::notify(&[notify::NotifyState::Stopping]);
         if let Some(done) = self.done.take() {
             // The receiver lives in `launch::run` until the end; if it is gone, so is the process.
             let _ = done.send(Finished { code, reexec });
@@ -558,7 +590,11 @@ impl Actor for Launcher {
         self.resume(ctx);
         // Ready once the launcher supervises, whether or not this first engine came up: an
         // engine in backoff is the launcher doing its job, not a service that failed to start.
-        notify("READY=1");
+        notify::notify(&[notify::NotifyState::Ready]);
+        if let Some(every) = notify::watchdog_interval() {
+            tracing::info!(every = ?every, "systemd watchdog on");
+            ctx.run_interval(every, |act, ctx| act.watchdog(ctx));
+        }
     }
 }
 
@@ -577,7 +613,7 @@ impl Handler<LauncherSignal> for Launcher {
                     return;
                 }
                 self.shutting_down = true;
-                notify("STOPPING=1");
+                notify::notify(&[notify::NotifyState::Stopping]);
                 if self.engine.is_some() {
                     self.stop_engine(StopIntent::Shutdown, ctx);
                 } else {

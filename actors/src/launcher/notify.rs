@@ -1,57 +1,50 @@
-//! systemd readiness (`Type=notify`): one datagram to `$NOTIFY_SOCKET` per state change
-//! (`READY=1`, `STOPPING=1`, `STATUS=…`). Without that variable (not under systemd) it does
-//! nothing. Failures are logged, never fatal: the service works without notifications.
+//! systemd notifications (`Type=notify`, `WatchdogSec=`) through the `sd-notify` crate: readiness,
+//! status, stopping, reloading and the watchdog ping. Without `$NOTIFY_SOCKET` (not under
+//! systemd) nothing is sent. Failures are logged, never fatal: the service works without them.
 
-use std::os::unix::net::UnixDatagram;
+use std::time::Duration;
 
-/// Send `state` (newline-separated `KEY=value` lines) to the service manager, if any.
-pub fn notify(state: &str) {
-    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    if let Err(e) = send(&socket, state) {
+pub use sd_notify::NotifyState;
+
+/// Tell the service manager `states`, if there is one.
+pub fn notify(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
         tracing::debug!(error = %e, "cannot notify systemd");
     }
 }
 
-fn send(socket: &std::ffi::OsStr, state: &str) -> std::io::Result<()> {
-    let sock = UnixDatagram::unbound()?;
-    let bytes = socket.as_encoded_bytes();
-    if let Some(name) = bytes.strip_prefix(b"@") {
-        // An abstract socket (systemd uses them in containers).
-        use std::os::linux::net::SocketAddrExt;
-        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
-        sock.send_to_addr(state.as_bytes(), &addr)?;
-    } else {
-        sock.send_to(state.as_bytes(), socket)?;
+/// `RELOADING=1` with the monotonic time systemd requires alongside it.
+pub fn reloading() {
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => notify(&[NotifyState::Reloading, now]),
+        Err(e) => tracing::debug!(error = %e, "cannot read the monotonic clock for RELOADING=1"),
     }
-    Ok(())
+}
+
+/// How often to ping the watchdog: half the `WatchdogSec=` systemd gave, if any.
+pub fn watchdog_interval() -> Option<Duration> {
+    sd_notify::watchdog_enabled().map(|timeout| timeout / 2)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::os::unix::net::UnixDatagram;
 
+    /// The crate's datagram, as systemd reads it (one test: it sets the process environment).
     #[test]
-    fn state_reaches_a_path_socket() {
+    fn states_reach_the_notify_socket() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("notify");
         let server = UnixDatagram::bind(&path).unwrap();
-        send(path.as_os_str(), "READY=1\nSTATUS=engine running").unwrap();
+        // SAFETY: no other test of this binary reads NOTIFY_SOCKET.
+        unsafe { std::env::set_var("NOTIFY_SOCKET", &path) };
+        super::notify(&[
+            super::NotifyState::Ready,
+            super::NotifyState::Status("engine running"),
+        ]);
         let mut buf = [0u8; 128];
         let n = server.recv(&mut buf).unwrap();
-        assert_eq!(&buf[..n], b"READY=1\nSTATUS=engine running");
-    }
-
-    #[test]
-    fn state_reaches_an_abstract_socket() {
-        use std::os::linux::net::SocketAddrExt;
-        let name = format!("oibus-agent-test-{}", std::process::id());
-        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
-        let server = UnixDatagram::bind_addr(&addr).unwrap();
-        send(std::ffi::OsStr::new(&format!("@{name}")), "STOPPING=1").unwrap();
-        let mut buf = [0u8; 32];
-        let n = server.recv(&mut buf).unwrap();
-        assert_eq!(&buf[..n], b"STOPPING=1");
+        assert_eq!(&buf[..n], b"READY=1\nSTATUS=engine running\n");
+        unsafe { std::env::remove_var("NOTIFY_SOCKET") };
     }
 }
