@@ -180,19 +180,19 @@ mod tests {
     fn checks_come_in_order_version_then_permission_then_support() {
         let allow_all = |_: &str| true;
         let deny_all = |_: &str| false;
-        let r = record("test-south-connection", "0.9", json!({}));
+        let r = record("test-south-item", "0.9", json!({}));
         assert_eq!(
             precheck(&r, "1.0", deny_all),
             Err("Wrong target version: 0.9 for OIBus version 1.0".into())
         );
-        let r = record("test-south-connection", "1.0", json!({}));
+        let r = record("test-south-item", "1.0", json!({}));
         assert_eq!(
             precheck(&r, "1.0", deny_all),
-            Err("Command c1 of type test-south-connection is not authorized".into())
+            Err("Command c1 of type test-south-item is not authorized".into())
         );
         assert_eq!(
             precheck(&r, "1.0", allow_all),
-            Err("test-south-connection is not supported by oibus-agent".into())
+            Err("test-south-item is not supported by oibus-agent".into())
         );
         let r = record("create-scan-mode", "1.0", json!({}));
         assert_eq!(
