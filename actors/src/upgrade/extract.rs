@@ -359,7 +359,8 @@ mod tests {
     fn unsafe_entries_and_releases_without_the_binary_are_rejected_leaving_nothing() {
         const UNSAFE: &str = "unsafe entry";
         const MISSING: &str = "has neither";
-        let cases: [(&[(&str, &[u8])], &str); 7] = [
+        type Entries<'a> = &'a [(&'a str, &'a [u8])];
+        let cases: [(Entries, &str); 7] = [
             (
                 &[(ASSET_BINARY, b"x"), ("binaries/../../evil", b"x")],
                 UNSAFE,
