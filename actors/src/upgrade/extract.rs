@@ -271,13 +271,13 @@ fn create_dirs(dest: &Path, rel: &Path, made: &mut HashSet<PathBuf>) -> Result<(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::Write;
     use zip::write::SimpleFileOptions;
 
     /// A zip with `entries` (name, contents); a name ending in `/` is a folder.
-    fn zip_with(dir: &Path, entries: &[(&str, &[u8])]) -> PathBuf {
+    pub(crate) fn zip_with(dir: &Path, entries: &[(&str, &[u8])]) -> PathBuf {
         let path = dir.join("asset.zip");
         let mut w = zip::ZipWriter::new(File::create(&path).unwrap());
         let opts = SimpleFileOptions::default().unix_permissions(0o755);
