@@ -769,12 +769,7 @@ fn registered_install(sim: &Sim) -> Service {
     install
 }
 
-/// Publish `binary` as an asset and queue `update-version` `id` to it.
-fn queue_update_version(sim: &Sim, id: &str, binary: &Path) {
-    queue_update_version_at(sim, id, binary, "binaries/oibus-agent")
-}
-
-/// [`queue_update_version`] with the binary at `name` in the asset.
+/// Publish `binary` at `name` in an asset and queue `update-version` `id` to it.
 fn queue_update_version_at(sim: &Sim, id: &str, binary: &Path, name: &str) {
     let asset = format!("oibus-agent-{id}.zip");
     sim.put_asset(&asset, release_zip_at(binary, name));
@@ -810,7 +805,7 @@ fn update_version_from_oianalytics_is_applied_and_reported_completed() {
     let sim = Sim::auto_completing("10ms");
     let install = registered_install(&sim);
     let asked = Instant::now();
-    queue_update_version(&sim, "up-1", &next);
+    queue_update_version_at(&sim, "up-1", &next, "binaries/oibus-agent");
     let record = final_status(&sim, "up-1", &install);
     eprintln!(
         "update-version: queued → {} reported in {:?}",
@@ -847,29 +842,28 @@ fn update_version_from_oianalytics_is_applied_and_reported_completed() {
         .is_some());
 }
 
-#[test]
-fn update_version_to_a_binary_that_crashes_is_rolled_back_and_reported_errored() {
+/// Publishes as `name` a script that passes the engine's `--version` check (`header` first),
+/// then dies as soon as it runs: the update is rolled back, reported ERRORED, and the old
+/// version runs on healthy.
+fn crashing_update_is_rolled_back(id: &str, name: &str, header: &str) {
     let sim = Sim::auto_completing("10ms");
     let install = registered_install(&sim);
     let old = version_of_agent();
-    // Passes the engine's `--version` check, then dies as soon as it runs.
     let crashing = install.path("crashing");
     write_script(
         &crashing,
-        &format!("[ \"$1\" = --version ] && echo oibus-agent {NEXT_VERSION} && exit 0\nexit 1"),
+        &format!(
+            "{header}[ \"$1\" = --version ] && echo oibus-agent {NEXT_VERSION} && exit 0\nexit 1"
+        ),
     );
-    queue_update_version(&sim, "up-2", &crashing);
-    let record = final_status(&sim, "up-2", &install);
-    assert_eq!(
-        record["status"],
-        "ERRORED",
+    queue_update_version_at(&sim, id, &crashing, name);
+    let record = final_status(&sim, id, &install);
+    let result = record["result"].as_str().unwrap_or_default();
+    assert!(
+        record["status"] == "ERRORED"
+            && result == format!("OIBus has not been updated. Rollback to version {old}"),
         "{record}\n{}",
         install.log_text()
-    );
-    let result = record["result"].as_str().unwrap_or_default();
-    assert_eq!(
-        result,
-        format!("OIBus has not been updated. Rollback to version {old}")
     );
     let marker = install.marker().expect("the upgrade journal");
     assert_eq!(marker.step, Step::RolledBack);
@@ -877,7 +871,15 @@ fn update_version_to_a_binary_that_crashes_is_rolled_back_and_reported_errored()
         .reason
         .unwrap_or_default()
         .contains("exited with code 1"));
+    assert!(install
+        .wait_engine(&old, None, Duration::from_secs(30))
+        .is_some());
     assert!(install.engine_healthy());
+}
+
+#[test]
+fn update_version_to_a_binary_that_crashes_is_rolled_back_and_reported_errored() {
+    crashing_update_is_rolled_back("up-2", "binaries/oibus-agent", "");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -907,34 +909,8 @@ fn update_version_with_the_agent_at_binaries_oibus_is_applied() {
 fn agent_script_at_binaries_oibus_is_installed_and_put_on_probation() {
     // An agent build (it carries the marker) in OIBus's layout: staged and swapped in. It dies
     // once running, so the launcher rolls back: proof that it was the binary installed.
-    let sim = Sim::auto_completing("10ms");
-    let install = registered_install(&sim);
-    let old = version_of_agent();
     let marker = String::from_utf8(oibus_actors::upgrade::AGENT_MARKER.to_vec()).unwrap();
-    let binary = install.path("agent-as-oibus");
-    write_script(
-        &binary,
-        &format!(
-            "# {marker}\n[ \"$1\" = --version ] && echo oibus-agent {NEXT_VERSION} && exit 0\nexit 1"
-        ),
-    );
-    queue_update_version_at(&sim, "up-3", &binary, "binaries/oibus");
-    let record = final_status(&sim, "up-3", &install);
-    let result = record["result"].as_str().unwrap_or_default();
-    assert!(
-        record["status"] == "ERRORED"
-            && result == format!("OIBus has not been updated. Rollback to version {old}"),
-        "{record}\n{}",
-        install.log_text()
-    );
-    let marker = install.marker();
-    assert_eq!(marker.as_ref().map(|m| m.step), Some(Step::RolledBack));
-    assert!(marker
-        .and_then(|m| m.reason)
-        .is_some_and(|r| r.contains("exited with code 1")));
-    assert!(install
-        .wait_engine(&old, None, Duration::from_secs(30))
-        .is_some());
+    crashing_update_is_rolled_back("up-3", "binaries/oibus", &format!("# {marker}\n"));
 }
 
 #[test]
