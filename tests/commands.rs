@@ -24,13 +24,7 @@ pub(crate) fn sim() -> Sim {
 /// Start the agent and wait until it is registered.
 pub(crate) fn registered(home: &AgentHome, env: &[(&str, &str)]) -> Agent {
     let agent = home.start_with_env(env);
-    let ok = wait_until(WAIT, || {
-        agent
-            .get("/status")
-            .and_then(|(_, body)| serde_json::from_str::<Value>(&body).ok())
-            .is_some_and(|s| s["registration"]["status"] == "REGISTERED")
-    });
-    assert!(ok, "the agent did not register:\n{}", agent.logs());
+    agent.wait_registration("REGISTERED");
     agent
 }
 

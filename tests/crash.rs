@@ -850,7 +850,7 @@ impl Harness<'_> {
             messages
                 .last_full_config
                 .as_ref()
-                .is_some_and(|body| full_config_differences(body, model).is_empty())
+                .is_some_and(|body| model_differences(body, model, true).is_empty())
         });
         eprintln!("{at}: last full-config checked in {:.0?}", phase.elapsed());
         self.entities = agent
@@ -1164,103 +1164,65 @@ fn str_of(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_owned()
 }
 
+/// How a listing differs from the model (empty when it reflects every change): `/api/entities`
+/// (flat rows) or, with `full_config`, a full-config body (`oIBusInternalId` and `settings`).
+fn model_differences(body: &Value, model: &Model, full_config: bool) -> Vec<String> {
+    let (what, id_key) = match full_config {
+        true => ("last full-config", "oIBusInternalId"),
+        false => ("/api/entities", "id"),
+    };
+    let field = |row: &Value, key: &str| match full_config {
+        true => str_of(&row["settings"][key]),
+        false => str_of(&row[key]),
+    };
+    let rows = |key: &str| body[key].as_array().cloned().unwrap_or_default();
+    let modes = rows("scanModes")
+        .iter()
+        .filter(|row| field(row, "name").starts_with(PREFIX))
+        .map(|row| (str_of(&row[id_key]), field(row, "name"), field(row, "cron")))
+        .collect();
+    // An IP filter has no name: its address stands for it.
+    let filters = rows("ipFilters")
+        .iter()
+        .filter(|row| field(row, "address").starts_with("10."))
+        .map(|row| (str_of(&row[id_key]), field(row, "address"), String::new()))
+        .collect();
+    let mut out = entity_differences(what, "scan mode", modes, &expected_scan_modes(model));
+    out.extend(entity_differences(
+        what,
+        "IP filter",
+        filters,
+        &expected_ip_filters(model),
+    ));
+    if let Some(name) = &model.engine_name {
+        let got = match full_config {
+            true => str_of(&body["engine"]["name"]),
+            false => str_of(&body["engine"]["general"]["name"]),
+        };
+        if &got != name {
+            out.push(format!(
+                "{what}: engine name is {got:?}, the last update-engine-general set {name:?}"
+            ));
+        }
+    }
+    out
+}
+
 fn check_entities(model: &Model, entities: &Value, report: &mut Report) {
     if entities.is_null() {
         report.violation("end", "GET /api/entities did not answer with JSON".into());
         return;
     }
-    let list = |key: &str| entities[key].as_array().cloned().unwrap_or_default();
-    let modes = list("scanModes")
-        .iter()
-        .filter(|row| str_of(&row["name"]).starts_with(PREFIX))
-        .map(|row| {
-            (
-                str_of(&row["id"]),
-                str_of(&row["name"]),
-                str_of(&row["cron"]),
-            )
-        })
-        .collect();
-    // An IP filter has no name: its address stands for it.
-    let filters = list("ipFilters")
-        .iter()
-        .filter(|row| str_of(&row["address"]).starts_with("10."))
-        .map(|row| (str_of(&row["id"]), str_of(&row["address"]), String::new()))
-        .collect();
-    let mut out = entity_differences(
-        "/api/entities",
-        "scan mode",
-        modes,
-        &expected_scan_modes(model),
-    );
-    out.extend(entity_differences(
-        "/api/entities",
-        "IP filter",
-        filters,
-        &expected_ip_filters(model),
-    ));
-    if let Some(name) = &model.engine_name {
-        let got = str_of(&entities["engine"]["general"]["name"]);
-        if &got != name {
-            out.push(format!("/api/entities: engine name is {got:?}, the last update-engine-general set {name:?}"));
-        }
-    }
-    for what in out {
+    for what in model_differences(entities, model, false) {
         report.violation("end", what);
     }
-}
-
-/// How a full-config body differs from the model (empty when it reflects every change).
-fn full_config_differences(body: &Value, model: &Model) -> Vec<String> {
-    let entries = |key: &str| body[key].as_array().cloned().unwrap_or_default();
-    let modes = entries("scanModes")
-        .iter()
-        .filter(|e| str_of(&e["settings"]["name"]).starts_with(PREFIX))
-        .map(|e| {
-            (
-                str_of(&e["oIBusInternalId"]),
-                str_of(&e["settings"]["name"]),
-                str_of(&e["settings"]["cron"]),
-            )
-        })
-        .collect();
-    let filters = entries("ipFilters")
-        .iter()
-        .filter(|e| str_of(&e["settings"]["address"]).starts_with("10."))
-        .map(|e| {
-            (
-                str_of(&e["oIBusInternalId"]),
-                str_of(&e["settings"]["address"]),
-                String::new(),
-            )
-        })
-        .collect();
-    let mut out = entity_differences(
-        "last full-config",
-        "scan mode",
-        modes,
-        &expected_scan_modes(model),
-    );
-    out.extend(entity_differences(
-        "last full-config",
-        "IP filter",
-        filters,
-        &expected_ip_filters(model),
-    ));
-    if let Some(name) = &model.engine_name {
-        let got = str_of(&body["engine"]["name"]);
-        if &got != name {
-            out.push(format!("last full-config: engine name is {got:?}, the last update-engine-general set {name:?}"));
-        }
-    }
-    out
 }
 
 fn check_messages(messages: &SimMessages, model: &Model, report: &mut Report) {
     match &messages.last_full_config {
         None => report.violation("end", "the simulator received no full-config at all".into()),
         Some(body) => {
-            for what in full_config_differences(body, model) {
+            for what in model_differences(body, model, true) {
                 report.violation("end", what);
             }
         }

@@ -7,10 +7,9 @@
 //! 2.5 GB). The rollback tests use small scripts as broken engines and run everywhere.
 
 use std::fs;
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,8 @@ use nix::sys::signal::Signal;
 use oibus_actors::upgrade::{read_marker, write_marker, Layout, Marker, Step};
 use serde_json::Value;
 
-use crate::kit::agent::{free_port, http, sim_section, BIN as AGENT};
+use crate::kit::agent::{sim_section, BIN as AGENT};
+use crate::kit::service::Service;
 use crate::kit::{bench_figure, procfs, wait_until, Sim};
 
 const NEXT_VERSION: &str = "9.9.9";
@@ -27,71 +27,26 @@ const NEXT_OIBUS_VERSION: &str = "3.8.9";
 const FAST_RESTARTS: &str =
     "{ max_restarts: 5, within: 1m, backoff_initial: 200ms, backoff_max: 2s, reset_after: 1m }";
 
-/// `GET path` on the engine's local API: the JSON body of a 200 answer.
-fn get_json(addr: SocketAddr, path: &str) -> Option<Value> {
-    match http(addr, "GET", path, "")? {
-        (200, body) => serde_json::from_str(&body).ok(),
-        _ => None,
-    }
-}
-
 fn write_script(path: &Path, body: &str) {
     fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-fn signal(pid: u32, sig: Signal) {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
+/// A service (`kit::Service`) whose `launcher.restart` flow mapping is `restart`.
+/// A service (`kit::Service`) whose `launcher.restart` flow mapping is `restart`, with `tail` (more
+/// top-level YAML sections) and an empty `bin/`.
+fn install(restart: &str, tail: &str) -> Service {
+    let service = Service::new("silent", restart, tail);
+    fs::create_dir_all(service.install_dir().join("bin")).unwrap();
+    service
 }
 
-/// A temporary install: `inst/` (launcher.install_dir), `data/`, `agent.yaml`, a free port.
-struct Install {
-    dir: tempfile::TempDir,
-    api: SocketAddr,
+fn with_fast_restarts() -> Service {
+    install(FAST_RESTARTS, "")
 }
 
-impl Install {
-    /// `restart` is the `launcher.restart` flow mapping.
-    fn new(restart: &str) -> Install {
-        Install::with_sections(restart, "")
-    }
-
-    /// `extra`: more top-level YAML sections (e.g. `oianalytics:`).
-    fn with_sections(restart: &str, extra: &str) -> Install {
-        let dir = tempfile::tempdir().unwrap();
-        let api = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let install = Install { dir, api };
-        fs::create_dir_all(install.inst().join("bin")).unwrap();
-        let yaml = format!(
-            "engine:\n  name: launcher-test\n  data_dir: {data}\n  api: {{ listen: {api} }}\n  log: {{ console: info }}\n\
-             launcher:\n  install_dir: {inst}\n  health_grace: 1s\n  shutdown_timeout: 5s\n  restart: {restart}\n{extra}",
-            data = install.data().display(),
-            inst = install.inst().display(),
-        );
-        fs::write(install.config(), yaml).unwrap();
-        install
-    }
-
-    fn with_fast_restarts() -> Install {
-        Install::new(FAST_RESTARTS)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-    fn inst(&self) -> PathBuf {
-        self.path("inst")
-    }
-    fn data(&self) -> PathBuf {
-        self.path("data")
-    }
-    fn config(&self) -> PathBuf {
-        self.path("agent.yaml")
-    }
-    fn layout(&self) -> Layout {
-        Layout::new(self.inst(), self.data())
-    }
-
+/// What only the launcher tests need of a [`Service`].
+impl Service {
     /// `bin/oibus-agent` = the real engine.
     fn install_real_engine(&self) {
         link_or_copy(Path::new(AGENT), &self.layout().engine_bin());
@@ -100,35 +55,6 @@ impl Install {
     /// `bin/oibus-agent` = a script.
     fn install_script(&self, body: &str) {
         write_script(&self.layout().engine_bin(), body);
-    }
-
-    fn launch(&self) -> Launched {
-        self.launch_with(&[])
-    }
-
-    fn launch_with(&self, env: &[(&str, &str)]) -> Launched {
-        let log_path = self.path(&format!("launch-{}.log", unique_nanos()));
-        let log = fs::File::create(&log_path).unwrap();
-        let child = Command::new(AGENT)
-            .args(["launch", "--config"])
-            .arg(self.config())
-            .envs(env.iter().copied())
-            .env_remove("NOTIFY_SOCKET")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Launched {
-            child,
-            log: log_path,
-            pid_file: self.layout().pid_file(),
-            api: self.api,
-        }
-    }
-
-    fn status(&self) -> Option<Value> {
-        get_json(self.api, "/status")
     }
 
     /// Waits for an engine of `version` whose pid differs from `not_pid`; returns its pid.
@@ -173,56 +99,10 @@ impl Install {
         );
         write_marker(&layout.marker(), &marker).unwrap();
     }
-}
-
-fn unique_nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-}
-
-fn link_or_copy(from: &Path, to: &Path) {
-    let _ = fs::remove_file(to);
-    if fs::hard_link(from, to).is_err() {
-        fs::copy(from, to).unwrap();
-    }
-}
-
-/// A running `oibus-agent launch`; killed (with its engine) on drop.
-struct Launched {
-    child: Child,
-    log: PathBuf,
-    pid_file: PathBuf,
-    api: SocketAddr,
-}
-
-impl Launched {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn signal(&self, sig: Signal) {
-        signal(self.pid(), sig);
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let mut status = None;
-        wait_until(timeout, || {
-            status = self.child.try_wait().unwrap();
-            status.is_some()
-        });
-        status
-    }
-
-    /// The launcher's and its engines' output, without terminal colour codes.
-    fn log(&self) -> String {
-        crate::kit::plain(&fs::read_to_string(&self.log).unwrap_or_default())
-    }
 
     /// The first `field=<number>` the launcher logged.
     fn logged_ms(&self, field: &str) -> Option<u64> {
-        let log = self.log();
+        let log = self.log_text();
         let at = log.find(&format!("{field}="))? + field.len() + 1;
         log[at..]
             .split(|c: char| !c.is_ascii_digit())
@@ -232,20 +112,15 @@ impl Launched {
     }
 
     fn engine_healthy(&self) -> bool {
-        get_json(self.api, "/health").is_some_and(|h| h["status"] == "ok")
+        self.get_json("/health")
+            .is_some_and(|h| h["status"] == "ok")
     }
 }
 
-impl Drop for Launched {
-    fn drop(&mut self) {
-        let engine = fs::read_to_string(&self.pid_file)
-            .ok()
-            .and_then(|p| p.trim().parse::<i32>().ok());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(pid) = engine {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
-        }
+fn link_or_copy(from: &Path, to: &Path) {
+    let _ = fs::remove_file(to);
+    if fs::hard_link(from, to).is_err() {
+        fs::copy(from, to).unwrap();
     }
 }
 
@@ -265,20 +140,21 @@ fn version_of_agent() -> String {
 
 #[test]
 fn crash_loop_backs_off_more_each_time_and_stops_at_the_limit() {
-    let install = Install::new(
+    let mut install = install(
         "{ max_restarts: 3, within: 1m, backoff_initial: 200ms, backoff_max: 5s, reset_after: 1m }",
+        "",
     );
     let starts = install.path("starts");
     install.install_script(&format!("date +%s%N >> {}\nexit 1", starts.display()));
-    let mut launcher = install.launch();
-    let status = launcher
+    install.launch(&[]);
+    let status = install
         .wait_exit(Duration::from_secs(20))
         .expect("the launcher gives up");
-    assert_eq!(status.code(), Some(70), "{}", launcher.log());
+    assert_eq!(status.code(), Some(70), "{}", install.log_text());
     assert!(
-        launcher.log().contains("staying down"),
+        install.log_text().contains("staying down"),
         "{}",
-        launcher.log()
+        install.log_text()
     );
     let times: Vec<u128> = fs::read_to_string(&starts)
         .unwrap()
@@ -303,11 +179,11 @@ fn crash_loop_backs_off_more_each_time_and_stops_at_the_limit() {
 
 #[test]
 fn config_rejected_by_the_engine_keeps_it_down_with_78() {
-    let install = Install::with_fast_restarts();
+    let mut install = with_fast_restarts();
     let starts = install.path("starts");
     install.install_script(&format!("echo x >> {}\nexit 78", starts.display()));
-    let mut launcher = install.launch();
-    let status = launcher
+    install.launch(&[]);
+    let status = install
         .wait_exit(Duration::from_secs(10))
         .expect("the launcher stops");
     assert_eq!(status.code(), Some(78));
@@ -320,26 +196,26 @@ fn config_rejected_by_the_engine_keeps_it_down_with_78() {
 
 #[test]
 fn sigterm_stops_the_engine_gracefully_within_the_timeout() {
-    let install = Install::with_fast_restarts();
+    let mut install = with_fast_restarts();
     install.install_real_engine();
-    let mut launcher = install.launch();
+    install.launch(&[]);
     let engine = install
         .wait_engine(&version_of_agent(), None, Duration::from_secs(30))
         .expect("engine up");
     let asked = Instant::now();
-    launcher.signal(Signal::SIGTERM);
-    let status = launcher
+    install.signal_launcher(Signal::SIGTERM);
+    let status = install
         .wait_exit(Duration::from_secs(10))
         .expect("the launcher stops");
     let took = asked.elapsed();
     eprintln!("SIGTERM to launcher exit: {took:?}");
-    assert_eq!(status.code(), Some(0), "{}", launcher.log());
+    assert_eq!(status.code(), Some(0), "{}", install.log_text());
     assert!(
         took < Duration::from_secs(5),
         "within shutdown_timeout: {took:?}"
     );
     assert!(!procfs::alive(engine as u32), "the engine is gone");
-    let log = launcher.log();
+    let log = install.log_text();
     assert!(
         log.contains("oibus-agent engine stopped"),
         "the engine stopped in order:\n{log}"
@@ -353,14 +229,14 @@ fn sigterm_stops_the_engine_gracefully_within_the_timeout() {
 
 #[test]
 fn sighup_reaches_the_engine() {
-    let install = Install::with_fast_restarts();
+    let mut install = with_fast_restarts();
     install.install_real_engine();
-    let launcher = install.launch();
+    install.launch(&[]);
     install
         .wait_engine(&version_of_agent(), None, Duration::from_secs(30))
         .expect("engine up");
     assert!(install.status().unwrap()["config"]["last_reload"].is_null());
-    launcher.signal(Signal::SIGHUP);
+    install.signal_launcher(Signal::SIGHUP);
     assert!(
         wait_until(Duration::from_secs(10), || {
             install
@@ -368,25 +244,29 @@ fn sighup_reaches_the_engine() {
                 .is_some_and(|s| s["config"]["last_reload"]["applied"] == true)
         }),
         "the engine reloaded its configuration:\n{}",
-        launcher.log()
+        install.log_text()
     );
 }
 
 #[test]
 fn sigusr1_restarts_the_engine_under_the_same_launcher() {
-    let install = Install::with_fast_restarts();
+    let mut install = with_fast_restarts();
     install.install_real_engine();
-    let mut launcher = install.launch();
+    install.launch(&[]);
     let version = version_of_agent();
     let first = install
         .wait_engine(&version, None, Duration::from_secs(30))
         .expect("engine up");
-    launcher.signal(Signal::SIGUSR1);
+    install.signal_launcher(Signal::SIGUSR1);
     let second = install.wait_engine(&version, Some(first), Duration::from_secs(30));
-    assert!(second.is_some(), "a new engine pid:\n{}", launcher.log());
+    assert!(
+        second.is_some(),
+        "a new engine pid:\n{}",
+        install.log_text()
+    );
     assert!(!procfs::alive(first as u32));
     assert!(
-        launcher.child.try_wait().unwrap().is_none(),
+        install.launcher_exited().is_none(),
         "the launcher keeps running"
     );
 }
@@ -394,8 +274,9 @@ fn sigusr1_restarts_the_engine_under_the_same_launcher() {
 #[test]
 fn exit_75_restarts_at_once_without_backoff() {
     // A 3 s backoff would show: the restart after 75 must not wait for it.
-    let install = Install::new(
+    let mut install = install(
         "{ max_restarts: 5, within: 1m, backoff_initial: 3s, backoff_max: 3s, reset_after: 1m }",
+        "",
     );
     let starts = install.path("starts");
     let once = install.path("once");
@@ -404,7 +285,7 @@ fn exit_75_restarts_at_once_without_backoff() {
         starts = starts.display(),
         once = once.display(),
     ));
-    let launcher = install.launch();
+    install.launch(&[]);
     install
         .wait_engine(&version_of_agent(), None, Duration::from_secs(30))
         .expect("engine up after the restart");
@@ -419,19 +300,24 @@ fn exit_75_restarts_at_once_without_backoff() {
     assert!(
         gap_ms < 2_000,
         "restart at once, not after the 3 s backoff: {gap_ms} ms\n{}",
-        launcher.log()
+        install.log_text()
     );
 }
 
 #[test]
 fn without_an_installed_binary_the_launcher_runs_itself_as_the_engine() {
-    let install = Install::with_fast_restarts();
-    let launcher = install.launch();
+    let mut install = with_fast_restarts();
+    install.launch(&[]);
     let pid = install
         .wait_engine(&version_of_agent(), None, Duration::from_secs(30))
         .expect("engine up");
     let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap();
-    assert_eq!(exe, fs::canonicalize(AGENT).unwrap(), "{}", launcher.log());
+    assert_eq!(
+        exe,
+        fs::canonicalize(AGENT).unwrap(),
+        "{}",
+        install.log_text()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -550,8 +436,8 @@ macro_rules! next_binary_or_skip {
 
 /// An install whose `bin/oibus-agent` is the real engine behind a script that exits 76 once
 /// when the file `exit76` exists: the test plays the command executor that staged an upgrade.
-fn upgradable_install() -> Install {
-    let install = Install::with_fast_restarts();
+fn upgradable_install() -> Service {
+    let install = with_fast_restarts();
     let trigger = install.path("exit76");
     install.install_script(&format!(
         "if [ -f {t} ]; then rm -f {t}; exit 76; fi\nexec {AGENT} \"$@\"",
@@ -561,27 +447,27 @@ fn upgradable_install() -> Install {
 }
 
 /// Stage `binary`, then make the running engine exit 76 (SIGUSR1 restarts it into the trigger).
-fn upgrade_to(install: &Install, launcher: &Launched, binary: &Path) -> Instant {
+fn upgrade_to(install: &Service, binary: &Path) -> Instant {
     install.stage_by_hand(binary, &version_of_agent(), false);
     fs::write(install.path("exit76"), b"").unwrap();
     let t0 = Instant::now();
-    launcher.signal(Signal::SIGUSR1);
+    install.signal_launcher(Signal::SIGUSR1);
     t0
 }
 
 /// Launches the old version, upgrades it to `binary` and waits for the rollback, whose reason
 /// must contain `why`; the launcher, the old engine's pid and the marker.
-fn rolled_back(install: &Install, binary: &Path, why: &str) -> (Launched, i64, Marker) {
-    let launcher = install.launch();
+fn rolled_back(install: &mut Service, binary: &Path, why: &str) -> (i64, Marker) {
+    install.launch(&[]);
     let first = install
         .wait_engine(&version_of_agent(), None, Duration::from_secs(30))
         .expect("old engine up");
-    upgrade_to(install, &launcher, binary);
+    upgrade_to(install, binary);
     let marker = install.wait_marker(Step::RolledBack, Duration::from_secs(30));
-    let marker = marker.unwrap_or_else(|| panic!("rolled back:\n{}", launcher.log()));
+    let marker = marker.unwrap_or_else(|| panic!("rolled back:\n{}", install.log_text()));
     let reason = marker.reason.as_deref().unwrap_or_default();
     assert!(reason.contains(why), "{marker:?}");
-    (launcher, first, marker)
+    (first, marker)
 }
 
 fn millis_between(from: &Marker, step_a: Step, step_b: Step) -> Option<i64> {
@@ -599,30 +485,30 @@ fn millis_between(from: &Marker, step_a: Step, step_b: Step) -> Option<i64> {
 #[ignore = "slow: builds a second binary (version 9.9.9); run scripts/upgrade-test.sh"]
 fn staged_upgrade_is_applied_and_committed_after_the_grace() {
     let next = next_binary_or_skip!();
-    let install = upgradable_install();
+    let mut install = upgradable_install();
     let old = version_of_agent();
-    let launcher = install.launch();
+    install.launch(&[]);
     install
         .wait_engine(&old, None, Duration::from_secs(30))
         .expect("old engine up");
 
-    let t0 = upgrade_to(&install, &launcher, &next);
+    let t0 = upgrade_to(&install, &next);
     let new_pid = install.wait_engine(NEXT_VERSION, None, Duration::from_secs(30));
     let to_healthy = t0.elapsed();
     assert!(
         new_pid.is_some(),
         "the new version runs:\n{}",
-        launcher.log()
+        install.log_text()
     );
     let marker = install
         .wait_marker(Step::Committed, Duration::from_secs(10))
         .expect("committed");
     eprintln!(
         "upgrade: SIGUSR1 → new version answering {to_healthy:?}; launcher: exit 76 → healthy {:?} ms; committed after {:?} ms of probation",
-        launcher.logged_ms("since_exit_76_ms"),
+        install.logged_ms("since_exit_76_ms"),
         millis_between(&marker, Step::Probation, Step::Committed),
     );
-    if let Some(ms) = launcher.logged_ms("since_exit_76_ms") {
+    if let Some(ms) = install.logged_ms("since_exit_76_ms") {
         bench_figure("upgrade_exit76_to_healthy_ms", ms as f64, "ms");
     }
     let layout = install.layout();
@@ -636,14 +522,14 @@ fn staged_upgrade_is_applied_and_committed_after_the_grace() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(NEXT_VERSION));
-    assert!(launcher.engine_healthy());
+    assert!(install.engine_healthy());
 }
 
 #[test]
 fn new_binary_that_exits_at_once_is_rolled_back_and_the_old_version_runs_again() {
-    let install = upgradable_install();
+    let mut install = upgradable_install();
     let old = version_of_agent();
-    let vault = install.data().join("vault");
+    let vault = install.data_dir().join("vault");
     fs::create_dir_all(&vault).unwrap();
     fs::write(vault.join("test-key"), b"old").unwrap();
     let broken = install.path("broken");
@@ -653,13 +539,13 @@ fn new_binary_that_exits_at_once_is_rolled_back_and_the_old_version_runs_again()
         &format!("echo new > {}/test-key\nexit 1", vault.display()),
     );
 
-    let (launcher, first, marker) = rolled_back(&install, &broken, "exited with code 1");
+    let (first, marker) = rolled_back(&mut install, &broken, "exited with code 1");
     let again = install.wait_engine(&old, Some(first), Duration::from_secs(30));
     let healthy_at = chrono::Utc::now();
     assert!(
         again.is_some(),
         "the old version runs again:\n{}",
-        launcher.log()
+        install.log_text()
     );
     let crash_at = marker
         .history
@@ -670,7 +556,7 @@ fn new_binary_that_exits_at_once_is_rolled_back_and_the_old_version_runs_again()
     let rollback_ms = (healthy_at - crash_at.with_timezone(&chrono::Utc)).num_milliseconds();
     eprintln!(
         "rollback: new engine started → old version healthy again in {rollback_ms} ms (launcher: restore took {:?} ms)",
-        launcher.logged_ms("rollback_ms"),
+        install.logged_ms("rollback_ms"),
     );
     bench_figure("rollback_ms", rollback_ms as f64, "ms");
     assert_eq!(
@@ -688,11 +574,11 @@ fn new_binary_that_exits_at_once_is_rolled_back_and_the_old_version_runs_again()
 
 #[test]
 fn new_binary_that_never_gets_healthy_is_rolled_back_after_the_grace() {
-    let install = upgradable_install();
+    let mut install = upgradable_install();
     let old = version_of_agent();
     let silent = install.path("silent");
     write_script(&silent, "exec sleep 600");
-    let (_launcher, first, marker) = rolled_back(&install, &silent, "not healthy within 1s");
+    let (first, marker) = rolled_back(&mut install, &silent, "not healthy within 1s");
     let waited = millis_between(&marker, Step::Probation, Step::RollingBack).unwrap();
     assert!(waited >= 1_000, "the grace period was given: {waited} ms");
     assert!(install
@@ -704,30 +590,30 @@ fn new_binary_that_never_gets_healthy_is_rolled_back_after_the_grace() {
 #[ignore = "slow: builds a second binary (version 9.9.9); run scripts/upgrade-test.sh"]
 fn update_launcher_reexecutes_the_launcher_from_the_new_binary_after_the_commit() {
     let next = next_binary_or_skip!();
-    let install = Install::with_fast_restarts();
+    let mut install = with_fast_restarts();
     install.install_script(&format!("exec {AGENT} \"$@\""));
     install.stage_by_hand(&next, &version_of_agent(), true);
-    let launcher = install.launch();
+    install.launch(&[]);
     install
         .wait_marker(Step::Committed, Duration::from_secs(30))
-        .unwrap_or_else(|| panic!("committed:\n{}", launcher.log()));
-    let pid = launcher.pid();
+        .unwrap_or_else(|| panic!("committed:\n{}", install.log_text()));
+    let pid = install.launcher_pid().unwrap();
     let exe = format!("/proc/{pid}/exe");
     assert!(
         wait_until(Duration::from_secs(30), || {
             fs::read_link(&exe).is_ok_and(|p| p == install.layout().engine_bin())
         }),
         "the launcher process (same pid) now runs bin/oibus-agent:\n{}",
-        launcher.log()
+        install.log_text()
     );
     assert!(
         install
             .wait_engine(NEXT_VERSION, None, Duration::from_secs(30))
             .is_some(),
         "the new launcher runs the new engine:\n{}",
-        launcher.log()
+        install.log_text()
     );
-    assert!(launcher.log().contains("re-executing the launcher"));
+    assert!(install.log_text().contains("re-executing the launcher"));
 }
 
 #[test]
@@ -750,7 +636,7 @@ fn launcher_killed_at_any_upgrade_step_converges_on_a_healthy_version() {
         .map(|f| (*f, true))
         .chain(bad.iter().map(|f| (*f, false)));
     for (failpoint, next_is_good) in cases {
-        let install = Install::with_fast_restarts();
+        let mut install = with_fast_restarts();
         install.install_script(&format!("exec {AGENT} \"$@\""));
         let binary = if next_is_good {
             next.clone()
@@ -761,18 +647,18 @@ fn launcher_killed_at_any_upgrade_step_converges_on_a_healthy_version() {
         };
         install.stage_by_hand(&binary, &old, false);
 
-        let mut killed = install.launch_with(&[("OIBUS_AGENT_FAILPOINT", failpoint)]);
-        let status = killed.wait_exit(Duration::from_secs(30));
+        install.launch(&[("OIBUS_AGENT_FAILPOINT", failpoint)]);
+        let status = install.wait_exit(Duration::from_secs(30));
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(
             status.and_then(|s| s.signal()),
             Some(9),
             "{failpoint}: the launcher died at the failpoint:\n{}",
-            killed.log()
+            install.log_text()
         );
         let step_at_kill = install.marker().map(|m| m.step);
 
-        let launcher = install.launch();
+        install.launch(&[]);
         let (expected_step, expected_version) = if next_is_good {
             (Step::Committed, NEXT_VERSION)
         } else {
@@ -783,16 +669,16 @@ fn launcher_killed_at_any_upgrade_step_converges_on_a_healthy_version() {
             marker.is_some(),
             "{failpoint} (killed at {step_at_kill:?}): ends {expected_step}, got {:?}\n{}",
             install.marker().map(|m| m.step),
-            launcher.log()
+            install.log_text()
         );
         assert!(
             install
                 .wait_engine(expected_version, None, Duration::from_secs(30))
                 .is_some(),
             "{failpoint}: {expected_version} runs and is healthy:\n{}",
-            launcher.log()
+            install.log_text()
         );
-        assert!(launcher.engine_healthy());
+        assert!(install.engine_healthy());
         eprintln!("killed at {failpoint} ({step_at_kill:?}) → {expected_step}, {expected_version} healthy");
     }
 }
@@ -869,26 +755,21 @@ fn release_zip_at(binary: &Path, name: &str) -> Vec<u8> {
 }
 
 /// An install registered with `sim`, its launcher running the current version.
-fn registered_install(sim: &Sim) -> (Install, Launched) {
-    let install = Install::with_sections(FAST_RESTARTS, &sim_section(sim, ""));
+fn registered_install(sim: &Sim) -> Service {
+    let mut install = install(FAST_RESTARTS, &sim_section(sim, ""));
     install.install_script(&format!("exec {AGENT} \"$@\""));
-    let launcher = install.launch();
+    install.launch(&[]);
     assert!(
         wait_until(Duration::from_secs(60), || install
             .status()
             .is_some_and(|s| s["registration"]["status"] == "REGISTERED")),
         "registered:\n{}",
-        launcher.log()
+        install.log_text()
     );
-    (install, launcher)
+    install
 }
 
-/// Publish `binary` as an asset and queue `update-version` `id` to it.
-fn queue_update_version(sim: &Sim, id: &str, binary: &Path) {
-    queue_update_version_at(sim, id, binary, "binaries/oibus-agent")
-}
-
-/// [`queue_update_version`] with the binary at `name` in the asset.
+/// Publish `binary` at `name` in an asset and queue `update-version` `id` to it.
 fn queue_update_version_at(sim: &Sim, id: &str, binary: &Path, name: &str) {
     let asset = format!("oibus-agent-{id}.zip");
     sim.put_asset(&asset, release_zip_at(binary, name));
@@ -901,7 +782,7 @@ fn queue_update_version_at(sim: &Sim, id: &str, binary: &Path, name: &str) {
 }
 
 /// The COMPLETED or ERRORED record OIAnalytics received for command `id`.
-fn final_status(sim: &Sim, id: &str, launcher: &Launched) -> Value {
+fn final_status(sim: &Sim, id: &str, install: &Service) -> Value {
     let mut found = None;
     let reported = wait_until(Duration::from_secs(120), || {
         let records = sim.admin_get(&format!("/admin/statuses?id={id}"))["records"].clone();
@@ -913,7 +794,7 @@ fn final_status(sim: &Sim, id: &str, launcher: &Launched) -> Value {
             .find(|r| r["status"] == "COMPLETED" || r["status"] == "ERRORED");
         found.is_some()
     });
-    assert!(reported, "a final status for {id}:\n{}", launcher.log());
+    assert!(reported, "a final status for {id}:\n{}", install.log_text());
     found.unwrap_or_default()
 }
 
@@ -922,10 +803,10 @@ fn final_status(sim: &Sim, id: &str, launcher: &Launched) -> Value {
 fn update_version_from_oianalytics_is_applied_and_reported_completed() {
     let next = next_binary_or_skip!();
     let sim = Sim::auto_completing("10ms");
-    let (install, launcher) = registered_install(&sim);
+    let install = registered_install(&sim);
     let asked = Instant::now();
-    queue_update_version(&sim, "up-1", &next);
-    let record = final_status(&sim, "up-1", &launcher);
+    queue_update_version_at(&sim, "up-1", &next, "binaries/oibus-agent");
+    let record = final_status(&sim, "up-1", &install);
     eprintln!(
         "update-version: queued → {} reported in {:?}",
         record["status"],
@@ -935,7 +816,7 @@ fn update_version_from_oianalytics_is_applied_and_reported_completed() {
         record["status"],
         "COMPLETED",
         "{record}\n{}",
-        launcher.log()
+        install.log_text()
     );
     assert_eq!(
         record["result"],
@@ -955,30 +836,34 @@ fn update_version_from_oianalytics_is_applied_and_reported_completed() {
                     .any(|m| m["body"]["engine"]["softwareVersion"] == NEXT_OIBUS_VERSION)
             })
     });
-    assert!(full_config_has_the_new_version, "{}", launcher.log());
+    assert!(full_config_has_the_new_version, "{}", install.log_text());
     assert!(install
         .wait_marker(Step::Committed, Duration::from_secs(30))
         .is_some());
 }
 
-#[test]
-fn update_version_to_a_binary_that_crashes_is_rolled_back_and_reported_errored() {
+/// Publishes as `name` a script that passes the engine's `--version` check (`header` first),
+/// then dies as soon as it runs: the update is rolled back, reported ERRORED, and the old
+/// version runs on healthy.
+fn crashing_update_is_rolled_back(id: &str, name: &str, header: &str) {
     let sim = Sim::auto_completing("10ms");
-    let (install, launcher) = registered_install(&sim);
+    let install = registered_install(&sim);
     let old = version_of_agent();
-    // Passes the engine's `--version` check, then dies as soon as it runs.
     let crashing = install.path("crashing");
     write_script(
         &crashing,
-        &format!("[ \"$1\" = --version ] && echo oibus-agent {NEXT_VERSION} && exit 0\nexit 1"),
+        &format!(
+            "{header}[ \"$1\" = --version ] && echo oibus-agent {NEXT_VERSION} && exit 0\nexit 1"
+        ),
     );
-    queue_update_version(&sim, "up-2", &crashing);
-    let record = final_status(&sim, "up-2", &launcher);
-    assert_eq!(record["status"], "ERRORED", "{record}\n{}", launcher.log());
+    queue_update_version_at(&sim, id, &crashing, name);
+    let record = final_status(&sim, id, &install);
     let result = record["result"].as_str().unwrap_or_default();
-    assert_eq!(
-        result,
-        format!("OIBus has not been updated. Rollback to version {old}")
+    assert!(
+        record["status"] == "ERRORED"
+            && result == format!("OIBus has not been updated. Rollback to version {old}"),
+        "{record}\n{}",
+        install.log_text()
     );
     let marker = install.marker().expect("the upgrade journal");
     assert_eq!(marker.step, Step::RolledBack);
@@ -986,7 +871,15 @@ fn update_version_to_a_binary_that_crashes_is_rolled_back_and_reported_errored()
         .reason
         .unwrap_or_default()
         .contains("exited with code 1"));
-    assert!(launcher.engine_healthy());
+    assert!(install
+        .wait_engine(&old, None, Duration::from_secs(30))
+        .is_some());
+    assert!(install.engine_healthy());
+}
+
+#[test]
+fn update_version_to_a_binary_that_crashes_is_rolled_back_and_reported_errored() {
+    crashing_update_is_rolled_back("up-2", "binaries/oibus-agent", "");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -998,14 +891,14 @@ fn update_version_to_a_binary_that_crashes_is_rolled_back_and_reported_errored()
 fn update_version_with_the_agent_at_binaries_oibus_is_applied() {
     let next = next_binary_or_skip!();
     let sim = Sim::auto_completing("10ms");
-    let (install, launcher) = registered_install(&sim);
+    let install = registered_install(&sim);
     queue_update_version_at(&sim, "up-oibus", &next, "binaries/oibus");
-    let record = final_status(&sim, "up-oibus", &launcher);
+    let record = final_status(&sim, "up-oibus", &install);
     assert_eq!(
         record["status"],
         "COMPLETED",
         "{record}\n{}",
-        launcher.log()
+        install.log_text()
     );
     assert!(install
         .wait_engine(NEXT_VERSION, None, Duration::from_secs(30))
@@ -1016,40 +909,14 @@ fn update_version_with_the_agent_at_binaries_oibus_is_applied() {
 fn agent_script_at_binaries_oibus_is_installed_and_put_on_probation() {
     // An agent build (it carries the marker) in OIBus's layout: staged and swapped in. It dies
     // once running, so the launcher rolls back: proof that it was the binary installed.
-    let sim = Sim::auto_completing("10ms");
-    let (install, launcher) = registered_install(&sim);
-    let old = version_of_agent();
     let marker = String::from_utf8(oibus_actors::upgrade::AGENT_MARKER.to_vec()).unwrap();
-    let binary = install.path("agent-as-oibus");
-    write_script(
-        &binary,
-        &format!(
-            "# {marker}\n[ \"$1\" = --version ] && echo oibus-agent {NEXT_VERSION} && exit 0\nexit 1"
-        ),
-    );
-    queue_update_version_at(&sim, "up-3", &binary, "binaries/oibus");
-    let record = final_status(&sim, "up-3", &launcher);
-    let result = record["result"].as_str().unwrap_or_default();
-    assert!(
-        record["status"] == "ERRORED"
-            && result == format!("OIBus has not been updated. Rollback to version {old}"),
-        "{record}\n{}",
-        launcher.log()
-    );
-    let marker = install.marker();
-    assert_eq!(marker.as_ref().map(|m| m.step), Some(Step::RolledBack));
-    assert!(marker
-        .and_then(|m| m.reason)
-        .is_some_and(|r| r.contains("exited with code 1")));
-    assert!(install
-        .wait_engine(&old, None, Duration::from_secs(30))
-        .is_some());
+    crashing_update_is_rolled_back("up-3", "binaries/oibus", &format!("# {marker}\n"));
 }
 
 #[test]
 fn genuine_oibus_asset_is_errored_and_the_old_version_keeps_running() {
     let sim = Sim::auto_completing("10ms");
-    let (install, launcher) = registered_install(&sim);
+    let install = registered_install(&sim);
     let old = version_of_agent();
     let pid = install.status().and_then(|s| s["pid"].as_i64());
     // Stands in for OIBus's Node binary; it leaves a trace if it is ever run.
@@ -1060,8 +927,13 @@ fn genuine_oibus_asset_is_errored_and_the_old_version_keeps_running() {
         &format!("touch {}\necho oibus-agent {NEXT_VERSION}", ran.display()),
     );
     queue_update_version_at(&sim, "up-4", &binary, "binaries/oibus");
-    let record = final_status(&sim, "up-4", &launcher);
-    assert_eq!(record["status"], "ERRORED", "{record}\n{}", launcher.log());
+    let record = final_status(&sim, "up-4", &install);
+    assert_eq!(
+        record["status"],
+        "ERRORED",
+        "{record}\n{}",
+        install.log_text()
+    );
     assert_eq!(
         record["result"],
         "The asset holds binaries/oibus, which is not an oibus-agent build \

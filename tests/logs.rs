@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::kit::agent::{sim_section, Agent, AgentHome};
+use crate::kit::agent::{sim_section, AgentHome};
 use crate::kit::sim::{array, Sim, SimOpts};
 use crate::kit::{bench_figure, wait_until};
 
@@ -520,37 +520,6 @@ fn engine_home(sim: &Sim) -> AgentHome {
     home
 }
 
-fn engine_registration(agent: &Agent) -> Value {
-    agent.status()["registration"].clone()
-}
-
-/// Complete the engine's pending registration in the simulator and wait for REGISTERED.
-fn complete_engine_registration(agent: &Agent, sim: &Sim) {
-    let ok = wait_until(Duration::from_secs(30), || {
-        engine_registration(agent)["activation_code"].is_string()
-    });
-    assert!(
-        ok,
-        "no activation code: {}\n{}",
-        engine_registration(agent),
-        agent.logs()
-    );
-    let code = engine_registration(agent)["activation_code"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    sim.complete(&code);
-    let ok = wait_until(Duration::from_secs(30), || {
-        engine_registration(agent)["status"] == "REGISTERED"
-    });
-    assert!(
-        ok,
-        "never registered: {}\n{}",
-        engine_registration(agent),
-        agent.logs()
-    );
-}
-
 fn messages(sim: &Sim) -> Vec<String> {
     received(sim)
         .iter()
@@ -565,7 +534,7 @@ fn the_engine_queues_its_logs_until_registered_then_ships_them_in_order() {
     let agent = home.start();
     agent.wait_healthy(Duration::from_secs(30));
     let ok = wait_until(Duration::from_secs(30), || {
-        engine_registration(&agent)["activation_code"].is_string()
+        agent.registration()["activation_code"].is_string()
     });
     assert!(ok, "{}", agent.logs());
     std::thread::sleep(Duration::from_secs(3)); // three intervals
@@ -593,7 +562,7 @@ fn the_engine_queues_its_logs_until_registered_then_ships_them_in_order() {
     );
     assert!(metrics.contains("oibus_agent_log_records_dropped_total{reason=\"queue_cap\"} 0"));
 
-    complete_engine_registration(&agent, &sim);
+    agent.complete_registration(&sim);
     let ok = wait_until(Duration::from_secs(30), || {
         messages(&sim)
             .iter()
@@ -634,7 +603,7 @@ fn logs_of_a_stop_during_an_outage_are_delivered_after_the_restart() {
     let home = engine_home(&sim);
     let mut agent = home.start();
     agent.wait_healthy(Duration::from_secs(30));
-    complete_engine_registration(&agent, &sim);
+    agent.complete_registration(&sim);
     let ok = wait_until(Duration::from_secs(30), || received_count(&sim) > 0);
     assert!(ok, "{}", agent.logs());
     sim.fault("logs", 1_000, json!({"status": 503, "body": "maintenance"}));

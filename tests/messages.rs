@@ -17,11 +17,14 @@ const FULL: &str = "full-config";
 const HISTORY: &str = "history-queries";
 
 /// A simulator that completes registrations by itself, and an agent of it.
-fn start() -> (Sim, AgentHome, Agent) {
+/// A simulator and an agent of it, registered once its first messages arrived; the completed
+/// registration as the simulator lists it.
+fn start() -> (Sim, AgentHome, Agent, Value) {
     let sim = Sim::auto_completing("500ms");
     let home = AgentHome::with_sim(&sim, "");
     let agent = home.start();
-    (sim, home, agent)
+    let registration = registered(&sim, &agent);
+    (sim, home, agent, registration)
 }
 
 fn bodies(sim: &Sim, kind: &str) -> Vec<Value> {
@@ -106,8 +109,7 @@ fn caching(scan_mode_id: &str) -> Value {
 
 #[test]
 fn full_config_and_history_queries_are_pushed_on_registration() {
-    let (sim, _home, agent) = start();
-    let registration = registered(&sim, &agent);
+    let (sim, _home, agent, registration) = start();
     let full = wait_message(&sim, &agent, FULL, |_| true);
 
     let engine = &full["engine"];
@@ -181,8 +183,7 @@ fn full_config_and_history_queries_are_pushed_on_registration() {
 
 #[test]
 fn each_kind_of_change_pushes_a_snapshot_that_shows_it() {
-    let (sim, _home, agent) = start();
-    let registration = registered(&sim, &agent);
+    let (sim, _home, agent, registration) = start();
     let key = registration["publicKey"].as_str().unwrap().to_owned();
 
     run(&sim, &agent, &[scan_mode("c-scan", "e2e-scan")]);
@@ -313,11 +314,8 @@ fn each_kind_of_change_pushes_a_snapshot_that_shows_it() {
 #[test]
 fn a_planted_secret_never_reaches_the_simulator() {
     const PLANTED: &str = "planted-e2e-Secret-7f3a";
-    let (sim, _home, agent) = start();
-    let key = registered(&sim, &agent)["publicKey"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (sim, _home, agent, registration) = start();
+    let key = registration["publicKey"].as_str().unwrap().to_owned();
     let south = mssql_south("secret-south", &encrypt_for(&key, PLANTED).unwrap());
     run_one(
         &sim,
@@ -363,8 +361,7 @@ fn a_planted_secret_never_reaches_the_simulator() {
 
 #[test]
 fn a_503_is_retried_until_oianalytics_recovers() {
-    let (sim, _home, agent) = start();
-    registered(&sim, &agent);
+    let (sim, _home, agent, _) = start();
     let before = bodies(&sim, FULL).len();
     sim.fault(
         "configuration",
@@ -390,8 +387,7 @@ fn a_503_is_retried_until_oianalytics_recovers() {
 
 #[test]
 fn a_bad_request_answer_drops_the_message() {
-    let (sim, _home, agent) = start();
-    registered(&sim, &agent);
+    let (sim, _home, agent, _) = start();
     let before = bodies(&sim, FULL).len();
     let answer = json!({"timestamp": "2026-01-01T00:00:00Z", "status": 400, "error": "Bad Request",
         "message": "rejected by the test", "path": "/api/oianalytics/oibus/configuration"});
@@ -418,8 +414,7 @@ fn a_bad_request_answer_drops_the_message() {
 
 #[test]
 fn a_pending_message_is_sent_after_a_restart() {
-    let (sim, home, mut agent) = start();
-    registered(&sim, &agent);
+    let (sim, home, mut agent, _) = start();
     sim.fault(
         "configuration",
         1000,
@@ -450,8 +445,7 @@ fn a_pending_message_is_sent_after_a_restart() {
 
 #[test]
 fn a_burst_of_changes_goes_out_in_few_messages() {
-    let (sim, _home, agent) = start();
-    registered(&sim, &agent);
+    let (sim, _home, agent, _) = start();
     let before = bodies(&sim, FULL).len();
     let burst: Vec<Value> = (0..10)
         .map(|i| scan_mode(&format!("burst-{i}"), &format!("burst-scan-{i}")))
@@ -477,8 +471,7 @@ fn a_burst_of_changes_goes_out_in_few_messages() {
 
 #[test]
 fn transformers_are_listed_in_full_config_and_a_north_may_use_them() {
-    let (sim, _home, agent) = start();
-    registered(&sim, &agent);
+    let (sim, _home, agent, _) = start();
     let full = wait_message(&sim, &agent, FULL, |m| {
         m["transformers"].as_array().is_some_and(|t| t.len() == 15)
     });
@@ -553,8 +546,7 @@ fn transformers_are_listed_in_full_config_and_a_north_may_use_them() {
 
 #[test]
 fn a_created_certificate_reaches_e6_with_its_public_parts_only() {
-    let (sim, _home, agent) = start();
-    registered(&sim, &agent);
+    let (sim, _home, agent, _) = start();
     let options = json!({"commonName": "e2e", "countryName": "FR", "stateOrProvinceName": "Savoie",
         "localityName": "Chambery", "organizationName": "Optimistik", "keySize": 2048,
         "daysBeforeExpiry": 30});

@@ -4,7 +4,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::kit::agent::{AgentHome, BIN};
 use crate::kit::sim::{Sim, SimOpts};
@@ -59,20 +59,10 @@ fn api_counts_match_the_simulator_and_survive_a_graceful_restart() {
     )
     .unwrap();
     let mut agent = home.start();
-    let ok = wait_until(Duration::from_secs(30), || {
-        agent.status()["registration"]["activation_code"].is_string()
-    });
-    assert!(ok, "{}", agent.logs());
+    let code = agent.activation_code();
     std::thread::sleep(Duration::from_secs(3)); // a few completion checks
-    let code = agent.status()["registration"]["activation_code"].clone();
-    sim.admin_post(
-        "/admin/registrations/complete",
-        &json!({ "activationCode": code }),
-    );
-    let ok = wait_until(Duration::from_secs(30), || {
-        agent.status()["registration"]["status"] == "REGISTERED"
-    });
-    assert!(ok, "{}", agent.logs());
+    sim.complete(&code);
+    agent.wait_registration("REGISTERED");
 
     // Let the command poller run a few cycles (command_refresh is 1s).
     let ok = wait_until(Duration::from_secs(30), || {

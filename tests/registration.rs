@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::kit::agent::{Agent, AgentHome};
 use crate::kit::proxy::Proxy;
@@ -11,36 +11,11 @@ use crate::kit::wait_until;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn registration(agent: &Agent) -> Value {
-    agent.status()["registration"].clone()
-}
-
-fn wait_status(agent: &Agent, status: &str) -> Value {
-    let ok = wait_until(WAIT, || registration(agent)["status"] == status);
-    assert!(
-        ok,
-        "registration never reached {status}: {}\n{}",
-        registration(agent),
-        agent.logs()
-    );
-    registration(agent)
-}
-
-/// Waits for the activation code the agent shows.
-fn activation_code(agent: &Agent) -> String {
-    let ok = wait_until(WAIT, || registration(agent)["activation_code"].is_string());
-    let shown = registration(agent);
-    assert!(ok, "no activation code: {shown}\n{}", agent.logs());
-    shown["activation_code"].as_str().unwrap().to_owned()
-}
-
 /// Wait for the activation code, complete it in the simulator, wait for REGISTERED.
 fn complete_registration(agent: &Agent, sim: &Sim) -> String {
-    let code = activation_code(agent);
+    let code = agent.complete_registration(sim);
     assert_eq!(code.len(), 6);
     assert!(code.chars().all(|c| c.is_ascii_alphanumeric()));
-    sim.complete(&code);
-    wait_status(agent, "REGISTERED");
     code
 }
 
@@ -68,7 +43,7 @@ fn registration_completes_and_survives_a_restart() {
 
     let agent = home.start();
     agent.wait_healthy(WAIT);
-    let reg = wait_status(&agent, "REGISTERED");
+    let reg = agent.wait_registration("REGISTERED");
     assert!(reg["activation_date"].is_string());
     assert_eq!(
         agent.status()["engine_id"],
@@ -88,18 +63,18 @@ fn a_restart_while_pending_resumes_polling() {
     let sim = Sim::start(SimOpts::default());
     let home = AgentHome::with_sim(&sim, "");
     let agent = home.start();
-    let code = activation_code(&agent);
+    let code = agent.activation_code();
     drop(agent);
 
     let agent = home.start();
     agent.wait_healthy(WAIT);
-    let reg = wait_status(&agent, "PENDING");
+    let reg = agent.wait_registration("PENDING");
     assert_eq!(
         reg["activation_code"], code,
         "the same registration resumes"
     );
     sim.complete(&code);
-    wait_status(&agent, "REGISTERED");
+    agent.wait_registration("REGISTERED");
     assert_eq!(sim.admin_get("/admin/agents")["count"], 1);
     sim.assert_no_violations();
 }
@@ -112,9 +87,9 @@ fn an_expired_code_starts_a_fresh_registration() {
     });
     let home = AgentHome::with_sim(&sim, "");
     let agent = home.start();
-    let first = activation_code(&agent);
+    let first = agent.activation_code();
     let renewed = wait_until(WAIT, || {
-        let code = &registration(&agent)["activation_code"];
+        let code = &agent.registration()["activation_code"];
         code.is_string() && *code != first.as_str()
     });
     assert!(renewed, "no new code after expiry: {}", agent.logs());
@@ -139,7 +114,7 @@ fn unregister_is_local_and_sticks_until_register() {
 
     let (code, body) = agent.request("DELETE", "/api/registration", "").unwrap();
     assert_eq!(code, 200, "{body}");
-    wait_status(&agent, "NOT_REGISTERED");
+    agent.wait_registration("NOT_REGISTERED");
     std::thread::sleep(Duration::from_secs(2)); // let a poll in flight finish
     let after = polls();
     std::thread::sleep(Duration::from_secs(3));
@@ -151,7 +126,7 @@ fn unregister_is_local_and_sticks_until_register() {
     agent.wait_healthy(WAIT);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
-        registration(&agent)["status"],
+        agent.registration()["status"],
         "NOT_REGISTERED",
         "no silent re-registration"
     );
@@ -212,12 +187,12 @@ fn a_wrong_proxy_password_fails_clearly() {
     );
     let agent = home.start();
     let ok = wait_until(WAIT, || {
-        registration(&agent)["last_error"]
+        agent.registration()["last_error"]
             .as_str()
             .is_some_and(|e| e.contains("407"))
     });
-    assert!(ok, "{}\n{}", registration(&agent), agent.logs());
-    let error = registration(&agent)["last_error"]
+    assert!(ok, "{}\n{}", agent.registration(), agent.logs());
+    let error = agent.registration()["last_error"]
         .as_str()
         .unwrap()
         .to_string();
@@ -225,7 +200,7 @@ fn a_wrong_proxy_password_fails_clearly() {
         error.contains("oianalytics.proxy"),
         "says what to fix: {error}"
     );
-    assert_eq!(registration(&agent)["status"], "NOT_REGISTERED");
+    assert_eq!(agent.registration()["status"], "NOT_REGISTERED");
 }
 
 #[test]
@@ -236,9 +211,9 @@ fn tls_verification_rejects_a_self_signed_sim_unless_told_otherwise() {
     });
     let strict = AgentHome::with_sim(&sim, "");
     let agent = strict.start();
-    let ok = wait_until(WAIT, || registration(&agent)["last_error"].is_string());
+    let ok = wait_until(WAIT, || agent.registration()["last_error"].is_string());
     assert!(ok, "{}", agent.logs());
-    assert_eq!(registration(&agent)["status"], "NOT_REGISTERED");
+    assert_eq!(agent.registration()["status"], "NOT_REGISTERED");
     assert_eq!(sim.admin_get("/admin/agents")["count"], 0);
     drop(agent);
 
@@ -256,7 +231,7 @@ fn a_check_url_answering_garbage_never_crashes_the_actor() {
     let sim = Sim::start(SimOpts::default());
     let home = AgentHome::with_sim(&sim, "");
     let agent = home.start();
-    activation_code(&agent);
+    agent.activation_code();
     for kind in [
         json!({"status": 200, "body": "{not json"}),
         json!({"status": 200, "body": "<html>maintenance</html>"}),

@@ -45,16 +45,30 @@ impl AgentContext {
     {
         let mut config = self.config.clone();
         config.borrow_and_update();
-        let addr = ctx.address();
-        ctx.spawn(actix::fut::wrap_future(async move {
-            while config.changed().await.is_ok() {
-                let current = config.borrow_and_update().clone();
-                if addr.send(ConfigReloaded(current)).await.is_err() {
-                    break; // the actor is gone
-                }
-            }
-        }));
+        forward_changes(ctx, config, ConfigReloaded);
     }
+}
+
+/// Send `message(value)` to the actor after each later change of `watch`, for as long as it
+/// lives; the current value is not sent (read it in `started`).
+pub fn forward_changes<A, T, M>(
+    ctx: &mut Context<A>,
+    mut watch: watch::Receiver<T>,
+    message: fn(T) -> M,
+) where
+    A: Actor<Context = Context<A>> + Handler<M>,
+    T: Clone + Send + Sync + 'static,
+    M: Message<Result = ()> + Send + 'static,
+{
+    let addr = ctx.address();
+    ctx.spawn(actix::fut::wrap_future(async move {
+        while watch.changed().await.is_ok() {
+            let current = watch.borrow_and_update().clone();
+            if addr.send(message(current)).await.is_err() {
+                break; // the actor is gone
+            }
+        }
+    }));
 }
 
 /// A SIGHUP reload replaced the configuration with this one.

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+const REGISTRATION_WAIT: Duration = Duration::from_secs(30);
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_oibus-agent");
 
 /// A free loopback port (bound then released: a small race, fine for tests).
@@ -185,6 +187,44 @@ impl Agent {
         });
         assert_eq!(code, 200, "{body}");
         serde_json::from_str(&body).expect("/status is JSON")
+    }
+
+    /// `registration` of `/status`.
+    pub fn registration(&self) -> serde_json::Value {
+        self.status()["registration"].clone()
+    }
+
+    /// Waits up to 30 s for the registration to reach `status`; the registration then.
+    pub fn wait_registration(&self, status: &str) -> serde_json::Value {
+        let ok = super::wait_until(REGISTRATION_WAIT, || {
+            self.registration()["status"] == status
+        });
+        let shown = self.registration();
+        assert!(
+            ok,
+            "registration never reached {status}: {shown}\n{}",
+            self.logs()
+        );
+        shown
+    }
+
+    /// Waits up to 30 s for the activation code the agent shows.
+    pub fn activation_code(&self) -> String {
+        let ok = super::wait_until(REGISTRATION_WAIT, || {
+            self.registration()["activation_code"].is_string()
+        });
+        let shown = self.registration();
+        assert!(ok, "no activation code: {shown}\n{}", self.logs());
+        shown["activation_code"].as_str().unwrap().to_owned()
+    }
+
+    /// Completes the registration in `sim` with the code shown, as a person entering it would,
+    /// then waits for REGISTERED; the code.
+    pub fn complete_registration(&self, sim: &super::Sim) -> String {
+        let code = self.activation_code();
+        sim.complete(&code);
+        self.wait_registration("REGISTERED");
+        code
     }
 
     /// Wait until `/health` answers 200.

@@ -64,6 +64,15 @@ impl Service {
         self.dir.path().join("inst")
     }
 
+    /// `name` in the service's temporary folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn layout(&self) -> Layout {
+        Layout::new(self.install_dir(), self.data_dir())
+    }
+
     pub fn log_path(&self) -> &Path {
         &self.log
     }
@@ -102,8 +111,7 @@ impl Service {
 
     /// The engine's pid, from the launcher's pid file, if that process is alive.
     pub fn engine_pid(&self) -> Option<u32> {
-        let layout = Layout::new(self.install_dir(), self.data_dir());
-        std::fs::read_to_string(layout.pid_file())
+        std::fs::read_to_string(self.layout().pid_file())
             .ok()
             .and_then(|text| text.trim().parse::<u32>().ok())
             .filter(|&pid| super::procfs::alive(pid))
@@ -182,6 +190,11 @@ impl Service {
     /// SIGTERM to the launcher, then waits up to `timeout` for it to exit.
     pub fn stop(&mut self, timeout: Duration) -> Option<ExitStatus> {
         self.signal_launcher(Signal::SIGTERM);
+        self.wait_exit(timeout)
+    }
+
+    /// Waits up to `timeout` for the launcher to exit; its exit status then.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let mut status = None;
         super::wait_until(timeout, || {
             status = self.launcher_exited();

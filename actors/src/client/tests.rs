@@ -42,6 +42,7 @@ impl Seen {
     }
 }
 
+#[derive(Clone)]
 pub(crate) struct Reply {
     status: u16,
     headers: Vec<(&'static str, String)>,
@@ -837,49 +838,41 @@ async fn download_streams_the_answer_into_the_file() {
     );
 }
 
-#[actix_rt::test]
-async fn download_over_the_limit_is_rejected_and_removed() {
-    let server = TestServer::start(|_| {
-        let mut reply = Reply::new(200, asset(100_000));
-        reply.with_length = false;
-        reply
-    })
-    .await;
+/// A download of at most `limit` bytes from a server that answers `reply`: the error, and
+/// whether a file was left behind.
+async fn failed_download(reply: Reply, limit: u64) -> (ClientError, bool) {
+    let server = TestServer::start(move |_| reply.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("asset.zip");
     let err = client(settings(&server.url()))
-        .download_to_file(routes::UPGRADE_ASSET, Auth::None, &dest, 50_000)
+        .download_to_file(routes::UPGRADE_ASSET, Auth::None, &dest, limit)
         .await
-        .expect_err("too large");
+        .expect_err("a failed download");
+    (err, dest.exists())
+}
+
+#[actix_rt::test]
+async fn download_over_the_limit_is_rejected_and_removed() {
+    let mut reply = Reply::new(200, asset(100_000));
+    reply.with_length = false;
+    let (err, left) = failed_download(reply, 50_000).await;
     assert!(
         matches!(err, ClientError::BodyTooLarge { limit: 50_000, .. }),
         "{err:?}"
     );
-    assert!(!dest.exists(), "a failed download leaves no file");
+    assert!(!left, "a failed download leaves no file");
 }
 
 #[actix_rt::test]
 async fn download_declared_over_the_limit_is_rejected_before_writing() {
-    let server = TestServer::start(|_| Reply::new(200, asset(100_000))).await;
-    let dir = tempfile::tempdir().unwrap();
-    let dest = dir.path().join("asset.zip");
-    let err = client(settings(&server.url()))
-        .download_to_file(routes::UPGRADE_ASSET, Auth::None, &dest, 50_000)
-        .await
-        .expect_err("too large");
+    let (err, left) = failed_download(Reply::new(200, asset(100_000)), 50_000).await;
     assert!(matches!(err, ClientError::BodyTooLarge { .. }), "{err:?}");
-    assert!(!dest.exists());
+    assert!(!left);
 }
 
 #[actix_rt::test]
 async fn download_error_status_leaves_no_file() {
-    let server = TestServer::start(|_| Reply::new(404, "no such asset")).await;
-    let dir = tempfile::tempdir().unwrap();
-    let dest = dir.path().join("asset.zip");
-    let err = client(settings(&server.url()))
-        .download_to_file(routes::UPGRADE_ASSET, Auth::None, &dest, 50_000)
-        .await
-        .expect_err("404");
+    let (err, left) = failed_download(Reply::new(404, "no such asset"), 50_000).await;
     assert_eq!(err.to_string(), "404 - no such asset");
-    assert!(!dest.exists());
+    assert!(!left);
 }

@@ -398,6 +398,13 @@ fn settings(s: Settings) -> Value {
     s.map_or(Value::Null, Value::Object)
 }
 
+/// `slot` takes `value` when one is given (an absent field keeps the stored setting).
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *slot = value;
+    }
+}
+
 /// An optional string where `""` means absent.
 fn given(s: &Option<String>) -> Option<&str> {
     s.as_deref().filter(|s| !s.is_empty())
@@ -1371,44 +1378,33 @@ fn engine_settings(
             let l = &mut s.logger;
             l.console.level = cc.console.level;
             l.file.level = cc.file.level;
-            if let Some(size) = cc.file.max_file_size {
-                l.file.max_file_size = size.0;
-            }
-            if let Some(count) = cc.file.number_of_files {
-                l.file.number_of_files = count.0;
-            }
+            set(
+                &mut l.file.max_file_size,
+                cc.file.max_file_size.map(|v| v.0),
+            );
+            set(
+                &mut l.file.number_of_files,
+                cc.file.number_of_files.map(|v| v.0),
+            );
             l.database.level = cc.database.level;
-            if let Some(max) = cc.database.max_number_of_logs {
-                l.database.max_number_of_logs = max.0;
-            }
+            set(
+                &mut l.database.max_number_of_logs,
+                cc.database.max_number_of_logs.map(|v| v.0),
+            );
             l.loki.level = cc.loki.level;
-            if let Some(interval) = cc.loki.interval {
-                l.loki.interval = interval.0;
-            }
-            if let Some(address) = cc.loki.address {
-                l.loki.address = address;
-            }
-            if let Some(username) = cc.loki.username {
-                l.loki.username = username;
-            }
+            set(&mut l.loki.interval, cc.loki.interval.map(|v| v.0));
+            set(&mut l.loki.address, cc.loki.address);
+            set(&mut l.loki.username, cc.loki.username);
             // Decrypted by the actor (RSA on the wire); empty keeps the stored value.
             if let Some(password) = given(&cc.loki.password) {
                 l.loki.password = Some(env.seal(password)?);
             }
             l.oia.level = cc.oia.level;
-            if let Some(interval) = cc.oia.interval {
-                l.oia.interval = interval.0;
-            }
+            set(&mut l.oia.interval, cc.oia.interval.map(|v| v.0));
             l.syslog.level = cc.syslog.level;
-            if let Some(host) = cc.syslog.host {
-                l.syslog.host = host;
-            }
-            if let Some(port) = cc.syslog.port {
-                l.syslog.port = port.port();
-            }
-            if let Some(protocol) = cc.syslog.protocol {
-                l.syslog.protocol = protocol;
-            }
+            set(&mut l.syslog.host, cc.syslog.host);
+            set(&mut l.syslog.port, cc.syslog.port.map(Port::port));
+            set(&mut l.syslog.protocol, cc.syslog.protocol);
             record.remote.logger = true;
             "Engine logger settings updated successfully"
         }

@@ -262,21 +262,11 @@ impl Handler<Stop> for KeyVault {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::engine::general_purpose::STANDARD as BASE64;
-    use base64::Engine as _;
     use futures_util::FutureExt as _;
-    use rand::rngs::OsRng;
-    use rsa::pkcs8::DecodePublicKey;
-    use rsa::{Oaep, RsaPublicKey};
     use serde_json::json;
-    use sha2::Sha256;
 
     fn encrypt_for(public_pem: &str, plaintext: &str) -> String {
-        let public = RsaPublicKey::from_public_key_pem(public_pem).unwrap();
-        let ciphertext = public
-            .encrypt(&mut OsRng, Oaep::new::<Sha256>(), plaintext.as_bytes())
-            .unwrap();
-        BASE64.encode(ciphertext)
+        super::super::encrypt_for(public_pem, plaintext).unwrap()
     }
 
     #[actix_rt::test]

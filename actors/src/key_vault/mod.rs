@@ -561,7 +561,6 @@ fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> Result<(), KeyVa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rsa::pkcs8::DecodePublicKey;
 
     const TEST_SIZE: KeySize = KeySize::Bits2048;
 
@@ -571,13 +570,8 @@ mod tests {
         vault
     }
 
-    /// Encrypts like OIAnalytics does: RSA-OAEP-SHA256 with the public PEM, base64.
     fn encrypt_for(public_pem: &str, plaintext: &str) -> String {
-        let public = RsaPublicKey::from_public_key_pem(public_pem).unwrap();
-        let ciphertext = public
-            .encrypt(&mut OsRng, Oaep::new::<Sha256>(), plaintext.as_bytes())
-            .unwrap();
-        BASE64.encode(ciphertext)
+        super::encrypt_for(public_pem, plaintext).unwrap()
     }
 
     fn mode_of(path: &Path) -> u32 {

@@ -28,7 +28,7 @@ use super::{
 use crate::backoff::{Backoff, FIRST_RETRY};
 use crate::client::{routes, Auth, OiaClient};
 use crate::config::{Config, LogLevel};
-use crate::context::AgentContext;
+use crate::context::{forward_changes, AgentContext, ConfigReloaded};
 use crate::entities::EntityStore;
 use crate::events::LogBatchPosted;
 use crate::registration::{self, RegistrationChanged};
@@ -45,11 +45,6 @@ pub struct GetLogShipperStats;
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
 pub struct SetOiaLevel(pub LogLevel);
-
-/// The YAML configuration was reloaded.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-struct ConfigChanged(Arc<Config>);
 
 /// The engine settings were republished (e.g. `update-engine-logger`).
 #[derive(Debug, Message)]
@@ -487,31 +482,9 @@ impl Actor for LogShipper {
         self.rebuild_client();
         self.refresh_remote_interval();
         registration::subscribe::<Self>(ctx, self.ctx.registration.clone());
-        let mut settings = self.ctx.engine_settings.subscribe();
-        let addr = ctx.address();
-        ctx.spawn(
-            async move {
-                while settings.changed().await.is_ok() {
-                    settings.borrow_and_update();
-                    if addr.send(EngineSettingsChanged).await.is_err() {
-                        break;
-                    }
-                }
-            }
-            .into_actor(self),
-        );
-        let addr = ctx.address();
-        ctx.spawn(
-            async move {
-                while config.changed().await.is_ok() {
-                    let current = config.borrow_and_update().clone();
-                    if addr.send(ConfigChanged(current)).await.is_err() {
-                        break;
-                    }
-                }
-            }
-            .into_actor(self),
-        );
+        let settings = self.ctx.engine_settings.subscribe();
+        forward_changes(ctx, settings, |_| EngineSettingsChanged);
+        forward_changes(ctx, config, ConfigReloaded);
         ctx.add_stream(self.intake.chunks(INTAKE_CHUNK));
         ctx.run_interval(DROP_SUMMARY_EVERY, |act, _| act.summarise_drops());
         self.schedule(ctx);
@@ -545,10 +518,10 @@ impl Handler<RegistrationChanged> for LogShipper {
     }
 }
 
-impl Handler<ConfigChanged> for LogShipper {
+impl Handler<ConfigReloaded> for LogShipper {
     type Result = ();
 
-    fn handle(&mut self, msg: ConfigChanged, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: ConfigReloaded, ctx: &mut Context<Self>) {
         self.apply_config(msg.0, ctx);
     }
 }

@@ -157,7 +157,8 @@ pub struct FullConfig {
 }
 
 /// What the engine reports about itself besides its settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct EngineInfo {
     pub software_version: String,
     pub launcher_version: String,
@@ -198,12 +199,8 @@ pub struct EngineEntry {
     #[serde(flatten)]
     pub audit: Audited,
     pub name: String,
-    pub software_version: String,
-    pub launcher_version: String,
-    pub architecture: String,
-    pub operating_system: String,
-    pub data_folder: String,
-    pub binary_folder: String,
+    #[serde(flatten)]
+    pub info: EngineInfo,
     pub ignore_ip_filters: bool,
     pub ignore_remote_update: bool,
     pub settings: EngineSettingsOut,
@@ -478,12 +475,7 @@ pub fn full_config(
         engine: EngineEntry {
             audit: Audited::new(&engine.id, &engine.audit),
             name: settings.general.name.clone(),
-            software_version: info.software_version.clone(),
-            launcher_version: info.launcher_version.clone(),
-            architecture: info.architecture.clone(),
-            operating_system: info.operating_system.clone(),
-            data_folder: info.data_folder.clone(),
-            binary_folder: info.binary_folder.clone(),
+            info: info.clone(),
             ignore_ip_filters: false,
             ignore_remote_update: false,
             settings: EngineSettingsOut::from_settings(settings),

@@ -10,6 +10,16 @@ fn store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// An outbox in a fresh store, `requests` made at `T0`.
+fn outbox(requests: &[ConfigKind]) -> (tempfile::TempDir, Outbox) {
+    let (dir, store) = store();
+    let mut outbox = Outbox::open(store).unwrap();
+    for kind in requests {
+        outbox.request(*kind, T0).unwrap();
+    }
+    (dir, outbox)
+}
+
 fn kinds(outbox: &Outbox) -> Vec<ConfigKind> {
     outbox.pending().map(|r| r.kind).collect()
 }
@@ -23,8 +33,7 @@ fn status(status: u16, body: &str) -> Result<u16, ClientError> {
 
 #[test]
 fn a_second_request_of_a_kind_is_coalesced_into_the_pending_one() {
-    let (_dir, store) = store();
-    let mut outbox = Outbox::open(store).unwrap();
+    let (_dir, mut outbox) = outbox(&[]);
     assert_eq!(
         outbox.request(FullConfig, T0).unwrap(),
         Request::Queued { seq: 0 }
@@ -64,8 +73,7 @@ fn pending_messages_survive_a_restart_in_fifo_order() {
 
 #[test]
 fn one_message_is_in_flight_at_a_time() {
-    let (_dir, store) = store();
-    let mut outbox = Outbox::open(store).unwrap();
+    let (_dir, mut outbox) = outbox(&[]);
     assert!(outbox.begin().is_none(), "nothing pending");
     outbox.request(FullConfig, T0).unwrap();
     outbox.request(HistoryQueries, T0).unwrap();
@@ -98,10 +106,7 @@ fn a_delivered_message_is_completed_and_removed() {
 
 #[test]
 fn a_rejected_message_is_errored_and_dropped_with_the_answer() {
-    let (_dir, store) = store();
-    let mut outbox = Outbox::open(store).unwrap();
-    outbox.request(HistoryQueries, T0).unwrap();
-    outbox.request(FullConfig, T0).unwrap();
+    let (_dir, mut outbox) = outbox(&[HistoryQueries, FullConfig]);
     outbox.begin().unwrap();
     let outcome = outcome_of(&status(400, "{\"error\":\"Bad Request\"}"));
     let ended = outbox.finish(&outcome, T1).unwrap().unwrap();
@@ -115,10 +120,7 @@ fn a_rejected_message_is_errored_and_dropped_with_the_answer() {
 
 #[test]
 fn a_failed_message_stays_at_the_head_and_counts_its_attempts() {
-    let (_dir, store) = store();
-    let mut outbox = Outbox::open(store).unwrap();
-    outbox.request(FullConfig, T0).unwrap();
-    outbox.request(HistoryQueries, T0).unwrap();
+    let (_dir, mut outbox) = outbox(&[FullConfig, HistoryQueries]);
     for attempt in 1..=3 {
         assert_eq!(outbox.begin().unwrap().kind, FullConfig);
         let still = outbox
@@ -134,10 +136,7 @@ fn a_failed_message_stays_at_the_head_and_counts_its_attempts() {
 
 #[test]
 fn a_change_during_a_send_queues_a_new_message_after_it() {
-    let (_dir, store) = store();
-    let mut outbox = Outbox::open(store).unwrap();
-    outbox.request(FullConfig, T0).unwrap();
-    outbox.request(HistoryQueries, T0).unwrap();
+    let (_dir, mut outbox) = outbox(&[FullConfig, HistoryQueries]);
     outbox.begin().unwrap();
     assert_eq!(
         outbox.request(FullConfig, T1).unwrap(),
@@ -157,9 +156,7 @@ fn a_change_during_a_send_queues_a_new_message_after_it() {
 
 #[test]
 fn a_change_during_a_failed_send_rides_on_the_retry() {
-    let (_dir, store) = store();
-    let mut outbox = Outbox::open(store).unwrap();
-    outbox.request(FullConfig, T0).unwrap();
+    let (_dir, mut outbox) = outbox(&[FullConfig]);
     outbox.begin().unwrap();
     outbox.request(FullConfig, T1).unwrap();
     outbox
@@ -176,9 +173,7 @@ fn a_change_during_a_failed_send_rides_on_the_retry() {
 
 #[test]
 fn finishing_without_a_send_records_nothing() {
-    let (_dir, store) = store();
-    let mut outbox = Outbox::open(store).unwrap();
-    outbox.request(FullConfig, T0).unwrap();
+    let (_dir, mut outbox) = outbox(&[FullConfig]);
     assert_eq!(outbox.finish(&Outcome::Delivered, T1).unwrap(), None);
     assert_eq!(kinds(&outbox), [FullConfig]);
 }

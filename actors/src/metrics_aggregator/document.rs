@@ -274,7 +274,7 @@ impl DocKey {
 
     /// `<family>/<window>/`: the prefix of every key of one (family, window).
     pub fn prefix(family: Family, window: WindowType) -> Vec<u8> {
-        format!("{}/{}/", family.name(), window.as_str()).into_bytes()
+        format!("{}/{}/", family.as_str(), window.as_str()).into_bytes()
     }
 
     /// A bound such that the keys of (family, window) below it are exactly the documents whose
@@ -287,7 +287,7 @@ impl DocKey {
 
     // Written by hand rather than with `write!`: key building is on the flush path.
     fn write_time_bound(out: &mut Vec<u8>, family: Family, window: WindowType, t: DateTime<Utc>) {
-        out.extend_from_slice(family.name().as_bytes());
+        out.extend_from_slice(family.as_str().as_bytes());
         out.push(b'/');
         out.extend_from_slice(window.as_str().as_bytes());
         out.push(b'/');
@@ -345,7 +345,7 @@ fn read_varints(mut bytes: &[u8], count: usize) -> Result<Box<[u64]>, String> {
 
 /// Length of `<family>/<window>/<16 hex digits>`.
 fn time_bound_len(family: Family, window: WindowType) -> usize {
-    family.name().len() + window.as_str().len() + 18
+    family.as_str().len() + window.as_str().len() + 18
 }
 
 fn decimal_len(n: usize) -> usize {

@@ -75,7 +75,7 @@ impl Retention {
             let Some(oldest) = self.oldest_kept(window, now) else {
                 continue;
             };
-            for family in Family::ALL {
+            for &family in Family::ALL {
                 ranges.push(KeyRange {
                     from: DocKey::prefix(family, window),
                     to: DocKey::time_bound(family, window, oldest),

@@ -8,65 +8,6 @@ use std::sync::{Arc, OnceLock};
 
 use super::MetricsError;
 
-/// A metrics family, i.e. an Onesait Platform time-series ontology (spec §2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Family {
-    Operation,
-    Api,
-    Ontology,
-    ControlPanel,
-    QueriesControlPanel,
-}
-
-impl Family {
-    pub const ALL: [Family; 5] = [
-        Family::Operation,
-        Family::Api,
-        Family::Ontology,
-        Family::ControlPanel,
-        Family::QueriesControlPanel,
-    ];
-
-    /// The ontology (collection) name, e.g. `MetricsOperation`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::Operation => "MetricsOperation",
-            Family::Api => "MetricsApi",
-            Family::Ontology => "MetricsOntology",
-            Family::ControlPanel => "MetricsControlPanel",
-            Family::QueriesControlPanel => "MetricsQueriesControlPanel",
-        }
-    }
-
-    /// The family's tag names, in the order documents write them (spec §2 and §4 example).
-    pub fn tag_names(self) -> &'static [&'static str] {
-        match self {
-            Family::Operation => &["result", "user", "operationType", "source"],
-            Family::Api => &["result", "user", "api", "operationType"],
-            Family::Ontology => &["result", "user", "operationType", "source", "ontology"],
-            Family::ControlPanel => &["result", "user", "operationType"],
-            Family::QueriesControlPanel => &["result", "user", "ontology"],
-        }
-    }
-}
-
-impl fmt::Display for Family {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Family {
-    type Err = MetricsError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Family::ALL
-            .into_iter()
-            .find(|f| f.name() == s)
-            .ok_or_else(|| MetricsError::UnknownFamily(s.to_owned()))
-    }
-}
-
 /// Declares a closed set of tag values with their wire spelling.
 macro_rules! tag_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
@@ -89,6 +30,44 @@ macro_rules! tag_enum {
             }
         }
     };
+}
+
+tag_enum!(
+    /// A metrics family, i.e. an Onesait Platform time-series ontology (spec §2), named by its
+    /// ontology (collection), e.g. `MetricsOperation`.
+    #[derive(PartialOrd, Ord)]
+    Family {
+        Operation => "MetricsOperation",
+        Api => "MetricsApi",
+        Ontology => "MetricsOntology",
+        ControlPanel => "MetricsControlPanel",
+        QueriesControlPanel => "MetricsQueriesControlPanel",
+    }
+);
+
+impl Family {
+    /// The family's tag names, in the order documents write them (spec §2 and §4 example).
+    pub fn tag_names(self) -> &'static [&'static str] {
+        match self {
+            Family::Operation => &["result", "user", "operationType", "source"],
+            Family::Api => &["result", "user", "api", "operationType"],
+            Family::Ontology => &["result", "user", "operationType", "source", "ontology"],
+            Family::ControlPanel => &["result", "user", "operationType"],
+            Family::QueriesControlPanel => &["result", "user", "ontology"],
+        }
+    }
+}
+
+impl FromStr for Family {
+    type Err = MetricsError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Family::ALL
+            .iter()
+            .copied()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| MetricsError::UnknownFamily(s.to_owned()))
+    }
 }
 
 tag_enum!(
@@ -436,8 +415,8 @@ mod tests {
 
     #[test]
     fn family_names_round_trip() {
-        for f in Family::ALL {
-            assert_eq!(f.name().parse::<Family>().unwrap(), f);
+        for &f in Family::ALL {
+            assert_eq!(f.as_str().parse::<Family>().unwrap(), f);
         }
         assert!("MetricsControPanel".parse::<Family>().is_err());
     }

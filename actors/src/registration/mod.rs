@@ -50,19 +50,11 @@ pub type RegistrationWatch = watch::Receiver<RegistrationChanged>;
 
 /// Forward every later change of `watch` to the actor as a [`RegistrationChanged`] message.
 /// The current value is not sent: read it with `watch.borrow()` in `started`.
-pub fn subscribe<A>(ctx: &mut A::Context, mut watch: RegistrationWatch)
+pub fn subscribe<A>(ctx: &mut Context<A>, watch: RegistrationWatch)
 where
     A: Actor<Context = Context<A>> + Handler<RegistrationChanged>,
 {
-    let addr = ctx.address();
-    ctx.spawn(actix::fut::wrap_future::<_, A>(async move {
-        while watch.changed().await.is_ok() {
-            let current = watch.borrow_and_update().clone();
-            if addr.send(current).await.is_err() {
-                break; // the actor is gone
-            }
-        }
-    }));
+    crate::context::forward_changes(ctx, watch, |changed| changed);
 }
 
 /// The persisted registration (state column family, key `registration`).

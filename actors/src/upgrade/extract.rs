@@ -271,13 +271,13 @@ fn create_dirs(dest: &Path, rel: &Path, made: &mut HashSet<PathBuf>) -> Result<(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::Write;
     use zip::write::SimpleFileOptions;
 
     /// A zip with `entries` (name, contents); a name ending in `/` is a folder.
-    fn zip_with(dir: &Path, entries: &[(&str, &[u8])]) -> PathBuf {
+    pub(crate) fn zip_with(dir: &Path, entries: &[(&str, &[u8])]) -> PathBuf {
         let path = dir.join("asset.zip");
         let mut w = zip::ZipWriter::new(File::create(&path).unwrap());
         let opts = SimpleFileOptions::default().unix_permissions(0o755);
@@ -356,28 +356,37 @@ mod tests {
     }
 
     #[test]
-    fn zip_entry_with_parent_dir_is_rejected() {
-        let err = extract_expecting_error(&[(ASSET_BINARY, b"x"), ("binaries/../../evil", b"x")]);
-        assert!(matches!(err, UpgradeError::UnsafeEntry { .. }), "{err}");
-    }
-
-    #[test]
-    fn zip_entry_with_absolute_path_is_rejected() {
-        let err = extract_expecting_error(&[(ASSET_BINARY, b"x"), ("/tmp/evil", b"x")]);
-        assert!(err.to_string().contains("absolute path"), "{err}");
-    }
-
-    #[test]
-    fn zip_entry_with_backslash_is_rejected() {
-        let err = extract_expecting_error(&[(ASSET_BINARY, b"x"), ("..\\evil", b"x")]);
-        assert!(matches!(err, UpgradeError::UnsafeEntry { .. }), "{err}");
-    }
-
-    #[test]
-    fn unsafe_entry_after_the_binary_writes_nothing_at_all() {
-        // The binary comes first: a one-pass extractor would have written it already.
-        let err = extract_expecting_error(&[(ASSET_BINARY, b"payload"), ("a/../../../x", b"x")]);
-        assert!(matches!(err, UpgradeError::UnsafeEntry { .. }), "{err}");
+    fn unsafe_entries_and_releases_without_the_binary_are_rejected_leaving_nothing() {
+        const UNSAFE: &str = "unsafe entry";
+        const MISSING: &str = "has neither";
+        type Entries<'a> = &'a [(&'a str, &'a [u8])];
+        let cases: [(Entries, &str); 7] = [
+            (
+                &[(ASSET_BINARY, b"x"), ("binaries/../../evil", b"x")],
+                UNSAFE,
+            ),
+            (
+                &[(ASSET_BINARY, b"x"), ("/tmp/evil", b"x")],
+                "absolute path",
+            ),
+            (&[(ASSET_BINARY, b"x"), ("..\\evil", b"x")], UNSAFE),
+            // The binary comes first: a one-pass extractor would have written it already.
+            (
+                &[(ASSET_BINARY, b"payload"), ("a/../../../x", b"x")],
+                UNSAFE,
+            ),
+            (
+                &[(OIBUS_ASSET_BINARY, b"x"), ("binaries/../../x", b"x")],
+                UNSAFE,
+            ),
+            (&[("binaries/other", b"x")], MISSING),
+            // A folder is not a binary.
+            (&[("binaries/oibus-agent/", b"")], MISSING),
+        ];
+        for (entries, expected) in cases {
+            let err = extract_expecting_error(entries).to_string();
+            assert!(err.contains(expected), "{entries:?}: {err}");
+        }
     }
 
     #[test]
@@ -397,31 +406,12 @@ mod tests {
     }
 
     #[test]
-    fn release_without_the_binary_is_rejected() {
-        let err = extract_expecting_error(&[("binaries/other", b"x")]);
-        assert!(matches!(err, UpgradeError::MissingBinary), "{err}");
-    }
-
-    #[test]
     fn release_in_the_oibus_layout_is_extracted() {
         let tmp = tempfile::tempdir().unwrap();
         let zip = zip_with(tmp.path(), &[(OIBUS_ASSET_BINARY, b"#!/bin/sh\n")]);
         let dest = tmp.path().join("dest");
         extract_release(&zip, &dest, &ExtractLimits::default()).unwrap();
         assert!(dest.join(OIBUS_ASSET_BINARY).is_file());
-    }
-
-    #[test]
-    fn oibus_layout_is_still_checked_for_unsafe_entries() {
-        let err =
-            extract_expecting_error(&[(OIBUS_ASSET_BINARY, b"x"), ("binaries/../../x", b"x")]);
-        assert!(matches!(err, UpgradeError::UnsafeEntry { .. }), "{err}");
-    }
-
-    #[test]
-    fn binary_given_as_a_folder_is_not_a_binary() {
-        let err = extract_expecting_error(&[("binaries/oibus-agent/", b"")]);
-        assert!(matches!(err, UpgradeError::MissingBinary), "{err}");
     }
 
     #[test]

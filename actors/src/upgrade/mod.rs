@@ -143,10 +143,6 @@ impl Layout {
     pub fn backup_vault(&self) -> PathBuf {
         self.backup_dir().join("vault")
     }
-    /// Written last, when the backup is complete and fsynced.
-    pub fn backup_complete(&self) -> PathBuf {
-        self.backup_dir().join("COMPLETE")
-    }
     pub fn marker(&self) -> PathBuf {
         marker_path(&self.install_dir)
     }

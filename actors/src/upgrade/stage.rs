@@ -292,8 +292,8 @@ pub fn verify_binary(binary: &Path, version: &str, timeout: Duration) -> Result<
 mod tests {
     use super::*;
     use crate::client::tests::{Reply, TestServer};
-    use crate::upgrade::Step;
-    use std::io::Write;
+    use crate::upgrade::extract::tests::zip_with;
+    use crate::upgrade::{Step, ASSET_BINARY, OIBUS_ASSET_BINARY};
     use std::os::unix::fs::PermissionsExt;
 
     fn script(body: &str) -> Vec<u8> {
@@ -301,17 +301,7 @@ mod tests {
     }
 
     fn asset(dir: &Path, binary: &[u8]) -> std::path::PathBuf {
-        asset_at(dir, crate::upgrade::ASSET_BINARY, binary)
-    }
-
-    fn asset_at(dir: &Path, name: &str, binary: &[u8]) -> std::path::PathBuf {
-        let path = dir.join("asset.zip");
-        let mut w = zip::ZipWriter::new(fs::File::create(&path).unwrap());
-        let opts = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
-        w.start_file(name, opts).unwrap();
-        w.write_all(binary).unwrap();
-        w.finish().unwrap();
-        path
+        zip_with(dir, &[(ASSET_BINARY, binary)])
     }
 
     /// A script that is an "agent build": it carries the marker (in a comment).
@@ -366,20 +356,16 @@ mod tests {
     #[test]
     fn agent_named_binaries_oibus_is_staged_as_the_agent() {
         let tmp = tempfile::tempdir().unwrap();
-        let zip = asset_at(
+        let zip = zip_with(
             tmp.path(),
-            crate::upgrade::OIBUS_ASSET_BINARY,
-            &marked_script("echo oibus-agent 2.1.0"),
+            &[(OIBUS_ASSET_BINARY, &marked_script("echo oibus-agent 2.1.0"))],
         );
         let layout = layout(tmp.path());
         let marker = stage_from_zip(&zip, &request("2.1.0"), &layout, &limits()).unwrap();
         assert_eq!(marker.to_version, "2.1.0");
         // Renamed to where the launcher installs from.
         assert!(layout.staged_bin().is_file());
-        assert!(!layout
-            .staged_dir()
-            .join(crate::upgrade::OIBUS_ASSET_BINARY)
-            .exists());
+        assert!(!layout.staged_dir().join(OIBUS_ASSET_BINARY).exists());
     }
 
     #[test]
@@ -388,11 +374,7 @@ mod tests {
         let ran = tmp.path().join("ran");
         // A Node-based OIBus would start; this one leaves a trace if it is run at all.
         let body = format!("touch {}\necho oibus-agent 2.1.0", ran.display());
-        let zip = asset_at(
-            tmp.path(),
-            crate::upgrade::OIBUS_ASSET_BINARY,
-            &script(&body),
-        );
+        let zip = zip_with(tmp.path(), &[(OIBUS_ASSET_BINARY, &script(&body))]);
         let layout = layout(tmp.path());
         let err = stage_from_zip(&zip, &request("2.1.0"), &layout, &limits()).unwrap_err();
         assert!(matches!(err, UpgradeError::NotAgentBinary), "{err}");
@@ -409,15 +391,13 @@ mod tests {
     #[test]
     fn binaries_oibus_agent_wins_over_binaries_oibus() {
         let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("asset.zip");
-        let mut w = zip::ZipWriter::new(fs::File::create(&path).unwrap());
-        let opts = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
-        w.start_file(crate::upgrade::OIBUS_ASSET_BINARY, opts)
-            .unwrap();
-        w.write_all(&script("exit 1")).unwrap();
-        w.start_file(crate::upgrade::ASSET_BINARY, opts).unwrap();
-        w.write_all(&script("echo oibus-agent 2.1.0")).unwrap();
-        w.finish().unwrap();
+        let path = zip_with(
+            tmp.path(),
+            &[
+                (OIBUS_ASSET_BINARY, &script("exit 1")),
+                (ASSET_BINARY, &script("echo oibus-agent 2.1.0")),
+            ],
+        );
         let layout = layout(tmp.path());
         stage_from_zip(&path, &request("2.1.0"), &layout, &limits()).unwrap();
         assert!(layout.staged_bin().is_file());
