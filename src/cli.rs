@@ -19,7 +19,12 @@ pub struct StatusArgs {
 #[derive(Debug, clap::Args)]
 pub struct ApiArgs {
     /// The agent's configuration, to find its local API address.
-    #[arg(long, short, default_value = "/etc/oibus-agent/agent.yaml")]
+    #[arg(
+        long,
+        short,
+        env = "OIBUS_AGENT_CONFIG",
+        default_value = "/etc/oibus-agent/agent.yaml"
+    )]
     pub config: PathBuf,
     /// The local API address (overrides the one the engine recorded in its data folder, and the
     /// configuration's `engine.api.listen`).
@@ -204,9 +209,37 @@ pub fn register(args: &ApiArgs, force: bool) -> anyhow::Result<i32> {
     )?;
     let view: serde_json::Value = serde_json::from_str(&body)?;
     println!("registration: {}", view["status"].as_str().unwrap_or("?"));
-    println!(
-        "the activation code appears in `oibus-agent status` (registration.activation_code) once OIAnalytics has answered"
-    );
+    // The code exists once OIAnalytics answered the registration request: wait a little.
+    let address = args.address()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let code = loop {
+        let status: Option<serde_json::Value> = request(address, "GET", "/status", "")
+            .ok()
+            .and_then(|b| serde_json::from_str(&b).ok());
+        if let Some(code) = status
+            .as_ref()
+            .and_then(|s| s["registration"]["activation_code"].as_str())
+        {
+            break Some(code.to_owned());
+        }
+        if std::time::Instant::now() >= deadline {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    let host = config::load(&args.config)
+        .ok()
+        .and_then(|c| c.oianalytics.host.clone());
+    match (code, host) {
+        (Some(code), Some(host)) => {
+            println!("activation code: {code}");
+            println!("enter it in OIAnalytics at {host} to accept this agent");
+        }
+        (Some(code), None) => println!("activation code: {code}"),
+        (None, _) => println!(
+            "no activation code yet: OIAnalytics has not answered; see `oibus-agent status`"
+        ),
+    }
     Ok(0)
 }
 

@@ -34,17 +34,32 @@ enum Command {
     /// with backoff, and applies upgrades with rollback. Exit codes: 0 stopped, 70 the engine
     /// crash-looped, 78 configuration invalid.
     Launch {
-        #[arg(long, short, default_value = "/etc/oibus-agent/agent.yaml")]
+        #[arg(
+            long,
+            short,
+            env = "OIBUS_AGENT_CONFIG",
+            default_value = "/etc/oibus-agent/agent.yaml"
+        )]
         config: PathBuf,
     },
     /// Run the engine: the supervised actors and the local API (normally started by `launch`).
     Run {
-        #[arg(long, short, default_value = "/etc/oibus-agent/agent.yaml")]
+        #[arg(
+            long,
+            short,
+            env = "OIBUS_AGENT_CONFIG",
+            default_value = "/etc/oibus-agent/agent.yaml"
+        )]
         config: PathBuf,
     },
     /// Validate a configuration file; exit 0 when valid, 78 with every problem when not.
     CheckConfig {
-        #[arg(long, short, default_value = "/etc/oibus-agent/agent.yaml")]
+        #[arg(
+            long,
+            short,
+            env = "OIBUS_AGENT_CONFIG",
+            default_value = "/etc/oibus-agent/agent.yaml"
+        )]
         config: PathBuf,
     },
     /// Show the running engine's health: exit 0 healthy, 1 degraded (says why), 3 not running.

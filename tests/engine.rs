@@ -87,6 +87,31 @@ fn status_exits_0_healthy_1_degraded_3_not_running() {
 }
 
 #[test]
+fn register_prints_the_activation_code_and_where_to_enter_it() {
+    // A simulator that waits for an operator: the code stays pending.
+    let sim = crate::kit::sim::Sim::start(crate::kit::sim::SimOpts::default());
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = home.start();
+    agent.wait_healthy(Duration::from_secs(20));
+    let out = Command::new(BIN)
+        .args(["register", "--force", "--api", &agent.api.to_string()])
+        .env("OIBUS_AGENT_CONFIG", home.config_path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let code = text
+        .lines()
+        .find_map(|l| l.strip_prefix("activation code: "))
+        .unwrap_or_else(|| panic!("no code in {text}"));
+    assert_eq!(code.len(), 6, "{text}");
+    assert!(
+        text.contains(&format!("enter it in OIAnalytics at {}", sim.host())),
+        "{text}"
+    );
+}
+
+#[test]
 fn check_config_reports_every_problem_and_exits_78() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.yaml");
