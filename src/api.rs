@@ -144,14 +144,36 @@ async fn register(
     req: HttpRequest,
     body: Option<web::Json<RegisterBody>>,
 ) -> HttpResponse {
+    if let Some(refused) = unauthorized(&engine, &req) {
+        return refused;
+    }
     let force = body.map(|b| b.force).unwrap_or_default();
     let user = caller(&req);
     registration_call(&engine, &user, "register", Register { force }).await
 }
 
 async fn unregister(engine: web::Data<Engine>, req: HttpRequest) -> HttpResponse {
+    if let Some(refused) = unauthorized(&engine, &req) {
+        return refused;
+    }
     let user = caller(&req);
     registration_call(&engine, &user, "unregister", Unregister).await
+}
+
+/// The routes that change state need the token of `<data_dir>/api-token`: any local user can
+/// reach loopback, only the service's group can read the file.
+fn unauthorized(engine: &Engine, req: &HttpRequest) -> Option<HttpResponse> {
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if oibus_actors::api_token::authorizes(&engine.api_token, header) {
+        return None;
+    }
+    tracing::warn!(caller = %caller(req), path = %req.path(), "local API call refused: no valid token");
+    Some(HttpResponse::Unauthorized().json(json!({
+        "error": "this route changes the agent: send `Authorization: Bearer <token>` with the token of <engine.data_dir>/api-token (readable by the service's group), as `oibus-agent register` does"
+    })))
 }
 
 async fn registration_call<M>(engine: &Engine, user: &str, operation: &str, msg: M) -> HttpResponse

@@ -201,8 +201,9 @@ fn summary(status: &serde_json::Value, problems: &[String]) -> String {
 /// `register [--force]`: start a registration and print the activation code to enter in
 /// OIAnalytics.
 pub fn register(args: &ApiArgs, force: bool) -> anyhow::Result<i32> {
-    let body = request(
+    let body = send(
         args.address()?,
+        Some(&api_token(args)?),
         "POST",
         "/api/registration",
         &serde_json::json!({ "force": force }).to_string(),
@@ -245,13 +246,46 @@ pub fn register(args: &ApiArgs, force: bool) -> anyhow::Result<i32> {
 
 /// `unregister`: local only; authenticated calls stop until `register`.
 pub fn unregister(args: &ApiArgs) -> anyhow::Result<i32> {
-    request(args.address()?, "DELETE", "/api/registration", "")?;
+    send(
+        args.address()?,
+        Some(&api_token(args)?),
+        "DELETE",
+        "/api/registration",
+        "",
+    )?;
     println!("unregistered: the agent no longer calls OIAnalytics; `oibus-agent register` to start again");
     Ok(0)
 }
 
 /// One request to the local API (or the simulator, for the demo); the body of a 2xx answer.
 pub fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> anyhow::Result<String> {
+    send(addr, None, method, path, body)
+}
+
+/// The token the routes that change state need, from the engine's data folder.
+fn api_token(args: &ApiArgs) -> anyhow::Result<oibus_actors::Secret<String>> {
+    let config = config::load(&args.config).with_context(|| {
+        format!(
+            "reading {} to find the agent's data folder",
+            args.config.display()
+        )
+    })?;
+    let path = oibus_actors::api_token::path(&config.engine.data_dir);
+    oibus_actors::api_token::read(&config.engine.data_dir).with_context(|| {
+        format!(
+            "cannot read the local API token {}: run this as the service user or a member of its group (or start the engine once to create it)",
+            path.display()
+        )
+    })
+}
+
+fn send(
+    addr: SocketAddr,
+    token: Option<&oibus_actors::Secret<String>>,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> anyhow::Result<String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(3)))
@@ -268,6 +302,10 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> anyhow
         .uri(format!("http://{addr}{path}"))
         .header("X-Oibus-User", user)
         .header("Content-Type", "application/json");
+    let request = match token {
+        Some(token) => request.header("Authorization", format!("Bearer {}", token.expose())),
+        None => request,
+    };
     let sent = if body.is_empty() {
         agent.run(request.body(())?)
     } else {

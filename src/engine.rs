@@ -64,6 +64,8 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
         )
     })?;
     let store = Store::open(&config.engine.data_dir.join("store"))?;
+    let api_token = oibus_actors::api_token::ensure(&config.engine.data_dir)
+        .context("cannot create the local API token")?;
     let engine_id = engine_id(&store)?;
     let entities = EntityStore::new(store.clone());
     entities
@@ -129,6 +131,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
             entities,
             engine_settings,
             api: SharedApi::default(),
+            api_token,
         }
     });
     // Subscribed before the first bind: a port change from then on is not missed.

@@ -31,6 +31,8 @@ pub struct Engine {
     pub engine_settings: LiveEngineSettings,
     /// The local API's listener (moved by `webServer.port`).
     pub api: SharedApi,
+    /// What the routes that change state require (`oibus_actors::api_token`).
+    pub api_token: oibus_actors::Secret<String>,
 }
 
 /// The outcome of the last configuration (re)load, shown in `/status`.

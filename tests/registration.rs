@@ -98,6 +98,34 @@ fn an_expired_code_starts_a_fresh_registration() {
 }
 
 #[test]
+fn a_state_changing_call_without_the_token_gets_401_and_changes_nothing() {
+    let sim = Sim::start(SimOpts::default());
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = home.start();
+    complete_registration(&agent, &sim);
+    for (method, body) in [("DELETE", ""), ("POST", r#"{"force": true}"#)] {
+        let (code, answer) =
+            crate::kit::agent::http(agent.api, method, "/api/registration", body).unwrap();
+        assert_eq!(code, 401, "{method}: {answer}");
+        assert!(answer.contains("api-token"), "{answer}");
+        let (code, _) = crate::kit::agent::http_as(
+            agent.api,
+            Some("not-the-token"),
+            method,
+            "/api/registration",
+            body,
+        )
+        .unwrap();
+        assert_eq!(code, 401, "{method} with a wrong token");
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(agent.registration()["status"], "REGISTERED");
+    // Read routes stay open on loopback.
+    let (code, _) = crate::kit::agent::http(agent.api, "GET", "/status", "").unwrap();
+    assert_eq!(code, 200);
+}
+
+#[test]
 fn unregister_is_local_and_sticks_until_register() {
     let sim = Sim::start(SimOpts::default());
     let home = AgentHome::with_sim(&sim, "");

@@ -29,6 +29,11 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     write_with_mode(path, bytes, 0o600)
 }
 
+/// Replaces `path` with `bytes`, readable by its owner and group only (0640).
+pub fn write_group_readable(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    write_with_mode(path, bytes, 0o640)
+}
+
 /// Temporary sibling (`mode`, less the umask), fsync, rename over `path`, fsync of the folder so
 /// the rename survives a power loss. On failure the temporary file is removed.
 fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), WriteError> {

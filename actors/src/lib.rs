@@ -2,6 +2,7 @@
 //! OIAnalytics client, protocol types and crypto.
 
 pub mod api_address;
+pub mod api_token;
 pub mod atomic_file;
 pub mod backoff;
 pub mod client;

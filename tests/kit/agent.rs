@@ -91,6 +91,8 @@ pub struct Agent {
     child: Child,
     pub api: SocketAddr,
     pub log: PathBuf,
+    /// The home folder (`data/` below it is the engine's data folder).
+    dir: PathBuf,
 }
 
 impl Agent {
@@ -139,7 +141,12 @@ impl Agent {
             .stderr(out)
             .spawn()
             .expect("spawn oibus-agent");
-        Agent { child, api, log }
+        Agent {
+            child,
+            api,
+            log,
+            dir: dir.to_path_buf(),
+        }
     }
 
     pub fn logs(&self) -> String {
@@ -168,8 +175,10 @@ impl Agent {
     }
 
     /// Any request on the local API: (status, body), or `None` if it does not answer.
+    /// A local API call with the engine's token (`<data_dir>/api-token`), as the CLI sends it.
     pub fn request(&self, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-        http(self.api, method, path, body)
+        let token = std::fs::read_to_string(self.dir.join("data").join("api-token")).ok();
+        http_as(self.api, token.as_deref(), method, path, body)
     }
 
     /// `/status` as JSON, waiting up to 20 s for the local API to come up.
@@ -248,10 +257,24 @@ impl Drop for Agent {
 /// A request to a local API, through the kit's HTTP client: (status, body), or `None` when
 /// nothing answers.
 pub fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    http_as(addr, None, method, path, body)
+}
+
+/// `http` with `Authorization: Bearer <token>` when a token is given.
+pub fn http_as(
+    addr: SocketAddr,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Option<(u16, String)> {
     let client = super::http::Client::new();
     let mut request = client
         .request(method, &format!("http://{addr}{path}"))
         .timeout(Duration::from_secs(10));
+    if let Some(token) = token {
+        request = request.bearer(token.trim());
+    }
     if !body.is_empty() {
         request = request.body(body.as_bytes().to_vec(), "application/json");
     }
