@@ -76,6 +76,13 @@ pub(crate) fn completed(sim: &Sim, agent: &Agent, id: &str) -> Value {
     record
 }
 
+/// The COMPLETED result of command `id`, which is JSON (tests, cache searches).
+pub(crate) fn completed_json(sim: &Sim, agent: &Agent, id: &str) -> Value {
+    let result = completed(sim, agent, id)["result"].clone();
+    serde_json::from_str(result.as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{id}: the result is not JSON ({e}): {result}"))
+}
+
 pub(crate) fn entities(agent: &Agent) -> Value {
     let (code, body) = agent.get("/api/entities").expect("the local API answers");
     assert_eq!(code, 200, "{body}");

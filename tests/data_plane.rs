@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sha2::Digest;
 
-use crate::commands::{command, completed, entities, named, registered, sim, terminal};
+use crate::commands::{
+    command, completed, completed_json, entities, named, registered, sim, terminal,
+};
 use crate::kit::agent::{Agent, AgentHome};
 use crate::kit::sim::Sim;
 use crate::kit::wait_until;
@@ -181,19 +183,9 @@ fn files_dropped_in_a_folder_reach_oianalytics_through_commands_only() {
         json!({"southConnectorId": south,
         "commandContent": {"type": "folder-scanner", "settings": {}}})
     )]));
-    let tested: Value = serde_json::from_str(
-        completed(&sim, &agent, "t3")["result"]
-            .as_str()
-            .unwrap_or_default(),
-    )
-    .expect("the test result is JSON");
+    let tested: Value = completed_json(&sim, &agent, "t3");
     assert_eq!(tested["items"][0]["key"], "Folder", "{tested}");
-    let search: Value = serde_json::from_str(
-        completed(&sim, &agent, "t2")["result"]
-            .as_str()
-            .unwrap_or_default(),
-    )
-    .expect("the search result is JSON");
+    let search: Value = completed_json(&sim, &agent, "t2");
     assert_eq!(search["cache"], json!([]), "{search}");
     let status = agent.status();
     let norths = &status["data_flow"]["norths"];
@@ -240,12 +232,7 @@ fn an_outage_is_held_in_the_cache_and_drains_after_recovery_and_a_400_moves_to_e
         json!({"northConnectorId": north,
         "commandContent": {"nameContains": "refused", "maxNumberOfFilesReturned": 10}})
     )]));
-    let search: Value = serde_json::from_str(
-        completed(&sim, &agent, "s1")["result"]
-            .as_str()
-            .unwrap_or_default(),
-    )
-    .expect("JSON");
+    let search: Value = completed_json(&sim, &agent, "s1");
     assert_eq!(
         search["error"].as_array().map(Vec::len),
         Some(1),

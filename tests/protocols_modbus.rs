@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use tokio_modbus::server::tcp::{accept_tcp_connection, Server};
 use tokio_modbus::{ExceptionCode, Request, Response};
 
-use crate::commands::{command, completed, named, registered, sim};
+use crate::commands::{command, completed, completed_json, named, registered, sim};
 use crate::data_plane::{every_second, oia_north};
 use crate::kit::agent::{Agent, AgentHome};
 use crate::kit::sim::Sim;
@@ -360,12 +360,7 @@ fn registers_and_coils_of_a_modbus_server_reach_oianalytics_decoded_as_oibus_doe
         "test-south-connection",
         json!({"southConnectorId": south_id, "commandContent": {"type": "modbus", "settings": {}}})
     )]));
-    let tested: Value = serde_json::from_str(
-        completed(&sim, &agent, "t1")["result"]
-            .as_str()
-            .unwrap_or_default(),
-    )
-    .expect("the test result is JSON");
+    let tested: Value = completed_json(&sim, &agent, "t1");
     assert_eq!(
         tested,
         json!({"items": [{"key": "RemoteAddress", "value": format!("127.0.0.1:{}", server.port)}]})

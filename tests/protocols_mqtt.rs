@@ -9,7 +9,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
-use crate::commands::{command, completed, entities, named, registered, sim};
+use crate::commands::{command, completed, completed_json, entities, named, registered, sim};
 use crate::kit::agent::{Agent, AgentHome};
 use crate::kit::mosquitto::Mosquitto;
 use crate::kit::sim::Sim;
@@ -140,14 +140,15 @@ fn wait_received(
     );
 }
 
-#[test]
-fn mqtt_json_messages_reach_oianalytics_as_values_through_commands_only() {
+/// A broker, the simulator and a registered agent whose MQTT south (`persistent` or a clean
+/// session) delivers through a north `oianalytics`, once a first value went through (the
+/// subscription exists only once the south has connected).
+fn flowing(persistent: bool) -> (Mosquitto, Sim, AgentHome, Agent) {
     let broker = Mosquitto::start();
     let sim = sim();
     let home = AgentHome::with_sim(&sim, "");
     let agent = registered(&home, &[]);
-    mqtt_flow(&sim, &agent, &broker, true);
-    // The subscription is made once the south has connected: publish until one arrives.
+    mqtt_flow(&sim, &agent, &broker, persistent);
     let first = wait_until(WAIT, || {
         broker.publish(TOPIC, &payloads([0]));
         wait_until(Duration::from_secs(1), || received(&sim).contains(&0))
@@ -158,6 +159,12 @@ fn mqtt_json_messages_reach_oianalytics_as_values_through_commands_only() {
         agent.logs(),
         broker.logs()
     );
+    (broker, sim, home, agent)
+}
+
+#[test]
+fn mqtt_json_messages_reach_oianalytics_as_values_through_commands_only() {
+    let (broker, sim, _home, agent) = flowing(true);
     broker.publish(TOPIC, &payloads(1..=20));
     wait_received(&sim, &agent, &broker, 0..=20);
     let sample = sim.admin_get("/admin/data")["recentValues"][0]["value"].clone();
@@ -170,27 +177,13 @@ fn mqtt_json_messages_reach_oianalytics_as_values_through_commands_only() {
         json!({"southConnectorId": south,
         "commandContent": {"type": "mqtt", "settings": {}}})
     )]));
-    let tested: Value = serde_json::from_str(
-        completed(&sim, &agent, "t1")["result"]
-            .as_str()
-            .unwrap_or_default(),
-    )
-    .expect("the test result is JSON");
+    let tested: Value = completed_json(&sim, &agent, "t1");
     assert_eq!(tested["items"][0]["key"], "SessionPresent", "{tested}");
 }
 
 #[test]
 fn qos1_messages_published_while_the_agent_is_killed_arrive_after_its_restart() {
-    let broker = Mosquitto::start();
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
-    mqtt_flow(&sim, &agent, &broker, true);
-    let first = wait_until(WAIT, || {
-        broker.publish(TOPIC, &payloads([0]));
-        wait_until(Duration::from_secs(1), || received(&sim).contains(&0))
-    });
-    assert!(first, "no value arrived\n{}", agent.logs());
+    let (broker, sim, home, agent) = flowing(true);
     agent.signal(Signal::SIGKILL);
     let mut agent = agent;
     agent.wait_exit(Duration::from_secs(10));
@@ -203,17 +196,8 @@ fn qos1_messages_published_while_the_agent_is_killed_arrive_after_its_restart() 
 
 #[test]
 fn the_south_reconnects_and_subscribes_again_after_a_broker_outage() {
-    let mut broker = Mosquitto::start();
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
     // A clean session: the broker forgets the subscription, so only a new one brings messages.
-    mqtt_flow(&sim, &agent, &broker, false);
-    let first = wait_until(WAIT, || {
-        broker.publish(TOPIC, &payloads([0]));
-        wait_until(Duration::from_secs(1), || received(&sim).contains(&0))
-    });
-    assert!(first, "no value arrived\n{}", agent.logs());
+    let (mut broker, sim, _home, agent) = flowing(false);
     broker.stop();
     std::thread::sleep(Duration::from_secs(10));
     broker.resume();
