@@ -30,7 +30,7 @@ pub struct Tick;
 #[rtype(result = "NorthStatus")]
 pub struct GetNorthStatus;
 
-/// What `status`, `/metrics` and the status page show of a north.
+/// What `oibus-agent status` and `/status` show of a north.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct NorthStatus {
     pub id: String,
