@@ -329,9 +329,9 @@ fn send(
 pub struct MetricsArgs {
     #[command(flatten)]
     pub api: ApiArgs,
-    /// HOURS (one slot per minute), DAYS (per hour) or MONTHS (per day).
-    #[arg(long, default_value = "HOURS")]
-    pub window: String,
+    /// The window: hours (one slot per minute), days (per hour) or months (per day).
+    #[arg(long, value_enum, ignore_case = true, default_value = "hours")]
+    pub window: Window,
     /// One family: MetricsOperation, MetricsApi, MetricsOntology, MetricsControlPanel,
     /// MetricsQueriesControlPanel (default: all).
     #[arg(long)]
@@ -346,6 +346,24 @@ pub struct MetricsArgs {
     pub to: Option<String>,
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Window {
+    Hours,
+    Days,
+    Months,
+}
+
+impl Window {
+    /// The window type as the local API and the Onesait documents spell it.
+    fn as_api(self) -> &'static str {
+        match self {
+            Window::Hours => "HOURS",
+            Window::Days => "DAYS",
+            Window::Months => "MONTHS",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -378,7 +396,7 @@ pub fn metrics(args: &MetricsArgs) -> anyhow::Result<i32> {
 /// The local API path for `args`, its query percent-encoded (an ISO offset `+01:00` stays a `+`).
 fn metrics_path(args: &MetricsArgs) -> String {
     let route = if args.series { "series" } else { "documents" };
-    let mut query = vec![("window", args.window.as_str())];
+    let mut query = vec![("window", args.window.as_api())];
     for (name, value) in [
         ("family", &args.family),
         ("from", &args.from),
@@ -433,6 +451,18 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         metrics: MetricsArgs,
+    }
+
+    #[test]
+    fn the_window_reads_in_any_case_and_is_sent_as_the_api_spells_it() {
+        for given in ["days", "DAYS", "Days"] {
+            let cli = Cli::parse_from(["metrics", "--window", given]);
+            assert!(
+                metrics_path(&cli.metrics).contains("window=DAYS"),
+                "{given}"
+            );
+        }
+        assert!(Cli::try_parse_from(["metrics", "--window", "weeks"]).is_err());
     }
 
     #[test]

@@ -292,7 +292,7 @@ pub fn run(args: DemoArgs, request: Request) -> anyhow::Result<i32> {
         }
     );
     println!(
-        "Try: oibus-agent status --api {api}   |   oibus-agent metrics --api {api} --window HOURS"
+        "Try: oibus-agent status --api {api}   |   oibus-agent metrics --api {api} --window hours"
     );
     if !args.no_wait {
         println!("\nThe agent keeps running. Press Ctrl-C to stop both.");
