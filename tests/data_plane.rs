@@ -33,17 +33,24 @@ pub(crate) fn oia_north(id: &str, name: &str, retry_count: u32) -> Value {
     command(
         id,
         "create-north",
-        json!({"retrieveSecretsFromNorth": null, "commandContent": {
-            "name": name, "type": "oianalytics", "description": "", "enabled": true,
-            "settings": {"useOiaModule": true, "timeout": 30, "compress": false},
-            "caching": {
-                "trigger": {"scanModeId": null, "scanModeName": "every-second", "numberOfElements": 1, "numberOfFiles": 1},
-                "throttling": {"runMinDelay": 0, "maxSize": 0, "maxNumberOfElements": 10000},
-                "error": {"retryInterval": 200, "retryCount": retry_count, "retentionDuration": 0},
-                "archive": {"enabled": false, "retentionDuration": 0}
-            },
-            "transformers": []}}),
+        json!({"retrieveSecretsFromNorth": null,
+            "commandContent": oia_north_content(name, retry_count, json!([]))}),
     )
+}
+
+/// A north `oianalytics` through the registration (useOiaModule) that sends at once and
+/// retries every 200 ms, with `transformers`.
+pub(crate) fn oia_north_content(name: &str, retry_count: u32, transformers: Value) -> Value {
+    json!({
+        "name": name, "type": "oianalytics", "description": "", "enabled": true,
+        "settings": {"useOiaModule": true, "timeout": 30, "compress": false},
+        "caching": {
+            "trigger": {"scanModeId": null, "scanModeName": "every-second", "numberOfElements": 1, "numberOfFiles": 1},
+            "throttling": {"runMinDelay": 0, "maxSize": 0, "maxNumberOfElements": 10000},
+            "error": {"retryInterval": 200, "retryCount": retry_count, "retentionDuration": 0},
+            "archive": {"enabled": false, "retentionDuration": 0}
+        },
+        "transformers": transformers})
 }
 
 fn folder_south(id: &str, folder: &Path) -> Value {

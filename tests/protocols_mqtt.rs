@@ -10,6 +10,7 @@ use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
 use crate::commands::{command, completed, completed_json, entities, named, registered, sim};
+use crate::data_plane::{every_second, oia_north, oia_north_content};
 use crate::kit::agent::{Agent, AgentHome};
 use crate::kit::mosquitto::Mosquitto;
 use crate::kit::sim::Sim;
@@ -53,20 +54,7 @@ fn json_to_oianalytics_id(sim: &Sim, agent: &Agent) -> String {
 /// one item on `plant/+/temperature`.
 fn mqtt_flow(sim: &Sim, agent: &Agent, broker: &Mosquitto, persistent: bool) {
     let transformer = json_to_oianalytics_id(sim, agent);
-    sim.queue(&json!([
-        command("m1", "create-scan-mode", json!({"commandContent":
-            {"name": "every-second", "description": "", "cron": "* * * * * *"}})),
-        command("m2", "create-north", json!({"retrieveSecretsFromNorth": null, "commandContent": {
-            "name": NORTH, "type": "oianalytics", "description": "", "enabled": true,
-            "settings": {"useOiaModule": true, "timeout": 30, "compress": false},
-            "caching": {
-                "trigger": {"scanModeId": null, "scanModeName": "every-second", "numberOfElements": 1, "numberOfFiles": 1},
-                "throttling": {"runMinDelay": 0, "maxSize": 0, "maxNumberOfElements": 10000},
-                "error": {"retryInterval": 200, "retryCount": 3, "retentionDuration": 0},
-                "archive": {"enabled": false, "retentionDuration": 0}
-            },
-            "transformers": []}})),
-    ]));
+    sim.queue(&json!([every_second("m1"), oia_north("m2", NORTH, 3),]));
     completed(sim, agent, "m1");
     completed(sim, agent, "m2");
     sim.queue(&json!([command(
@@ -86,21 +74,18 @@ fn mqtt_flow(sim: &Sim, agent: &Agent, broker: &Mosquitto, persistent: bool) {
     completed(sim, agent, "m3");
     let south = named(&entities(agent)["southConnectors"], "broker")[0]["id"].clone();
     let north = named(&entities(agent)["northConnectors"], NORTH)[0]["id"].clone();
-    sim.queue(&json!([command("m4", "update-north", json!({"northConnectorId": north,
-        "retrieveSecretsFromNorth": north, "commandContent": {
-        "name": NORTH, "type": "oianalytics", "description": "", "enabled": true,
-        "settings": {"useOiaModule": true, "timeout": 30, "compress": false},
-        "caching": {
-            "trigger": {"scanModeId": null, "scanModeName": "every-second", "numberOfElements": 1, "numberOfFiles": 1},
-            "throttling": {"runMinDelay": 0, "maxSize": 0, "maxNumberOfElements": 10000},
-            "error": {"retryInterval": 200, "retryCount": 3, "retentionDuration": 0},
-            "archive": {"enabled": false, "retentionDuration": 0}
-        },
-        "transformers": [{"id": null, "transformerId": transformer,
-            "options": {"rowIteratorPath": "$[*]", "pointId": "$[*].message.point",
-                        "value": "$[*].message.v", "timestamp": "$[*].timestamp"},
-            "inputType": "any-content",
-            "source": {"type": "south", "southId": south, "items": []}}]}}))]));
+    let transformers = json!([{"id": null, "transformerId": transformer,
+        "options": {"rowIteratorPath": "$[*]", "pointId": "$[*].message.point",
+                    "value": "$[*].message.v", "timestamp": "$[*].timestamp"},
+        "inputType": "any-content",
+        "source": {"type": "south", "southId": south, "items": []}}]);
+    sim.queue(&json!([command(
+        "m4",
+        "update-north",
+        json!({"northConnectorId": north,
+        "retrieveSecretsFromNorth": north,
+        "commandContent": oia_north_content(NORTH, 3, transformers)})
+    )]));
     completed(sim, agent, "m4");
 }
 
