@@ -178,7 +178,8 @@ impl SouthDriver {
     }
 }
 
-/// One folder-scanner item: its files committed one by one, each acknowledged once cached.
+/// One folder-scanner item: each file committed to the caches, then acknowledged (deleted or
+/// remembered) at once, so a crash re-reads at most the file in hand, not the whole scan.
 fn read_files(
     scanner: &FolderScanner,
     south_id: &str,
@@ -188,27 +189,22 @@ fn read_files(
 ) -> Result<ReadSummary, String> {
     let files = scanner.scan(item).map_err(|e| e.to_string())?;
     let mut summary = ReadSummary::default();
-    let mut committed = Vec::with_capacity(files.len());
     for file in files {
         let content = Content::File {
             filename: file.filename.clone(),
             bytes: file.bytes.clone(),
         };
         let origin = Origin::South { south_id, items };
-        match router.dispatch(origin, &content) {
-            Ok(done) => {
-                summary.read += 1;
-                summary.cached += done.cached;
-                summary.dropped_full += done.dropped_full;
-                committed.push(file);
-            }
-            // Not committed: the file stays where it is and is read again.
-            Err(e) => {
-                scanner.done(&committed).map_err(|e| e.to_string())?;
-                return Err(format!("cannot cache {}: {e}", file.filename));
-            }
-        }
+        // Not committed: the file stays where it is and is read again.
+        let done = router
+            .dispatch(origin, &content)
+            .map_err(|e| format!("cannot cache {}: {e}", file.filename))?;
+        scanner
+            .done(std::slice::from_ref(&file))
+            .map_err(|e| e.to_string())?;
+        summary.read += 1;
+        summary.cached += done.cached;
+        summary.dropped_full += done.dropped_full;
     }
-    scanner.done(&committed).map_err(|e| e.to_string())?;
     Ok(summary)
 }
