@@ -12,6 +12,7 @@ mod engine_settings;
 mod faults;
 mod fidelity;
 mod fuzz_replay;
+mod install_layout;
 mod launcher;
 mod logs;
 mod messages;
