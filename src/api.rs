@@ -1,5 +1,6 @@
 //! The local API (loopback by default, unauthenticated; on the IP of `engine.api.listen` and the
 //! port of the effective `webServer.port`, which the engine moves live, see `crate::engine`):
+//! `GET /` (the status page) and `GET /api/overview` (what it shows, `crate::status_page`),
 //! `GET /health` (200 when every actor runs; the launcher's probation probe), `GET /status`
 //! (JSON for humans and `oibus-agent status`), `GET /metrics` (OpenMetrics text),
 //! `GET /api/metrics/documents` and `/api/metrics/series` (time-series windows),
@@ -27,6 +28,8 @@ pub fn start(engine: Engine, listen: SocketAddr) -> std::io::Result<ServerHandle
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .route("/", web::get().to(crate::status_page::page))
+            .route("/api/overview", web::get().to(crate::status_page::overview))
             .route("/health", web::get().to(health))
             .route("/status", web::get().to(status))
             .route("/metrics", web::get().to(prometheus))

@@ -132,6 +132,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
             engine_settings,
             api: SharedApi::default(),
             api_token,
+            journal: ctx.journal.clone(),
         }
     });
     // Subscribed before the first bind: a port change from then on is not missed.
@@ -140,6 +141,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
     system.block_on(async {
         actix_rt::spawn(follow_web_server_port(port_changes, engine.clone()));
         actix_rt::spawn(handle_signals(engine.clone(), shutdown_timeout));
+        actix_rt::spawn(crate::status_page::sample_values(engine.clone()));
     });
     let code = system.run_with_code().context("engine event loop failed")?;
     if let Err(e) = store.flush() {

@@ -10,6 +10,7 @@ mod engine;
 mod launch;
 mod logging;
 mod shared;
+mod status_page;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

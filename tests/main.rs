@@ -22,4 +22,5 @@ mod protocols_mqtt;
 mod registration;
 mod sim;
 mod soak;
+mod status_page;
 mod watchdog;
