@@ -97,9 +97,20 @@ async fn status(engine: web::Data<Engine>) -> HttpResponse {
         Some(addr) => addr.send(GetDataFlowStatus).await.ok(),
         None => None,
     };
+    let settings = oibus_actors::entities::settings_in_force(
+        &config,
+        engine.entities.engine_settings().ok().flatten().as_ref(),
+        engine
+            .entities
+            .registration_settings()
+            .ok()
+            .flatten()
+            .as_ref(),
+    );
     HttpResponse::Ok().json(json!({
         "version": oibus_actors::VERSION,
         "registration": registration,
+        "settings": settings,
         "logs": logs,
         "data_flow": data_flow,
         "engine_id": engine.engine_id,

@@ -158,7 +158,25 @@ fn summary(status: &serde_json::Value, problems: &[String]) -> String {
     let _ = writeln!(out, "actors: {actors}");
     let logs = &status["logs"];
     if !logs.is_null() {
-        let _ = writeln!(out, "log shipping: {logs}");
+        let n = |k: &str| logs[k].as_u64().unwrap_or(0);
+        let dropped = n("dropped_channel") + n("dropped_cap") + n("dropped_store");
+        let _ = writeln!(
+            out,
+            "log shipping: {}, backlog {} records ({} KiB), {} delivered, {} dropped{}",
+            if logs["shipping"] == true {
+                "on"
+            } else {
+                "off"
+            },
+            n("queue_len"),
+            n("queue_bytes") / 1024,
+            n("delivered"),
+            dropped,
+            logs["last_error"]
+                .as_str()
+                .map(|e| format!(", last error: {e}"))
+                .unwrap_or_default(),
+        );
     }
     let flow = &status["data_flow"];
     for south in flow["souths"].as_array().into_iter().flatten() {
@@ -194,6 +212,23 @@ fn summary(status: &serde_json::Value, problems: &[String]) -> String {
             other["type"].as_str().unwrap_or("?"),
             other["reason"].as_str().unwrap_or("?"),
         );
+    }
+    let settings = status["settings"].as_array().cloned().unwrap_or_default();
+    if !settings.is_empty() {
+        let _ = writeln!(
+            out,
+            "settings in force (from the YAML or from OIAnalytics):"
+        );
+        for s in &settings {
+            let _ = writeln!(
+                out,
+                "  {:<30} {:<22} {} {}",
+                s["name"].as_str().unwrap_or("?"),
+                s["value"].as_str().unwrap_or("?"),
+                s["source"].as_str().unwrap_or("?"),
+                s["key"].as_str().unwrap_or("?"),
+            );
+        }
     }
     out
 }
@@ -332,20 +367,54 @@ pub struct MetricsArgs {
     /// The window: hours (one slot per minute), days (per hour) or months (per day).
     #[arg(long, value_enum, ignore_case = true, default_value = "hours")]
     pub window: Window,
-    /// One family: MetricsOperation, MetricsApi, MetricsOntology, MetricsControlPanel,
-    /// MetricsQueriesControlPanel (default: all).
-    #[arg(long)]
-    pub family: Option<String>,
+    /// One family (default: all). The Onesait names (MetricsApi, …) are accepted too.
+    #[arg(long, value_enum, ignore_case = true)]
+    pub family: Option<MetricsFamily>,
     /// Flatten to one value per slot, summed over tags, instead of the stored documents.
     #[arg(long)]
     pub series: bool,
-    /// ISO-8601 start and end (default: the current window).
+    /// ISO-8601 start (default: the start of the current window).
     #[arg(long)]
     pub from: Option<String>,
+    /// ISO-8601 end (default: now).
     #[arg(long)]
     pub to: Option<String>,
+    /// A table for people, or the local API's JSON.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+}
+
+/// `--family`: the five metrics families.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum MetricsFamily {
+    /// Agent operations (registration, polls, commands, pushes, log posts).
+    #[value(alias = "MetricsOperation")]
+    Operation,
+    /// Calls to OIAnalytics, per route and method.
+    #[value(alias = "MetricsApi")]
+    Api,
+    /// Changes to the stored entities.
+    #[value(alias = "MetricsOntology")]
+    Ontology,
+    /// Local API calls that change the agent.
+    #[value(alias = "MetricsControlPanel")]
+    ControlPanel,
+    /// Local API queries.
+    #[value(alias = "MetricsQueriesControlPanel")]
+    QueriesControlPanel,
+}
+
+impl MetricsFamily {
+    /// The family as the local API and the Onesait documents name it.
+    fn as_api(self) -> &'static str {
+        match self {
+            MetricsFamily::Operation => "MetricsOperation",
+            MetricsFamily::Api => "MetricsApi",
+            MetricsFamily::Ontology => "MetricsOntology",
+            MetricsFamily::ControlPanel => "MetricsControlPanel",
+            MetricsFamily::QueriesControlPanel => "MetricsQueriesControlPanel",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -397,11 +466,10 @@ pub fn metrics(args: &MetricsArgs) -> anyhow::Result<i32> {
 fn metrics_path(args: &MetricsArgs) -> String {
     let route = if args.series { "series" } else { "documents" };
     let mut query = vec![("window", args.window.as_api())];
-    for (name, value) in [
-        ("family", &args.family),
-        ("from", &args.from),
-        ("to", &args.to),
-    ] {
+    if let Some(family) = args.family {
+        query.push(("family", family.as_api()));
+    }
+    for (name, value) in [("from", &args.from), ("to", &args.to)] {
         if let Some(v) = value {
             query.push((name, v));
         }
@@ -463,6 +531,18 @@ mod tests {
             );
         }
         assert!(Cli::try_parse_from(["metrics", "--window", "weeks"]).is_err());
+    }
+
+    #[test]
+    fn the_family_is_a_lower_case_value_and_the_onesait_name_is_accepted() {
+        for given in ["control-panel", "MetricsControlPanel", "CONTROL-PANEL"] {
+            let cli = Cli::parse_from(["metrics", "--family", given]);
+            assert!(
+                metrics_path(&cli.metrics).contains("family=MetricsControlPanel"),
+                "{given}"
+            );
+        }
+        assert!(Cli::try_parse_from(["metrics", "--family", "MetricsBogus"]).is_err());
     }
 
     #[test]

@@ -54,7 +54,11 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
     };
     let (oia_layer, log_intake, oia_level) =
         OiaLogLayer::new(config.engine.log.oia, log_shipper::CHANNEL_CAPACITY);
-    let console = crate::logging::init(config.engine.log.console, Some(oia_layer));
+    let console = crate::logging::init(
+        config.engine.log.console,
+        config.engine.log.format,
+        Some(oia_layer),
+    );
     install_panic_hook();
 
     std::fs::create_dir_all(&config.engine.data_dir).with_context(|| {

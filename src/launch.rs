@@ -26,7 +26,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
             return Ok(oibus_actors::exit::CONFIG);
         }
     };
-    crate::logging::init(config.engine.log.console, None);
+    crate::logging::init(config.engine.log.console, config.engine.log.format, None);
     // The engine gets an absolute path: it must not depend on the launcher's working folder.
     let config_path = std::path::absolute(config_path)
         .with_context(|| format!("cannot resolve {}", config_path.display()))?;
