@@ -236,9 +236,8 @@ fn summary(status: &serde_json::Value, problems: &[String]) -> String {
 /// `register [--force]`: start a registration and print the activation code to enter in
 /// OIAnalytics.
 pub fn register(args: &ApiArgs, force: bool) -> anyhow::Result<i32> {
-    let body = send(
-        args.address()?,
-        Some(&api_token(args)?),
+    let body = change(
+        args,
         "POST",
         "/api/registration",
         &serde_json::json!({ "force": force }).to_string(),
@@ -281,13 +280,7 @@ pub fn register(args: &ApiArgs, force: bool) -> anyhow::Result<i32> {
 
 /// `unregister`: local only; authenticated calls stop until `register`.
 pub fn unregister(args: &ApiArgs) -> anyhow::Result<i32> {
-    send(
-        args.address()?,
-        Some(&api_token(args)?),
-        "DELETE",
-        "/api/registration",
-        "",
-    )?;
+    change(args, "DELETE", "/api/registration", "")?;
     println!("unregistered: the agent no longer calls OIAnalytics; `oibus-agent register` to start again");
     Ok(0)
 }
@@ -295,6 +288,89 @@ pub fn unregister(args: &ApiArgs) -> anyhow::Result<i32> {
 /// One request to the local API (or the simulator, for the demo); the body of a 2xx answer.
 pub fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> anyhow::Result<String> {
     send(addr, None, method, path, body)
+}
+
+/// A request that changes the agent: through the engine's Unix socket when it has one this
+/// user may connect to (no token needed), else over TCP with the token of the data folder.
+fn change(args: &ApiArgs, method: &str, path: &str, body: &str) -> anyhow::Result<String> {
+    if args.api.is_none() {
+        if let Ok(config) = config::load(&args.config) {
+            if let Some(socket) = oibus_actors::api_address::read_socket(&config.engine.data_dir) {
+                if let Ok(stream) = std::os::unix::net::UnixStream::connect(&socket) {
+                    return send_unix(stream, method, path, body)
+                        .with_context(|| format!("through {}", socket.display()));
+                }
+            }
+        }
+    }
+    send(args.address()?, Some(&api_token(args)?), method, path, body)
+}
+
+/// One HTTP/1.1 request on a connected Unix socket; the body of a 2xx answer.
+fn send_unix(
+    mut stream: std::os::unix::net::UnixStream,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> anyhow::Result<String> {
+    use std::io::{Read as _, Write as _};
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nX-Oibus-User: {user}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n{body}",
+        user = current_user(),
+        len = body.len()
+    )?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    let answer = String::from_utf8_lossy(&answer);
+    let (head, rest) = answer
+        .split_once("\r\n\r\n")
+        .context("the agent's answer has no header end")?;
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .context("the agent's answer has no status")?;
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .replace(' ', "")
+            .starts_with("transfer-encoding:chunked")
+    });
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
+    if !(200..300).contains(&status) {
+        anyhow::bail!("the agent answered {status}: {body}");
+    }
+    Ok(body)
+}
+
+/// The payload of a chunked body.
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
+        else {
+            break;
+        };
+        if size == 0 || tail.len() < size {
+            break;
+        }
+        out.push_str(&tail[..size]);
+        rest = tail[size..].strip_prefix("\r\n").unwrap_or(&tail[size..]);
+    }
+    out
+}
+
+fn current_user() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map_or_else(|| "unknown".to_string(), |u| u.name)
 }
 
 /// The token the routes that change state need, from the engine's data folder.
@@ -328,10 +404,7 @@ fn send(
         .timeout_recv_body(Some(Duration::from_secs(30)))
         .build()
         .into();
-    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()
-        .map_or_else(|| "unknown".to_string(), |u| u.name);
+    let user = current_user();
     let request = ureq::http::Request::builder()
         .method(method)
         .uri(format!("http://{addr}{path}"))
