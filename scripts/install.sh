@@ -2,6 +2,7 @@
 # Install, update or migrate oibus-agent as a systemd service, in the FHS layout:
 #   /usr/lib/oibus-agent/<version>/oibus-agent  the binary, root-owned and read-only;
 #   /usr/lib/oibus-agent/current -> <version>   what the unit starts (the previous version is kept)
+#   /usr/bin/oibus-agent -> …/current/oibus-agent the command for operators
 #   /etc/oibus-agent/agent.yaml                 the configuration (root:oibus-agent 0640; kept)
 #   /var/lib/oibus-agent/                       the state (StateDirectory): store/ (registration,
 #                                               command journal, queues, metrics), vault/,
@@ -157,7 +158,10 @@ for old in "$dest$libdir"/*; do
   [ -L "$old" ] || [ ! -d "$old" ] || [ "$name" = "$version" ] || [ "$name" = "$previous" ] \
     || rm -rf -- "$old"
 done
-say "binary: $libdir/current/oibus-agent -> $version${previous:+ (previous: $previous)}"
+# The command on the PATH, for operators (`oibus-agent status`).
+install -d -m 0755 "$dest/usr/bin"
+ln -sfn "$libdir/current/oibus-agent" "$dest/usr/bin/oibus-agent"
+say "binary: $libdir/current/oibus-agent -> $version${previous:+ (previous: $previous)}, on the PATH as /usr/bin/oibus-agent"
 upgraded="$dest$upgrade/bin/oibus-agent"
 if [ -e "$upgraded" ] && upgrade_settled "$dest$upgrade"; then
   theirs="$("$upgraded" --version 2>/dev/null | awk '{print $NF}')"; theirs="${theirs#v}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Remove the oibus-agent service installed by scripts/install.sh: the unit, the binaries in
-# /usr/lib/oibus-agent and the sysusers.d/tmpfiles.d snippets. The state (/var/lib/oibus-agent:
+# /usr/lib/oibus-agent (and /usr/bin/oibus-agent) and the sysusers.d/tmpfiles.d snippets. The state (/var/lib/oibus-agent:
 # registration, vault, queues, metrics), the configuration (/etc/oibus-agent) and the user are
 # kept unless --purge is given.
 #
@@ -32,6 +32,9 @@ if [ -e "$dest$unit" ]; then
   rm -f "$dest$unit"
   if [ "$systemctl" -eq 1 ]; then systemctl daemon-reload; fi
   say "service removed"
+fi
+if [ "$(readlink "$dest/usr/bin/oibus-agent" 2>/dev/null)" = "$libdir/current/oibus-agent" ]; then
+  rm -f "$dest/usr/bin/oibus-agent"
 fi
 rm -rf "$dest$libdir" "$dest/run/oibus-agent"
 rm -f "$dest/usr/lib/sysusers.d/oibus-agent.conf" "$dest/usr/lib/tmpfiles.d/oibus-agent.conf"

@@ -64,13 +64,17 @@ pub fn check_config(path: &Path) -> anyhow::Result<i32> {
 }
 
 /// `status [--json]`: a short summary (or the engine's JSON), and the LSB exit code: 0 healthy,
-/// 1 degraded (with why), 3 not running.
+/// 1 degraded (with why), 3 not running, 4 unknown (the configuration, which says where the
+/// engine listens, cannot be read: not in the service's group?).
 pub fn status(args: &StatusArgs) -> anyhow::Result<i32> {
-    let body = match args
-        .api
-        .address()
-        .and_then(|a| request(a, "GET", "/status", ""))
-    {
+    let address = match args.api.address() {
+        Ok(address) => address,
+        Err(e) => {
+            eprintln!("status unknown: {e:#} (run as the service user or a member of its group, or pass --api)");
+            return Ok(4);
+        }
+    };
+    let body = match request(address, "GET", "/status", "") {
         Ok(body) => body,
         Err(e) => {
             eprintln!("not running: {e:#}");

@@ -90,7 +90,11 @@ enum Command {
         )]
         config: PathBuf,
     },
-    /// Show the running engine's health: exit 0 healthy, 1 degraded (says why), 3 not running.
+    /// Show the running engine's health: exit 0 healthy, 1 degraded, 3 not running.
+    ///
+    /// The summary says why it is degraded and lists the settings in force with where each
+    /// comes from (the YAML or OIAnalytics); `--json` prints the engine's whole status. Exit 4
+    /// when the configuration (which says where the engine listens) cannot be read.
     Status(cli::StatusArgs),
     /// Start a registration with OIAnalytics (a new activation code and key pair).
     Register {

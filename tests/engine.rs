@@ -61,6 +61,13 @@ fn status_cli(api: std::net::SocketAddr, extra: &[&str]) -> (Option<i32>, String
 fn status_exits_0_healthy_1_degraded_3_not_running() {
     let nobody = std::net::SocketAddr::from(([127, 0, 0, 1], crate::kit::agent::free_port()));
     assert_eq!(status_cli(nobody, &[]).0, Some(3));
+    // A configuration it cannot read: where the engine listens is unknown (LSB 4).
+    let unknown = Command::new(BIN)
+        .args(["status", "--config", "/nonexistent/agent.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("status unknown"));
 
     // No OIAnalytics configured: running, but never registered.
     let home = AgentHome::new("");

@@ -267,6 +267,10 @@ fn install_migrates_an_earlier_layout_install_with_nothing_lost() {
     assert!(root.join("etc/oibus-agent/agent.yaml.old-layout").is_file());
     let current = root.join("usr/lib/oibus-agent/current/oibus-agent");
     assert!(current.is_file(), "{said}");
+    assert_eq!(
+        std::fs::read_link(root.join("usr/bin/oibus-agent")).unwrap(),
+        Path::new("/usr/lib/oibus-agent/current/oibus-agent")
+    );
     assert!(root.join("usr/lib/sysusers.d/oibus-agent.conf").is_file());
     assert!(root.join("usr/lib/tmpfiles.d/oibus-agent.conf").is_file());
     let unit =
@@ -339,6 +343,7 @@ fn install_migrates_an_earlier_layout_install_with_nothing_lost() {
     assert!(!said.contains("migrating"), "{said}");
     run_script(&repo("scripts/uninstall.sh"), &["--root", root_s]);
     assert!(!root.join("usr/lib/oibus-agent").exists());
+    assert!(std::fs::symlink_metadata(root.join("usr/bin/oibus-agent")).is_err());
     assert!(root.join("var/lib/oibus-agent/vault").is_dir());
     assert!(root.join("etc/oibus-agent/agent.yaml").is_file());
 }
