@@ -6,8 +6,8 @@ set -euo pipefail
 
 need_apt=()
 # libclang for RocksDB's bindgen, a C++ compiler for RocksDB itself; mosquitto, the broker the
-# MQTT tests start.
-for pkg in libclang-dev clang g++ make pkg-config curl mosquitto "$@"; do
+# MQTT tests start; chromium, the headless browser that loads the status page in its test.
+for pkg in libclang-dev clang g++ make pkg-config curl mosquitto chromium "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

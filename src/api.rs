@@ -1,10 +1,12 @@
 //! The local API (loopback by default, unauthenticated; on the IP of `engine.api.listen` and the
 //! port of the effective `webServer.port`, which the engine moves live, see `crate::engine`):
+//! `GET /` (the status page) and `GET /api/overview` (what it shows, `crate::status_page`),
 //! `GET /health` (200 when every actor runs; the launcher's probation probe), `GET /status`
 //! (JSON for humans and `oibus-agent status`), `GET /metrics` (OpenMetrics text),
 //! `GET /api/metrics/documents` and `/api/metrics/series` (time-series windows),
 //! `POST /api/registration` (`{"force": bool}`), `DELETE /api/registration`, and `GET
-//! /api/entities` (what remote commands configured, without settings or secrets).
+//! /api/entities` (what remote commands configured, without settings or secrets). The same
+//! routes on a Unix socket (mode 0660), where the state-changing ones need no token.
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -21,29 +23,57 @@ use std::net::SocketAddr;
 
 use crate::shared::Engine;
 
+/// Every route, on both listeners.
+fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/", web::get().to(crate::status_page::page))
+        .route("/api/overview", web::get().to(crate::status_page::overview))
+        .route("/health", web::get().to(health))
+        .route("/status", web::get().to(status))
+        .route("/metrics", web::get().to(prometheus))
+        .route("/api/metrics/documents", web::get().to(metric_documents))
+        .route("/api/metrics/series", web::get().to(metric_series))
+        .route("/api/registration", web::post().to(register))
+        .route("/api/registration", web::delete().to(unregister))
+        .route("/api/entities", web::get().to(entities));
+}
+
 /// Bind on `listen` (an error if the port is taken) and serve from then on.
 pub fn start(engine: Engine, listen: SocketAddr) -> std::io::Result<ServerHandle> {
     let data = web::Data::new(engine);
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .route("/health", web::get().to(health))
-            .route("/status", web::get().to(status))
-            .route("/metrics", web::get().to(prometheus))
-            .route("/api/metrics/documents", web::get().to(metric_documents))
-            .route("/api/metrics/series", web::get().to(metric_series))
-            .route("/api/registration", web::post().to(register))
-            .route("/api/registration", web::delete().to(unregister))
-            .route("/api/entities", web::get().to(entities))
-    })
-    .workers(1)
-    .disable_signals()
-    .shutdown_timeout(2)
-    .bind(listen)?
-    .run();
+    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(2)
+        .bind(listen)?
+        .run();
     let handle = server.handle();
     actix_rt::spawn(server);
     tracing::info!(%listen, "local API listening");
+    Ok(handle)
+}
+
+/// The same API on a Unix socket at `path` (a stale one is replaced), mode 0660: the service
+/// user and its group may connect, and a request that comes through it needs no token (the
+/// socket's permissions are the authentication), so operators in the group change the agent
+/// without reading the token file.
+pub fn start_unix(engine: Engine, path: &std::path::Path) -> std::io::Result<ServerHandle> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let data = web::Data::new(engine);
+    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(2)
+        .bind_uds(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    let server = server.run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    tracing::info!(socket = %path.display(), "local API listening on its Unix socket too");
     Ok(handle)
 }
 
@@ -94,9 +124,20 @@ async fn status(engine: web::Data<Engine>) -> HttpResponse {
         Some(addr) => addr.send(GetDataFlowStatus).await.ok(),
         None => None,
     };
+    let settings = oibus_actors::entities::settings_in_force(
+        &config,
+        engine.entities.engine_settings().ok().flatten().as_ref(),
+        engine
+            .entities
+            .registration_settings()
+            .ok()
+            .flatten()
+            .as_ref(),
+    );
     HttpResponse::Ok().json(json!({
         "version": oibus_actors::VERSION,
         "registration": registration,
+        "settings": settings,
         "logs": logs,
         "data_flow": data_flow,
         "engine_id": engine.engine_id,
@@ -160,9 +201,13 @@ async fn unregister(engine: web::Data<Engine>, req: HttpRequest) -> HttpResponse
     registration_call(&engine, &user, "unregister", Unregister).await
 }
 
-/// The routes that change state need the token of `<data_dir>/api-token`: any local user can
-/// reach loopback, only the service's group can read the file.
+/// The routes that change state need the token of `<data_dir>/api-token` over TCP: any local
+/// user can reach loopback, only the service's group can read the file. Through the Unix
+/// socket they need nothing more.
 fn unauthorized(engine: &Engine, req: &HttpRequest) -> Option<HttpResponse> {
+    // No peer address: the request came through the Unix socket (mode 0660, the service's
+    // group), whose permissions already said who may connect.
+    let _tcp_peer = req.peer_addr()?;
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)

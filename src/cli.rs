@@ -64,13 +64,17 @@ pub fn check_config(path: &Path) -> anyhow::Result<i32> {
 }
 
 /// `status [--json]`: a short summary (or the engine's JSON), and the LSB exit code: 0 healthy,
-/// 1 degraded (with why), 3 not running.
+/// 1 degraded (with why), 3 not running, 4 unknown (the configuration, which says where the
+/// engine listens, cannot be read: not in the service's group?).
 pub fn status(args: &StatusArgs) -> anyhow::Result<i32> {
-    let body = match args
-        .api
-        .address()
-        .and_then(|a| request(a, "GET", "/status", ""))
-    {
+    let address = match args.api.address() {
+        Ok(address) => address,
+        Err(e) => {
+            eprintln!("status unknown: {e:#} (run as the service user or a member of its group, or pass --api)");
+            return Ok(4);
+        }
+    };
+    let body = match request(address, "GET", "/status", "") {
         Ok(body) => body,
         Err(e) => {
             eprintln!("not running: {e:#}");
@@ -158,7 +162,25 @@ fn summary(status: &serde_json::Value, problems: &[String]) -> String {
     let _ = writeln!(out, "actors: {actors}");
     let logs = &status["logs"];
     if !logs.is_null() {
-        let _ = writeln!(out, "log shipping: {logs}");
+        let n = |k: &str| logs[k].as_u64().unwrap_or(0);
+        let dropped = n("dropped_channel") + n("dropped_cap") + n("dropped_store");
+        let _ = writeln!(
+            out,
+            "log shipping: {}, backlog {} records ({} KiB), {} delivered, {} dropped{}",
+            if logs["shipping"] == true {
+                "on"
+            } else {
+                "off"
+            },
+            n("queue_len"),
+            n("queue_bytes") / 1024,
+            n("delivered"),
+            dropped,
+            logs["last_error"]
+                .as_str()
+                .map(|e| format!(", last error: {e}"))
+                .unwrap_or_default(),
+        );
     }
     let flow = &status["data_flow"];
     for south in flow["souths"].as_array().into_iter().flatten() {
@@ -195,15 +217,31 @@ fn summary(status: &serde_json::Value, problems: &[String]) -> String {
             other["reason"].as_str().unwrap_or("?"),
         );
     }
+    let settings = status["settings"].as_array().cloned().unwrap_or_default();
+    if !settings.is_empty() {
+        let _ = writeln!(
+            out,
+            "settings in force (from the YAML or from OIAnalytics):"
+        );
+        for s in &settings {
+            let _ = writeln!(
+                out,
+                "  {:<30} {:<22} {} {}",
+                s["name"].as_str().unwrap_or("?"),
+                s["value"].as_str().unwrap_or("?"),
+                s["source"].as_str().unwrap_or("?"),
+                s["key"].as_str().unwrap_or("?"),
+            );
+        }
+    }
     out
 }
 
 /// `register [--force]`: start a registration and print the activation code to enter in
 /// OIAnalytics.
 pub fn register(args: &ApiArgs, force: bool) -> anyhow::Result<i32> {
-    let body = send(
-        args.address()?,
-        Some(&api_token(args)?),
+    let body = change(
+        args,
         "POST",
         "/api/registration",
         &serde_json::json!({ "force": force }).to_string(),
@@ -246,13 +284,7 @@ pub fn register(args: &ApiArgs, force: bool) -> anyhow::Result<i32> {
 
 /// `unregister`: local only; authenticated calls stop until `register`.
 pub fn unregister(args: &ApiArgs) -> anyhow::Result<i32> {
-    send(
-        args.address()?,
-        Some(&api_token(args)?),
-        "DELETE",
-        "/api/registration",
-        "",
-    )?;
+    change(args, "DELETE", "/api/registration", "")?;
     println!("unregistered: the agent no longer calls OIAnalytics; `oibus-agent register` to start again");
     Ok(0)
 }
@@ -260,6 +292,89 @@ pub fn unregister(args: &ApiArgs) -> anyhow::Result<i32> {
 /// One request to the local API (or the simulator, for the demo); the body of a 2xx answer.
 pub fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> anyhow::Result<String> {
     send(addr, None, method, path, body)
+}
+
+/// A request that changes the agent: through the engine's Unix socket when it has one this
+/// user may connect to (no token needed), else over TCP with the token of the data folder.
+fn change(args: &ApiArgs, method: &str, path: &str, body: &str) -> anyhow::Result<String> {
+    if args.api.is_none() {
+        if let Ok(config) = config::load(&args.config) {
+            if let Some(socket) = oibus_actors::api_address::read_socket(&config.engine.data_dir) {
+                if let Ok(stream) = std::os::unix::net::UnixStream::connect(&socket) {
+                    return send_unix(stream, method, path, body)
+                        .with_context(|| format!("through {}", socket.display()));
+                }
+            }
+        }
+    }
+    send(args.address()?, Some(&api_token(args)?), method, path, body)
+}
+
+/// One HTTP/1.1 request on a connected Unix socket; the body of a 2xx answer.
+fn send_unix(
+    mut stream: std::os::unix::net::UnixStream,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> anyhow::Result<String> {
+    use std::io::{Read as _, Write as _};
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nX-Oibus-User: {user}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n{body}",
+        user = current_user(),
+        len = body.len()
+    )?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    let answer = String::from_utf8_lossy(&answer);
+    let (head, rest) = answer
+        .split_once("\r\n\r\n")
+        .context("the agent's answer has no header end")?;
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .context("the agent's answer has no status")?;
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .replace(' ', "")
+            .starts_with("transfer-encoding:chunked")
+    });
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
+    if !(200..300).contains(&status) {
+        anyhow::bail!("the agent answered {status}: {body}");
+    }
+    Ok(body)
+}
+
+/// The payload of a chunked body.
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
+        else {
+            break;
+        };
+        if size == 0 || tail.len() < size {
+            break;
+        }
+        out.push_str(&tail[..size]);
+        rest = tail[size..].strip_prefix("\r\n").unwrap_or(&tail[size..]);
+    }
+    out
+}
+
+fn current_user() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map_or_else(|| "unknown".to_string(), |u| u.name)
 }
 
 /// The token the routes that change state need, from the engine's data folder.
@@ -293,10 +408,7 @@ fn send(
         .timeout_recv_body(Some(Duration::from_secs(30)))
         .build()
         .into();
-    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()
-        .map_or_else(|| "unknown".to_string(), |u| u.name);
+    let user = current_user();
     let request = ureq::http::Request::builder()
         .method(method)
         .uri(format!("http://{addr}{path}"))
@@ -332,20 +444,54 @@ pub struct MetricsArgs {
     /// The window: hours (one slot per minute), days (per hour) or months (per day).
     #[arg(long, value_enum, ignore_case = true, default_value = "hours")]
     pub window: Window,
-    /// One family: MetricsOperation, MetricsApi, MetricsOntology, MetricsControlPanel,
-    /// MetricsQueriesControlPanel (default: all).
-    #[arg(long)]
-    pub family: Option<String>,
+    /// One family (default: all). The Onesait names (MetricsApi, …) are accepted too.
+    #[arg(long, value_enum, ignore_case = true)]
+    pub family: Option<MetricsFamily>,
     /// Flatten to one value per slot, summed over tags, instead of the stored documents.
     #[arg(long)]
     pub series: bool,
-    /// ISO-8601 start and end (default: the current window).
+    /// ISO-8601 start (default: the start of the current window).
     #[arg(long)]
     pub from: Option<String>,
+    /// ISO-8601 end (default: now).
     #[arg(long)]
     pub to: Option<String>,
+    /// A table for people, or the local API's JSON.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+}
+
+/// `--family`: the five metrics families.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum MetricsFamily {
+    /// Agent operations (registration, polls, commands, pushes, log posts).
+    #[value(alias = "MetricsOperation")]
+    Operation,
+    /// Calls to OIAnalytics, per route and method.
+    #[value(alias = "MetricsApi")]
+    Api,
+    /// Changes to the stored entities.
+    #[value(alias = "MetricsOntology")]
+    Ontology,
+    /// Local API calls that change the agent.
+    #[value(alias = "MetricsControlPanel")]
+    ControlPanel,
+    /// Local API queries.
+    #[value(alias = "MetricsQueriesControlPanel")]
+    QueriesControlPanel,
+}
+
+impl MetricsFamily {
+    /// The family as the local API and the Onesait documents name it.
+    fn as_api(self) -> &'static str {
+        match self {
+            MetricsFamily::Operation => "MetricsOperation",
+            MetricsFamily::Api => "MetricsApi",
+            MetricsFamily::Ontology => "MetricsOntology",
+            MetricsFamily::ControlPanel => "MetricsControlPanel",
+            MetricsFamily::QueriesControlPanel => "MetricsQueriesControlPanel",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -397,11 +543,10 @@ pub fn metrics(args: &MetricsArgs) -> anyhow::Result<i32> {
 fn metrics_path(args: &MetricsArgs) -> String {
     let route = if args.series { "series" } else { "documents" };
     let mut query = vec![("window", args.window.as_api())];
-    for (name, value) in [
-        ("family", &args.family),
-        ("from", &args.from),
-        ("to", &args.to),
-    ] {
+    if let Some(family) = args.family {
+        query.push(("family", family.as_api()));
+    }
+    for (name, value) in [("from", &args.from), ("to", &args.to)] {
         if let Some(v) = value {
             query.push((name, v));
         }
@@ -463,6 +608,18 @@ mod tests {
             );
         }
         assert!(Cli::try_parse_from(["metrics", "--window", "weeks"]).is_err());
+    }
+
+    #[test]
+    fn the_family_is_a_lower_case_value_and_the_onesait_name_is_accepted() {
+        for given in ["control-panel", "MetricsControlPanel", "CONTROL-PANEL"] {
+            let cli = Cli::parse_from(["metrics", "--family", given]);
+            assert!(
+                metrics_path(&cli.metrics).contains("family=MetricsControlPanel"),
+                "{given}"
+            );
+        }
+        assert!(Cli::try_parse_from(["metrics", "--family", "MetricsBogus"]).is_err());
     }
 
     #[test]

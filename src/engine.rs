@@ -54,7 +54,11 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
     };
     let (oia_layer, log_intake, oia_level) =
         OiaLogLayer::new(config.engine.log.oia, log_shipper::CHANNEL_CAPACITY);
-    let console = crate::logging::init(config.engine.log.console, Some(oia_layer));
+    let console = crate::logging::init(
+        config.engine.log.console,
+        config.engine.log.format,
+        Some(oia_layer),
+    );
     install_panic_hook();
 
     std::fs::create_dir_all(&config.engine.data_dir).with_context(|| {
@@ -132,16 +136,31 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
             engine_settings,
             api: SharedApi::default(),
             api_token,
+            journal: ctx.journal.clone(),
         }
     });
     // Subscribed before the first bind: a port change from then on is not missed.
     let port_changes = engine.engine_settings.subscribe();
     system.block_on(async { start_api(&engine, listen) })?;
+    let data_dir = engine.config.borrow().engine.data_dir.clone();
+    let socket = oibus_actors::api_address::socket_path(&data_dir);
+    let unix = system.block_on(async { crate::api::start_unix(engine.clone(), &socket) });
+    match unix.map_err(anyhow::Error::from).and_then(|_| {
+        oibus_actors::api_address::write_socket(&data_dir, &socket).map_err(anyhow::Error::from)
+    }) {
+        Ok(()) => {}
+        Err(e) => {
+            tracing::warn!(socket = %socket.display(), error = %e, "the local API's Unix socket is not available; `register` and `unregister` need the token over TCP")
+        }
+    }
     system.block_on(async {
         actix_rt::spawn(follow_web_server_port(port_changes, engine.clone()));
         actix_rt::spawn(handle_signals(engine.clone(), shutdown_timeout));
+        actix_rt::spawn(crate::status_page::sample_values(engine.clone()));
     });
     let code = system.run_with_code().context("engine event loop failed")?;
+    let _ = std::fs::remove_file(oibus_actors::api_address::socket_record(&data_dir));
+    let _ = std::fs::remove_file(&socket);
     if let Err(e) = store.flush() {
         tracing::warn!(error = %e, "store flush at exit failed; the WAL still has every write");
     }

@@ -3,8 +3,11 @@
 //! (`oibus_actors::launcher`), the exit code, and the re-execution of a new binary after an
 //! upgrade with `updateLauncher`.
 //!
-//! The engine binary is `<launcher.install_dir>/bin/oibus-agent`. When it does not exist (dev
-//! mode: `cargo run -- launch`), the launcher runs its own executable as the engine.
+//! The engine binary is `<launcher.install_dir>/bin/oibus-agent`. When it does not exist (a
+//! fresh install: the packaged `/usr/lib/oibus-agent/current/oibus-agent`; dev mode: `cargo run
+//! -- launch`), the launcher runs its own executable as the engine. After a committed upgrade,
+//! a launcher started from the packaged binary hands over to the upgraded one
+//! ([`LauncherSettings::upgraded_launcher`]).
 
 use std::path::Path;
 
@@ -23,7 +26,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
             return Ok(oibus_actors::exit::CONFIG);
         }
     };
-    crate::logging::init(config.engine.log.console, None);
+    crate::logging::init(config.engine.log.console, config.engine.log.format, None);
     // The engine gets an absolute path: it must not depend on the launcher's working folder.
     let config_path = std::path::absolute(config_path)
         .with_context(|| format!("cannot resolve {}", config_path.display()))?;
@@ -31,9 +34,14 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
     let mut settings = LauncherSettings::from_config(config_path, &config, own_exe);
     settings.layout.install_dir = std::path::absolute(&settings.layout.install_dir)?;
     settings.layout.data_dir = std::path::absolute(&settings.layout.data_dir)?;
+    settings.layout.run_dir = std::path::absolute(&settings.layout.run_dir)?;
+    if let Some(binary) = settings.upgraded_launcher() {
+        return reexec(&binary);
+    }
     tracing::info!(
         version = oibus_actors::VERSION,
         install_dir = %settings.layout.install_dir.display(),
+        pid_file = %settings.layout.pid_file().display(),
         engine = %settings.engine_binary().display(),
         "oibus-agent launcher starting"
     );

@@ -7,11 +7,15 @@
 //! (the journal keeps its own) and no colour, so `journalctl -p err` finds the errors. Colour
 //! is used only on a terminal. `RUST_LOG` directives refine the level per target, e.g.
 //! `RUST_LOG=actix_server=warn` to quiet actix while the agent stays at info.
+//!
+//! `engine.log.format: json` (or `--log-format json`, `OIBUS_AGENT_LOG_FORMAT=json`) writes one
+//! JSON object per line instead, fields flattened; under the journal each object is still
+//! prefixed with its priority, which the journal strips, so `MESSAGE` is the JSON alone.
 
 use std::fmt;
 use std::io::IsTerminal;
 
-use oibus_actors::config::LogLevel;
+use oibus_actors::config::{LogFormat, LogLevel};
 use oibus_actors::log_shipper::OiaLogLayer;
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::filter::{Directive, EnvFilter, LevelFilter};
@@ -78,6 +82,43 @@ fn priority(level: &Level) -> u8 {
     }
 }
 
+/// The environment variable that overrides `engine.log.format` (`--log-format` sets it, so the
+/// engine the launcher starts gets it too).
+pub const FORMAT_ENV: &str = "OIBUS_AGENT_LOG_FORMAT";
+
+/// `engine.log.format`, unless `OIBUS_AGENT_LOG_FORMAT` says `text` or `json`.
+pub fn effective_format(configured: LogFormat) -> LogFormat {
+    match std::env::var(FORMAT_ENV).ok().as_deref().map(str::trim) {
+        Some(v) if v.eq_ignore_ascii_case("json") => LogFormat::Json,
+        Some(v) if v.eq_ignore_ascii_case("text") => LogFormat::Text,
+        Some("") | None => configured,
+        Some(other) => {
+            eprintln!("{FORMAT_ENV}: ignoring '{other}' (text or json)");
+            configured
+        }
+    }
+}
+
+/// Another event format with the syslog priority in front (JSON lines under the journal).
+struct Prioritized<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for Prioritized<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        write!(writer, "<{}>", priority(event.metadata().level()))?;
+        self.0.format_event(ctx, writer, event)
+    }
+}
+
 /// `<priority>message key=value…`: what the journal stores with that priority.
 struct JournalFormat;
 
@@ -98,11 +139,33 @@ where
     }
 }
 
-/// Install the global subscriber: console output at `level`, and the records for OIAnalytics
-/// when `oia` is given. The OIA layer goes last so the console filter keeps its type.
-pub fn init(level: LogLevel, oia: Option<OiaLogLayer>) -> ConsoleLevel {
+/// Install the global subscriber: console output at `level` in `format` (after
+/// [`effective_format`]), and the records for OIAnalytics when `oia` is given. The OIA layer
+/// goes last so the console filter keeps its type.
+pub fn init(level: LogLevel, format: LogFormat, oia: Option<OiaLogLayer>) -> ConsoleLevel {
     let (filter, handle) = reload::Layer::new(console_filter(level));
-    let console = if stderr_is_journal() {
+    let journal = stderr_is_journal();
+    let console = if effective_format(format) == LogFormat::Json {
+        let json = tfmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(std::io::stderr);
+        if journal {
+            json.event_format(Prioritized(
+                tfmt::format()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_span_list(false)
+                    .without_time(),
+            ))
+            .boxed()
+        } else {
+            json.boxed()
+        }
+    } else if journal {
         tfmt::layer()
             .with_writer(std::io::stderr)
             .fmt_fields(DefaultFields::new())
@@ -126,6 +189,19 @@ pub fn init(level: LogLevel, oia: Option<OiaLogLayer>) -> ConsoleLevel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_format_variable_overrides_the_yaml_in_any_case() {
+        // One test touches the variable, so no other reads it meanwhile.
+        std::env::set_var(FORMAT_ENV, "JSON");
+        assert_eq!(effective_format(LogFormat::Text), LogFormat::Json);
+        std::env::set_var(FORMAT_ENV, "text");
+        assert_eq!(effective_format(LogFormat::Json), LogFormat::Text);
+        std::env::set_var(FORMAT_ENV, "xml");
+        assert_eq!(effective_format(LogFormat::Json), LogFormat::Json);
+        std::env::remove_var(FORMAT_ENV);
+        assert_eq!(effective_format(LogFormat::Json), LogFormat::Json);
+    }
 
     #[test]
     fn errors_are_priority_3_and_debug_is_7() {

@@ -10,28 +10,54 @@ mod engine;
 mod launch;
 mod logging;
 mod shared;
+mod status_page;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Agent for OIAnalytics on Linux industrial gateways.
+/// OIAnalytics agent for Linux industrial gateways: registration, remote commands, configuration
+/// pushes, durable log shipping, data connectors and self-upgrade, in one binary.
+///
+/// Under systemd the service runs `launch`, which runs the engine (`run`); the other commands
+/// talk to a running engine through its local API (`status`, `register`, `unregister`,
+/// `metrics`) or only read the configuration (`check-config`). Every command takes `--config`
+/// (or `OIBUS_AGENT_CONFIG`), by default /etc/oibus-agent/agent.yaml.
 ///
 /// Engine exit codes: 0 stopped on request, 70 supervision gave up, 75 restart requested,
 /// 76 upgrade staged, 78 configuration invalid.
 #[derive(Debug, Parser)]
-#[command(name = "oibus-agent", version = oibus_actors::VERSION, about)]
+#[command(
+    name = "oibus-agent",
+    version = oibus_actors::VERSION,
+    about = "OIAnalytics agent for Linux industrial gateways",
+    long_about
+)]
 struct Cli {
+    /// Console log format, over `engine.log.format` (the launcher passes it to the engine).
+    #[arg(long, global = true, value_enum, env = "OIBUS_AGENT_LOG_FORMAT")]
+    log_format: Option<LogFormatArg>,
     #[command(subcommand)]
     command: Command,
 }
 
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormatArg {
+    /// Lines for people (syslog priorities under the journal).
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the launcher, the service's main process: it runs the engine
-    /// (`<launcher.install_dir>/bin/oibus-agent`, else this executable: dev mode), restarts it
-    /// with backoff, and applies upgrades with rollback. Exit codes: 0 stopped, 70 the engine
+    /// Run the launcher: the service's main process, which runs the engine.
+    ///
+    /// It runs `<launcher.install_dir>/bin/oibus-agent` (an upgrade from OIAnalytics, once there
+    /// is one), else this executable; restarts it with backoff; applies upgrades with rollback,
+    /// and hands over to a committed one at start. Exit codes: 0 stopped, 70 the engine
     /// crash-looped, 78 configuration invalid.
     Launch {
         #[arg(
@@ -42,7 +68,9 @@ enum Command {
         )]
         config: PathBuf,
     },
-    /// Run the engine: the supervised actors and the local API (normally started by `launch`).
+    /// Run the engine: the supervised actors and the local API.
+    ///
+    /// Normally started by `launch`; alone, for development.
     Run {
         #[arg(
             long,
@@ -62,7 +90,11 @@ enum Command {
         )]
         config: PathBuf,
     },
-    /// Show the running engine's health: exit 0 healthy, 1 degraded (says why), 3 not running.
+    /// Show the running engine's health: exit 0 healthy, 1 degraded, 3 not running.
+    ///
+    /// The summary says why it is degraded and lists the settings in force with where each
+    /// comes from (the YAML or OIAnalytics); `--json` prints the engine's whole status. Exit 4
+    /// when the configuration (which says where the engine listens) cannot be read.
     Status(cli::StatusArgs),
     /// Start a registration with OIAnalytics (a new activation code and key pair).
     Register {
@@ -97,6 +129,15 @@ fn quiet_on_closed_pipe() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(format) = cli.log_format {
+        // Read by `logging::init` here and inherited by the engine the launcher starts; set
+        // before any thread exists.
+        let value = match format {
+            LogFormatArg::Text => "text",
+            LogFormatArg::Json => "json",
+        };
+        std::env::set_var(logging::FORMAT_ENV, value);
+    }
     if matches!(
         cli.command,
         Command::CheckConfig { .. }

@@ -33,6 +33,8 @@ pub struct Engine {
     pub api: SharedApi,
     /// What the routes that change state require (`oibus_actors::api_token`).
     pub api_token: oibus_actors::Secret<String>,
+    /// The command journal (the status page's latest commands and waiting reports).
+    pub journal: oibus_actors::commands::Journal,
 }
 
 /// The outcome of the last configuration (re)load, shown in `/status`.

@@ -61,6 +61,13 @@ fn status_cli(api: std::net::SocketAddr, extra: &[&str]) -> (Option<i32>, String
 fn status_exits_0_healthy_1_degraded_3_not_running() {
     let nobody = std::net::SocketAddr::from(([127, 0, 0, 1], crate::kit::agent::free_port()));
     assert_eq!(status_cli(nobody, &[]).0, Some(3));
+    // A configuration it cannot read: where the engine listens is unknown (LSB 4).
+    let unknown = Command::new(BIN)
+        .args(["status", "--config", "/nonexistent/agent.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("status unknown"));
 
     // No OIAnalytics configured: running, but never registered.
     let home = AgentHome::new("");
@@ -200,6 +207,72 @@ fn under_journald_lines_carry_their_priority_and_no_timestamp_or_colour() {
     // actix-server's own info lines ("starting 1 workers", …) are gone; the agent's are not.
     assert!(!logs.contains("starting 1 workers"), "{logs}");
     assert!(logs.contains("local API listening"), "{logs}");
+}
+
+/// `--log-format json`: one JSON object per line with level, target, message and fields;
+/// under the journal the priority prefix stays in front of it. The launcher passes the format
+/// on to its engine.
+#[test]
+fn json_log_format_writes_one_object_per_line_with_its_priority_under_the_journal() {
+    let objects = |logs: &str, prefix: &str| -> Vec<serde_json::Value> {
+        logs.lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .map(|l| {
+                let start = l.find('{').unwrap_or(0);
+                serde_json::from_str(&l[start..])
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"))
+            })
+            .collect()
+    };
+    let home = AgentHome::new("");
+    let plain = crate::kit::agent::Agent::spawn(
+        &["--log-format", "json", "run", "--config"],
+        &home.config_path(),
+        home.dir.path(),
+        home.api,
+    );
+    plain.wait_healthy(Duration::from_secs(20));
+    let lines = objects(&plain.logs(), "");
+    let listening = lines
+        .iter()
+        .find(|o| o["message"] == "local API listening")
+        .unwrap_or_else(|| panic!("{}", plain.logs()));
+    assert_eq!(listening["level"], "INFO", "{listening}");
+    assert!(listening["timestamp"].is_string(), "{listening}");
+    assert_eq!(listening["listen"], home.api.to_string(), "{listening}");
+    drop(plain);
+
+    // The YAML's engine.log.format, under the journal, through the launcher to its engine.
+    let yaml = std::fs::read_to_string(home.config_path()).unwrap();
+    std::fs::write(
+        home.config_path(),
+        yaml.replace("oia: silent }", "oia: silent, format: json }"),
+    )
+    .unwrap();
+    let journal = crate::kit::agent::Agent::spawn_with_env(
+        &["launch", "--config"],
+        &home.config_path(),
+        home.dir.path(),
+        home.api,
+        &[("JOURNAL_STREAM", "stderr")],
+    );
+    journal.wait_healthy(Duration::from_secs(20));
+    let logs = journal.logs();
+    let info = objects(&logs, "<6>");
+    assert!(
+        info.iter()
+            .any(|o| o["message"] == "oibus-agent launcher starting")
+            && info.iter().any(|o| o["message"] == "local API listening"),
+        "launcher and engine lines at priority 6:\n{logs}"
+    );
+    assert!(
+        info.iter().all(|o| o.get("timestamp").is_none()),
+        "the journal stamps lines itself:\n{logs}"
+    );
+    assert!(
+        logs.lines().all(|l| l.starts_with('<')),
+        "every line has its priority:\n{logs}"
+    );
 }
 
 #[test]

@@ -140,3 +140,106 @@ fn update_engine_logger_sets_the_log_shipping_interval() {
     );
     assert!(agent.logs().contains("log shipping interval changed"));
 }
+
+/// `oibus-agent status` lists the settings in force and where each comes from: the YAML until
+/// OIAnalytics sets it, then OIAnalytics (`config/agent.yaml` promises it).
+#[test]
+fn status_shows_each_setting_in_force_and_where_it_comes_from() {
+    let (sim, home, agent) = started(&[]);
+    let status_text = || {
+        let out = std::process::Command::new(crate::kit::agent::BIN)
+            .args(["status", "--api", &home.api.to_string()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let line = |text: &str, name: &str| -> String {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} line in:\n{text}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let before = status_text();
+    assert!(before.contains("settings in force"), "{before}");
+    assert_eq!(
+        line(&before, "console log level"),
+        "console log level debug yaml engine.log.console"
+    );
+    assert_eq!(
+        line(&before, "command refresh interval"),
+        "command refresh interval 1s yaml oianalytics.intervals.command_refresh"
+    );
+
+    let permissions: serde_json::Map<String, Value> = oibus_actors::config::PERMISSION_FLAGS
+        .iter()
+        .map(|flag| (flag.to_string(), json!(*flag != "restartEngine")))
+        .collect();
+    sim.queue(&json!([
+        command(
+            "l1",
+            "update-engine-logger",
+            json!({"commandContent": {
+            "console": {"level": "warn"}, "file": {"level": "info"}, "database": {"level": "info"},
+            "loki": {"level": "silent", "password": ""}, "oia": {"level": "error", "interval": 20},
+            "syslog": {"level": "silent"}}})
+        ),
+        command(
+            "r1",
+            "update-registration-settings",
+            json!({"commandContent": {
+            "commandRefreshInterval": 2, "commandRetryInterval": 3, "messageRetryInterval": 4,
+            "commandPermissions": permissions}})
+        ),
+    ]));
+    completed(&sim, &agent, "l1");
+    completed(&sim, &agent, "r1");
+    let after = status_text();
+    assert_eq!(
+        line(&after, "console log level"),
+        "console log level warn oianalytics logger.console.level"
+    );
+    assert_eq!(
+        line(&after, "OIAnalytics log level"),
+        "OIAnalytics log level error oianalytics logger.oia.level"
+    );
+    assert_eq!(
+        line(&after, "log shipping interval"),
+        "log shipping interval 20s oianalytics logger.oia.interval"
+    );
+    assert_eq!(
+        line(&after, "command refresh interval"),
+        "command refresh interval 2s oianalytics commandRefreshInterval"
+    );
+    assert_eq!(
+        line(&after, "engine name"),
+        "engine name test-agent yaml engine.name"
+    );
+    assert_eq!(
+        line(&after, "command permissions (ceiling)"),
+        "command permissions (ceiling) all 42 allowed yaml oianalytics.permissions"
+    );
+    assert!(
+        after
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .any(
+                |l| l == "command permissions denied: restartEngine oianalytics commandPermissions"
+            ),
+        "{after}"
+    );
+    let json: Value = serde_json::from_str(&String::from_utf8_lossy(
+        &std::process::Command::new(crate::kit::agent::BIN)
+            .args(["status", "--json", "--api", &home.api.to_string()])
+            .output()
+            .unwrap()
+            .stdout,
+    ))
+    .unwrap();
+    assert!(json["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["key"] == "logger.console.level" && s["source"] == "oianalytics"));
+}

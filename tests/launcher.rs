@@ -586,6 +586,47 @@ fn new_binary_that_never_gets_healthy_is_rolled_back_after_the_grace() {
         .is_some());
 }
 
+/// The FHS layout: no `bin/oibus-agent` at first, the launcher runs its own (packaged,
+/// read-only) binary as the engine. An upgrade lands in `bin/` (the state directory); once it
+/// is committed, a launcher started again from the packaged binary (what systemd does) hands
+/// over to it, so that launcher and engine stay the same version.
+#[test]
+#[ignore = "slow: builds a second binary (version 9.9.9); run scripts/upgrade-test.sh"]
+fn a_committed_upgrade_of_a_packaged_install_takes_over_at_the_next_start() {
+    let next = next_binary_or_skip!();
+    let mut install = with_fast_restarts();
+    install.stage_by_hand(&next, &version_of_agent(), false);
+    install.launch(&[]);
+    install
+        .wait_marker(Step::Committed, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("committed:\n{}", install.log_text()));
+    assert!(install.layout().engine_bin().is_file());
+    install
+        .wait_engine(NEXT_VERSION, None, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("the new engine runs:\n{}", install.log_text()));
+    assert!(install
+        .stop(Duration::from_secs(20))
+        .is_some_and(|s| s.success()));
+
+    install.launch(&[]);
+    let pid = install.launcher_pid().unwrap();
+    let exe = format!("/proc/{pid}/exe");
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            fs::read_link(&exe).is_ok_and(|p| p == install.layout().engine_bin())
+        }),
+        "the launcher started from the packaged binary hands over to bin/oibus-agent:\n{}",
+        install.log_text()
+    );
+    assert!(
+        install
+            .wait_engine(NEXT_VERSION, None, Duration::from_secs(30))
+            .is_some(),
+        "{}",
+        install.log_text()
+    );
+}
+
 #[test]
 #[ignore = "slow: builds a second binary (version 9.9.9); run scripts/upgrade-test.sh"]
 fn update_launcher_reexecutes_the_launcher_from_the_new_binary_after_the_commit() {

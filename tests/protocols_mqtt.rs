@@ -18,7 +18,7 @@ use crate::kit::wait_until;
 
 const WAIT: Duration = Duration::from_secs(30);
 const NORTH: &str = "to-oia";
-const TOPIC: &str = "plant/line1/temperature";
+pub(crate) const TOPIC: &str = "plant/line1/temperature";
 
 /// The id this agent gave the standard `json-to-oianalytics` transformer (from its full
 /// configuration message).
@@ -90,7 +90,7 @@ fn mqtt_flow(sim: &Sim, agent: &Agent, broker: &Mosquitto, persistent: bool) {
 }
 
 /// JSON payloads `{point, v}` for each value.
-fn payloads(values: impl IntoIterator<Item = u64>) -> Vec<String> {
+pub(crate) fn payloads(values: impl IntoIterator<Item = u64>) -> Vec<String> {
     values
         .into_iter()
         .map(|v| json!({"point": "temperature", "v": v}).to_string())
@@ -128,7 +128,7 @@ fn wait_received(
 /// A broker, the simulator and a registered agent whose MQTT south (`persistent` or a clean
 /// session) delivers through a north `oianalytics`, once a first value went through (the
 /// subscription exists only once the south has connected).
-fn flowing(persistent: bool) -> (Mosquitto, Sim, AgentHome, Agent) {
+pub(crate) fn flowing(persistent: bool) -> (Mosquitto, Sim, AgentHome, Agent) {
     let broker = Mosquitto::start();
     let sim = sim();
     let home = AgentHome::with_sim(&sim, "");

@@ -125,6 +125,64 @@ fn a_state_changing_call_without_the_token_gets_401_and_changes_nothing() {
     assert_eq!(code, 200);
 }
 
+/// The local API's Unix socket (mode 0660): what comes through it needs no token, since only
+/// the service user and its group may connect; `oibus-agent unregister` uses it, so an
+/// operator in the group needs no token file. TCP without the token still gets 401.
+#[test]
+fn the_unix_socket_changes_the_agent_without_a_token_and_the_cli_uses_it() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let sim = Sim::start(SimOpts::default());
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = home.start();
+    complete_registration(&agent, &sim);
+    let socket = home.data_dir().join("api.sock");
+    let recorded = std::fs::read_to_string(home.data_dir().join("api-socket")).unwrap();
+    assert_eq!(recorded.trim(), socket.display().to_string());
+    let meta = std::fs::metadata(&socket).expect("the socket exists");
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+
+    // The token file out of reach, as for an operator who is in the group but cannot read it.
+    let token = home.data_dir().join("api-token");
+    std::fs::rename(&token, home.data_dir().join("api-token.away")).unwrap();
+    let (code, answer) =
+        crate::kit::agent::http(agent.api, "DELETE", "/api/registration", "").unwrap();
+    assert_eq!(code, 401, "{answer}");
+    let out = std::process::Command::new(crate::kit::agent::BIN)
+        .args(["unregister", "--config"])
+        .arg(home.config_path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    agent.wait_registration("NOT_REGISTERED");
+
+    // A raw request through the socket, as curl --unix-socket would send it.
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    use std::io::{Read as _, Write as _};
+    let body = r#"{"force": false}"#;
+    write!(
+        stream,
+        "POST /api/registration HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    complete_registration(&agent, &sim);
+
+    // A graceful stop removes the socket and its record.
+    agent.signal(nix::sys::signal::Signal::SIGTERM);
+    let mut agent = agent;
+    assert_eq!(agent.wait_exit(WAIT), Some(0));
+    assert!(!socket.exists() && !home.data_dir().join("api-socket").exists());
+}
+
 #[test]
 fn unregister_is_local_and_sticks_until_register() {
     let sim = Sim::start(SimOpts::default());

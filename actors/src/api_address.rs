@@ -31,6 +31,33 @@ pub fn current(data_dir: &Path, yaml: SocketAddr) -> SocketAddr {
     read(data_dir).unwrap_or(yaml)
 }
 
+/// `<data_dir>/api-socket`: the path of the local API's Unix socket, one line, written by the
+/// engine once it listens there (`$RUNTIME_DIRECTORY/api.sock` under systemd, else
+/// `<data_dir>/api.sock`) and removed at its exit.
+pub fn socket_record(data_dir: &Path) -> PathBuf {
+    data_dir.join("api-socket")
+}
+
+/// Where the engine of `data_dir` puts its socket.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    crate::upgrade::runtime_directory()
+        .unwrap_or_else(|| data_dir.to_path_buf())
+        .join("api.sock")
+}
+
+/// Record the socket's path (atomically).
+pub fn write_socket(data_dir: &Path, socket: &Path) -> Result<(), crate::atomic_file::WriteError> {
+    let line = format!("{}\n", socket.display());
+    crate::atomic_file::write(&socket_record(data_dir), line.as_bytes())
+}
+
+/// The socket the engine of `data_dir` recorded, if any.
+pub fn read_socket(data_dir: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(socket_record(data_dir)).ok()?;
+    let path = PathBuf::from(text.trim());
+    path.is_absolute().then_some(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -107,6 +107,18 @@ impl Agent {
         api: SocketAddr,
         env: &[(&str, &str)],
     ) -> Agent {
+        Agent::spawn_binary(Path::new(BIN), args, config, dir, api, env)
+    }
+
+    /// [`Agent::spawn_with_env`] with another copy of the binary (an installed one).
+    pub fn spawn_binary(
+        bin: &Path,
+        args: &[&str],
+        config: &Path,
+        dir: &Path,
+        api: SocketAddr,
+        env: &[(&str, &str)],
+    ) -> Agent {
         // One log per process started by this test binary: a later start never truncates it.
         static STARTS: AtomicUsize = AtomicUsize::new(0);
         let n = STARTS.fetch_add(1, Ordering::Relaxed);
@@ -132,7 +144,7 @@ impl Agent {
                 },
             )
         });
-        let child = Command::new(BIN)
+        let child = Command::new(bin)
             .args(args)
             .arg(config)
             .envs(env)

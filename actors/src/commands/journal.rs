@@ -344,6 +344,28 @@ impl Journal {
             .is_some())
     }
 
+    /// The `limit` latest commands by arrival, newest first, whatever their status (the status
+    /// page). Pruned ones are skipped; at most `limit * 50` sequence numbers are looked at.
+    pub fn recent(&self, limit: usize) -> Result<Vec<CommandRecord>, StoreError> {
+        let mut out = Vec::with_capacity(limit);
+        let mut seq = self.next_seq()?;
+        let floor = seq.saturating_sub(limit as u64 * 50);
+        while seq > floor && out.len() < limit {
+            seq -= 1;
+            let id = match self.store().get::<String>(Cf::Commands, &done_key(seq))? {
+                Some(id) => Some(id),
+                None => self
+                    .store()
+                    .get::<OpenEntry>(Cf::Commands, &open_key(seq))?
+                    .map(|entry| entry.id),
+            };
+            if let Some(record) = id.map(|id| self.get(&id)).transpose()?.flatten() {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
     /// The sequence number the next received command gets.
     pub fn next_seq(&self) -> Result<u64, StoreError> {
         Ok(self.store().get::<u64>(Cf::Commands, SEQ_KEY)?.unwrap_or(0))
@@ -996,6 +1018,35 @@ mod tests {
 
         let reopened = Journal::open(Store::open(&path).unwrap()).unwrap();
         assert_eq!(scanned(&reopened), (4, 1));
+    }
+
+    #[test]
+    fn recent_lists_the_latest_commands_newest_first_whatever_their_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(Store::open(&dir.path().join("s")).unwrap()).unwrap();
+        let mut records: Vec<_> = (0..5).map(|i| retrieved(i, &format!("c{i}"))).collect();
+        journal.insert(&mut records).unwrap();
+        let done = records[3]
+            .transition(Transition::Finish(Ok("done".into())), "t")
+            .unwrap();
+        let batch = journal.store().batch();
+        journal
+            .commit(batch, &mut [done], Reporting::Report, Durability::Buffered)
+            .unwrap();
+        let recent = journal.recent(3).unwrap();
+        let shown: Vec<_> = recent
+            .iter()
+            .map(|r| (r.id.as_str(), r.status.as_str(), r.result.as_deref()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("c4", "RETRIEVED", None),
+                ("c3", "COMPLETED", Some("done")),
+                ("c2", "RETRIEVED", None)
+            ]
+        );
+        assert_eq!(journal.recent(20).unwrap().len(), 5);
     }
 
     fn retrieved(seq: u64, id: &str) -> CommandRecord {

@@ -107,6 +107,8 @@ pub struct LogConfig {
     pub console: LogLevel,
     /// Records at or above this level are shipped to OIAnalytics (E8).
     pub oia: LogLevel,
+    /// How console lines are written; `--log-format` and `OIBUS_AGENT_LOG_FORMAT` override it.
+    pub format: LogFormat,
 }
 
 impl Default for LogConfig {
@@ -114,8 +116,21 @@ impl Default for LogConfig {
         LogConfig {
             console: LogLevel::Info,
             oia: LogLevel::Silent,
+            format: LogFormat::Text,
         }
     }
+}
+
+/// The console log format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Lines for people: timestamped, in colour on a terminal; under the journal, each with its
+    /// syslog priority and no timestamp.
+    #[default]
+    Text,
+    /// One JSON object per line (timestamp, level, target, message, fields), for collectors.
+    Json,
 }
 
 impl EngineConfig {

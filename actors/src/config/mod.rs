@@ -23,7 +23,7 @@ pub use crate::log_shipper::LogShipperConfig;
 /// How many windows of each type the metrics store keeps (`actors.metrics_aggregator.keep`).
 pub use crate::metrics_aggregator::{MetricsAggregatorConfig, Retention};
 pub use crate::supervision::RestartPolicy;
-pub use engine::{ApiConfig, EngineConfig, LogConfig, LogLevel};
+pub use engine::{ApiConfig, EngineConfig, LogConfig, LogFormat, LogLevel};
 pub use oianalytics::{GatewayConfig, Intervals, OiaConfig, ProxyConfig, PERMISSION_FLAGS};
 pub use units::{parse_byte_size, ByteSize};
 

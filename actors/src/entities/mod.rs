@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use settings::{settings_in_force, SettingInForce};
 pub use settings::{
     ConsoleLogger, DatabaseLogger, EffectiveRegistrationSettings, EngineOverrides, EngineSettings,
     EngineSettingsRecord, FileLogger, GeneralSettings, LiveEngineSettings, LoggerSettings,

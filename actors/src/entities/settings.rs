@@ -401,3 +401,159 @@ impl LiveEngineSettings {
         self.tx.subscribe()
     }
 }
+
+/// One setting in force, and where its value comes from: `oianalytics` (a remote command set
+/// it; `key` is its name there) or `yaml` (`key` is its YAML path). `oibus-agent status` lists
+/// them, as `config/agent.yaml` promises.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SettingInForce {
+    pub name: &'static str,
+    pub value: String,
+    pub source: &'static str,
+    pub key: &'static str,
+}
+
+/// The settings OIAnalytics may change, as they apply now over `config`.
+pub fn settings_in_force(
+    config: &Config,
+    engine: Option<&EngineSettingsRecord>,
+    registration: Option<&RegistrationSettingsRecord>,
+) -> Vec<SettingInForce> {
+    let remote = engine.map(|e| e.remote).unwrap_or_default();
+    let stored = engine.map(|e| e.effective(config));
+    let pick = |name, remote: bool, oia_key, oia_value: Option<String>, yaml_key, yaml: String| {
+        match oia_value.filter(|_| remote) {
+            Some(value) => SettingInForce {
+                name,
+                value,
+                source: "oianalytics",
+                key: oia_key,
+            },
+            None => SettingInForce {
+                name,
+                value: yaml,
+                source: "yaml",
+                key: yaml_key,
+            },
+        }
+    };
+    let human = |d: Duration| humantime::format_duration(d).to_string();
+    let mut out = vec![
+        pick(
+            "engine name",
+            remote.general,
+            "general.name",
+            stored.as_ref().map(|s| s.general.name.clone()),
+            "engine.name",
+            config.engine.name.clone(),
+        ),
+        pick(
+            "local API port",
+            remote.web_server,
+            "webServer.port",
+            stored.as_ref().map(|s| s.web_server.port.to_string()),
+            "engine.api.listen",
+            config.engine.api.listen.port().to_string(),
+        ),
+        pick(
+            "console log level",
+            remote.logger,
+            "logger.console.level",
+            stored.as_ref().map(|s| s.logger.console.level.to_string()),
+            "engine.log.console",
+            config.engine.log.console.to_string(),
+        ),
+        pick(
+            "OIAnalytics log level",
+            remote.logger,
+            "logger.oia.level",
+            stored.as_ref().map(|s| s.logger.oia.level.to_string()),
+            "engine.log.oia",
+            config.engine.log.oia.to_string(),
+        ),
+        pick(
+            "log shipping interval",
+            remote.logger,
+            "logger.oia.interval",
+            stored.as_ref().map(|s| {
+                human(crate::log_shipper::effective_interval(Duration::from_secs(
+                    s.logger.oia.interval,
+                )))
+            }),
+            "actors.log_shipper.interval",
+            human(crate::log_shipper::effective_interval(
+                config.actors.log_shipper.interval,
+            )),
+        ),
+    ];
+    let effective = RegistrationSettingsRecord::effective_of(registration, &config.oianalytics);
+    let from_oia = registration.and_then(|r| r.remote.as_ref()).is_some();
+    let intervals = &config.oianalytics.intervals;
+    for (name, oia_key, value, yaml_key, yaml) in [
+        (
+            "command refresh interval",
+            "commandRefreshInterval",
+            effective.command_refresh,
+            "oianalytics.intervals.command_refresh",
+            intervals.command_refresh,
+        ),
+        (
+            "command retry interval",
+            "commandRetryInterval",
+            effective.command_retry,
+            "oianalytics.intervals.command_retry",
+            intervals.command_retry,
+        ),
+        (
+            "message retry interval",
+            "messageRetryInterval",
+            effective.message_retry,
+            "oianalytics.intervals.message_retry",
+            intervals.message_retry,
+        ),
+    ] {
+        out.push(pick(
+            name,
+            from_oia,
+            oia_key,
+            Some(human(value)),
+            yaml_key,
+            human(yaml),
+        ));
+    }
+    // Permissions: the YAML is a ceiling, OIAnalytics may only switch flags off.
+    let denied_by_yaml: Vec<&str> = PERMISSION_FLAGS
+        .iter()
+        .copied()
+        .filter(|f| !config.oianalytics.permission_ceiling(f))
+        .collect();
+    let denied_by_oia: Vec<&str> = PERMISSION_FLAGS
+        .iter()
+        .copied()
+        .filter(|f| config.oianalytics.permission_ceiling(f) && !effective.permitted(f))
+        .collect();
+    let total = PERMISSION_FLAGS.len();
+    out.push(SettingInForce {
+        name: "command permissions (ceiling)",
+        value: if denied_by_yaml.is_empty() {
+            format!("all {total} allowed")
+        } else {
+            format!("denied: {}", denied_by_yaml.join(", "))
+        },
+        source: "yaml",
+        key: "oianalytics.permissions",
+    });
+    if registration.and_then(|r| r.remote.as_ref()).is_some() {
+        out.push(SettingInForce {
+            name: "command permissions",
+            value: if denied_by_oia.is_empty() {
+                "none denied below the ceiling".to_owned()
+            } else {
+                format!("denied: {}", denied_by_oia.join(", "))
+            },
+            source: "oianalytics",
+            key: "commandPermissions",
+        });
+    }
+    out
+}

@@ -16,6 +16,27 @@ fn result(ok: bool) -> &'static str {
     }
 }
 
+/// When each loop last succeeded, in Unix seconds (what `/metrics` shows as
+/// `oibus_agent_last_success_timestamp_seconds`), for the loops that ever did: `poll_cycle`,
+/// `status_report_flush` (OIAnalytics acknowledged status reports), `message_push`,
+/// `log_shipping`, `north_send`.
+pub fn last_successes() -> Vec<(&'static str, i64)> {
+    use LoopName::*;
+    [
+        (poll_cycle, "poll_cycle"),
+        (status_report_flush, "status_report_flush"),
+        (message_push, "message_push"),
+        (log_shipping, "log_shipping"),
+        (north_send, "north_send"),
+    ]
+    .into_iter()
+    .filter_map(|(what, name)| {
+        let gauge = METRICS.last_success.get(&registry::Loop { r#loop: what })?;
+        Some((name, gauge.get()))
+    })
+    .collect()
+}
+
 fn succeeded(what: LoopName) {
     let now = chrono::Utc::now().timestamp();
     METRICS

@@ -11,6 +11,9 @@ use crate::config::{units, Problems, RestartPolicy};
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LauncherConfig {
+    /// The launcher's upgrade area: `bin/oibus-agent` (an upgrade from OIAnalytics, once there
+    /// is one), `update/` (staging), `backup/` and `upgrade.json`. Under the state directory,
+    /// so that the packaged binary's folder stays read-only.
     pub install_dir: PathBuf,
     /// A new version must stay healthy this long before an upgrade is committed.
     #[serde(with = "units::duration")]
@@ -25,7 +28,7 @@ pub struct LauncherConfig {
 impl Default for LauncherConfig {
     fn default() -> Self {
         LauncherConfig {
-            install_dir: PathBuf::from("/opt/oibus-agent"),
+            install_dir: PathBuf::from("/var/lib/oibus-agent/upgrade"),
             health_grace: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(30),
             restart: RestartPolicy {

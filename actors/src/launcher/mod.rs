@@ -76,6 +76,39 @@ impl LauncherSettings {
         }
     }
 
+    /// The committed upgrade this launcher should hand over to at start, if any: under systemd
+    /// the service always starts the packaged binary (`/usr/lib/oibus-agent/current`), while an
+    /// upgrade from OIAnalytics lives in the state directory (`bin/oibus-agent`). A launcher that
+    /// finds a committed upgrade to another version there, an agent build answering that version,
+    /// re-executes itself from it, so that the launcher and the engine stay the same binary
+    /// across restarts. Never during an upgrade under way (the running launcher drives it), and
+    /// never twice (the new binary runs the target version).
+    pub fn upgraded_launcher(&self) -> Option<PathBuf> {
+        let marker = crate::upgrade::read_marker(&self.layout.marker()).ok()??;
+        if marker.step != Step::Committed {
+            return None;
+        }
+        let to = crate::upgrade::normalize_version(&marker.to_version);
+        if to == crate::upgrade::normalize_version(crate::VERSION) {
+            return None;
+        }
+        let binary = self.layout.engine_bin();
+        let same = |a: &std::path::Path, b: &std::path::Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
+        if !binary.is_file() || same(&binary, &self.own_exe) {
+            return None;
+        }
+        if !crate::upgrade::carries_agent_marker(&binary).unwrap_or(false) {
+            return None;
+        }
+        match crate::upgrade::stage::verify_binary(&binary, to, Duration::from_secs(15)) {
+            Ok(()) => Some(binary),
+            Err(e) => {
+                tracing::warn!(binary = %binary.display(), error = %e, "the committed upgrade fails its check; this launcher stays");
+                None
+            }
+        }
+    }
+
     /// How often `/health` is asked during probation.
     pub fn health_poll_interval(&self) -> Duration {
         (self.launcher.health_grace / 20).clamp(Duration::from_millis(100), Duration::from_secs(1))

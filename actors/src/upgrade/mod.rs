@@ -95,23 +95,40 @@ pub fn find_agent_binary(root: &Path) -> Result<PathBuf, UpgradeError> {
 
 /// Paths of the install layout. The launcher owns `bin/`, `backup/` and the marker's later
 /// steps; the engine writes only under `update/` and the marker's first step.
+///
+/// Under systemd (README "Operate") `install_dir` is `/var/lib/oibus-agent/upgrade`, inside the
+/// state directory: the packaged binary in `/usr/lib/oibus-agent` stays read-only, and
+/// `bin/oibus-agent` only exists once an upgrade from OIAnalytics put one there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     pub install_dir: PathBuf,
     pub data_dir: PathBuf,
+    /// Where the engine's pid file goes: systemd's `RuntimeDirectory` (`$RUNTIME_DIRECTORY`,
+    /// `/run/oibus-agent`) when set, else `install_dir`.
+    pub run_dir: PathBuf,
 }
+
+/// The environment variable systemd sets to the unit's `RuntimeDirectory=`.
+pub const RUNTIME_DIRECTORY_ENV: &str = "RUNTIME_DIRECTORY";
 
 impl Layout {
     pub fn new(install_dir: impl Into<PathBuf>, data_dir: impl Into<PathBuf>) -> Self {
+        let install_dir = install_dir.into();
         Layout {
-            install_dir: install_dir.into(),
+            run_dir: install_dir.clone(),
+            install_dir,
             data_dir: data_dir.into(),
         }
     }
 
-    /// The layout a configuration describes (`launcher.install_dir`, `engine.data_dir`).
+    /// The layout a configuration describes (`launcher.install_dir`, `engine.data_dir`), with
+    /// the pid file in `$RUNTIME_DIRECTORY` when systemd set it.
     pub fn from_config(config: &crate::config::Config) -> Self {
-        Layout::new(&config.launcher.install_dir, &config.engine.data_dir)
+        let mut layout = Layout::new(&config.launcher.install_dir, &config.engine.data_dir);
+        if let Some(run) = runtime_directory() {
+            layout.run_dir = run;
+        }
+        layout
     }
 
     /// `bin/oibus-agent`: the engine the launcher spawns.
@@ -148,7 +165,7 @@ impl Layout {
     }
     /// The pid of the engine the launcher runs, so a restarted launcher can find an orphan.
     pub fn pid_file(&self) -> PathBuf {
-        self.install_dir.join("engine.pid")
+        self.run_dir.join("engine.pid")
     }
     pub fn store_dir(&self) -> PathBuf {
         self.data_dir.join("store")
@@ -156,6 +173,14 @@ impl Layout {
     pub fn vault_dir(&self) -> PathBuf {
         self.data_dir.join("vault")
     }
+}
+
+/// The first absolute folder of `$RUNTIME_DIRECTORY` (systemd separates several with `:`).
+pub fn runtime_directory() -> Option<PathBuf> {
+    let value = std::env::var_os(RUNTIME_DIRECTORY_ENV)?;
+    let first = value.to_str()?.split(':').next()?.to_owned();
+    let path = PathBuf::from(first);
+    path.is_absolute().then_some(path)
 }
 
 /// `<install_dir>/upgrade.json`.
