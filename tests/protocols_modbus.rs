@@ -492,3 +492,73 @@ fn setpoints_are_written_to_the_modbus_server_through_setpoint_to_modbus() {
         "{written:?}"
     );
 }
+
+#[test]
+fn an_illegal_address_or_a_malformed_item_costs_only_itself_named_and_counted() {
+    let server = ModbusServer::start(0);
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    // In the same south as the device's items: the server answers IllegalDataAddress for
+    // 2000, and `pump-3` is no address at all.
+    let mut items = device_items();
+    items.push(register(
+        "ghost",
+        "holding-register",
+        "2000",
+        data("uint16", 0, 1.0),
+    ));
+    items.push(register(
+        "typo",
+        "input-register",
+        "pump-3",
+        data("uint16", 0, 1.0),
+    ));
+    sim.queue(&json!([
+        every_second("m1"),
+        oia_north("m2", "to-oia", 3),
+        modbus_south("m3", "plc", server.port, items)
+    ]));
+    for id in ["m1", "m2", "m3"] {
+        completed(&sim, &agent, id);
+    }
+    // The other items keep flowing: counters at several instants.
+    let counters = |sim: &Sim| {
+        let mut at: Vec<String> = recent(sim)
+            .into_iter()
+            .filter(|(p, _, _)| p == "counter")
+            .map(|(_, t, _)| t)
+            .collect();
+        at.sort();
+        at.dedup();
+        at.len()
+    };
+    let ok = wait_until(WAIT, || counters(&sim) >= 3);
+    assert!(ok, "values stopped: {:?}\n{}", recent(&sim), agent.logs());
+    let values = recent(&sim);
+    assert!(
+        values.iter().any(|(p, _, _)| p == "drift")
+            && values.iter().any(|(p, _, _)| p == "running"),
+        "{values:?}"
+    );
+    assert!(
+        values.iter().all(|(p, _, _)| p != "ghost" && p != "typo"),
+        "{values:?}"
+    );
+    // Counted, each read, and named: the item, the address and what the server said.
+    let status = south_status(&agent, "plc");
+    let error = status["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("'ghost'") && error.contains("2000") && error.contains("'typo'"),
+        "{status}"
+    );
+    assert!(error.contains("pump-3"), "{status}");
+    assert!(status["errors"].as_u64().unwrap_or(0) >= 4, "{status}");
+    assert!(
+        status["read_elements"].as_u64().unwrap_or(0) >= 12,
+        "{status}"
+    );
+    let logs = agent.logs();
+    assert!(logs.contains("'ghost'"), "{logs}");
+    assert!(!logs.contains("panicked"), "{logs}");
+}

@@ -201,3 +201,43 @@ fn the_south_reconnects_and_subscribes_again_after_a_broker_outage() {
     broker.publish(TOPIC, &payloads(1..=10));
     wait_received(&sim, &agent, &broker, 1..=10);
 }
+
+/// `oibus_agent_data_dropped_total` of the north `NORTH` for transformer failures.
+fn dropped_by_transformer(agent: &Agent) -> u64 {
+    let (_, text) = agent.get("/metrics").unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with("oibus_agent_data_dropped_total{"))
+        .filter(|l| l.contains(&format!("connector=\"{NORTH}\"")) && l.contains("transformer"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|n| n as u64)
+        .sum()
+}
+
+#[test]
+fn a_malformed_payload_is_dropped_named_and_counted_while_the_subscription_goes_on() {
+    let (broker, sim, _home, agent) = flowing(true);
+    // In one flush with good messages: only the malformed ones are lost.
+    let mut batch = payloads([1, 2]);
+    batch.insert(1, "{\"point\": \"temperature\", \"v\": ".to_owned());
+    batch.push("not json at all".to_owned());
+    batch.extend(payloads([3]));
+    broker.publish(TOPIC, &batch);
+    wait_received(&sim, &agent, &broker, 1..=3);
+    let counted = wait_until(WAIT, || dropped_by_transformer(&agent) >= 2);
+    assert!(counted, "{}", agent.get("/metrics").unwrap_or_default().1);
+    let status = agent.status();
+    let south = named(&status["data_flow"]["souths"], "broker")[0].clone();
+    assert!(south["errors"].as_u64().unwrap_or(0) >= 2, "{south}");
+    // Logged with the item and the topic it came on.
+    let logs = agent.logs();
+    let clear = logs.lines().any(|l| {
+        l.contains("is not JSON")
+            && l.contains("'temperature'")
+            && l.contains("plant/+/temperature")
+    });
+    assert!(clear, "{logs}");
+    assert!(!logs.contains("panicked"), "{logs}");
+    // The subscription goes on.
+    broker.publish(TOPIC, &payloads(4..=6));
+    wait_received(&sim, &agent, &broker, 4..=6);
+}

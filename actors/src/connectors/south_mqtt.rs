@@ -507,7 +507,7 @@ impl Settings {
 
 /// Host, port and TLS of `mqtt://host[:port]` (also `tcp://`; `mqtts://` and `tls://` for
 /// TLS). WebSockets are not supported.
-fn parse_url(url: &str) -> Result<(String, u16, bool), String> {
+pub fn parse_url(url: &str) -> Result<(String, u16, bool), String> {
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| format!("{url:?} must start with mqtt:// or mqtts://"))?;

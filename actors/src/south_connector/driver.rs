@@ -54,6 +54,9 @@ pub async fn commit(
         read,
         cached: done.cached,
         dropped_full: done.dropped_full,
+        // What a north's transformer could not take (a malformed message): counted by the
+        // south too, as OIBus's logs show it against the connector.
+        errors: done.untransformed,
     })
 }
 
@@ -65,6 +68,9 @@ pub struct ReadSummary {
     /// Elements or files now in north caches (summed over the norths).
     pub cached: usize,
     pub dropped_full: usize,
+    /// Items that could not be read while the others were (each error names its items), and
+    /// elements a north's transformer dropped.
+    pub errors: Vec<String>,
 }
 
 impl SouthDriver {
@@ -127,6 +133,7 @@ impl SouthDriver {
                         total.read += one.read;
                         total.cached += one.cached;
                         total.dropped_full += one.dropped_full;
+                        total.errors.extend(one.errors);
                     }
                     Ok(total)
                 });
@@ -139,15 +146,21 @@ impl SouthDriver {
                     .iter()
                     .filter(|i| item_ids.contains(&i.id))
                     .collect();
-                let values = modbus.read(&due).await.map_err(|e| e.to_string())?;
-                if values.is_empty() {
-                    return Ok(ReadSummary::default());
+                let read = modbus.read(&due).await.map_err(|e| e.to_string())?;
+                let errors: Vec<String> = read.errors.iter().map(ToString::to_string).collect();
+                if read.values.is_empty() {
+                    return match errors.is_empty() {
+                        true => Ok(ReadSummary::default()),
+                        false => Err(errors.join("; ")),
+                    };
                 }
                 let content = Content::Values {
                     kind: ContentType::TimeValues,
-                    values,
+                    values: read.values,
                 };
-                commit(router, south.id.clone(), items, content).await
+                let mut summary = commit(router, south.id.clone(), items, content).await?;
+                summary.errors.splice(0..0, errors);
+                Ok(summary)
             }),
             // Subscription items are never scanned.
             SouthDriver::Mqtt(_) => Box::pin(async { Ok(ReadSummary::default()) }),
@@ -205,6 +218,7 @@ fn read_files(
         summary.read += 1;
         summary.cached += done.cached;
         summary.dropped_full += done.dropped_full;
+        summary.errors.extend(done.untransformed);
     }
     Ok(summary)
 }
