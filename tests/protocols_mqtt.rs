@@ -50,26 +50,41 @@ fn json_to_oianalytics_id(sim: &Sim, agent: &Agent) -> String {
     id.unwrap_or_default()
 }
 
-/// Scan mode, an OIA north turning the south's messages into values, and an MQTT south with
-/// one item on `plant/+/temperature`.
-fn mqtt_flow(sim: &Sim, agent: &Agent, broker: &Mosquitto, persistent: bool) {
+/// The settings of an MQTT south on `broker` without authentication.
+fn south_settings(broker: &Mosquitto, persistent: bool) -> Value {
+    json!({"url": broker.url(), "qos": "1", "persistent": persistent,
+        "authentication": {"type": "none"}, "rejectUnauthorized": false,
+        "reconnectPeriod": 1000, "connectTimeout": 5000,
+        "maxNumberOfMessages": 1000, "flushMessageTimeout": 200})
+}
+
+/// A `create-south` of an MQTT south `name` with `settings` and one item on `topic`.
+fn create_mqtt_south(id: &str, name: &str, settings: Value, topic: &str) -> Value {
+    command(
+        id,
+        "create-south",
+        json!({"retrieveSecretsFromSouth": null, "commandContent": {
+        "name": name, "type": "mqtt", "description": "", "enabled": true,
+        "settings": settings,
+        "items": [{"id": null, "name": "temperature", "enabled": true,
+            "settings": {"topic": topic},
+            "scanModeId": "subscription", "scanModeName": null}],
+        "groups": []}}),
+    )
+}
+
+/// Scan mode, an OIA north turning the south's messages into values, and an MQTT south
+/// `broker` with `settings` and one item on `plant/+/temperature`.
+fn mqtt_flow(sim: &Sim, agent: &Agent, settings: Value) {
     let transformer = json_to_oianalytics_id(sim, agent);
     sim.queue(&json!([every_second("m1"), oia_north("m2", NORTH, 3),]));
     completed(sim, agent, "m1");
     completed(sim, agent, "m2");
-    sim.queue(&json!([command(
+    sim.queue(&json!([create_mqtt_south(
         "m3",
-        "create-south",
-        json!({"retrieveSecretsFromSouth": null, "commandContent": {
-        "name": "broker", "type": "mqtt", "description": "", "enabled": true,
-        "settings": {"url": broker.url(), "qos": "1", "persistent": persistent,
-            "authentication": {"type": "none"}, "rejectUnauthorized": false,
-            "reconnectPeriod": 1000, "connectTimeout": 5000,
-            "maxNumberOfMessages": 1000, "flushMessageTimeout": 200},
-        "items": [{"id": null, "name": "temperature", "enabled": true,
-            "settings": {"topic": "plant/+/temperature"},
-            "scanModeId": "subscription", "scanModeName": null}],
-        "groups": []}})
+        "broker",
+        settings,
+        "plant/+/temperature"
     )]));
     completed(sim, agent, "m3");
     let south = named(&entities(agent)["southConnectors"], "broker")[0]["id"].clone();
@@ -130,10 +145,15 @@ fn wait_received(
 /// subscription exists only once the south has connected).
 fn flowing(persistent: bool) -> (Mosquitto, Sim, AgentHome, Agent) {
     let broker = Mosquitto::start();
+    let settings = south_settings(&broker, persistent);
+    flowing_with(broker, settings)
+}
+
+fn flowing_with(broker: Mosquitto, settings: Value) -> (Mosquitto, Sim, AgentHome, Agent) {
     let sim = sim();
     let home = AgentHome::with_sim(&sim, "");
     let agent = registered(&home, &[]);
-    mqtt_flow(&sim, &agent, &broker, persistent);
+    mqtt_flow(&sim, &agent, settings);
     let first = wait_until(WAIT, || {
         broker.publish(TOPIC, &payloads([0]));
         wait_until(Duration::from_secs(1), || received(&sim).contains(&0))
@@ -240,4 +260,63 @@ fn a_malformed_payload_is_dropped_named_and_counted_while_the_subscription_goes_
     // The subscription goes on.
     broker.publish(TOPIC, &payloads(4..=6));
     wait_received(&sim, &agent, &broker, 4..=6);
+}
+
+#[test]
+fn over_tls_a_client_certificate_gets_through_and_a_ca_that_does_not_match_is_named() {
+    let broker = Mosquitto::start_tls();
+    let Some(tls) = &broker.tls else {
+        panic!("a TLS broker has its files")
+    };
+    let cert_settings = |ca: &std::path::Path| {
+        let mut settings = south_settings(&broker, false);
+        settings["authentication"] = json!({"type": "cert",
+            "certFilePath": tls.client_cert, "keyFilePath": tls.client_key, "caFilePath": ca});
+        settings["rejectUnauthorized"] = json!(true);
+        settings
+    };
+    let (right, wrong) = (cert_settings(&tls.ca), cert_settings(&tls.other_ca));
+    // The broker's CA and a client certificate it signed: values flow over TLS.
+    let (broker, sim, _home, agent) = flowing_with(broker, right);
+    broker.publish(TOPIC, &payloads(1..=5));
+    wait_received(&sim, &agent, &broker, 1..=5);
+
+    // A CA that did not sign the broker's certificate: a clear error, counted, no panic.
+    sim.queue(&json!([create_mqtt_south(
+        "c1",
+        "wrong-ca",
+        wrong,
+        "plant/+/pressure"
+    )]));
+    completed(&sim, &agent, "c1");
+    let status = |agent: &Agent| {
+        named(&agent.status()["data_flow"]["souths"], "wrong-ca")
+            .first()
+            .map(|s| (*s).clone())
+            .unwrap_or(Value::Null)
+    };
+    let named_error = wait_until(WAIT, || {
+        status(&agent)["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("invalid peer certificate") && e.contains("caFilePath"))
+    });
+    assert!(named_error, "{}\n{}", status(&agent), agent.logs());
+    assert!(status(&agent)["errors"].as_u64().unwrap_or(0) >= 1);
+    let south = named(&entities(&agent)["southConnectors"], "wrong-ca")[0]["id"].clone();
+    sim.queue(&json!([command(
+        "c2",
+        "test-south-connection",
+        json!({"southConnectorId": south, "commandContent": {"type": "mqtt", "settings": {}}})
+    )]));
+    let record = crate::commands::terminal(&sim, &agent, "c2");
+    let result = record["result"].as_str().unwrap_or_default();
+    assert_eq!(record["status"], "ERRORED", "{record}");
+    assert!(
+        result.contains("invalid peer certificate") && result.contains("caFilePath"),
+        "{record}"
+    );
+    // The right south was not disturbed.
+    broker.publish(TOPIC, &payloads(6..=8));
+    wait_received(&sim, &agent, &broker, 6..=8);
+    assert!(!agent.logs().contains("panicked"));
 }

@@ -36,9 +36,77 @@ const MAX_PACKET_BYTES: usize = 64 * 1024 * 1024;
 const MAX_UNACKED: usize = 16;
 
 #[derive(Debug, Clone)]
-enum Auth {
+pub(crate) enum Auth {
     None,
-    Basic { username: String, password: Sealed },
+    Basic {
+        username: String,
+        password: Sealed,
+    },
+    /// PEM files (OIBus's `certFilePath`, `keyFilePath`, `caFilePath`; each may be empty): the
+    /// client certificate and key, and the CAs trusted instead of the system's.
+    Cert {
+        cert: String,
+        key: String,
+        ca: String,
+    },
+}
+
+/// The rustls config of an MQTT connection over TLS (`mqtts://`): the CAs of `caFilePath` when
+/// given (else the system's), the client certificate of `cert` auth, and every certificate
+/// accepted unless `rejectUnauthorized`. The errors name the file and the setting.
+pub(crate) fn tls_config(
+    label: &str,
+    auth: &Auth,
+    reject_unauthorized: bool,
+) -> Result<rustls::ClientConfig, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let read_certs = |key: &str, path: &str| -> Result<Vec<CertificateDer<'static>>, String> {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("{label}: settings.authentication.{key} {path:?}: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "{label}: settings.authentication.{key} {path:?} holds no PEM certificate"
+            ));
+        }
+        Ok(certs)
+    };
+    let (roots, identity) = match auth {
+        Auth::Cert { cert, key, ca } => {
+            let roots = match ca.is_empty() {
+                true => None,
+                false => {
+                    let mut roots = rustls::RootCertStore::empty();
+                    for c in read_certs("caFilePath", ca)? {
+                        roots.add(c).map_err(|e| {
+                            format!("{label}: settings.authentication.caFilePath {ca:?}: {e}")
+                        })?;
+                    }
+                    Some(roots)
+                }
+            };
+            let identity = match (cert.is_empty(), key.is_empty()) {
+                (true, true) => None,
+                (false, false) => {
+                    let chain = read_certs("certFilePath", cert)?;
+                    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+                        format!("{label}: settings.authentication.keyFilePath {key:?}: {e}")
+                    })?;
+                    Some((chain, key))
+                }
+                _ => {
+                    return Err(format!(
+                        "{label}: settings.authentication: certFilePath and keyFilePath go together"
+                    ))
+                }
+            };
+            (roots, identity)
+        }
+        _ => (None, None),
+    };
+    crate::client::tls::device_config(!reject_unauthorized, roots, identity)
+        .map_err(|e| format!("{label}: {e}"))
 }
 
 /// The connector's settings (OIBus `SouthMQTTSettings`).
@@ -313,8 +381,11 @@ impl MqttSouth {
                 Err(e) => {
                     let s = &broker.settings;
                     return Err(format!(
-                        "{}: cannot connect to the MQTT broker {}:{}: {e}",
-                        broker.label, s.host, s.port
+                        "{}: cannot connect to the MQTT broker {}:{}: {}",
+                        broker.label,
+                        s.host,
+                        s.port,
+                        explain(&e)
                     ));
                 }
             }
@@ -347,11 +418,7 @@ impl Broker {
             options.set_credentials(username.clone(), password.expose().clone());
         }
         if s.tls {
-            let config = crate::client::tls::client_config(!s.reject_unauthorized)
-                .map_err(|e| format!("{}: {e}", self.label))?;
-            // The shared config offers HTTP ALPN; an MQTT broker wants none.
-            let mut config = (*config).clone();
-            config.alpn_protocols.clear();
+            let config = tls_config(&self.label, &s.auth, s.reject_unauthorized)?;
             options.set_transport(Transport::Tls(TlsConfiguration::Rustls(Arc::new(config))));
         }
         Ok(options)
@@ -427,7 +494,7 @@ impl Runner {
                         // What arrived is committed; its acknowledgements go on the next connection
                         // (or the broker delivers it again: a duplicate, never a loss).
                         buffer.flush(&client, &self.sink);
-                        let error = format!("{}: MQTT connection to the broker lost or refused: {e}", self.label);
+                        let error = format!("{}: MQTT connection to the broker lost or refused: {}", self.label, explain(&e));
                         if last_error.as_ref() != Some(&error) {
                             self.failed(error.clone());
                             last_error = Some(error);
@@ -472,13 +539,11 @@ impl Settings {
                 username: reader.string_or("authentication.username", "")?,
                 password: Sealed::read(&reader, "authentication.password")?,
             },
-            "cert" => {
-                return Err(ConnectorError::Unsupported {
-                    connector: label.to_owned(),
-                    feature: "MQTT certificate authentication".into(),
-                    advice: "use basic authentication, or none".into(),
-                })
-            }
+            "cert" => Auth::Cert {
+                cert: reader.string_or("authentication.certFilePath", "")?,
+                key: reader.string_or("authentication.keyFilePath", "")?,
+                ca: reader.string_or("authentication.caFilePath", "")?,
+            },
             other => {
                 return Err(ConnectorError::settings(
                     label,
@@ -503,6 +568,24 @@ impl Settings {
             flush_timeout: ms("flushMessageTimeout", 1000)?,
         })
     }
+}
+
+/// A connection error, with what to check when it is about certificates.
+pub(crate) fn explain(error: &rumqttc::ConnectionError) -> String {
+    let text = error.to_string();
+    let hint = if text.contains("invalid peer certificate") {
+        "; the broker's certificate is not trusted: check settings.authentication.caFilePath (the CA that signed it) or rejectUnauthorized"
+    } else if text.contains("CertificateRequired") || text.contains("certificate required") {
+        "; the broker asks for a client certificate: use authentication type cert with certFilePath and keyFilePath"
+    } else if text.contains("BadCertificate")
+        || text.contains("UnknownCA")
+        || text.contains("bad certificate")
+    {
+        "; the broker refused the client certificate: check settings.authentication.certFilePath"
+    } else {
+        ""
+    };
+    format!("{text}{hint}")
 }
 
 /// Host, port and TLS of `mqtt://host[:port]` (also `tcp://`; `mqtts://` and `tls://` for
