@@ -562,3 +562,104 @@ fn an_illegal_address_or_a_malformed_item_costs_only_itself_named_and_counted() 
     assert!(logs.contains("'ghost'"), "{logs}");
     assert!(!logs.contains("panicked"), "{logs}");
 }
+
+#[test]
+fn test_south_item_reads_one_item_with_its_transformer_and_leaves_the_live_south_alone() {
+    let server = ModbusServer::start(0);
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = flow(&sim, &home, server.port, &[]);
+    let counters = |sim: &Sim| {
+        let mut at: Vec<String> = recent(sim)
+            .into_iter()
+            .filter(|(p, _, _)| p == "counter")
+            .map(|(_, t, _)| t)
+            .collect();
+        at.sort();
+        at.dedup();
+        at
+    };
+    assert!(
+        wait_until(WAIT, || !counters(&sim).is_empty()),
+        "{}",
+        agent.logs()
+    );
+    let south_id =
+        named(&crate::commands::entities(&agent)["southConnectors"], "plc")[0]["id"].clone();
+    let transformer = standard_transformer(&sim, &agent, "time-values-to-oianalytics");
+    // The settings OIAnalytics shows: the live south's.
+    let settings =
+        modbus_south("x", "plc", server.port, vec![])["commandContent"]["settings"].clone();
+    let item = |name: &str, address: &str| {
+        json!({"name": name, "enabled": true,
+               "settings": {"modbusType": "holding-register", "address": address,
+                            "data": data("float", 0, 1.0)}})
+    };
+    sim.queue(&json!([command(
+        "i1",
+        "test-south-item",
+        json!({"southConnectorId": south_id, "itemId": "x", "commandContent": {
+            "southCommand": {"name": "plc", "type": "modbus", "settings": settings},
+            "itemCommand": item("temperature", "1"),
+            "testingSettings": {"transformer": {"transformerId": transformer,
+                                                "options": {"precision": "s"}}}}})
+    )]));
+    let tested: Value = completed_json(&sim, &agent, "i1");
+    let raw = &tested["raw"];
+    assert_eq!(raw["type"], "time-values", "{tested}");
+    assert_eq!(
+        (raw["truncated"].clone(), raw["totalSize"].clone()),
+        (json!(false), json!(1))
+    );
+    assert_eq!(raw["content"][0]["pointId"], "temperature", "{tested}");
+    let value = raw["content"][0]["data"]["value"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(value.ends_with(".5"), "{tested}");
+    let transformed = &tested["transformed"];
+    assert_eq!(transformed["type"], "oianalytics", "{tested}");
+    assert!(
+        transformed["content"][0]["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with(":00.000Z")
+                || t.ends_with("0.000Z")
+                || t.ends_with(".000Z")),
+        "{tested}"
+    );
+    assert!(tested["connectionDuration"].is_u64() && tested["queryDuration"].is_u64());
+
+    // An illegal address: the test fails with the item and the address named.
+    sim.queue(&json!([command(
+        "i2",
+        "test-south-item",
+        json!({"southConnectorId": south_id, "itemId": "x", "commandContent": {
+            "southCommand": {"name": "plc", "type": "modbus", "settings": settings},
+            "itemCommand": item("ghost", "2000"), "testingSettings": {}}})
+    )]));
+    let record = crate::commands::terminal(&sim, &agent, "i2");
+    let result = record["result"].as_str().unwrap_or_default();
+    assert_eq!(record["status"], "ERRORED", "{record}");
+    assert!(
+        result.contains("'ghost'") && result.contains("2000"),
+        "{record}"
+    );
+
+    // The history form runs the same connection test on the history's south settings.
+    sim.queue(&json!([command(
+        "i3",
+        "test-history-query-south-connection",
+        json!({"historyId": "create", "southConnectorId": south_id, "commandContent": {
+            "southType": "modbus", "southSettings": settings}})
+    )]));
+    let tested: Value = completed_json(&sim, &agent, "i3");
+    assert_eq!(tested["items"][0]["key"], "RemoteAddress", "{tested}");
+
+    // The live south kept reading all along.
+    let before = counters(&sim).len();
+    assert!(
+        wait_until(WAIT, || counters(&sim).len() >= before + 2),
+        "{}",
+        agent.logs()
+    );
+    assert_eq!(south_status(&agent, "plc")["last_error"], Value::Null);
+}

@@ -320,3 +320,74 @@ fn over_tls_a_client_certificate_gets_through_and_a_ca_that_does_not_match_is_na
     wait_received(&sim, &agent, &broker, 6..=8);
     assert!(!agent.logs().contains("panicked"));
 }
+
+#[test]
+fn test_south_item_waits_for_a_message_with_a_client_of_its_own() {
+    let (broker, sim, _home, agent) = flowing(true);
+    let south = named(&entities(&agent)["southConnectors"], "broker")[0]["id"].clone();
+    let transformer = json_to_oianalytics_id(&sim, &agent);
+    sim.queue(&json!([command(
+        "i1",
+        "test-south-item",
+        json!({"southConnectorId": south, "itemId": "x", "commandContent": {
+            "southCommand": {"name": "broker", "type": "mqtt", "settings": south_settings(&broker, true)},
+            "itemCommand": {"name": "temperature", "enabled": true,
+                            "settings": {"topic": "plant/+/temperature"}},
+            "testingSettings": {"transformer": {"transformerId": transformer, "options": {
+                "rowIteratorPath": "$[*]", "pointId": "$[*].message.point",
+                "value": "$[*].message.v", "timestamp": "$[*].timestamp"}}}}})
+    )]));
+    // The test's subscription exists once it connected: publish until it got one.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let tested: Value = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut n = 500;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                broker.publish(TOPIC, &payloads([n]));
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        });
+        let tested = completed_json(&sim, &agent, "i1");
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        tested
+    });
+    let raw = &tested["raw"];
+    assert_eq!(raw["type"], "any-content", "{tested}");
+    let messages: Value =
+        serde_json::from_str(raw["content"].as_str().unwrap_or_default()).unwrap_or_default();
+    assert_eq!(
+        messages[0]["item"]["topic"], "plant/+/temperature",
+        "{tested}"
+    );
+    assert!(messages[0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("temperature"));
+    let transformed = &tested["transformed"];
+    assert_eq!(transformed["type"], "oianalytics", "{tested}");
+    assert_eq!(
+        transformed["content"][0]["pointId"], "temperature",
+        "{tested}"
+    );
+    assert!(
+        transformed["content"][0]["data"]["value"]
+            .as_u64()
+            .unwrap_or(0)
+            > 500
+    );
+
+    // The live persistent session was not taken over: it still delivers.
+    broker.publish(TOPIC, &payloads([900, 901]));
+    wait_received(&sim, &agent, &broker, [900, 901]);
+
+    // The history form: the same connection test on the history's south settings.
+    sim.queue(&json!([command(
+        "i2",
+        "test-history-query-south-connection",
+        json!({"historyId": "create", "southConnectorId": south, "commandContent": {
+            "southType": "mqtt", "southSettings": south_settings(&broker, false)}})
+    )]));
+    let tested: Value = completed_json(&sim, &agent, "i2");
+    assert_eq!(tested["items"][0]["key"], "SessionPresent", "{tested}");
+}

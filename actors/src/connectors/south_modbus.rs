@@ -786,6 +786,26 @@ impl ModbusSouth {
     pub async fn test_connection(&self) -> Result<Value, ModbusError> {
         self.endpoint.test_connection().await
     }
+
+    /// `test-south-item` (OIBus `testItem`) on this driver's own connection: the values of
+    /// `item`, the milliseconds the connection took and those the read took.
+    pub async fn test_item(
+        &self,
+        item: &SouthItem,
+    ) -> Result<(Vec<TimeValue>, u64, u64), ModbusError> {
+        let started = Instant::now();
+        {
+            let mut link = self.endpoint.lock().await;
+            self.endpoint.connected(&mut link).await?;
+        }
+        let connected = started.elapsed().as_millis() as u64;
+        let started = Instant::now();
+        let read = self.read(&[item]).await?;
+        if let Some(error) = read.errors.into_iter().next() {
+            return Err(error);
+        }
+        Ok((read.values, connected, started.elapsed().as_millis() as u64))
+    }
 }
 
 /// What the server answered to one [`Request`].

@@ -398,6 +398,53 @@ impl MqttSouth {
     }
 }
 
+impl MqttSouth {
+    /// `test-south-item` (OIBus `testItem`): with a client of its own (never the running
+    /// session), subscribe to `item`'s topic and wait for the first message: the any-content of
+    /// it, the milliseconds the connection took and those the message took to come.
+    pub async fn test_item(&self, item: &TopicItem) -> Result<(Value, u64, u64), String> {
+        let broker = &self.broker;
+        let s = &broker.settings;
+        let failed = |e: String| format!("Error when testing item {}: {e}", item.topic);
+        let options = broker
+            .options(&format!("{}-test", broker.client_id), true)
+            .await
+            .map_err(failed)?;
+        let (client, mut event_loop) = broker.event_loop(options);
+        let started = std::time::Instant::now();
+        let mut connection_ms = 0;
+        let mut query_start = started;
+        let element = loop {
+            match event_loop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    connection_ms = started.elapsed().as_millis() as u64;
+                    query_start = std::time::Instant::now();
+                    client
+                        .try_subscribe(&item.topic, s.qos)
+                        .map_err(|e| failed(e.to_string()))?;
+                }
+                Ok(Event::Incoming(Packet::SubAck(ack)))
+                    if ack.return_codes.contains(&SubscribeReasonCode::Failure) =>
+                {
+                    return Err(failed("the broker refused the subscription".into()));
+                }
+                Ok(Event::Incoming(Packet::Publish(publish)))
+                    if matches(&item.topic, &publish.topic) =>
+                {
+                    break any_content(item, &publish.payload, &crate::protocol::iso_now());
+                }
+                Ok(_) => {}
+                Err(e) => return Err(failed(explain(&e))),
+            }
+        };
+        let query_ms = query_start.elapsed().as_millis() as u64;
+        let _ = client.try_unsubscribe(&item.topic);
+        let _ = client.try_disconnect();
+        let _ = tokio::time::timeout(Duration::from_secs(1), event_loop.poll()).await;
+        Ok((element, connection_ms, query_ms))
+    }
+}
+
 impl Broker {
     async fn options(&self, client_id: &str, clean: bool) -> Result<MqttOptions, String> {
         let s = &self.settings;

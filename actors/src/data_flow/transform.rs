@@ -252,6 +252,21 @@ impl Routing {
     }
 }
 
+/// The transformer `transformer_id` with `options` as one entry would run it (the
+/// `testingSettings.transformer` of an item test).
+pub fn for_test(
+    transformer_id: &str,
+    options: Map<String, Value>,
+    known: &[Transformer],
+) -> Transform {
+    let entry = Entry {
+        transformer_id: transformer_id.to_owned(),
+        options,
+        source: EntrySource::OianalyticsSetpoint {},
+    };
+    native(&entry, known)
+}
+
 fn native(entry: &Entry, known: &[Transformer]) -> Transform {
     let Some(transformer) = known.iter().find(|t| t.id == entry.transformer_id) else {
         return Transform::Unsupported {

@@ -60,6 +60,15 @@ pub async fn commit(
     })
 }
 
+/// What `test-south-item` got: the content, and the milliseconds the connection and the query
+/// took (OIBus's `connectionDuration`, `queryDuration`).
+#[derive(Debug, Clone)]
+pub struct ItemTest {
+    pub content: Content,
+    pub connection_ms: u64,
+    pub query_ms: u64,
+}
+
 /// What one read of one item gave.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct ReadSummary {
@@ -179,6 +188,59 @@ impl SouthDriver {
                 Box::pin(async move { modbus.test_connection().await.map_err(|e| e.to_string()) })
             }
             SouthDriver::Mqtt(mqtt) => Box::pin(async move { mqtt.test_connection().await }),
+        }
+    }
+
+    /// `test-south-item`: what `item` gives now, without caching it, and how long the
+    /// connection and the query took (ms).
+    pub fn test_item(self, item: SouthItem) -> LocalBoxFuture<'static, Result<ItemTest, String>> {
+        match self {
+            SouthDriver::FolderScanner(scanner) => Box::pin(async move {
+                let started = std::time::Instant::now();
+                let values = actix_rt::task::spawn_blocking(move || scanner.test_item(&item))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the test panicked: {e}")))?;
+                Ok(ItemTest {
+                    content: Content::Values {
+                        kind: ContentType::TimeValues,
+                        values,
+                    },
+                    connection_ms: 0,
+                    query_ms: started.elapsed().as_millis() as u64,
+                })
+            }),
+            SouthDriver::Modbus(modbus) => Box::pin(async move {
+                let (values, connection_ms, query_ms) =
+                    modbus.test_item(&item).await.map_err(|e| e.to_string())?;
+                Ok(ItemTest {
+                    content: Content::Values {
+                        kind: ContentType::TimeValues,
+                        values,
+                    },
+                    connection_ms,
+                    query_ms,
+                })
+            }),
+            SouthDriver::Mqtt(mqtt) => Box::pin(async move {
+                let topic = item.settings["topic"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let item = crate::connectors::south_mqtt::TopicItem {
+                    id: item.id,
+                    name: item.name,
+                    topic,
+                };
+                let (element, connection_ms, query_ms) = mqtt.test_item(&item).await?;
+                Ok(ItemTest {
+                    content: Content::Elements {
+                        kind: ContentType::AnyContent,
+                        elements: vec![element],
+                    },
+                    connection_ms,
+                    query_ms,
+                })
+            }),
         }
     }
 
