@@ -391,3 +391,98 @@ fn test_south_item_waits_for_a_message_with_a_client_of_its_own() {
     let tested: Value = completed_json(&sim, &agent, "i2");
     assert_eq!(tested["items"][0]["key"], "SessionPresent", "{tested}");
 }
+
+#[test]
+fn setpoints_are_published_to_the_broker_through_setpoint_to_mqtt() {
+    let broker = Mosquitto::start();
+    let subscriber = broker.subscribe("plant/#");
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    let transformer = {
+        let mut id = Value::Null;
+        let ok = wait_until(WAIT, || {
+            id = sim.admin_get("/admin/messages?kind=full-config")["messages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|m| {
+                    m["body"]["transformers"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .find(|t| t["settings"]["functionName"] == "setpoint-to-mqtt")
+                .map(|t| t["oIBusInternalId"].clone())
+                .unwrap_or(Value::Null);
+            !id.is_null()
+        });
+        assert!(ok, "no setpoint-to-mqtt transformer\n{}", agent.logs());
+        id
+    };
+    let mapping = json!([
+        {"reference": "speed", "topic": "plant/line1/speed/set"},
+        {"reference": "mode", "topic": "plant/line1/mode/set"}
+    ]);
+    let mut settings = south_settings(&broker, false);
+    settings.as_object_mut().map(|s| {
+        s.remove("maxNumberOfMessages");
+        s.remove("flushMessageTimeout")
+    });
+    sim.queue(&json!([
+        every_second("w1"),
+        command(
+            "w2",
+            "create-north",
+            json!({"retrieveSecretsFromNorth": null, "commandContent": {
+                "name": "to-broker", "type": "mqtt", "description": "", "enabled": true,
+                "settings": settings,
+                "caching": {"trigger": {"scanModeId": null, "scanModeName": "every-second"}},
+                "transformers": [{"transformerId": transformer, "options": {"mapping": mapping},
+                                  "source": {"type": "oianalytics-setpoint"}}]}})
+        )
+    ]));
+    for id in ["w1", "w2"] {
+        completed(&sim, &agent, id);
+    }
+    let north = named(&entities(&agent)["northConnectors"], "to-broker")[0]["id"].clone();
+    sim.queue(&json!([command(
+        "w3",
+        "setpoint",
+        json!({"northConnectorId": north, "commandContent": [
+            {"reference": "speed", "value": 1500}, {"reference": "mode", "value": "auto"},
+            {"reference": "unmapped", "value": 7}]})
+    )]));
+    let record = completed(&sim, &agent, "w3");
+    assert!(
+        record["result"].as_str().is_some_and(
+            |r| r.starts_with("Setpoint ") && r.contains("properly sent into the cache of")
+        ),
+        "{record}"
+    );
+    let wanted = vec![
+        ("plant/line1/speed/set".to_owned(), "1500".to_owned()),
+        ("plant/line1/mode/set".to_owned(), "auto".to_owned()),
+    ];
+    let ok = wait_until(WAIT, || subscriber.messages().len() >= 2);
+    assert!(
+        ok,
+        "{:?}\n{}\n{}",
+        subscriber.messages(),
+        agent.logs(),
+        broker.logs()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(subscriber.messages(), wanted);
+    let status = agent.status();
+    let north = named(&status["data_flow"]["norths"], "to-broker")[0].clone();
+    assert!(north["last_error"].is_null(), "{north}");
+
+    sim.queue(&json!([command(
+        "w4",
+        "test-north-connection",
+        json!({"northConnectorId": north["id"], "commandContent": {"type": "mqtt", "settings": {}}})
+    )]));
+    let tested: Value = completed_json(&sim, &agent, "w4");
+    assert_eq!(tested["items"][0]["key"], "SessionPresent", "{tested}");
+}

@@ -204,6 +204,68 @@ impl Mosquitto {
     }
 }
 
+/// A client subscribed to a filter on the plain listener, keeping what arrives.
+pub struct Subscriber {
+    pub received: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    client: Client,
+}
+
+impl Subscriber {
+    /// (topic, payload) of every message so far.
+    pub fn messages(&self) -> Vec<(String, String)> {
+        self.received
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        let _ = self.client.disconnect();
+    }
+}
+
+impl Mosquitto {
+    /// Subscribe to `filter` at QoS 1; returns once the broker acknowledged the subscription.
+    pub fn subscribe(&self, filter: &str) -> Subscriber {
+        let mut options = MqttOptions::new(
+            format!("test-subscriber-{}", free_port()),
+            "127.0.0.1",
+            self.plain_port,
+        );
+        options.set_keep_alive(Duration::from_secs(5));
+        let (client, mut connection) = Client::new(options, 64);
+        client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .expect("subscription queued");
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (subscribed, ready) = std::sync::mpsc::channel();
+        let kept = received.clone();
+        std::thread::spawn(move || {
+            for event in connection.iter() {
+                match event {
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = subscribed.send(());
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let payload = String::from_utf8_lossy(&p.payload).into_owned();
+                        kept.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((p.topic.clone(), payload));
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        });
+        ready
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the broker acknowledges the subscription");
+        Subscriber { received, client }
+    }
+}
+
 impl Drop for Mosquitto {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -111,18 +111,18 @@ pub(crate) fn tls_config(
 
 /// The connector's settings (OIBus `SouthMQTTSettings`).
 #[derive(Debug, Clone)]
-struct Settings {
-    host: String,
-    port: u16,
-    tls: bool,
-    qos: QoS,
-    persistent: bool,
-    auth: Auth,
-    reject_unauthorized: bool,
-    reconnect_period: Duration,
-    connect_timeout: Duration,
-    max_messages: usize,
-    flush_timeout: Duration,
+pub(crate) struct Settings {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) tls: bool,
+    pub(crate) qos: QoS,
+    pub(crate) persistent: bool,
+    pub(crate) auth: Auth,
+    pub(crate) reject_unauthorized: bool,
+    pub(crate) reconnect_period: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) max_messages: usize,
+    pub(crate) flush_timeout: Duration,
 }
 
 /// One subscribed item.
@@ -287,11 +287,11 @@ pub fn any_content(item: &TopicItem, payload: &[u8], timestamp: &str) -> Value {
 /// How to reach the broker; cloned into the event loop, which must not hold the driver
 /// (dropping the driver is what stops the loop).
 #[derive(Clone)]
-struct Broker {
-    label: String,
-    client_id: String,
-    settings: Settings,
-    peers: Peers,
+pub(crate) struct Broker {
+    pub(crate) label: String,
+    pub(crate) client_id: String,
+    pub(crate) settings: Settings,
+    pub(crate) peers: Peers,
 }
 
 pub struct MqttSouth {
@@ -446,7 +446,11 @@ impl MqttSouth {
 }
 
 impl Broker {
-    async fn options(&self, client_id: &str, clean: bool) -> Result<MqttOptions, String> {
+    pub(crate) async fn options(
+        &self,
+        client_id: &str,
+        clean: bool,
+    ) -> Result<MqttOptions, String> {
         let s = &self.settings;
         let mut options = MqttOptions::new(client_id, &s.host, s.port);
         options
@@ -471,7 +475,7 @@ impl Broker {
         Ok(options)
     }
 
-    fn event_loop(&self, options: MqttOptions) -> (AsyncClient, EventLoop) {
+    pub(crate) fn event_loop(&self, options: MqttOptions) -> (AsyncClient, EventLoop) {
         let (client, mut event_loop) = AsyncClient::new(options, 1024);
         let mut network = event_loop.network_options();
         network.set_connection_timeout(self.settings.connect_timeout.as_secs().max(1));
@@ -563,7 +567,7 @@ impl Runner {
 }
 
 impl Settings {
-    fn read(label: &str, settings: &Value) -> Result<Settings, ConnectorError> {
+    pub(crate) fn read(label: &str, settings: &Value) -> Result<Settings, ConnectorError> {
         let reader = SettingsReader::new(label, settings);
         let url = reader.required_string("url")?;
         let (host, port, tls) =
