@@ -114,8 +114,8 @@ impl tokio_modbus::server::Service for Device {
 }
 
 /// The server on its own thread and runtime; `stop` closes the listener and every connection.
-struct ModbusServer {
-    port: u16,
+pub(crate) struct ModbusServer {
+    pub(crate) port: u16,
     written: Arc<Mutex<Written>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -123,7 +123,7 @@ struct ModbusServer {
 
 impl ModbusServer {
     /// Listens on 127.0.0.1:`port` (0: any free port).
-    fn start(port: u16) -> ModbusServer {
+    pub(crate) fn start(port: u16) -> ModbusServer {
         let (bound_tx, bound_rx) = mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let written = Arc::new(Mutex::new(Written::default()));
