@@ -29,6 +29,8 @@ use crate::AgentContext;
 pub const MAX_ELEMENTS: usize = 1000;
 /// Bytes of a file content kept in a result.
 pub const MAX_FILE_BYTES: usize = 500 * 1024;
+/// OIBus's `TEST_COMMAND_TIMEOUT_MS`.
+pub const TEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// What a test needs, read from the command and the stores (synchronously, in the actor).
 struct Plan {
@@ -184,7 +186,7 @@ pub fn run(
 ) -> futures_util::future::LocalBoxFuture<'static, Result<String, String>> {
     let plan = plan(command_type, fields, entities);
     let ctx = ctx.clone();
-    Box::pin(async move {
+    let test = async move {
         let plan = plan?;
         if !SouthDriver::supports(&plan.south_type) {
             return Err(crate::south_connector::driver::unsupported(
@@ -233,6 +235,19 @@ pub fn run(
             "queryDuration": tested.query_ms,
         })
         .to_string())
+    };
+    // Here too, not only in the executor: a test that never ends (an MQTT topic nobody
+    // publishes on) must not keep its connection in the DataFlow after the command gave up.
+    Box::pin(async move {
+        tokio::time::timeout(TEST_TIMEOUT, test)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "{} timed out after {}s",
+                    command_type.as_str(),
+                    TEST_TIMEOUT.as_secs()
+                ))
+            })
     })
 }
 
