@@ -6,7 +6,7 @@
 #   scripts/bench.sh                       # release profile, 3 runs of everything
 #   RUNS=5 scripts/bench.sh                # more repetitions (the median is reported)
 #   BENCH_ONLY="startup commands" scripts/bench.sh   # a subset of: startup commands logs
-#                                          # metrics sim rollback data
+#                                          # metrics sim rollback data protocols
 #                                          # (figures not measured keep their earlier runs)
 #   BENCH_PROFILE=dev scripts/bench.sh     # the debug build the tests use (slower figures)
 #
@@ -21,7 +21,7 @@ scripts/setup.sh
 . scripts/env.sh
 profile="${BENCH_PROFILE:-release}"
 runs="${RUNS:-3}"
-only="${BENCH_ONLY:-startup commands logs metrics sim rollback data}"
+only="${BENCH_ONLY:-startup commands logs metrics sim rollback data protocols}"
 if [ "$profile" = release ]; then flag=--release; dir=release; else flag=; dir=debug; fi
 # `cargo bench` builds with the bench profile (release settings) unless told otherwise.
 if [ "$profile" = release ]; then bench_flag=; else bench_flag="--profile $profile"; fi
@@ -110,6 +110,7 @@ declare -A filters=(
   [sim]='test(/sim::status_and_log_routes/)'
   [rollback]='test(/launcher::new_binary_that_exits_at_once/)'
   [data]='test(/data_bench::data_plane_figures/)'
+  [protocols]='test(/protocols_bench::protocol_figures/)'
 )
 run_group() {
   if [ -n "${benches[$1]:-}" ]; then
@@ -119,7 +120,7 @@ run_group() {
       -E "${filters[$1]}"
   fi
 }
-for group in commands logs metrics sim rollback data; do
+for group in commands logs metrics sim rollback data protocols; do
   wanted "$group" || continue
   for i in $(seq "$runs"); do
     echo "== $group, run $i of $runs"
@@ -169,6 +170,11 @@ rows = {
     "data_delivered_values_per_s": ("Data: values delivered to OIA, source and north running", "≥ 1000000 /s", ""),
     "data_latency_p50_ms": ("Data: value timestamp → received by OIA, p50", "", ""),
     "data_latency_p99_ms": ("Data: … p99", "", ""),
+    "modbus_reads_per_s": ("Modbus: reads of one register, one after the other (tokio-modbus server)", "", ""),
+    "modbus_values_per_s": ("Modbus: values/s, reads of 100 registers batched in one request", "", ""),
+    "modbus_rss_mib": ("Modbus: process RSS after the reads (server included)", "", ""),
+    "mqtt_messages_per_s": ("MQTT: QoS 1 messages from mosquitto committed (fsync) into a north cache", "", ""),
+    "mqtt_rss_mib": ("MQTT: process RSS then", "", ""),
 }
 # What bounds a goal this run misses: a measured limit, kept next to the figure it explains.
 BOUNDS_FILE = "bench/bounds.md"

@@ -745,6 +745,17 @@ impl Handler<DataCommand> for DataFlow {
         let outcome = match command.command_type {
             CommandType::TestNorthConnection => return self.test_north(&command),
             CommandType::TestSouthConnection => return self.test_south(&command),
+            CommandType::TestSouthItem
+            | CommandType::TestHistoryQuerySouthItem
+            | CommandType::TestHistoryQuerySouthConnection => {
+                let t = command.command_type;
+                return Box::pin(super::item_test::run(
+                    t,
+                    &command.fields,
+                    &self.entities,
+                    &self.ctx,
+                ));
+            }
             CommandType::Setpoint => self.setpoint(&command),
             _ => self.run_cache_command(&command),
         };
