@@ -18,6 +18,7 @@ mod messages;
 mod metrics;
 mod protocols_modbus;
 mod protocols_mqtt;
+mod protocols_opcua;
 mod registration;
 mod sim;
 mod soak;

@@ -8,7 +8,8 @@
 //! - [`north_modbus::ModbusNorth`]: coils and registers written to a Modbus TCP server;
 //! - [`south_folder_scanner::FolderScanner`]: the files of a folder, per item pattern;
 //! - [`south_modbus::ModbusSouth`]: registers and coils of a Modbus TCP server;
-//! - [`south_mqtt::MqttSouth`]: the messages of MQTT topics, acknowledged once cached.
+//! - [`south_mqtt::MqttSouth`]: the messages of MQTT topics, acknowledged once cached;
+//! - [`south_opcua::OpcuaSouth`]: the nodes of an OPC UA server, read, subscribed or history-read.
 //!
 //! A north's `send` answers a [`Delivery`], which carries OIBus's retry rule: the actor keeps a
 //! [`Delivery::Retry`] at the head of its queue forever and counts a [`Delivery::Failed`]
@@ -21,6 +22,7 @@ pub mod north_oianalytics;
 pub mod south_folder_scanner;
 pub mod south_modbus;
 pub mod south_mqtt;
+pub mod south_opcua;
 
 use std::path::PathBuf;
 

@@ -106,11 +106,22 @@ impl SouthConnectorActor {
         .emit();
         match outcome {
             Ok(summary) => {
+                // Items that failed while the others were read: each counted and logged.
+                for error in &summary.item_errors {
+                    SouthReadFinished {
+                        south: &self.status.name,
+                        item: unit,
+                        outcome: Err(error),
+                        repeated: self.status.last_error.as_ref() == Some(error),
+                    }
+                    .emit();
+                    self.status.errors += 1;
+                }
                 self.status.reads += 1;
                 self.status.read_elements += summary.read as u64;
                 self.status.cached += summary.cached as u64;
                 self.status.state = "running";
-                self.status.last_error = None;
+                self.status.last_error = summary.item_errors.last().cloned();
                 if summary.read > 0 {
                     self.status.last_read = Some(crate::protocol::iso_now());
                 }

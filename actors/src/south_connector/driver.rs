@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::connectors::south_folder_scanner::FolderScanner;
 use crate::connectors::south_modbus::ModbusSouth;
 use crate::connectors::south_mqtt::MqttSouth;
+use crate::connectors::south_opcua::OpcuaSouth;
 use crate::content::{Content, ContentType};
 use crate::context::AgentContext;
 use crate::data_flow::router::Router;
@@ -29,6 +30,7 @@ pub enum SouthDriver {
     FolderScanner(Arc<FolderScanner>),
     Modbus(Arc<ModbusSouth>),
     Mqtt(Arc<MqttSouth>),
+    Opcua(Arc<OpcuaSouth>),
 }
 
 /// Commit what an async driver read (values, messages) to the caches in one synced batch, on a
@@ -54,6 +56,7 @@ pub async fn commit(
         read,
         cached: done.cached,
         dropped_full: done.dropped_full,
+        item_errors: Vec::new(),
     })
 }
 
@@ -65,6 +68,8 @@ pub struct ReadSummary {
     /// Elements or files now in north caches (summed over the norths).
     pub cached: usize,
     pub dropped_full: usize,
+    /// Items that failed while the others were read (a bad node id): each counted as an error.
+    pub item_errors: Vec<String>,
 }
 
 impl SouthDriver {
@@ -79,12 +84,20 @@ impl SouthDriver {
             "mqtt" => MqttSouth::new(south, &ctx.engine_id, ctx.peers.clone())
                 .map(|s| SouthDriver::Mqtt(Arc::new(s)))
                 .map_err(|e| e.to_string()),
+            "opcua" => OpcuaSouth::new(
+                south,
+                &ctx.store,
+                ctx.peers.clone(),
+                &ctx.config().engine.data_dir,
+            )
+            .map(|s| SouthDriver::Opcua(Arc::new(s)))
+            .map_err(|e| e.to_string()),
             other => Err(unsupported(other)),
         }
     }
 
     pub fn supports(south_type: &str) -> bool {
-        matches!(south_type, "folder-scanner" | "modbus" | "mqtt")
+        matches!(south_type, "folder-scanner" | "modbus" | "mqtt" | "opcua")
     }
 
     /// Whether each item is its own work unit (OIBus's `SOUTH_SINGLE_ITEMS`: files, queries),
@@ -92,7 +105,7 @@ impl SouthDriver {
     pub fn reads_per_item(&self) -> bool {
         match self {
             SouthDriver::FolderScanner(_) | SouthDriver::Mqtt(_) => true,
-            SouthDriver::Modbus(_) => false,
+            SouthDriver::Modbus(_) | SouthDriver::Opcua(_) => false,
         }
     }
 
@@ -106,6 +119,7 @@ impl SouthDriver {
         match self {
             SouthDriver::FolderScanner(_) | SouthDriver::Modbus(_) => {}
             SouthDriver::Mqtt(mqtt) => mqtt.subscribe(south, sink, errors),
+            SouthDriver::Opcua(opcua) => opcua.subscribe(south, sink, errors),
         }
     }
 
@@ -149,6 +163,14 @@ impl SouthDriver {
                 };
                 commit(router, south.id.clone(), items, content).await
             }),
+            SouthDriver::Opcua(opcua) => Box::pin(async move {
+                let due: Vec<&SouthItem> = south
+                    .items
+                    .iter()
+                    .filter(|i| item_ids.contains(&i.id))
+                    .collect();
+                opcua.read(&south, &due, items, router).await
+            }),
             // Subscription items are never scanned.
             SouthDriver::Mqtt(_) => Box::pin(async { Ok(ReadSummary::default()) }),
         }
@@ -166,6 +188,7 @@ impl SouthDriver {
                 Box::pin(async move { modbus.test_connection().await.map_err(|e| e.to_string()) })
             }
             SouthDriver::Mqtt(mqtt) => Box::pin(async move { mqtt.test_connection().await }),
+            SouthDriver::Opcua(opcua) => Box::pin(async move { opcua.test_connection().await }),
         }
     }
 
@@ -174,6 +197,9 @@ impl SouthDriver {
     pub fn forget(south_id: &str, store: &Store) {
         if let Err(e) = FolderScanner::forget(store, south_id) {
             tracing::warn!(south = %south_id, error = %e, "cannot forget the deleted south's file memory");
+        }
+        if let Err(e) = OpcuaSouth::forget(store, south_id) {
+            tracing::warn!(south = %south_id, error = %e, "cannot forget the deleted south's history instants");
         }
     }
 }
