@@ -354,3 +354,50 @@ fn an_agent_restart_resumes_history_from_the_durable_tracked_instant() {
     // Re-reading from the beginning would send the first seconds again.
     assert_eq!(duplicates(&sim), 0, "{}", agent.logs());
 }
+
+#[test]
+fn setpoints_are_written_to_the_opcua_server_through_setpoint_to_opcua() {
+    let server = OpcuaServer::start(5);
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    let transformer =
+        crate::protocols_modbus::standard_transformer(&sim, &agent, "setpoint-to-opcua");
+    let mapping = json!([
+        {"reference": "speed", "nodeId": server.node("Setpoint")},
+        {"reference": "nowhere", "nodeId": server.node("DoesNotExist")}
+    ]);
+    let north = command(
+        "w2",
+        "create-north",
+        json!({"retrieveSecretsFromNorth": null, "commandContent": {
+            "name": "to-plc", "type": "opcua", "description": "", "enabled": true,
+            "settings": {"url": server.url(), "keepSessionAlive": false, "retryInterval": 1000,
+                         "securityMode": "none", "securityPolicy": "none",
+                         "authentication": {"type": "none"}},
+            "caching": {"trigger": {"scanModeId": null, "scanModeName": "every-second"}},
+            "transformers": [{"transformerId": transformer, "options": {"mapping": mapping},
+                              "source": {"type": "oianalytics-setpoint"}}]}}),
+    );
+    sim.queue(&json!([every_second("w1"), north]));
+    for id in ["w1", "w2"] {
+        completed(&sim, &agent, id);
+    }
+    let north_id = named(&entities(&agent)["northConnectors"], "to-plc")[0]["id"].clone();
+    sim.queue(&json!([command(
+        "w3",
+        "setpoint",
+        json!({"northConnectorId": north_id, "commandContent": [
+            {"reference": "nowhere", "value": 1},
+            {"reference": "speed", "value": "1500.5"},
+            {"reference": "unmapped", "value": 7}]})
+    )]));
+    completed(&sim, &agent, "w3");
+    let ok = wait_until(WAIT, || server.written("Setpoint") == Some(1500.5));
+    assert!(ok, "{:?}\n{}", server.written("Setpoint"), agent.logs());
+    let logs = agent.logs();
+    assert!(
+        logs.contains("DoesNotExist") && logs.contains("not written"),
+        "{logs}"
+    );
+}

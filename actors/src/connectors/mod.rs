@@ -6,6 +6,7 @@
 //! - [`north_console::ConsoleNorth`]: a summary or the content on stdout;
 //! - [`north_file_writer::FileWriterNorth`]: each entry as a file in a folder, atomically;
 //! - [`north_modbus::ModbusNorth`]: coils and registers written to a Modbus TCP server;
+//! - [`north_opcua::OpcuaNorth`]: values written to the nodes of an OPC UA server;
 //! - [`south_folder_scanner::FolderScanner`]: the files of a folder, per item pattern;
 //! - [`south_modbus::ModbusSouth`]: registers and coils of a Modbus TCP server;
 //! - [`south_mqtt::MqttSouth`]: the messages of MQTT topics, acknowledged once cached;
@@ -19,6 +20,7 @@ pub mod north_console;
 pub mod north_file_writer;
 pub mod north_modbus;
 pub mod north_oianalytics;
+pub mod north_opcua;
 pub mod south_folder_scanner;
 pub mod south_modbus;
 pub mod south_mqtt;

@@ -254,9 +254,9 @@ struct Shared {
     last_error: Mutex<Option<String>>,
 }
 
-/// How to reach the server.
+/// How to reach the server (the opcua south's, and the opcua north's).
 #[derive(Clone)]
-struct Server {
+pub(crate) struct Server {
     label: String,
     settings: Settings,
     peers: Peers,
@@ -306,12 +306,7 @@ impl OpcuaSouth {
     ) -> Result<OpcuaSouth, ConnectorError> {
         let label = format!("south '{}'", south.name);
         Ok(OpcuaSouth {
-            server: Server {
-                settings: Settings::read(&label, &south.settings)?,
-                label,
-                peers,
-                pki_dir: data_dir.join("opcua-pki"),
-            },
+            server: Server::new(&label, &south.settings, peers, data_dir)?,
             south_id: south.id.clone(),
             store: store.clone(),
             shared: Arc::default(),
@@ -809,9 +804,37 @@ async fn commit(
 }
 
 impl Server {
+    /// `settings` as OIBus's opcua connectors have them (`url`, `securityMode`,
+    /// `securityPolicy`, `authentication`, `readTimeout`, `retryInterval`).
+    pub(crate) fn new(
+        label: &str,
+        settings: &Value,
+        peers: Peers,
+        data_dir: &std::path::Path,
+    ) -> Result<Server, ConnectorError> {
+        Ok(Server {
+            label: label.to_owned(),
+            settings: Settings::read(label, settings)?,
+            peers,
+            pki_dir: data_dir.join("opcua-pki"),
+        })
+    }
+
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        &self.settings.url
+    }
+
+    pub(crate) fn read_timeout(&self) -> Duration {
+        self.settings.read_timeout
+    }
+
     /// A connected session and the task polling its event loop; the receiver resolves when the
     /// connection is lost.
-    async fn connect(
+    pub(crate) async fn connect(
         &self,
     ) -> Result<(Arc<Session>, tokio::sync::oneshot::Receiver<String>), String> {
         let s = &self.settings;
@@ -919,7 +942,7 @@ impl Server {
 }
 
 /// A connection failure's status, with what to check when the cause is on our side.
-fn explain(status: StatusCode) -> String {
+pub(crate) fn explain(status: StatusCode) -> String {
     let hint = match status {
         StatusCode::BadIdentityTokenRejected
         | StatusCode::BadIdentityTokenInvalid

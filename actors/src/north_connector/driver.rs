@@ -9,6 +9,7 @@ use crate::connectors::north_console::ConsoleNorth;
 use crate::connectors::north_file_writer::FileWriterNorth;
 use crate::connectors::north_modbus::ModbusNorth;
 use crate::connectors::north_oianalytics::OiaNorth;
+use crate::connectors::north_opcua::OpcuaNorth;
 use crate::connectors::Delivery;
 use crate::content::ContentType;
 use crate::entities::NorthConnector;
@@ -24,6 +25,7 @@ pub enum NorthDriver {
     Console(ConsoleNorth),
     FileWriter(FileWriterNorth),
     Modbus(ModbusNorth),
+    Opcua(OpcuaNorth),
 }
 
 impl NorthDriver {
@@ -35,6 +37,13 @@ impl NorthDriver {
             "console" => ConsoleNorth::new(name, settings).map(NorthDriver::Console),
             "file-writer" => FileWriterNorth::new(name, settings).map(NorthDriver::FileWriter),
             "modbus" => ModbusNorth::new(name, settings).map(NorthDriver::Modbus),
+            "opcua" => OpcuaNorth::new(
+                name,
+                settings,
+                ctx.peers.clone(),
+                &ctx.config().engine.data_dir,
+            )
+            .map(NorthDriver::Opcua),
             other => return Err(unsupported(other)),
         }
         .map_err(|e| e.to_string())
@@ -44,7 +53,7 @@ impl NorthDriver {
     pub fn supports(north_type: &str) -> bool {
         matches!(
             north_type,
-            "oianalytics" | "console" | "file-writer" | "modbus"
+            "oianalytics" | "console" | "file-writer" | "modbus" | "opcua"
         )
     }
 
@@ -56,6 +65,7 @@ impl NorthDriver {
             "console" => &[Any, TimeValues, Setpoint],
             "file-writer" => &[Any, Setpoint, TimeValues],
             "modbus" => &[Modbus],
+            "opcua" => &[Opcua],
             _ => &[],
         }
     }
@@ -66,6 +76,7 @@ impl NorthDriver {
             NorthDriver::Console(n) => n.send(content_type, filename, body).await,
             NorthDriver::FileWriter(n) => n.send(content_type, filename, body).await,
             NorthDriver::Modbus(n) => n.send(content_type, filename, body).await,
+            NorthDriver::Opcua(n) => n.send(content_type, filename, body).await,
         }
     }
 
@@ -75,6 +86,7 @@ impl NorthDriver {
             NorthDriver::Console(n) => n.test_connection().await,
             NorthDriver::FileWriter(n) => n.test_connection().await,
             NorthDriver::Modbus(n) => n.test_connection().await,
+            NorthDriver::Opcua(n) => n.test_connection().await,
         }
     }
 }
