@@ -21,6 +21,18 @@ const WAIT: Duration = Duration::from_secs(40);
 const NORTH: &str = "to-oia";
 
 fn opcua_south(id: &str, name: &str, url: &str, auth: Value, items: Vec<Value>) -> Value {
+    secure_south(id, name, url, ("none", "none"), auth, items)
+}
+
+/// An opcua south with `security`: (securityMode, securityPolicy).
+fn secure_south(
+    id: &str,
+    name: &str,
+    url: &str,
+    security: (&str, &str),
+    auth: Value,
+    items: Vec<Value>,
+) -> Value {
     command(
         id,
         "create-south",
@@ -28,8 +40,8 @@ fn opcua_south(id: &str, name: &str, url: &str, auth: Value, items: Vec<Value>) 
             "name": name, "type": "opcua", "description": "", "enabled": true,
             "settings": {"url": url, "keepSessionAlive": false, "readTimeout": 5000,
                          "retryInterval": 1000, "maxNumberOfMessages": 1000,
-                         "flushMessageTimeout": 200, "securityMode": "none",
-                         "securityPolicy": "none", "maxParallelRun": 1,
+                         "flushMessageTimeout": 200, "securityMode": security.0,
+                         "securityPolicy": security.1, "maxParallelRun": 1,
                          "authentication": auth},
             "items": items, "groups": []}}),
     )
@@ -233,6 +245,45 @@ fn polled_and_subscribed_values_reach_oianalytics_at_the_server_timestamps() {
         .collect();
     assert!(
         keys.contains(&"State") && keys.contains(&"SecurityMode"),
+        "{tested}"
+    );
+}
+
+#[test]
+fn sign_and_encrypt_with_basic256sha256_and_a_password_reads_values() {
+    let server = OpcuaServer::start(5);
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let south = |sim: &Sim| {
+        secure_south(
+            "m3",
+            "secure",
+            &server.url(),
+            ("sign-and-encrypt", "basic256-sha256"),
+            json!({"type": "basic", "username": USER, "password": sim.encrypt(PASSWORD)}),
+            vec![
+                da_item("counter", &server.node("Counter"), "every-second"),
+                da_item("pushed", &server.node("Counter"), "subscription"),
+            ],
+        )
+    };
+    let agent = flow(&sim, &home, south);
+    let mut seen = Seen::default();
+    let ok = seen.until(&sim, WAIT, |s| {
+        s.seconds("counter").len() >= 2 && s.seconds("pushed").len() >= 2
+    });
+    assert!(ok, "{:?}\n{}", seen.values, agent.logs());
+    let south_id = named(&entities(&agent)["southConnectors"], "secure")[0]["id"].clone();
+    sim.queue(&json!([command(
+        "t1",
+        "test-south-connection",
+        json!({"southConnectorId": south_id, "commandContent": {"type": "opcua", "settings": {}}})
+    )]));
+    let tested: Value = completed_json(&sim, &agent, "t1");
+    let items = tested["items"].as_array().cloned().unwrap_or_default();
+    assert!(
+        items.contains(&json!({"key": "SecurityMode", "value": "SignAndEncrypt"}))
+            && items.contains(&json!({"key": "SecurityPolicy", "value": "Basic256Sha256"})),
         "{tested}"
     );
 }
