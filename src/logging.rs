@@ -42,7 +42,8 @@ pub fn level_filter(level: LogLevel) -> LevelFilter {
 /// The configured level, refined by the `RUST_LOG` directives (a bad one is skipped, and said).
 fn console_filter(level: LogLevel) -> EnvFilter {
     let mut filter = EnvFilter::default().add_directive(level_filter(level).into());
-    // The OPC UA library traces every request at debug; the south logs what matters itself.
+    // The OPC UA library traces every request at debug and warns of every disconnection; the
+    // opcua connectors log what matters themselves, naming the connector.
     for noisy in [
         "opcua_client",
         "opcua_core",
@@ -50,7 +51,7 @@ fn console_filter(level: LogLevel) -> EnvFilter {
         "opcua_types",
         "opcua_server",
     ] {
-        if let Ok(directive) = format!("{noisy}=warn").parse::<Directive>() {
+        if let Ok(directive) = format!("{noisy}=error").parse::<Directive>() {
             filter = filter.add_directive(directive);
         }
     }

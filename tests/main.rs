@@ -16,6 +16,7 @@ mod launcher;
 mod logs;
 mod messages;
 mod metrics;
+mod opcua_bench;
 mod protocols_modbus;
 mod protocols_mqtt;
 mod protocols_opcua;

@@ -69,6 +69,9 @@ struct Shared {
     history_from: i64,
     /// The index the server gave [`NAMESPACE`].
     ns: Arc<Mutex<u16>>,
+    /// Variables `B0`… `B<n-1>` (Int64) for the benchmark, all set every `bench_period`.
+    bench_items: usize,
+    bench_period: std::time::Duration,
 }
 
 /// The simple node manager, plus a history for `History`.
@@ -221,6 +224,18 @@ fn build_nodes(
         "Plant",
         &NodeId::from(ObjectId::ObjectsFolder),
     );
+    for i in 0..shared.bench_items {
+        let name = format!("B{i}");
+        VariableBuilder::new(
+            &NodeId::new(ns, name.as_str()),
+            name.as_str(),
+            name.as_str(),
+        )
+        .data_type(DataTypeId::Int64)
+        .value(0i64)
+        .organized_by(folder.clone())
+        .insert(address_space);
+    }
     let variable = |name: &str| {
         VariableBuilder::new(&NodeId::new(ns, name), name, name)
             .data_type(DataTypeId::Double)
@@ -304,7 +319,24 @@ impl OpcuaServer {
             written: Arc::default(),
             history_from: whole_second_now() - history_seconds,
             ns: Arc::default(),
+            bench_items: 0,
+            bench_period: std::time::Duration::from_millis(100),
         };
+        OpcuaServer::start_with(shared)
+    }
+
+    /// A server whose `items` Int64 variables `B<i>` all change every `period`.
+    pub fn start_bench(items: usize, period: std::time::Duration) -> OpcuaServer {
+        OpcuaServer::start_with(Shared {
+            written: Arc::default(),
+            history_from: whole_second_now(),
+            ns: Arc::default(),
+            bench_items: items,
+            bench_period: period,
+        })
+    }
+
+    fn start_with(shared: Shared) -> OpcuaServer {
         let pki = tempfile::tempdir().expect("pki dir");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("address").port();
@@ -360,6 +392,7 @@ impl OpcuaServer {
     fn run(&mut self, listener: Option<std::net::TcpListener>) {
         let port = self.port;
         let shared = self.shared.clone();
+        let (bench_items, bench_period) = (shared.bench_items, shared.bench_period);
         let pki = self.pki.path().to_path_buf();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread: JoinHandle<()> = std::thread::spawn(move || {
@@ -398,13 +431,20 @@ impl OpcuaServer {
                         ),
                     )
                     .discovery_urls(vec!["/".to_owned()])
+                    .max_message_size(64 * 1024 * 1024)
+                    .max_chunk_count(64 * 1024 * 1024 / 8192)
                     .with_node_manager(InMemoryNodeManagerBuilder::new(
                         move |context: ServerContext, address_space: &mut AddressSpace| {
                             build_nodes(context, address_space, shared)
                         },
                     ))
+                    .limits(limits())
                     .build()
                     .expect("the OPC UA test server's configuration");
+                if bench_items > 0 {
+                    let handle = handle.clone();
+                    tokio::spawn(update_bench_values(handle, bench_items, bench_period));
+                }
                 let listener = match listener {
                     Some(l) => {
                         l.set_nonblocking(true).expect("nonblocking");
@@ -441,6 +481,60 @@ impl OpcuaServer {
             cancel: Box::new(move || handle.cancel()),
             thread,
         });
+    }
+}
+
+/// Room for the benchmark's subscriptions of up to 100,000 monitored items.
+fn limits() -> opcua::server::Limits {
+    let mut limits = opcua::server::Limits::default();
+    limits.subscriptions.max_monitored_items_per_sub = 100_000;
+    limits.subscriptions.max_queued_notifications = 200_000;
+    limits.max_message_size = 64 * 1024 * 1024;
+    limits.max_chunk_count = 64 * 1024 * 1024 / 8192;
+    limits
+}
+
+/// Every `period`, all `B<i>` take the tick count, with the tick's time as source timestamp.
+async fn update_bench_values(
+    handle: opcua::server::ServerHandle,
+    items: usize,
+    period: std::time::Duration,
+) {
+    use opcua::server::node_manager::memory::InMemoryNodeManager;
+    let Some(manager) = handle
+        .node_managers()
+        .get_of_type::<InMemoryNodeManager<TestNodes>>()
+    else {
+        eprintln!("OPC UA test server: no test node manager");
+        return;
+    };
+    let ns = manager.inner().ns;
+    let ids: Vec<NodeId> = (0..items)
+        .map(|i| NodeId::new(ns, format!("B{i}")))
+        .collect();
+    let mut tick = tokio::time::interval(period);
+    let mut count: i64 = 0;
+    loop {
+        tick.tick().await;
+        count += 1;
+        let now = DateTime::now();
+        let values = ids.iter().map(|id| {
+            (
+                id,
+                None,
+                DataValue {
+                    value: Some(Variant::Int64(count)),
+                    status: Some(StatusCode::Good),
+                    source_timestamp: Some(now),
+                    server_timestamp: Some(now),
+                    ..Default::default()
+                },
+            )
+        });
+        if let Err(e) = manager.set_values(handle.subscriptions(), values) {
+            eprintln!("OPC UA test server: cannot set the bench values: {e}");
+            return;
+        }
     }
 }
 

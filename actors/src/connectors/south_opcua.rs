@@ -52,6 +52,13 @@ use crate::supervision::Peers;
 
 /// The subscription's publishing interval (OIBus's `requestedPublishingInterval`).
 const PUBLISHING_INTERVAL_MS: u64 = 150;
+/// The largest message the client takes (the library's default is 327 KB).
+const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Notifications per publish response, so one response stays well within a message.
+const MAX_NOTIFICATIONS_PER_PUBLISH: u32 = 10_000;
+/// The longest array the client decodes (the library's default of 1,000 fails a publish
+/// response of more notifications, or a Read of more nodes).
+const MAX_ARRAY_LENGTH: usize = 1_000_000;
 /// Values per node and HistoryRead round trip (OIBus's `NUM_VALUES_PER_NODE`).
 const NUM_VALUES_PER_NODE: u32 = 1000;
 
@@ -839,13 +846,14 @@ impl Server {
     ) -> Result<(Arc<Session>, tokio::sync::oneshot::Receiver<String>), String> {
         let s = &self.settings;
         let fail = |what: String| format!("{}: cannot connect to {}: {what}", self.label, s.url);
-        let secure = s.security_mode != MessageSecurityMode::None;
         let mut client = ClientBuilder::new()
             .application_name("OIBus")
             .application_uri("urn:oibus-agent")
             .product_uri("urn:oibus-agent")
             .pki_dir(&self.pki_dir)
-            .create_sample_keypair(secure)
+            // The agent's own key pair, made once: needed by Sign modes, and without it the
+            // library logs errors at every connection even in mode None.
+            .create_sample_keypair(true)
             .trust_server_certs(true)
             .session_retry_limit(0)
             .session_retry_initial(Duration::from_millis(100))
@@ -853,6 +861,10 @@ impl Server {
             .keep_alive_interval(Duration::from_secs(5))
             .max_failed_keep_alive_count(2)
             .session_timeout(60_000)
+            // Large subscriptions: publish responses of thousands of notifications.
+            .max_message_size(MAX_MESSAGE_BYTES)
+            .max_chunk_count(MAX_MESSAGE_BYTES / 8192)
+            .max_array_length(MAX_ARRAY_LENGTH)
             .client()
             .map_err(|e| fail(format!("invalid client configuration: {}", e.join("; "))))?;
         let identity = match &s.auth {
@@ -1112,7 +1124,7 @@ impl Runner {
                 Duration::from_millis(PUBLISHING_INTERVAL_MS),
                 100,
                 10,
-                0,
+                MAX_NOTIFICATIONS_PER_PUBLISH,
                 10,
                 true,
                 callback,
