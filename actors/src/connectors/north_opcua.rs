@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, Mutex};
 
-use super::south_opcua::{explain, Server};
+use super::south_opcua::{close_later, explain, Server};
 use super::{ConnectorError, Delivery};
 use crate::content::ContentType;
 use crate::supervision::Peers;
@@ -38,6 +38,14 @@ type Link = Option<(Arc<Session>, oneshot::Receiver<String>)>;
 pub struct OpcuaNorth {
     server: Server,
     link: Mutex<Link>,
+}
+
+impl Drop for OpcuaNorth {
+    fn drop(&mut self) {
+        if let Some((session, _)) = self.link.get_mut().take() {
+            close_later(session);
+        }
+    }
 }
 
 impl OpcuaNorth {

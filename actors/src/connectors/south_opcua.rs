@@ -290,11 +290,18 @@ impl Drop for OpcuaSouth {
             .unwrap_or_else(|p| p.into_inner())
             .take()
         {
-            // Close the session on the server; nothing waits for it.
-            actix_rt::spawn(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(2), session.disconnect()).await;
-            });
+            close_later(session);
         }
+    }
+}
+
+/// Close `session` on the server (which ends its event loop) without waiting for it; nothing
+/// when there is no runtime to do it on.
+pub(crate) fn close_later(session: Arc<Session>) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(2), session.disconnect()).await;
+        });
     }
 }
 
@@ -1020,7 +1027,10 @@ impl Runner {
                         .session
                         .lock()
                         .unwrap_or_else(|p| p.into_inner()) = None;
-                    let Some(why) = why else { return };
+                    let Some(why) = why else {
+                        close_later(session);
+                        return;
+                    };
                     let _ =
                         tokio::time::timeout(Duration::from_secs(1), session.disconnect()).await;
                     let error = format!("{}: {} {why}; reconnecting", self.server.label, s.url);
@@ -1274,6 +1284,63 @@ mod tests {
         assert_eq!(
             intervals(t("2026-01-01T00:00:00Z"), t("2026-01-01T00:00:25Z"), 0).len(),
             1
+        );
+    }
+
+    #[test]
+    fn items_take_their_group_history_settings_when_synchronised() {
+        use crate::entities::{Audit, SouthGroup};
+        let item = |synced: bool| SouthItem {
+            id: "i".into(),
+            name: "flow".into(),
+            enabled: true,
+            settings: json!({"nodeId": "ns=2;s=Flow", "mode": "ha",
+                "haMode": {"aggregate": "average", "resampling": "10s"}, "timestampOrigin": "server"}),
+            scan_mode_id: Some("s".into()),
+            group_id: Some("g".into()),
+            other: json!({"syncWithGroup": synced, "maxReadInterval": 60, "readDelay": 10})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            audit: Audit::new("", ""),
+        };
+        let south = SouthConnector {
+            id: "s".into(),
+            name: "s".into(),
+            connector_type: "opcua".into(),
+            description: String::new(),
+            enabled: true,
+            settings: json!({}),
+            items: vec![],
+            groups: vec![SouthGroup {
+                id: "g".into(),
+                other: json!({"historySettings": {"maxReadInterval": 600, "readDelay": 200}})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            }],
+            secret_paths: vec![],
+            audit: Audit::new("", ""),
+        };
+        let own = Node::parse(&south, &item(false));
+        assert_eq!((own.max_read_interval, own.read_delay), (60, 10));
+        assert_eq!(own.timestamp_origin, TimestampOrigin::Server);
+        assert_eq!(
+            own.ha,
+            Some(HaMode {
+                aggregate: "average".into(),
+                resampling: "10s".into()
+            })
+        );
+        assert_eq!(own.node_id, Ok(NodeId::new(2, "Flow")));
+        let synced = Node::parse(&south, &item(true));
+        assert_eq!((synced.max_read_interval, synced.read_delay), (600, 200));
+        let mut bad = item(false);
+        bad.settings["nodeId"] = json!("ns=2;q=Flow");
+        let err = Node::parse(&south, &bad).node_id.unwrap_err();
+        assert!(
+            err.contains("'flow'") && err.contains("ns=2;q=Flow"),
+            "{err}"
         );
     }
 

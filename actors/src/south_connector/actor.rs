@@ -55,6 +55,9 @@ pub struct SouthConnectorActor {
     /// Items being read now.
     reading: HashSet<String>,
     last_skip_warning: Option<Instant>,
+    /// Item errors already logged at warn (a bad node id fails at every scan): later ones are
+    /// logged at debug, and all counted.
+    item_errors_logged: HashSet<String>,
 }
 
 impl SouthConnectorActor {
@@ -79,6 +82,7 @@ impl SouthConnectorActor {
             router,
             reading: HashSet::new(),
             last_skip_warning: None,
+            item_errors_logged: HashSet::new(),
         }
     }
 
@@ -108,11 +112,13 @@ impl SouthConnectorActor {
             Ok(summary) => {
                 // Items that failed while the others were read: each counted and logged.
                 for error in &summary.item_errors {
+                    let repeated = self.item_errors_logged.len() >= 1000
+                        || !self.item_errors_logged.insert(error.clone());
                     SouthReadFinished {
                         south: &self.status.name,
                         item: unit,
                         outcome: Err(error),
-                        repeated: self.status.last_error.as_ref() == Some(error),
+                        repeated,
                     }
                     .emit();
                     self.status.errors += 1;
