@@ -212,10 +212,6 @@ fn polled_and_subscribed_values_reach_oianalytics_at_the_server_timestamps() {
             );
         }
     }
-    // Pushed every second as it changed: consecutive seconds.
-    let pushed: Vec<i64> = seen.seconds("counter-pushed").into_iter().collect();
-    let gaps: Vec<_> = pushed.windows(2).filter(|w| w[1] - w[0] != 1).collect();
-    assert!(gaps.is_empty(), "{pushed:?}");
     assert!(seen.seconds("ghost").is_empty());
 
     let status = south_status(&agent, "plant");
@@ -304,9 +300,10 @@ fn a_wrong_password_is_reported_clearly() {
     };
     let agent = flow(&sim, &home, south);
     let ok = wait_until(WAIT, || {
+        // A scan before the first attempt ends says "connecting"; then the reason.
         south_status(&agent, "locked")["last_error"]
             .as_str()
-            .is_some_and(|e| e.contains(&server.url()))
+            .is_some_and(|e| e.contains(&server.url()) && e.contains("BadIdentityTokenRejected"))
     });
     let status = south_status(&agent, "locked");
     assert!(ok, "{status}\n{}", agent.logs());
