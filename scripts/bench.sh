@@ -6,7 +6,7 @@
 #   scripts/bench.sh                       # release profile, 3 runs of everything
 #   RUNS=5 scripts/bench.sh                # more repetitions (the median is reported)
 #   BENCH_ONLY="startup commands" scripts/bench.sh   # a subset of: startup commands logs
-#                                          # metrics sim rollback data protocols
+#                                          # metrics sim rollback data protocols opcua
 #                                          # (figures not measured keep their earlier runs)
 #   BENCH_PROFILE=dev scripts/bench.sh     # the debug build the tests use (slower figures)
 #
@@ -21,7 +21,7 @@ scripts/setup.sh
 . scripts/env.sh
 profile="${BENCH_PROFILE:-release}"
 runs="${RUNS:-3}"
-only="${BENCH_ONLY:-startup commands logs metrics sim rollback data protocols}"
+only="${BENCH_ONLY:-startup commands logs metrics sim rollback data protocols opcua}"
 if [ "$profile" = release ]; then flag=--release; dir=release; else flag=; dir=debug; fi
 # `cargo bench` builds with the bench profile (release settings) unless told otherwise.
 if [ "$profile" = release ]; then bench_flag=; else bench_flag="--profile $profile"; fi
@@ -111,6 +111,7 @@ declare -A filters=(
   [rollback]='test(/launcher::new_binary_that_exits_at_once/)'
   [data]='test(/data_bench::data_plane_figures/)'
   [protocols]='test(/protocols_bench::protocol_figures/)'
+  [opcua]='test(/opcua_bench::opcua_subscription_figures/)'
 )
 run_group() {
   if [ -n "${benches[$1]:-}" ]; then
@@ -120,7 +121,7 @@ run_group() {
       -E "${filters[$1]}"
   fi
 }
-for group in commands logs metrics sim rollback data protocols; do
+for group in commands logs metrics sim rollback data protocols opcua; do
   wanted "$group" || continue
   for i in $(seq "$runs"); do
     echo "== $group, run $i of $runs"
@@ -175,6 +176,15 @@ rows = {
     "modbus_rss_mib": ("Modbus: process RSS after the reads (server included)", "", ""),
     "mqtt_messages_per_s": ("MQTT: QoS 1 messages from mosquitto committed (fsync) into a north cache", "", ""),
     "mqtt_rss_mib": ("MQTT: process RSS then", "", ""),
+    "opcua_1000_values_per_s": ("OPC UA: values/s into the cache, 1k monitored items (server: each changes every 100 ms)", "", ""),
+    "opcua_1000_rss_mib": ("OPC UA: process RSS, 1k items (server and agent in one process)", "", ""),
+    "opcua_1000_south_rss_mib": ("OPC UA: RSS the running south adds, 1k items", "", ""),
+    "opcua_10000_values_per_s": ("OPC UA: values/s into the cache, 10k monitored items", "", ""),
+    "opcua_10000_rss_mib": ("OPC UA: process RSS, 10k items", "", ""),
+    "opcua_10000_south_rss_mib": ("OPC UA: RSS the running south adds, 10k items", "", ""),
+    "opcua_50000_values_per_s": ("OPC UA: values/s into the cache, 50k monitored items", "", ""),
+    "opcua_50000_rss_mib": ("OPC UA: process RSS, 50k items", "", ""),
+    "opcua_50000_south_rss_mib": ("OPC UA: RSS the running south adds, 50k items", "", ""),
 }
 # What bounds a goal this run misses: a measured limit, kept next to the figure it explains.
 BOUNDS_FILE = "bench/bounds.md"

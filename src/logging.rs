@@ -46,6 +46,19 @@ pub fn level_filter(level: LogLevel) -> LevelFilter {
 /// The configured level, refined by the `RUST_LOG` directives (a bad one is skipped, and said).
 fn console_filter(level: LogLevel) -> EnvFilter {
     let mut filter = EnvFilter::default().add_directive(level_filter(level).into());
+    // The OPC UA library traces every request at debug and warns of every disconnection; the
+    // opcua connectors log what matters themselves, naming the connector.
+    for noisy in [
+        "opcua_client",
+        "opcua_core",
+        "opcua_crypto",
+        "opcua_types",
+        "opcua_server",
+    ] {
+        if let Ok(directive) = format!("{noisy}=error").parse::<Directive>() {
+            filter = filter.add_directive(directive);
+        }
+    }
     if let Ok(directives) = std::env::var("RUST_LOG") {
         for text in directives.split(',').filter(|d| !d.trim().is_empty()) {
             match text.trim().parse::<Directive>() {

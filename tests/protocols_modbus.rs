@@ -411,7 +411,7 @@ fn values_resume_by_themselves_after_the_modbus_server_was_down() {
 }
 
 /// The id the agent gave the standard transformer `function_name`, from its full-config message.
-fn standard_transformer(sim: &Sim, agent: &Agent, function_name: &str) -> Value {
+pub(crate) fn standard_transformer(sim: &Sim, agent: &Agent, function_name: &str) -> Value {
     let mut id = Value::Null;
     let ok = wait_until(WAIT, || {
         let messages = sim.admin_get("/admin/messages?kind=full-config");

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod http;
 pub mod load;
 pub mod mosquitto;
+pub mod opcua_server;
 pub mod procfs;
 pub mod proxy;
 pub mod service;

@@ -6,9 +6,11 @@
 //! - [`north_console::ConsoleNorth`]: a summary or the content on stdout;
 //! - [`north_file_writer::FileWriterNorth`]: each entry as a file in a folder, atomically;
 //! - [`north_modbus::ModbusNorth`]: coils and registers written to a Modbus TCP server;
+//! - [`north_opcua::OpcuaNorth`]: values written to the nodes of an OPC UA server;
 //! - [`south_folder_scanner::FolderScanner`]: the files of a folder, per item pattern;
 //! - [`south_modbus::ModbusSouth`]: registers and coils of a Modbus TCP server;
-//! - [`south_mqtt::MqttSouth`]: the messages of MQTT topics, acknowledged once cached.
+//! - [`south_mqtt::MqttSouth`]: the messages of MQTT topics, acknowledged once cached;
+//! - [`south_opcua::OpcuaSouth`]: the nodes of an OPC UA server, read, subscribed or history-read.
 //!
 //! A north's `send` answers a [`Delivery`], which carries OIBus's retry rule: the actor keeps a
 //! [`Delivery::Retry`] at the head of its queue forever and counts a [`Delivery::Failed`]
@@ -19,9 +21,11 @@ pub mod north_file_writer;
 pub mod north_modbus;
 pub mod north_mqtt;
 pub mod north_oianalytics;
+pub mod north_opcua;
 pub mod south_folder_scanner;
 pub mod south_modbus;
 pub mod south_mqtt;
+pub mod south_opcua;
 
 use std::path::PathBuf;
 

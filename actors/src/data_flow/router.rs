@@ -12,7 +12,7 @@ use crate::content::{Content, ContentType};
 use crate::events::{ContentCached, ContentDropped, DropReason};
 use crate::north_cache::{CacheError, NorthCache, Staged};
 use crate::north_connector::CacheGrew;
-use crate::store::{Durability, Store};
+use crate::store::{Batch, Durability, Store};
 
 /// A running north, as the fan-out sees it.
 pub struct NorthRoute {
@@ -78,7 +78,19 @@ impl Router {
         content: &Content,
     ) -> Result<Dispatched, CacheError> {
         let norths = self.snapshot();
-        self.commit(norths.iter().map(Arc::as_ref), origin, content)
+        self.commit(norths.iter().map(Arc::as_ref), origin, content, |_| Ok(()))
+    }
+
+    /// [`Router::dispatch`], with `extra` writes of the south's own (a history cursor) in the
+    /// same synced batch: the cursor moves if and only if what it covers is cached.
+    pub fn dispatch_with(
+        &self,
+        origin: Origin<'_>,
+        content: &Content,
+        extra: impl FnOnce(&mut Batch) -> crate::store::Result<()>,
+    ) -> Result<Dispatched, CacheError> {
+        let norths = self.snapshot();
+        self.commit(norths.iter().map(Arc::as_ref), origin, content, extra)
     }
 
     /// Cache `content` in one north only (a setpoint command).
@@ -88,7 +100,7 @@ impl Router {
         origin: Origin<'_>,
         content: &Content,
     ) -> Result<Dispatched, CacheError> {
-        self.commit(std::iter::once(north), origin, content)
+        self.commit(std::iter::once(north), origin, content, |_| Ok(()))
     }
 
     fn commit<'a>(
@@ -96,6 +108,7 @@ impl Router {
         norths: impl Iterator<Item = &'a NorthRoute>,
         origin: Origin<'_>,
         content: &Content,
+        extra: impl FnOnce(&mut Batch) -> crate::store::Result<()>,
     ) -> Result<Dispatched, CacheError> {
         let source = match origin {
             Origin::South { south_id, .. } => south_id,
@@ -123,6 +136,7 @@ impl Router {
                 }
             }
         }
+        extra(&mut batch).map_err(CacheError::from)?;
         if !batch.is_empty() {
             self.store
                 .write(batch, Durability::Sync)

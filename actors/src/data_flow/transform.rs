@@ -39,6 +39,9 @@ pub enum Transform {
     /// `setpoint-to-mqtt`: each setpoint whose `reference` is in `mapping` becomes
     /// `{topic, payload}`; the others are dropped.
     SetpointToMqtt { mapping: Vec<MqttMapping> },
+    /// `setpoint-to-opcua`: each setpoint whose `reference` is in `mapping` becomes
+    /// `{nodeId, value}`; the others are dropped.
+    SetpointToOpcua { mapping: Vec<OpcuaMapping> },
     /// A transformer this agent cannot run (a custom one, or a standard one not yet native):
     /// its content is dropped with an error, counted.
     Unsupported { name: String },
@@ -69,6 +72,14 @@ pub struct ModbusMapping {
 pub struct MqttMapping {
     pub reference: String,
     pub topic: String,
+}
+
+/// One row of `setpoint-to-opcua`'s `options.mapping`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpcuaMapping {
+    pub reference: String,
+    pub node_id: String,
 }
 
 /// Where content comes from, as routing needs it: the south, and per value the item.
@@ -315,6 +326,15 @@ fn native(entry: &Entry, known: &[Transformer]) -> Transform {
                     },
                 }
             }
+            "setpoint-to-opcua" => {
+                let mapping = entry.options.get("mapping").cloned().unwrap_or_default();
+                match Vec::<OpcuaMapping>::deserialize(mapping) {
+                    Ok(mapping) => Transform::SetpointToOpcua { mapping },
+                    Err(e) => Transform::Misconfigured {
+                        error: format!("setpoint-to-opcua: options.mapping: {e}"),
+                    },
+                }
+            }
             other => Transform::Unsupported {
                 name: other.to_owned(),
             },
@@ -380,10 +400,35 @@ pub fn apply(
                 other.content_type()
             )),
         },
+        Some(Transform::SetpointToOpcua { mapping }) => match content {
+            Content::Elements {
+                kind: ContentType::Setpoint,
+                elements,
+            } => Ok(Some(Content::Elements {
+                kind: ContentType::Opcua,
+                elements: setpoint_to_opcua(mapping, &elements),
+            })),
+            other => Err(format!(
+                "setpoint-to-opcua takes setpoint, not {}",
+                other.content_type()
+            )),
+        },
         Some(Transform::Unsupported { name }) => Err(format!(
             "transformer '{name}' is not supported by this agent (no runtime for it)"
         )),
     }
+}
+
+/// OIBus's `setpoint-to-opcua`: `{nodeId, value}` with the setpoint's value as it is.
+fn setpoint_to_opcua(mapping: &[OpcuaMapping], setpoints: &[Value]) -> Vec<Value> {
+    setpoints
+        .iter()
+        .filter_map(|setpoint| {
+            let reference = setpoint["reference"].as_str()?;
+            let row = mapping.iter().find(|m| m.reference == reference)?;
+            Some(serde_json::json!({"nodeId": row.node_id, "value": setpoint["value"]}))
+        })
+        .collect()
 }
 
 /// OIBus's `setpoint-to-modbus`: a coil's value is JavaScript's `Boolean(value)`, a
@@ -1062,6 +1107,35 @@ mod tests {
                     register(json!(16)),
                     register(Value::Null),
                     coil(false),
+                ]
+            })
+        );
+    }
+
+    #[test]
+    fn setpoint_to_opcua_maps_references_to_node_ids_keeping_values() {
+        let entry = json!({"transformerId": "so", "options": {"mapping": [
+            {"reference": "speed", "nodeId": "ns=2;s=Speed"}]},
+            "source": {"type": "oianalytics-setpoint"}});
+        let routing = Routing::new(&[entry], &[standard("so", "setpoint-to-opcua")]).unwrap();
+        let setpoints = Content::Elements {
+            kind: ContentType::Setpoint,
+            elements: vec![
+                json!({"reference": "speed", "value": "12.5"}),
+                json!({"reference": "unknown", "value": 1}),
+                json!({"reference": "speed", "value": 3}),
+            ],
+        };
+        let parts = routing.partition(Origin::Setpoint, setpoints);
+        let (transform, content) = parts.into_iter().next().unwrap();
+        let out = apply(transform, content, &[ContentType::Opcua]).unwrap();
+        assert_eq!(
+            out,
+            Some(Content::Elements {
+                kind: ContentType::Opcua,
+                elements: vec![
+                    json!({"nodeId": "ns=2;s=Speed", "value": "12.5"}),
+                    json!({"nodeId": "ns=2;s=Speed", "value": 3}),
                 ]
             })
         );

@@ -10,6 +10,7 @@ use crate::connectors::north_file_writer::FileWriterNorth;
 use crate::connectors::north_modbus::ModbusNorth;
 use crate::connectors::north_mqtt::MqttNorth;
 use crate::connectors::north_oianalytics::OiaNorth;
+use crate::connectors::north_opcua::OpcuaNorth;
 use crate::connectors::Delivery;
 use crate::content::ContentType;
 use crate::entities::NorthConnector;
@@ -26,6 +27,7 @@ pub enum NorthDriver {
     FileWriter(FileWriterNorth),
     Modbus(ModbusNorth),
     Mqtt(MqttNorth),
+    Opcua(OpcuaNorth),
 }
 
 impl NorthDriver {
@@ -40,6 +42,13 @@ impl NorthDriver {
             "mqtt" => {
                 MqttNorth::new(north, &ctx.engine_id, ctx.peers.clone()).map(NorthDriver::Mqtt)
             }
+            "opcua" => OpcuaNorth::new(
+                name,
+                settings,
+                ctx.peers.clone(),
+                &ctx.config().engine.data_dir,
+            )
+            .map(NorthDriver::Opcua),
             other => return Err(unsupported(other)),
         }
         .map_err(|e| e.to_string())
@@ -49,7 +58,7 @@ impl NorthDriver {
     pub fn supports(north_type: &str) -> bool {
         matches!(
             north_type,
-            "oianalytics" | "console" | "file-writer" | "modbus" | "mqtt"
+            "oianalytics" | "console" | "file-writer" | "modbus" | "mqtt" | "opcua"
         )
     }
 
@@ -62,6 +71,7 @@ impl NorthDriver {
             "file-writer" => &[Any, Setpoint, TimeValues],
             "modbus" => &[Modbus],
             "mqtt" => &[Mqtt],
+            "opcua" => &[Opcua],
             _ => &[],
         }
     }
@@ -73,6 +83,7 @@ impl NorthDriver {
             NorthDriver::FileWriter(n) => n.send(content_type, filename, body).await,
             NorthDriver::Modbus(n) => n.send(content_type, filename, body).await,
             NorthDriver::Mqtt(n) => n.send(content_type, filename, body).await,
+            NorthDriver::Opcua(n) => n.send(content_type, filename, body).await,
         }
     }
 
@@ -83,6 +94,7 @@ impl NorthDriver {
             NorthDriver::FileWriter(n) => n.test_connection().await,
             NorthDriver::Modbus(n) => n.test_connection().await,
             NorthDriver::Mqtt(n) => n.test_connection().await,
+            NorthDriver::Opcua(n) => n.test_connection().await,
         }
     }
 }

@@ -111,7 +111,6 @@ impl SouthConnectorActor {
                 self.status.read_elements += summary.read as u64;
                 self.status.cached += summary.cached as u64;
                 self.status.state = "running";
-                self.status.last_error = None;
                 if summary.read > 0 {
                     self.status.last_read = Some(crate::protocol::iso_now());
                 }

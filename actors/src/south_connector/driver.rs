@@ -10,7 +10,8 @@ use serde_json::Value;
 use crate::connectors::south_folder_scanner::FolderScanner;
 use crate::connectors::south_modbus::ModbusSouth;
 use crate::connectors::south_mqtt::MqttSouth;
-use crate::content::{Content, ContentType};
+use crate::connectors::south_opcua::OpcuaSouth;
+use crate::content::{Content, ContentType, TimeValue};
 use crate::context::AgentContext;
 use crate::data_flow::router::Router;
 use crate::data_flow::transform::{ItemIndex, Origin};
@@ -29,6 +30,7 @@ pub enum SouthDriver {
     FolderScanner(Arc<FolderScanner>),
     Modbus(Arc<ModbusSouth>),
     Mqtt(Arc<MqttSouth>),
+    Opcua(Arc<OpcuaSouth>),
 }
 
 /// Commit what an async driver read (values, messages) to the caches in one synced batch, on a
@@ -69,6 +71,20 @@ pub struct ItemTest {
     pub query_ms: u64,
 }
 
+impl ItemTest {
+    /// Time values, with the connection and query durations (ms).
+    fn values((values, connection_ms, query_ms): (Vec<TimeValue>, u64, u64)) -> ItemTest {
+        ItemTest {
+            content: Content::Values {
+                kind: ContentType::TimeValues,
+                values,
+            },
+            connection_ms,
+            query_ms,
+        }
+    }
+}
+
 /// What one read of one item gave.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct ReadSummary {
@@ -94,12 +110,20 @@ impl SouthDriver {
             "mqtt" => MqttSouth::new(south, &ctx.engine_id, ctx.peers.clone())
                 .map(|s| SouthDriver::Mqtt(Arc::new(s)))
                 .map_err(|e| e.to_string()),
+            "opcua" => OpcuaSouth::new(
+                south,
+                &ctx.store,
+                ctx.peers.clone(),
+                &ctx.config().engine.data_dir,
+            )
+            .map(|s| SouthDriver::Opcua(Arc::new(s)))
+            .map_err(|e| e.to_string()),
             other => Err(unsupported(other)),
         }
     }
 
     pub fn supports(south_type: &str) -> bool {
-        matches!(south_type, "folder-scanner" | "modbus" | "mqtt")
+        matches!(south_type, "folder-scanner" | "modbus" | "mqtt" | "opcua")
     }
 
     /// Whether each item is its own work unit (OIBus's `SOUTH_SINGLE_ITEMS`: files, queries),
@@ -107,7 +131,7 @@ impl SouthDriver {
     pub fn reads_per_item(&self) -> bool {
         match self {
             SouthDriver::FolderScanner(_) | SouthDriver::Mqtt(_) => true,
-            SouthDriver::Modbus(_) => false,
+            SouthDriver::Modbus(_) | SouthDriver::Opcua(_) => false,
         }
     }
 
@@ -121,6 +145,7 @@ impl SouthDriver {
         match self {
             SouthDriver::FolderScanner(_) | SouthDriver::Modbus(_) => {}
             SouthDriver::Mqtt(mqtt) => mqtt.subscribe(south, sink, errors),
+            SouthDriver::Opcua(opcua) => opcua.subscribe(south, sink, errors),
         }
     }
 
@@ -171,6 +196,14 @@ impl SouthDriver {
                 summary.errors.splice(0..0, errors);
                 Ok(summary)
             }),
+            SouthDriver::Opcua(opcua) => Box::pin(async move {
+                let due: Vec<&SouthItem> = south
+                    .items
+                    .iter()
+                    .filter(|i| item_ids.contains(&i.id))
+                    .collect();
+                opcua.read(&south, &due, items, router).await
+            }),
             // Subscription items are never scanned.
             SouthDriver::Mqtt(_) => Box::pin(async { Ok(ReadSummary::default()) }),
         }
@@ -188,6 +221,7 @@ impl SouthDriver {
                 Box::pin(async move { modbus.test_connection().await.map_err(|e| e.to_string()) })
             }
             SouthDriver::Mqtt(mqtt) => Box::pin(async move { mqtt.test_connection().await }),
+            SouthDriver::Opcua(opcua) => Box::pin(async move { opcua.test_connection().await }),
         }
     }
 
@@ -210,16 +244,8 @@ impl SouthDriver {
                 })
             }),
             SouthDriver::Modbus(modbus) => Box::pin(async move {
-                let (values, connection_ms, query_ms) =
-                    modbus.test_item(&item).await.map_err(|e| e.to_string())?;
-                Ok(ItemTest {
-                    content: Content::Values {
-                        kind: ContentType::TimeValues,
-                        values,
-                    },
-                    connection_ms,
-                    query_ms,
-                })
+                let tested = modbus.test_item(&item).await.map_err(|e| e.to_string())?;
+                Ok(ItemTest::values(tested))
             }),
             SouthDriver::Mqtt(mqtt) => Box::pin(async move {
                 let topic = item.settings["topic"]
@@ -241,6 +267,9 @@ impl SouthDriver {
                     query_ms,
                 })
             }),
+            SouthDriver::Opcua(opcua) => {
+                Box::pin(async move { Ok(ItemTest::values(opcua.test_item(&item).await?)) })
+            }
         }
     }
 
@@ -249,6 +278,9 @@ impl SouthDriver {
     pub fn forget(south_id: &str, store: &Store) {
         if let Err(e) = FolderScanner::forget(store, south_id) {
             tracing::warn!(south = %south_id, error = %e, "cannot forget the deleted south's file memory");
+        }
+        if let Err(e) = OpcuaSouth::forget(store, south_id) {
+            tracing::warn!(south = %south_id, error = %e, "cannot forget the deleted south's history instants");
         }
     }
 }
