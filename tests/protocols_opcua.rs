@@ -449,3 +449,48 @@ fn setpoints_are_written_to_the_opcua_server_through_setpoint_to_opcua() {
         "{logs}"
     );
 }
+
+#[test]
+fn test_south_item_reads_a_da_node_on_a_session_of_its_own_and_names_a_bad_node() {
+    let server = OpcuaServer::start(5);
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    let settings = opcua_south("x", "plc", &server.url(), json!({"type": "none"}), vec![])
+        ["commandContent"]["settings"]
+        .clone();
+    let test = |id: &str, item: Value| {
+        command(
+            id,
+            "test-south-item",
+            json!({"southConnectorId": "create", "itemId": "create", "commandContent": {
+                "southCommand": {"name": "plc", "type": "opcua", "settings": settings},
+                "itemCommand": item, "testingSettings": {}}}),
+        )
+    };
+    sim.queue(&json!([test(
+        "t1",
+        da_item("temperature", &server.node("Temperature"), "every-second")
+    )]));
+    let tested: Value = completed_json(&sim, &agent, "t1");
+    let raw = &tested["raw"];
+    assert_eq!(raw["type"], "time-values", "{tested}");
+    assert_eq!(raw["content"][0]["pointId"], "temperature", "{tested}");
+    let value: f64 = raw["content"][0]["data"]["value"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default();
+    assert!((20.0..21.0).contains(&value), "{tested}");
+
+    sim.queue(&json!([test(
+        "t2",
+        da_item("ghost", &server.node("DoesNotExist"), "every-second")
+    )]));
+    let record = crate::commands::terminal(&sim, &agent, "t2");
+    let result = record["result"].as_str().unwrap_or_default();
+    assert_eq!(record["status"], "ERRORED", "{record}");
+    assert!(
+        result.contains("'ghost'") && result.contains("DoesNotExist"),
+        "{record}"
+    );
+}

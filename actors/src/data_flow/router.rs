@@ -179,8 +179,10 @@ pub fn apply_each(
     part: Content,
     accepts: &[ContentType],
 ) -> (Vec<Content>, Vec<String>) {
-    // Only a transformer that runs can fail; the copy is kept for it alone.
-    let can_fail = !matches!(transform, None | Some(Transform::Iso | Transform::Ignore));
+    // Only a transformer that reads each element can fail on one of them (the others fail on
+    // the content type or their options, for every element alike: one error, not one each);
+    // the copy is kept for it alone.
+    let can_fail = matches!(transform, Some(Transform::JsonToOianalytics(_)));
     let retry = match &part {
         Content::Elements { kind, elements } if can_fail && elements.len() > 1 => {
             Some((*kind, elements.clone()))
@@ -313,6 +315,40 @@ mod tests {
         )
         .unwrap();
         assert_eq!(reopened.stats().cache_elements, 3);
+    }
+
+    #[test]
+    fn a_malformed_message_costs_itself_and_a_misconfigured_transformer_one_error() {
+        use crate::data_flow::transform::JsonToOianalytics;
+        let options = json!({"rowIteratorPath": "$[*]", "pointId": "$[*].message.p",
+                             "value": "$[*].message.v", "timestamp": "$[*].timestamp"});
+        let t = JsonToOianalytics::new(options.as_object().unwrap()).unwrap();
+        let transform = Transform::JsonToOianalytics(Box::new(t));
+        let message = |m: &str| {
+            json!({"message": m, "timestamp": "2026-12-07T00:00:00.000Z",
+                   "item": {"id": "i", "name": "temp", "topic": "a/+"}})
+        };
+        let messages = || Content::Elements {
+            kind: ContentType::AnyContent,
+            elements: vec![
+                message(r#"{"p": "x", "v": 1}"#),
+                message("{oops"),
+                message(r#"{"p": "y", "v": 2}"#),
+            ],
+        };
+        let (parts, failures) = apply_each(Some(&transform), messages(), &[]);
+        assert_eq!(parts.iter().map(Content::elements).sum::<usize>(), 2);
+        assert_eq!(failures.len(), 1);
+        assert!(
+            failures[0].contains("'temp'") && failures[0].contains("a/+"),
+            "{failures:?}"
+        );
+        let broken = Transform::Misconfigured {
+            error: "bad options".into(),
+        };
+        let (parts, failures) = apply_each(Some(&broken), messages(), &[]);
+        assert!(parts.is_empty());
+        assert_eq!(failures, ["bad options"]);
     }
 
     #[actix_rt::test]
