@@ -886,6 +886,8 @@ impl Server {
             // The agent's own key pair, made once: needed by Sign modes, and without it the
             // library logs errors at every connection even in mode None.
             .create_sample_keypair(true)
+            // As OIBus (`utils-opcua.ts`: `autoAcceptUnknown: true`): OPC UA servers on a plant
+            // network present self-signed certificates that no CA vouches for.
             .trust_server_certs(true)
             .session_retry_limit(0)
             .session_retry_initial(Duration::from_millis(100))
