@@ -2,7 +2,8 @@
 """Write the seed corpora (fuzz/corpus/<target>/) and dictionaries (fuzz/dict/) of the fuzz targets.
 
 Seeds come from the protocol spec's examples and wire samples, config/agent.yaml and a few tiny
-zips. Re-run after changing this file: `python3 fuzz/seeds.py` (it rewrites only its own files).
+zips. Re-run after changing this file: `python3 fuzz/seeds.py [TARGET...]` (it rewrites only its own
+files).
 """
 
 import base64
@@ -278,6 +279,103 @@ def secrets_seeds():
         write("secrets", f"settings-{i}.json", b"\x04" + json.dumps(s).encode())
 
 
+# --- modbus: mode byte + payload (see actors/src/fuzzing/modbus.rs) ------------------------------
+
+DATA_TYPES = ["bit", "uint16", "int16", "uint32", "int32", "float", "big-uint64", "big-int64", "double"]
+
+
+def modbus_decode(name, flags, data_type, words, bit_index=0, multiplier=1.0):
+    payload = bytes([flags, DATA_TYPES.index(data_type)]) + struct.pack("<qd", bit_index, multiplier)
+    payload += b"".join(struct.pack(">H", w) for w in words)
+    write("modbus", name, b"\x00" + payload)
+
+
+def modbus_seeds():
+    fresh("modbus")
+    # 1.5f32 = 0x3FC00000, low word first by default; 2.5 as a double, words of each half swapped.
+    modbus_decode("float-default", 0, "float", [0x0000, 0x3FC0])
+    modbus_decode("float-swapped-words", 4, "float", [0x3FC0, 0x0000])
+    modbus_decode("uint32-little-endian", 1, "uint32", [0x0001, 0x0002])
+    modbus_decode("int16-swapped-bytes", 2, "int16", [0xFEFF])
+    modbus_decode("bit-15", 0, "bit", [0x8000], bit_index=15)
+    modbus_decode("bit-negative-index", 0, "bit", [0x0001], bit_index=-32)
+    modbus_decode("double", 0, "double", [0x0000, 0x4004, 0x0000, 0x0000])
+    modbus_decode("big-int64-all-swaps", 7, "big-int64", [0xFFFF, 0xFFFF, 0xFFFF, 0xFFFE])
+    modbus_decode("scaled", 0, "uint16", [123], multiplier=0.1)
+    modbus_decode("short-answer", 0, "double", [0x4004])
+    modbus_decode("nan-multiplier", 0, "uint32", [1, 2], multiplier=float("nan"))
+    items = [
+        {"modbusType": "holding-register", "address": "0x10", "data": {"dataType": "float", "multiplierCoefficient": 2}},
+        {"modbusType": "holding-register", "address": "18", "data": {"dataType": "uint16"}},
+        {"modbusType": "coil", "address": "5"},
+        {"modbusType": "coil", "address": "6"},
+        {"modbusType": "input-register", "address": "65532", "data": {"dataType": "double"}},
+        {"modbusType": "discrete-input", "address": "1999"},
+        {"modbusType": "holding-register", "address": "40001", "data": {"dataType": "bit", "bitIndex": 3}},
+    ]
+    bad = [
+        {"modbusType": "register", "address": "1"},
+        {"modbusType": "coil", "address": "pump-1"},
+        {"modbusType": "coil", "address": "0"},
+        {"modbusType": "input-register", "address": "65535", "data": {"dataType": "double"}},
+        {"modbusType": "holding-register", "address": "70000"},
+        {"modbusType": "holding-register", "address": "1", "data": {"dataType": "long"}},
+        {"modbusType": "holding-register", "address": "1", "data": {"dataType": "float", "bitIndex": 1e300}},
+    ]
+    # [mode][flags: jbus, batch, layout][gap][answer seed][items]
+    for name, flags, gap, seed, body in [
+        ("items-batched", 0b10, 2, 0, items),
+        ("items-jbus-single", 0b01, 0, 3, items),
+        ("items-short-answer", 0b10, 10, 1, items),
+        ("items-long-answer", 0b10, 0, 2, items),
+        ("items-wrong-kind", 0b10, 0, 4, items),
+        ("items-malformed", 0b11, 0, 0, bad),
+        ("items-wide-gap", 0b10110, 255, 0, items),
+    ]:
+        write("modbus", name, bytes([1, flags, gap, seed]) + json.dumps(body).encode())
+    for text in ["0x0001", "40001", "  12", "12abc", "-3", "0x", "0xZZ", "", "99999999999999999999"]:
+        name = "address-" + (re.sub(r"[^A-Za-z0-9]", "_", text) or "empty")
+        write("modbus", name, b"\x02" + text.encode())
+
+
+# --- mqtt: mode byte + payload (see actors/src/fuzzing/mqtt.rs) ----------------------------------
+
+def mqtt_seeds():
+    fresh("mqtt")
+    for name, flt, topic in [
+        ("topic-plus", "plant/+/temperature", "plant/line1/temperature"),
+        ("topic-hash-parent", "a/#", "a"),
+        ("topic-exact", "a/b", "a/b/c"),
+        ("topic-empty-levels", "+/+", "/x"),
+        ("topic-dollar", "#", "$SYS/broker/load"),
+    ]:
+        write("mqtt", name, b"\x00" + flt.encode() + b"\x00" + topic.encode())
+    sep = b"\xff"
+    one = [json.dumps({"point": "temperature", "v": v}).encode() for v in range(3)]
+    write("mqtt", "json-values", b"\x01\x00" + sep.join(one))
+    write("mqtt", "json-one-malformed", b"\x01\x00" + sep.join([one[0], b"{not json", one[1]]))
+    write("mqtt", "json-not-utf8", b"\x01\x00" + sep.join([one[0], b"\xc3\x28\xa0\xa1"]))
+    write("mqtt", "json-empty-payload", b"\x01\x00")
+    write("mqtt", "json-no-point", b"\x01\x00" + b'{"v": 1}')
+    metrics = {"metrics": [{"name": "a", "value": 1.5, "ts": 1765144800000},
+                           {"name": "b", "value": "x", "ts": "1765144800000"},
+                           {"name": None, "value": [1], "ts": -1e300}]}
+    write("mqtt", "json-metrics", b"\x01\x01" + json.dumps(metrics).encode())
+    write("mqtt", "json-format", b"\x01\x02" + json.dumps({"time": "2026-12-07 22:00:00.123"}).encode()
+          + sep + json.dumps({"time": "07/12/2026"}).encode())
+    write("mqtt", "json-epoch", b"\x01\x03" + json.dumps({"id": 7, "value": True, "t": "1765144800"}).encode()
+          + sep + json.dumps({"id": "p", "value": None, "t": 1e20}).encode())
+    options = {"rowIteratorPath": "$[*].message[*]", "pointId": "$[*].message[*].k",
+               "value": "$[*].message[*].v", "timestamp": "$[*].message[*].t"}
+    write("mqtt", "json-own-options", b"\x02" + json.dumps(options).encode() + b"\x00"
+          + json.dumps([{"k": "a", "v": 1, "t": "2026-12-07T22:00:00Z"}, {"k": "b"}]).encode())
+    write("mqtt", "json-bad-options", b"\x02" + json.dumps({"rowIteratorPath": "$[", "pointId": 1}).encode() + b"\x00{}")
+    for name, url in [("url-plain", "mqtt://broker"), ("url-tls-port", "mqtts://user:pw@10.0.0.1:8884/x"),
+                      ("url-ipv6", "mqtt://[::1]:1884"), ("url-ws", "ws://broker:80"), ("url-no-host", "mqtt://:1883"),
+                      ("url-bad-port", "tcp://h:99999")]:
+        write("mqtt", name, b"\x03" + url.encode())
+
+
 # --- dictionaries: the words the parsers compare against ----------------------------------------
 
 # Boundaries of the integer types the parsers convert to (as AFL's "interesting values").
@@ -289,7 +387,7 @@ def dictionaries():
     folder = FUZZ / "dict"
     folder.mkdir(exist_ok=True)
     catalogue = (REPO / "actors/src/commands/catalogue.rs").read_text()
-    apply_rs = (REPO / "actors/src/command_executor/apply.rs").read_text()
+    apply_rs = "".join(p.read_text() for p in sorted((REPO / "actors/src/command_executor").rglob("*.rs")))
     words = set(re.findall(r'\b[A-Z][A-Za-z]+ = "([a-z-]+)",', catalogue))
     words |= set(re.findall(r'"([a-zA-Z][a-zA-Z]+)"', catalogue + apply_rs))
     words |= {"commandContent", "targetVersion", "id", "type", "scan-1", "ip-1", "cert-1",
@@ -303,11 +401,23 @@ def dictionaries():
              "1h 30m", "500ms", "64MiB", "1GiB", "https://", "http://", "127.0.0.1:2223",
              "ns", "us", "y", "w", "M"} | INTERESTING_NUMBERS
     (folder / "config.dict").write_text("".join(f'"{k}"\n' for k in sorted(keys)))
+    modbus = set(DATA_TYPES) | {"modbusType", "address", "data", "dataType", "bitIndex", "multiplierCoefficient",
+                                "coil", "discrete-input", "input-register", "holding-register", "0x", "0X"}
+    modbus |= INTERESTING_NUMBERS
+    (folder / "modbus.dict").write_text("".join(f'"{w}"\n' for w in sorted(modbus)))
+    mqtt = {"rowIteratorPath", "pointId", "value", "timestamp", "datetimeSettings", "inputType", "inputTimezone",
+            "inputFormat", "outputPrecision", "iso-string", "unix-epoch", "unix-epoch-ms", "string", "$[*]",
+            "$[*].message", ".message", "[*]", "$", "#", "+", "/", "mqtt://", "mqtts://", "tcp://", "ws://",
+            "yyyy-MM-dd HH:mm:ss", "SSS", "UTC", "\\xff"} | INTERESTING_NUMBERS
+    (folder / "mqtt.dict").write_text("".join(f'"{w}"\n' for w in sorted(mqtt)))
 
+
+SEEDS = {"commands": commands_seeds, "config": config_seeds, "upgrade_zip": zip_seeds,
+         "secrets": secrets_seeds, "modbus": modbus_seeds, "mqtt": mqtt_seeds}
 
 if __name__ == "__main__":
-    commands_seeds()
-    config_seeds()
-    zip_seeds()
-    secrets_seeds()
+    # `python3 fuzz/seeds.py [TARGET...]`: every target's seeds by default, then the dictionaries.
+    import sys
+    for target in sys.argv[1:] or SEEDS:
+        SEEDS[target]()
     dictionaries()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzz the agent's parsers of untrusted input (cargo-fuzz, libFuzzer, nightly Rust):
 #
-#   scripts/fuzz.sh TARGET SECONDS   # one of: commands config upgrade_zip secrets
+#   scripts/fuzz.sh TARGET SECONDS   # one of: commands config upgrade_zip secrets modbus mqtt
 #   scripts/fuzz.sh all SECONDS      # each in turn, SECONDS each
 #   scripts/fuzz.sh list             # the targets
 #
@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-targets=(commands config upgrade_zip secrets)
+targets=(commands config upgrade_zip secrets modbus mqtt)
 usage() {
   sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2

@@ -286,7 +286,7 @@ fn refused_and_malformed_commands_end_errored_with_the_reason() {
     sim.queue(&json!([
         wrong_version,
         command("p1", "create-ip-filter", json!({"commandContent": {"address": "1.2.3.4", "description": ""}})),
-        command("u1", "test-south-item", json!({"southConnectorId": "s", "itemId": "i", "commandContent": {}})),
+        command("u1", "test-history-query-north-connection", json!({"historyId": "h", "northConnectorId": "n", "commandContent": {}})),
         command("t1", "brew-coffee", json!({})),
         command("m1", "update-scan-mode", json!({"scanModeId": 7, "commandContent": {}})),
         {"type": "restart-engine", "targetVersion": VERSION},
@@ -308,7 +308,7 @@ fn refused_and_malformed_commands_end_errored_with_the_reason() {
         ),
         (
             "u1",
-            "test-south-item is not supported by oibus-agent".into(),
+            "test-history-query-north-connection is not supported by oibus-agent".into(),
         ),
         (
             "t1",

@@ -394,13 +394,13 @@ impl Plan {
                 self.expect(
                     id,
                     "ERRORED",
-                    "test-south-item is not supported by oibus-agent".into(),
-                    "test-south-item (unsupported)".into(),
+                    "test-history-query-north-connection is not supported by oibus-agent".into(),
+                    "test-history-query-north-connection (unsupported)".into(),
                 );
                 command(
                     id,
-                    "test-south-item",
-                    json!({"southConnectorId": "none", "itemId": "none", "commandContent": {}}),
+                    "test-history-query-north-connection",
+                    json!({"historyId": "none", "northConnectorId": "none", "commandContent": {}}),
                 )
             }
             _ => {

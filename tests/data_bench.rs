@@ -64,7 +64,7 @@ fn batch(seq: &mut u64) -> Content {
     }
 }
 
-fn context(store: Store, host: &str, token: String) -> AgentContext {
+pub(crate) fn context(store: Store, host: &str, token: String) -> AgentContext {
     let yaml = format!("oianalytics: {{ host: {host} }}\n");
     let config = oibus_actors::config::parse(&yaml).expect("a minimal configuration");
     let (_, config) = tokio::sync::watch::channel(Arc::new(config));
@@ -227,7 +227,7 @@ fn data_plane_figures() {
 }
 
 /// `wait_until` without blocking the actors of this thread.
-async fn wait_async(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+pub(crate) async fn wait_async(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if condition() {

@@ -482,3 +482,73 @@ fn no_file_is_lost_across_many_random_sigkills() {
     );
     check_crash_report(&report, seed);
 }
+
+#[test]
+fn test_south_item_lists_the_files_an_item_would_take_without_touching_them() {
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    let folder = tempfile::tempdir().expect("a folder");
+    for name in ["a.csv", "b.csv", "notes.txt"] {
+        std::fs::write(folder.path().join(name), "x,1\n").expect("a file");
+    }
+    let settings = json!({"inputFolder": folder.path(), "compression": false});
+    let item = json!({"name": "csv", "enabled": true,
+        "settings": {"regex": ".*\\.csv", "minAge": 0, "preserveFiles": false}});
+    sim.queue(&json!([
+        command(
+            "i1",
+            "test-south-item",
+            json!({"southConnectorId": "create", "itemId": "x", "commandContent": {
+                "southCommand": {"name": "new", "type": "folder-scanner", "settings": settings},
+                "itemCommand": item, "testingSettings": {}}})
+        ),
+        command(
+            "i2",
+            "test-history-query-south-item",
+            json!({"historyId": "create", "southConnectorId": "create", "itemId": "x", "commandContent": {
+                "historyCommand": {"southType": "folder-scanner", "southSettings": settings},
+                "itemCommand": item, "testingSettings": {}}})
+        )
+    ]));
+    for id in ["i1", "i2"] {
+        let tested: Value = completed_json(&sim, &agent, id);
+        let raw = &tested["raw"];
+        assert_eq!(raw["type"], "time-values", "{tested}");
+        assert_eq!(raw["totalSize"], 2, "{tested}");
+        let files: Vec<&str> = raw["content"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| v["pointId"] == "csv")
+            .filter_map(|v| v["data"]["value"].as_str())
+            .collect();
+        assert_eq!(files, ["a.csv", "b.csv"], "{tested}");
+        assert_eq!(tested["transformed"], Value::Null, "{tested}");
+    }
+    // Nothing was read away: the files are all still there.
+    assert_eq!(
+        std::fs::read_dir(folder.path())
+            .map(|d| d.count())
+            .unwrap_or(0),
+        3
+    );
+    // A folder that does not exist: OIBus's text.
+    sim.queue(&json!([command(
+        "i3",
+        "test-south-item",
+        json!({"southConnectorId": "create", "itemId": "x", "commandContent": {
+            "southCommand": {"name": "new", "type": "folder-scanner",
+                             "settings": {"inputFolder": "/nonexistent/in"}},
+            "itemCommand": item, "testingSettings": {}}})
+    )]));
+    let record = terminal(&sim, &agent, "i3");
+    assert_eq!(record["status"], "ERRORED", "{record}");
+    assert!(
+        record["result"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("does not exist"),
+        "{record}"
+    );
+}

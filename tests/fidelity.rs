@@ -435,8 +435,8 @@ fn rows_7_and_8_every_result_text_is_oibus_sentence() {
             "South \"nope\" not found"),
         row("tt", "test-custom-transformer", json!({"commandContent": {}}),
             "test-custom-transformer needs a transformer runtime, which oibus-agent does not have yet"),
-        row("ts", "test-south-item", json!({"southConnectorId": s, "itemId": "i", "commandContent": {}}),
-            "test-south-item is not supported by oibus-agent"),
+        row("ts", "test-history-query-north-connection", json!({"historyId": "h", "northConnectorId": "n", "commandContent": {}}),
+            "test-history-query-north-connection is not supported by oibus-agent"),
         row("d-south", "delete-south", json!({"southConnectorId": s}),
             "South connector deleted successfully"),
     ];

@@ -53,3 +53,13 @@ fn upgrade_zip_fuzz_findings_and_seeds_pass_the_harness() {
 fn secrets_fuzz_findings_and_seeds_pass_the_harness() {
     replay("secrets", harness::secrets::run);
 }
+
+#[test]
+fn modbus_fuzz_findings_and_seeds_pass_the_harness() {
+    replay("modbus", harness::modbus::run);
+}
+
+#[test]
+fn mqtt_fuzz_findings_and_seeds_pass_the_harness() {
+    replay("mqtt", harness::mqtt::run);
+}

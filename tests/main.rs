@@ -17,6 +17,7 @@ mod launcher;
 mod logs;
 mod messages;
 mod metrics;
+mod protocols_bench;
 mod protocols_modbus;
 mod protocols_mqtt;
 mod registration;

@@ -114,8 +114,8 @@ impl tokio_modbus::server::Service for Device {
 }
 
 /// The server on its own thread and runtime; `stop` closes the listener and every connection.
-struct ModbusServer {
-    port: u16,
+pub(crate) struct ModbusServer {
+    pub(crate) port: u16,
     written: Arc<Mutex<Written>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -123,7 +123,7 @@ struct ModbusServer {
 
 impl ModbusServer {
     /// Listens on 127.0.0.1:`port` (0: any free port).
-    fn start(port: u16) -> ModbusServer {
+    pub(crate) fn start(port: u16) -> ModbusServer {
         let (bound_tx, bound_rx) = mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let written = Arc::new(Mutex::new(Written::default()));
@@ -491,4 +491,175 @@ fn setpoints_are_written_to_the_modbus_server_through_setpoint_to_modbus() {
         2,
         "{written:?}"
     );
+}
+
+#[test]
+fn an_illegal_address_or_a_malformed_item_costs_only_itself_named_and_counted() {
+    let server = ModbusServer::start(0);
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    // In the same south as the device's items: the server answers IllegalDataAddress for
+    // 2000, and `pump-3` is no address at all.
+    let mut items = device_items();
+    items.push(register(
+        "ghost",
+        "holding-register",
+        "2000",
+        data("uint16", 0, 1.0),
+    ));
+    items.push(register(
+        "typo",
+        "input-register",
+        "pump-3",
+        data("uint16", 0, 1.0),
+    ));
+    sim.queue(&json!([
+        every_second("m1"),
+        oia_north("m2", "to-oia", 3),
+        modbus_south("m3", "plc", server.port, items)
+    ]));
+    for id in ["m1", "m2", "m3"] {
+        completed(&sim, &agent, id);
+    }
+    // The other items keep flowing: counters at several instants.
+    let counters = |sim: &Sim| {
+        let mut at: Vec<String> = recent(sim)
+            .into_iter()
+            .filter(|(p, _, _)| p == "counter")
+            .map(|(_, t, _)| t)
+            .collect();
+        at.sort();
+        at.dedup();
+        at.len()
+    };
+    let ok = wait_until(WAIT, || counters(&sim) >= 3);
+    assert!(ok, "values stopped: {:?}\n{}", recent(&sim), agent.logs());
+    let values = recent(&sim);
+    assert!(
+        values.iter().any(|(p, _, _)| p == "drift")
+            && values.iter().any(|(p, _, _)| p == "running"),
+        "{values:?}"
+    );
+    assert!(
+        values.iter().all(|(p, _, _)| p != "ghost" && p != "typo"),
+        "{values:?}"
+    );
+    // Counted, each read, and named: the item, the address and what the server said.
+    let status = south_status(&agent, "plc");
+    let error = status["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("'ghost'") && error.contains("2000") && error.contains("'typo'"),
+        "{status}"
+    );
+    assert!(error.contains("pump-3"), "{status}");
+    assert!(status["errors"].as_u64().unwrap_or(0) >= 4, "{status}");
+    assert!(
+        status["read_elements"].as_u64().unwrap_or(0) >= 12,
+        "{status}"
+    );
+    let logs = agent.logs();
+    assert!(logs.contains("'ghost'"), "{logs}");
+    assert!(!logs.contains("panicked"), "{logs}");
+}
+
+#[test]
+fn test_south_item_reads_one_item_with_its_transformer_and_leaves_the_live_south_alone() {
+    let server = ModbusServer::start(0);
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = flow(&sim, &home, server.port, &[]);
+    let counters = |sim: &Sim| {
+        let mut at: Vec<String> = recent(sim)
+            .into_iter()
+            .filter(|(p, _, _)| p == "counter")
+            .map(|(_, t, _)| t)
+            .collect();
+        at.sort();
+        at.dedup();
+        at
+    };
+    assert!(
+        wait_until(WAIT, || !counters(&sim).is_empty()),
+        "{}",
+        agent.logs()
+    );
+    let south_id =
+        named(&crate::commands::entities(&agent)["southConnectors"], "plc")[0]["id"].clone();
+    let transformer = standard_transformer(&sim, &agent, "time-values-to-oianalytics");
+    // The settings OIAnalytics shows: the live south's.
+    let settings =
+        modbus_south("x", "plc", server.port, vec![])["commandContent"]["settings"].clone();
+    let item = |name: &str, address: &str| {
+        json!({"name": name, "enabled": true,
+               "settings": {"modbusType": "holding-register", "address": address,
+                            "data": data("float", 0, 1.0)}})
+    };
+    sim.queue(&json!([command(
+        "i1",
+        "test-south-item",
+        json!({"southConnectorId": south_id, "itemId": "x", "commandContent": {
+            "southCommand": {"name": "plc", "type": "modbus", "settings": settings},
+            "itemCommand": item("temperature", "1"),
+            "testingSettings": {"transformer": {"transformerId": transformer,
+                                                "options": {"precision": "s"}}}}})
+    )]));
+    let tested: Value = completed_json(&sim, &agent, "i1");
+    let raw = &tested["raw"];
+    assert_eq!(raw["type"], "time-values", "{tested}");
+    assert_eq!(
+        (raw["truncated"].clone(), raw["totalSize"].clone()),
+        (json!(false), json!(1))
+    );
+    assert_eq!(raw["content"][0]["pointId"], "temperature", "{tested}");
+    let value = raw["content"][0]["data"]["value"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(value.ends_with(".5"), "{tested}");
+    let transformed = &tested["transformed"];
+    assert_eq!(transformed["type"], "oianalytics", "{tested}");
+    assert!(
+        transformed["content"][0]["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with(":00.000Z")
+                || t.ends_with("0.000Z")
+                || t.ends_with(".000Z")),
+        "{tested}"
+    );
+    assert!(tested["connectionDuration"].is_u64() && tested["queryDuration"].is_u64());
+
+    // An illegal address: the test fails with the item and the address named.
+    sim.queue(&json!([command(
+        "i2",
+        "test-south-item",
+        json!({"southConnectorId": south_id, "itemId": "x", "commandContent": {
+            "southCommand": {"name": "plc", "type": "modbus", "settings": settings},
+            "itemCommand": item("ghost", "2000"), "testingSettings": {}}})
+    )]));
+    let record = crate::commands::terminal(&sim, &agent, "i2");
+    let result = record["result"].as_str().unwrap_or_default();
+    assert_eq!(record["status"], "ERRORED", "{record}");
+    assert!(
+        result.contains("'ghost'") && result.contains("2000"),
+        "{record}"
+    );
+
+    // The history form runs the same connection test on the history's south settings.
+    sim.queue(&json!([command(
+        "i3",
+        "test-history-query-south-connection",
+        json!({"historyId": "create", "southConnectorId": south_id, "commandContent": {
+            "southType": "modbus", "southSettings": settings}})
+    )]));
+    let tested: Value = completed_json(&sim, &agent, "i3");
+    assert_eq!(tested["items"][0]["key"], "RemoteAddress", "{tested}");
+
+    // The live south kept reading all along.
+    let before = counters(&sim).len();
+    assert!(
+        wait_until(WAIT, || counters(&sim).len() >= before + 2),
+        "{}",
+        agent.logs()
+    );
+    assert_eq!(south_status(&agent, "plc")["last_error"], Value::Null);
 }

@@ -50,26 +50,41 @@ fn json_to_oianalytics_id(sim: &Sim, agent: &Agent) -> String {
     id.unwrap_or_default()
 }
 
-/// Scan mode, an OIA north turning the south's messages into values, and an MQTT south with
-/// one item on `plant/+/temperature`.
-fn mqtt_flow(sim: &Sim, agent: &Agent, broker: &Mosquitto, persistent: bool) {
+/// The settings of an MQTT south on `broker` without authentication.
+fn south_settings(broker: &Mosquitto, persistent: bool) -> Value {
+    json!({"url": broker.url(), "qos": "1", "persistent": persistent,
+        "authentication": {"type": "none"}, "rejectUnauthorized": false,
+        "reconnectPeriod": 1000, "connectTimeout": 5000,
+        "maxNumberOfMessages": 1000, "flushMessageTimeout": 200})
+}
+
+/// A `create-south` of an MQTT south `name` with `settings` and one item on `topic`.
+fn create_mqtt_south(id: &str, name: &str, settings: Value, topic: &str) -> Value {
+    command(
+        id,
+        "create-south",
+        json!({"retrieveSecretsFromSouth": null, "commandContent": {
+        "name": name, "type": "mqtt", "description": "", "enabled": true,
+        "settings": settings,
+        "items": [{"id": null, "name": "temperature", "enabled": true,
+            "settings": {"topic": topic},
+            "scanModeId": "subscription", "scanModeName": null}],
+        "groups": []}}),
+    )
+}
+
+/// Scan mode, an OIA north turning the south's messages into values, and an MQTT south
+/// `broker` with `settings` and one item on `plant/+/temperature`.
+fn mqtt_flow(sim: &Sim, agent: &Agent, settings: Value) {
     let transformer = json_to_oianalytics_id(sim, agent);
     sim.queue(&json!([every_second("m1"), oia_north("m2", NORTH, 3),]));
     completed(sim, agent, "m1");
     completed(sim, agent, "m2");
-    sim.queue(&json!([command(
+    sim.queue(&json!([create_mqtt_south(
         "m3",
-        "create-south",
-        json!({"retrieveSecretsFromSouth": null, "commandContent": {
-        "name": "broker", "type": "mqtt", "description": "", "enabled": true,
-        "settings": {"url": broker.url(), "qos": "1", "persistent": persistent,
-            "authentication": {"type": "none"}, "rejectUnauthorized": false,
-            "reconnectPeriod": 1000, "connectTimeout": 5000,
-            "maxNumberOfMessages": 1000, "flushMessageTimeout": 200},
-        "items": [{"id": null, "name": "temperature", "enabled": true,
-            "settings": {"topic": "plant/+/temperature"},
-            "scanModeId": "subscription", "scanModeName": null}],
-        "groups": []}})
+        "broker",
+        settings,
+        "plant/+/temperature"
     )]));
     completed(sim, agent, "m3");
     let south = named(&entities(agent)["southConnectors"], "broker")[0]["id"].clone();
@@ -130,10 +145,15 @@ fn wait_received(
 /// subscription exists only once the south has connected).
 pub(crate) fn flowing(persistent: bool) -> (Mosquitto, Sim, AgentHome, Agent) {
     let broker = Mosquitto::start();
+    let settings = south_settings(&broker, persistent);
+    flowing_with(broker, settings)
+}
+
+fn flowing_with(broker: Mosquitto, settings: Value) -> (Mosquitto, Sim, AgentHome, Agent) {
     let sim = sim();
     let home = AgentHome::with_sim(&sim, "");
     let agent = registered(&home, &[]);
-    mqtt_flow(&sim, &agent, &broker, persistent);
+    mqtt_flow(&sim, &agent, settings);
     let first = wait_until(WAIT, || {
         broker.publish(TOPIC, &payloads([0]));
         wait_until(Duration::from_secs(1), || received(&sim).contains(&0))
@@ -200,4 +220,269 @@ fn the_south_reconnects_and_subscribes_again_after_a_broker_outage() {
     );
     broker.publish(TOPIC, &payloads(1..=10));
     wait_received(&sim, &agent, &broker, 1..=10);
+}
+
+/// `oibus_agent_data_dropped_total` of the north `NORTH` for transformer failures.
+fn dropped_by_transformer(agent: &Agent) -> u64 {
+    let (_, text) = agent.get("/metrics").unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with("oibus_agent_data_dropped_total{"))
+        .filter(|l| l.contains(&format!("connector=\"{NORTH}\"")) && l.contains("transformer"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|n| n as u64)
+        .sum()
+}
+
+#[test]
+fn a_malformed_payload_is_dropped_named_and_counted_while_the_subscription_goes_on() {
+    let (broker, sim, _home, agent) = flowing(true);
+    // In one flush with good messages: only the malformed ones are lost.
+    let mut batch = payloads([1, 2]);
+    batch.insert(1, "{\"point\": \"temperature\", \"v\": ".to_owned());
+    batch.push("not json at all".to_owned());
+    batch.extend(payloads([3]));
+    broker.publish(TOPIC, &batch);
+    wait_received(&sim, &agent, &broker, 1..=3);
+    let counted = wait_until(WAIT, || dropped_by_transformer(&agent) >= 2);
+    assert!(counted, "{}", agent.get("/metrics").unwrap_or_default().1);
+    let status = agent.status();
+    let south = named(&status["data_flow"]["souths"], "broker")[0].clone();
+    assert!(south["errors"].as_u64().unwrap_or(0) >= 2, "{south}");
+    // Logged with the item and the topic it came on.
+    let logs = agent.logs();
+    let clear = logs.lines().any(|l| {
+        l.contains("is not JSON")
+            && l.contains("'temperature'")
+            && l.contains("plant/+/temperature")
+    });
+    assert!(clear, "{logs}");
+    assert!(!logs.contains("panicked"), "{logs}");
+    // The subscription goes on.
+    broker.publish(TOPIC, &payloads(4..=6));
+    wait_received(&sim, &agent, &broker, 4..=6);
+}
+
+#[test]
+fn over_tls_a_client_certificate_gets_through_and_a_ca_that_does_not_match_is_named() {
+    let broker = Mosquitto::start_tls();
+    let Some(tls) = &broker.tls else {
+        panic!("a TLS broker has its files")
+    };
+    let cert_settings = |ca: &std::path::Path| {
+        let mut settings = south_settings(&broker, false);
+        settings["authentication"] = json!({"type": "cert",
+            "certFilePath": tls.client_cert, "keyFilePath": tls.client_key, "caFilePath": ca});
+        settings["rejectUnauthorized"] = json!(true);
+        settings
+    };
+    let (right, wrong) = (cert_settings(&tls.ca), cert_settings(&tls.other_ca));
+    // The broker's CA and a client certificate it signed: values flow over TLS.
+    let (broker, sim, _home, agent) = flowing_with(broker, right);
+    broker.publish(TOPIC, &payloads(1..=5));
+    wait_received(&sim, &agent, &broker, 1..=5);
+
+    // A CA that did not sign the broker's certificate: a clear error, counted, no panic.
+    sim.queue(&json!([create_mqtt_south(
+        "c1",
+        "wrong-ca",
+        wrong,
+        "plant/+/pressure"
+    )]));
+    completed(&sim, &agent, "c1");
+    let status = |agent: &Agent| {
+        named(&agent.status()["data_flow"]["souths"], "wrong-ca")
+            .first()
+            .map(|s| (*s).clone())
+            .unwrap_or(Value::Null)
+    };
+    let named_error = wait_until(WAIT, || {
+        status(&agent)["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("invalid peer certificate") && e.contains("caFilePath"))
+    });
+    assert!(named_error, "{}\n{}", status(&agent), agent.logs());
+    assert!(status(&agent)["errors"].as_u64().unwrap_or(0) >= 1);
+    let south = named(&entities(&agent)["southConnectors"], "wrong-ca")[0]["id"].clone();
+    sim.queue(&json!([command(
+        "c2",
+        "test-south-connection",
+        json!({"southConnectorId": south, "commandContent": {"type": "mqtt", "settings": {}}})
+    )]));
+    let record = crate::commands::terminal(&sim, &agent, "c2");
+    let result = record["result"].as_str().unwrap_or_default();
+    assert_eq!(record["status"], "ERRORED", "{record}");
+    assert!(
+        result.contains("invalid peer certificate") && result.contains("caFilePath"),
+        "{record}"
+    );
+    // The right south was not disturbed.
+    broker.publish(TOPIC, &payloads(6..=8));
+    wait_received(&sim, &agent, &broker, 6..=8);
+    assert!(!agent.logs().contains("panicked"));
+}
+
+#[test]
+fn test_south_item_waits_for_a_message_with_a_client_of_its_own() {
+    let (broker, sim, _home, agent) = flowing(true);
+    let south = named(&entities(&agent)["southConnectors"], "broker")[0]["id"].clone();
+    let transformer = json_to_oianalytics_id(&sim, &agent);
+    sim.queue(&json!([command(
+        "i1",
+        "test-south-item",
+        json!({"southConnectorId": south, "itemId": "x", "commandContent": {
+            "southCommand": {"name": "broker", "type": "mqtt", "settings": south_settings(&broker, true)},
+            "itemCommand": {"name": "temperature", "enabled": true,
+                            "settings": {"topic": "plant/+/temperature"}},
+            "testingSettings": {"transformer": {"transformerId": transformer, "options": {
+                "rowIteratorPath": "$[*]", "pointId": "$[*].message.point",
+                "value": "$[*].message.v", "timestamp": "$[*].timestamp"}}}}})
+    )]));
+    // The test's subscription exists once it connected: publish until it got one.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let tested: Value = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut n = 500;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                broker.publish(TOPIC, &payloads([n]));
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        });
+        let tested = completed_json(&sim, &agent, "i1");
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        tested
+    });
+    let raw = &tested["raw"];
+    assert_eq!(raw["type"], "any-content", "{tested}");
+    let messages: Value =
+        serde_json::from_str(raw["content"].as_str().unwrap_or_default()).unwrap_or_default();
+    assert_eq!(
+        messages[0]["item"]["topic"], "plant/+/temperature",
+        "{tested}"
+    );
+    assert!(messages[0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("temperature"));
+    let transformed = &tested["transformed"];
+    assert_eq!(transformed["type"], "oianalytics", "{tested}");
+    assert_eq!(
+        transformed["content"][0]["pointId"], "temperature",
+        "{tested}"
+    );
+    assert!(
+        transformed["content"][0]["data"]["value"]
+            .as_u64()
+            .unwrap_or(0)
+            > 500
+    );
+
+    // The live persistent session was not taken over: it still delivers.
+    broker.publish(TOPIC, &payloads([900, 901]));
+    wait_received(&sim, &agent, &broker, [900, 901]);
+
+    // The history form: the same connection test on the history's south settings.
+    sim.queue(&json!([command(
+        "i2",
+        "test-history-query-south-connection",
+        json!({"historyId": "create", "southConnectorId": south, "commandContent": {
+            "southType": "mqtt", "southSettings": south_settings(&broker, false)}})
+    )]));
+    let tested: Value = completed_json(&sim, &agent, "i2");
+    assert_eq!(tested["items"][0]["key"], "SessionPresent", "{tested}");
+}
+
+#[test]
+fn setpoints_are_published_to_the_broker_through_setpoint_to_mqtt() {
+    let broker = Mosquitto::start();
+    let subscriber = broker.subscribe("plant/#");
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, &[]);
+    let transformer = {
+        let mut id = Value::Null;
+        let ok = wait_until(WAIT, || {
+            id = sim.admin_get("/admin/messages?kind=full-config")["messages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|m| {
+                    m["body"]["transformers"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .find(|t| t["settings"]["functionName"] == "setpoint-to-mqtt")
+                .map(|t| t["oIBusInternalId"].clone())
+                .unwrap_or(Value::Null);
+            !id.is_null()
+        });
+        assert!(ok, "no setpoint-to-mqtt transformer\n{}", agent.logs());
+        id
+    };
+    let mapping = json!([
+        {"reference": "speed", "topic": "plant/line1/speed/set"},
+        {"reference": "mode", "topic": "plant/line1/mode/set"}
+    ]);
+    let mut settings = south_settings(&broker, false);
+    settings.as_object_mut().map(|s| {
+        s.remove("maxNumberOfMessages");
+        s.remove("flushMessageTimeout")
+    });
+    sim.queue(&json!([
+        every_second("w1"),
+        command(
+            "w2",
+            "create-north",
+            json!({"retrieveSecretsFromNorth": null, "commandContent": {
+                "name": "to-broker", "type": "mqtt", "description": "", "enabled": true,
+                "settings": settings,
+                "caching": {"trigger": {"scanModeId": null, "scanModeName": "every-second"}},
+                "transformers": [{"transformerId": transformer, "options": {"mapping": mapping},
+                                  "source": {"type": "oianalytics-setpoint"}}]}})
+        )
+    ]));
+    for id in ["w1", "w2"] {
+        completed(&sim, &agent, id);
+    }
+    let north = named(&entities(&agent)["northConnectors"], "to-broker")[0]["id"].clone();
+    sim.queue(&json!([command(
+        "w3",
+        "setpoint",
+        json!({"northConnectorId": north, "commandContent": [
+            {"reference": "speed", "value": 1500}, {"reference": "mode", "value": "auto"},
+            {"reference": "unmapped", "value": 7}]})
+    )]));
+    let record = completed(&sim, &agent, "w3");
+    assert!(
+        record["result"].as_str().is_some_and(
+            |r| r.starts_with("Setpoint ") && r.contains("properly sent into the cache of")
+        ),
+        "{record}"
+    );
+    let wanted = vec![
+        ("plant/line1/speed/set".to_owned(), "1500".to_owned()),
+        ("plant/line1/mode/set".to_owned(), "auto".to_owned()),
+    ];
+    let ok = wait_until(WAIT, || subscriber.messages().len() >= 2);
+    assert!(
+        ok,
+        "{:?}\n{}\n{}",
+        subscriber.messages(),
+        agent.logs(),
+        broker.logs()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(subscriber.messages(), wanted);
+    let status = agent.status();
+    let north = named(&status["data_flow"]["norths"], "to-broker")[0].clone();
+    assert!(north["last_error"].is_null(), "{north}");
+
+    sim.queue(&json!([command(
+        "w4",
+        "test-north-connection",
+        json!({"northConnectorId": north["id"], "commandContent": {"type": "mqtt", "settings": {}}})
+    )]));
+    let tested: Value = completed_json(&sim, &agent, "w4");
+    assert_eq!(tested["items"][0]["key"], "SessionPresent", "{tested}");
 }

@@ -12,31 +12,49 @@ use rustls::{
     crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider},
     ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tracing::debug;
 
 use super::ClientError;
 
 /// Builds the client TLS config. Reads the system CA store, so build it once and share the `Arc`.
 pub(crate) fn client_config(accept_unauthorized: bool) -> Result<Arc<ClientConfig>, ClientError> {
+    let mut config = device_config(accept_unauthorized, None, None)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A client key and its certificate chain, presented when the server asks.
+pub(crate) type ClientIdentity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+/// The TLS config of a device connector (an MQTT broker): `roots` instead of the system and
+/// Mozilla CAs when given (Node's `ca` option), and a client certificate when given. No ALPN.
+pub(crate) fn device_config(
+    accept_unauthorized: bool,
+    roots: Option<RootCertStore>,
+    identity: Option<ClientIdentity>,
+) -> Result<ClientConfig, ClientError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| {
             ClientError::Settings(format!("the TLS provider rejected its own defaults: {e}"))
         })?;
-    let mut config = if accept_unauthorized {
+    let builder = if accept_unauthorized {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate { provider }))
-            .with_no_client_auth()
     } else {
-        builder
-            .with_root_certificates(root_store())
-            .with_no_client_auth()
+        builder.with_root_certificates(roots.unwrap_or_else(root_store))
     };
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    match identity {
+        None => Ok(builder.with_no_client_auth()),
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| {
+            ClientError::Settings(format!(
+                "the client certificate and key do not go together: {e}"
+            ))
+        }),
+    }
 }
 
 /// System CAs (unreadable ones are skipped: a host without a CA bundle still has the Mozilla

@@ -185,14 +185,14 @@ mod tests {
             precheck(&r, "1.0", deny_all),
             Err("Wrong target version: 0.9 for OIBus version 1.0".into())
         );
-        let r = record("test-south-item", "1.0", json!({}));
+        let r = record("test-history-query-north-connection", "1.0", json!({}));
         assert_eq!(
             precheck(&r, "1.0", deny_all),
-            Err("Command c1 of type test-south-item is not authorized".into())
+            Err("Command c1 of type test-history-query-north-connection is not authorized".into())
         );
         assert_eq!(
             precheck(&r, "1.0", allow_all),
-            Err("test-south-item is not supported by oibus-agent".into())
+            Err("test-history-query-north-connection is not supported by oibus-agent".into())
         );
         let r = record("create-scan-mode", "1.0", json!({}));
         assert_eq!(

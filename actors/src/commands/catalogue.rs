@@ -477,6 +477,9 @@ impl CommandType {
             self,
             TestNorthConnection
                 | TestSouthConnection
+                | TestSouthItem
+                | TestHistoryQuerySouthConnection
+                | TestHistoryQuerySouthItem
                 | Setpoint
                 | SearchNorthCacheContent
                 | GetNorthCacheFileContent
@@ -715,9 +718,10 @@ mod tests {
             .iter()
             .filter(|t| t.is_supported())
             .collect();
-        assert_eq!(supported.len(), 41);
+        assert_eq!(supported.len(), 44);
         assert!(CommandType::TestSouthConnection.is_supported());
-        assert!(!CommandType::TestSouthItem.is_supported());
+        assert!(CommandType::TestSouthItem.is_supported());
+        assert!(CommandType::TestHistoryQuerySouthItem.is_supported());
         assert!(CommandType::Setpoint.is_supported());
         assert!(CommandType::TestNorthConnection.is_supported());
         assert!(CommandType::CreateCustomTransformer.is_supported());

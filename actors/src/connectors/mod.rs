@@ -17,6 +17,7 @@
 pub mod north_console;
 pub mod north_file_writer;
 pub mod north_modbus;
+pub mod north_mqtt;
 pub mod north_oianalytics;
 pub mod south_folder_scanner;
 pub mod south_modbus;

@@ -181,6 +181,35 @@ impl FolderScanner {
         ]}))
     }
 
+    /// `test-south-item` (OIBus `testItem`): the connection test, then one value per file the
+    /// item would take now (its `regex`, old enough): `{pointId: item, timestamp: modified,
+    /// data: {value: name}}`. Nothing is read, sent, deleted or remembered. Blocking.
+    pub fn test_item(&self, item: &SouthItem) -> Result<Vec<crate::content::TimeValue>, String> {
+        self.test_connection()?;
+        let rules = self.rules(item).map_err(|e| e.to_string())?;
+        let mut names = Vec::new();
+        self.list(&self.input_folder, "", rules.recursive, &mut names)
+            .map_err(|e| e.to_string())?;
+        names.sort();
+        let now = SystemTime::now();
+        let mut values = Vec::new();
+        for name in names.into_iter().filter(|n| rules.regex.is_match(n)) {
+            let path = self.input_folder.join(&name);
+            let Ok(modified) = std::fs::metadata(&path).and_then(|m| m.modified()) else {
+                continue;
+            };
+            if modified + rules.min_age > now {
+                continue;
+            }
+            values.push(crate::content::TimeValue {
+                point_id: item.name.clone(),
+                timestamp: crate::protocol::iso(chrono::DateTime::<chrono::Utc>::from(modified)),
+                data: json!({ "value": name }),
+            });
+        }
+        Ok(values)
+    }
+
     /// Forgets what was remembered for a deleted south.
     pub fn forget(store: &Store, south_id: &str) -> Result<(), ConnectorError> {
         let prefix = memory_prefix(south_id);

@@ -102,11 +102,11 @@ impl ModbusType {
         }
     }
 
-    fn is_bits(self) -> bool {
+    pub fn is_bits(self) -> bool {
         matches!(self, ModbusType::Coil | ModbusType::DiscreteInput)
     }
 
-    fn max_count(self) -> u32 {
+    pub fn max_count(self) -> u32 {
         if self.is_bits() {
             MAX_BITS
         } else {
@@ -366,11 +366,11 @@ impl Point {
     }
 
     /// Registers or bits the point spans.
-    fn width(&self) -> u32 {
+    pub fn width(&self) -> u32 {
         self.decoding.map_or(1, |d| d.data_type.words())
     }
 
-    fn end(&self) -> u32 {
+    pub fn end(&self) -> u32 {
         u32::from(self.address) + self.width()
     }
 }
@@ -387,7 +387,7 @@ pub struct Request {
 
 impl Request {
     /// Exclusive.
-    fn end(&self) -> u32 {
+    pub fn end(&self) -> u32 {
         u32::from(self.start) + u32::from(self.count)
     }
 
@@ -688,54 +688,52 @@ impl ModbusSouth {
         })
     }
 
-    /// The values of `items`, all stamped with the time the read started. Fails whole, as
-    /// OIBus's: a malformed item, a Modbus exception or a lost connection gives no value.
-    pub async fn read(&self, items: &[&SouthItem]) -> Result<Vec<TimeValue>, ModbusError> {
+    /// The values of `items`, all stamped with the time the read started. A malformed item or
+    /// a Modbus exception costs only the items concerned (each named in `errors`); the other
+    /// requests are still read. A lost connection fails the read whole: the next requests would
+    /// fail the same.
+    pub async fn read(&self, items: &[&SouthItem]) -> Result<ModbusRead, ModbusError> {
         let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let label = &self.endpoint.label;
-        let points = items
-            .iter()
-            .map(|item| Point::parse(label, item, self.endpoint.offset))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut errors = Vec::new();
+        let mut points = Vec::with_capacity(items.len());
+        for item in items {
+            match Point::parse(label, item, self.endpoint.offset) {
+                Ok(point) => points.push(point),
+                Err(e) => errors.push(e),
+            }
+        }
         let mut values: Vec<Option<String>> = vec![None; points.len()];
         let requests = plan(&points, self.batch, self.gap);
-        let mut link = self.endpoint.lock().await;
-        for request in &requests {
-            let answer = self.request(&mut link, request).await?;
-            let answer = answer.map_err(|exception| ModbusError::Exception {
-                connector: label.clone(),
-                kind: request.kind.as_str(),
-                start: request.start,
-                end: request.end(),
-                items: request
-                    .points
-                    .iter()
-                    .map(|&i| format!("'{}'", points[i].name))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                exception,
-            });
-            match answer? {
-                Answer::Bits(bits) => {
-                    for &i in &request.points {
-                        let at = usize::from(points[i].address - request.start);
-                        values[i] = bits.get(at).map(|&b| u8::from(b).to_string());
+        let mut answered = vec![false; requests.len()];
+        if !requests.is_empty() {
+            let mut link = self.endpoint.lock().await;
+            for (r, request) in requests.iter().enumerate() {
+                match self.request(&mut link, request).await? {
+                    Ok(answer) => {
+                        answered[r] = true;
+                        for (i, value) in values_of(&points, request, &answer, self.layout) {
+                            values[i] = value;
+                        }
                     }
-                }
-                Answer::Words(words) => {
-                    for &i in &request.points {
-                        let p = &points[i];
-                        let at = usize::from(p.address - request.start);
-                        let slice = words.get(at..at + p.width() as usize);
-                        values[i] = slice
-                            .zip(p.decoding)
-                            .map(|(words, decoding)| decode(words, self.layout, decoding));
-                    }
+                    Err(exception) => errors.push(ModbusError::Exception {
+                        connector: label.clone(),
+                        kind: request.kind.as_str(),
+                        start: request.start,
+                        end: request.end(),
+                        items: request
+                            .points
+                            .iter()
+                            .map(|&i| format!("'{}'", points[i].name))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        exception,
+                    }),
                 }
             }
         }
         let mut out = Vec::with_capacity(points.len());
-        for request in &requests {
+        for (request, _) in requests.iter().zip(&answered).filter(|(_, &a)| a) {
             for &i in &request.points {
                 let value = values[i].take().ok_or_else(|| ModbusError::Transport {
                     connector: label.clone(),
@@ -750,7 +748,10 @@ impl ModbusSouth {
                 });
             }
         }
-        Ok(out)
+        Ok(ModbusRead {
+            values: out,
+            errors,
+        })
     }
 
     async fn request(
@@ -785,11 +786,70 @@ impl ModbusSouth {
     pub async fn test_connection(&self) -> Result<Value, ModbusError> {
         self.endpoint.test_connection().await
     }
+
+    /// `test-south-item` (OIBus `testItem`) on this driver's own connection: the values of
+    /// `item`, the milliseconds the connection took and those the read took.
+    pub async fn test_item(
+        &self,
+        item: &SouthItem,
+    ) -> Result<(Vec<TimeValue>, u64, u64), ModbusError> {
+        let started = Instant::now();
+        {
+            let mut link = self.endpoint.lock().await;
+            self.endpoint.connected(&mut link).await?;
+        }
+        let connected = started.elapsed().as_millis() as u64;
+        let started = Instant::now();
+        let read = self.read(&[item]).await?;
+        if let Some(error) = read.errors.into_iter().next() {
+            return Err(error);
+        }
+        Ok((read.values, connected, started.elapsed().as_millis() as u64))
+    }
 }
 
-enum Answer {
+/// What the server answered to one [`Request`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
     Bits(Vec<bool>),
     Words(Vec<u16>),
+}
+
+/// What one read gave: the values of the items that could be read, and why the others could
+/// not (a malformed item, an exception of the server), each naming its items.
+#[derive(Debug, Default)]
+pub struct ModbusRead {
+    pub values: Vec<TimeValue>,
+    pub errors: Vec<ModbusError>,
+}
+
+/// The value of each point of `request` in `answer` (by index into `points`): `None` where the
+/// answer is shorter than asked or of the other kind (bits for registers).
+pub fn values_of(
+    points: &[Point],
+    request: &Request,
+    answer: &Answer,
+    layout: Layout,
+) -> Vec<(usize, Option<String>)> {
+    request
+        .points
+        .iter()
+        .map(|&i| {
+            let p = &points[i];
+            let at = usize::from(p.address.saturating_sub(request.start));
+            let value = match answer {
+                Answer::Bits(bits) if p.decoding.is_none() => {
+                    bits.get(at).map(|&b| u8::from(b).to_string())
+                }
+                Answer::Words(words) => words
+                    .get(at..at + p.width() as usize)
+                    .zip(p.decoding)
+                    .map(|(words, decoding)| decode(words, layout, decoding)),
+                Answer::Bits(_) => None,
+            };
+            (i, value)
+        })
+        .collect()
 }
 
 #[cfg(test)]

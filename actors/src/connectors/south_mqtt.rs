@@ -36,25 +36,93 @@ const MAX_PACKET_BYTES: usize = 64 * 1024 * 1024;
 const MAX_UNACKED: usize = 16;
 
 #[derive(Debug, Clone)]
-enum Auth {
+pub(crate) enum Auth {
     None,
-    Basic { username: String, password: Sealed },
+    Basic {
+        username: String,
+        password: Sealed,
+    },
+    /// PEM files (OIBus's `certFilePath`, `keyFilePath`, `caFilePath`; each may be empty): the
+    /// client certificate and key, and the CAs trusted instead of the system's.
+    Cert {
+        cert: String,
+        key: String,
+        ca: String,
+    },
+}
+
+/// The rustls config of an MQTT connection over TLS (`mqtts://`): the CAs of `caFilePath` when
+/// given (else the system's), the client certificate of `cert` auth, and every certificate
+/// accepted unless `rejectUnauthorized`. The errors name the file and the setting.
+pub(crate) fn tls_config(
+    label: &str,
+    auth: &Auth,
+    reject_unauthorized: bool,
+) -> Result<rustls::ClientConfig, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let read_certs = |key: &str, path: &str| -> Result<Vec<CertificateDer<'static>>, String> {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("{label}: settings.authentication.{key} {path:?}: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "{label}: settings.authentication.{key} {path:?} holds no PEM certificate"
+            ));
+        }
+        Ok(certs)
+    };
+    let (roots, identity) = match auth {
+        Auth::Cert { cert, key, ca } => {
+            let roots = match ca.is_empty() {
+                true => None,
+                false => {
+                    let mut roots = rustls::RootCertStore::empty();
+                    for c in read_certs("caFilePath", ca)? {
+                        roots.add(c).map_err(|e| {
+                            format!("{label}: settings.authentication.caFilePath {ca:?}: {e}")
+                        })?;
+                    }
+                    Some(roots)
+                }
+            };
+            let identity = match (cert.is_empty(), key.is_empty()) {
+                (true, true) => None,
+                (false, false) => {
+                    let chain = read_certs("certFilePath", cert)?;
+                    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+                        format!("{label}: settings.authentication.keyFilePath {key:?}: {e}")
+                    })?;
+                    Some((chain, key))
+                }
+                _ => {
+                    return Err(format!(
+                        "{label}: settings.authentication: certFilePath and keyFilePath go together"
+                    ))
+                }
+            };
+            (roots, identity)
+        }
+        _ => (None, None),
+    };
+    crate::client::tls::device_config(!reject_unauthorized, roots, identity)
+        .map_err(|e| format!("{label}: {e}"))
 }
 
 /// The connector's settings (OIBus `SouthMQTTSettings`).
 #[derive(Debug, Clone)]
-struct Settings {
-    host: String,
-    port: u16,
-    tls: bool,
-    qos: QoS,
-    persistent: bool,
-    auth: Auth,
-    reject_unauthorized: bool,
-    reconnect_period: Duration,
-    connect_timeout: Duration,
-    max_messages: usize,
-    flush_timeout: Duration,
+pub(crate) struct Settings {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) tls: bool,
+    pub(crate) qos: QoS,
+    pub(crate) persistent: bool,
+    pub(crate) auth: Auth,
+    pub(crate) reject_unauthorized: bool,
+    pub(crate) reconnect_period: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) max_messages: usize,
+    pub(crate) flush_timeout: Duration,
 }
 
 /// One subscribed item.
@@ -219,11 +287,11 @@ pub fn any_content(item: &TopicItem, payload: &[u8], timestamp: &str) -> Value {
 /// How to reach the broker; cloned into the event loop, which must not hold the driver
 /// (dropping the driver is what stops the loop).
 #[derive(Clone)]
-struct Broker {
-    label: String,
-    client_id: String,
-    settings: Settings,
-    peers: Peers,
+pub(crate) struct Broker {
+    pub(crate) label: String,
+    pub(crate) client_id: String,
+    pub(crate) settings: Settings,
+    pub(crate) peers: Peers,
 }
 
 pub struct MqttSouth {
@@ -313,8 +381,11 @@ impl MqttSouth {
                 Err(e) => {
                     let s = &broker.settings;
                     return Err(format!(
-                        "{}: cannot connect to the MQTT broker {}:{}: {e}",
-                        broker.label, s.host, s.port
+                        "{}: cannot connect to the MQTT broker {}:{}: {}",
+                        broker.label,
+                        s.host,
+                        s.port,
+                        explain(&e)
                     ));
                 }
             }
@@ -327,8 +398,59 @@ impl MqttSouth {
     }
 }
 
+impl MqttSouth {
+    /// `test-south-item` (OIBus `testItem`): with a client of its own (never the running
+    /// session), subscribe to `item`'s topic and wait for the first message: the any-content of
+    /// it, the milliseconds the connection took and those the message took to come.
+    pub async fn test_item(&self, item: &TopicItem) -> Result<(Value, u64, u64), String> {
+        let broker = &self.broker;
+        let s = &broker.settings;
+        let failed = |e: String| format!("Error when testing item {}: {e}", item.topic);
+        let options = broker
+            .options(&format!("{}-test", broker.client_id), true)
+            .await
+            .map_err(failed)?;
+        let (client, mut event_loop) = broker.event_loop(options);
+        let started = std::time::Instant::now();
+        let mut connection_ms = 0;
+        let mut query_start = started;
+        let element = loop {
+            match event_loop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    connection_ms = started.elapsed().as_millis() as u64;
+                    query_start = std::time::Instant::now();
+                    client
+                        .try_subscribe(&item.topic, s.qos)
+                        .map_err(|e| failed(e.to_string()))?;
+                }
+                Ok(Event::Incoming(Packet::SubAck(ack)))
+                    if ack.return_codes.contains(&SubscribeReasonCode::Failure) =>
+                {
+                    return Err(failed("the broker refused the subscription".into()));
+                }
+                Ok(Event::Incoming(Packet::Publish(publish)))
+                    if matches(&item.topic, &publish.topic) =>
+                {
+                    break any_content(item, &publish.payload, &crate::protocol::iso_now());
+                }
+                Ok(_) => {}
+                Err(e) => return Err(failed(explain(&e))),
+            }
+        };
+        let query_ms = query_start.elapsed().as_millis() as u64;
+        let _ = client.try_unsubscribe(&item.topic);
+        let _ = client.try_disconnect();
+        let _ = tokio::time::timeout(Duration::from_secs(1), event_loop.poll()).await;
+        Ok((element, connection_ms, query_ms))
+    }
+}
+
 impl Broker {
-    async fn options(&self, client_id: &str, clean: bool) -> Result<MqttOptions, String> {
+    pub(crate) async fn options(
+        &self,
+        client_id: &str,
+        clean: bool,
+    ) -> Result<MqttOptions, String> {
         let s = &self.settings;
         let mut options = MqttOptions::new(client_id, &s.host, s.port);
         options
@@ -347,17 +469,13 @@ impl Broker {
             options.set_credentials(username.clone(), password.expose().clone());
         }
         if s.tls {
-            let config = crate::client::tls::client_config(!s.reject_unauthorized)
-                .map_err(|e| format!("{}: {e}", self.label))?;
-            // The shared config offers HTTP ALPN; an MQTT broker wants none.
-            let mut config = (*config).clone();
-            config.alpn_protocols.clear();
+            let config = tls_config(&self.label, &s.auth, s.reject_unauthorized)?;
             options.set_transport(Transport::Tls(TlsConfiguration::Rustls(Arc::new(config))));
         }
         Ok(options)
     }
 
-    fn event_loop(&self, options: MqttOptions) -> (AsyncClient, EventLoop) {
+    pub(crate) fn event_loop(&self, options: MqttOptions) -> (AsyncClient, EventLoop) {
         let (client, mut event_loop) = AsyncClient::new(options, 1024);
         let mut network = event_loop.network_options();
         network.set_connection_timeout(self.settings.connect_timeout.as_secs().max(1));
@@ -427,7 +545,7 @@ impl Runner {
                         // What arrived is committed; its acknowledgements go on the next connection
                         // (or the broker delivers it again: a duplicate, never a loss).
                         buffer.flush(&client, &self.sink);
-                        let error = format!("{}: MQTT connection to the broker lost or refused: {e}", self.label);
+                        let error = format!("{}: MQTT connection to the broker lost or refused: {}", self.label, explain(&e));
                         if last_error.as_ref() != Some(&error) {
                             self.failed(error.clone());
                             last_error = Some(error);
@@ -449,7 +567,7 @@ impl Runner {
 }
 
 impl Settings {
-    fn read(label: &str, settings: &Value) -> Result<Settings, ConnectorError> {
+    pub(crate) fn read(label: &str, settings: &Value) -> Result<Settings, ConnectorError> {
         let reader = SettingsReader::new(label, settings);
         let url = reader.required_string("url")?;
         let (host, port, tls) =
@@ -472,13 +590,11 @@ impl Settings {
                 username: reader.string_or("authentication.username", "")?,
                 password: Sealed::read(&reader, "authentication.password")?,
             },
-            "cert" => {
-                return Err(ConnectorError::Unsupported {
-                    connector: label.to_owned(),
-                    feature: "MQTT certificate authentication".into(),
-                    advice: "use basic authentication, or none".into(),
-                })
-            }
+            "cert" => Auth::Cert {
+                cert: reader.string_or("authentication.certFilePath", "")?,
+                key: reader.string_or("authentication.keyFilePath", "")?,
+                ca: reader.string_or("authentication.caFilePath", "")?,
+            },
             other => {
                 return Err(ConnectorError::settings(
                     label,
@@ -505,9 +621,27 @@ impl Settings {
     }
 }
 
+/// A connection error, with what to check when it is about certificates.
+pub(crate) fn explain(error: &rumqttc::ConnectionError) -> String {
+    let text = error.to_string();
+    let hint = if text.contains("invalid peer certificate") {
+        "; the broker's certificate is not trusted: check settings.authentication.caFilePath (the CA that signed it) or rejectUnauthorized"
+    } else if text.contains("CertificateRequired") || text.contains("certificate required") {
+        "; the broker asks for a client certificate: use authentication type cert with certFilePath and keyFilePath"
+    } else if text.contains("BadCertificate")
+        || text.contains("UnknownCA")
+        || text.contains("bad certificate")
+    {
+        "; the broker refused the client certificate: check settings.authentication.certFilePath"
+    } else {
+        ""
+    };
+    format!("{text}{hint}")
+}
+
 /// Host, port and TLS of `mqtt://host[:port]` (also `tcp://`; `mqtts://` and `tls://` for
 /// TLS). WebSockets are not supported.
-fn parse_url(url: &str) -> Result<(String, u16, bool), String> {
+pub fn parse_url(url: &str) -> Result<(String, u16, bool), String> {
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| format!("{url:?} must start with mqtt:// or mqtts://"))?;

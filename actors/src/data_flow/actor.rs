@@ -37,6 +37,11 @@ use crate::AgentContext;
 /// that keeps dying is started again.
 const LIVENESS_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// `Reconcile`s that arrive within this window are done once: a reconcile reads every stored
+/// connector and scan mode, and a burst of 10,000 configuration commands would otherwise read
+/// them 10,000 times (quadratic in the burst). A data command does a pending one first.
+const RECONCILE_SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The stored connectors changed: start, restart or stop what differs.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
@@ -139,6 +144,8 @@ pub struct DataFlow {
     /// Scan mode id → (cron, timer).
     schedules: HashMap<String, (String, SpawnHandle)>,
     not_running: Vec<NotRunning>,
+    /// A `Reconcile` waits for the end of its settle window.
+    reconcile_due: Option<SpawnHandle>,
     _guard: ChildGuard,
 }
 
@@ -162,6 +169,7 @@ impl DataFlow {
             souths: HashMap::new(),
             schedules: HashMap::new(),
             not_running: Vec::new(),
+            reconcile_due: None,
             _guard: guard,
         }
     }
@@ -702,21 +710,52 @@ impl DataFlow {
     }
 }
 
+impl DataFlow {
+    /// Do the reconcile a `Reconcile` asked for, if it still waits for its settle window.
+    fn reconcile_if_due(&mut self, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.reconcile_due.take() {
+            ctx.cancel_future(handle);
+            if let Err(e) = self.reconcile(ctx) {
+                tracing::error!(error = %e, "cannot read the connectors; keeping the running ones");
+            }
+        }
+    }
+}
+
 impl Handler<Reconcile> for DataFlow {
     type Result = ();
     fn handle(&mut self, _: Reconcile, ctx: &mut Context<Self>) {
-        if let Err(e) = self.reconcile(ctx) {
-            tracing::error!(error = %e, "cannot read the connectors; keeping the running ones");
+        if self.reconcile_due.is_none() {
+            let due = ctx.run_later(RECONCILE_SETTLE, |act, ctx| {
+                act.reconcile_due = None;
+                if let Err(e) = act.reconcile(ctx) {
+                    tracing::error!(error = %e, "cannot read the connectors; keeping the running ones");
+                }
+            });
+            self.reconcile_due = Some(due);
         }
     }
 }
 
 impl Handler<DataCommand> for DataFlow {
     type Result = ResponseFuture<Result<String, String>>;
-    fn handle(&mut self, command: DataCommand, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, command: DataCommand, ctx: &mut Context<Self>) -> Self::Result {
+        // A command queued after a configuration one acts on that configuration.
+        self.reconcile_if_due(ctx);
         let outcome = match command.command_type {
             CommandType::TestNorthConnection => return self.test_north(&command),
             CommandType::TestSouthConnection => return self.test_south(&command),
+            CommandType::TestSouthItem
+            | CommandType::TestHistoryQuerySouthItem
+            | CommandType::TestHistoryQuerySouthConnection => {
+                let t = command.command_type;
+                return Box::pin(super::item_test::run(
+                    t,
+                    &command.fields,
+                    &self.entities,
+                    &self.ctx,
+                ));
+            }
             CommandType::Setpoint => self.setpoint(&command),
             _ => self.run_cache_command(&command),
         };
@@ -726,7 +765,8 @@ impl Handler<DataCommand> for DataFlow {
 
 impl Handler<GetDataFlowStatus> for DataFlow {
     type Result = ResponseFuture<DataFlowStatus>;
-    fn handle(&mut self, _: GetDataFlowStatus, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: GetDataFlowStatus, ctx: &mut Context<Self>) -> Self::Result {
+        self.reconcile_if_due(ctx);
         self.status()
     }
 }

@@ -2,6 +2,7 @@
 //! scan-mode schedules that drive them, and the fan-out from souths to the norths' caches.
 
 pub mod actor;
+pub mod item_test;
 pub mod json_path;
 pub mod router;
 pub mod schedule;

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use actix::Recipient;
 
-use super::transform::{apply, Origin, Routing};
+use super::transform::{apply, Origin, Routing, Transform};
 use crate::content::{Content, ContentType};
 use crate::events::{ContentCached, ContentDropped, DropReason};
 use crate::north_cache::{CacheError, NorthCache, Staged};
@@ -106,22 +106,20 @@ impl Router {
         let mut done = Dispatched::default();
         for north in norths {
             for (transform, part) in north.routing.partition(origin, content.clone()) {
-                match apply(transform, part, north.accepts) {
-                    Ok(Some(part)) => {
-                        let s = north.cache.stage(&mut batch, &part, source)?;
-                        staged.push((north, s));
+                let (parts, failures) = apply_each(transform, part, north.accepts);
+                for part in parts {
+                    let s = north.cache.stage(&mut batch, &part, source)?;
+                    staged.push((north, s));
+                }
+                for why in failures {
+                    ContentDropped {
+                        north: &north.name,
+                        source,
+                        reason: DropReason::Transformer,
+                        detail: &why,
                     }
-                    Ok(None) => {}
-                    Err(why) => {
-                        ContentDropped {
-                            north: &north.name,
-                            source,
-                            reason: DropReason::Transformer,
-                            detail: &why,
-                        }
-                        .emit();
-                        done.untransformed.push(why);
-                    }
+                    .emit();
+                    done.untransformed.push(why);
                 }
             }
         }
@@ -156,6 +154,43 @@ impl Router {
             }
         }
         Ok(done)
+    }
+}
+
+/// `apply`, and when it fails on several elements (messages of an MQTT south, say), again on
+/// each alone: one malformed message costs itself, not the messages received with it. What to
+/// cache, and why each element that could not be transformed was dropped.
+pub fn apply_each(
+    transform: Option<&Transform>,
+    part: Content,
+    accepts: &[ContentType],
+) -> (Vec<Content>, Vec<String>) {
+    // Only a transformer that runs can fail; the copy is kept for it alone.
+    let can_fail = !matches!(transform, None | Some(Transform::Iso | Transform::Ignore));
+    let retry = match &part {
+        Content::Elements { kind, elements } if can_fail && elements.len() > 1 => {
+            Some((*kind, elements.clone()))
+        }
+        _ => None,
+    };
+    match (apply(transform, part, accepts), retry) {
+        (Ok(done), _) => (done.into_iter().collect(), Vec::new()),
+        (Err(why), None) => (Vec::new(), vec![why]),
+        (Err(_), Some((kind, elements))) => {
+            let mut parts = Vec::new();
+            let mut failures = Vec::new();
+            for element in elements {
+                let one = Content::Elements {
+                    kind,
+                    elements: vec![element],
+                };
+                match apply(transform, one, accepts) {
+                    Ok(done) => parts.extend(done),
+                    Err(why) => failures.push(why),
+                }
+            }
+            (parts, failures)
+        }
     }
 }
 

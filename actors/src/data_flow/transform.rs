@@ -36,6 +36,9 @@ pub enum Transform {
     /// `setpoint-to-modbus`: each setpoint whose `reference` is in `mapping` becomes
     /// `{address, value, modbusType}`; the others are dropped.
     SetpointToModbus { mapping: Vec<ModbusMapping> },
+    /// `setpoint-to-mqtt`: each setpoint whose `reference` is in `mapping` becomes
+    /// `{topic, payload}`; the others are dropped.
+    SetpointToMqtt { mapping: Vec<MqttMapping> },
     /// A transformer this agent cannot run (a custom one, or a standard one not yet native):
     /// its content is dropped with an error, counted.
     Unsupported { name: String },
@@ -59,6 +62,13 @@ pub struct ModbusMapping {
     pub address: String,
     /// `coil` or `register`.
     pub modbus_type: String,
+}
+
+/// One row of `setpoint-to-mqtt`'s `options.mapping`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct MqttMapping {
+    pub reference: String,
+    pub topic: String,
 }
 
 /// Where content comes from, as routing needs it: the south, and per value the item.
@@ -252,6 +262,21 @@ impl Routing {
     }
 }
 
+/// The transformer `transformer_id` with `options` as one entry would run it (the
+/// `testingSettings.transformer` of an item test).
+pub fn for_test(
+    transformer_id: &str,
+    options: Map<String, Value>,
+    known: &[Transformer],
+) -> Transform {
+    let entry = Entry {
+        transformer_id: transformer_id.to_owned(),
+        options,
+        source: EntrySource::OianalyticsSetpoint {},
+    };
+    native(&entry, known)
+}
+
 fn native(entry: &Entry, known: &[Transformer]) -> Transform {
     let Some(transformer) = known.iter().find(|t| t.id == entry.transformer_id) else {
         return Transform::Unsupported {
@@ -278,6 +303,15 @@ fn native(entry: &Entry, known: &[Transformer]) -> Transform {
                     Ok(mapping) => Transform::SetpointToModbus { mapping },
                     Err(e) => Transform::Misconfigured {
                         error: format!("setpoint-to-modbus: options.mapping: {e}"),
+                    },
+                }
+            }
+            "setpoint-to-mqtt" => {
+                let mapping = entry.options.get("mapping").cloned().unwrap_or_default();
+                match Vec::<MqttMapping>::deserialize(mapping) {
+                    Ok(mapping) => Transform::SetpointToMqtt { mapping },
+                    Err(e) => Transform::Misconfigured {
+                        error: format!("setpoint-to-mqtt: options.mapping: {e}"),
                     },
                 }
             }
@@ -333,6 +367,19 @@ pub fn apply(
                 other.content_type()
             )),
         },
+        Some(Transform::SetpointToMqtt { mapping }) => match content {
+            Content::Elements {
+                kind: ContentType::Setpoint,
+                elements,
+            } => Ok(Some(Content::Elements {
+                kind: ContentType::Mqtt,
+                elements: setpoint_to_mqtt(mapping, &elements),
+            })),
+            other => Err(format!(
+                "setpoint-to-mqtt takes setpoint, not {}",
+                other.content_type()
+            )),
+        },
         Some(Transform::Unsupported { name }) => Err(format!(
             "transformer '{name}' is not supported by this agent (no runtime for it)"
         )),
@@ -356,6 +403,24 @@ fn setpoint_to_modbus(mapping: &[ModbusMapping], setpoints: &[Value]) -> Vec<Val
             Some(serde_json::json!({
                 "address": row.address, "value": value, "modbusType": row.modbus_type
             }))
+        })
+        .collect()
+}
+
+/// OIBus's `setpoint-to-mqtt`: the payload is a string value as is, anything else as
+/// `JSON.stringify` writes it.
+fn setpoint_to_mqtt(mapping: &[MqttMapping], setpoints: &[Value]) -> Vec<Value> {
+    setpoints
+        .iter()
+        .filter_map(|setpoint| {
+            let reference = setpoint["reference"].as_str()?;
+            let row = mapping.iter().find(|m| m.reference == reference)?;
+            let payload = match &setpoint["value"] {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), js_number),
+                other => other.to_string(),
+            };
+            Some(serde_json::json!({ "topic": row.topic, "payload": payload }))
         })
         .collect()
 }
@@ -907,6 +972,59 @@ mod tests {
     fn a_malformed_entry_is_named() {
         let error = Routing::new(&[json!({"source": {"type": "south"}})], &known()).unwrap_err();
         assert!(error.starts_with("transformers[0]:"), "{error}");
+    }
+
+    #[test]
+    fn setpoint_to_mqtt_maps_references_to_topics_with_strings_as_is_and_the_rest_as_json() {
+        let entry = json!({"transformerId": "sq", "options": {"mapping": [
+            {"reference": "speed", "topic": "plant/speed/set"},
+            {"reference": "mode", "topic": "plant/mode/set"}]},
+            "source": {"type": "oianalytics-setpoint"}});
+        let routing = Routing::new(&[entry], &[standard("sq", "setpoint-to-mqtt")]).unwrap();
+        let setpoints = Content::Elements {
+            kind: ContentType::Setpoint,
+            elements: vec![
+                json!({"reference": "speed", "value": 1500}),
+                json!({"reference": "speed", "value": 1.5}),
+                json!({"reference": "mode", "value": "auto"}),
+                json!({"reference": "mode", "value": {"a": [1, true]}}),
+                json!({"reference": "unknown", "value": 1}),
+            ],
+        };
+        let (transform, content) = routing
+            .partition(Origin::Setpoint, setpoints)
+            .into_iter()
+            .next()
+            .unwrap();
+        let out = apply(transform, content, &[ContentType::Mqtt]).unwrap();
+        let m = |topic: &str, payload: &str| json!({"topic": topic, "payload": payload});
+        assert_eq!(
+            out,
+            Some(Content::Elements {
+                kind: ContentType::Mqtt,
+                elements: vec![
+                    m("plant/speed/set", "1500"),
+                    m("plant/speed/set", "1.5"),
+                    m("plant/mode/set", "auto"),
+                    m("plant/mode/set", r#"{"a":[1,true]}"#),
+                ],
+            })
+        );
+        let bad = json!({"transformerId": "sq", "options": {"mapping": [{"reference": "x"}]},
+            "source": {"type": "oianalytics-setpoint"}});
+        let routing = Routing::new(&[bad], &[standard("sq", "setpoint-to-mqtt")]).unwrap();
+        let (transform, _) = routing
+            .partition(
+                Origin::Setpoint,
+                Content::Elements {
+                    kind: ContentType::Setpoint,
+                    elements: vec![],
+                },
+            )
+            .into_iter()
+            .next()
+            .unwrap();
+        assert!(matches!(transform, Some(Transform::Misconfigured { .. })));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 pub mod commands;
 pub mod config;
+pub mod modbus;
+pub mod mqtt;
 pub mod secrets;
 pub mod upgrade_zip;
 

@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::connectors::north_console::ConsoleNorth;
 use crate::connectors::north_file_writer::FileWriterNorth;
 use crate::connectors::north_modbus::ModbusNorth;
+use crate::connectors::north_mqtt::MqttNorth;
 use crate::connectors::north_oianalytics::OiaNorth;
 use crate::connectors::Delivery;
 use crate::content::ContentType;
@@ -24,6 +25,7 @@ pub enum NorthDriver {
     Console(ConsoleNorth),
     FileWriter(FileWriterNorth),
     Modbus(ModbusNorth),
+    Mqtt(MqttNorth),
 }
 
 impl NorthDriver {
@@ -35,6 +37,9 @@ impl NorthDriver {
             "console" => ConsoleNorth::new(name, settings).map(NorthDriver::Console),
             "file-writer" => FileWriterNorth::new(name, settings).map(NorthDriver::FileWriter),
             "modbus" => ModbusNorth::new(name, settings).map(NorthDriver::Modbus),
+            "mqtt" => {
+                MqttNorth::new(north, &ctx.engine_id, ctx.peers.clone()).map(NorthDriver::Mqtt)
+            }
             other => return Err(unsupported(other)),
         }
         .map_err(|e| e.to_string())
@@ -44,7 +49,7 @@ impl NorthDriver {
     pub fn supports(north_type: &str) -> bool {
         matches!(
             north_type,
-            "oianalytics" | "console" | "file-writer" | "modbus"
+            "oianalytics" | "console" | "file-writer" | "modbus" | "mqtt"
         )
     }
 
@@ -56,6 +61,7 @@ impl NorthDriver {
             "console" => &[Any, TimeValues, Setpoint],
             "file-writer" => &[Any, Setpoint, TimeValues],
             "modbus" => &[Modbus],
+            "mqtt" => &[Mqtt],
             _ => &[],
         }
     }
@@ -66,6 +72,7 @@ impl NorthDriver {
             NorthDriver::Console(n) => n.send(content_type, filename, body).await,
             NorthDriver::FileWriter(n) => n.send(content_type, filename, body).await,
             NorthDriver::Modbus(n) => n.send(content_type, filename, body).await,
+            NorthDriver::Mqtt(n) => n.send(content_type, filename, body).await,
         }
     }
 
@@ -75,6 +82,7 @@ impl NorthDriver {
             NorthDriver::Console(n) => n.test_connection().await,
             NorthDriver::FileWriter(n) => n.test_connection().await,
             NorthDriver::Modbus(n) => n.test_connection().await,
+            NorthDriver::Mqtt(n) => n.test_connection().await,
         }
     }
 }

@@ -106,6 +106,7 @@ impl SouthConnectorActor {
         .emit();
         match outcome {
             Ok(summary) => {
+                let previous = self.status.last_error.take();
                 self.status.reads += 1;
                 self.status.read_elements += summary.read as u64;
                 self.status.cached += summary.cached as u64;
@@ -113,6 +114,16 @@ impl SouthConnectorActor {
                 self.status.last_error = None;
                 if summary.read > 0 {
                     self.status.last_read = Some(crate::protocol::iso_now());
+                }
+                // Some items failed while the others were read: counted and shown all the same.
+                if !summary.errors.is_empty() {
+                    let error = summary.errors.join("; ");
+                    if previous.as_ref() != Some(&error) {
+                        tracing::warn!(south = %self.status.name, item = %unit, error = %error, "south read: some items failed");
+                    }
+                    self.status.errors += summary.errors.len() as u64;
+                    self.status.state = "error";
+                    self.status.last_error = Some(error);
                 }
             }
             Err(error) => {

@@ -54,7 +54,19 @@ pub async fn commit(
         read,
         cached: done.cached,
         dropped_full: done.dropped_full,
+        // What a north's transformer could not take (a malformed message): counted by the
+        // south too, as OIBus's logs show it against the connector.
+        errors: done.untransformed,
     })
+}
+
+/// What `test-south-item` got: the content, and the milliseconds the connection and the query
+/// took (OIBus's `connectionDuration`, `queryDuration`).
+#[derive(Debug, Clone)]
+pub struct ItemTest {
+    pub content: Content,
+    pub connection_ms: u64,
+    pub query_ms: u64,
 }
 
 /// What one read of one item gave.
@@ -65,6 +77,9 @@ pub struct ReadSummary {
     /// Elements or files now in north caches (summed over the norths).
     pub cached: usize,
     pub dropped_full: usize,
+    /// Items that could not be read while the others were (each error names its items), and
+    /// elements a north's transformer dropped.
+    pub errors: Vec<String>,
 }
 
 impl SouthDriver {
@@ -127,6 +142,7 @@ impl SouthDriver {
                         total.read += one.read;
                         total.cached += one.cached;
                         total.dropped_full += one.dropped_full;
+                        total.errors.extend(one.errors);
                     }
                     Ok(total)
                 });
@@ -139,15 +155,21 @@ impl SouthDriver {
                     .iter()
                     .filter(|i| item_ids.contains(&i.id))
                     .collect();
-                let values = modbus.read(&due).await.map_err(|e| e.to_string())?;
-                if values.is_empty() {
-                    return Ok(ReadSummary::default());
+                let read = modbus.read(&due).await.map_err(|e| e.to_string())?;
+                let errors: Vec<String> = read.errors.iter().map(ToString::to_string).collect();
+                if read.values.is_empty() {
+                    return match errors.is_empty() {
+                        true => Ok(ReadSummary::default()),
+                        false => Err(errors.join("; ")),
+                    };
                 }
                 let content = Content::Values {
                     kind: ContentType::TimeValues,
-                    values,
+                    values: read.values,
                 };
-                commit(router, south.id.clone(), items, content).await
+                let mut summary = commit(router, south.id.clone(), items, content).await?;
+                summary.errors.splice(0..0, errors);
+                Ok(summary)
             }),
             // Subscription items are never scanned.
             SouthDriver::Mqtt(_) => Box::pin(async { Ok(ReadSummary::default()) }),
@@ -166,6 +188,59 @@ impl SouthDriver {
                 Box::pin(async move { modbus.test_connection().await.map_err(|e| e.to_string()) })
             }
             SouthDriver::Mqtt(mqtt) => Box::pin(async move { mqtt.test_connection().await }),
+        }
+    }
+
+    /// `test-south-item`: what `item` gives now, without caching it, and how long the
+    /// connection and the query took (ms).
+    pub fn test_item(self, item: SouthItem) -> LocalBoxFuture<'static, Result<ItemTest, String>> {
+        match self {
+            SouthDriver::FolderScanner(scanner) => Box::pin(async move {
+                let started = std::time::Instant::now();
+                let values = actix_rt::task::spawn_blocking(move || scanner.test_item(&item))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the test panicked: {e}")))?;
+                Ok(ItemTest {
+                    content: Content::Values {
+                        kind: ContentType::TimeValues,
+                        values,
+                    },
+                    connection_ms: 0,
+                    query_ms: started.elapsed().as_millis() as u64,
+                })
+            }),
+            SouthDriver::Modbus(modbus) => Box::pin(async move {
+                let (values, connection_ms, query_ms) =
+                    modbus.test_item(&item).await.map_err(|e| e.to_string())?;
+                Ok(ItemTest {
+                    content: Content::Values {
+                        kind: ContentType::TimeValues,
+                        values,
+                    },
+                    connection_ms,
+                    query_ms,
+                })
+            }),
+            SouthDriver::Mqtt(mqtt) => Box::pin(async move {
+                let topic = item.settings["topic"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let item = crate::connectors::south_mqtt::TopicItem {
+                    id: item.id,
+                    name: item.name,
+                    topic,
+                };
+                let (element, connection_ms, query_ms) = mqtt.test_item(&item).await?;
+                Ok(ItemTest {
+                    content: Content::Elements {
+                        kind: ContentType::AnyContent,
+                        elements: vec![element],
+                    },
+                    connection_ms,
+                    query_ms,
+                })
+            }),
         }
     }
 
@@ -205,6 +280,7 @@ fn read_files(
         summary.read += 1;
         summary.cached += done.cached;
         summary.dropped_full += done.dropped_full;
+        summary.errors.extend(done.untransformed);
     }
     Ok(summary)
 }

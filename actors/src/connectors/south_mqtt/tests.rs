@@ -144,14 +144,26 @@ fn a_bad_url_or_qos_names_the_setting() {
             .to_string();
         assert!(error.contains(key), "{settings}: {error}");
     }
-    let error = Settings::read(
-        "south 'b'",
-        &json!({"url": "mqtt://h", "authentication": {"type": "cert"}}),
-    )
-    .unwrap_err()
-    .to_string();
+}
+
+#[test]
+fn certificate_files_that_are_missing_or_unpaired_name_the_setting() {
+    let read = |auth: Value| {
+        let s = Settings::read(
+            "south 'b'",
+            &json!({"url": "mqtts://h", "authentication": auth}),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        tls_config("south 'b'", &s.auth, true).map(|_| ())
+    };
+    let error = read(json!({"type": "cert", "caFilePath": "/nonexistent/ca.pem"})).unwrap_err();
     assert!(
-        error.contains("certificate authentication is not supported"),
+        error.contains("caFilePath") && error.contains("/nonexistent/ca.pem"),
         "{error}"
     );
+    let error = read(json!({"type": "cert", "certFilePath": "/x/cert.pem"})).unwrap_err();
+    assert!(error.contains("go together"), "{error}");
+    // Without files: the system's CAs, no client certificate.
+    read(json!({"type": "cert", "certFilePath": null, "keyFilePath": "", "caFilePath": ""}))
+        .unwrap_or_else(|e| panic!("{e}"));
 }
