@@ -65,6 +65,10 @@ yaml_value() {
 upgrade_settled() {
   [ ! -e "$1/upgrade.json" ] || grep -Eq '"step"[[:space:]]*:[[:space:]]*"(committed|rolled_back)"' "$1/upgrade.json"
 }
+# Whether the last upgrade in DIR was committed (its binary is an upgrade from OIAnalytics).
+upgrade_committed() {
+  [ -e "$1/upgrade.json" ] && grep -Eq '"step"[[:space:]]*:[[:space:]]*"committed"' "$1/upgrade.json"
+}
 
 # 1. The user and group (sysusers.d), then the folders (tmpfiles.d).
 install -D -m 0644 "$root_dir/scripts/oibus-agent.sysusers" "$dest/usr/lib/sysusers.d/oibus-agent.conf"
@@ -112,15 +116,11 @@ if [ -e "$dest$config" ]; then
     say "migrating the upgrade area $old_upgrade to $upgrade"
     install -d -m 0750 "$dest$upgrade"
     rm -f "$dest$old_upgrade/engine.pid"
+    # The binary that ran: kept if an upgrade is under way (the launcher resumes it from the
+    # new place) or OIAnalytics upgraded the agent past the version installed below (step 3).
     if [ -e "$dest$old_upgrade/bin/oibus-agent" ]; then
-      if upgrade_settled "$dest$old_upgrade"; then
-        # The packaged binary; the one about to be installed replaces it.
-        rm -f "$dest$old_upgrade/bin/oibus-agent"
-      else
-        # An upgrade is under way: the launcher resumes it from the new place.
-        install -d -m 0750 "$dest$upgrade/bin"
-        mv "$dest$old_upgrade/bin/oibus-agent" "$dest$upgrade/bin/oibus-agent"
-      fi
+      install -d -m 0750 "$dest$upgrade/bin"
+      mv "$dest$old_upgrade/bin/oibus-agent" "$dest$upgrade/bin/oibus-agent"
     fi
     rmdir "$dest$old_upgrade/bin" 2>/dev/null || true
     for entry in "$dest$old_upgrade"/* "$dest$old_upgrade"/.[!.]*; do
@@ -143,8 +143,9 @@ if [ -e "$dest$config" ]; then
   fi
 fi
 
-# 3. The binary: a versioned folder, and `current` switched atomically. An upgrade from
-# OIAnalytics in the state folder gives way to it unless it is newer (or still under way).
+# 3. The binary: a versioned folder, and `current` switched atomically. A binary in the upgrade
+# area gives way to it, unless an upgrade is under way or it is a committed upgrade from
+# OIAnalytics to a newer version.
 install -d -m 0755 "$dest$libdir" "$dest$libdir/$version"
 install -m 0755 "$binary" "$dest$libdir/$version/oibus-agent.new"
 mv -f "$dest$libdir/$version/oibus-agent.new" "$dest$libdir/$version/oibus-agent"
@@ -165,7 +166,7 @@ say "binary: $libdir/current/oibus-agent -> $version${previous:+ (previous: $pre
 upgraded="$dest$upgrade/bin/oibus-agent"
 if [ -e "$upgraded" ] && upgrade_settled "$dest$upgrade"; then
   theirs="$("$upgraded" --version 2>/dev/null | awk '{print $NF}')"; theirs="${theirs#v}"
-  if [ -n "$theirs" ] && [ "$theirs" != "$version" ] \
+  if upgrade_committed "$dest$upgrade" && [ -n "$theirs" ] && [ "$theirs" != "$version" ] \
     && [ "$(printf '%s\n%s\n' "$version" "$theirs" | sort -V | tail -n1)" = "$theirs" ]; then
     say "keeping $upgrade/bin/oibus-agent: OIAnalytics upgraded the agent to $theirs, newer than $version"
   else

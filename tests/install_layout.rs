@@ -391,3 +391,42 @@ fn unit_exposure_stays_at_most_the_recorded_score() {
         "systemd-analyze rates scripts/oibus-agent.service {score}, above the {recorded} the README records:\n{text}"
     );
 }
+
+/// What becomes of the binary an earlier install ran: an upgrade from OIAnalytics to a newer
+/// version (marker `committed`) stays in the upgrade area and keeps running; the packaged one
+/// (no marker) gives way to the version installed.
+#[test]
+fn migration_keeps_a_newer_committed_upgrade_and_drops_the_old_packaged_binary() {
+    use std::os::unix::fs::PermissionsExt;
+    for (marker, kept) in [(Some("committed"), true), (None, false)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let root_s = root.to_str().unwrap();
+        run_script(
+            &repo("tests/fixtures/earlier-layout/scripts/install.sh"),
+            &["--binary", BIN, "--root", root_s, "--no-start"],
+        );
+        let old_bin = root.join("opt/oibus-agent/bin/oibus-agent");
+        std::fs::write(&old_bin, "#!/bin/sh\necho oibus-agent 9.9.9\n").unwrap();
+        std::fs::set_permissions(&old_bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        if let Some(step) = marker {
+            std::fs::write(
+                root.join("opt/oibus-agent/upgrade.json"),
+                format!(r#"{{"step": "{step}"}}"#),
+            )
+            .unwrap();
+        }
+        let said = run_script(
+            &repo("scripts/install.sh"),
+            &["--binary", BIN, "--root", root_s, "--no-start"],
+        );
+        let moved = root.join("var/lib/oibus-agent/upgrade/bin/oibus-agent");
+        assert_eq!(moved.exists(), kept, "{marker:?}:\n{said}");
+        assert_eq!(
+            said.contains("OIAnalytics upgraded the agent to 9.9.9"),
+            kept,
+            "{said}"
+        );
+        assert!(!root.join("opt/oibus-agent").exists(), "{said}");
+    }
+}
