@@ -451,7 +451,7 @@ fn setpoints_are_written_to_the_opcua_server_through_setpoint_to_opcua() {
 }
 
 #[test]
-fn test_south_item_reads_a_da_node_on_a_session_of_its_own_and_names_a_bad_node() {
+fn test_south_item_reads_a_da_node_and_an_ha_window_on_a_session_of_its_own_and_names_a_bad_node() {
     let server = OpcuaServer::start(5);
     let sim = sim();
     let home = AgentHome::with_sim(&sim, "");
@@ -481,6 +481,36 @@ fn test_south_item_reads_a_da_node_on_a_session_of_its_own_and_names_a_bad_node(
         .and_then(|v| v.parse().ok())
         .unwrap_or_default();
     assert!((20.0..21.0).contains(&value), "{tested}");
+
+    // An HA item: its history over testingSettings.history, of which OIBus shows the last.
+    let from = server.history_from();
+    let iso = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let mut ha = test("t3", ha_item("history", &server.node("History"), 0));
+    ha["commandContent"]["testingSettings"] =
+        json!({"history": {"startTime": iso(from), "endTime": iso(from + 3)}});
+    sim.queue(&json!([ha]));
+    let tested: Value = completed_json(&sim, &agent, "t3");
+    let last = &tested["raw"]["content"][0];
+    let at = chrono::DateTime::parse_from_rfc3339(last["timestamp"].as_str().unwrap_or_default())
+        .map(|t| t.timestamp())
+        .unwrap_or_default();
+    assert!((from..=from + 3).contains(&at), "{tested}");
+    assert_eq!(
+        last["data"]["value"]
+            .as_str()
+            .and_then(|v| v.parse::<f64>().ok()),
+        Some(history_value(at)),
+        "{tested}"
+    );
+    assert_eq!(
+        tested["raw"]["content"].as_array().map(Vec::len),
+        Some(1),
+        "{tested}"
+    );
 
     sim.queue(&json!([test(
         "t2",

@@ -489,6 +489,8 @@ fn limits() -> opcua::server::Limits {
     let mut limits = opcua::server::Limits::default();
     limits.subscriptions.max_monitored_items_per_sub = 100_000;
     limits.subscriptions.max_queued_notifications = 200_000;
+    limits.subscriptions.max_pending_publish_requests = 100;
+    limits.subscriptions.max_publish_requests_per_subscription = 100;
     limits.max_message_size = 64 * 1024 * 1024;
     limits.max_chunk_count = 64 * 1024 * 1024 / 8192;
     limits
@@ -518,22 +520,26 @@ async fn update_bench_values(
         tick.tick().await;
         count += 1;
         let now = DateTime::now();
-        let values = ids.iter().map(|id| {
-            (
-                id,
-                None,
-                DataValue {
-                    value: Some(Variant::Int64(count)),
-                    status: Some(StatusCode::Good),
-                    source_timestamp: Some(now),
-                    server_timestamp: Some(now),
-                    ..Default::default()
-                },
-            )
-        });
-        if let Err(e) = manager.set_values(handle.subscriptions(), values) {
-            eprintln!("OPC UA test server: cannot set the bench values: {e}");
-            return;
+        // In slices, yielding between them, so the sessions are served meanwhile.
+        for slice in ids.chunks(5_000) {
+            let values = slice.iter().map(|id| {
+                (
+                    id,
+                    None,
+                    DataValue {
+                        value: Some(Variant::Int64(count)),
+                        status: Some(StatusCode::Good),
+                        source_timestamp: Some(now),
+                        server_timestamp: Some(now),
+                        ..Default::default()
+                    },
+                )
+            });
+            if let Err(e) = manager.set_values(handle.subscriptions(), values) {
+                eprintln!("OPC UA test server: cannot set the bench values: {e}");
+                return;
+            }
+            tokio::task::yield_now().await;
         }
     }
 }

@@ -45,7 +45,7 @@ use crate::content::{Content, ContentType, TimeValue};
 use crate::data_flow::router::Router;
 use crate::data_flow::transform::{ItemIndex, Origin};
 use crate::entities::{SouthConnector, SouthGroup, SouthItem, SUBSCRIPTION_SCAN_MODE_ID};
-use crate::south_connector::driver::ReadSummary;
+use crate::south_connector::driver::{HistoryWindow, ReadSummary};
 use crate::south_connector::{item_scan_mode, Received, SubscriptionFailed};
 use crate::store::{Cf, Store};
 use crate::supervision::Peers;
@@ -665,22 +665,43 @@ impl OpcuaSouth {
         Ok((values, moved, errors))
     }
 
-    /// `test-south-item`: a DA item read once on a session of its own (the live south's is
-    /// left alone); returns its values and the connection and read durations (ms). An HA item
-    /// is read by its scans from its trackedInstant, which a test must not move.
-    pub async fn test_item(&self, item: &SouthItem) -> Result<(Vec<TimeValue>, u64, u64), String> {
+    /// `test-south-item` on a session of its own (the live south's is left alone): a DA item
+    /// read once; an HA item's history over `history`, of which OIBus shows the last value. No
+    /// trackedInstant moves. Returns the values and the connection and query durations (ms).
+    pub async fn test_item(
+        &self,
+        item: &SouthItem,
+        history: Option<HistoryWindow>,
+    ) -> Result<(Vec<TimeValue>, u64, u64), String> {
         let node = Node::parse(&[], item);
-        if node.ha.is_some() {
-            return Err(format!(
-                "{}: item '{}' is an HA item: test-south-item reads DA items; its history is read by its scan mode",
-                self.server.label, item.name
-            ));
-        }
+        let label = &self.server.label;
+        let window = match (&node.ha, history) {
+            (Some(_), None) => {
+                return Err(format!(
+                    "{label}: item '{}' is an HA item: its test needs testingSettings.history (startTime, endTime)",
+                    item.name
+                ))
+            }
+            (Some(_), window) => window,
+            (None, _) => None,
+        };
+        let id = node.node_id.clone().map_err(|e| format!("{label}: {e}"))?;
         let started = std::time::Instant::now();
         let (session, ended) = self.server.connect().await?;
         let connection_ms = started.elapsed().as_millis() as u64;
         let started = std::time::Instant::now();
-        let read = self.read_da(&session, std::slice::from_ref(&node)).await;
+        let read = match (window, node.ha.clone()) {
+            (Some(w), Some(mode)) => {
+                let mut list = [(node, id, w.start)];
+                self.history_interval(&session, &mode, &mut list, w.start, w.end)
+                    .await
+                    .map(|(mut values, _, errors)| {
+                        values.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
+                        (values.pop().into_iter().collect(), errors)
+                    })
+            }
+            _ => self.read_da(&session, std::slice::from_ref(&node)).await,
+        };
         let query_ms = started.elapsed().as_millis() as u64;
         let _ = tokio::time::timeout(Duration::from_secs(2), session.disconnect()).await;
         drop(ended);

@@ -9,8 +9,8 @@
 //! `transformed` being OIBus content plus `{truncated, totalSize}`: at most 1,000 elements,
 //! 500 KiB of a file. The executor caps every data command at 300 s, as OIBus caps tests.
 //!
-//! None of the souths this agent runs (folder-scanner, modbus, mqtt) has a history mode; a
-//! history test runs the same test on the history query's south settings, as OIBus does.
+//! A history test runs the same test on the history query's south settings, as OIBus does; an
+//! opcua HA item is read over `testingSettings.history` (`startTime`, `endTime`).
 
 use serde_json::{json, Map, Value};
 
@@ -21,7 +21,7 @@ use crate::entities::transformers::Transformer;
 use crate::entities::{Audit, EntityStore, HistoryQuery, SouthConnector, SouthItem};
 use crate::key_vault::{DecryptSettings, KeyVault};
 use crate::secrets_paths::{self, ConnectorKind};
-use crate::south_connector::driver::ItemTest;
+use crate::south_connector::driver::{HistoryWindow, ItemTest};
 use crate::south_connector::SouthDriver;
 use crate::AgentContext;
 
@@ -42,6 +42,8 @@ struct Plan {
     item: Option<SouthItem>,
     /// `testingSettings.transformer`.
     transformer: Option<(String, Map<String, Value>)>,
+    /// `testingSettings.history`: the window an HA item is read over.
+    history: Option<HistoryWindow>,
     known: Vec<Transformer>,
 }
 
@@ -120,6 +122,7 @@ fn plan(
             let options = t.get("options").and_then(Value::as_object).cloned();
             Some((id, options.unwrap_or_default()))
         });
+    let history = history_window(&cc["testingSettings"]["history"])?;
     let known = match transformer {
         Some(_) => entities.list::<Transformer>().map_err(|e| e.to_string())?,
         None => Vec::new(),
@@ -130,8 +133,35 @@ fn plan(
         previous,
         item,
         transformer,
+        history,
         known,
     })
+}
+
+/// `testingSettings.history` (`startTime`, `endTime`, RFC 3339), when the command has one.
+fn history_window(history: &Value) -> Result<Option<HistoryWindow>, String> {
+    if history.is_null() {
+        return Ok(None);
+    }
+    let at = |key: &str| {
+        history[key]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .ok_or_else(|| {
+                format!(
+                    "commandContent.testingSettings.history.{key} is not an RFC 3339 date: {}",
+                    history[key]
+                )
+            })
+    };
+    let (start, end) = (at("startTime")?, at("endTime")?);
+    if start >= end {
+        return Err(format!(
+            "commandContent.testingSettings.history: startTime {start} is not before endTime {end}"
+        ));
+    }
+    Ok(Some(HistoryWindow { start, end }))
 }
 
 /// `settings` as they are stored: new secrets decrypted with the RSA key and sealed, blank ones
@@ -217,7 +247,7 @@ pub fn run(
         let Some(item) = plan.item else {
             return Ok(driver.test_connection().await?.to_string());
         };
-        let tested: ItemTest = driver.test_item(item).await?;
+        let tested: ItemTest = driver.test_item(item, plan.history).await?;
         let transformed = match &plan.transformer {
             None => Value::Null,
             Some((id, options)) => {

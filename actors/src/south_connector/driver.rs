@@ -62,6 +62,13 @@ pub async fn commit(
     })
 }
 
+/// The window `test-south-item` reads an HA item's history over (`testingSettings.history`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HistoryWindow {
+    pub start: chrono::DateTime<chrono::Utc>,
+    pub end: chrono::DateTime<chrono::Utc>,
+}
+
 /// What `test-south-item` got: the content, and the milliseconds the connection and the query
 /// took (OIBus's `connectionDuration`, `queryDuration`).
 #[derive(Debug, Clone)]
@@ -227,7 +234,11 @@ impl SouthDriver {
 
     /// `test-south-item`: what `item` gives now, without caching it, and how long the
     /// connection and the query took (ms).
-    pub fn test_item(self, item: SouthItem) -> LocalBoxFuture<'static, Result<ItemTest, String>> {
+    pub fn test_item(
+        self,
+        item: SouthItem,
+        history: Option<HistoryWindow>,
+    ) -> LocalBoxFuture<'static, Result<ItemTest, String>> {
         match self {
             SouthDriver::FolderScanner(scanner) => Box::pin(async move {
                 let started = std::time::Instant::now();
@@ -268,7 +279,9 @@ impl SouthDriver {
                 })
             }),
             SouthDriver::Opcua(opcua) => {
-                Box::pin(async move { Ok(ItemTest::values(opcua.test_item(&item).await?)) })
+                Box::pin(
+                    async move { Ok(ItemTest::values(opcua.test_item(&item, history).await?)) },
+                )
             }
         }
     }
