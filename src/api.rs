@@ -112,18 +112,9 @@ async fn status(engine: web::Data<Engine>) -> HttpResponse {
         let api = engine.api.lock().unwrap_or_else(|p| p.into_inner());
         (api.listen, api.error.clone())
     };
-    let registration = match engine.peers.get::<Registration>() {
-        Some(addr) => addr.send(GetRegistration).await.ok(),
-        None => None,
-    };
-    let logs = match engine.peers.get::<LogShipper>() {
-        Some(addr) => addr.send(GetLogShipperStats).await.ok(),
-        None => None,
-    };
-    let data_flow = match engine.peers.get::<DataFlow>() {
-        Some(addr) => addr.send(GetDataFlowStatus).await.ok(),
-        None => None,
-    };
+    let registration = engine.peers.ask::<Registration, _>(GetRegistration).await;
+    let logs = engine.peers.ask::<LogShipper, _>(GetLogShipperStats).await;
+    let data_flow = engine.peers.ask::<DataFlow, _>(GetDataFlowStatus).await;
     let settings = oibus_actors::entities::settings_in_force(
         &config,
         engine.entities.engine_settings().ok().flatten().as_ref(),

@@ -48,18 +48,9 @@ pub async fn page() -> HttpResponse {
 }
 
 pub async fn overview(engine: web::Data<Engine>) -> HttpResponse {
-    let registration = match engine.peers.get::<Registration>() {
-        Some(addr) => addr.send(GetRegistration).await.ok(),
-        None => None,
-    };
-    let logs = match engine.peers.get::<LogShipper>() {
-        Some(addr) => addr.send(GetLogShipperStats).await.ok(),
-        None => None,
-    };
-    let connectors = match engine.peers.get::<DataFlow>() {
-        Some(addr) => addr.send(GetDataFlowStatus).await.ok(),
-        None => None,
-    };
+    let registration = engine.peers.ask::<Registration, _>(GetRegistration).await;
+    let logs = engine.peers.ask::<LogShipper, _>(GetLogShipperStats).await;
+    let connectors = engine.peers.ask::<DataFlow, _>(GetDataFlowStatus).await;
     let actors = engine
         .supervisor
         .send(GetChildren)

@@ -16,7 +16,7 @@ use rumqttc::{Event, Outgoing, Packet, QoS};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::south_mqtt::{explain, Broker, Settings};
+use super::south_mqtt::{explain, Broker};
 use super::{ConnectorError, Delivery};
 use crate::content::ContentType;
 use crate::entities::NorthConnector;
@@ -43,14 +43,14 @@ impl MqttNorth {
         engine_id: &str,
         peers: Peers,
     ) -> Result<MqttNorth, ConnectorError> {
-        let label = format!("north '{}'", north.name);
         Ok(MqttNorth {
-            broker: Broker {
-                settings: Settings::read(&label, &north.settings)?,
-                client_id: format!("oibus-{engine_id}-{}", north.id),
-                label,
+            broker: Broker::new(
+                format!("north '{}'", north.name),
+                &north.id,
+                &north.settings,
+                engine_id,
                 peers,
-            },
+            )?,
         })
     }
 

@@ -316,14 +316,14 @@ impl MqttSouth {
         engine_id: &str,
         peers: Peers,
     ) -> Result<MqttSouth, ConnectorError> {
-        let label = format!("south '{}'", south.name);
         Ok(MqttSouth {
-            broker: Broker {
-                settings: Settings::read(&label, &south.settings)?,
-                client_id: format!("oibus-{engine_id}-{}", south.id),
-                label,
+            broker: Broker::new(
+                format!("south '{}'", south.name),
+                &south.id,
+                &south.settings,
+                engine_id,
                 peers,
-            },
+            )?,
             task: Mutex::default(),
         })
     }
@@ -446,6 +446,23 @@ impl MqttSouth {
 }
 
 impl Broker {
+    /// `engine_id` and the connector's id make the client id: stable across restarts, which a
+    /// persistent session needs, and distinct per engine sharing a broker.
+    pub(crate) fn new(
+        label: String,
+        connector_id: &str,
+        settings: &Value,
+        engine_id: &str,
+        peers: Peers,
+    ) -> Result<Broker, ConnectorError> {
+        Ok(Broker {
+            settings: Settings::read(&label, settings)?,
+            client_id: format!("oibus-{engine_id}-{connector_id}"),
+            label,
+            peers,
+        })
+    }
+
     pub(crate) async fn options(
         &self,
         client_id: &str,

@@ -43,9 +43,9 @@ use super::{local_cipher, ConnectorError, Sealed, SettingsReader};
 use crate::backoff::{Backoff, FIRST_RETRY};
 use crate::content::{Content, ContentType, TimeValue};
 use crate::data_flow::router::Router;
-use crate::data_flow::transform::{ItemIndex, Origin};
+use crate::data_flow::transform::ItemIndex;
 use crate::entities::{SouthConnector, SouthGroup, SouthItem, SUBSCRIPTION_SCAN_MODE_ID};
-use crate::south_connector::driver::{HistoryWindow, ReadSummary};
+use crate::south_connector::driver::{commit_with, HistoryWindow, ReadSummary};
 use crate::south_connector::{item_scan_mode, Received, SubscriptionFailed};
 use crate::store::{Cf, Store};
 use crate::supervision::Peers;
@@ -832,35 +832,23 @@ async fn commit(
     values: Vec<TimeValue>,
     moved: Vec<(String, String)>,
 ) -> Result<ReadSummary, String> {
-    let read = values.len();
-    let router = router.clone();
-    let south_id = south_id.to_owned();
-    let items = items.clone();
-    let done = actix_rt::task::spawn_blocking(move || {
-        let content = Content::Values {
-            kind: ContentType::TimeValues,
-            values,
-        };
-        let origin = Origin::South {
-            south_id: &south_id,
-            items: &items,
-        };
-        router.dispatch_with(origin, &content, |batch| {
+    let content = Content::Values {
+        kind: ContentType::TimeValues,
+        values,
+    };
+    commit_with(
+        router.clone(),
+        south_id.to_owned(),
+        items.clone(),
+        content,
+        move |batch, south_id| {
             for (item_id, instant) in &moved {
-                batch.put(Cf::State, &tracked_key(&south_id, item_id), instant)?;
+                batch.put(Cf::State, &tracked_key(south_id, item_id), instant)?;
             }
             Ok(())
-        })
-    })
+        },
+    )
     .await
-    .map_err(|e| format!("the cache commit panicked: {e}"))?
-    .map_err(|e| format!("cannot cache what was read: {e}"))?;
-    Ok(ReadSummary {
-        read,
-        cached: done.cached,
-        dropped_full: done.dropped_full,
-        errors: Vec::new(),
-    })
 }
 
 impl Server {

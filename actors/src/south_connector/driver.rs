@@ -16,7 +16,7 @@ use crate::context::AgentContext;
 use crate::data_flow::router::Router;
 use crate::data_flow::transform::{ItemIndex, Origin};
 use crate::entities::{SouthConnector, SouthItem};
-use crate::store::Store;
+use crate::store::{Batch, Store};
 
 use super::actor::{Received, SubscriptionFailed};
 
@@ -41,13 +41,24 @@ pub async fn commit(
     items: Arc<ItemIndex>,
     content: Content,
 ) -> Result<ReadSummary, String> {
+    commit_with(router, south_id, items, content, |_, _| Ok(())).await
+}
+
+/// [`commit`], with `extra` writes of the south's own (given its id) in the same batch.
+pub async fn commit_with(
+    router: Router,
+    south_id: String,
+    items: Arc<ItemIndex>,
+    content: Content,
+    extra: impl FnOnce(&mut Batch, &str) -> crate::store::Result<()> + Send + 'static,
+) -> Result<ReadSummary, String> {
     let read = content.elements();
     let done = actix_rt::task::spawn_blocking(move || {
         let origin = Origin::South {
             south_id: &south_id,
             items: &items,
         };
-        router.dispatch(origin, &content)
+        router.dispatch_with(origin, &content, |batch| extra(batch, &south_id))
     })
     .await
     .map_err(|e| format!("the cache commit panicked: {e}"))?

@@ -51,4 +51,15 @@ impl Peers {
             _ => false,
         }
     }
+
+    /// Ask the current instance of `A`; `None` when it is not running or did not answer.
+    pub async fn ask<A, M>(&self, msg: M) -> Option<M::Result>
+    where
+        A: Actor + Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        self.get::<A>()?.send(msg).await.ok()
+    }
 }
