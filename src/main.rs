@@ -90,7 +90,7 @@ enum Command {
         )]
         config: PathBuf,
     },
-    /// Show the running engine's health: exit 0 healthy, 1 degraded, 3 not running.
+    /// Show the running engine's health: exit 0 healthy, 1 degraded, 3 not running, 4 unknown (the YAML is unreadable).
     ///
     /// The summary says why it is degraded and lists the settings in force with where each
     /// comes from (the YAML or OIAnalytics); `--json` prints the engine's whole status. Exit 4

@@ -715,9 +715,13 @@ impl DataFlow {
     fn reconcile_if_due(&mut self, ctx: &mut Context<Self>) {
         if let Some(handle) = self.reconcile_due.take() {
             ctx.cancel_future(handle);
-            if let Err(e) = self.reconcile(ctx) {
-                tracing::error!(error = %e, "cannot read the connectors; keeping the running ones");
-            }
+            self.reconcile_logged(ctx);
+        }
+    }
+
+    fn reconcile_logged(&mut self, ctx: &mut Context<Self>) {
+        if let Err(e) = self.reconcile(ctx) {
+            tracing::error!(error = %e, "cannot read the connectors; keeping the running ones");
         }
     }
 }
@@ -728,9 +732,7 @@ impl Handler<Reconcile> for DataFlow {
         if self.reconcile_due.is_none() {
             let due = ctx.run_later(RECONCILE_SETTLE, |act, ctx| {
                 act.reconcile_due = None;
-                if let Err(e) = act.reconcile(ctx) {
-                    tracing::error!(error = %e, "cannot read the connectors; keeping the running ones");
-                }
+                act.reconcile_logged(ctx);
             });
             self.reconcile_due = Some(due);
         }
