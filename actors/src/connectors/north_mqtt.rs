@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rumqttc::{Event, Outgoing, Packet, QoS};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::south_mqtt::{explain, Broker};
 use super::{ConnectorError, Delivery};
@@ -118,31 +118,8 @@ impl MqttNorth {
         Ok(())
     }
 
-    /// `test-north-connection`: one connection of its own, the CONNACK as OIBus reports it.
+    /// `test-north-connection`: see [`Broker::test_connection`].
     pub async fn test_connection(&self) -> Result<Value, String> {
-        let b = &self.broker;
-        let s = &b.settings;
-        let options = b.options(&format!("{}-test", b.client_id), true).await?;
-        let (client, mut event_loop) = b.event_loop(options);
-        let connack = loop {
-            match event_loop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(ack))) => break ack,
-                Ok(_) => {}
-                Err(e) => {
-                    return Err(format!(
-                        "{}: cannot connect to the MQTT broker {}:{}: {}",
-                        b.label,
-                        s.host,
-                        s.port,
-                        explain(&e)
-                    ))
-                }
-            }
-        };
-        let _ = client.try_disconnect();
-        let _ = tokio::time::timeout(Duration::from_secs(1), event_loop.poll()).await;
-        Ok(json!({"items": [
-            {"key": "SessionPresent", "value": connack.session_present.to_string()},
-        ]}))
+        self.broker.test_connection().await
     }
 }

@@ -366,35 +366,9 @@ impl MqttSouth {
         *self.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
     }
 
-    /// `test-south-connection`: connect once with a client of its own (never the running
-    /// session, which a shared client id would take over) and report the CONNACK as OIBus.
+    /// `test-south-connection`: see [`Broker::test_connection`].
     pub async fn test_connection(&self) -> Result<Value, String> {
-        let broker = &self.broker;
-        let options = broker
-            .options(&format!("{}-test", broker.client_id), true)
-            .await?;
-        let (client, mut event_loop) = broker.event_loop(options);
-        let connack = loop {
-            match event_loop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(ack))) => break ack,
-                Ok(_) => {}
-                Err(e) => {
-                    let s = &broker.settings;
-                    return Err(format!(
-                        "{}: cannot connect to the MQTT broker {}:{}: {}",
-                        broker.label,
-                        s.host,
-                        s.port,
-                        explain(&e)
-                    ));
-                }
-            }
-        };
-        let _ = client.try_disconnect();
-        let _ = tokio::time::timeout(Duration::from_secs(1), event_loop.poll()).await;
-        Ok(json!({"items": [
-            {"key": "SessionPresent", "value": connack.session_present.to_string()},
-        ]}))
+        self.broker.test_connection().await
     }
 }
 
@@ -446,6 +420,36 @@ impl MqttSouth {
 }
 
 impl Broker {
+    /// A connection test: connect once with a client of its own (never the running session,
+    /// which a shared client id would take over) and report the CONNACK as OIBus does.
+    pub(crate) async fn test_connection(&self) -> Result<Value, String> {
+        let options = self
+            .options(&format!("{}-test", self.client_id), true)
+            .await?;
+        let (client, mut event_loop) = self.event_loop(options);
+        let connack = loop {
+            match event_loop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => break ack,
+                Ok(_) => {}
+                Err(e) => {
+                    let s = &self.settings;
+                    return Err(format!(
+                        "{}: cannot connect to the MQTT broker {}:{}: {}",
+                        self.label,
+                        s.host,
+                        s.port,
+                        explain(&e)
+                    ));
+                }
+            }
+        };
+        let _ = client.try_disconnect();
+        let _ = tokio::time::timeout(Duration::from_secs(1), event_loop.poll()).await;
+        Ok(json!({"items": [
+            {"key": "SessionPresent", "value": connack.session_present.to_string()},
+        ]}))
+    }
+
     /// `engine_id` and the connector's id make the client id: stable across restarts, which a
     /// persistent session needs, and distinct per engine sharing a broker.
     pub(crate) fn new(
