@@ -35,8 +35,9 @@ use crate::kit::{bench_figure, procfs};
 
 const BATCH: usize = 1_000;
 
-/// Receives the fan-out's wake-ups while no north runs (the backlog phase).
-struct Parked;
+/// Receives the fan-out's wake-ups while no north runs (the backlog phase), or in a bench
+/// where no north sends.
+pub(crate) struct Parked;
 impl Actor for Parked {
     type Context = Context<Self>;
 }
@@ -65,12 +66,20 @@ fn batch(seq: &mut u64) -> Content {
 }
 
 pub(crate) fn context(store: Store, host: &str, token: String) -> AgentContext {
-    let yaml = format!("oianalytics: {{ host: {host} }}\n");
-    let config = oibus_actors::config::parse(&yaml).expect("a minimal configuration");
+    context_with(
+        store,
+        &format!("oianalytics: {{ host: {host} }}\n"),
+        Some(token),
+    )
+}
+
+/// A registered agent's context on `store`, with the configuration `yaml`.
+pub(crate) fn context_with(store: Store, yaml: &str, token: Option<String>) -> AgentContext {
+    let config = oibus_actors::config::parse(yaml).expect("a minimal configuration");
     let (_, config) = tokio::sync::watch::channel(Arc::new(config));
     let (_, registration) = tokio::sync::watch::channel(RegistrationChanged {
         status: RegistrationStatus::Registered,
-        token: Some(oibus_actors::Secret::new(token)),
+        token: token.map(oibus_actors::Secret::new),
     });
     AgentContext {
         config,
@@ -81,6 +90,11 @@ pub(crate) fn context(store: Store, host: &str, token: String) -> AgentContext {
         registration,
         engine_settings: oibus_actors::entities::LiveEngineSettings::new(Default::default()),
     }
+}
+
+/// The test process's RSS.
+pub(crate) fn rss_mib() -> f64 {
+    procfs::rss_kib(std::process::id()).unwrap_or(0) as f64 / 1024.0
 }
 
 fn north() -> NorthConnector {

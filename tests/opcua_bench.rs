@@ -24,45 +24,21 @@ use oibus_actors::data_flow::router::{NorthRoute, Router};
 use oibus_actors::data_flow::transform::Routing;
 use oibus_actors::entities::{Audit, SouthConnector, SouthItem};
 use oibus_actors::north_cache::{CacheOwner, CachingSettings, NorthCache};
-use oibus_actors::north_connector::{CacheGrew, NorthDriver};
-use oibus_actors::registration::{RegistrationChanged, RegistrationStatus};
+use oibus_actors::north_connector::NorthDriver;
 use oibus_actors::south_connector::{GetSouthStatus, SouthConnectorActor, SouthDriver};
 use oibus_actors::store::Store;
 use oibus_actors::AgentContext;
 
+use crate::data_bench::{context_with, rss_mib, Parked};
+use crate::kit::bench_figure;
 use crate::kit::opcua_server::OpcuaServer;
-use crate::kit::{bench_figure, procfs};
-
-/// Receives the fan-out's wake-ups: no north sends.
-struct Parked;
-impl Actor for Parked {
-    type Context = Context<Self>;
-}
-impl Handler<CacheGrew> for Parked {
-    type Result = ();
-    fn handle(&mut self, _: CacheGrew, _: &mut Context<Self>) {}
-}
 
 fn context(store: Store, data_dir: &std::path::Path) -> AgentContext {
     let yaml = format!(
         "engine: {{ data_dir: {} }}\noianalytics: {{ host: http://127.0.0.1:9 }}\n",
         data_dir.display()
     );
-    let config = oibus_actors::config::parse(&yaml).expect("a minimal configuration");
-    let (_, config) = tokio::sync::watch::channel(Arc::new(config));
-    let (_, registration) = tokio::sync::watch::channel(RegistrationChanged {
-        status: RegistrationStatus::Registered,
-        token: None,
-    });
-    AgentContext {
-        config,
-        journal: oibus_actors::commands::Journal::open(store.clone()).expect("journal"),
-        store,
-        peers: Default::default(),
-        engine_id: "bench".into(),
-        registration,
-        engine_settings: oibus_actors::entities::LiveEngineSettings::new(Default::default()),
-    }
+    context_with(store, &yaml, None)
 }
 
 fn south(server: &OpcuaServer, n: usize) -> SouthConnector {
@@ -94,10 +70,6 @@ fn south(server: &OpcuaServer, n: usize) -> SouthConnector {
         secret_paths: vec![],
         audit: Audit::new("", ""),
     }
-}
-
-fn rss_mib() -> f64 {
-    procfs::rss_kib(std::process::id()).unwrap_or(0) as f64 / 1024.0
 }
 
 #[test]

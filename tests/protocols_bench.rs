@@ -23,13 +23,12 @@ use oibus_actors::data_flow::router::{NorthRoute, Router};
 use oibus_actors::data_flow::transform::Routing;
 use oibus_actors::entities::{SouthConnector, SouthItem};
 use oibus_actors::north_cache::{CacheOwner, CachingSettings, NorthCache};
-use oibus_actors::north_connector::CacheGrew;
 use oibus_actors::south_connector::{SouthConnectorActor, SouthDriver};
 use oibus_actors::store::Store;
 
-use crate::data_bench::{context, wait_async};
+use crate::data_bench::{context, rss_mib, wait_async, Parked};
+use crate::kit::bench_figure;
 use crate::kit::mosquitto::Mosquitto;
-use crate::kit::{bench_figure, procfs};
 use crate::protocols_modbus::ModbusServer;
 
 const RUN: Duration = Duration::from_secs(5);
@@ -43,10 +42,6 @@ fn item(name: &str, settings: Value) -> SouthItem {
         "audit": {"createdBy": "", "updatedBy": "", "createdAt": "", "updatedAt": ""}
     }))
     .expect("an item")
-}
-
-fn rss_mib() -> f64 {
-    procfs::rss_kib(std::process::id()).unwrap_or(0) as f64 / 1024.0
 }
 
 #[test]
@@ -97,16 +92,6 @@ async fn rate(south: &ModbusSouth, items: &[SouthItem]) -> (f64, f64) {
     }
     let secs = started.elapsed().as_secs_f64();
     (reads as f64 / secs, values as f64 / secs)
-}
-
-/// Receives the fan-out's wake-ups: nothing sends, the cache only grows.
-struct Parked;
-impl Actor for Parked {
-    type Context = Context<Self>;
-}
-impl Handler<CacheGrew> for Parked {
-    type Result = ();
-    fn handle(&mut self, _: CacheGrew, _: &mut Context<Self>) {}
 }
 
 fn mqtt_figures() {
