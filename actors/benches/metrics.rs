@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use oibus_actors::metrics_aggregator::actor::write_counts;
 use oibus_actors::metrics_aggregator::{
-    flush, DocCache, Document, ManualClock, MetricsError, MetricsHandle, Sample,
+    DocCache, DocKey, Document, ManualClock, MetricsError, MetricsHandle, MinuteCount, Sample,
 };
 use oibus_actors::store::Store;
 
@@ -90,9 +90,9 @@ fn bench_count(n: u64) -> Duration {
 struct FlushBench {
     series: usize,
     docs: usize,
-    /// `flush` when no document exists yet (zero-filled creation).
+    /// A fold when no document exists yet (zero-filled creation).
     fresh: Duration,
-    /// `flush` when every document exists, taken from a [`DocCache`].
+    /// A fold when every document is in the [`DocCache`] already (the steady state).
     existing: Duration,
     /// `to_stored` of every document.
     encode: Duration,
@@ -129,18 +129,31 @@ fn bench_flush(series: usize) -> FlushBench {
     }
     let counts = handle.drain();
 
-    // The lookups never fail, so neither do the flushes.
-    let none = |_: &_| Ok::<_, MetricsError>(None);
-    let fresh = best_of(|| flush(&counts, &mut DocCache::new(), none).unwrap_or_default());
-    let docs = flush(&counts, &mut DocCache::new(), none).unwrap_or_default();
-    let existing = best_of_with(
-        || {
-            let mut cache = DocCache::new();
-            cache.keep(docs.clone(), at);
-            cache
-        },
-        |mut cache| flush(&counts, &mut cache, none).unwrap_or_default(),
-    );
+    // The lookups never fail, so neither do the folds.
+    let none = |_: &DocKey| Ok::<_, MetricsError>(None);
+    let fold = |counts: &[MinuteCount], cache: &mut DocCache| cache.fold(counts, none).unwrap_or(0);
+    let fresh = best_of_with(DocCache::new, |mut cache| {
+        fold(&counts, &mut cache);
+        cache
+    });
+    let warm = || {
+        let mut cache = DocCache::new();
+        fold(&counts, &mut cache);
+        cache.written(at);
+        cache
+    };
+    let existing = best_of_with(warm, |mut cache| {
+        fold(&counts, &mut cache);
+        cache
+    });
+    let docs: Vec<(DocKey, Document)> = {
+        let mut cache = DocCache::new();
+        fold(&counts, &mut cache);
+        cache
+            .changed()
+            .map(|(k, d)| (k.clone(), d.clone()))
+            .collect()
+    };
     let encode_all = || -> Vec<(Vec<u8>, Vec<u8>)> {
         docs.iter()
             .map(|(k, d)| (k.as_bytes().to_vec(), d.to_stored()))

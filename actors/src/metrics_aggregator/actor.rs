@@ -13,8 +13,8 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
 use super::{
-    flush, DocCache, DocKey, Document, Family, MetricsError, MetricsHandle, MinuteCount, Outcome,
-    Sample, WindowType,
+    DocCache, DocKey, Document, Family, MetricsError, MetricsHandle, MinuteCount, Outcome, Sample,
+    WindowType,
 };
 use crate::events::{Recorder, Source};
 use crate::store::{Cf, Durability, Store, StoreError};
@@ -185,14 +185,18 @@ pub fn write_counts(
     counts: &[MinuteCount],
     now: DateTime<Utc>,
 ) -> Result<usize, FlushError> {
-    let docs = flush::<FlushError>(counts, cache, |key| load(store, key))?;
+    let n = cache.fold::<FlushError>(counts, |key| load(store, key))?;
     let mut batch = store.batch();
-    for (key, doc) in &docs {
-        batch.put_raw(Cf::Metrics, key.as_bytes(), &doc.to_stored());
+    let mut value = Vec::new();
+    for (key, doc) in cache.changed() {
+        doc.encode_stored(&mut value);
+        batch.put_raw(Cf::Metrics, key.as_bytes(), &value);
     }
-    store.write(batch, Durability::Buffered)?;
-    let n = docs.len();
-    cache.keep(docs, now);
+    if let Err(e) = store.write(batch, Durability::Buffered) {
+        cache.forget();
+        return Err(e.into());
+    }
+    cache.written(now);
     Ok(n)
 }
 

@@ -114,11 +114,17 @@ impl Document {
     /// 61 bytes here against about 400 as JSON; the JSON is rendered when it is read.
     pub fn to_stored(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(1 + self.values.len());
+        self.encode_stored(&mut out);
+        out
+    }
+
+    /// [`Document::to_stored`] into `out`, which is cleared first: a flush reuses one buffer.
+    pub fn encode_stored(&self, out: &mut Vec<u8>) {
+        out.clear();
         out.push(STORED_V1);
         for &value in self.values.iter() {
-            push_varint(&mut out, value);
+            push_varint(out, value);
         }
-        out
     }
 
     /// Decodes a record read from the store, written by [`Document::to_stored`] or, by earlier

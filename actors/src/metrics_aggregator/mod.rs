@@ -5,10 +5,11 @@
 //! - [`MetricsHandle`] is what every actor holds to count a [`Sample`]. Counting locks one shard
 //!   of a map, with no mailbox round-trip; counts are kept per UTC [`Minute`]. The handle also
 //!   keeps the cumulative total of each sample since process start.
-//! - Every flush interval the shell calls [`MetricsHandle::drain`], then [`flush`] with its
-//!   [`DocCache`] and, for a miss, a lookup that reads (and [`Document::decode_stored`]s) the
-//!   stored document. It writes the returned documents in one batch, then [`DocCache::keep`]s
-//!   them; on a failed write it gives the counts back with [`MetricsHandle::restore`].
+//! - Every flush interval the shell calls [`MetricsHandle::drain`], then [`DocCache::fold`]
+//!   with, for a miss, a lookup that reads (and [`Document::decode_stored`]s) the stored
+//!   document. It writes the changed documents in one batch, then tells the cache they are
+//!   [`written`](DocCache::written); on a failure it gives the counts back with
+//!   [`MetricsHandle::restore`].
 //! - [`Retention`] says which documents to delete ([`Retention::delete_ranges`] for RocksDB
 //!   `delete_range`, or [`Retention::expired`] for a list of keys).
 //! - [`series`] and [`count`] answer queries over decoded documents (spec §9).
@@ -29,7 +30,7 @@ mod sample;
 mod window;
 
 pub use document::{DocKey, Document};
-pub use flush::{flush, DocCache};
+pub use flush::DocCache;
 pub use handle::{Clock, ManualClock, MetricsHandle, MinuteCount, SystemClock};
 pub use query::{count, series, Point, MAX_SERIES_POINTS};
 pub use retention::{KeyRange, Retention};

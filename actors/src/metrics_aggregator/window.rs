@@ -62,6 +62,15 @@ impl WindowType {
         }
     }
 
+    /// Index of `t`'s slot among the window's slot keys: [`WindowType::slot`] less the first key.
+    pub fn slot_index(self, t: DateTime<Utc>) -> usize {
+        match self {
+            WindowType::Hours => t.minute() as usize,
+            WindowType::Days => t.hour() as usize,
+            WindowType::Months => t.day0() as usize,
+        }
+    }
+
     /// The slot keys of the window starting at `start`, in ascending order. A month window has
     /// one key per day of its own month (28, 29, 30 or 31).
     pub fn slot_keys(self, start: DateTime<Utc>) -> RangeInclusive<u32> {
