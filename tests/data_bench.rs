@@ -155,14 +155,15 @@ fn data_plane_figures() {
 
         // 1. Into the cache, nobody sending: the backlog of an outage.
         router.set(vec![route(Parked.start().recipient())]);
-        let mut seq = 0;
-        let started = Instant::now();
+        // Only the dispatch is timed: making up the values is the bench's work, not the cache's.
+        let (mut seq, mut dispatching) = (0, Duration::ZERO);
         while seq < total {
-            router
-                .dispatch(origin(), &batch(&mut seq))
-                .expect("dispatch");
+            let content = batch(&mut seq);
+            let started = Instant::now();
+            router.dispatch(origin(), &content).expect("dispatch");
+            dispatching += started.elapsed();
         }
-        let into = seq as f64 / started.elapsed().as_secs_f64();
+        let into = seq as f64 / dispatching.as_secs_f64();
         bench_figure("data_into_cache_values_per_s", into, "values/s");
         let rss = procfs::rss_kib(pid).unwrap_or(0) as f64 / 1024.0;
         bench_figure("data_backlog_rss_mib", rss, "MiB");

@@ -144,7 +144,17 @@ impl Agent {
                 },
             )
         });
-        let child = Command::new(bin)
+        // `AGENT_WRAPPER="valgrind --tool=massif"` runs the agent under a profiler.
+        let wrapper = std::env::var("AGENT_WRAPPER").unwrap_or_default();
+        let mut command = match wrapper.split_whitespace().collect::<Vec<_>>().split_first() {
+            Some((program, words)) => {
+                let mut command = Command::new(program);
+                command.args(words).arg(bin);
+                command
+            }
+            None => Command::new(bin),
+        };
+        let child = command
             .args(args)
             .arg(config)
             .envs(env)

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use actix::prelude::*;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::{more_may_wait, Answer, REPORT_BATCH};
 use crate::backoff::{Backoff, FIRST_RETRY};
@@ -202,7 +202,7 @@ async fn put_reports(
     token: &Secret<String>,
     groups: &[ReportGroup<'_>],
 ) -> Answer {
-    let body: Vec<&Value> = groups.iter().map(|g| &g.latest.record).collect();
+    let body: Vec<&RawValue> = groups.iter().map(|g| &*g.latest.record).collect();
     let outcome = client
         .put_json(routes::COMMANDS_STATUS, &body, Auth::Bearer(token))
         .await;

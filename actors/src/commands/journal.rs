@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::store::{Batch, Cf, Durability, Store, StoreError};
@@ -188,8 +189,8 @@ impl CommandRecord {
         Some(next)
     }
 
-    /// The E5 status record for the current status.
-    pub fn status_record(&self) -> Value {
+    /// The E5 status record for the current status, as it is stored and sent.
+    pub fn status_json(&self) -> Vec<u8> {
         let record = StatusRecord {
             id: &self.id,
             created_by: None,
@@ -206,7 +207,12 @@ impl CommandRecord {
             fields: &self.fields,
         };
         // Only strings, options and a JSON map: serialising cannot fail.
-        serde_json::to_value(record).unwrap_or(Value::Null)
+        serde_json::to_vec(&record).unwrap_or_default()
+    }
+
+    /// [`CommandRecord::status_json`] as a JSON value.
+    pub fn status_record(&self) -> Value {
+        serde_json::from_slice(&self.status_json()).unwrap_or(Value::Null)
     }
 }
 
@@ -256,11 +262,43 @@ struct OpenEntry {
 }
 
 /// A status report waiting for OIAnalytics: its number (to acknowledge exactly it) and its
-/// record.
-#[derive(Debug, Clone, PartialEq)]
+/// record, kept as the stored JSON text and sent as it is.
+#[derive(Debug, Clone)]
 pub struct PendingReport {
     pub number: u64,
-    pub record: Value,
+    pub record: Box<RawValue>,
+    /// The record's `id` and `status`, read once, for [`latest_per_command`].
+    id: Option<String>,
+    status: Option<Status>,
+}
+
+impl PendingReport {
+    /// The report numbered `number` holding `record`; `None` when `record` is not a JSON object.
+    pub fn new(number: u64, record: Box<RawValue>) -> Option<PendingReport> {
+        #[derive(Deserialize)]
+        struct Head {
+            id: Option<Value>,
+            status: Option<Value>,
+        }
+        let head: Head = serde_json::from_str(record.get()).ok()?;
+        Some(PendingReport {
+            number,
+            id: head.id.and_then(|id| id.as_str().map(str::to_owned)),
+            status: head.status.and_then(|s| serde_json::from_value(s).ok()),
+            record,
+        })
+    }
+
+    /// The record as a JSON value.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(self.record.get()).unwrap_or(Value::Null)
+    }
+}
+
+impl PartialEq for PendingReport {
+    fn eq(&self, other: &PendingReport) -> bool {
+        self.number == other.number && self.record.get() == other.record.get()
+    }
 }
 
 /// The journal and report queue over the store. Cheap to clone; one per store (the engine keeps
@@ -407,7 +445,7 @@ impl Journal {
         for record in records.iter_mut() {
             if reporting == Reporting::Report {
                 record.report = Some(number);
-                batch.put(Cf::Reports, &report_key(number), &record.status_record())?;
+                batch.put_raw(Cf::Reports, &report_key(number), &record.status_json());
                 number += 1;
             }
             // Only this record's writer touches its index entry: what is there now stays until
@@ -542,11 +580,15 @@ impl Journal {
                 continue; // cannot be: earlier builds' keys are renumbered at open
             };
             oldest.get_or_insert(number);
-            match serde_json::from_slice(&bytes) {
-                Ok(record) => out.push(PendingReport { number, record }),
+            let report = serde_json::from_slice::<Box<RawValue>>(&bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|record| {
+                    PendingReport::new(number, record).ok_or_else(|| "not a JSON object".into())
+                });
+            match report {
+                Ok(report) => out.push(report),
                 Err(e) => {
-                    self.store()
-                        .quarantine(Cf::Reports, &key, &bytes, &e.to_string())?;
+                    self.store().quarantine(Cf::Reports, &key, &bytes, &e)?;
                     decrement(&self.inner.reports_waiting, 1);
                 }
             }
@@ -609,14 +651,9 @@ impl<'a> ReportGroup<'a> {
 pub fn latest_per_command(reports: &[PendingReport]) -> Vec<ReportGroup<'_>> {
     let mut groups: Vec<ReportGroup<'_>> = Vec::with_capacity(reports.len());
     let mut by_id: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    let terminal = |r: &PendingReport| {
-        r.record
-            .get("status")
-            .and_then(|s| serde_json::from_value::<Status>(s.clone()).ok())
-            .is_some_and(Status::is_terminal)
-    };
+    let terminal = |r: &PendingReport| r.status.is_some_and(Status::is_terminal);
     for report in reports {
-        let Some(id) = report.record.get("id").and_then(Value::as_str) else {
+        let Some(id) = report.id.as_deref() else {
             groups.push(ReportGroup {
                 latest: report,
                 superseded: Vec::new(),
@@ -769,7 +806,7 @@ mod tests {
             .pending_reports(10)
             .unwrap()
             .into_iter()
-            .filter(|p| p.record["id"] == "old-acked")
+            .filter(|p| p.value()["id"] == "old-acked")
             .collect();
         journal.ack_reports(&acked).unwrap();
 
@@ -940,8 +977,8 @@ mod tests {
             .iter()
             .map(|r| {
                 (
-                    r.record["id"].as_str().unwrap().to_owned(),
-                    r.record["status"].as_str().unwrap().to_owned(),
+                    r.value()["id"].as_str().unwrap().to_owned(),
+                    r.value()["status"].as_str().unwrap().to_owned(),
                 )
             })
             .collect();
@@ -963,8 +1000,8 @@ mod tests {
             1,
             "acknowledged out of order, the other one stays"
         );
-        assert_eq!(left[0].record["status"], "RETRIEVED");
-        assert_eq!(left[0].record["id"], "aaa");
+        assert_eq!(left[0].value()["status"], "RETRIEVED");
+        assert_eq!(left[0].value()["id"], "aaa");
         journal.ack_reports(&left).unwrap();
         assert_eq!(journal.pending_reports(10).unwrap(), []);
         assert_eq!(
@@ -1060,7 +1097,7 @@ mod tests {
         reports
             .iter()
             .map(|r| {
-                let field = |f: &str| r.record[f].as_str().unwrap_or_default().to_owned();
+                let field = |f: &str| r.value()[f].as_str().unwrap_or_default().to_owned();
                 (field("id"), field("status"))
             })
             .collect()
@@ -1110,17 +1147,17 @@ mod tests {
         assert_eq!(pending.len(), 4);
 
         let groups = latest_per_command(&pending);
-        let sent: Vec<&Value> = groups.iter().map(|g| &g.latest.record).collect();
+        let sent: Vec<Value> = groups.iter().map(|g| g.latest.value()).collect();
         let mut ids: Vec<&str> = sent.iter().filter_map(|r| r["id"].as_str()).collect();
         assert_eq!(ids, ["b", "a"], "ordered by their latest report");
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), sent.len(), "no id twice in one PUT");
         assert_eq!(sent[1]["status"], "COMPLETED", "the latest status of a");
-        let superseded: Vec<&str> = groups[1]
+        let superseded: Vec<Value> = groups[1]
             .superseded
             .iter()
-            .filter_map(|r| r.record["status"].as_str())
+            .map(|r| r.value()["status"].clone())
             .collect();
         assert_eq!(superseded, ["RETRIEVED", "RUNNING"]);
 
@@ -1136,9 +1173,9 @@ mod tests {
 
     #[test]
     fn a_terminal_report_is_never_superseded_by_an_older_status() {
-        let report = |number: u64, status: &str| PendingReport {
-            number,
-            record: json!({"id": "a", "status": status}),
+        let raw = |record: Value| serde_json::value::to_raw_value(&record).unwrap();
+        let report = |number: u64, status: &str| {
+            PendingReport::new(number, raw(json!({"id": "a", "status": status}))).unwrap()
         };
         // Numbering out of order (cannot happen through `commit`): the terminal one still wins.
         let reports = [
@@ -1148,19 +1185,11 @@ mod tests {
         ];
         let groups = latest_per_command(&reports);
         assert_eq!(groups.len(), 1);
-        assert_eq!(groups[0].latest.record["status"], "ERRORED");
+        assert_eq!(groups[0].latest.value()["status"], "ERRORED");
         assert_eq!(groups[0].reports().count(), 3, "all acknowledged together");
 
-        let no_id = [
-            PendingReport {
-                number: 0,
-                record: json!({"status": "RETRIEVED"}),
-            },
-            PendingReport {
-                number: 1,
-                record: json!({"status": "RETRIEVED"}),
-            },
-        ];
+        let no_id = [0, 1]
+            .map(|number| PendingReport::new(number, raw(json!({"status": "RETRIEVED"}))).unwrap());
         assert_eq!(latest_per_command(&no_id).len(), 2, "nothing to merge on");
     }
 
