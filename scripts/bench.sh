@@ -5,9 +5,11 @@
 #
 #   scripts/bench.sh                       # release profile, 3 runs of everything
 #   RUNS=5 scripts/bench.sh                # more repetitions (the median is reported)
-#   BENCH_ONLY="startup commands" scripts/bench.sh   # a subset of: startup commands logs
+#   BENCH_ONLY="startup commands" scripts/bench.sh   # a subset of: disk startup commands logs
 #                                          # metrics sim rollback data protocols opcua
 #                                          # (figures not measured keep their earlier runs)
+#   BENCH_ONLY=coldtest scripts/bench.sh   # once: scripts/test.sh in a fresh clone of HEAD
+#                                          # with an empty target dir (about half an hour)
 #   BENCH_PROFILE=dev scripts/bench.sh     # the debug build the tests use (slower figures)
 #
 # Each benchmark prints `BENCH <name> <value> <unit>` lines; this script collects them. The
@@ -21,7 +23,7 @@ scripts/setup.sh
 . scripts/env.sh
 profile="${BENCH_PROFILE:-release}"
 runs="${RUNS:-3}"
-only="${BENCH_ONLY:-startup commands logs metrics sim rollback data protocols opcua}"
+only="${BENCH_ONLY:-disk startup commands logs metrics sim rollback data protocols opcua}"
 if [ "$profile" = release ]; then flag=--release; dir=release; else flag=; dir=debug; fi
 # `cargo bench` builds with the bench profile (release settings) unless told otherwise.
 if [ "$profile" = release ]; then bench_flag=; else bench_flag="--profile $profile"; fi
@@ -61,6 +63,39 @@ print((min(ns(r["at"]) for r in recent if ns(r["at"]) > t0) - t0) // 10**6)' "$2
 }
 
 # Start-up and idle memory of a registered agent under its launcher.
+if wanted disk; then
+  # What a synced write costs on this disk: the floor under every fsync the agent promises.
+  for i in $(seq "$runs"); do
+    python3 - "$CARGO_TARGET_DIR" >> "$figures" <<'PY'
+import os, sys, time
+path = os.path.join(sys.argv[1], "fsync-probe")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+took = []
+for _ in range(1000):
+    os.write(fd, b"x" * 4096)
+    began = time.perf_counter()
+    os.fdatasync(fd)
+    took.append(time.perf_counter() - began)
+os.close(fd)
+os.unlink(path)
+took.sort()
+print(f"fsync_p50_ms {took[500] * 1e3:.3f} ms")
+print(f"fsync_p99_ms {took[990] * 1e3:.3f} ms")
+PY
+  done
+fi
+
+if wanted coldtest; then
+  # The README's test command as CI runs it, but with nothing built: a fresh clone of HEAD and
+  # an empty target dir. Once, not RUNS times.
+  git clone -q . "$work/cold"
+  began=$(date +%s)
+  (cd "$work/cold" && CARGO_TARGET_DIR="$work/cold-target" scripts/test.sh) > "$work/coldtest.log" 2>&1 || {
+    tail -40 "$work/coldtest.log"; echo "the cold scripts/test.sh failed"; exit 1; }
+  echo "cold_test_min $(python3 -c "print(round(($(date +%s) - $began) / 60, 1))") min" >> "$figures"
+  rm -rf "$work/cold-target"
+fi
+
 if wanted startup; then
   "$bin" sim --listen 127.0.0.1:0 --auto-complete 100ms > "$work/sim.out" 2> "$work/sim.err" &
   for _ in $(seq 100); do grep -q listening "$work/sim.out" && break; sleep 0.1; done
@@ -142,6 +177,9 @@ figures, runs, profile, previous = sys.argv[1], sys.argv[2], sys.argv[3], sys.ar
 # name: (figure, goal, OIBus 3.8.8). A goal is "≤ N unit" or "≥ N unit", N in the figure's own unit; the
 # table marks it met or missed from the median.
 rows = {
+    "fsync_p50_ms": ("Disk: `fdatasync` of a 4 KiB write, p50 (the floor under every synced write)", "", ""),
+    "fsync_p99_ms": ("Disk: … p99", "", ""),
+    "cold_test_min": ("Cold `scripts/test.sh`: fresh clone, empty target dir, 2 cores", "≤ 8 min", ""),
     "idle_rss_mib": ("Idle RSS, launcher + engine, registered", "≤ 12 MiB", "≈ 330 MB"),
     "idle_pss_mib": ("… proportional (PSS: shared pages counted once)", "≤ 12 MiB", ""),
     "idle_anon_mib": ("… of it anonymous (heap, stacks: the agent's own)", "≤ 12 MiB", ""),
