@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
-use crate::commands::{completed, registered, sim, started};
+use crate::commands::{completed, registered, run_completed, sim, started};
 use crate::kit::agent::{free_port, http, AgentHome};
 use crate::kit::{command, wait_until};
 
@@ -36,8 +36,7 @@ fn update_engine_web_server_moves_the_local_api_to_the_new_port_live() {
     let old = home.api;
 
     let new: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    sim.queue(&json!([web_server("w1", new.port())]));
-    completed(&sim, &agent, "w1");
+    run_completed(&sim, &agent, &[web_server("w1", new.port())]);
     assert!(
         wait_until(WAIT, || answers(new)),
         "the local API does not answer on {new}:\n{}",
@@ -62,8 +61,7 @@ fn update_engine_web_server_moves_the_local_api_to_the_new_port_live() {
     // A port that cannot be bound: the command completes, the API stays where it is and says why.
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let taken_port = taken.local_addr().unwrap().port();
-    sim.queue(&json!([web_server("w2", taken_port)]));
-    completed(&sim, &agent, "w2");
+    run_completed(&sim, &agent, &[web_server("w2", taken_port)]);
     let mut status = Value::Null;
     let reported = wait_until(WAIT, || {
         status = status_at(new).unwrap_or_default();
@@ -86,8 +84,7 @@ fn update_engine_web_server_moves_the_local_api_to_the_new_port_live() {
 fn the_port_set_by_oianalytics_is_used_again_after_a_restart() {
     let (sim, home, mut agent) = started(&[]);
     let new: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    sim.queue(&json!([web_server("w1", new.port())]));
-    completed(&sim, &agent, "w1");
+    run_completed(&sim, &agent, &[web_server("w1", new.port())]);
     assert!(wait_until(WAIT, || answers(new)), "{}", agent.logs());
 
     agent.signal(Signal::SIGTERM);
@@ -196,30 +193,28 @@ fn status_shows_each_setting_in_force_and_where_it_comes_from() {
     completed(&sim, &agent, "l1");
     completed(&sim, &agent, "r1");
     let after = status_text();
-    assert_eq!(
-        line(&after, "console log level"),
-        "console log level warn oianalytics logger.console.level"
-    );
-    assert_eq!(
-        line(&after, "OIAnalytics log level"),
-        "OIAnalytics log level error oianalytics logger.oia.level"
-    );
-    assert_eq!(
-        line(&after, "log shipping interval"),
-        "log shipping interval 20s oianalytics logger.oia.interval"
-    );
-    assert_eq!(
-        line(&after, "command refresh interval"),
-        "command refresh interval 2s oianalytics commandRefreshInterval"
-    );
-    assert_eq!(
-        line(&after, "engine name"),
-        "engine name test-agent yaml engine.name"
-    );
-    assert_eq!(
-        line(&after, "command permissions (ceiling)"),
-        "command permissions (ceiling) all 42 allowed yaml oianalytics.permissions"
-    );
+    for (name, in_force) in [
+        ("console log level", "warn oianalytics logger.console.level"),
+        (
+            "OIAnalytics log level",
+            "error oianalytics logger.oia.level",
+        ),
+        (
+            "log shipping interval",
+            "20s oianalytics logger.oia.interval",
+        ),
+        (
+            "command refresh interval",
+            "2s oianalytics commandRefreshInterval",
+        ),
+        ("engine name", "test-agent yaml engine.name"),
+        (
+            "command permissions (ceiling)",
+            "all 42 allowed yaml oianalytics.permissions",
+        ),
+    ] {
+        assert_eq!(line(&after, name), format!("{name} {in_force}"));
+    }
     assert!(
         after
             .lines()
