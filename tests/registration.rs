@@ -105,7 +105,7 @@ fn an_expired_code_starts_a_fresh_registration() {
 
 #[test]
 fn a_state_changing_call_without_the_token_gets_401_and_changes_nothing() {
-    let (sim, _home, agent) = registered_by_hand();
+    let (_sim, _home, agent) = registered_by_hand();
     for (method, body) in [("DELETE", ""), ("POST", r#"{"force": true}"#)] {
         let (code, answer) =
             crate::kit::agent::http(agent.api, method, "/api/registration", body).unwrap();
