@@ -76,10 +76,10 @@ pub(crate) fn completed(sim: &Sim, agent: &Agent, id: &str) -> Value {
     record
 }
 
-/// Queue `commands` in one batch and wait until each has COMPLETED.
-pub(crate) fn run_completed(sim: &Sim, agent: &Agent, commands: &[Value]) {
-    sim.queue(&Value::Array(commands.to_vec()));
-    for command in commands {
+/// Queue `commands` (a JSON array) in one batch and wait until each has COMPLETED.
+pub(crate) fn run_completed(sim: &Sim, agent: &Agent, commands: &Value) {
+    sim.queue(commands);
+    for command in commands.as_array().into_iter().flatten() {
         completed(sim, agent, command["id"].as_str().unwrap_or_default());
     }
 }
@@ -134,65 +134,32 @@ fn configuration_commands_change_the_entities_and_report_completed() {
     let history = json!({"name": "backfill", "description": "", "queryTimeRange": {},
         "caching": null, "northTransformers": [], "southType": "mssql",
         "southSettings": {"password": ""}, "items": [], "northType": "console", "northSettings": {}});
-    // The result texts are fidelity::rows_7_and_8_every_result_text_is_oibus_sentence's.
-    run_completed(
-        &sim,
-        &agent,
-        &[
-            scan_mode("c1", "fast"),
-            command(
-                "c2",
-                "create-ip-filter",
-                json!({"commandContent": {"address": "10.0.0.1", "description": ""}}),
-            ),
-            command(
-                "c3",
-                "create-certificate",
-                json!({"commandContent":
+    sim.queue(&json!([
+        scan_mode("c1", "fast"),
+        command("c2", "create-ip-filter", json!({"commandContent": {"address": "10.0.0.1", "description": ""}})),
+        command("c3", "create-certificate", json!({"commandContent":
             {"name": "cert", "description": "", "regenerateCertificate": false, "options": {
                 "commonName": "agent", "countryName": "FR", "stateOrProvinceName": "Savoie",
                 "localityName": "Chambery", "organizationName": "Optimistik", "keySize": 2048,
-                "daysBeforeExpiry": 30}}}),
-            ),
-            command(
-                "c4",
-                "create-south",
-                json!({"retrieveSecretsFromSouth": null, "commandContent": south}),
-            ),
-            command(
-                "c5",
-                "create-north",
-                json!({"retrieveSecretsFromNorth": null, "commandContent":
+                "daysBeforeExpiry": 30}}})),
+        command("c4", "create-south", json!({"retrieveSecretsFromSouth": null, "commandContent": south})),
+        command("c5", "create-north", json!({"retrieveSecretsFromNorth": null, "commandContent":
             {"name": "out", "type": "console", "description": "", "enabled": true, "settings": {},
-             "caching": {"trigger": {"scanModeId": null, "scanModeName": "fast"}}, "transformers": []}}),
-            ),
-            command(
-                "c6",
-                "create-history-query",
-                json!({"retrieveSecretsFromSouth": null,
-            "retrieveSecretsFromNorth": null, "retrieveSecretsFromHistoryQuery": null, "commandContent": history}),
-            ),
-            command(
-                "c7",
-                "update-engine-general",
-                json!({"commandContent": {"name": "renamed"}}),
-            ),
-            command(
-                "c8",
-                "update-engine-logger",
-                json!({"commandContent": {
+             "caching": {"trigger": {"scanModeId": null, "scanModeName": "fast"}}, "transformers": []}})),
+        command("c6", "create-history-query", json!({"retrieveSecretsFromSouth": null,
+            "retrieveSecretsFromNorth": null, "retrieveSecretsFromHistoryQuery": null, "commandContent": history})),
+        command("c7", "update-engine-general", json!({"commandContent": {"name": "renamed"}})),
+        command("c8", "update-engine-logger", json!({"commandContent": {
             "console": {"level": "info"}, "file": {"level": "info"}, "database": {"level": "info"},
-            "loki": {"level": "silent", "password": ""}, "oia": {"level": "silent"}, "syslog": {"level": "silent"}}}),
-            ),
-            command(
-                "c9",
-                "update-registration-settings",
-                json!({"commandContent": {"commandRefreshInterval": 1,
-            "commandRetryInterval": 1, "messageRetryInterval": 2, "commandPermissions": permissions}}),
-            ),
-            command("c10", "regenerate-cipher-keys", json!({})),
-        ],
-    );
+            "loki": {"level": "silent", "password": ""}, "oia": {"level": "silent"}, "syslog": {"level": "silent"}}})),
+        command("c9", "update-registration-settings", json!({"commandContent": {"commandRefreshInterval": 1,
+            "commandRetryInterval": 1, "messageRetryInterval": 2, "commandPermissions": permissions}})),
+        command("c10", "regenerate-cipher-keys", json!({})),
+    ]));
+    // The result texts are fidelity::rows_7_and_8_every_result_text_is_oibus_sentence's.
+    for id in ["c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9", "c10"] {
+        completed(&sim, &agent, id);
+    }
     let e = entities(&agent);
     assert_eq!(named(&e["scanModes"], "fast").len(), 1);
     assert_eq!(

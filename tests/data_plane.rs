@@ -81,11 +81,11 @@ fn flow_with_env(
 ) -> (Agent, tempfile::TempDir) {
     let agent = registered(home, env);
     let folder = tempfile::tempdir().expect("a temp folder");
-    let commands = [
+    let commands = json!([
         every_second("f1"),
         oia_north("f2", "to-oia", retry_count),
         folder_south("f3", folder.path()),
-    ];
+    ]);
     run_completed(sim, &agent, &commands);
     (agent, folder)
 }
@@ -299,11 +299,11 @@ fn a_setpoint_is_cached_by_a_console_north_and_refused_by_a_disabled_one() {
                 "transformers": []}}),
         )
     };
-    let consoles = [
+    let consoles = json!([
         every_second("c0"),
         console("c1", "screen", true),
-        console("c2", "off", false),
-    ];
+        console("c2", "off", false)
+    ]);
     run_completed(&sim, &agent, &consoles);
     let (on, off) = (north_id(&agent, "screen"), north_id(&agent, "off"));
     let values = json!([{"reference": "valve", "value": 12}]);
@@ -336,27 +336,18 @@ fn a_setpoint_is_cached_by_a_console_north_and_refused_by_a_disabled_one() {
 #[test]
 fn a_connector_type_this_agent_cannot_run_says_so_and_never_pretends_to_run() {
     let (sim, _home, agent) = started(&[]);
-    run_completed(
-        &sim,
-        &agent,
-        &[
-            every_second("u0"),
-            command(
-                "u1",
-                "create-south",
-                json!({"retrieveSecretsFromSouth": null, "commandContent": {
+    sim.queue(&json!([
+        every_second("u0"),
+        command("u1", "create-south", json!({"retrieveSecretsFromSouth": null, "commandContent": {
             "name": "plc", "type": "ads", "description": "", "enabled": true, "settings": {},
-            "items": [], "groups": []}}),
-            ),
-            command(
-                "u2",
-                "create-north",
-                json!({"retrieveSecretsFromNorth": null, "commandContent": {
+            "items": [], "groups": []}})),
+        command("u2", "create-north", json!({"retrieveSecretsFromNorth": null, "commandContent": {
             "name": "bucket", "type": "aws-s3", "description": "", "enabled": true, "settings": {},
-            "caching": {"trigger": {"scanModeId": null, "scanModeName": "every-second"}}, "transformers": []}}),
-            ),
-        ],
-    );
+            "caching": {"trigger": {"scanModeId": null, "scanModeName": "every-second"}}, "transformers": []}})),
+    ]));
+    for id in ["u0", "u1", "u2"] {
+        completed(&sim, &agent, id);
+    }
     let status = agent.status();
     let reasons: Vec<String> = status["data_flow"]["not_running"]
         .as_array()

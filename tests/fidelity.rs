@@ -236,7 +236,7 @@ fn row_10_registration_settings_queue_a_full_config_and_the_history_queries() {
 #[test]
 fn row_14_created_entities_get_six_character_ids_of_oibus_alphabet() {
     let (sim, _home, agent) = started(&[]);
-    run_completed(&sim, &agent, &[scan_mode("m1", "hourly-2")]);
+    run_completed(&sim, &agent, &json!([scan_mode("m1", "hourly-2")]));
     let modes = named(&entities(&agent)["scanModes"], "hourly-2")
         .into_iter()
         .cloned()
@@ -508,7 +508,7 @@ fn recorded_requests(sim: &Sim) -> Vec<(String, Value)> {
 #[test]
 fn rows_2_and_16_every_request_names_oibus_and_the_registration_check_carries_json() {
     let (sim, _home, agent) = started(&[]);
-    run_completed(&sim, &agent, &[scan_mode("ua", "user-agent")]);
+    run_completed(&sim, &agent, &json!([scan_mode("ua", "user-agent")]));
     let requests = recorded_requests(&sim);
     let routes: std::collections::BTreeSet<&str> =
         requests.iter().map(|(route, _)| route.as_str()).collect();

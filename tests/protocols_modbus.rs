@@ -246,7 +246,7 @@ fn flow(port: u16, extra: &[Value]) -> (Sim, AgentHome, Agent) {
         modbus_south("m3", "plc", port, device_items()),
     ];
     commands.extend_from_slice(extra);
-    run_completed(&sim, &agent, &commands);
+    run_completed(&sim, &agent, &json!(commands));
     (sim, home, agent)
 }
 
@@ -430,11 +430,11 @@ fn an_illegal_address_or_a_malformed_item_costs_only_itself_named_and_counted() 
         "pump-3",
         data("uint16", 0, 1.0),
     ));
-    let commands = vec![
+    let commands = json!([
         every_second("m1"),
         oia_north("m2", "to-oia", 3),
-        modbus_south("m3", "plc", server.port, items),
-    ];
+        modbus_south("m3", "plc", server.port, items)
+    ]);
     run_completed(&sim, &agent, &commands);
     // The other items keep flowing: counters at several instants.
     let ok = wait_until(WAIT, || counter_instants(&sim).len() >= 3);

@@ -54,11 +54,8 @@ fn create_mqtt_south(id: &str, name: &str, settings: Value, topic: &str) -> Valu
 fn mqtt_flow(sim: &Sim, agent: &Agent, settings: Value) {
     let transformer = standard_transformer(sim, agent, "json-to-oianalytics");
     let south = create_mqtt_south("m3", "broker", settings, "plant/+/temperature");
-    run_completed(
-        sim,
-        agent,
-        &[every_second("m1"), oia_north("m2", NORTH, 3), south],
-    );
+    let commands = json!([every_second("m1"), oia_north("m2", NORTH, 3), south]);
+    run_completed(sim, agent, &commands);
     let south = connector_id(agent, "southConnectors", "broker");
     let north = connector_id(agent, "northConnectors", NORTH);
     let transformers = json!([{"id": null, "transformerId": transformer,

@@ -75,11 +75,8 @@ fn ha_item(name: &str, node: &str, max_read_interval: u64) -> Value {
 fn flow(south: impl FnOnce(&Sim) -> Value) -> (Sim, AgentHome, Agent) {
     let (sim, home, agent) = started(&[]);
     let south = south(&sim);
-    run_completed(
-        &sim,
-        &agent,
-        &[every_second("m1"), oia_north("m2", NORTH, 3), south],
-    );
+    let commands = json!([every_second("m1"), oia_north("m2", NORTH, 3), south]);
+    run_completed(&sim, &agent, &commands);
     (sim, home, agent)
 }
 

@@ -148,17 +148,9 @@ fn the_unix_socket_changes_the_agent_without_a_token_and_the_cli_uses_it() {
     let (code, answer) =
         crate::kit::agent::http(agent.api, "DELETE", "/api/registration", "").unwrap();
     assert_eq!(code, 401, "{answer}");
-    let out = std::process::Command::new(crate::kit::agent::BIN)
-        .args(["unregister", "--config"])
-        .arg(home.config_path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let config = home.config_path().display().to_string();
+    let (code, out, err) = crate::kit::agent::cli(&["unregister", "--config", &config], &[]);
+    assert_eq!(code, Some(0), "{out}{err}");
     agent.wait_registration("NOT_REGISTERED");
 
     // A raw request through the socket, as curl --unix-socket would send it.

@@ -14,6 +14,17 @@ const REGISTRATION_WAIT: Duration = Duration::from_secs(30);
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_oibus-agent");
 
+/// Run `oibus-agent args…` (with `env` added) to its end: (exit code, stdout, stderr).
+pub fn cli(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run oibus-agent");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
 /// A free loopback port (bound then released: a small race, fine for tests).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -110,7 +110,7 @@ pub fn write_setpoints(
             "transformers": [{"transformerId": transformer, "options": {"mapping": mapping},
                               "source": {"type": "oianalytics-setpoint"}}]}}),
     );
-    run_completed(sim, agent, &[every_second("w1"), north]);
+    run_completed(sim, agent, &json!([every_second("w1"), north]));
     let north_id = connector_id(agent, "northConnectors", name);
     sim.queue(&json!([command(
         "w3",
