@@ -205,11 +205,12 @@ fn json_log_format_writes_one_object_per_line_with_its_priority_under_the_journa
             .collect()
     };
     let home = AgentHome::new("");
-    let plain = crate::kit::agent::Agent::spawn(
+    let plain = crate::kit::agent::Agent::spawn_with_env(
         &["--log-format", "json", "run", "--config"],
         &home.config_path(),
         home.dir.path(),
         home.api,
+        &[],
     );
     plain.wait_healthy(Duration::from_secs(20));
     let lines = objects(&plain.logs(), "");

@@ -32,7 +32,6 @@ fn write_script(path: &Path, body: &str) {
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-/// A service (`kit::Service`) whose `launcher.restart` flow mapping is `restart`.
 /// A service (`kit::Service`) whose `launcher.restart` flow mapping is `restart`, with `tail` (more
 /// top-level YAML sections) and an empty `bin/`.
 fn install(restart: &str, tail: &str) -> Service {
@@ -43,6 +42,26 @@ fn install(restart: &str, tail: &str) -> Service {
 
 fn with_fast_restarts() -> Service {
     install(FAST_RESTARTS, "")
+}
+
+/// A service with fast restarts running the real engine, and the engine's pid once it is up.
+fn running_real_engine() -> (Service, i64) {
+    let mut install = with_fast_restarts();
+    install.install_real_engine();
+    install.launch(&[]);
+    let engine = install
+        .wait_engine(&version_of_agent(), None, Duration::from_secs(30))
+        .expect("engine up");
+    (install, engine)
+}
+
+/// The start times (ns) a test engine script appended to `starts`.
+fn start_times(starts: &Path) -> Vec<u128> {
+    fs::read_to_string(starts)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect()
 }
 
 /// What only the launcher tests need of a [`Service`].
@@ -156,11 +175,7 @@ fn crash_loop_backs_off_more_each_time_and_stops_at_the_limit() {
         "{}",
         install.log_text()
     );
-    let times: Vec<u128> = fs::read_to_string(&starts)
-        .unwrap()
-        .lines()
-        .map(|l| l.trim().parse().unwrap())
-        .collect();
+    let times = start_times(&starts);
     assert_eq!(times.len(), 4, "the first start and 3 restarts");
     let gaps: Vec<u128> = times
         .windows(2)
@@ -196,12 +211,7 @@ fn config_rejected_by_the_engine_keeps_it_down_with_78() {
 
 #[test]
 fn sigterm_stops_the_engine_gracefully_within_the_timeout() {
-    let mut install = with_fast_restarts();
-    install.install_real_engine();
-    install.launch(&[]);
-    let engine = install
-        .wait_engine(&version_of_agent(), None, Duration::from_secs(30))
-        .expect("engine up");
+    let (mut install, engine) = running_real_engine();
     let asked = Instant::now();
     install.signal_launcher(Signal::SIGTERM);
     let status = install
@@ -229,12 +239,7 @@ fn sigterm_stops_the_engine_gracefully_within_the_timeout() {
 
 #[test]
 fn sighup_reaches_the_engine() {
-    let mut install = with_fast_restarts();
-    install.install_real_engine();
-    install.launch(&[]);
-    install
-        .wait_engine(&version_of_agent(), None, Duration::from_secs(30))
-        .expect("engine up");
+    let (install, _) = running_real_engine();
     assert!(install.status().unwrap()["config"]["last_reload"].is_null());
     install.signal_launcher(Signal::SIGHUP);
     assert!(
@@ -250,15 +255,9 @@ fn sighup_reaches_the_engine() {
 
 #[test]
 fn sigusr1_restarts_the_engine_under_the_same_launcher() {
-    let mut install = with_fast_restarts();
-    install.install_real_engine();
-    install.launch(&[]);
-    let version = version_of_agent();
-    let first = install
-        .wait_engine(&version, None, Duration::from_secs(30))
-        .expect("engine up");
+    let (mut install, first) = running_real_engine();
     install.signal_launcher(Signal::SIGUSR1);
-    let second = install.wait_engine(&version, Some(first), Duration::from_secs(30));
+    let second = install.wait_engine(&version_of_agent(), Some(first), Duration::from_secs(30));
     assert!(
         second.is_some(),
         "a new engine pid:\n{}",
@@ -289,11 +288,7 @@ fn exit_75_restarts_at_once_without_backoff() {
     install
         .wait_engine(&version_of_agent(), None, Duration::from_secs(30))
         .expect("engine up after the restart");
-    let times: Vec<u128> = fs::read_to_string(&starts)
-        .unwrap()
-        .lines()
-        .map(|l| l.trim().parse().unwrap())
-        .collect();
+    let times = start_times(&starts);
     assert_eq!(times.len(), 2);
     let gap_ms = (times[1] - times[0]) / 1_000_000;
     eprintln!("exit 75: {gap_ms} ms between the two starts, 1200 of which the first one ran");

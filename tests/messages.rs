@@ -6,7 +6,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
-use crate::commands::run_completed;
+use crate::commands::{run_completed, scan_mode};
 use crate::kit::agent::{Agent, AgentHome};
 use crate::kit::sim::Sim;
 use crate::kit::{command, wait_until};
@@ -69,14 +69,6 @@ fn named<'a>(list: &'a Value, name: &str) -> Option<&'a Value> {
     list.as_array()?
         .iter()
         .find(|e| e["settings"]["name"] == name)
-}
-
-fn scan_mode(id: &str, name: &str) -> Value {
-    command(
-        id,
-        "create-scan-mode",
-        json!({"commandContent": {"name": name, "description": "e2e", "cron": "0 * * * * *"}}),
-    )
 }
 
 fn mssql_south(name: &str, password: &str) -> Value {

@@ -107,10 +107,6 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub fn spawn(args: &[&str], config: &Path, dir: &Path, api: SocketAddr) -> Agent {
-        Agent::spawn_with_env(args, config, dir, api, &[])
-    }
-
     pub fn spawn_with_env(
         args: &[&str],
         config: &Path,
