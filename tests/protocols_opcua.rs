@@ -110,6 +110,18 @@ impl Seen {
         self.values.get(&(point.to_owned(), at)).map(String::as_str)
     }
 
+    /// Each value of `point` is the one `f` gives for its second, as OIBus writes numbers.
+    fn assert_values(&self, point: &str, f: fn(i64) -> f64) {
+        for t in self.seconds(point) {
+            let expected = oibus_actors::connectors::south_modbus::js_number(f(t));
+            assert_eq!(
+                self.value(point, t),
+                Some(expected.as_str()),
+                "{point} at {t}"
+            );
+        }
+    }
+
     /// Poll until `condition` holds.
     fn until(
         &mut self,
@@ -150,13 +162,7 @@ fn assert_whole(seen: &Seen, point: &str, from: i64, f: fn(i64) -> f64, agent: &
     );
     let extra: Vec<&i64> = seconds.iter().filter(|t| **t < from).collect();
     assert!(extra.is_empty(), "{point}: before the history: {extra:?}");
-    for t in &seconds {
-        assert_eq!(
-            seen.value(point, *t),
-            Some(oibus_actors::connectors::south_modbus::js_number(f(*t)).as_str()),
-            "{point} at {t}"
-        );
-    }
+    seen.assert_values(point, f);
 }
 
 #[test]
@@ -186,13 +192,7 @@ fn polled_and_subscribed_values_reach_oianalytics_at_the_server_timestamps() {
     });
     assert!(ok, "values missing: {:?}\n{}", seen.values, agent.logs());
     for point in ["counter-polled", "counter-pushed"] {
-        for t in seen.seconds(point) {
-            assert_eq!(
-                seen.value(point, t),
-                Some(oibus_actors::connectors::south_modbus::js_number(counter_value(t)).as_str()),
-                "{point} at {t}"
-            );
-        }
+        seen.assert_values(point, counter_value);
     }
     assert!(seen.seconds("ghost").is_empty());
 
