@@ -5,7 +5,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -178,14 +178,16 @@ impl Agent {
 
     /// Wait for the process to exit; its exit code, or `None` on timeout.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status.code().unwrap_or(-1));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        let mut code = None;
+        super::wait_until(timeout, || {
+            code = self
+                .child
+                .try_wait()
+                .expect("try_wait")
+                .map(|s| s.code().unwrap_or(-1));
+            code.is_some()
+        });
+        code
     }
 
     /// `GET path` on the local API: (status, body), or `None` if it does not answer.
