@@ -59,37 +59,13 @@ enum Command {
     /// is one), else this executable; restarts it with backoff; applies upgrades with rollback,
     /// and hands over to a committed one at start. Exit codes: 0 stopped, 70 the engine
     /// crash-looped, 78 configuration invalid.
-    Launch {
-        #[arg(
-            long,
-            short,
-            env = "OIBUS_AGENT_CONFIG",
-            default_value = "/etc/oibus-agent/agent.yaml"
-        )]
-        config: PathBuf,
-    },
+    Launch(ConfigArg),
     /// Run the engine: the supervised actors and the local API.
     ///
     /// Normally started by `launch`; alone, for development.
-    Run {
-        #[arg(
-            long,
-            short,
-            env = "OIBUS_AGENT_CONFIG",
-            default_value = "/etc/oibus-agent/agent.yaml"
-        )]
-        config: PathBuf,
-    },
+    Run(ConfigArg),
     /// Validate a configuration file; exit 0 when valid, 78 with every problem when not.
-    CheckConfig {
-        #[arg(
-            long,
-            short,
-            env = "OIBUS_AGENT_CONFIG",
-            default_value = "/etc/oibus-agent/agent.yaml"
-        )]
-        config: PathBuf,
-    },
+    CheckConfig(ConfigArg),
     /// Show the running engine's health: exit 0 healthy, 1 degraded, 3 not running, 4 unknown (the YAML is unreadable).
     ///
     /// The summary says why it is degraded and lists the settings in force with where each
@@ -116,6 +92,18 @@ enum Command {
     Sim(oibus_sim::SimArgs),
 }
 
+/// `--config`, the configuration file of `launch`, `run` and `check-config`.
+#[derive(Debug, clap::Args)]
+struct ConfigArg {
+    #[arg(
+        long,
+        short,
+        env = "OIBUS_AGENT_CONFIG",
+        default_value = "/etc/oibus-agent/agent.yaml"
+    )]
+    config: PathBuf,
+}
+
 /// The short-lived commands die quietly on a closed pipe (`check-config | head -1`), with the
 /// usual 141, instead of panicking in `println!`. The daemons keep SIGPIPE ignored, as Rust
 /// sets it, so a peer closing a socket is an error to handle, not a death.
@@ -140,7 +128,7 @@ fn main() -> ExitCode {
     }
     if matches!(
         cli.command,
-        Command::CheckConfig { .. }
+        Command::CheckConfig(_)
             | Command::Status(_)
             | Command::Register { .. }
             | Command::Unregister(_)
@@ -149,9 +137,9 @@ fn main() -> ExitCode {
         quiet_on_closed_pipe();
     }
     let result = match cli.command {
-        Command::Launch { config } => launch::run(&config),
-        Command::Run { config } => engine::run(&config),
-        Command::CheckConfig { config } => cli::check_config(&config),
+        Command::Launch(args) => launch::run(&args.config),
+        Command::Run(args) => engine::run(&args.config),
+        Command::CheckConfig(args) => cli::check_config(&args.config),
         Command::Status(args) => cli::status(&args),
         Command::Register { api, force } => cli::register(&api, force),
         Command::Unregister(args) => cli::unregister(&args),

@@ -76,6 +76,14 @@ pub(crate) fn completed(sim: &Sim, agent: &Agent, id: &str) -> Value {
     record
 }
 
+/// Queue `commands` (a JSON array) in one batch and wait until each has COMPLETED.
+pub(crate) fn run_completed(sim: &Sim, agent: &Agent, commands: &Value) {
+    sim.queue(commands);
+    for command in commands.as_array().into_iter().flatten() {
+        completed(sim, agent, command["id"].as_str().unwrap_or_default());
+    }
+}
+
 /// The COMPLETED result of command `id`, which is JSON (tests, cache searches).
 pub(crate) fn completed_json(sim: &Sim, agent: &Agent, id: &str) -> Value {
     let result = completed(sim, agent, id)["result"].clone();

@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 use sha2::Digest;
 
 use crate::commands::{
-    command, completed, completed_json, entities, named, registered, sim, terminal,
+    command, completed, completed_json, entities, named, registered, run_completed, sim, started,
+    terminal,
 };
 use crate::kit::agent::{Agent, AgentHome};
 use crate::kit::sim::Sim;
@@ -80,14 +81,12 @@ fn flow_with_env(
 ) -> (Agent, tempfile::TempDir) {
     let agent = registered(home, env);
     let folder = tempfile::tempdir().expect("a temp folder");
-    sim.queue(&json!([
+    let commands = json!([
         every_second("f1"),
         oia_north("f2", "to-oia", retry_count),
         folder_south("f3", folder.path()),
-    ]));
-    for id in ["f1", "f2", "f3"] {
-        completed(sim, &agent, id);
-    }
+    ]);
+    run_completed(sim, &agent, &commands);
     (agent, folder)
 }
 
@@ -289,9 +288,7 @@ fn a_north_that_dies_is_started_again_alone_and_its_cache_still_drains() {
 
 #[test]
 fn a_setpoint_is_cached_by_a_console_north_and_refused_by_a_disabled_one() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     let console = |id: &str, name: &str, enabled: bool| {
         command(
             id,
@@ -302,14 +299,12 @@ fn a_setpoint_is_cached_by_a_console_north_and_refused_by_a_disabled_one() {
                 "transformers": []}}),
         )
     };
-    sim.queue(&json!([
+    let consoles = json!([
         every_second("c0"),
         console("c1", "screen", true),
         console("c2", "off", false)
-    ]));
-    for id in ["c0", "c1", "c2"] {
-        completed(&sim, &agent, id);
-    }
+    ]);
+    run_completed(&sim, &agent, &consoles);
     let (on, off) = (north_id(&agent, "screen"), north_id(&agent, "off"));
     let values = json!([{"reference": "valve", "value": 12}]);
     sim.queue(&json!([
@@ -340,9 +335,7 @@ fn a_setpoint_is_cached_by_a_console_north_and_refused_by_a_disabled_one() {
 
 #[test]
 fn a_connector_type_this_agent_cannot_run_says_so_and_never_pretends_to_run() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     sim.queue(&json!([
         every_second("u0"),
         command("u1", "create-south", json!({"retrieveSecretsFromSouth": null, "commandContent": {
@@ -485,9 +478,7 @@ fn no_file_is_lost_across_many_random_sigkills() {
 
 #[test]
 fn test_south_item_lists_the_files_an_item_would_take_without_touching_them() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     let folder = tempfile::tempdir().expect("a folder");
     for name in ["a.csv", "b.csv", "notes.txt"] {
         std::fs::write(folder.path().join(name), "x,1\n").expect("a file");

@@ -5,29 +5,21 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::kit::agent::{AgentHome, BIN};
+use crate::kit::agent::{cli, AgentHome, BIN};
+
+const DEFAULT_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/agent.yaml");
 
 #[test]
 fn check_config_accepts_the_documented_default() {
-    let out = Command::new(BIN)
-        .args(["check-config", "--config"])
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config/agent.yaml"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, _, err) = cli(&["check-config", "--config", DEFAULT_CONFIG], &[]);
+    assert_eq!(code, Some(0), "{err}");
 }
 
 #[test]
 fn check_config_into_a_closed_pipe_ends_quietly() {
     use std::os::unix::process::ExitStatusExt;
     let mut child = Command::new(BIN)
-        .args(["check-config", "--config"])
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config/agent.yaml"))
+        .args(["check-config", "--config", DEFAULT_CONFIG])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -46,15 +38,9 @@ fn check_config_into_a_closed_pipe_ends_quietly() {
 
 /// `oibus-agent status --api <addr> [extra]`: (exit code, stdout).
 fn status_cli(api: std::net::SocketAddr, extra: &[&str]) -> (Option<i32>, String) {
-    let out = Command::new(BIN)
-        .args(["status", "--api", &api.to_string()])
-        .args(extra)
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let api = api.to_string();
+    let (code, out, _) = cli(&[&["status", "--api", &api], extra].concat(), &[]);
+    (code, out)
 }
 
 #[test]
@@ -62,12 +48,9 @@ fn status_exits_0_healthy_1_degraded_3_not_running() {
     let nobody = std::net::SocketAddr::from(([127, 0, 0, 1], crate::kit::agent::free_port()));
     assert_eq!(status_cli(nobody, &[]).0, Some(3));
     // A configuration it cannot read: where the engine listens is unknown (LSB 4).
-    let unknown = Command::new(BIN)
-        .args(["status", "--config", "/nonexistent/agent.yaml"])
-        .output()
-        .unwrap();
-    assert_eq!(unknown.status.code(), Some(4));
-    assert!(String::from_utf8_lossy(&unknown.stderr).contains("status unknown"));
+    let (code, _, err) = cli(&["status", "--config", "/nonexistent/agent.yaml"], &[]);
+    assert_eq!(code, Some(4));
+    assert!(err.contains("status unknown"));
 
     // No OIAnalytics configured: running, but never registered.
     let home = AgentHome::new("");
@@ -100,13 +83,12 @@ fn register_prints_the_activation_code_and_where_to_enter_it() {
     let home = AgentHome::with_sim(&sim, "");
     let agent = home.start();
     agent.wait_healthy(Duration::from_secs(20));
-    let out = Command::new(BIN)
-        .args(["register", "--force", "--api", &agent.api.to_string()])
-        .env("OIBUS_AGENT_CONFIG", home.config_path())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let config = home.config_path().display().to_string();
+    let (exit, text, _) = cli(
+        &["register", "--force", "--api", &agent.api.to_string()],
+        &[("OIBUS_AGENT_CONFIG", &config)],
+    );
+    assert_eq!(exit, Some(0), "{text}");
     let code = text
         .lines()
         .find_map(|l| l.strip_prefix("activation code: "))
@@ -127,13 +109,11 @@ fn check_config_reports_every_problem_and_exits_78() {
         "oianalytics:\n  key_size: 1000\n  intervals:\n    message_retry: 0s\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(78));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, _, err) = cli(
+        &["check-config", "--config", &path.display().to_string()],
+        &[],
+    );
+    assert_eq!(code, Some(78));
     assert!(
         err.contains("oianalytics.key_size: must be one of 2048, 3072, 4096, got 1000 at 2:13"),
         "{err}"
@@ -225,11 +205,12 @@ fn json_log_format_writes_one_object_per_line_with_its_priority_under_the_journa
             .collect()
     };
     let home = AgentHome::new("");
-    let plain = crate::kit::agent::Agent::spawn(
+    let plain = crate::kit::agent::Agent::spawn_with_env(
         &["--log-format", "json", "run", "--config"],
         &home.config_path(),
         home.dir.path(),
         home.api,
+        &[],
     );
     plain.wait_healthy(Duration::from_secs(20));
     let lines = objects(&plain.logs(), "");

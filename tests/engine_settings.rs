@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
-use crate::commands::{completed, registered, sim, started};
-use crate::kit::agent::{free_port, http, AgentHome};
+use crate::commands::{completed, registered, run_completed, sim, started};
+use crate::kit::agent::{cli, free_port, http, AgentHome};
 use crate::kit::{command, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -36,8 +36,7 @@ fn update_engine_web_server_moves_the_local_api_to_the_new_port_live() {
     let old = home.api;
 
     let new: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    sim.queue(&json!([web_server("w1", new.port())]));
-    completed(&sim, &agent, "w1");
+    run_completed(&sim, &agent, &json!([web_server("w1", new.port())]));
     assert!(
         wait_until(WAIT, || answers(new)),
         "the local API does not answer on {new}:\n{}",
@@ -62,8 +61,7 @@ fn update_engine_web_server_moves_the_local_api_to_the_new_port_live() {
     // A port that cannot be bound: the command completes, the API stays where it is and says why.
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let taken_port = taken.local_addr().unwrap().port();
-    sim.queue(&json!([web_server("w2", taken_port)]));
-    completed(&sim, &agent, "w2");
+    run_completed(&sim, &agent, &json!([web_server("w2", taken_port)]));
     let mut status = Value::Null;
     let reported = wait_until(WAIT, || {
         status = status_at(new).unwrap_or_default();
@@ -86,8 +84,7 @@ fn update_engine_web_server_moves_the_local_api_to_the_new_port_live() {
 fn the_port_set_by_oianalytics_is_used_again_after_a_restart() {
     let (sim, home, mut agent) = started(&[]);
     let new: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    sim.queue(&json!([web_server("w1", new.port())]));
-    completed(&sim, &agent, "w1");
+    run_completed(&sim, &agent, &json!([web_server("w1", new.port())]));
     assert!(wait_until(WAIT, || answers(new)), "{}", agent.logs());
 
     agent.signal(Signal::SIGTERM);
@@ -146,13 +143,8 @@ fn update_engine_logger_sets_the_log_shipping_interval() {
 #[test]
 fn status_shows_each_setting_in_force_and_where_it_comes_from() {
     let (sim, home, agent) = started(&[]);
-    let status_text = || {
-        let out = std::process::Command::new(crate::kit::agent::BIN)
-            .args(["status", "--api", &home.api.to_string()])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let api = home.api.to_string();
+    let status_text = || cli(&["status", "--api", &api], &[]).1;
     let line = |text: &str, name: &str| -> String {
         text.lines()
             .find(|l| l.trim_start().starts_with(name))
@@ -196,30 +188,28 @@ fn status_shows_each_setting_in_force_and_where_it_comes_from() {
     completed(&sim, &agent, "l1");
     completed(&sim, &agent, "r1");
     let after = status_text();
-    assert_eq!(
-        line(&after, "console log level"),
-        "console log level warn oianalytics logger.console.level"
-    );
-    assert_eq!(
-        line(&after, "OIAnalytics log level"),
-        "OIAnalytics log level error oianalytics logger.oia.level"
-    );
-    assert_eq!(
-        line(&after, "log shipping interval"),
-        "log shipping interval 20s oianalytics logger.oia.interval"
-    );
-    assert_eq!(
-        line(&after, "command refresh interval"),
-        "command refresh interval 2s oianalytics commandRefreshInterval"
-    );
-    assert_eq!(
-        line(&after, "engine name"),
-        "engine name test-agent yaml engine.name"
-    );
-    assert_eq!(
-        line(&after, "command permissions (ceiling)"),
-        "command permissions (ceiling) all 42 allowed yaml oianalytics.permissions"
-    );
+    for (name, in_force) in [
+        ("console log level", "warn oianalytics logger.console.level"),
+        (
+            "OIAnalytics log level",
+            "error oianalytics logger.oia.level",
+        ),
+        (
+            "log shipping interval",
+            "20s oianalytics logger.oia.interval",
+        ),
+        (
+            "command refresh interval",
+            "2s oianalytics commandRefreshInterval",
+        ),
+        ("engine name", "test-agent yaml engine.name"),
+        (
+            "command permissions (ceiling)",
+            "all 42 allowed yaml oianalytics.permissions",
+        ),
+    ] {
+        assert_eq!(line(&after, name), format!("{name} {in_force}"));
+    }
     assert!(
         after
             .lines()
@@ -229,14 +219,8 @@ fn status_shows_each_setting_in_force_and_where_it_comes_from() {
             ),
         "{after}"
     );
-    let json: Value = serde_json::from_str(&String::from_utf8_lossy(
-        &std::process::Command::new(crate::kit::agent::BIN)
-            .args(["status", "--json", "--api", &home.api.to_string()])
-            .output()
-            .unwrap()
-            .stdout,
-    ))
-    .unwrap();
+    let json: Value =
+        serde_json::from_str(&cli(&["status", "--json", "--api", &api], &[]).1).unwrap();
     assert!(json["settings"]
         .as_array()
         .unwrap()

@@ -19,8 +19,8 @@ use nix::sys::signal::Signal;
 use serde_json::{json, Map, Value};
 
 use crate::commands::{
-    command, completed, entities, named, registered, scan_mode, sim, started, statuses, terminal,
-    WAIT,
+    command, completed, entities, named, registered, run_completed, scan_mode, sim, started,
+    statuses, terminal, WAIT,
 };
 use crate::kit::agent::{sim_section, AgentHome};
 use crate::kit::load::last_message;
@@ -236,8 +236,7 @@ fn row_10_registration_settings_queue_a_full_config_and_the_history_queries() {
 #[test]
 fn row_14_created_entities_get_six_character_ids_of_oibus_alphabet() {
     let (sim, _home, agent) = started(&[]);
-    sim.queue(&json!([scan_mode("m1", "hourly-2")]));
-    completed(&sim, &agent, "m1");
+    run_completed(&sim, &agent, &json!([scan_mode("m1", "hourly-2")]));
     let modes = named(&entities(&agent)["scanModes"], "hourly-2")
         .into_iter()
         .cloned()
@@ -509,8 +508,7 @@ fn recorded_requests(sim: &Sim) -> Vec<(String, Value)> {
 #[test]
 fn rows_2_and_16_every_request_names_oibus_and_the_registration_check_carries_json() {
     let (sim, _home, agent) = started(&[]);
-    sim.queue(&json!([scan_mode("ua", "user-agent")]));
-    completed(&sim, &agent, "ua");
+    run_completed(&sim, &agent, &json!([scan_mode("ua", "user-agent")]));
     let requests = recorded_requests(&sim);
     let routes: std::collections::BTreeSet<&str> =
         requests.iter().map(|(route, _)| route.as_str()).collect();
@@ -553,9 +551,7 @@ fn e1_carries_the_fields_of_the_oibus_sample_in_their_shapes() {
     let sample: Value =
         serde_json::from_str(include_str!("../sim/wire-samples/e1-registration.json"))
             .expect("the E1 sample is JSON");
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let _agent = registered(&home, &[]);
+    let (sim, _home, _agent) = started(&[]);
     let agent = sim.agents()[0].clone();
     let sample = sample.as_object().expect("an object");
     for (key, value) in sample {

@@ -29,6 +29,15 @@ fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
+/// `script` (an `install.sh`) of the binary under test into `root`, without starting the
+/// service; what it said.
+fn install_into(script: &str, root: &str) -> String {
+    run_script(
+        &repo(script),
+        &["--binary", BIN, "--root", root, "--no-start"],
+    )
+}
+
 /// Runs a bash script; its stdout, or a panic with both outputs.
 fn run_script(script: &Path, args: &[&str]) -> String {
     let out = Command::new("bash")
@@ -245,10 +254,7 @@ fn install_migrates_an_earlier_layout_install_with_nothing_lost() {
     assert!(polls > 0);
 
     // 3. The migration.
-    let said = run_script(
-        &repo("scripts/install.sh"),
-        &["--binary", BIN, "--root", root_s, "--no-start"],
-    );
+    let said = install_into("scripts/install.sh", root_s);
     assert!(
         said.contains("migrating the upgrade area /opt/oibus-agent"),
         "{said}"
@@ -336,10 +342,7 @@ fn install_migrates_an_earlier_layout_install_with_nothing_lost() {
     stop(&mut agent);
 
     // 5. Installing again is a no-op for the state, and uninstall keeps it.
-    let said = run_script(
-        &repo("scripts/install.sh"),
-        &["--binary", BIN, "--root", root_s, "--no-start"],
-    );
+    let said = install_into("scripts/install.sh", root_s);
     assert!(!said.contains("migrating"), "{said}");
     run_script(&repo("scripts/uninstall.sh"), &["--root", root_s]);
     assert!(!root.join("usr/lib/oibus-agent").exists());
@@ -402,10 +405,7 @@ fn migration_keeps_a_newer_committed_upgrade_and_drops_the_old_packaged_binary()
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("root");
         let root_s = root.to_str().unwrap();
-        run_script(
-            &repo("tests/fixtures/earlier-layout/scripts/install.sh"),
-            &["--binary", BIN, "--root", root_s, "--no-start"],
-        );
+        install_into("tests/fixtures/earlier-layout/scripts/install.sh", root_s);
         let old_bin = root.join("opt/oibus-agent/bin/oibus-agent");
         std::fs::write(&old_bin, "#!/bin/sh\necho oibus-agent 9.9.9\n").unwrap();
         std::fs::set_permissions(&old_bin, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -416,10 +416,7 @@ fn migration_keeps_a_newer_committed_upgrade_and_drops_the_old_packaged_binary()
             )
             .unwrap();
         }
-        let said = run_script(
-            &repo("scripts/install.sh"),
-            &["--binary", BIN, "--root", root_s, "--no-start"],
-        );
+        let said = install_into("scripts/install.sh", root_s);
         let moved = root.join("var/lib/oibus-agent/upgrade/bin/oibus-agent");
         assert_eq!(moved.exists(), kept, "{marker:?}:\n{said}");
         assert_eq!(

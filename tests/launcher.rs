@@ -32,7 +32,6 @@ fn write_script(path: &Path, body: &str) {
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-/// A service (`kit::Service`) whose `launcher.restart` flow mapping is `restart`.
 /// A service (`kit::Service`) whose `launcher.restart` flow mapping is `restart`, with `tail` (more
 /// top-level YAML sections) and an empty `bin/`.
 fn install(restart: &str, tail: &str) -> Service {
@@ -43,6 +42,24 @@ fn install(restart: &str, tail: &str) -> Service {
 
 fn with_fast_restarts() -> Service {
     install(FAST_RESTARTS, "")
+}
+
+/// A service with fast restarts running the real engine, and the engine's pid once it is up.
+fn running_real_engine() -> (Service, i64) {
+    let mut install = with_fast_restarts();
+    install.install_real_engine();
+    install.launch(&[]);
+    let engine = install.expect_engine(&version_of_agent(), None, "engine up");
+    (install, engine)
+}
+
+/// The start times (ns) a test engine script appended to `starts`.
+fn start_times(starts: &Path) -> Vec<u128> {
+    fs::read_to_string(starts)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect()
 }
 
 /// What only the launcher tests need of a [`Service`].
@@ -70,6 +87,27 @@ impl Service {
             false
         });
         found
+    }
+
+    /// [`Service::wait_engine`] within 30 s, or a panic that says `what` with the log.
+    fn expect_engine(&self, version: &str, not_pid: Option<i64>, what: &str) -> i64 {
+        self.wait_engine(version, not_pid, Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("{what}:\n{}", self.log_text()))
+    }
+
+    /// [`Service::wait_marker`] within 30 s, or a panic that names `step` with the log.
+    fn expect_marker(&self, step: Step) -> Marker {
+        self.wait_marker(step, Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("no {step} marker:\n{}", self.log_text()))
+    }
+
+    /// Waits up to 30 s for the launcher process to run `bin/oibus-agent`; `what` if it does not.
+    fn assert_launcher_runs_bin(&self, what: &str) {
+        let exe = format!("/proc/{}/exe", self.launcher_pid().unwrap());
+        let runs_bin = wait_until(Duration::from_secs(30), || {
+            fs::read_link(&exe).is_ok_and(|p| p == self.layout().engine_bin())
+        });
+        assert!(runs_bin, "{what}:\n{}", self.log_text());
     }
 
     fn marker(&self) -> Option<Marker> {
@@ -156,11 +194,7 @@ fn crash_loop_backs_off_more_each_time_and_stops_at_the_limit() {
         "{}",
         install.log_text()
     );
-    let times: Vec<u128> = fs::read_to_string(&starts)
-        .unwrap()
-        .lines()
-        .map(|l| l.trim().parse().unwrap())
-        .collect();
+    let times = start_times(&starts);
     assert_eq!(times.len(), 4, "the first start and 3 restarts");
     let gaps: Vec<u128> = times
         .windows(2)
@@ -196,12 +230,7 @@ fn config_rejected_by_the_engine_keeps_it_down_with_78() {
 
 #[test]
 fn sigterm_stops_the_engine_gracefully_within_the_timeout() {
-    let mut install = with_fast_restarts();
-    install.install_real_engine();
-    install.launch(&[]);
-    let engine = install
-        .wait_engine(&version_of_agent(), None, Duration::from_secs(30))
-        .expect("engine up");
+    let (mut install, engine) = running_real_engine();
     let asked = Instant::now();
     install.signal_launcher(Signal::SIGTERM);
     let status = install
@@ -229,12 +258,7 @@ fn sigterm_stops_the_engine_gracefully_within_the_timeout() {
 
 #[test]
 fn sighup_reaches_the_engine() {
-    let mut install = with_fast_restarts();
-    install.install_real_engine();
-    install.launch(&[]);
-    install
-        .wait_engine(&version_of_agent(), None, Duration::from_secs(30))
-        .expect("engine up");
+    let (install, _) = running_real_engine();
     assert!(install.status().unwrap()["config"]["last_reload"].is_null());
     install.signal_launcher(Signal::SIGHUP);
     assert!(
@@ -250,20 +274,9 @@ fn sighup_reaches_the_engine() {
 
 #[test]
 fn sigusr1_restarts_the_engine_under_the_same_launcher() {
-    let mut install = with_fast_restarts();
-    install.install_real_engine();
-    install.launch(&[]);
-    let version = version_of_agent();
-    let first = install
-        .wait_engine(&version, None, Duration::from_secs(30))
-        .expect("engine up");
+    let (mut install, first) = running_real_engine();
     install.signal_launcher(Signal::SIGUSR1);
-    let second = install.wait_engine(&version, Some(first), Duration::from_secs(30));
-    assert!(
-        second.is_some(),
-        "a new engine pid:\n{}",
-        install.log_text()
-    );
+    install.expect_engine(&version_of_agent(), Some(first), "a new engine pid");
     assert!(!procfs::alive(first as u32));
     assert!(
         install.launcher_exited().is_none(),
@@ -286,14 +299,8 @@ fn exit_75_restarts_at_once_without_backoff() {
         once = once.display(),
     ));
     install.launch(&[]);
-    install
-        .wait_engine(&version_of_agent(), None, Duration::from_secs(30))
-        .expect("engine up after the restart");
-    let times: Vec<u128> = fs::read_to_string(&starts)
-        .unwrap()
-        .lines()
-        .map(|l| l.trim().parse().unwrap())
-        .collect();
+    install.expect_engine(&version_of_agent(), None, "engine up after the restart");
+    let times = start_times(&starts);
     assert_eq!(times.len(), 2);
     let gap_ms = (times[1] - times[0]) / 1_000_000;
     eprintln!("exit 75: {gap_ms} ms between the two starts, 1200 of which the first one ran");
@@ -308,9 +315,7 @@ fn exit_75_restarts_at_once_without_backoff() {
 fn without_an_installed_binary_the_launcher_runs_itself_as_the_engine() {
     let mut install = with_fast_restarts();
     install.launch(&[]);
-    let pid = install
-        .wait_engine(&version_of_agent(), None, Duration::from_secs(30))
-        .expect("engine up");
+    let pid = install.expect_engine(&version_of_agent(), None, "engine up");
     let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap();
     assert_eq!(
         exe,
@@ -459,12 +464,9 @@ fn upgrade_to(install: &Service, binary: &Path) -> Instant {
 /// must contain `why`; the launcher, the old engine's pid and the marker.
 fn rolled_back(install: &mut Service, binary: &Path, why: &str) -> (i64, Marker) {
     install.launch(&[]);
-    let first = install
-        .wait_engine(&version_of_agent(), None, Duration::from_secs(30))
-        .expect("old engine up");
+    let first = install.expect_engine(&version_of_agent(), None, "old engine up");
     upgrade_to(install, binary);
-    let marker = install.wait_marker(Step::RolledBack, Duration::from_secs(30));
-    let marker = marker.unwrap_or_else(|| panic!("rolled back:\n{}", install.log_text()));
+    let marker = install.expect_marker(Step::RolledBack);
     let reason = marker.reason.as_deref().unwrap_or_default();
     assert!(reason.contains(why), "{marker:?}");
     (first, marker)
@@ -488,18 +490,11 @@ fn staged_upgrade_is_applied_and_committed_after_the_grace() {
     let mut install = upgradable_install();
     let old = version_of_agent();
     install.launch(&[]);
-    install
-        .wait_engine(&old, None, Duration::from_secs(30))
-        .expect("old engine up");
+    install.expect_engine(&old, None, "old engine up");
 
     let t0 = upgrade_to(&install, &next);
-    let new_pid = install.wait_engine(NEXT_VERSION, None, Duration::from_secs(30));
+    install.expect_engine(NEXT_VERSION, None, "the new version runs");
     let to_healthy = t0.elapsed();
-    assert!(
-        new_pid.is_some(),
-        "the new version runs:\n{}",
-        install.log_text()
-    );
     let marker = install
         .wait_marker(Step::Committed, Duration::from_secs(10))
         .expect("committed");
@@ -540,13 +535,8 @@ fn new_binary_that_exits_at_once_is_rolled_back_and_the_old_version_runs_again()
     );
 
     let (first, marker) = rolled_back(&mut install, &broken, "exited with code 1");
-    let again = install.wait_engine(&old, Some(first), Duration::from_secs(30));
+    install.expect_engine(&old, Some(first), "the old version runs again");
     let healthy_at = chrono::Utc::now();
-    assert!(
-        again.is_some(),
-        "the old version runs again:\n{}",
-        install.log_text()
-    );
     let crash_at = marker
         .history
         .iter()
@@ -581,9 +571,7 @@ fn new_binary_that_never_gets_healthy_is_rolled_back_after_the_grace() {
     let (first, marker) = rolled_back(&mut install, &silent, "not healthy within 1s");
     let waited = millis_between(&marker, Step::Probation, Step::RollingBack).unwrap();
     assert!(waited >= 1_000, "the grace period was given: {waited} ms");
-    assert!(install
-        .wait_engine(&old, Some(first), Duration::from_secs(30))
-        .is_some());
+    install.expect_engine(&old, Some(first), "the old version runs again");
 }
 
 /// The FHS layout: no `bin/oibus-agent` at first, the launcher runs its own (packaged,
@@ -597,34 +585,18 @@ fn a_committed_upgrade_of_a_packaged_install_takes_over_at_the_next_start() {
     let mut install = with_fast_restarts();
     install.stage_by_hand(&next, &version_of_agent(), false);
     install.launch(&[]);
-    install
-        .wait_marker(Step::Committed, Duration::from_secs(30))
-        .unwrap_or_else(|| panic!("committed:\n{}", install.log_text()));
+    install.expect_marker(Step::Committed);
     assert!(install.layout().engine_bin().is_file());
-    install
-        .wait_engine(NEXT_VERSION, None, Duration::from_secs(30))
-        .unwrap_or_else(|| panic!("the new engine runs:\n{}", install.log_text()));
+    install.expect_engine(NEXT_VERSION, None, "the new engine runs");
     assert!(install
         .stop(Duration::from_secs(20))
         .is_some_and(|s| s.success()));
 
     install.launch(&[]);
-    let pid = install.launcher_pid().unwrap();
-    let exe = format!("/proc/{pid}/exe");
-    assert!(
-        wait_until(Duration::from_secs(30), || {
-            fs::read_link(&exe).is_ok_and(|p| p == install.layout().engine_bin())
-        }),
-        "the launcher started from the packaged binary hands over to bin/oibus-agent:\n{}",
-        install.log_text()
+    install.assert_launcher_runs_bin(
+        "the launcher started from the packaged binary hands over to bin/oibus-agent",
     );
-    assert!(
-        install
-            .wait_engine(NEXT_VERSION, None, Duration::from_secs(30))
-            .is_some(),
-        "{}",
-        install.log_text()
-    );
+    install.expect_engine(NEXT_VERSION, None, "the new engine runs");
 }
 
 #[test]
@@ -635,25 +607,9 @@ fn update_launcher_reexecutes_the_launcher_from_the_new_binary_after_the_commit(
     install.install_script(&format!("exec {AGENT} \"$@\""));
     install.stage_by_hand(&next, &version_of_agent(), true);
     install.launch(&[]);
-    install
-        .wait_marker(Step::Committed, Duration::from_secs(30))
-        .unwrap_or_else(|| panic!("committed:\n{}", install.log_text()));
-    let pid = install.launcher_pid().unwrap();
-    let exe = format!("/proc/{pid}/exe");
-    assert!(
-        wait_until(Duration::from_secs(30), || {
-            fs::read_link(&exe).is_ok_and(|p| p == install.layout().engine_bin())
-        }),
-        "the launcher process (same pid) now runs bin/oibus-agent:\n{}",
-        install.log_text()
-    );
-    assert!(
-        install
-            .wait_engine(NEXT_VERSION, None, Duration::from_secs(30))
-            .is_some(),
-        "the new launcher runs the new engine:\n{}",
-        install.log_text()
-    );
+    install.expect_marker(Step::Committed);
+    install.assert_launcher_runs_bin("the launcher process (same pid) now runs bin/oibus-agent");
+    install.expect_engine(NEXT_VERSION, None, "the new launcher runs the new engine");
     assert!(install.log_text().contains("re-executing the launcher"));
 }
 
@@ -712,13 +668,8 @@ fn launcher_killed_at_any_upgrade_step_converges_on_a_healthy_version() {
             install.marker().map(|m| m.step),
             install.log_text()
         );
-        assert!(
-            install
-                .wait_engine(expected_version, None, Duration::from_secs(30))
-                .is_some(),
-            "{failpoint}: {expected_version} runs and is healthy:\n{}",
-            install.log_text()
-        );
+        let runs = format!("{failpoint}: {expected_version} runs and is healthy");
+        install.expect_engine(expected_version, None, &runs);
         assert!(install.engine_healthy());
         eprintln!("killed at {failpoint} ({step_at_kill:?}) → {expected_step}, {expected_version} healthy");
     }
@@ -865,9 +816,7 @@ fn update_version_from_oianalytics_is_applied_and_reported_completed() {
             "OIBus updated to version {NEXT_VERSION}, launcher updated to version {NEXT_VERSION}"
         )
     );
-    assert!(install
-        .wait_engine(NEXT_VERSION, None, Duration::from_secs(30))
-        .is_some());
+    install.expect_engine(NEXT_VERSION, None, "the new engine runs");
     // OIA is told the OIBus version the new build was made for, not the agent's own.
     let full_config_has_the_new_version = wait_until(Duration::from_secs(30), || {
         sim.admin_get("/admin/messages?kind=full-config")["messages"]
@@ -878,9 +827,7 @@ fn update_version_from_oianalytics_is_applied_and_reported_completed() {
             })
     });
     assert!(full_config_has_the_new_version, "{}", install.log_text());
-    assert!(install
-        .wait_marker(Step::Committed, Duration::from_secs(30))
-        .is_some());
+    install.expect_marker(Step::Committed);
 }
 
 /// Publishes as `name` a script that passes the engine's `--version` check (`header` first),
@@ -912,9 +859,7 @@ fn crashing_update_is_rolled_back(id: &str, name: &str, header: &str) {
         .reason
         .unwrap_or_default()
         .contains("exited with code 1"));
-    assert!(install
-        .wait_engine(&old, None, Duration::from_secs(30))
-        .is_some());
+    install.expect_engine(&old, None, "the old version runs on");
     assert!(install.engine_healthy());
 }
 
@@ -941,9 +886,7 @@ fn update_version_with_the_agent_at_binaries_oibus_is_applied() {
         "{record}\n{}",
         install.log_text()
     );
-    assert!(install
-        .wait_engine(NEXT_VERSION, None, Duration::from_secs(30))
-        .is_some());
+    install.expect_engine(NEXT_VERSION, None, "the new engine runs");
 }
 
 #[test]

@@ -662,16 +662,6 @@ fn cpu_seconds() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
-/// Resident memory of this process, from /proc.
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
 /// Fill the node's queue directly with `count` rendered records (as the actor would store them).
 fn preload(node: &Node, count: usize) {
     let store = Store::open(&node.dir.path().join("store")).expect("open the store");
@@ -697,6 +687,7 @@ fn preload(node: &Node, count: usize) {
 
 mod bench {
     use super::*;
+    use crate::data_bench::rss_mib;
 
     /// Records per second from `tracing::info!` into the durable queue (not registered, so
     /// nothing is posted), one producer thread (the second core runs the actor).

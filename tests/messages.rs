@@ -6,7 +6,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
-use crate::commands::completed;
+use crate::commands::{run_completed, scan_mode};
 use crate::kit::agent::{Agent, AgentHome};
 use crate::kit::sim::Sim;
 use crate::kit::{command, wait_until};
@@ -16,7 +16,6 @@ const WAIT: Duration = Duration::from_secs(30);
 const FULL: &str = "full-config";
 const HISTORY: &str = "history-queries";
 
-/// A simulator that completes registrations by itself, and an agent of it.
 /// A simulator and an agent of it, registered once its first messages arrived; the completed
 /// registration as the simulator lists it.
 fn start() -> (Sim, AgentHome, Agent, Value) {
@@ -63,29 +62,13 @@ fn registered(sim: &Sim, agent: &Agent) -> Value {
 
 /// Queues one command and waits until it is COMPLETED.
 fn run_one(sim: &Sim, agent: &Agent, id: &str, command_type: &str, extra: Value) {
-    run(sim, agent, &[command(id, command_type, extra)]);
-}
-
-/// Queues `commands` and waits until each is COMPLETED.
-fn run(sim: &Sim, agent: &Agent, commands: &[Value]) {
-    sim.queue(&Value::Array(commands.to_vec()));
-    for command in commands {
-        completed(sim, agent, command["id"].as_str().unwrap());
-    }
+    run_completed(sim, agent, &json!([command(id, command_type, extra)]));
 }
 
 fn named<'a>(list: &'a Value, name: &str) -> Option<&'a Value> {
     list.as_array()?
         .iter()
         .find(|e| e["settings"]["name"] == name)
-}
-
-fn scan_mode(id: &str, name: &str) -> Value {
-    command(
-        id,
-        "create-scan-mode",
-        json!({"commandContent": {"name": name, "description": "e2e", "cron": "0 * * * * *"}}),
-    )
 }
 
 fn mssql_south(name: &str, password: &str) -> Value {
@@ -186,7 +169,7 @@ fn each_kind_of_change_pushes_a_snapshot_that_shows_it() {
     let (sim, _home, agent, registration) = start();
     let key = registration["publicKey"].as_str().unwrap().to_owned();
 
-    run(&sim, &agent, &[scan_mode("c-scan", "e2e-scan")]);
+    run_completed(&sim, &agent, &json!([scan_mode("c-scan", "e2e-scan")]));
     let full = wait_message(&sim, &agent, FULL, |m| {
         named(&m["scanModes"], "e2e-scan").is_some()
     });
@@ -298,11 +281,7 @@ fn each_kind_of_change_pushes_a_snapshot_that_shows_it() {
     );
     assert_eq!(query["items"][0]["name"], "h-item");
 
-    run(
-        &sim,
-        &agent,
-        &[command("c-keys", "regenerate-cipher-keys", json!({}))],
-    );
+    run_one(&sim, &agent, "c-keys", "regenerate-cipher-keys", json!({}));
     wait_message(&sim, &agent, FULL, |m| {
         m["registration"]["publicKey"]
             .as_str()
@@ -368,7 +347,7 @@ fn a_503_is_retried_until_oianalytics_recovers() {
         3,
         json!({"status": 503, "body": "Service Unavailable"}),
     );
-    run(&sim, &agent, &[scan_mode("r-scan", "retried-scan")]);
+    run_completed(&sim, &agent, &json!([scan_mode("r-scan", "retried-scan")]));
     wait_message(&sim, &agent, FULL, |m| {
         named(&m["scanModes"], "retried-scan").is_some()
     });
@@ -392,7 +371,11 @@ fn a_bad_request_answer_drops_the_message() {
     let answer = json!({"timestamp": "2026-01-01T00:00:00Z", "status": 400, "error": "Bad Request",
         "message": "rejected by the test", "path": "/api/oianalytics/oibus/configuration"});
     sim.fault("configuration", 1, json!({"status": 400, "body": answer}));
-    run(&sim, &agent, &[scan_mode("b-scan-1", "dropped-scan")]);
+    run_completed(
+        &sim,
+        &agent,
+        &json!([scan_mode("b-scan-1", "dropped-scan")]),
+    );
     let dropped = wait_until(WAIT, || agent.logs().contains("it is dropped"));
     assert!(dropped, "{}", agent.logs());
     // No retry: nothing arrives within several retry intervals.
@@ -404,7 +387,11 @@ fn a_bad_request_answer_drops_the_message() {
     );
 
     // The next change is pushed as a full snapshot, which includes the earlier change.
-    run(&sim, &agent, &[scan_mode("b-scan-2", "after-drop-scan")]);
+    run_completed(
+        &sim,
+        &agent,
+        &json!([scan_mode("b-scan-2", "after-drop-scan")]),
+    );
     let full = wait_message(&sim, &agent, FULL, |m| {
         named(&m["scanModes"], "after-drop-scan").is_some()
     });
@@ -420,7 +407,7 @@ fn a_pending_message_is_sent_after_a_restart() {
         1000,
         json!({"status": 503, "body": "down"}),
     );
-    run(&sim, &agent, &[scan_mode("p-scan", "pending-scan")]);
+    run_completed(&sim, &agent, &json!([scan_mode("p-scan", "pending-scan")]));
     let failing = wait_until(WAIT, || {
         agent.logs().matches("it will be retried").count() >= 2
     });
@@ -450,7 +437,7 @@ fn a_burst_of_changes_goes_out_in_few_messages() {
     let burst: Vec<Value> = (0..10)
         .map(|i| scan_mode(&format!("burst-{i}"), &format!("burst-scan-{i}")))
         .collect();
-    run(&sim, &agent, &burst);
+    run_completed(&sim, &agent, &json!(burst));
     let all_in =
         |m: &Value| (0..10).all(|i| named(&m["scanModes"], &format!("burst-scan-{i}")).is_some());
     wait_message(&sim, &agent, FULL, all_in);
@@ -511,7 +498,7 @@ fn transformers_are_listed_in_full_config_and_a_north_may_use_them() {
                     "source": {"type": "oianalytics-setpoint"}}]}}),
         )
     };
-    run(&sim, &agent, &[north("n-iso", &iso)]);
+    run_completed(&sim, &agent, &json!([north("n-iso", &iso)]));
     let full = wait_message(&sim, &agent, FULL, |m| {
         named(&m["northConnectors"], "n-iso").is_some()
     });

@@ -1,19 +1,19 @@
 //! Metrics end to end: what the agent counts is what the simulator saw, across a restart.
 
-use std::process::Command;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use crate::kit::agent::{AgentHome, BIN};
+use crate::kit::agent::{cli, AgentHome};
 use crate::kit::sim::{Sim, SimOpts};
 use crate::kit::wait_until;
 
 /// The summed HOURS total of MetricsApi documents for `api` and `method`, read with the CLI.
 fn api_count(home: &AgentHome, api: &str, method: &str) -> u64 {
-    let out = Command::new(BIN)
-        .args([
+    let api_address = home.api.to_string();
+    let (code, out, err) = cli(
+        &[
             "metrics",
             "--window",
             "HOURS",
@@ -22,16 +22,12 @@ fn api_count(home: &AgentHome, api: &str, method: &str) -> u64 {
             "--format",
             "json",
             "--api",
-        ])
-        .arg(home.api.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            &api_address,
+        ],
+        &[],
     );
-    let docs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    let docs: Value = serde_json::from_str(&out).unwrap();
     docs.as_array()
         .unwrap()
         .iter()

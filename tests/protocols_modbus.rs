@@ -16,9 +16,13 @@ use serde_json::{json, Value};
 use tokio_modbus::server::tcp::{accept_tcp_connection, Server};
 use tokio_modbus::{ExceptionCode, Request, Response};
 
-use crate::commands::{command, completed, completed_json, named, registered, sim};
+use crate::commands::{command, completed_json, run_completed, started};
 use crate::data_plane::{every_second, oia_north};
 use crate::kit::agent::{Agent, AgentHome};
+use crate::kit::connectors::{
+    connector_id, errored_naming, recent_values as recent, south_status, standard_transformer,
+    test_south_connection, write_setpoints,
+};
 use crate::kit::sim::Sim;
 use crate::kit::wait_until;
 
@@ -233,44 +237,29 @@ fn device_items() -> Vec<Value> {
     ]
 }
 
-/// A registered agent with an OIA north and a modbus south `plc` on `port`.
-fn flow(sim: &Sim, home: &AgentHome, port: u16, extra: &[Value]) -> Agent {
-    let agent = registered(home, &[]);
+/// A registered agent with an OIA north, a modbus south `plc` on `port` and `extra` commands.
+fn flow(port: u16, extra: &[Value]) -> (Sim, AgentHome, Agent) {
+    let (sim, home, agent) = started(&[]);
     let mut commands = vec![
         every_second("m1"),
         oia_north("m2", "to-oia", 3),
         modbus_south("m3", "plc", port, device_items()),
     ];
     commands.extend_from_slice(extra);
-    let ids: Vec<String> = commands
-        .iter()
-        .map(|c| c["id"].as_str().unwrap_or_default().to_owned())
-        .collect();
-    sim.queue(&Value::Array(commands));
-    for id in &ids {
-        completed(sim, &agent, id);
-    }
-    agent
+    run_completed(&sim, &agent, &json!(commands));
+    (sim, home, agent)
 }
 
-/// The values the simulator received lately: (pointId, timestamp, value).
-fn recent(sim: &Sim) -> Vec<(String, String, String)> {
-    let data = sim.admin_get("/admin/data");
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-    data["recentValues"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|r| {
-            let v = &r["value"];
-            (
-                text(&v["pointId"]),
-                text(&v["timestamp"]),
-                text(&v["data"]["value"]),
-            )
-        })
-        .collect()
+/// The instants at which the simulator lately received a `counter`, sorted, each once.
+fn counter_instants(sim: &Sim) -> Vec<String> {
+    let mut at: Vec<String> = recent(sim)
+        .into_iter()
+        .filter(|(p, _, _)| p == "counter")
+        .map(|(_, t, _)| t)
+        .collect();
+    at.sort();
+    at.dedup();
+    at
 }
 
 fn value_of<'a>(values: &'a [(String, String, String)], point: &str, at: &str) -> Option<&'a str> {
@@ -280,19 +269,9 @@ fn value_of<'a>(values: &'a [(String, String, String)], point: &str, at: &str) -
         .map(|(_, _, v)| v.as_str())
 }
 
-fn south_status(agent: &Agent, name: &str) -> Value {
-    let status = agent.status();
-    named(&status["data_flow"]["souths"], name)
-        .first()
-        .map(|s| (*s).clone())
-        .unwrap_or(Value::Null)
-}
-
 #[test]
 fn registers_and_coils_of_a_modbus_server_reach_oianalytics_decoded_as_oibus_does() {
     let server = ModbusServer::start(0);
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
     let ghost = modbus_south(
         "m4",
         "ghost-plc",
@@ -304,7 +283,7 @@ fn registers_and_coils_of_a_modbus_server_reach_oianalytics_decoded_as_oibus_doe
             data("uint16", 0, 1.0),
         )],
     );
-    let agent = flow(&sim, &home, server.port, &[ghost]);
+    let (sim, _home, agent) = flow(server.port, &[ghost]);
 
     // Both coil states seen, and one read where every item has a value.
     let mut complete = None;
@@ -353,13 +332,8 @@ fn registers_and_coils_of_a_modbus_server_reach_oianalytics_decoded_as_oibus_doe
     );
     assert_eq!(south_status(&agent, "plc")["last_error"], Value::Null);
 
-    let south_id =
-        named(&crate::commands::entities(&agent)["southConnectors"], "plc")[0]["id"].clone();
-    sim.queue(&json!([command(
-        "t1",
-        "test-south-connection",
-        json!({"southConnectorId": south_id, "commandContent": {"type": "modbus", "settings": {}}})
-    )]));
+    let south_id = connector_id(&agent, "southConnectors", "plc");
+    sim.queue(&json!([test_south_connection("t1", &south_id, "modbus")]));
     let tested: Value = completed_json(&sim, &agent, "t1");
     assert_eq!(
         tested,
@@ -371,18 +345,9 @@ fn registers_and_coils_of_a_modbus_server_reach_oianalytics_decoded_as_oibus_doe
 fn values_resume_by_themselves_after_the_modbus_server_was_down() {
     let mut server = ModbusServer::start(0);
     let port = server.port;
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = flow(&sim, &home, port, &[]);
-    let counters = |sim: &Sim| {
-        recent(sim)
-            .into_iter()
-            .filter(|(p, _, _)| p == "counter")
-            .map(|(_, t, _)| t)
-            .collect::<Vec<_>>()
-    };
+    let (sim, _home, agent) = flow(port, &[]);
     assert!(
-        wait_until(WAIT, || !counters(&sim).is_empty()),
+        wait_until(WAIT, || !counter_instants(&sim).is_empty()),
         "no value before the outage\n{}",
         agent.logs()
     );
@@ -400,86 +365,39 @@ fn values_resume_by_themselves_after_the_modbus_server_was_down() {
     let during = south_status(&agent, "plc");
     assert_eq!(during["state"], "error", "{during}");
     assert!(during["errors"].as_u64().unwrap_or(0) > errors, "{during}");
-    let last_before = counters(&sim).into_iter().max().unwrap_or_default();
+    let last_before = counter_instants(&sim).into_iter().max().unwrap_or_default();
 
     let _server = ModbusServer::start(port);
     let ok = wait_until(WAIT, || {
-        counters(&sim).into_iter().max().unwrap_or_default() > last_before
+        counter_instants(&sim).into_iter().max().unwrap_or_default() > last_before
             && south_status(&agent, "plc")["last_error"].is_null()
     });
     assert!(ok, "{}\n{}", south_status(&agent, "plc"), agent.logs());
 }
 
-/// The id the agent gave the standard transformer `function_name`, from its full-config message.
-pub(crate) fn standard_transformer(sim: &Sim, agent: &Agent, function_name: &str) -> Value {
-    let mut id = Value::Null;
-    let ok = wait_until(WAIT, || {
-        let messages = sim.admin_get("/admin/messages?kind=full-config");
-        id = messages["messages"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|m| {
-                m["body"]["transformers"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .find(|t| t["settings"]["functionName"] == function_name)
-            .map(|t| t["oIBusInternalId"].clone())
-            .unwrap_or(Value::Null);
-        !id.is_null()
-    });
-    assert!(
-        ok,
-        "no {function_name} transformer in a full-config message\n{}",
-        agent.logs()
-    );
-    id
-}
-
 #[test]
 fn setpoints_are_written_to_the_modbus_server_through_setpoint_to_modbus() {
     let server = ModbusServer::start(0);
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
-    let transformer = standard_transformer(&sim, &agent, "setpoint-to-modbus");
+    let (sim, _home, agent) = started(&[]);
     // jbus: addresses from 1, so 41 is register 40 and 8 is coil 7.
     let mapping = json!([
         {"reference": "speed", "address": "41", "modbusType": "register"},
         {"reference": "pump", "address": "8", "modbusType": "coil"}
     ]);
-    let north = command(
-        "w2",
-        "create-north",
-        json!({"retrieveSecretsFromNorth": null, "commandContent": {
-            "name": "to-plc", "type": "modbus", "description": "", "enabled": true,
-            "settings": {"host": "127.0.0.1", "port": server.port, "connectTimeout": 1000,
-                         "retryInterval": 1000, "slaveId": 1, "addressOffset": "jbus",
-                         "endianness": "big-endian", "swapBytesInWords": false,
-                         "swapWordsInDWords": false},
-            "caching": {"trigger": {"scanModeId": null, "scanModeName": "every-second"}},
-            "transformers": [{"transformerId": transformer, "options": {"mapping": mapping},
-                              "source": {"type": "oianalytics-setpoint"}}]}}),
+    let settings = json!({"host": "127.0.0.1", "port": server.port, "connectTimeout": 1000,
+                          "retryInterval": 1000, "slaveId": 1, "addressOffset": "jbus",
+                          "endianness": "big-endian", "swapBytesInWords": false,
+                          "swapWordsInDWords": false});
+    let setpoints = json!([{"reference": "speed", "value": "1500"}, {"reference": "pump", "value": 1},
+                           {"reference": "unmapped", "value": 7}]);
+    write_setpoints(
+        &sim,
+        &agent,
+        ("modbus", "to-plc"),
+        settings,
+        mapping,
+        setpoints,
     );
-    sim.queue(&json!([every_second("w1"), north]));
-    for id in ["w1", "w2"] {
-        completed(&sim, &agent, id);
-    }
-    let north_id = named(
-        &crate::commands::entities(&agent)["northConnectors"],
-        "to-plc",
-    )[0]["id"]
-        .clone();
-    sim.queue(&json!([command(
-        "w3",
-        "setpoint",
-        json!({"northConnectorId": north_id, "commandContent": [
-            {"reference": "speed", "value": "1500"}, {"reference": "pump", "value": 1},
-            {"reference": "unmapped", "value": 7}]})
-    )]));
-    completed(&sim, &agent, "w3");
     let ok = wait_until(WAIT, || {
         let written = server.written.lock().unwrap_or_else(|e| e.into_inner());
         written.registers.get(&40) == Some(&1500) && written.coils.get(&7) == Some(&true)
@@ -496,9 +414,7 @@ fn setpoints_are_written_to_the_modbus_server_through_setpoint_to_modbus() {
 #[test]
 fn an_illegal_address_or_a_malformed_item_costs_only_itself_named_and_counted() {
     let server = ModbusServer::start(0);
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     // In the same south as the device's items: the server answers IllegalDataAddress for
     // 2000, and `pump-3` is no address at all.
     let mut items = device_items();
@@ -514,26 +430,14 @@ fn an_illegal_address_or_a_malformed_item_costs_only_itself_named_and_counted() 
         "pump-3",
         data("uint16", 0, 1.0),
     ));
-    sim.queue(&json!([
+    let commands = json!([
         every_second("m1"),
         oia_north("m2", "to-oia", 3),
         modbus_south("m3", "plc", server.port, items)
-    ]));
-    for id in ["m1", "m2", "m3"] {
-        completed(&sim, &agent, id);
-    }
+    ]);
+    run_completed(&sim, &agent, &commands);
     // The other items keep flowing: counters at several instants.
-    let counters = |sim: &Sim| {
-        let mut at: Vec<String> = recent(sim)
-            .into_iter()
-            .filter(|(p, _, _)| p == "counter")
-            .map(|(_, t, _)| t)
-            .collect();
-        at.sort();
-        at.dedup();
-        at.len()
-    };
-    let ok = wait_until(WAIT, || counters(&sim) >= 3);
+    let ok = wait_until(WAIT, || counter_instants(&sim).len() >= 3);
     assert!(ok, "values stopped: {:?}\n{}", recent(&sim), agent.logs());
     let values = recent(&sim);
     assert!(
@@ -566,26 +470,13 @@ fn an_illegal_address_or_a_malformed_item_costs_only_itself_named_and_counted() 
 #[test]
 fn test_south_item_reads_one_item_with_its_transformer_and_leaves_the_live_south_alone() {
     let server = ModbusServer::start(0);
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = flow(&sim, &home, server.port, &[]);
-    let counters = |sim: &Sim| {
-        let mut at: Vec<String> = recent(sim)
-            .into_iter()
-            .filter(|(p, _, _)| p == "counter")
-            .map(|(_, t, _)| t)
-            .collect();
-        at.sort();
-        at.dedup();
-        at
-    };
+    let (sim, _home, agent) = flow(server.port, &[]);
     assert!(
-        wait_until(WAIT, || !counters(&sim).is_empty()),
+        wait_until(WAIT, || !counter_instants(&sim).is_empty()),
         "{}",
         agent.logs()
     );
-    let south_id =
-        named(&crate::commands::entities(&agent)["southConnectors"], "plc")[0]["id"].clone();
+    let south_id = connector_id(&agent, "southConnectors", "plc");
     let transformer = standard_transformer(&sim, &agent, "time-values-to-oianalytics");
     // The settings OIAnalytics shows: the live south's.
     let settings =
@@ -636,13 +527,7 @@ fn test_south_item_reads_one_item_with_its_transformer_and_leaves_the_live_south
             "southCommand": {"name": "plc", "type": "modbus", "settings": settings},
             "itemCommand": item("ghost", "2000"), "testingSettings": {}}})
     )]));
-    let record = crate::commands::terminal(&sim, &agent, "i2");
-    let result = record["result"].as_str().unwrap_or_default();
-    assert_eq!(record["status"], "ERRORED", "{record}");
-    assert!(
-        result.contains("'ghost'") && result.contains("2000"),
-        "{record}"
-    );
+    errored_naming(&sim, &agent, "i2", &["'ghost'", "2000"]);
 
     // The history form runs the same connection test on the history's south settings.
     sim.queue(&json!([command(
@@ -655,9 +540,9 @@ fn test_south_item_reads_one_item_with_its_transformer_and_leaves_the_live_south
     assert_eq!(tested["items"][0]["key"], "RemoteAddress", "{tested}");
 
     // The live south kept reading all along.
-    let before = counters(&sim).len();
+    let before = counter_instants(&sim).len();
     assert!(
-        wait_until(WAIT, || counters(&sim).len() >= before + 2),
+        wait_until(WAIT, || counter_instants(&sim).len() >= before + 2),
         "{}",
         agent.logs()
     );

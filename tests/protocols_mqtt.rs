@@ -9,9 +9,15 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
-use crate::commands::{command, completed, completed_json, entities, named, registered, sim};
+use crate::commands::{
+    command, completed, completed_json, named, registered, run_completed, started,
+};
 use crate::data_plane::{every_second, oia_north, oia_north_content};
 use crate::kit::agent::{Agent, AgentHome};
+use crate::kit::connectors::{
+    connector_id, errored_naming, south_status, standard_transformer, test_south_connection,
+    write_setpoints,
+};
 use crate::kit::mosquitto::Mosquitto;
 use crate::kit::sim::Sim;
 use crate::kit::wait_until;
@@ -19,36 +25,6 @@ use crate::kit::wait_until;
 const WAIT: Duration = Duration::from_secs(30);
 const NORTH: &str = "to-oia";
 pub(crate) const TOPIC: &str = "plant/line1/temperature";
-
-/// The id this agent gave the standard `json-to-oianalytics` transformer (from its full
-/// configuration message).
-fn json_to_oianalytics_id(sim: &Sim, agent: &Agent) -> String {
-    let mut id = None;
-    let found = wait_until(WAIT, || {
-        let messages = sim.admin_get("/admin/messages?kind=full-config")["messages"].clone();
-        id = messages
-            .as_array()
-            .into_iter()
-            .flatten()
-            .rev()
-            .find_map(|m| {
-                m["body"]["transformers"]
-                    .as_array()?
-                    .iter()
-                    .find(|t| t["settings"]["functionName"] == "json-to-oianalytics")?
-                    ["oIBusInternalId"]
-                    .as_str()
-                    .map(str::to_owned)
-            });
-        id.is_some()
-    });
-    assert!(
-        found,
-        "no json-to-oianalytics in the configuration\n{}",
-        agent.logs()
-    );
-    id.unwrap_or_default()
-}
 
 /// The settings of an MQTT south on `broker` without authentication.
 fn south_settings(broker: &Mosquitto, persistent: bool) -> Value {
@@ -76,19 +52,12 @@ fn create_mqtt_south(id: &str, name: &str, settings: Value, topic: &str) -> Valu
 /// Scan mode, an OIA north turning the south's messages into values, and an MQTT south
 /// `broker` with `settings` and one item on `plant/+/temperature`.
 fn mqtt_flow(sim: &Sim, agent: &Agent, settings: Value) {
-    let transformer = json_to_oianalytics_id(sim, agent);
-    sim.queue(&json!([every_second("m1"), oia_north("m2", NORTH, 3),]));
-    completed(sim, agent, "m1");
-    completed(sim, agent, "m2");
-    sim.queue(&json!([create_mqtt_south(
-        "m3",
-        "broker",
-        settings,
-        "plant/+/temperature"
-    )]));
-    completed(sim, agent, "m3");
-    let south = named(&entities(agent)["southConnectors"], "broker")[0]["id"].clone();
-    let north = named(&entities(agent)["northConnectors"], NORTH)[0]["id"].clone();
+    let transformer = standard_transformer(sim, agent, "json-to-oianalytics");
+    let south = create_mqtt_south("m3", "broker", settings, "plant/+/temperature");
+    let commands = json!([every_second("m1"), oia_north("m2", NORTH, 3), south]);
+    run_completed(sim, agent, &commands);
+    let south = connector_id(agent, "southConnectors", "broker");
+    let north = connector_id(agent, "northConnectors", NORTH);
     let transformers = json!([{"id": null, "transformerId": transformer,
         "options": {"rowIteratorPath": "$[*]", "pointId": "$[*].message.point",
                     "value": "$[*].message.v", "timestamp": "$[*].timestamp"},
@@ -150,9 +119,7 @@ pub(crate) fn flowing(persistent: bool) -> (Mosquitto, Sim, AgentHome, Agent) {
 }
 
 fn flowing_with(broker: Mosquitto, settings: Value) -> (Mosquitto, Sim, AgentHome, Agent) {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, home, agent) = started(&[]);
     mqtt_flow(&sim, &agent, settings);
     let first = wait_until(WAIT, || {
         broker.publish(TOPIC, &payloads([0]));
@@ -175,13 +142,8 @@ fn mqtt_json_messages_reach_oianalytics_as_values_through_commands_only() {
     let sample = sim.admin_get("/admin/data")["recentValues"][0]["value"].clone();
     assert_eq!(sample["pointId"], "temperature", "{sample}");
 
-    let south = named(&entities(&agent)["southConnectors"], "broker")[0]["id"].clone();
-    sim.queue(&json!([command(
-        "t1",
-        "test-south-connection",
-        json!({"southConnectorId": south,
-        "commandContent": {"type": "mqtt", "settings": {}}})
-    )]));
+    let south = connector_id(&agent, "southConnectors", "broker");
+    sim.queue(&json!([test_south_connection("t1", &south, "mqtt")]));
     let tested: Value = completed_json(&sim, &agent, "t1");
     assert_eq!(tested["items"][0]["key"], "SessionPresent", "{tested}");
 }
@@ -245,8 +207,7 @@ fn a_malformed_payload_is_dropped_named_and_counted_while_the_subscription_goes_
     wait_received(&sim, &agent, &broker, 1..=3);
     let counted = wait_until(WAIT, || dropped_by_transformer(&agent) >= 2);
     assert!(counted, "{}", agent.get("/metrics").unwrap_or_default().1);
-    let status = agent.status();
-    let south = named(&status["data_flow"]["souths"], "broker")[0].clone();
+    let south = south_status(&agent, "broker");
     assert!(south["errors"].as_u64().unwrap_or(0) >= 2, "{south}");
     // Logged with the item and the topic it came on.
     let logs = agent.logs();
@@ -289,31 +250,30 @@ fn over_tls_a_client_certificate_gets_through_and_a_ca_that_does_not_match_is_na
         "plant/+/pressure"
     )]));
     completed(&sim, &agent, "c1");
-    let status = |agent: &Agent| {
-        named(&agent.status()["data_flow"]["souths"], "wrong-ca")
-            .first()
-            .map(|s| (*s).clone())
-            .unwrap_or(Value::Null)
-    };
     let named_error = wait_until(WAIT, || {
-        status(&agent)["last_error"]
+        south_status(&agent, "wrong-ca")["last_error"]
             .as_str()
             .is_some_and(|e| e.contains("invalid peer certificate") && e.contains("caFilePath"))
     });
-    assert!(named_error, "{}\n{}", status(&agent), agent.logs());
-    assert!(status(&agent)["errors"].as_u64().unwrap_or(0) >= 1);
-    let south = named(&entities(&agent)["southConnectors"], "wrong-ca")[0]["id"].clone();
-    sim.queue(&json!([command(
-        "c2",
-        "test-south-connection",
-        json!({"southConnectorId": south, "commandContent": {"type": "mqtt", "settings": {}}})
-    )]));
-    let record = crate::commands::terminal(&sim, &agent, "c2");
-    let result = record["result"].as_str().unwrap_or_default();
-    assert_eq!(record["status"], "ERRORED", "{record}");
     assert!(
-        result.contains("invalid peer certificate") && result.contains("caFilePath"),
-        "{record}"
+        named_error,
+        "{}\n{}",
+        south_status(&agent, "wrong-ca"),
+        agent.logs()
+    );
+    assert!(
+        south_status(&agent, "wrong-ca")["errors"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
+    );
+    let south = connector_id(&agent, "southConnectors", "wrong-ca");
+    sim.queue(&json!([test_south_connection("c2", &south, "mqtt")]));
+    errored_naming(
+        &sim,
+        &agent,
+        "c2",
+        &["invalid peer certificate", "caFilePath"],
     );
     // The right south was not disturbed.
     broker.publish(TOPIC, &payloads(6..=8));
@@ -324,8 +284,8 @@ fn over_tls_a_client_certificate_gets_through_and_a_ca_that_does_not_match_is_na
 #[test]
 fn test_south_item_waits_for_a_message_with_a_client_of_its_own() {
     let (broker, sim, _home, agent) = flowing(true);
-    let south = named(&entities(&agent)["southConnectors"], "broker")[0]["id"].clone();
-    let transformer = json_to_oianalytics_id(&sim, &agent);
+    let south = connector_id(&agent, "southConnectors", "broker");
+    let transformer = standard_transformer(&sim, &agent, "json-to-oianalytics");
     sim.queue(&json!([command(
         "i1",
         "test-south-item",
@@ -396,30 +356,7 @@ fn test_south_item_waits_for_a_message_with_a_client_of_its_own() {
 fn setpoints_are_published_to_the_broker_through_setpoint_to_mqtt() {
     let broker = Mosquitto::start();
     let subscriber = broker.subscribe("plant/#");
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
-    let transformer = {
-        let mut id = Value::Null;
-        let ok = wait_until(WAIT, || {
-            id = sim.admin_get("/admin/messages?kind=full-config")["messages"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|m| {
-                    m["body"]["transformers"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default()
-                })
-                .find(|t| t["settings"]["functionName"] == "setpoint-to-mqtt")
-                .map(|t| t["oIBusInternalId"].clone())
-                .unwrap_or(Value::Null);
-            !id.is_null()
-        });
-        assert!(ok, "no setpoint-to-mqtt transformer\n{}", agent.logs());
-        id
-    };
+    let (sim, _home, agent) = started(&[]);
     let mapping = json!([
         {"reference": "speed", "topic": "plant/line1/speed/set"},
         {"reference": "mode", "topic": "plant/line1/mode/set"}
@@ -429,31 +366,16 @@ fn setpoints_are_published_to_the_broker_through_setpoint_to_mqtt() {
         s.remove("maxNumberOfMessages");
         s.remove("flushMessageTimeout")
     });
-    sim.queue(&json!([
-        every_second("w1"),
-        command(
-            "w2",
-            "create-north",
-            json!({"retrieveSecretsFromNorth": null, "commandContent": {
-                "name": "to-broker", "type": "mqtt", "description": "", "enabled": true,
-                "settings": settings,
-                "caching": {"trigger": {"scanModeId": null, "scanModeName": "every-second"}},
-                "transformers": [{"transformerId": transformer, "options": {"mapping": mapping},
-                                  "source": {"type": "oianalytics-setpoint"}}]}})
-        )
-    ]));
-    for id in ["w1", "w2"] {
-        completed(&sim, &agent, id);
-    }
-    let north = named(&entities(&agent)["northConnectors"], "to-broker")[0]["id"].clone();
-    sim.queue(&json!([command(
-        "w3",
-        "setpoint",
-        json!({"northConnectorId": north, "commandContent": [
-            {"reference": "speed", "value": 1500}, {"reference": "mode", "value": "auto"},
-            {"reference": "unmapped", "value": 7}]})
-    )]));
-    let record = completed(&sim, &agent, "w3");
+    let setpoints = json!([{"reference": "speed", "value": 1500}, {"reference": "mode", "value": "auto"},
+                           {"reference": "unmapped", "value": 7}]);
+    let record = write_setpoints(
+        &sim,
+        &agent,
+        ("mqtt", "to-broker"),
+        settings,
+        mapping,
+        setpoints,
+    );
     assert!(
         record["result"].as_str().is_some_and(
             |r| r.starts_with("Setpoint ") && r.contains("properly sent into the cache of")

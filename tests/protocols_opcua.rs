@@ -10,9 +10,13 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
-use crate::commands::{command, completed, completed_json, entities, named, registered, sim};
+use crate::commands::{command, completed_json, registered, run_completed, started};
 use crate::data_plane::{every_second, oia_north};
 use crate::kit::agent::{Agent, AgentHome};
+use crate::kit::connectors::{
+    connector_id, errored_naming, recent_values, south_status, test_south_connection,
+    write_setpoints,
+};
 use crate::kit::opcua_server::{counter_value, history_value, OpcuaServer, PASSWORD, USER};
 use crate::kit::sim::Sim;
 use crate::kit::wait_until;
@@ -68,18 +72,12 @@ fn ha_item(name: &str, node: &str, max_read_interval: u64) -> Value {
 
 /// A registered agent with the scan mode, the OIA north and the south `south(sim)` gives
 /// (after registration, so it can encrypt secrets for the agent).
-fn flow(sim: &Sim, home: &AgentHome, south: impl FnOnce(&Sim) -> Value) -> Agent {
-    let agent = registered(home, &[]);
-    let south = south(sim);
-    sim.queue(&json!([
-        every_second("m1"),
-        oia_north("m2", NORTH, 3),
-        south
-    ]));
-    for id in ["m1", "m2", "m3"] {
-        completed(sim, &agent, id);
-    }
-    agent
+fn flow(south: impl FnOnce(&Sim) -> Value) -> (Sim, AgentHome, Agent) {
+    let (sim, home, agent) = started(&[]);
+    let south = south(&sim);
+    let commands = json!([every_second("m1"), oia_north("m2", NORTH, 3), south]);
+    run_completed(&sim, &agent, &commands);
+    (sim, home, agent)
 }
 
 /// Everything the simulator received, accumulated across polls (it keeps the latest 100
@@ -91,14 +89,8 @@ struct Seen {
 
 impl Seen {
     fn poll(&mut self, sim: &Sim) {
-        let data = sim.admin_get("/admin/data");
-        for r in data["recentValues"].as_array().into_iter().flatten() {
-            let v = &r["value"];
-            let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-            self.values.insert(
-                (text(&v["pointId"]), text(&v["timestamp"])),
-                text(&v["data"]["value"]),
-            );
+        for (point, at, value) in recent_values(sim) {
+            self.values.insert((point, at), value);
         }
     }
 
@@ -116,6 +108,18 @@ impl Seen {
         let at = chrono::DateTime::from_timestamp(second, 0)?
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         self.values.get(&(point.to_owned(), at)).map(String::as_str)
+    }
+
+    /// Each value of `point` is the one `f` gives for its second, as OIBus writes numbers.
+    fn assert_values(&self, point: &str, f: fn(i64) -> f64) {
+        for t in self.seconds(point) {
+            let expected = oibus_actors::connectors::south_modbus::js_number(f(t));
+            assert_eq!(
+                self.value(point, t),
+                Some(expected.as_str()),
+                "{point} at {t}"
+            );
+        }
     }
 
     /// Poll until `condition` holds.
@@ -139,14 +143,6 @@ impl Seen {
     }
 }
 
-fn south_status(agent: &Agent, name: &str) -> Value {
-    let status = agent.status();
-    named(&status["data_flow"]["souths"], name)
-        .first()
-        .map(|s| (*s).clone())
-        .unwrap_or(Value::Null)
-}
-
 fn duplicates(sim: &Sim) -> u64 {
     sim.admin_get("/admin/data")["duplicates"]
         .as_u64()
@@ -166,20 +162,12 @@ fn assert_whole(seen: &Seen, point: &str, from: i64, f: fn(i64) -> f64, agent: &
     );
     let extra: Vec<&i64> = seconds.iter().filter(|t| **t < from).collect();
     assert!(extra.is_empty(), "{point}: before the history: {extra:?}");
-    for t in &seconds {
-        assert_eq!(
-            seen.value(point, *t),
-            Some(oibus_actors::connectors::south_modbus::js_number(f(*t)).as_str()),
-            "{point} at {t}"
-        );
-    }
+    seen.assert_values(point, f);
 }
 
 #[test]
 fn polled_and_subscribed_values_reach_oianalytics_at_the_server_timestamps() {
     let server = OpcuaServer::start(20);
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
     let south = |sim: &Sim| {
         opcua_south(
             "m3",
@@ -195,7 +183,7 @@ fn polled_and_subscribed_values_reach_oianalytics_at_the_server_timestamps() {
             ],
         )
     };
-    let agent = flow(&sim, &home, south);
+    let (sim, _home, agent) = flow(south);
     let mut seen = Seen::default();
     let ok = seen.until(&sim, WAIT, |s| {
         s.seconds("counter-polled").len() >= 3
@@ -204,13 +192,7 @@ fn polled_and_subscribed_values_reach_oianalytics_at_the_server_timestamps() {
     });
     assert!(ok, "values missing: {:?}\n{}", seen.values, agent.logs());
     for point in ["counter-polled", "counter-pushed"] {
-        for t in seen.seconds(point) {
-            assert_eq!(
-                seen.value(point, t),
-                Some(oibus_actors::connectors::south_modbus::js_number(counter_value(t)).as_str()),
-                "{point} at {t}"
-            );
-        }
+        seen.assert_values(point, counter_value);
     }
     assert!(seen.seconds("ghost").is_empty());
 
@@ -226,12 +208,8 @@ fn polled_and_subscribed_values_reach_oianalytics_at_the_server_timestamps() {
         "the unparsable node id is not named\n{logs}"
     );
 
-    let south_id = named(&entities(&agent)["southConnectors"], "plant")[0]["id"].clone();
-    sim.queue(&json!([command(
-        "t1",
-        "test-south-connection",
-        json!({"southConnectorId": south_id, "commandContent": {"type": "opcua", "settings": {}}})
-    )]));
+    let south_id = connector_id(&agent, "southConnectors", "plant");
+    sim.queue(&json!([test_south_connection("t1", &south_id, "opcua")]));
     let tested: Value = completed_json(&sim, &agent, "t1");
     let keys: Vec<&str> = tested["items"]
         .as_array()
@@ -248,8 +226,6 @@ fn polled_and_subscribed_values_reach_oianalytics_at_the_server_timestamps() {
 #[test]
 fn sign_and_encrypt_with_basic256sha256_and_a_password_reads_values() {
     let server = OpcuaServer::start(5);
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
     let south = |sim: &Sim| {
         secure_south(
             "m3",
@@ -263,18 +239,14 @@ fn sign_and_encrypt_with_basic256sha256_and_a_password_reads_values() {
             ],
         )
     };
-    let agent = flow(&sim, &home, south);
+    let (sim, _home, agent) = flow(south);
     let mut seen = Seen::default();
     let ok = seen.until(&sim, WAIT, |s| {
         s.seconds("counter").len() >= 2 && s.seconds("pushed").len() >= 2
     });
     assert!(ok, "{:?}\n{}", seen.values, agent.logs());
-    let south_id = named(&entities(&agent)["southConnectors"], "secure")[0]["id"].clone();
-    sim.queue(&json!([command(
-        "t1",
-        "test-south-connection",
-        json!({"southConnectorId": south_id, "commandContent": {"type": "opcua", "settings": {}}})
-    )]));
+    let south_id = connector_id(&agent, "southConnectors", "secure");
+    sim.queue(&json!([test_south_connection("t1", &south_id, "opcua")]));
     let tested: Value = completed_json(&sim, &agent, "t1");
     let items = tested["items"].as_array().cloned().unwrap_or_default();
     assert!(
@@ -287,8 +259,6 @@ fn sign_and_encrypt_with_basic256sha256_and_a_password_reads_values() {
 #[test]
 fn a_wrong_password_is_reported_clearly() {
     let server = OpcuaServer::start(5);
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
     let south = |sim: &Sim| {
         opcua_south(
             "m3",
@@ -298,7 +268,7 @@ fn a_wrong_password_is_reported_clearly() {
             vec![da_item("counter", &server.node("Counter"), "every-second")],
         )
     };
-    let agent = flow(&sim, &home, south);
+    let (_sim, _home, agent) = flow(south);
     let ok = wait_until(WAIT, || {
         // A scan before the first attempt ends says "connecting"; then the reason.
         south_status(&agent, "locked")["last_error"]
@@ -319,8 +289,6 @@ fn a_wrong_password_is_reported_clearly() {
 fn history_catches_up_whole_after_a_server_outage_and_subscriptions_come_back() {
     let mut server = OpcuaServer::start(15);
     let from = server.history_from();
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
     let south = |_: &Sim| {
         opcua_south(
             "m3",
@@ -333,7 +301,7 @@ fn history_catches_up_whole_after_a_server_outage_and_subscriptions_come_back() 
             ],
         )
     };
-    let agent = flow(&sim, &home, south);
+    let (sim, _home, agent) = flow(south);
     let mut seen = Seen::default();
     let ok = seen.until(&sim, WAIT, |s| {
         s.seconds("history").len() >= 18 && s.seconds("pushed").len() >= 2
@@ -369,8 +337,6 @@ fn history_catches_up_whole_after_a_server_outage_and_subscriptions_come_back() 
 fn an_agent_restart_resumes_history_from_the_durable_tracked_instant() {
     let server = OpcuaServer::start(10);
     let from = server.history_from();
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
     let south = |_: &Sim| {
         opcua_south(
             "m3",
@@ -380,7 +346,7 @@ fn an_agent_restart_resumes_history_from_the_durable_tracked_instant() {
             vec![ha_item("history", &server.node("History"), 60)],
         )
     };
-    let agent = flow(&sim, &home, south);
+    let (sim, home, agent) = flow(south);
     let mut seen = Seen::default();
     assert!(
         seen.until(&sim, WAIT, |s| s.seconds("history").len() >= 12),
@@ -406,41 +372,25 @@ fn an_agent_restart_resumes_history_from_the_durable_tracked_instant() {
 #[test]
 fn setpoints_are_written_to_the_opcua_server_through_setpoint_to_opcua() {
     let server = OpcuaServer::start(5);
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
-    let transformer =
-        crate::protocols_modbus::standard_transformer(&sim, &agent, "setpoint-to-opcua");
+    let (sim, _home, agent) = started(&[]);
     let mapping = json!([
         {"reference": "speed", "nodeId": server.node("Setpoint")},
         {"reference": "nowhere", "nodeId": server.node("DoesNotExist")}
     ]);
-    let north = command(
-        "w2",
-        "create-north",
-        json!({"retrieveSecretsFromNorth": null, "commandContent": {
-            "name": "to-plc", "type": "opcua", "description": "", "enabled": true,
-            "settings": {"url": server.url(), "keepSessionAlive": false, "retryInterval": 1000,
-                         "securityMode": "none", "securityPolicy": "none",
-                         "authentication": {"type": "none"}},
-            "caching": {"trigger": {"scanModeId": null, "scanModeName": "every-second"}},
-            "transformers": [{"transformerId": transformer, "options": {"mapping": mapping},
-                              "source": {"type": "oianalytics-setpoint"}}]}}),
+    let settings = json!({"url": server.url(), "keepSessionAlive": false, "retryInterval": 1000,
+                          "securityMode": "none", "securityPolicy": "none",
+                          "authentication": {"type": "none"}});
+    let setpoints = json!([{"reference": "nowhere", "value": 1},
+                           {"reference": "speed", "value": "1500.5"},
+                           {"reference": "unmapped", "value": 7}]);
+    write_setpoints(
+        &sim,
+        &agent,
+        ("opcua", "to-plc"),
+        settings,
+        mapping,
+        setpoints,
     );
-    sim.queue(&json!([every_second("w1"), north]));
-    for id in ["w1", "w2"] {
-        completed(&sim, &agent, id);
-    }
-    let north_id = named(&entities(&agent)["northConnectors"], "to-plc")[0]["id"].clone();
-    sim.queue(&json!([command(
-        "w3",
-        "setpoint",
-        json!({"northConnectorId": north_id, "commandContent": [
-            {"reference": "nowhere", "value": 1},
-            {"reference": "speed", "value": "1500.5"},
-            {"reference": "unmapped", "value": 7}]})
-    )]));
-    completed(&sim, &agent, "w3");
     let ok = wait_until(WAIT, || server.written("Setpoint") == Some(1500.5));
     assert!(ok, "{:?}\n{}", server.written("Setpoint"), agent.logs());
     let logs = agent.logs();
@@ -453,9 +403,7 @@ fn setpoints_are_written_to_the_opcua_server_through_setpoint_to_opcua() {
 #[test]
 fn test_south_item_reads_a_da_node_and_an_ha_window_on_a_session_of_its_own_and_names_a_bad_node() {
     let server = OpcuaServer::start(5);
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = registered(&home, &[]);
+    let (sim, _home, agent) = started(&[]);
     let settings = opcua_south("x", "plc", &server.url(), json!({"type": "none"}), vec![])
         ["commandContent"]["settings"]
         .clone();
@@ -516,11 +464,5 @@ fn test_south_item_reads_a_da_node_and_an_ha_window_on_a_session_of_its_own_and_
         "t2",
         da_item("ghost", &server.node("DoesNotExist"), "every-second")
     )]));
-    let record = crate::commands::terminal(&sim, &agent, "t2");
-    let result = record["result"].as_str().unwrap_or_default();
-    assert_eq!(record["status"], "ERRORED", "{record}");
-    assert!(
-        result.contains("'ghost'") && result.contains("DoesNotExist"),
-        "{record}"
-    );
+    errored_naming(&sim, &agent, "t2", &["'ghost'", "DoesNotExist"]);
 }

@@ -19,12 +19,18 @@ fn complete_registration(agent: &Agent, sim: &Sim) -> String {
     code
 }
 
-#[test]
-fn registration_completes_and_survives_a_restart() {
+/// A simulator and an agent of it whose registration was completed by hand.
+fn registered_by_hand() -> (Sim, AgentHome, Agent) {
     let sim = Sim::start(SimOpts::default());
     let home = AgentHome::with_sim(&sim, "");
     let agent = home.start();
     complete_registration(&agent, &sim);
+    (sim, home, agent)
+}
+
+#[test]
+fn registration_completes_and_survives_a_restart() {
+    let (sim, home, agent) = registered_by_hand();
 
     let agents = sim.admin_get("/admin/agents");
     let registered = &agents["agents"][0];
@@ -99,10 +105,7 @@ fn an_expired_code_starts_a_fresh_registration() {
 
 #[test]
 fn a_state_changing_call_without_the_token_gets_401_and_changes_nothing() {
-    let sim = Sim::start(SimOpts::default());
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = home.start();
-    complete_registration(&agent, &sim);
+    let (_sim, _home, agent) = registered_by_hand();
     for (method, body) in [("DELETE", ""), ("POST", r#"{"force": true}"#)] {
         let (code, answer) =
             crate::kit::agent::http(agent.api, method, "/api/registration", body).unwrap();
@@ -131,10 +134,7 @@ fn a_state_changing_call_without_the_token_gets_401_and_changes_nothing() {
 #[test]
 fn the_unix_socket_changes_the_agent_without_a_token_and_the_cli_uses_it() {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-    let sim = Sim::start(SimOpts::default());
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = home.start();
-    complete_registration(&agent, &sim);
+    let (sim, home, agent) = registered_by_hand();
     let socket = home.data_dir().join("api.sock");
     let recorded = std::fs::read_to_string(home.data_dir().join("api-socket")).unwrap();
     assert_eq!(recorded.trim(), socket.display().to_string());
@@ -148,17 +148,9 @@ fn the_unix_socket_changes_the_agent_without_a_token_and_the_cli_uses_it() {
     let (code, answer) =
         crate::kit::agent::http(agent.api, "DELETE", "/api/registration", "").unwrap();
     assert_eq!(code, 401, "{answer}");
-    let out = std::process::Command::new(crate::kit::agent::BIN)
-        .args(["unregister", "--config"])
-        .arg(home.config_path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let config = home.config_path().display().to_string();
+    let (code, out, err) = crate::kit::agent::cli(&["unregister", "--config", &config], &[]);
+    assert_eq!(code, Some(0), "{out}{err}");
     agent.wait_registration("NOT_REGISTERED");
 
     // A raw request through the socket, as curl --unix-socket would send it.
@@ -185,10 +177,7 @@ fn the_unix_socket_changes_the_agent_without_a_token_and_the_cli_uses_it() {
 
 #[test]
 fn unregister_is_local_and_sticks_until_register() {
-    let sim = Sim::start(SimOpts::default());
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = home.start();
-    complete_registration(&agent, &sim);
+    let (sim, home, agent) = registered_by_hand();
 
     // Registered: the poller calls commands/pending with the token.
     let polls = || sim.requests_on("commands-pending");

@@ -5,7 +5,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -13,6 +13,17 @@ use nix::unistd::Pid;
 const REGISTRATION_WAIT: Duration = Duration::from_secs(30);
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_oibus-agent");
+
+/// Run `oibus-agent args…` (with `env` added) to its end: (exit code, stdout, stderr).
+pub fn cli(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run oibus-agent");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
 
 /// A free loopback port (bound then released: a small race, fine for tests).
 pub fn free_port() -> u16 {
@@ -96,10 +107,6 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub fn spawn(args: &[&str], config: &Path, dir: &Path, api: SocketAddr) -> Agent {
-        Agent::spawn_with_env(args, config, dir, api, &[])
-    }
-
     pub fn spawn_with_env(
         args: &[&str],
         config: &Path,
@@ -181,14 +188,16 @@ impl Agent {
 
     /// Wait for the process to exit; its exit code, or `None` on timeout.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status.code().unwrap_or(-1));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        let mut code = None;
+        super::wait_until(timeout, || {
+            code = self
+                .child
+                .try_wait()
+                .expect("try_wait")
+                .map(|s| s.code().unwrap_or(-1));
+            code.is_some()
+        });
+        code
     }
 
     /// `GET path` on the local API: (status, body), or `None` if it does not answer.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod connectors;
 pub mod http;
 pub mod load;
 pub mod mosquitto;

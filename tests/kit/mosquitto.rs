@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use rumqttc::{Client, Connection, Event, MqttOptions, Packet, QoS};
 
 use super::agent::free_port;
 use super::wait_until;
@@ -173,15 +173,17 @@ impl Mosquitto {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// A client of the plain listener, its id `<role>-<a free port number>` (unique enough).
+    fn client(&self, role: &str) -> (Client, Connection) {
+        let id = format!("{role}-{}", free_port());
+        let mut options = MqttOptions::new(id, "127.0.0.1", self.plain_port);
+        options.set_keep_alive(Duration::from_secs(5));
+        Client::new(options, 64)
+    }
+
     /// Publish each payload on `topic` at QoS 1 and wait for every PUBACK.
     pub fn publish(&self, topic: &str, payloads: &[String]) {
-        let mut options = MqttOptions::new(
-            format!("test-publisher-{}", free_port()),
-            "127.0.0.1",
-            self.plain_port,
-        );
-        options.set_keep_alive(Duration::from_secs(5));
-        let (client, mut connection) = Client::new(options, 64);
+        let (client, mut connection) = self.client("test-publisher");
         for payload in payloads {
             client
                 .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes())
@@ -229,13 +231,7 @@ impl Drop for Subscriber {
 impl Mosquitto {
     /// Subscribe to `filter` at QoS 1; returns once the broker acknowledged the subscription.
     pub fn subscribe(&self, filter: &str) -> Subscriber {
-        let mut options = MqttOptions::new(
-            format!("test-subscriber-{}", free_port()),
-            "127.0.0.1",
-            self.plain_port,
-        );
-        options.set_keep_alive(Duration::from_secs(5));
-        let (client, mut connection) = Client::new(options, 64);
+        let (client, mut connection) = self.client("test-subscriber");
         client
             .subscribe(filter, QoS::AtLeastOnce)
             .expect("subscription queued");

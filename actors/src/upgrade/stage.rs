@@ -508,6 +508,17 @@ mod tests {
             .client()
     }
 
+    /// Version 2.1.0 downloaded from `server` with `token` and staged in `layout`.
+    async fn download(
+        server: &TestServer,
+        token: &str,
+        layout: &Layout,
+    ) -> Result<Marker, UpgradeError> {
+        let token = Secret::new(token.to_string());
+        let client = oia_client(&server.url());
+        download_and_stage(&client, &token, &request("2.1.0"), layout, &limits()).await
+    }
+
     #[actix_rt::test]
     async fn asset_is_downloaded_with_the_token_and_staged() {
         let tmp = tempfile::tempdir().unwrap();
@@ -515,16 +526,7 @@ mod tests {
         let body = fs::read(&zip).unwrap();
         let server = TestServer::start(move |_| Reply::new(200, body.clone())).await;
         let layout = layout(tmp.path());
-        let token = Secret::new("tok-9".to_string());
-        let marker = download_and_stage(
-            &oia_client(&server.url()),
-            &token,
-            &request("2.1.0"),
-            &layout,
-            &limits(),
-        )
-        .await
-        .unwrap();
+        let marker = download(&server, "tok-9", &layout).await.unwrap();
         assert_eq!(marker.step, Step::Staged);
         let seen = server.only_request();
         let asset = "/api/oianalytics/oibus/upgrade/asset?assetId=asset-7";
@@ -550,16 +552,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let server = TestServer::start(|_| Reply::new(404, "no such asset")).await;
         let layout = layout(tmp.path());
-        let token = Secret::new("t".to_string());
-        let err = download_and_stage(
-            &oia_client(&server.url()),
-            &token,
-            &request("2.1.0"),
-            &layout,
-            &limits(),
-        )
-        .await
-        .unwrap_err();
+        let err = download(&server, "t", &layout).await.unwrap_err();
         assert!(err.to_string().contains("404 - no such asset"), "{err}");
         assert!(read_marker(&layout.marker()).unwrap().is_none());
         assert_eq!(fs::read_dir(layout.update_dir()).unwrap().count(), 0);

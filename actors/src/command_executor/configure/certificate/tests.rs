@@ -23,6 +23,17 @@ fn fixture() -> Fixture {
 }
 
 impl Fixture {
+    /// Command `c1` creates the certificate `name` for `common_name`, valid 10 days; its id.
+    fn created(&self, name: &str, common_name: &str) -> String {
+        self.run(
+            "c1",
+            CommandType::CreateCertificate,
+            create(name, options(common_name, 10)),
+        )
+        .expect("created");
+        derive_id("c1", "certificate")
+    }
+
     fn certificate(&self, id: &str) -> Certificate {
         self.entities
             .get::<Certificate>(id)
@@ -207,13 +218,7 @@ fn create_certificate_rerun_after_a_crash_makes_one_certificate() {
 #[test]
 fn update_certificate_with_regenerate_replaces_certificate_and_key() {
     let f = fixture();
-    f.run(
-        "c1",
-        CommandType::CreateCertificate,
-        create("opcua", options("old", 10)),
-    )
-    .expect("created");
-    let id = derive_id("c1", "certificate");
+    let id = f.created("opcua", "old");
     let before = f.certificate(&id);
     let applied = f
         .run(
@@ -241,13 +246,7 @@ fn update_certificate_with_regenerate_replaces_certificate_and_key() {
 #[test]
 fn update_certificate_without_regenerate_keeps_certificate_and_key() {
     let f = fixture();
-    f.run(
-        "c1",
-        CommandType::CreateCertificate,
-        create("opcua", options("kept", 10)),
-    )
-    .expect("created");
-    let id = derive_id("c1", "certificate");
+    let id = f.created("opcua", "kept");
     let before = f.certificate(&id);
     // OIBus ignores the options unless asked to regenerate; null is what OIAnalytics sends.
     for (command, opts) in [("c2", Value::Null), ("c3", json!({"keySize": 1}))] {
@@ -350,13 +349,7 @@ fn certificate_options_missing_or_invalid_are_refused_naming_the_field() {
         );
     }
     // An update asked to regenerate needs options too.
-    f.run(
-        "c1",
-        CommandType::CreateCertificate,
-        create("ok", options("cn", 10)),
-    )
-    .expect("created");
-    let id = derive_id("c1", "certificate");
+    let id = f.created("ok", "cn");
     assert_eq!(
         f.run(
             "c2",
@@ -374,13 +367,7 @@ fn certificate_options_missing_or_invalid_are_refused_naming_the_field() {
 #[test]
 fn the_private_key_is_in_neither_e6_nor_debug_output() {
     let f = fixture();
-    f.run(
-        "c1",
-        CommandType::CreateCertificate,
-        create("opcua", options("cn", 10)),
-    )
-    .expect("created");
-    let stored = f.certificate(&derive_id("c1", "certificate"));
+    let stored = f.certificate(&f.created("opcua", "cn"));
     let sealed = stored.private_key.clone().expect("sealed key");
 
     let e6 = full_config(
