@@ -35,7 +35,9 @@ cargo build --locked $flag --no-default-features --bin oibus-agent
 shipped="$work/oibus-agent"
 cp "$CARGO_TARGET_DIR/$dir/oibus-agent" "$shipped"
 cargo build --locked $flag --bin oibus-agent
-cargo nextest run --locked $flag --workspace --no-run
+# The end-to-end benchmarks are all in the `main` test binary; the unit-test binaries are not
+# built (each costs a whole-program LTO link).
+cargo nextest run --locked $flag -p oibus-agent --test main --no-run
 cargo bench --locked $bench_flag -p oibus-actors --benches --no-run
 bin="$CARGO_TARGET_DIR/$dir/oibus-agent"
 
@@ -152,7 +154,7 @@ run_group() {
   if [ -n "${benches[$1]:-}" ]; then
     cargo bench --locked $bench_flag -p oibus-actors --bench "${benches[$1]}"
   else
-    cargo nextest run --locked $flag --workspace --run-ignored all --no-capture -j 1 \
+    cargo nextest run --locked $flag -p oibus-agent --test main --run-ignored all --no-capture -j 1 \
       -E "${filters[$1]}"
   fi
 }
