@@ -19,7 +19,7 @@
 # Run it on an otherwise idle machine: the figures are wall-clock rates on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh valgrind # valgrind: the heap profile of the idle engine (startup group)
 . scripts/env.sh
 profile="${BENCH_PROFILE:-release}"
 runs="${RUNS:-3}"
@@ -50,6 +50,65 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 polls() {
   curl -s "$1/admin/requests" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["routes"].get("commands-pending",{}).get("count",0))'
+}
+
+# Resident memory of the launcher ($1) and the engine ($2) by owner, from /proc/<pid>/smaps:
+# the binary's code, its read-only data, heap, thread stacks, each shared library.
+owners() {
+  python3 - "$@" <<'PY'
+import collections, re, sys
+def owners(pid):
+    rss, pss = collections.Counter(), collections.Counter()
+    name = None
+    for line in open(f"/proc/{pid}/smaps"):
+        head = re.match(r"^[0-9a-f]+-[0-9a-f]+ (\S+) \S+ \S+ \S+\s*(.*)$", line)
+        if head:
+            perms, path = head.groups()
+            base = path.rsplit("/", 1)[-1] if path else ""
+            if base.startswith("oibus-agent"):
+                name = "binary: code" if "x" in perms else "binary: data and relocations" if "w" in perms else "binary: read-only data"
+            elif path == "[heap]":
+                name = "heap (brk)"
+            elif path.startswith("[stack"):
+                name = "main thread stack"
+            elif path == "" :
+                name = "anonymous maps (thread stacks, malloc arenas, RocksDB)"
+            elif path.startswith("["):
+                name = path
+            else:
+                name = re.sub(r"[-.]\d.*$", "", base) or base
+            continue
+        field = re.match(r"^(Rss|Pss):\s+(\d+) kB", line)
+        if field and name:
+            (rss if field.group(1) == "Rss" else pss)[name] += int(field.group(2))
+    return rss, pss
+print("| owner | launcher RSS KiB | engine RSS KiB | PSS KiB (both) |")
+print("|---|---|---|---|")
+(lr, lp), (er, ep) = owners(sys.argv[1]), owners(sys.argv[2])
+total = collections.Counter()
+for k in set(lr) | set(er):
+    total[k] = lr[k] + er[k]
+for k, v in total.most_common(10):
+    print(f"| {k} | {lr[k]:,} | {er[k]:,} | {lp[k] + ep[k]:,} |")
+print(f"| **all** | **{sum(lr.values()):,}** | **{sum(er.values()):,}** | **{sum(lp.values()) + sum(ep.values()):,}** |")
+PY
+}
+# The top allocation sites of massif's peak snapshot: the first level of ms_print's tree.
+heap_sites() {
+  python3 -c '
+import re, sys
+blocks, current = [], None
+for line in sys.stdin:
+    if re.match(r"^\d+\.\d+% \([\d,]+B\) \(heap allocation functions\)", line):
+        current = [line.rstrip()]
+        blocks.append(current)
+    elif current is not None and line.startswith("->"):
+        current.append(line.rstrip()[:160])
+    elif current is not None and not line.strip():
+        current = None
+size = lambda b: int(re.search(r"\(([\d,]+)B\)", b[0]).group(1).replace(",", ""))
+peak = max(blocks, key=size) if blocks else ["no detailed snapshot"]
+print("\n".join(peak[:16]))'
 }
 
 first_poll_ms() {
@@ -127,8 +186,25 @@ YAML
     # RSS counts the binary's text pages, which both processes share, twice; PSS once.
     echo "idle_pss_mib $(( ($(smaps_kib Pss $lpid) + $(smaps_kib Pss "$epid")) / 1024 )) MiB" >> "$figures"
     echo "idle_anon_mib $(( ($(smaps_kib Anonymous $lpid) + $(smaps_kib Anonymous "$epid")) / 1024 )) MiB" >> "$figures"
+    [ "$i" = "$runs" ] && owners "$lpid" "$epid" > "$work/owners.md"
     kill -TERM $lpid; wait $lpid || true
   done
+  # The engine's heap by allocation site: massif on the registered engine, idle for 20 s.
+  home="$work/agent-$runs"
+  valgrind --tool=massif --massif-out-file="$work/massif.out" "$shipped" run --config "$home/agent.yaml" \
+    2> "$home/massif.log" & vpid=$!
+  sleep 20; kill -TERM $vpid; wait $vpid || true
+  { echo "# Idle memory of the registered agent"
+    echo
+    echo "Written by \`scripts/bench.sh\` (startup group) on \`$(git rev-parse --short HEAD)\`, $profile build."
+    echo
+    cat "$work/owners.md"
+    echo
+    echo "## The engine's heap at massif's peak (top allocation sites, idle 20 s)"
+    echo
+    echo '```'
+    ms_print "$work/massif.out" | heap_sites
+    echo '```'; } > bench/idle-memory.md
   echo "binary_mib $(( $(stat -c %s "$shipped") / 1048576 )) MiB" >> "$figures"
   # Without the symbol table too (backtraces would lose their function names).
   strip -o "$work/stripped" "$shipped"
