@@ -675,7 +675,7 @@ async fn put_and_post_send_json_and_return_the_status() {
         200
     );
     assert_eq!(
-        c.post_json(routes::LOGS, &body, Auth::Bearer(&token))
+        c.post_json_bytes(routes::LOGS, body.to_string().into(), Auth::Bearer(&token))
             .await
             .unwrap(),
         204
