@@ -16,7 +16,8 @@ use super::data;
 use super::reply::Reply;
 use oibus_actors::protocol::RegistrationRequest;
 
-use super::state::{MessageKind, Records, Violation};
+use super::state::MessageKind::{FullConfig, HistoryQueries};
+use super::state::{Records, Violation};
 use super::traffic::{FaultKind, RecordedHeaders, RequestRecord, Route, BASE};
 use super::validate::{self, Problems};
 use super::{lock, Sim};
@@ -158,20 +159,8 @@ async fn serve(sim: &Sim, exchange: &mut Exchange, req: &HttpRequest, body: Byte
         Route::CommandsPending => pending(sim, exchange),
         Route::CommandsListByIds => list_by_ids(sim, exchange, req),
         Route::CommandsStatus => record(sim, exchange, req, &body, Records::Statuses),
-        Route::Configuration => record(
-            sim,
-            exchange,
-            req,
-            &body,
-            Records::Message(MessageKind::FullConfig),
-        ),
-        Route::HistoryQuery => record(
-            sim,
-            exchange,
-            req,
-            &body,
-            Records::Message(MessageKind::HistoryQueries),
-        ),
+        Route::Configuration => record(sim, exchange, req, &body, Records::Message(FullConfig)),
+        Route::HistoryQuery => record(sim, exchange, req, &body, Records::Message(HistoryQueries)),
         Route::Logs => record(sim, exchange, req, &body, Records::Logs),
         Route::UpgradeAsset => asset(sim, exchange, req).await,
         Route::Status => Reply::json(StatusCode::OK, &json!({})),
@@ -449,10 +438,8 @@ fn record(
 ) -> Reply {
     let (check, answer): (fn(&Value) -> Problems, _) = match kind {
         Records::Statuses => (validate::status_records, StatusCode::OK),
-        Records::Message(MessageKind::FullConfig) => (validate::full_config, StatusCode::OK),
-        Records::Message(MessageKind::HistoryQueries) => {
-            (validate::history_queries, StatusCode::OK)
-        }
+        Records::Message(FullConfig) => (validate::full_config, StatusCode::OK),
+        Records::Message(HistoryQueries) => (validate::history_queries, StatusCode::OK),
         Records::Logs => (validate::logs, StatusCode::NO_CONTENT),
     };
     let bodies = match (kind, json_body(exchange, req, body, check)) {
