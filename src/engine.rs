@@ -216,9 +216,8 @@ fn children(
         "metrics_aggregator",
         policy("metrics_aggregator"),
         move |guard| {
-            let addr = MetricsAggregator::new(guard, c.clone(), m.clone()).start();
-            c.peers.set(addr.clone());
-            addr.recipient()
+            c.peers
+                .started(MetricsAggregator::new(guard, c.clone(), m.clone()).start())
         },
     ));
     // Next: stopped just before the metrics, so the other actors' shutdown logs reach the queue
@@ -229,11 +228,7 @@ fn children(
         "key_vault",
         policy("key_vault"),
         move |guard| match KeyVault::open(&vault_dir, key_size) {
-            Ok(vault) => {
-                let addr = vault.with_guard(guard).start();
-                c.peers.set(addr.clone());
-                addr.recipient()
-            }
+            Ok(vault) => c.peers.started(vault.with_guard(guard).start()),
             Err(e) => failed_start(guard, "key_vault", &e),
         },
     ));
@@ -242,9 +237,8 @@ fn children(
         "registration",
         policy("registration"),
         move |guard| {
-            let addr = Registration::new(guard, c.clone(), registration.clone()).start();
-            c.peers.set(addr.clone());
-            addr.recipient()
+            c.peers
+                .started(Registration::new(guard, c.clone(), registration.clone()).start())
         },
     ));
     let entities = EntityStore::new(ctx.store.clone());
@@ -255,9 +249,8 @@ fn children(
         "data_flow",
         policy("data_flow"),
         move |guard| {
-            let addr = DataFlow::new(c.clone(), e.clone(), guard).start();
-            c.peers.set(addr.clone());
-            addr.recipient()
+            c.peers
+                .started(DataFlow::new(c.clone(), e.clone(), guard).start())
         },
     ));
     let (c, e) = (ctx.clone(), entities.clone());
@@ -267,10 +260,9 @@ fn children(
         move |guard| {
             let outbox = ConfigOutbox::to_peer::<MessageSender>(c.peers.clone());
             let stager = oibus_actors::upgrade::stager::LauncherStager::new(c.clone());
-            let addr =
-                CommandExecutor::new(c.clone(), e.clone(), outbox, Some(stager), guard).start();
-            c.peers.set(addr.clone());
-            addr.recipient()
+            c.peers.started(
+                CommandExecutor::new(c.clone(), e.clone(), outbox, Some(stager), guard).start(),
+            )
         },
     ));
     // The reporter shares the poller's restart policy (`actors.command_poller`): both talk to
@@ -280,9 +272,8 @@ fn children(
         "command_reporter",
         policy("command_poller"),
         move |guard| {
-            let addr = CommandReporter::new(c.clone(), e.clone(), guard).start();
-            c.peers.set(addr.clone());
-            addr.recipient()
+            c.peers
+                .started(CommandReporter::new(c.clone(), e.clone(), guard).start())
         },
     ));
     let (c, e) = (ctx.clone(), entities);
@@ -290,9 +281,8 @@ fn children(
         "command_poller",
         policy("command_poller"),
         move |guard| {
-            let addr = CommandPoller::new(c.clone(), e.clone(), guard).start();
-            c.peers.set(addr.clone());
-            addr.recipient()
+            c.peers
+                .started(CommandPoller::new(c.clone(), e.clone(), guard).start())
         },
     ));
     specs

@@ -123,29 +123,8 @@ pub enum SecretPathError<E> {
     Decrypt { path: String, source: E },
 }
 
-/// Decrypts every secret of a connector's settings in place (spec §1.3, inbound): a non-empty
-/// string becomes `decrypt(string)`; `""`, `null` or a missing key becomes `""`.
-pub fn decrypt_inbound<E>(
-    kind: ConnectorKind,
-    connector_type: &str,
-    settings: &mut Value,
-    decrypt: impl FnMut(&str) -> Result<String, E>,
-) -> Result<(), SecretPathError<E>> {
-    decrypt_paths(secret_paths(kind, connector_type), settings, decrypt)
-}
-
-/// Applies "empty means keep": each secret that is `""` (or `null`/missing) in `new` takes the
-/// string at the same path in `previous`, or becomes `""` when there is none.
-pub fn keep_previous(kind: ConnectorKind, connector_type: &str, new: &mut Value, previous: &Value) {
-    keep_previous_paths(secret_paths(kind, connector_type), new, previous)
-}
-
-/// Blanks every secret for an outbound message or a read API: each becomes `""`.
-pub fn blank_outbound(kind: ConnectorKind, connector_type: &str, settings: &mut Value) {
-    blank_paths(secret_paths(kind, connector_type), settings)
-}
-
-/// [`decrypt_inbound`] over explicit paths (item paths, or paths recorded for an unknown type).
+/// Decrypts every secret at `paths` of a connector's settings in place (spec §1.3, inbound): a
+/// non-empty string becomes `decrypt(string)`; `""`, `null` or a missing key becomes `""`.
 pub fn decrypt_paths<P: AsRef<str>, E>(
     paths: &[P],
     settings: &mut Value,
@@ -175,7 +154,9 @@ pub fn decrypt_paths<P: AsRef<str>, E>(
     Ok(())
 }
 
-/// [`keep_previous`] over explicit paths. Array elements are matched by index.
+/// Applies "empty means keep": each secret that is `""` (or `null`/missing) in `new` takes the
+/// string at the same path in `previous`, or becomes `""` when there is none. Array elements
+/// are matched by index.
 pub fn keep_previous_paths<P: AsRef<str>>(paths: &[P], new: &mut Value, previous: &Value) {
     for path in paths {
         visit_infallibly(new, path.as_ref(), |slot, at| {
@@ -188,7 +169,7 @@ pub fn keep_previous_paths<P: AsRef<str>>(paths: &[P], new: &mut Value, previous
     }
 }
 
-/// [`blank_outbound`] over explicit paths.
+/// Blanks every secret for an outbound message or a read API: each becomes `""`.
 pub fn blank_paths<P: AsRef<str>>(paths: &[P], settings: &mut Value) {
     for path in paths {
         visit_infallibly(settings, path.as_ref(), |slot, _| {
@@ -481,15 +462,20 @@ mod tests {
         let original = json!({"password": "abc", "token": null});
         let mut settings = original.clone();
         assert!(!is_known_type(South, "teleporter"));
-        decrypt_inbound(South, "teleporter", &mut settings, fake_decrypt).unwrap();
-        blank_outbound(South, "teleporter", &mut settings);
+        decrypt_paths(
+            secret_paths(South, "teleporter"),
+            &mut settings,
+            fake_decrypt,
+        )
+        .unwrap();
+        blank_paths(secret_paths(South, "teleporter"), &mut settings);
         assert_eq!(settings, original);
     }
 
     #[test]
     fn mssql_create_command_blanks_to_the_full_config_settings() {
         let mut settings = e5_mssql_settings();
-        blank_outbound(South, "mssql", &mut settings);
+        blank_paths(secret_paths(South, "mssql"), &mut settings);
         // `southConnectors[0].settings.settings` of wire-samples/e6: the same, password blank.
         let mut e6 = e5_mssql_settings();
         e6["password"] = json!("");
@@ -500,7 +486,7 @@ mod tests {
     fn file_writer_gains_a_blank_password_outbound() {
         let mut settings =
             json!({"outputFolder": "output-folder", "prefix": "prefix-", "suffix": "-suffix"});
-        blank_outbound(North, "file-writer", &mut settings);
+        blank_paths(secret_paths(North, "file-writer"), &mut settings);
         assert_eq!(
             settings,
             json!({"outputFolder": "output-folder", "prefix": "prefix-", "suffix": "-suffix", "password": ""})
@@ -511,7 +497,7 @@ mod tests {
     fn azure_blob_creates_missing_secrets_as_blank() {
         let mut settings =
             json!({"authentication": "access-key", "accessKey": "Zm9v", "useProxy": false});
-        blank_outbound(North, "azure-blob", &mut settings);
+        blank_paths(secret_paths(North, "azure-blob"), &mut settings);
         assert_eq!(
             settings,
             json!({"authentication": "access-key", "accessKey": "", "useProxy": false,
@@ -524,13 +510,18 @@ mod tests {
         let original = json!({"useOiaModule": true, "timeout": 30, "specificSettings": null});
         for kind in [South, North] {
             let mut settings = original.clone();
-            blank_outbound(kind, "oianalytics", &mut settings);
-            decrypt_inbound(kind, "oianalytics", &mut settings, fake_decrypt).unwrap();
-            keep_previous(kind, "oianalytics", &mut settings, &json!({}));
+            blank_paths(secret_paths(kind, "oianalytics"), &mut settings);
+            decrypt_paths(
+                secret_paths(kind, "oianalytics"),
+                &mut settings,
+                fake_decrypt,
+            )
+            .unwrap();
+            keep_previous_paths(secret_paths(kind, "oianalytics"), &mut settings, &json!({}));
             assert_eq!(settings, original);
         }
         let mut absent = json!({"useOiaModule": true});
-        blank_outbound(South, "oianalytics", &mut absent);
+        blank_paths(secret_paths(South, "oianalytics"), &mut absent);
         assert_eq!(absent, json!({"useOiaModule": true}));
     }
 
@@ -540,7 +531,7 @@ mod tests {
             "authentication": {"type": "basic", "password": "pw", "token": null, "apiValue": ""},
             "proxy": null
         });
-        decrypt_inbound(South, "rest", &mut settings, fake_decrypt).unwrap();
+        decrypt_paths(secret_paths(South, "rest"), &mut settings, fake_decrypt).unwrap();
         assert_eq!(
             settings,
             json!({
@@ -553,14 +544,16 @@ mod tests {
     #[test]
     fn inbound_failure_names_the_field_but_not_its_value() {
         let mut settings = json!({"authentication": {"password": "!secret-looking"}});
-        let err = decrypt_inbound(South, "mqtt", &mut settings, fake_decrypt).unwrap_err();
+        let err =
+            decrypt_paths(secret_paths(South, "mqtt"), &mut settings, fake_decrypt).unwrap_err();
         let message = err.to_string();
         assert_eq!(
             message,
             "secret field `authentication.password`: undecryptable"
         );
         let mut settings = json!({"password": 42});
-        let err = decrypt_inbound(South, "mssql", &mut settings, fake_decrypt).unwrap_err();
+        let err =
+            decrypt_paths(secret_paths(South, "mssql"), &mut settings, fake_decrypt).unwrap_err();
         assert!(matches!(
             err,
             SecretPathError::NotAString {
@@ -574,17 +567,16 @@ mod tests {
     fn keep_previous_fills_a_blank_nested_password() {
         let previous = json!({"authentication": {"type": "basic", "password": "old"}});
         let mut new = json!({"authentication": {"type": "basic", "password": ""}});
-        keep_previous(South, "opcua", &mut new, &previous);
+        keep_previous_paths(secret_paths(South, "opcua"), &mut new, &previous);
         assert_eq!(new["authentication"]["password"], "old");
 
         let mut changed = json!({"authentication": {"type": "basic", "password": "new"}});
-        keep_previous(South, "opcua", &mut changed, &previous);
+        keep_previous_paths(secret_paths(South, "opcua"), &mut changed, &previous);
         assert_eq!(changed["authentication"]["password"], "new");
 
         let mut without_previous = json!({"authentication": {"password": ""}});
-        keep_previous(
-            South,
-            "opcua",
+        keep_previous_paths(
+            secret_paths(South, "opcua"),
             &mut without_previous,
             &json!({"authentication": null}),
         );

@@ -16,7 +16,8 @@ use super::data;
 use super::reply::Reply;
 use oibus_actors::protocol::RegistrationRequest;
 
-use super::state::{MessageKind, Records, Violation};
+use super::state::MessageKind::{FullConfig, HistoryQueries};
+use super::state::{Records, Violation};
 use super::traffic::{FaultKind, RecordedHeaders, RequestRecord, Route, BASE};
 use super::validate::{self, Problems};
 use super::{lock, Sim};
@@ -157,10 +158,10 @@ async fn serve(sim: &Sim, exchange: &mut Exchange, req: &HttpRequest, body: Byte
         Route::CheckRegistration => check_registration(sim, exchange, req),
         Route::CommandsPending => pending(sim, exchange),
         Route::CommandsListByIds => list_by_ids(sim, exchange, req),
-        Route::CommandsStatus => statuses(sim, exchange, req, &body),
-        Route::Configuration => message(sim, exchange, req, &body, MessageKind::FullConfig),
-        Route::HistoryQuery => message(sim, exchange, req, &body, MessageKind::HistoryQueries),
-        Route::Logs => logs(sim, exchange, req, &body),
+        Route::CommandsStatus => record(sim, exchange, req, &body, Records::Statuses),
+        Route::Configuration => record(sim, exchange, req, &body, Records::Message(FullConfig)),
+        Route::HistoryQuery => record(sim, exchange, req, &body, Records::Message(HistoryQueries)),
+        Route::Logs => record(sim, exchange, req, &body, Records::Logs),
         Route::UpgradeAsset => asset(sim, exchange, req).await,
         Route::Status => Reply::json(StatusCode::OK, &json!({})),
         Route::TimeValues => values(sim, exchange, req, &body, false),
@@ -427,48 +428,28 @@ fn list_by_ids(sim: &Sim, exchange: &mut Exchange, req: &HttpRequest) -> Reply {
     Reply::json(StatusCode::OK, &Value::Array(cancelled))
 }
 
-fn statuses(sim: &Sim, exchange: &mut Exchange, req: &HttpRequest, body: &[u8]) -> Reply {
-    let records = match json_body(exchange, req, body, validate::status_records) {
-        Ok(Value::Array(records)) => records,
-        Ok(_) => Vec::new(),
-        Err(reply) => return reply,
-    };
-    let result = lock(&sim.store).record(Records::Statuses, agent(exchange), records, exchange.now);
-    exchange.stored(result, StatusCode::OK)
-}
-
-fn message(
+/// E5 status records, an E6/E7 message or E8 log records: checked, then kept as `agent` sent them.
+fn record(
     sim: &Sim,
     exchange: &mut Exchange,
     req: &HttpRequest,
     body: &[u8],
-    kind: MessageKind,
+    kind: Records,
 ) -> Reply {
-    let check = match kind {
-        MessageKind::FullConfig => validate::full_config,
-        MessageKind::HistoryQueries => validate::history_queries,
+    let (check, answer): (fn(&Value) -> Problems, _) = match kind {
+        Records::Statuses => (validate::status_records, StatusCode::OK),
+        Records::Message(FullConfig) => (validate::full_config, StatusCode::OK),
+        Records::Message(HistoryQueries) => (validate::history_queries, StatusCode::OK),
+        Records::Logs => (validate::logs, StatusCode::NO_CONTENT),
     };
-    let value = match json_body(exchange, req, body, check) {
-        Ok(value) => value,
-        Err(reply) => return reply,
+    let bodies = match (kind, json_body(exchange, req, body, check)) {
+        (_, Err(reply)) => return reply,
+        (Records::Message(_), Ok(value)) => vec![value],
+        (_, Ok(Value::Array(records))) => records,
+        (_, Ok(_)) => Vec::new(),
     };
-    let result = lock(&sim.store).record(
-        Records::Message(kind),
-        agent(exchange),
-        vec![value],
-        exchange.now,
-    );
-    exchange.stored(result, StatusCode::OK)
-}
-
-fn logs(sim: &Sim, exchange: &mut Exchange, req: &HttpRequest, body: &[u8]) -> Reply {
-    let records = match json_body(exchange, req, body, validate::logs) {
-        Ok(Value::Array(records)) => records,
-        Ok(_) => Vec::new(),
-        Err(reply) => return reply,
-    };
-    let result = lock(&sim.store).record(Records::Logs, agent(exchange), records, exchange.now);
-    exchange.stored(result, StatusCode::NO_CONTENT)
+    let result = lock(&sim.store).record(kind, agent(exchange), bodies, exchange.now);
+    exchange.stored(result, answer)
 }
 
 async fn asset(sim: &Sim, exchange: &mut Exchange, req: &HttpRequest) -> Reply {

@@ -683,7 +683,7 @@ pub fn latest_statuses<'a>(records: impl Iterator<Item = &'a Received>) -> Map<S
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn memory(auto_complete: Option<Duration>) -> Store {
@@ -694,7 +694,8 @@ mod tests {
         Store::open(None, policy).unwrap()
     }
 
-    fn e1(code: &str, oibus_id: &str) -> RegistrationRequest {
+    /// An E1 body as OIBus sends it.
+    pub(crate) fn e1(code: &str, oibus_id: &str) -> RegistrationRequest {
         serde_json::from_value(json!({"activationCode": code, "oibusId": oibus_id, "oibusName": "n",
             "oibusVersion": "3.8.8", "oibusOs": "Linux", "oibusArch": "x64", "publicKey": "-----BEGIN PUBLIC KEY-----"}))
         .unwrap()

@@ -516,17 +516,6 @@ impl OiaClient {
         self.status_call(request).await
     }
 
-    /// `POST path` with a JSON body; returns the 2xx status, the answer body is ignored (E8).
-    pub async fn post_json<B: Serialize + ?Sized>(
-        &self,
-        path: &str,
-        body: &B,
-        auth: Auth<'_>,
-    ) -> Result<u16, ClientError> {
-        let request = self.json_request(Method::POST, path, body, auth)?;
-        self.status_call(request).await
-    }
-
     /// `POST path` with a body that is JSON already (E8 batches are queued serialised, so they
     /// are not parsed and encoded again); returns the 2xx status, the answer body is ignored.
     pub async fn post_json_bytes(

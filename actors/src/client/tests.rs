@@ -27,10 +27,10 @@ const MAX_CONNECTIONS: usize = 32;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Seen {
-    method: String,
+    pub(crate) method: String,
     pub(crate) target: String,
     headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Seen {
@@ -129,7 +129,7 @@ impl TestServer {
         format!("http://{}", self.addr)
     }
 
-    fn seen(&self) -> Vec<Seen> {
+    pub(crate) fn seen(&self) -> Vec<Seen> {
         self.seen.lock().expect("lock").clone()
     }
 
@@ -675,7 +675,7 @@ async fn put_and_post_send_json_and_return_the_status() {
         200
     );
     assert_eq!(
-        c.post_json(routes::LOGS, &body, Auth::Bearer(&token))
+        c.post_json_bytes(routes::LOGS, body.to_string().into(), Auth::Bearer(&token))
             .await
             .unwrap(),
         204

@@ -696,12 +696,21 @@ fn audit_for<E: Entity>(previous: Option<&E>, env: &Env<'_>) -> Audit {
     }
 }
 
-fn op_for<E>(previous: Option<&E>) -> Op {
-    if previous.is_some() {
+/// Stage `entity` over `previous`: an update when there is one (a create re-run too), else an
+/// insert.
+fn stage<E: Entity>(
+    entity: &E,
+    previous: Option<&E>,
+    env: &Env<'_>,
+    batch: &mut Batch,
+) -> Result<Applied, ApplyError> {
+    env.entities.stage_put(batch, previous, entity)?;
+    let op = if previous.is_some() {
         Op::Update
     } else {
         Op::Insert
-    }
+    };
+    Ok(Applied::entity(E::KIND, op))
 }
 
 fn delete<E: Entity>(id: &str, env: &Env<'_>, batch: &mut Batch) -> Result<Applied, ApplyError> {
@@ -774,11 +783,7 @@ fn put_scan_mode(
         cron: cc.cron,
         audit: audit_for(previous.as_ref(), env),
     };
-    env.entities.stage_put(batch, previous.as_ref(), &mode)?;
-    Ok(Applied::entity(
-        EntityKind::ScanMode,
-        op_for(previous.as_ref()),
-    ))
+    stage(&mode, previous.as_ref(), env, batch)
 }
 
 fn delete_scan_mode(id: &str, env: &Env<'_>, batch: &mut Batch) -> Result<Applied, ApplyError> {
@@ -837,11 +842,7 @@ fn put_ip_filter(
         description: cc.description.unwrap_or_default(),
         audit: audit_for(previous.as_ref(), env),
     };
-    env.entities.stage_put(batch, previous.as_ref(), &filter)?;
-    Ok(Applied::entity(
-        EntityKind::IpFilter,
-        op_for(previous.as_ref()),
-    ))
+    stage(&filter, previous.as_ref(), env, batch)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -967,11 +968,7 @@ fn put_south(
         secret_paths: paths,
         audit: audit_for(previous.as_ref(), env),
     };
-    env.entities.stage_put(batch, previous.as_ref(), &south)?;
-    Ok(Applied::entity(
-        EntityKind::South,
-        op_for(previous.as_ref()),
-    ))
+    stage(&south, previous.as_ref(), env, batch)
 }
 
 /// Paths recorded for an unknown type stay secret across updates even when the new value is
@@ -1114,11 +1111,7 @@ fn put_north(
         secret_paths: paths,
         audit: audit_for(previous.as_ref(), env),
     };
-    env.entities.stage_put(batch, previous.as_ref(), &north)?;
-    Ok(Applied::entity(
-        EntityKind::North,
-        op_for(previous.as_ref()),
-    ))
+    stage(&north, previous.as_ref(), env, batch)
 }
 
 /// `caching` (of the content at `path`) with its trigger's scan mode resolved to an id
@@ -1276,11 +1269,7 @@ fn put_history(
         audit: audit_for(previous.as_ref(), env),
         id,
     };
-    env.entities.stage_put(batch, previous.as_ref(), &query)?;
-    Ok(Applied::entity(
-        EntityKind::HistoryQuery,
-        op_for(previous.as_ref()),
-    ))
+    stage(&query, previous.as_ref(), env, batch)
 }
 
 /// Start or pause a history query. OIBus's texts; any other status is refused with its

@@ -115,12 +115,9 @@ impl MessageSender {
         let policy = ctx.config().actors.restart_policy("message_sender");
         ChildSpec::new("message_sender", policy, move |guard| {
             match Outbox::open(ctx.store.clone()) {
-                Ok(outbox) => {
-                    let addr =
-                        MessageSender::new(ctx.clone(), entities.clone(), outbox, guard).start();
-                    ctx.peers.set(addr.clone());
-                    addr.recipient()
-                }
+                Ok(outbox) => ctx.peers.started(
+                    MessageSender::new(ctx.clone(), entities.clone(), outbox, guard).start(),
+                ),
                 Err(e) => failed_start(guard, "message_sender", &e),
             }
         })

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use actix::dev::ToEnvelope;
-use actix::{Actor, Addr, Handler, Message};
+use actix::{Actor, Addr, Handler, Message, Recipient};
+
+use super::Stop;
 
 #[derive(Clone, Default)]
 pub struct Peers {
@@ -24,6 +26,16 @@ impl Peers {
         // A poisoned lock only means a panic while inserting a whole entry; the map is intact.
         let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
         map.insert(TypeId::of::<A>(), Box::new(addr));
+    }
+
+    /// Record a child the supervisor just started; returns where it sends [`Stop`].
+    pub fn started<A>(&self, addr: Addr<A>) -> Recipient<Stop>
+    where
+        A: Actor + Handler<Stop>,
+        A::Context: ToEnvelope<A, Stop>,
+    {
+        self.set(addr.clone());
+        addr.recipient()
     }
 
     /// The current address of an actor type, if it has been started.

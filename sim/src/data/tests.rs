@@ -4,6 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{test as atest, web};
 
 use super::*;
+use crate::state::tests::e1;
 use crate::state::Selector;
 use crate::{lock, Sim};
 
@@ -129,16 +130,7 @@ fn registered_sim() -> (web::Data<Sim>, String) {
     let sim = web::Data::new(Sim::for_tests());
     let token = {
         let mut store = lock(&sim.store);
-        let request = oibus_actors::protocol::RegistrationRequest {
-            activation_code: "code01".into(),
-            oibus_id: "agent-1".into(),
-            oibus_name: "agent".into(),
-            oibus_version: "3.8.8".into(),
-            oibus_os: "Linux".into(),
-            oibus_arch: "x64".into(),
-            public_key: String::new(),
-        };
-        let registration = store.register(request, Utc::now()).unwrap();
+        let registration = store.register(e1("code01", "agent-1"), Utc::now()).unwrap();
         let selector = Selector {
             id: Some(registration.id),
             activation_code: None,

@@ -23,9 +23,11 @@ use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{check_unique_name, invalid, target, typed, Applied, ApplyError, Env, Name, Op};
+use super::{
+    audit_for, check_unique_name, invalid, target, typed, Applied, ApplyError, Env, Name, Op,
+};
 use crate::commands::catalogue::CONTENT;
-use crate::entities::{Audit, Certificate, EntityKind, BY_OIANALYTICS};
+use crate::entities::{Certificate, EntityKind};
 use crate::store::Batch;
 use crate::Secret;
 
@@ -265,10 +267,7 @@ pub(super) fn put(
     };
     check_unique_name::<Certificate>(&name, &id, env)?;
 
-    let audit = match &previous {
-        Some(p) => p.audit.touched(BY_OIANALYTICS, env.now),
-        None => Audit::new(BY_OIANALYTICS, env.now),
-    };
+    let audit = audit_for(previous.as_ref(), env);
     let mut certificate = Certificate {
         id,
         name,

@@ -8,7 +8,7 @@ use super::{run, secret_plan, Applied, ApplyError, Env};
 use crate::commands::catalogue::CONTENT;
 use crate::commands::CommandType;
 use crate::config::Config;
-use crate::entities::EntityStore;
+use crate::entities::{Entity, EntityStore};
 use crate::store::{Durability, Store};
 
 /// What the test sealer puts before a plaintext secret.
@@ -43,6 +43,14 @@ fn seal(plain: &str) -> String {
 }
 
 impl Fixture {
+    /// The stored entity `id`, which the test expects to exist.
+    pub(crate) fn stored<E: Entity>(&self, id: &str) -> E {
+        self.entities
+            .get::<E>(id)
+            .expect("read")
+            .expect("entity stored")
+    }
+
     /// Apply a command and commit its writes; `Err` is the ERRORED result. Decryption is the
     /// identity here: the secret plan is computed on what arrives.
     pub(crate) fn run(

@@ -2,6 +2,7 @@ use serde_json::json;
 
 use super::fixture::fixture;
 use super::*;
+use crate::commands::CommandType::*;
 use crate::entities::EngineSettingsRecord;
 
 fn scan_mode_cc(name: &str, cron: &str) -> Value {
@@ -12,22 +13,14 @@ fn scan_mode_cc(name: &str, cron: &str) -> Value {
 fn creating_a_scan_mode_twice_under_one_command_id_makes_one_entity() {
     let f = fixture();
     let applied = f
-        .run(
-            "cmd-1",
-            CommandType::CreateScanMode,
-            scan_mode_cc("fast", "* * * * * *"),
-        )
+        .run("cmd-1", CreateScanMode, scan_mode_cc("fast", "* * * * * *"))
         .unwrap();
     assert_eq!(applied.result, "Scan mode created successfully");
     assert_eq!(applied.ontology, Some((EntityKind::ScanMode, Op::Insert)));
     assert!(applied.effects.full_config);
     // The same command re-run after a crash overwrites what it made.
-    f.run(
-        "cmd-1",
-        CommandType::CreateScanMode,
-        scan_mode_cc("fast", "* * * * * *"),
-    )
-    .unwrap();
+    f.run("cmd-1", CreateScanMode, scan_mode_cc("fast", "* * * * * *"))
+        .unwrap();
     let fast: Vec<_> = f
         .entities
         .list::<ScanMode>()
@@ -43,45 +36,25 @@ fn creating_a_scan_mode_twice_under_one_command_id_makes_one_entity() {
 #[test]
 fn scan_mode_names_are_unique_and_crons_are_checked() {
     let f = fixture();
-    f.run(
-        "a",
-        CommandType::CreateScanMode,
-        scan_mode_cc("fast", "* * * * * *"),
-    )
-    .unwrap();
+    f.run("a", CreateScanMode, scan_mode_cc("fast", "* * * * * *"))
+        .unwrap();
     assert_eq!(
-        f.run(
-            "b",
-            CommandType::CreateScanMode,
-            scan_mode_cc("fast", "* * * * * *")
-        ),
+        f.run("b", CreateScanMode, scan_mode_cc("fast", "* * * * * *")),
         Err("Scan mode name \"fast\" already exists".into())
     );
     let err = f
-        .run(
-            "c",
-            CommandType::CreateScanMode,
-            scan_mode_cc("slow", "* * * * *"),
-        )
+        .run("c", CreateScanMode, scan_mode_cc("slow", "* * * * *"))
         .unwrap_err();
     assert!(err.contains("must have 6 fields"), "{err}");
     let err = f
-        .run(
-            "d",
-            CommandType::CreateScanMode,
-            json!({"commandContent": {"name": 3}}),
-        )
+        .run("d", CreateScanMode, json!({"commandContent": {"name": 3}}))
         .unwrap_err();
     assert_eq!(
         err,
         "commandContent.name: invalid type: integer `3`, expected a string"
     );
     let err = f
-        .run(
-            "e",
-            CommandType::CreateScanMode,
-            scan_mode_cc(" ", "* * * * * *"),
-        )
+        .run("e", CreateScanMode, scan_mode_cc(" ", "* * * * * *"))
         .unwrap_err();
     assert_eq!(err, "commandContent.name: must not be empty");
 }
@@ -89,38 +62,25 @@ fn scan_mode_names_are_unique_and_crons_are_checked() {
 #[test]
 fn updating_and_deleting_a_scan_mode_checks_that_it_exists_and_is_free() {
     let f = fixture();
-    f.run(
-        "a",
-        CommandType::CreateScanMode,
-        scan_mode_cc("fast", "* * * * * *"),
-    )
-    .unwrap();
+    f.run("a", CreateScanMode, scan_mode_cc("fast", "* * * * * *"))
+        .unwrap();
     let id = derive_id("a", "scan-mode");
     let mut update = scan_mode_cc("faster", "*/2 * * * * *");
     update["scanModeId"] = json!(id);
     assert_eq!(
-        f.run("b", CommandType::UpdateScanMode, update)
-            .unwrap()
-            .result,
+        f.run("b", UpdateScanMode, update).unwrap().result,
         "Scan mode updated successfully"
     );
-    assert_eq!(
-        f.entities.get::<ScanMode>(&id).unwrap().unwrap().cron,
-        "*/2 * * * * *"
-    );
+    assert_eq!(f.stored::<ScanMode>(&id).cron, "*/2 * * * * *");
 
     let mut missing = scan_mode_cc("x", "* * * * * *");
     missing["scanModeId"] = json!("nope");
     assert_eq!(
-        f.run("c", CommandType::UpdateScanMode, missing),
+        f.run("c", UpdateScanMode, missing),
         Err("Scan mode \"nope\" not found".into())
     );
     assert!(f
-        .run(
-            "d",
-            CommandType::DeleteScanMode,
-            json!({"scanModeId": "subscription"})
-        )
+        .run("d", DeleteScanMode, json!({"scanModeId": "subscription"}))
         .is_err());
 
     // A north connector whose cache triggers on the scan mode keeps it alive.
@@ -128,12 +88,8 @@ fn updating_and_deleting_a_scan_mode_checks_that_it_exists_and_is_free() {
         "name": "n", "type": "console", "description": "", "enabled": true, "settings": {},
         "caching": {"trigger": {"scanModeId": null, "scanModeName": "faster", "numberOfElements": 1, "numberOfFiles": 1}},
         "transformers": []}});
-    f.run("e", CommandType::CreateNorth, north).unwrap();
-    let stored = f
-        .entities
-        .get::<NorthConnector>(&derive_id("e", "north"))
-        .unwrap()
-        .unwrap();
+    f.run("e", CreateNorth, north).unwrap();
+    let stored = f.stored::<NorthConnector>(&derive_id("e", "north"));
     assert_eq!(
         stored.caching["trigger"]["scanModeId"],
         json!(id),
@@ -141,17 +97,13 @@ fn updating_and_deleting_a_scan_mode_checks_that_it_exists_and_is_free() {
     );
     assert_eq!(stored.caching["trigger"]["scanModeName"], Value::Null);
     assert_eq!(
-        f.run("f", CommandType::DeleteScanMode, json!({"scanModeId": id})),
+        f.run("f", DeleteScanMode, json!({"scanModeId": id})),
         Err("Scan mode \"faster\" is used by north connector \"n\"".into())
     );
-    f.run(
-        "g",
-        CommandType::DeleteNorth,
-        json!({"northConnectorId": stored.id}),
-    )
-    .unwrap();
+    f.run("g", DeleteNorth, json!({"northConnectorId": stored.id}))
+        .unwrap();
     assert_eq!(
-        f.run("h", CommandType::DeleteScanMode, json!({"scanModeId": id}))
+        f.run("h", DeleteScanMode, json!({"scanModeId": id}))
             .unwrap()
             .result,
         "Scan mode deleted successfully"
@@ -179,16 +131,12 @@ fn a_south_connector_is_stored_with_sealed_secrets_resolved_references_and_stabl
     let applied = f
         .run(
             "s1",
-            CommandType::CreateSouth,
+            CreateSouth,
             json!({"southConnectorId": "", "commandContent": south("plc", "pw")}),
         )
         .unwrap();
     assert_eq!(applied.result, "South connector created successfully");
-    let stored = f
-        .entities
-        .get::<SouthConnector>(&derive_id("s1", "south"))
-        .unwrap()
-        .unwrap();
+    let stored = f.stored::<SouthConnector>(&derive_id("s1", "south"));
     assert_eq!(stored.settings["password"], "sealed:pw");
     assert_eq!(stored.secret_paths, ["password"]);
     let every_minute = f.entities.id_by_name::<ScanMode>("Every minute").unwrap();
@@ -206,36 +154,28 @@ fn a_south_connector_is_stored_with_sealed_secrets_resolved_references_and_stabl
     cc["items"][0]["id"] = json!(stored.items[0].id);
     f.run(
         "s2",
-        CommandType::UpdateSouth,
+        UpdateSouth,
         json!({"southConnectorId": stored.id, "commandContent": cc}),
     )
     .unwrap();
-    let updated = f
-        .entities
-        .get::<SouthConnector>(&stored.id)
-        .unwrap()
-        .unwrap();
+    let updated = f.stored::<SouthConnector>(&stored.id);
     assert_eq!(updated.settings["password"], "sealed:pw");
     assert_eq!(updated.items[0].id, stored.items[0].id);
 
     // A copy made with retrieveSecretsFromSouth takes the secrets of the source.
     f.run(
         "s3",
-        CommandType::CreateSouth,
+        CreateSouth,
         json!({"southConnectorId": stored.id, "commandContent": south("copy", "")}),
     )
     .unwrap();
-    let copy = f
-        .entities
-        .get::<SouthConnector>(&derive_id("s3", "south"))
-        .unwrap()
-        .unwrap();
+    let copy = f.stored::<SouthConnector>(&derive_id("s3", "south"));
     assert_eq!(copy.settings["password"], "sealed:pw");
 
     assert_eq!(
         f.run(
             "s4",
-            CommandType::CreateSouth,
+            CreateSouth,
             json!({"southConnectorId": "", "commandContent": south("copy", "x")})
         ),
         Err("South connector name \"copy\" already exists".into())
@@ -243,7 +183,7 @@ fn a_south_connector_is_stored_with_sealed_secrets_resolved_references_and_stabl
     assert_eq!(
         f.run(
             "s5",
-            CommandType::CreateSouth,
+            CreateSouth,
             json!({"southConnectorId": "gone", "commandContent": south("new", "x")})
         ),
         Err("Could not find south connector gone to retrieve secrets from".into())
@@ -253,7 +193,7 @@ fn a_south_connector_is_stored_with_sealed_secrets_resolved_references_and_stabl
     let err = f
         .run(
             "s6",
-            CommandType::CreateSouth,
+            CreateSouth,
             json!({"southConnectorId": "", "commandContent": bad_mode}),
         )
         .unwrap_err();
@@ -266,7 +206,7 @@ fn a_south_connector_is_stored_with_sealed_secrets_resolved_references_and_stabl
     assert_eq!(
         f.run(
             "s7",
-            CommandType::CreateSouth,
+            CreateSouth,
             json!({"southConnectorId": "", "commandContent": blank_item})
         ),
         Err("commandContent.items[1].name: must not be empty".into())
@@ -277,7 +217,7 @@ fn a_south_connector_is_stored_with_sealed_secrets_resolved_references_and_stabl
 fn an_unknown_connector_type_keeps_secrets_found_by_their_ciphertext_shape() {
     let ciphertext = format!("{}=", "A".repeat(683));
     let cc = json!({"type": "future-thing", "settings": {"token": ciphertext, "plain": "x"}});
-    let plan = secret_plan(CommandType::CreateSouth, &cc, 512);
+    let plan = secret_plan(CreateSouth, &cc, 512);
     assert_eq!(
         plan.parts,
         [SecretPart {
@@ -286,13 +226,13 @@ fn an_unknown_connector_type_keeps_secrets_found_by_their_ciphertext_shape() {
         }]
     );
     let known = secret_plan(
-        CommandType::UpdateNorth,
+        UpdateNorth,
         &json!({"type": "console", "settings": {}}),
         512,
     );
     assert!(known.parts.is_empty(), "console has no secrets");
     let history = secret_plan(
-        CommandType::UpdateHistoryQuery,
+        UpdateHistoryQuery,
         &json!({"historyQuery": {"southType": "mssql", "northType": "file-writer"}}),
         512,
     );
@@ -308,7 +248,7 @@ fn history_queries_take_secrets_per_side_and_their_status_is_checked() {
     let f = fixture();
     f.run(
         "s",
-        CommandType::CreateSouth,
+        CreateSouth,
         json!({"southConnectorId": "", "commandContent": south("plc", "south-pw")}),
     )
     .unwrap();
@@ -321,14 +261,14 @@ fn history_queries_take_secrets_per_side_and_their_status_is_checked() {
     let applied = f
         .run(
             "h1",
-            CommandType::CreateHistoryQuery,
+            CreateHistoryQuery,
             json!({"southConnectorId": south_id,
             "northConnectorId": "", "historyQueryId": "", "commandContent": cc}),
         )
         .unwrap();
     assert!(applied.effects.history_queries && !applied.effects.full_config);
     let id = derive_id("h1", "history-query");
-    let stored = f.entities.get::<HistoryQuery>(&id).unwrap().unwrap();
+    let stored = f.stored::<HistoryQuery>(&id);
     assert_eq!(stored.status, "PENDING");
     assert_eq!(stored.south_settings["password"], "sealed:south-pw");
     assert_eq!(stored.north_settings["password"], "sealed:north-pw");
@@ -336,7 +276,7 @@ fn history_queries_take_secrets_per_side_and_their_status_is_checked() {
     assert_eq!(
         f.run(
             "h2",
-            CommandType::UpdateHistoryQueryStatus,
+            UpdateHistoryQueryStatus,
             json!({"historyQueryId": id, "commandContent": {"historyQueryStatus": "DONE"}})
         ),
         Err(format!(
@@ -345,17 +285,14 @@ fn history_queries_take_secrets_per_side_and_their_status_is_checked() {
     );
     let started = f.run(
         "h3",
-        CommandType::UpdateHistoryQueryStatus,
+        UpdateHistoryQueryStatus,
         json!({"historyQueryId": id, "commandContent": {"historyQueryStatus": "RUNNING"}}),
     );
     assert_eq!(
         started.map(|a| a.result),
         Ok("History query started".into())
     );
-    assert_eq!(
-        f.entities.get::<HistoryQuery>(&id).unwrap().unwrap().status,
-        "RUNNING"
-    );
+    assert_eq!(f.stored::<HistoryQuery>(&id).status, "RUNNING");
 }
 
 #[test]
@@ -365,9 +302,7 @@ fn engine_logger_settings_are_validated_and_the_loki_password_sealed() {
         "console": {"level": "debug"}, "file": {"level": "info", "maxFileSize": 10},
         "database": {"level": "warn"}, "loki": {"level": "silent", "password": "loki-pw"},
         "oia": {"level": "info", "interval": 10}, "syslog": {"level": "error", "protocol": "tcp"}}});
-    let applied = f
-        .run("l1", CommandType::UpdateEngineLogger, logger.clone())
-        .unwrap();
+    let applied = f.run("l1", UpdateEngineLogger, logger.clone()).unwrap();
     assert!(applied.effects.engine && applied.effects.full_config);
     let record: EngineSettingsRecord = f.entities.engine_settings().unwrap().unwrap();
     assert!(record.remote.logger);
@@ -383,7 +318,7 @@ fn engine_logger_settings_are_validated_and_the_loki_password_sealed() {
 
     let mut keep = logger.clone();
     keep["commandContent"]["loki"]["password"] = json!("");
-    f.run("l2", CommandType::UpdateEngineLogger, keep).unwrap();
+    f.run("l2", UpdateEngineLogger, keep).unwrap();
     let record = f.entities.engine_settings().unwrap().unwrap();
     assert_eq!(
         record.settings.logger.loki.password.as_deref(),
@@ -393,7 +328,7 @@ fn engine_logger_settings_are_validated_and_the_loki_password_sealed() {
     let mut bad = logger;
     bad["commandContent"]["console"]["level"] = json!("loud");
     assert_eq!(
-        f.run("l3", CommandType::UpdateEngineLogger, bad),
+        f.run("l3", UpdateEngineLogger, bad),
         Err("commandContent.console.level: unknown variant `loud`, expected one of `silent`, `error`, `warn`, `info`, `debug`, `trace`".into())
     );
 }
@@ -403,7 +338,7 @@ fn engine_ports_must_differ_and_proxy_passwords_are_sealed() {
     let f = fixture();
     let port_zero = json!({"commandContent": {"port": 0, "authTokenDuration": "7d"}});
     assert_eq!(
-        f.run("w0", CommandType::UpdateEngineWebServer, port_zero),
+        f.run("w0", UpdateEngineWebServer, port_zero),
         Err(
             "commandContent.port: invalid value: integer `0`, expected an integer from 1 to 65535"
                 .into()
@@ -411,17 +346,17 @@ fn engine_ports_must_differ_and_proxy_passwords_are_sealed() {
     );
     let two_hours = json!({"commandContent": {"port": 2223, "authTokenDuration": "2h"}});
     assert!(f
-        .run("w1", CommandType::UpdateEngineWebServer, two_hours)
+        .run("w1", UpdateEngineWebServer, two_hours)
         .unwrap_err()
         .starts_with("commandContent.authTokenDuration: unknown variant `2h`"));
     let web = json!({"commandContent": {"port": 9000, "authTokenDuration": "7d"}});
     assert_eq!(
-        f.run("w", CommandType::UpdateEngineWebServer, web),
+        f.run("w", UpdateEngineWebServer, web),
         Err("Web server port and proxy port can not be the same".into())
     );
     let proxy = json!({"commandContent": {"enabled": true, "port": 9100, "username": "u", "password": "p",
         "forward": {"enabled": true, "url": "http://up", "username": "fu", "password": "fp"}}});
-    f.run("p", CommandType::UpdateEngineProxy, proxy).unwrap();
+    f.run("p", UpdateEngineProxy, proxy).unwrap();
     let s = f.entities.engine_settings().unwrap().unwrap().settings;
     assert_eq!(s.proxy_server.password.as_deref(), Some("sealed:p"));
     assert_eq!(
@@ -430,8 +365,7 @@ fn engine_ports_must_differ_and_proxy_passwords_are_sealed() {
     );
     assert_eq!(s.proxy_server.port, Some(9100));
     let general = json!({"commandContent": {"name": "renamed"}});
-    f.run("g", CommandType::UpdateEngineGeneral, general)
-        .unwrap();
+    f.run("g", UpdateEngineGeneral, general).unwrap();
     let record = f.entities.engine_settings().unwrap().unwrap();
     assert_eq!(record.effective(&f.config).general.name, "renamed");
 }
@@ -446,9 +380,7 @@ fn registration_settings_need_every_flag_and_positive_intervals() {
     permissions.insert("restartEngine".into(), json!(false));
     let cc = json!({"commandContent": {"commandRefreshInterval": 2, "commandRetryInterval": 1,
         "messageRetryInterval": 3, "commandPermissions": permissions}});
-    let applied = f
-        .run("r1", CommandType::UpdateRegistrationSettings, cc.clone())
-        .unwrap();
+    let applied = f.run("r1", UpdateRegistrationSettings, cc.clone()).unwrap();
     assert!(applied.effects.registration);
     let effective = f
         .entities
@@ -462,7 +394,7 @@ fn registration_settings_need_every_flag_and_positive_intervals() {
     let mut zero = cc.clone();
     zero["commandContent"]["commandRetryInterval"] = json!(0);
     assert_eq!(
-        f.run("r2", CommandType::UpdateRegistrationSettings, zero),
+        f.run("r2", UpdateRegistrationSettings, zero),
         Err(
             "commandContent.commandRetryInterval: invalid value: integer `0`, expected an integer from 1 to 4294967295"
                 .into()
@@ -474,7 +406,7 @@ fn registration_settings_need_every_flag_and_positive_intervals() {
         .unwrap()
         .remove("setpoint");
     assert_eq!(
-        f.run("r3", CommandType::UpdateRegistrationSettings, missing),
+        f.run("r3", UpdateRegistrationSettings, missing),
         Err("commandContent.commandPermissions: missing field `setpoint`".into())
     );
 }

@@ -1,80 +1,18 @@
-//! OiaNorth against a local actix-web server that records what it is sent.
+//! OiaNorth against the client's test server, which records what it is sent.
 use std::io::Read as _;
-use std::sync::Mutex;
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use base64::Engine as _;
 use tokio::sync::watch;
 
 use super::*;
+use crate::client::tests::{Reply, Seen, TestServer};
 use crate::key_vault::{KeySize, Vault};
 use crate::registration::{RegistrationChanged, RegistrationStatus};
 use crate::store::Store;
 
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path_and_query: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Answers every request with `(status, body)` and records it.
-struct Server {
-    url: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Server {
-    fn start(status: u16, body: &'static str) -> Server {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let recorded = seen.clone();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let server = HttpServer::new(move || {
-            let recorded = recorded.clone();
-            App::new().default_service(web::to(
-                move |req: HttpRequest, request_body: web::Bytes| {
-                    let recorded = recorded.clone();
-                    async move {
-                        recorded.lock().unwrap().push(Seen {
-                            method: req.method().to_string(),
-                            path_and_query: req.uri().to_string(),
-                            headers: req
-                                .headers()
-                                .iter()
-                                .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
-                                .collect(),
-                            body: request_body.to_vec(),
-                        });
-                        HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
-                            .body(body)
-                    }
-                },
-            ))
-        })
-        .workers(1)
-        .listen(listener)
-        .unwrap()
-        .run();
-        actix_rt::spawn(server);
-        Server { url, seen }
-    }
-
-    fn only(&self) -> Seen {
-        let seen = self.seen.lock().unwrap();
-        assert_eq!(seen.len(), 1, "{seen:?}");
-        seen[0].clone()
-    }
+/// The client's test server, answering every request with `(status, body)`.
+async fn answering(status: u16, body: &'static str) -> TestServer {
+    TestServer::start(move |_| Reply::new(status, body)).await
 }
 
 /// A context whose OIA host is `host`, registered with token `tok` when `registered`.
@@ -120,17 +58,17 @@ const VALUES: &str =
 
 #[actix_rt::test]
 async fn values_are_posted_as_json_with_the_data_source_and_bearer_token() {
-    let server = Server::start(204, "");
-    let f = fixture(&server.url, true);
+    let server = answering(204, "").await;
+    let f = fixture(&server.url(), true);
     let north = OiaNorth::new("My North", &json!({}), &f.ctx).unwrap();
     let delivery = north
         .send(ContentType::TimeValues, "v.json", Bytes::from(VALUES))
         .await;
     assert_eq!(delivery, Delivery::Sent);
-    let seen = server.only();
+    let seen = server.only_request();
     assert_eq!(seen.method, "POST");
     assert_eq!(
-        seen.path_and_query,
+        seen.target,
         "/api/oianalytics/oibus/time-values?dataSourceId=My%20North"
     );
     assert_eq!(seen.header("content-type"), Some("application/json"));
@@ -141,16 +79,16 @@ async fn values_are_posted_as_json_with_the_data_source_and_bearer_token() {
 
 #[actix_rt::test]
 async fn compressed_values_go_gzipped_to_the_compressed_route() {
-    let server = Server::start(200, "");
-    let f = fixture(&server.url, true);
+    let server = answering(200, "").await;
+    let f = fixture(&server.url(), true);
     let north = OiaNorth::new("n", &json!({"compress": true}), &f.ctx).unwrap();
     let delivery = north
         .send(ContentType::Oianalytics, "v.json", Bytes::from(VALUES))
         .await;
     assert_eq!(delivery, Delivery::Sent);
-    let seen = server.only();
+    let seen = server.only_request();
     assert_eq!(
-        seen.path_and_query,
+        seen.target,
         "/api/oianalytics/oibus/time-values/compressed?dataSourceId=n"
     );
     assert_eq!(seen.header("content-encoding"), None);
@@ -190,8 +128,8 @@ fn one_part(seen: &Seen) -> (String, String, Vec<u8>) {
 
 #[actix_rt::test]
 async fn files_are_one_multipart_part_gzipped_with_gz_appended_when_compressing() {
-    let server = Server::start(201, "");
-    let f = fixture(&server.url, true);
+    let server = answering(201, "").await;
+    let f = fixture(&server.url(), true);
     let north = OiaNorth::new("n", &json!({"compress": true}), &f.ctx).unwrap();
     let delivery = north
         .send(
@@ -201,11 +139,8 @@ async fn files_are_one_multipart_part_gzipped_with_gz_appended_when_compressing(
         )
         .await;
     assert_eq!(delivery, Delivery::Sent);
-    let seen = server.only();
-    assert_eq!(
-        seen.path_and_query,
-        "/api/oianalytics/file-uploads?dataSourceId=n"
-    );
+    let seen = server.only_request();
+    assert_eq!(seen.target, "/api/oianalytics/file-uploads?dataSourceId=n");
     let (_, filename, bytes) = one_part(&seen);
     assert_eq!(filename, "data.csv.gz");
     assert_eq!(gunzip(&bytes), b"a,b\n1,2\n");
@@ -213,8 +148,8 @@ async fn files_are_one_multipart_part_gzipped_with_gz_appended_when_compressing(
 
 #[actix_rt::test]
 async fn files_go_as_they_are_without_compress_or_when_already_gz() {
-    let server = Server::start(200, "");
-    let f = fixture(&server.url, true);
+    let server = answering(200, "").await;
+    let f = fixture(&server.url(), true);
     let plain = OiaNorth::new("n", &json!({"compress": false}), &f.ctx).unwrap();
     let compressing = OiaNorth::new("n", &json!({"compress": true}), &f.ctx).unwrap();
     assert_eq!(
@@ -229,7 +164,7 @@ async fn files_go_as_they_are_without_compress_or_when_already_gz() {
             .await,
         Delivery::Sent
     );
-    let seen = server.seen.lock().unwrap().clone();
+    let seen = server.seen();
     let parts: Vec<_> = seen.iter().map(one_part).map(|(_, n, b)| (n, b)).collect();
     assert_eq!(
         parts,
@@ -242,7 +177,7 @@ async fn files_go_as_they_are_without_compress_or_when_already_gz() {
 
 #[actix_rt::test]
 async fn specific_settings_use_basic_auth_with_the_opened_secret_key() {
-    let server = Server::start(200, "");
+    let server = answering(200, "").await;
     let f = fixture("http://127.0.0.1:9", false);
     let vault_dir = tempfile::tempdir().unwrap();
     let cipher = Vault::open(vault_dir.path().join("vault"), KeySize::Bits2048)
@@ -252,7 +187,7 @@ async fn specific_settings_use_basic_auth_with_the_opened_secret_key() {
         "useOiaModule": false,
         "timeout": 5,
         "specificSettings": {
-            "host": server.url,
+            "host": server.url(),
             "acceptUnauthorized": false,
             "authentication": "basic",
             "accessKey": "user",
@@ -269,7 +204,7 @@ async fn specific_settings_use_basic_auth_with_the_opened_secret_key() {
     assert_eq!(delivery, Delivery::Sent);
     let expected = base64::engine::general_purpose::STANDARD.encode("user:p:ss");
     assert_eq!(
-        server.only().header("authorization"),
+        server.only_request().header("authorization"),
         Some(format!("Basic {expected}").as_str())
     );
 }
@@ -299,8 +234,8 @@ async fn answers_are_classified_as_oibus_does() {
         (400, Delivery::Failed("Error 400: boom".into())),
         (413, Delivery::Failed("Error 413: boom".into())),
     ] {
-        let server = Server::start(status, "boom");
-        let f = fixture(&server.url, true);
+        let server = answering(status, "boom").await;
+        let f = fixture(&server.url(), true);
         let north = OiaNorth::new("n", &json!({}), &f.ctx).unwrap();
         let delivery = north
             .send(ContentType::TimeValues, "v.json", Bytes::from(VALUES))
@@ -328,14 +263,14 @@ async fn an_unreachable_host_is_retried_forever() {
 
 #[actix_rt::test]
 async fn not_registered_is_retried_without_a_call() {
-    let server = Server::start(200, "");
-    let f = fixture(&server.url, false);
+    let server = answering(200, "").await;
+    let f = fixture(&server.url(), false);
     let north = OiaNorth::new("n", &json!({}), &f.ctx).unwrap();
     let delivery = north
         .send(ContentType::TimeValues, "v.json", Bytes::from(VALUES))
         .await;
     assert_eq!(delivery, Delivery::Retry(NOT_REGISTERED.into()));
-    assert!(server.seen.lock().unwrap().is_empty());
+    assert!(server.seen().is_empty());
     assert_eq!(north.test_connection().await, Err(NOT_REGISTERED.into()));
 }
 
@@ -359,18 +294,18 @@ async fn other_content_types_are_not_supported() {
 
 #[actix_rt::test]
 async fn test_connection_reads_the_status_route() {
-    let server = Server::start(200, "");
-    let f = fixture(&server.url, true);
+    let server = answering(200, "").await;
+    let f = fixture(&server.url(), true);
     let north = OiaNorth::new("n", &json!({}), &f.ctx).unwrap();
     assert_eq!(north.test_connection().await, Ok(json!({"items": []})));
-    let seen = server.only();
+    let seen = server.only_request();
     assert_eq!(
-        (seen.method.as_str(), seen.path_and_query.as_str()),
+        (seen.method.as_str(), seen.target.as_str()),
         ("GET", "/api/oianalytics/oibus/status")
     );
 
-    let failing = Server::start(503, "down");
-    let f = fixture(&failing.url, true);
+    let failing = answering(503, "down").await;
+    let f = fixture(&failing.url(), true);
     let north = OiaNorth::new("n", &json!({}), &f.ctx).unwrap();
     assert_eq!(
         north.test_connection().await,

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::super::derive_id;
 use super::super::fixture::{Fixture, SEALED};
 use super::*;
-use crate::commands::CommandType;
+use crate::commands::CommandType::*;
 use crate::message_sender::snapshot::{full_config, EngineInfo};
 
 const NOW: &str = "2026-03-15T10:20:30.000Z";
@@ -27,18 +27,11 @@ impl Fixture {
     fn created(&self, name: &str, common_name: &str) -> String {
         self.run(
             "c1",
-            CommandType::CreateCertificate,
+            CreateCertificate,
             create(name, options(common_name, 10)),
         )
         .expect("created");
         derive_id("c1", "certificate")
-    }
-
-    fn certificate(&self, id: &str) -> Certificate {
-        self.entities
-            .get::<Certificate>(id)
-            .expect("read")
-            .expect("certificate stored")
     }
 }
 
@@ -148,7 +141,7 @@ fn create_certificate_generates_a_self_signed_x509_from_the_options() {
     let applied = f
         .run(
             "c1",
-            CommandType::CreateCertificate,
+            CreateCertificate,
             create("opcua", options("plant-a", 365)),
         )
         .expect("created");
@@ -159,7 +152,7 @@ fn create_certificate_generates_a_self_signed_x509_from_the_options() {
     );
     assert!(applied.effects.full_config);
 
-    let stored = f.certificate(&derive_id("c1", "certificate"));
+    let stored = f.stored::<Certificate>(&derive_id("c1", "certificate"));
     assert_eq!(
         (stored.name.as_str(), stored.description.as_str()),
         ("opcua", "d")
@@ -202,11 +195,7 @@ fn create_certificate_rerun_after_a_crash_makes_one_certificate() {
     let f = fixture();
     for _ in 0..2 {
         let applied = f
-            .run(
-                "c1",
-                CommandType::CreateCertificate,
-                create("opcua", options("a", 10)),
-            )
+            .run("c1", CreateCertificate, create("opcua", options("a", 10)))
             .expect("created");
         assert_eq!(applied.result, "Certificate created successfully");
     }
@@ -219,16 +208,16 @@ fn create_certificate_rerun_after_a_crash_makes_one_certificate() {
 fn update_certificate_with_regenerate_replaces_certificate_and_key() {
     let f = fixture();
     let id = f.created("opcua", "old");
-    let before = f.certificate(&id);
+    let before = f.stored::<Certificate>(&id);
     let applied = f
         .run(
             "c2",
-            CommandType::UpdateCertificate,
+            UpdateCertificate,
             update(&id, "renamed", true, options("new", 20)),
         )
         .expect("updated");
     assert_eq!(applied.result, "Certificate updated successfully");
-    let after = f.certificate(&id);
+    let after = f.stored::<Certificate>(&id);
     assert_eq!(after.name, "renamed");
     assert_eq!(after.description, "d2");
     assert_ne!(after.certificate, before.certificate);
@@ -247,19 +236,19 @@ fn update_certificate_with_regenerate_replaces_certificate_and_key() {
 fn update_certificate_without_regenerate_keeps_certificate_and_key() {
     let f = fixture();
     let id = f.created("opcua", "kept");
-    let before = f.certificate(&id);
+    let before = f.stored::<Certificate>(&id);
     // OIBus ignores the options unless asked to regenerate; null is what OIAnalytics sends.
     for (command, opts) in [("c2", Value::Null), ("c3", json!({"keySize": 1}))] {
         let applied = f
             .run(
                 command,
-                CommandType::UpdateCertificate,
+                UpdateCertificate,
                 update(&id, "renamed", false, opts),
             )
             .expect("updated");
         assert_eq!(applied.result, "Certificate updated successfully");
     }
-    let after = f.certificate(&id);
+    let after = f.stored::<Certificate>(&id);
     assert_eq!(
         (after.name.as_str(), after.description.as_str()),
         ("renamed", "d2")
@@ -276,7 +265,7 @@ fn updating_a_missing_certificate_says_not_found_with_the_id_quoted() {
     assert_eq!(
         f.run(
             "c1",
-            CommandType::UpdateCertificate,
+            UpdateCertificate,
             update("nope", "n", false, Value::Null)
         ),
         Err("Certificate \"nope\" not found".into())
@@ -284,7 +273,7 @@ fn updating_a_missing_certificate_says_not_found_with_the_id_quoted() {
     assert_eq!(
         f.run(
             "c2",
-            CommandType::UpdateCertificate,
+            UpdateCertificate,
             update("nope", "n", true, options("x", 1))
         ),
         Err("Certificate \"nope\" not found".into())
@@ -343,7 +332,7 @@ fn certificate_options_missing_or_invalid_are_refused_naming_the_field() {
     for (i, (fields, expected)) in cases.into_iter().enumerate() {
         let command = format!("bad-{i}");
         assert_eq!(
-            f.run(&command, CommandType::CreateCertificate, fields),
+            f.run(&command, CreateCertificate, fields),
             Err(expected.to_owned()),
             "case {i}"
         );
@@ -353,7 +342,7 @@ fn certificate_options_missing_or_invalid_are_refused_naming_the_field() {
     assert_eq!(
         f.run(
             "c2",
-            CommandType::UpdateCertificate,
+            UpdateCertificate,
             update(&id, "ok", true, Value::Null)
         ),
         Err(
@@ -367,7 +356,7 @@ fn certificate_options_missing_or_invalid_are_refused_naming_the_field() {
 #[test]
 fn the_private_key_is_in_neither_e6_nor_debug_output() {
     let f = fixture();
-    let stored = f.certificate(&f.created("opcua", "cn"));
+    let stored = f.stored::<Certificate>(&f.created("opcua", "cn"));
     let sealed = stored.private_key.clone().expect("sealed key");
 
     let e6 = full_config(

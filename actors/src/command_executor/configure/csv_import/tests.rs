@@ -4,7 +4,7 @@ use super::super::derive_id;
 use super::super::fixture::Fixture;
 use super::super::Applied;
 use crate::commands::catalogue::CONTENT;
-use crate::commands::CommandType;
+use crate::commands::CommandType::*;
 use crate::entities::{HistoryQuery, ScanMode, SouthConnector};
 use serde_json::Value;
 
@@ -13,7 +13,7 @@ fn fixture() -> Fixture {
     let f = super::super::fixture::fixture();
     f.run(
         "mk-fast",
-        CommandType::CreateScanMode,
+        CreateScanMode,
         json!({CONTENT: {"name": "fast", "description": "", "cron": "* * * * * *"}}),
     )
     .unwrap();
@@ -25,7 +25,7 @@ impl Fixture {
     fn south(&self, name: &str, south_type: &str, items: Value) -> String {
         self.run(
             &format!("mk-{name}"),
-            CommandType::CreateSouth,
+            CreateSouth,
             json!({"southConnectorId": "", CONTENT: {
                 "name": name, "type": south_type, "description": "", "enabled": true,
                 "settings": {}, "groups": [], "items": items}}),
@@ -40,7 +40,7 @@ impl Fixture {
     fn history(&self, name: &str, south_type: &str) -> String {
         self.run(
             &format!("mk-{name}"),
-            CommandType::CreateHistoryQuery,
+            CreateHistoryQuery,
             json!({"southConnectorId": "", "northConnectorId": "", "historyQueryId": "", CONTENT: {
                 "name": name, "description": "", "southType": south_type, "northType": "console",
                 "southSettings": {}, "northSettings": {}, "queryTimeRange": {}, "items": []}}),
@@ -62,17 +62,10 @@ impl Fixture {
     ) -> Result<Applied, String> {
         self.run(
             command_id,
-            CommandType::CreateOrUpdateSouthItemsFromCsv,
+            CreateOrUpdateSouthItemsFromCsv,
             json!({"southConnectorId": south_id, CONTENT: {
                 "deleteItemsNotPresent": delete, "csvContent": csv, "delimiter": delimiter}}),
         )
-    }
-
-    fn stored(&self, south_id: &str) -> SouthConnector {
-        self.entities
-            .get::<SouthConnector>(south_id)
-            .unwrap()
-            .unwrap()
     }
 }
 
@@ -88,7 +81,7 @@ fn modbus_items_are_imported_with_settings_typed_from_the_manifest() {
     assert_eq!(applied.result, "2 items imported on South connector plc");
     assert!(applied.effects.full_config && !applied.effects.history_queries);
 
-    let stored = f.stored(&south);
+    let stored = f.stored::<SouthConnector>(&south);
     let fast = f.entities.id_by_name::<ScanMode>("fast").unwrap();
     assert_eq!(stored.items.len(), 2);
     let temp = &stored.items[0];
@@ -119,7 +112,7 @@ fn booleans_json_and_numbers_are_read_as_oibus_reads_them() {
                settings_maxFiles,settings_maxSize,settings_recursive\n\
                csv,1,fast,.*\\.csv,1000,False,10,0,true\n";
     f.import("c1", &south, csv, ",", false).unwrap();
-    let item = &f.stored(&south).items[0];
+    let item = &f.stored::<SouthConnector>(&south).items[0];
     assert!(item.enabled);
     // Numbers stay the strings OIBus stores; booleans are parsed.
     assert_eq!(
@@ -133,7 +126,7 @@ fn booleans_json_and_numbers_are_read_as_oibus_reads_them() {
                t1\tSubscription\tns=3;s=T1\tha\t{\"aggregate\":\"raw\",\"resampling\":\"none\"}\t\n";
     let applied = f.import("c2", &opcua, csv, "\t", false).unwrap();
     assert_eq!(applied.result, "1 items imported on South connector ua");
-    let item = &f.stored(&opcua).items[0];
+    let item = &f.stored::<SouthConnector>(&opcua).items[0];
     assert!(!item.enabled, "no enabled column reads as false");
     assert_eq!(
         item.settings,
@@ -148,7 +141,7 @@ fn quoted_fields_may_hold_the_delimiter() {
     let south = f.south("mq", "mqtt", json!([]));
     let csv = "name;scanMode;settings_topic\n\"a;b\";Subscription;\"plant/\"\"x\"\";y\"\n";
     f.import("c1", &south, csv, ";", false).unwrap();
-    let item = &f.stored(&south).items[0];
+    let item = &f.stored::<SouthConnector>(&south).items[0];
     assert_eq!(item.name, "a;b");
     assert_eq!(item.settings, json!({"topic": "plant/\"x\";y"}));
 }
@@ -167,7 +160,7 @@ fn a_forbidden_delimiter_is_reported_with_oibus_text_and_a_wrong_one_fails_the_r
         f.import("c2", &south, "name,scanMode,settings_topic\nx,fast,t\n", ";", false),
         Err("Error when checking csv items:\nundefined: Scan mode not specified for item \"undefined\"".into())
     );
-    assert!(f.stored(&south).items.is_empty());
+    assert!(f.stored::<SouthConnector>(&south).items.is_empty());
 }
 
 #[test]
@@ -201,7 +194,7 @@ fn every_bad_row_is_listed_and_nothing_is_written() {
          c: \"haMode\" is required\n\
          e: \"nodeId\" is required. \"mode\" must be one of [ha, da]"
     );
-    assert_eq!(f.stored(&south).items.len(), 1);
+    assert_eq!(f.stored::<SouthConnector>(&south).items.len(), 1);
 }
 
 #[test]
@@ -210,12 +203,12 @@ fn delete_items_not_present_replaces_the_items_and_keeps_the_ids_of_same_names()
     let south = f.south("mq", "mqtt", json!([
         {"name": "keep", "enabled": true, "scanModeName": "Subscription", "settings": {"topic": "a"}},
         {"name": "drop", "enabled": true, "scanModeName": "Subscription", "settings": {"topic": "b"}}]));
-    let before = f.stored(&south);
+    let before = f.stored::<SouthConnector>(&south);
     let keep_id = before.items[0].id.clone();
     let csv = "name,enabled,scanMode,settings_topic\nkeep,true,fast,a2\nnew,true,fast,c\n";
     let applied = f.import("c1", &south, csv, ",", true).unwrap();
     assert_eq!(applied.result, "2 items imported on South connector mq");
-    let after = f.stored(&south);
+    let after = f.stored::<SouthConnector>(&south);
     let names: Vec<_> = after.items.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(names, ["keep", "new"]);
     assert_eq!(after.items[0].id, keep_id);
@@ -232,9 +225,9 @@ fn rerunning_the_same_command_gives_the_same_items() {
     let south = f.south("mq", "mqtt", json!([]));
     let csv = "name,scanMode,settings_topic\nx,fast,t/x\ny,fast,t/y\n";
     f.import("c1", &south, csv, ",", true).unwrap();
-    let first = f.stored(&south).items;
+    let first = f.stored::<SouthConnector>(&south).items;
     f.import("c1", &south, csv, ",", true).unwrap();
-    assert_eq!(f.stored(&south).items, first);
+    assert_eq!(f.stored::<SouthConnector>(&south).items, first);
     // Without deleteItemsNotPresent the second import finds the names taken, as OIBus does.
     assert_eq!(
         f.import("c2", &south, csv, ",", false).unwrap_err(),
@@ -257,7 +250,7 @@ fn missing_connectors_and_unknown_types_fail_with_oibus_texts() {
     let err = f
         .run(
             "c3",
-            CommandType::CreateOrUpdateSouthItemsFromCsv,
+            CreateOrUpdateSouthItemsFromCsv,
             json!({"southConnectorId": south, CONTENT: {"csvContent": "", "delimiter": ","}}),
         )
         .unwrap_err();
@@ -274,7 +267,7 @@ fn history_query_items_are_imported_without_scan_modes() {
     let import = |id: &str, csv: &str, delete: bool| {
         f.run(
             id,
-            CommandType::CreateOrUpdateHistoryQuerySouthItemsFromCsv,
+            CreateOrUpdateHistoryQuerySouthItemsFromCsv,
             json!({"historyQueryId": history, CONTENT: {
                 "deleteItemsNotPresent": delete, "csvContent": csv, "delimiter": ";"}}),
         )
@@ -306,7 +299,7 @@ fn history_query_items_are_imported_without_scan_modes() {
     assert_eq!(
         f.run(
             "c4",
-            CommandType::CreateOrUpdateHistoryQuerySouthItemsFromCsv,
+            CreateOrUpdateHistoryQuerySouthItemsFromCsv,
             json!({"historyQueryId": "nope", CONTENT: {
                 "deleteItemsNotPresent": false, "csvContent": csv, "delimiter": ";"}}),
         )

@@ -2,7 +2,7 @@ use serde_json::{json, Value};
 
 use super::super::derive_id;
 use super::super::fixture::{fixture, Fixture};
-use crate::commands::CommandType;
+use crate::commands::CommandType::*;
 use crate::entities::transformers::{Transformer, TransformerDefinition};
 use crate::entities::{HistoryQuery, NorthConnector};
 
@@ -33,20 +33,20 @@ fn custom_transformers_are_created_updated_and_deleted_with_oibus_sentences() {
     let created = f
         .run(
             "t1",
-            CommandType::CreateCustomTransformer,
+            CreateCustomTransformer,
             json!({"commandContent": custom("scale")}),
         )
         .unwrap();
     assert_eq!(created.result, "Transformer created successfully");
     assert!(created.effects.full_config, "an E6 follows");
     let id = derive_id("t1", "transformer");
-    let stored = f.entities.get::<Transformer>(&id).unwrap().unwrap();
+    let stored = f.stored::<Transformer>(&id);
     assert_eq!(stored.input_type, "time-values");
 
     // A re-run of the same command rewrites the same transformer.
     f.run(
         "t1",
-        CommandType::CreateCustomTransformer,
+        CreateCustomTransformer,
         json!({"commandContent": custom("scale")}),
     )
     .unwrap();
@@ -58,12 +58,12 @@ fn custom_transformers_are_created_updated_and_deleted_with_oibus_sentences() {
     let updated = f
         .run(
             "t2",
-            CommandType::UpdateCustomTransformer,
+            UpdateCustomTransformer,
             json!({"transformerId": id, "commandContent": changed}),
         )
         .unwrap();
     assert_eq!(updated.result, "Transformer updated successfully");
-    let stored = f.entities.get::<Transformer>(&id).unwrap().unwrap();
+    let stored = f.stored::<Transformer>(&id);
     let TransformerDefinition::Custom(c) = &stored.definition else {
         panic!("a custom transformer");
     };
@@ -76,21 +76,13 @@ fn custom_transformers_are_created_updated_and_deleted_with_oibus_sentences() {
     assert_eq!(f.entities.id_by_name::<Transformer>("scale").unwrap(), None);
 
     let deleted = f
-        .run(
-            "t3",
-            CommandType::DeleteCustomTransformer,
-            json!({"transformerId": id}),
-        )
+        .run("t3", DeleteCustomTransformer, json!({"transformerId": id}))
         .unwrap();
     assert_eq!(deleted.result, "Transformer deleted successfully");
     assert!(deleted.effects.full_config);
     assert_eq!(f.entities.get::<Transformer>(&id).unwrap(), None);
     assert_eq!(
-        f.run(
-            "t4",
-            CommandType::DeleteCustomTransformer,
-            json!({"transformerId": id})
-        ),
+        f.run("t4", DeleteCustomTransformer, json!({"transformerId": id})),
         Err(format!("Transformer \"{id}\" not found"))
     );
 }
@@ -100,28 +92,28 @@ fn custom_transformer_names_are_unique() {
     let f = fixture();
     f.run(
         "a",
-        CommandType::CreateCustomTransformer,
+        CreateCustomTransformer,
         json!({"commandContent": custom("x")}),
     )
     .unwrap();
     assert_eq!(
         f.run(
             "b",
-            CommandType::CreateCustomTransformer,
+            CreateCustomTransformer,
             json!({"commandContent": custom("x")})
         ),
         Err("Transformer name \"x\" already exists".into())
     );
     f.run(
         "c",
-        CommandType::CreateCustomTransformer,
+        CreateCustomTransformer,
         json!({"commandContent": custom("y")}),
     )
     .unwrap();
     assert_eq!(
         f.run(
             "d",
-            CommandType::UpdateCustomTransformer,
+            UpdateCustomTransformer,
             json!({"transformerId": derive_id("c", "transformer"), "commandContent": custom("x")})
         ),
         Err("Transformer name \"x\" already exists".into())
@@ -136,7 +128,7 @@ fn a_custom_transformer_command_is_checked_field_by_field() {
     let err = f
         .run(
             "a",
-            CommandType::CreateCustomTransformer,
+            CreateCustomTransformer,
             json!({"commandContent": no_code}),
         )
         .unwrap_err();
@@ -146,7 +138,7 @@ fn a_custom_transformer_command_is_checked_field_by_field() {
     assert_eq!(
         f.run(
             "b",
-            CommandType::CreateCustomTransformer,
+            CreateCustomTransformer,
             json!({"commandContent": fast})
         ),
         Err("commandContent.timeout must be greater than or equal to 100".into())
@@ -160,17 +152,13 @@ fn standard_transformers_can_be_neither_updated_nor_deleted() {
     assert_eq!(
         f.run(
             "a",
-            CommandType::UpdateCustomTransformer,
+            UpdateCustomTransformer,
             json!({"transformerId": iso, "commandContent": custom("x")})
         ),
         Err(format!("Cannot edit standard transformer \"{iso}\""))
     );
     assert_eq!(
-        f.run(
-            "b",
-            CommandType::DeleteCustomTransformer,
-            json!({"transformerId": iso})
-        ),
+        f.run("b", DeleteCustomTransformer, json!({"transformerId": iso})),
         Err(format!("Cannot delete standard transformer \"{iso}\""))
     );
 }
@@ -190,7 +178,7 @@ fn a_north_with_an_unknown_transformer_id_is_refused() {
     assert_eq!(
         f.run(
             "n",
-            CommandType::CreateNorth,
+            CreateNorth,
             json!({"northConnectorId": "", "commandContent": cc})
         ),
         Err("Could not find OIBus transformer \"nope00\"".into())
@@ -206,7 +194,7 @@ fn north_transformers_without_an_id_get_one_and_a_rerun_gives_the_same() {
         "groups": []});
     f.run(
         "s",
-        CommandType::CreateSouth,
+        CreateSouth,
         json!({"southConnectorId": "", "commandContent": south}),
     )
     .unwrap();
@@ -220,10 +208,9 @@ fn north_transformers_without_an_id_get_one_and_a_rerun_gives_the_same() {
          "source": {"type": "oibus-api", "dataSourceId": "api"}}
     ]));
     let fields = json!({"northConnectorId": "", "commandContent": cc});
-    f.run("n", CommandType::CreateNorth, fields.clone())
-        .unwrap();
+    f.run("n", CreateNorth, fields.clone()).unwrap();
     let id = derive_id("n", "north");
-    let first = f.entities.get::<NorthConnector>(&id).unwrap().unwrap();
+    let first = f.stored::<NorthConnector>(&id);
     let t0 = &first.transformers[0];
     assert_eq!(
         t0["id"],
@@ -242,8 +229,8 @@ fn north_transformers_without_an_id_get_one_and_a_rerun_gives_the_same() {
     );
     assert_ne!(t0["id"], first.transformers[1]["id"]);
 
-    f.run("n", CommandType::CreateNorth, fields).unwrap();
-    let again = f.entities.get::<NorthConnector>(&id).unwrap().unwrap();
+    f.run("n", CreateNorth, fields).unwrap();
+    let again = f.stored::<NorthConnector>(&id);
     assert_eq!(again.transformers, first.transformers);
 
     // An update keeps the ids it is sent back.
@@ -251,11 +238,11 @@ fn north_transformers_without_an_id_get_one_and_a_rerun_gives_the_same() {
     cc["transformers"][0]["source"]["items"] = json!([]);
     f.run(
         "u",
-        CommandType::UpdateNorth,
+        UpdateNorth,
         json!({"northConnectorId": id, "commandContent": cc}),
     )
     .unwrap();
-    let updated = f.entities.get::<NorthConnector>(&id).unwrap().unwrap();
+    let updated = f.stored::<NorthConnector>(&id);
     assert_eq!(updated.transformers[0]["id"], first.transformers[0]["id"]);
 
     let mut missing_item = north(json!([{"transformerId": iso, "options": {},
@@ -264,7 +251,7 @@ fn north_transformers_without_an_id_get_one_and_a_rerun_gives_the_same() {
     assert_eq!(
         f.run(
             "m",
-            CommandType::CreateNorth,
+            CreateNorth,
             json!({"northConnectorId": "", "commandContent": missing_item})
         ),
         Err("Could not find South connector item \"g\" (gone)".into())
@@ -288,13 +275,12 @@ fn history_north_transformers_are_checked_and_their_items_re_read() {
             "commandContent": cc(tid)})
     };
     assert_eq!(
-        f.run("h0", CommandType::CreateHistoryQuery, fields("nope00")),
+        f.run("h0", CreateHistoryQuery, fields("nope00")),
         Err("Could not find OIBus transformer \"nope00\"".into())
     );
-    f.run("h1", CommandType::CreateHistoryQuery, fields(&iso))
-        .unwrap();
+    f.run("h1", CreateHistoryQuery, fields(&iso)).unwrap();
     let id = derive_id("h1", "history-query");
-    let stored = f.entities.get::<HistoryQuery>(&id).unwrap().unwrap();
+    let stored = f.stored::<HistoryQuery>(&id);
     let t = &stored.north_transformers[0];
     assert_eq!(
         t["id"],
