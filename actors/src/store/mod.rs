@@ -146,6 +146,9 @@ impl Store {
         let mut block = BlockBasedOptions::default();
         block.set_block_cache(&cache);
         block.set_cache_index_and_filter_blocks(true);
+        // Most point reads ask for a key that is not there (a new command's id, an open-index
+        // entry about to be written): without a filter each one searched every L0 file.
+        block.set_bloom_filter(10.0, false);
         let cf_opts = |write_buffer: usize| {
             let mut o = Options::default();
             o.set_block_based_table_factory(&block);
