@@ -374,47 +374,45 @@ pub fn apply(
         },
         Some(Transform::JsonToOianalytics(t)) => t.apply(content).map(Some),
         Some(Transform::Misconfigured { error }) => Err(error.clone()),
-        Some(Transform::SetpointToModbus { mapping }) => match content {
-            Content::Elements {
-                kind: ContentType::Setpoint,
-                elements,
-            } => Ok(Some(Content::Elements {
-                kind: ContentType::Modbus,
-                elements: setpoint_to_modbus(mapping, &elements),
-            })),
-            other => Err(format!(
-                "setpoint-to-modbus takes setpoint, not {}",
-                other.content_type()
-            )),
-        },
-        Some(Transform::SetpointToMqtt { mapping }) => match content {
-            Content::Elements {
-                kind: ContentType::Setpoint,
-                elements,
-            } => Ok(Some(Content::Elements {
-                kind: ContentType::Mqtt,
-                elements: setpoint_to_mqtt(mapping, &elements),
-            })),
-            other => Err(format!(
-                "setpoint-to-mqtt takes setpoint, not {}",
-                other.content_type()
-            )),
-        },
-        Some(Transform::SetpointToOpcua { mapping }) => match content {
-            Content::Elements {
-                kind: ContentType::Setpoint,
-                elements,
-            } => Ok(Some(Content::Elements {
-                kind: ContentType::Opcua,
-                elements: setpoint_to_opcua(mapping, &elements),
-            })),
-            other => Err(format!(
-                "setpoint-to-opcua takes setpoint, not {}",
-                other.content_type()
-            )),
-        },
+        Some(Transform::SetpointToModbus { mapping }) => {
+            from_setpoints(content, "setpoint-to-modbus", ContentType::Modbus, |s| {
+                setpoint_to_modbus(mapping, s)
+            })
+        }
+        Some(Transform::SetpointToMqtt { mapping }) => {
+            from_setpoints(content, "setpoint-to-mqtt", ContentType::Mqtt, |s| {
+                setpoint_to_mqtt(mapping, s)
+            })
+        }
+        Some(Transform::SetpointToOpcua { mapping }) => {
+            from_setpoints(content, "setpoint-to-opcua", ContentType::Opcua, |s| {
+                setpoint_to_opcua(mapping, s)
+            })
+        }
         Some(Transform::Unsupported { name }) => Err(format!(
             "transformer '{name}' is not supported by this agent (no runtime for it)"
+        )),
+    }
+}
+
+/// A setpoint transformer: setpoint elements in, `kind` elements out.
+fn from_setpoints(
+    content: Content,
+    name: &str,
+    kind: ContentType,
+    convert: impl FnOnce(&[Value]) -> Vec<Value>,
+) -> Result<Option<Content>, String> {
+    match content {
+        Content::Elements {
+            kind: ContentType::Setpoint,
+            elements,
+        } => Ok(Some(Content::Elements {
+            kind,
+            elements: convert(&elements),
+        })),
+        other => Err(format!(
+            "{name} takes setpoint, not {}",
+            other.content_type()
         )),
     }
 }
