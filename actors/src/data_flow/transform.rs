@@ -308,39 +308,36 @@ fn native(entry: &Entry, known: &[Transformer]) -> Transform {
             "json-to-oianalytics" => JsonToOianalytics::new(&entry.options)
                 .map(|t| Transform::JsonToOianalytics(Box::new(t)))
                 .unwrap_or_else(|error| Transform::Misconfigured { error }),
-            "setpoint-to-modbus" => {
-                let mapping = entry.options.get("mapping").cloned().unwrap_or_default();
-                match Vec::<ModbusMapping>::deserialize(mapping) {
-                    Ok(mapping) => Transform::SetpointToModbus { mapping },
-                    Err(e) => Transform::Misconfigured {
-                        error: format!("setpoint-to-modbus: options.mapping: {e}"),
-                    },
-                }
-            }
-            "setpoint-to-mqtt" => {
-                let mapping = entry.options.get("mapping").cloned().unwrap_or_default();
-                match Vec::<MqttMapping>::deserialize(mapping) {
-                    Ok(mapping) => Transform::SetpointToMqtt { mapping },
-                    Err(e) => Transform::Misconfigured {
-                        error: format!("setpoint-to-mqtt: options.mapping: {e}"),
-                    },
-                }
-            }
-            "setpoint-to-opcua" => {
-                let mapping = entry.options.get("mapping").cloned().unwrap_or_default();
-                match Vec::<OpcuaMapping>::deserialize(mapping) {
-                    Ok(mapping) => Transform::SetpointToOpcua { mapping },
-                    Err(e) => Transform::Misconfigured {
-                        error: format!("setpoint-to-opcua: options.mapping: {e}"),
-                    },
-                }
-            }
+            name @ "setpoint-to-modbus" => with_mapping(name, &entry.options, |mapping| {
+                Transform::SetpointToModbus { mapping }
+            }),
+            name @ "setpoint-to-mqtt" => with_mapping(name, &entry.options, |mapping| {
+                Transform::SetpointToMqtt { mapping }
+            }),
+            name @ "setpoint-to-opcua" => with_mapping(name, &entry.options, |mapping| {
+                Transform::SetpointToOpcua { mapping }
+            }),
             other => Transform::Unsupported {
                 name: other.to_owned(),
             },
         },
         TransformerDefinition::Custom(custom) => Transform::Unsupported {
             name: custom.name.clone(),
+        },
+    }
+}
+
+/// A setpoint transformer built from its `options.mapping`, or why it cannot be.
+fn with_mapping<M: serde::de::DeserializeOwned>(
+    name: &str,
+    options: &Map<String, Value>,
+    build: impl FnOnce(Vec<M>) -> Transform,
+) -> Transform {
+    let mapping = options.get("mapping").cloned().unwrap_or_default();
+    match Vec::<M>::deserialize(mapping) {
+        Ok(mapping) => build(mapping),
+        Err(e) => Transform::Misconfigured {
+            error: format!("{name}: options.mapping: {e}"),
         },
     }
 }
