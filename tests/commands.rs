@@ -47,6 +47,14 @@ pub(crate) fn statuses(sim: &Sim, id: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The statuses reported for command `id`, in the order they reached the simulator.
+fn status_sequence(sim: &Sim, id: &str) -> Vec<Value> {
+    statuses(sim, id)
+        .iter()
+        .map(|r| r["status"].clone())
+        .collect()
+}
+
 /// Wait for the terminal record of command `id` and return it.
 pub(crate) fn terminal(sim: &Sim, agent: &Agent, id: &str) -> Value {
     let mut found = None;
@@ -461,10 +469,7 @@ fn status_reports_are_retried_through_server_errors() {
     completed(&sim, &agent, "r1");
     // The RETRIEVED report may have been superseded by the COMPLETED one while the PUTs
     // failed (then it is acknowledged with it, not sent): what reaches OIA ends COMPLETED.
-    let seen: Vec<Value> = statuses(&sim, "r1")
-        .iter()
-        .map(|r| r["status"].clone())
-        .collect();
+    let seen = status_sequence(&sim, "r1");
     assert!(
         seen == [json!("COMPLETED")] || seen == [json!("RETRIEVED"), json!("COMPLETED")],
         "the final status reaches OIA in the end, in order: {seen:?}"
@@ -527,10 +532,7 @@ fn after_failed_puts_the_retry_lists_each_command_once_at_its_latest_status() {
         "the first PUT through lists each command once, at its latest status"
     );
     for id in ids {
-        let seen: Vec<Value> = statuses(&sim, id)
-            .iter()
-            .map(|r| r["status"].clone())
-            .collect();
+        let seen = status_sequence(&sim, id);
         assert_eq!(
             seen,
             [json!("COMPLETED")],
@@ -552,10 +554,7 @@ fn a_404_on_status_reports_counts_as_acknowledged() {
     sim.queue(&scan_mode("n1", "not-found"));
     let record = completed(&sim, &agent, "n1");
     assert_eq!(record["commandContent"]["name"], "not-found");
-    let seen: Vec<_> = statuses(&sim, "n1")
-        .iter()
-        .map(|r| r["status"].clone())
-        .collect();
+    let seen = status_sequence(&sim, "n1");
     assert_eq!(
         seen,
         [json!("COMPLETED")],

@@ -68,12 +68,8 @@ fn folder_south(id: &str, folder: &Path) -> Value {
     )
 }
 
-/// Start a registered agent with a folder south and an OIA north; returns the folder.
-fn flow(sim: &Sim, home: &AgentHome, retry_count: u32) -> (Agent, tempfile::TempDir) {
-    flow_with_env(sim, home, retry_count, &[])
-}
-
-fn flow_with_env(
+/// Start a registered agent (with `env`) with a folder south and an OIA north; returns the folder.
+fn flow(
     sim: &Sim,
     home: &AgentHome,
     retry_count: u32,
@@ -141,7 +137,7 @@ fn wait_received(sim: &Sim, agent: &Agent, names: &[String]) {
 fn files_dropped_in_a_folder_reach_oianalytics_through_commands_only() {
     let sim = sim();
     let home = AgentHome::with_sim(&sim, "");
-    let (agent, folder) = flow(&sim, &home, 3);
+    let (agent, folder) = flow(&sim, &home, 3, &[]);
     let names: Vec<String> = (0..5).map(|i| format!("batch-{i}.csv")).collect();
     for (i, name) in names.iter().enumerate() {
         drop_file(
@@ -214,7 +210,7 @@ fn files_dropped_in_a_folder_reach_oianalytics_through_commands_only() {
 fn an_outage_is_held_in_the_cache_and_drains_after_recovery_and_a_400_moves_to_error() {
     let sim = sim();
     let home = AgentHome::with_sim(&sim, "");
-    let (agent, folder) = flow(&sim, &home, 0);
+    let (agent, folder) = flow(&sim, &home, 0, &[]);
     // The upload answers 503 twenty times: each file stays at the head of the queue.
     sim.fault("file-uploads", 20, json!({"status": 503}));
     let names: Vec<String> = (0..4).map(|i| format!("outage-{i}.csv")).collect();
@@ -259,7 +255,7 @@ fn an_outage_is_held_in_the_cache_and_drains_after_recovery_and_a_400_moves_to_e
 fn a_north_that_dies_is_started_again_alone_and_its_cache_still_drains() {
     let sim = sim();
     let home = AgentHome::with_sim(&sim, "");
-    let (agent, folder) = flow_with_env(
+    let (agent, folder) = flow(
         &sim,
         &home,
         3,
@@ -396,7 +392,7 @@ fn crash_run(trials: usize, per_trial: usize, seed: u64) -> CrashReport {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let sim = sim();
     let home = AgentHome::with_sim(&sim, "");
-    let (mut agent, folder) = flow(&sim, &home, 3);
+    let (mut agent, folder) = flow(&sim, &home, 3, &[]);
     let mut names = Vec::new();
     for trial in 0..trials {
         let kill_after = Duration::from_millis(rng.gen_range(50..1500));

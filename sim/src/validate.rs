@@ -269,7 +269,7 @@ pub fn registration(body: &Value) -> Problems {
 /// E5 body (§4.5): an array of 1..n records.
 pub fn status_records(body: &Value) -> Problems {
     let mut problems = Problems::default();
-    let Some(records) = expect_array(body, &"body", &mut problems) else {
+    let Some(records) = expect(body, Value::as_array, "an array", &"body", &mut problems) else {
         return problems;
     };
     if records.is_empty() {
@@ -449,7 +449,7 @@ pub fn history_queries(body: &Value) -> Problems {
 /// E8 body (§7): an array (possibly empty) of log records.
 pub fn logs(body: &Value) -> Problems {
     let mut problems = Problems::default();
-    let Some(records) = expect_array(body, &"body", &mut problems) else {
+    let Some(records) = expect(body, Value::as_array, "an array", &"body", &mut problems) else {
         return problems;
     };
     for (index, record) in records.iter().enumerate() {
@@ -480,33 +480,23 @@ fn expect_object<'a>(
     path: &dyn Display,
     problems: &mut Problems,
 ) -> Option<&'a Map<String, Value>> {
-    match value {
-        Value::Object(object) => Some(object),
-        other => {
-            problems.hard(format!(
-                "{path}: expected an object, got {}",
-                type_name(other)
-            ));
-            None
-        }
-    }
+    expect(value, Value::as_object, "an object", path, problems)
 }
 
-fn expect_array<'a>(
+/// `value` as `get` reads it; otherwise a hard problem naming what was `expected`.
+fn expect<'a, T: ?Sized>(
     value: &'a Value,
+    get: fn(&Value) -> Option<&T>,
+    expected: &str,
     path: &dyn Display,
     problems: &mut Problems,
-) -> Option<&'a [Value]> {
-    match value {
-        Value::Array(items) => Some(items),
-        other => {
-            problems.hard(format!(
-                "{path}: expected an array, got {}",
-                type_name(other)
-            ));
-            None
-        }
+) -> Option<&'a T> {
+    let got = get(value);
+    if got.is_none() {
+        let got = type_name(value);
+        problems.hard(format!("{path}: expected {expected}, got {got}"));
     }
+    got
 }
 
 fn check_fields(

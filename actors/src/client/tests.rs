@@ -351,6 +351,11 @@ struct Pong {
     ok: bool,
 }
 
+/// `GET /status` without credentials: the plainest call, to watch the connection under it.
+async fn ping(client: &OiaClient) -> Result<Pong, ClientError> {
+    client.get_json(routes::STATUS, Auth::None).await
+}
+
 // ---------------------------------------------------------------------------------------------
 // Pure helpers.
 
@@ -527,8 +532,7 @@ async fn redirect_is_an_error_and_is_not_followed() {
         }
     })
     .await;
-    let err = client(settings(&server.url()))
-        .get_json::<Pong>(routes::STATUS, Auth::None)
+    let err = ping(&client(settings(&server.url())))
         .await
         .expect_err("redirect");
     assert!(
@@ -548,10 +552,7 @@ async fn silent_server_times_out_within_the_deadline() {
     let mut s = settings(&server.url());
     s.timeout = Duration::from_millis(300);
     let started = Instant::now();
-    let err = client(s)
-        .get_json::<Pong>(routes::STATUS, Auth::None)
-        .await
-        .expect_err("timeout");
+    let err = ping(&client(s)).await.expect_err("timeout");
     assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
     assert_eq!(err.label(), "timeout");
     assert!(started.elapsed() < Duration::from_secs(3));
@@ -629,10 +630,7 @@ async fn the_user_agent_names_the_configured_oibus_version() {
     let server = TestServer::start(|_| Reply::json(json!({"ok": true}))).await;
     let mut s = settings(&server.url());
     s.oibus_version = "3.9.1".to_owned();
-    let _: Pong = client(s)
-        .get_json(routes::STATUS, Auth::None)
-        .await
-        .unwrap();
+    let _ = ping(&client(s)).await.unwrap();
     assert_eq!(
         server.only_request().header("user-agent"),
         Some("OIBus/3.9.1 (https://oibus.optimistik.com/)")
@@ -715,7 +713,7 @@ async fn http_target_goes_through_a_connect_tunnel_with_basic_auth() {
     let server = TestServer::start(|_| Reply::json(json!({"ok": true}))).await;
     let proxy = TestProxy::start(Some("ops:s3cret")).await;
     let c = via_proxy(&server.url(), &proxy, Some("ops"), Some("s3cret"));
-    let pong: Pong = c.get_json(routes::STATUS, Auth::None).await.expect("call");
+    let pong = ping(&c).await.expect("call");
     assert_eq!(pong, Pong { ok: true });
 
     let heads = proxy.heads();
@@ -729,7 +727,7 @@ async fn proxy_without_auth_tunnels_without_credentials() {
     let server = TestServer::start(|_| Reply::json(json!({"ok": true}))).await;
     let proxy = TestProxy::start(None).await;
     let c = via_proxy(&server.url(), &proxy, None, None);
-    let _: Pong = c.get_json(routes::STATUS, Auth::None).await.expect("call");
+    let _ = ping(&c).await.expect("call");
     let heads = proxy.heads();
     assert!(heads[0]
         .1
@@ -742,10 +740,7 @@ async fn wrong_proxy_credentials_are_a_clear_proxy_auth_error() {
     let server = TestServer::start(|_| Reply::json(json!({"ok": true}))).await;
     let proxy = TestProxy::start(Some("ops:s3cret")).await;
     let c = via_proxy(&server.url(), &proxy, Some("ops"), Some("wrong"));
-    let err = c
-        .get_json::<Pong>(routes::STATUS, Auth::None)
-        .await
-        .expect_err("407");
+    let err = ping(&c).await.expect_err("407");
     assert!(matches!(err, ClientError::ProxyAuth { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
@@ -769,10 +764,7 @@ async fn https_target_goes_through_a_connect_tunnel() {
         username: None,
         password: None,
     });
-    let pong: Pong = client(s)
-        .get_json(routes::STATUS, Auth::None)
-        .await
-        .expect("call through the tunnel");
+    let pong = ping(&client(s)).await.expect("call through the tunnel");
     assert_eq!(pong, Pong { ok: true });
     assert_eq!(
         proxy.heads()[0].0,
@@ -786,8 +778,7 @@ async fn https_target_goes_through_a_connect_tunnel() {
 #[actix_rt::test]
 async fn self_signed_server_is_rejected_when_verifying() {
     let server = TestServer::start_tls(|_| Reply::json(json!({"ok": true}))).await;
-    let err = client(settings(&format!("https://{}", server.addr)))
-        .get_json::<Pong>(routes::STATUS, Auth::None)
+    let err = ping(&client(settings(&format!("https://{}", server.addr))))
         .await
         .expect_err("untrusted certificate");
     assert!(matches!(err, ClientError::Tls { .. }), "{err:?}");
@@ -800,10 +791,7 @@ async fn self_signed_server_is_accepted_with_accept_unauthorized() {
     let server = TestServer::start_tls(|_| Reply::json(json!({"ok": true}))).await;
     let mut s = settings(&format!("https://{}", server.addr));
     s.accept_unauthorized = true;
-    let pong: Pong = client(s)
-        .get_json(routes::STATUS, Auth::None)
-        .await
-        .expect("accepted");
+    let pong = ping(&client(s)).await.expect("accepted");
     assert_eq!(pong, Pong { ok: true });
 }
 

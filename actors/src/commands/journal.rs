@@ -938,10 +938,7 @@ mod tests {
                 read.fields["commandContent"]["maxReadInterval"], long,
                 "round {round}"
             );
-            let batch = journal.store().batch();
-            journal
-                .commit(batch, &mut [read], Reporting::Silent, Durability::Buffered)
-                .unwrap();
+            commit(&journal, &mut [read], Reporting::Silent);
         }
     }
 
@@ -965,25 +962,13 @@ mod tests {
         let done = a
             .transition(Transition::Finish(Ok("ok".into())), "t")
             .unwrap();
-        let batch = journal.store().batch();
-        journal
-            .commit(batch, &mut [done], Reporting::Report, Durability::Buffered)
-            .unwrap();
+        commit(&journal, &mut [done], Reporting::Report);
         journal.sync().unwrap();
         assert_eq!(journal.open_from(0, 1).unwrap()[0].id, "aaa");
 
         let reports = journal.pending_reports(10).unwrap();
-        let statuses: Vec<_> = reports
-            .iter()
-            .map(|r| {
-                (
-                    r.value()["id"].as_str().unwrap().to_owned(),
-                    r.value()["status"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
         assert_eq!(
-            statuses,
+            ids_and_statuses(&reports),
             [
                 ("zzz".into(), "RETRIEVED".into()),
                 ("aaa".into(), "RETRIEVED".into()),
@@ -1031,19 +1016,12 @@ mod tests {
         journal.insert(&mut records).unwrap();
         assert_eq!(scanned(&journal), (3, 2));
         let running = records[0].transition(Transition::Start, "t1").unwrap();
-        let silent = Reporting::Silent;
-        let batch = journal.store().batch();
-        journal
-            .commit(batch, &mut [running.clone()], silent, Durability::Buffered)
-            .unwrap();
+        commit(&journal, &mut [running.clone()], Reporting::Silent);
         assert_eq!(scanned(&journal), (3, 2), "RUNNING is still open");
         let done = running.transition(Transition::Finish(Ok("ok".into())), "t2");
         let cancelled = records[1].transition(Transition::Cancel, "t3");
         let mut ended = [done.unwrap(), cancelled.unwrap()];
-        let batch = journal.store().batch();
-        journal
-            .commit(batch, &mut ended, Reporting::Report, Durability::Buffered)
-            .unwrap();
+        commit(&journal, &mut ended, Reporting::Report);
         assert_eq!(scanned(&journal), (5, 0));
         let reports = journal.pending_reports(usize::MAX).unwrap();
         journal.ack_reports(&reports[..2]).unwrap();
@@ -1066,10 +1044,7 @@ mod tests {
         let done = records[3]
             .transition(Transition::Finish(Ok("done".into())), "t")
             .unwrap();
-        let batch = journal.store().batch();
-        journal
-            .commit(batch, &mut [done], Reporting::Report, Durability::Buffered)
-            .unwrap();
+        commit(&journal, &mut [done], Reporting::Report);
         let recent = journal.recent(3).unwrap();
         let shown: Vec<_> = recent
             .iter()
@@ -1084,6 +1059,13 @@ mod tests {
             ]
         );
         assert_eq!(journal.recent(20).unwrap().len(), 5);
+    }
+
+    fn commit(journal: &Journal, records: &mut [CommandRecord], reporting: Reporting) {
+        let batch = journal.store().batch();
+        journal
+            .commit(batch, records, reporting, Durability::Buffered)
+            .unwrap();
     }
 
     fn retrieved(seq: u64, id: &str) -> CommandRecord {
@@ -1133,14 +1115,7 @@ mod tests {
         let running = records[0].transition(Transition::Start, "t1").unwrap();
         let done = running.transition(Transition::Finish(Ok("ok".into())), "t2");
         for next in [running, done.unwrap()] {
-            journal
-                .commit(
-                    journal.store().batch(),
-                    &mut [next],
-                    Reporting::Report,
-                    Durability::Buffered,
-                )
-                .unwrap();
+            commit(&journal, &mut [next], Reporting::Report);
         }
         // As after a failed PUT: a's RETRIEVED, RUNNING and COMPLETED all wait.
         let pending = journal.pending_reports(10).unwrap();
@@ -1204,14 +1179,7 @@ mod tests {
         assert_eq!(journal.pending_reports(10).unwrap(), []);
 
         let done = records[0].transition(Transition::Finish(Ok("ok".into())), "t");
-        journal
-            .commit(
-                journal.store().batch(),
-                &mut [done.unwrap()],
-                Reporting::Report,
-                Durability::Buffered,
-            )
-            .unwrap();
+        commit(&journal, &mut [done.unwrap()], Reporting::Report);
         assert_eq!(
             ids_and_statuses(&journal.pending_reports(10).unwrap()),
             [("first".to_owned(), "COMPLETED".to_owned())]

@@ -12,6 +12,7 @@ use actix::prelude::*;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::item_test::str_field;
 use super::router::{NorthRoute, Router};
 use super::schedule::Schedule;
 use super::transform::{Origin, Routing};
@@ -496,14 +497,7 @@ impl DataFlow {
 
     fn run_cache_command(&self, command: &DataCommand) -> Result<String, String> {
         use CommandType::*;
-        let field = |name: &str| {
-            command
-                .fields
-                .get(name)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let field = |name: &str| str_field(&command.fields, name).to_owned();
         let content = command
             .fields
             .get("commandContent")
@@ -546,11 +540,7 @@ impl DataFlow {
     /// `setpoint`: the content goes into the north's cache through its `oianalytics-setpoint`
     /// transformer; done once it is committed (OIBus `north.service.ts` `executeSetpoint`).
     fn setpoint(&self, command: &DataCommand) -> Result<String, String> {
-        let id = command
-            .fields
-            .get("northConnectorId")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let id = str_field(&command.fields, "northConnectorId");
         let elements = match command.fields.get("commandContent") {
             Some(Value::Array(elements)) => elements.clone(),
             _ => return Err("commandContent must be an array of {reference, value}".into()),
@@ -582,23 +572,12 @@ impl DataFlow {
     }
 
     fn test_north(&self, command: &DataCommand) -> ResponseFuture<Result<String, String>> {
-        let id = command
-            .fields
-            .get("northConnectorId")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let north = match self.entities.get::<NorthConnector>(id) {
-            Ok(Some(north)) => north,
-            Ok(None) => {
-                let missing = format!("North \"{id}\" not found");
-                return Box::pin(async move { Err(missing) });
-            }
-            Err(e) => {
-                let e = e.to_string();
-                return Box::pin(async move { Err(e) });
-            }
+        let id = str_field(&command.fields, "northConnectorId");
+        let driver = match self.entities.get::<NorthConnector>(id) {
+            Ok(Some(north)) => NorthDriver::new(&north, &self.ctx),
+            Ok(None) => Err(format!("North \"{id}\" not found")),
+            Err(e) => Err(e.to_string()),
         };
-        let driver = NorthDriver::new(&north, &self.ctx);
         Box::pin(async move {
             let result = driver?.test_connection().await?;
             Ok(result.to_string())
@@ -608,11 +587,7 @@ impl DataFlow {
     /// `test-south-connection` with the stored south's settings; a test never touches the
     /// running connector (its own driver, its own connection).
     fn test_south(&self, command: &DataCommand) -> ResponseFuture<Result<String, String>> {
-        let id = command
-            .fields
-            .get("southConnectorId")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let id = str_field(&command.fields, "southConnectorId");
         let driver = match self.entities.get::<SouthConnector>(id) {
             Ok(Some(south)) => SouthDriver::new(&south, &self.ctx),
             Ok(None) => Err(format!("South \"{id}\" not found")),

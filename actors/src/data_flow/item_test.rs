@@ -47,7 +47,8 @@ struct Plan {
     known: Vec<Transformer>,
 }
 
-fn str_field<'a>(fields: &'a Map<String, Value>, key: &str) -> &'a str {
+/// The string field `key` of a command (an id), empty when it is absent or not a string.
+pub(super) fn str_field<'a>(fields: &'a Map<String, Value>, key: &str) -> &'a str {
     fields.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 

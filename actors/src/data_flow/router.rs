@@ -77,8 +77,7 @@ impl Router {
         origin: Origin<'_>,
         content: &Content,
     ) -> Result<Dispatched, CacheError> {
-        let norths = self.snapshot();
-        self.commit(norths.iter().map(Arc::as_ref), origin, content, |_| Ok(()))
+        self.dispatch_with(origin, content, |_| Ok(()))
     }
 
     /// [`Router::dispatch`], with `extra` writes of the south's own (a history cursor) in the

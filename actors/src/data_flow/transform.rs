@@ -308,39 +308,36 @@ fn native(entry: &Entry, known: &[Transformer]) -> Transform {
             "json-to-oianalytics" => JsonToOianalytics::new(&entry.options)
                 .map(|t| Transform::JsonToOianalytics(Box::new(t)))
                 .unwrap_or_else(|error| Transform::Misconfigured { error }),
-            "setpoint-to-modbus" => {
-                let mapping = entry.options.get("mapping").cloned().unwrap_or_default();
-                match Vec::<ModbusMapping>::deserialize(mapping) {
-                    Ok(mapping) => Transform::SetpointToModbus { mapping },
-                    Err(e) => Transform::Misconfigured {
-                        error: format!("setpoint-to-modbus: options.mapping: {e}"),
-                    },
-                }
-            }
-            "setpoint-to-mqtt" => {
-                let mapping = entry.options.get("mapping").cloned().unwrap_or_default();
-                match Vec::<MqttMapping>::deserialize(mapping) {
-                    Ok(mapping) => Transform::SetpointToMqtt { mapping },
-                    Err(e) => Transform::Misconfigured {
-                        error: format!("setpoint-to-mqtt: options.mapping: {e}"),
-                    },
-                }
-            }
-            "setpoint-to-opcua" => {
-                let mapping = entry.options.get("mapping").cloned().unwrap_or_default();
-                match Vec::<OpcuaMapping>::deserialize(mapping) {
-                    Ok(mapping) => Transform::SetpointToOpcua { mapping },
-                    Err(e) => Transform::Misconfigured {
-                        error: format!("setpoint-to-opcua: options.mapping: {e}"),
-                    },
-                }
-            }
+            name @ "setpoint-to-modbus" => with_mapping(name, &entry.options, |mapping| {
+                Transform::SetpointToModbus { mapping }
+            }),
+            name @ "setpoint-to-mqtt" => with_mapping(name, &entry.options, |mapping| {
+                Transform::SetpointToMqtt { mapping }
+            }),
+            name @ "setpoint-to-opcua" => with_mapping(name, &entry.options, |mapping| {
+                Transform::SetpointToOpcua { mapping }
+            }),
             other => Transform::Unsupported {
                 name: other.to_owned(),
             },
         },
         TransformerDefinition::Custom(custom) => Transform::Unsupported {
             name: custom.name.clone(),
+        },
+    }
+}
+
+/// A setpoint transformer built from its `options.mapping`, or why it cannot be.
+fn with_mapping<M: serde::de::DeserializeOwned>(
+    name: &str,
+    options: &Map<String, Value>,
+    build: impl FnOnce(Vec<M>) -> Transform,
+) -> Transform {
+    let mapping = options.get("mapping").cloned().unwrap_or_default();
+    match Vec::<M>::deserialize(mapping) {
+        Ok(mapping) => build(mapping),
+        Err(e) => Transform::Misconfigured {
+            error: format!("{name}: options.mapping: {e}"),
         },
     }
 }
@@ -374,47 +371,45 @@ pub fn apply(
         },
         Some(Transform::JsonToOianalytics(t)) => t.apply(content).map(Some),
         Some(Transform::Misconfigured { error }) => Err(error.clone()),
-        Some(Transform::SetpointToModbus { mapping }) => match content {
-            Content::Elements {
-                kind: ContentType::Setpoint,
-                elements,
-            } => Ok(Some(Content::Elements {
-                kind: ContentType::Modbus,
-                elements: setpoint_to_modbus(mapping, &elements),
-            })),
-            other => Err(format!(
-                "setpoint-to-modbus takes setpoint, not {}",
-                other.content_type()
-            )),
-        },
-        Some(Transform::SetpointToMqtt { mapping }) => match content {
-            Content::Elements {
-                kind: ContentType::Setpoint,
-                elements,
-            } => Ok(Some(Content::Elements {
-                kind: ContentType::Mqtt,
-                elements: setpoint_to_mqtt(mapping, &elements),
-            })),
-            other => Err(format!(
-                "setpoint-to-mqtt takes setpoint, not {}",
-                other.content_type()
-            )),
-        },
-        Some(Transform::SetpointToOpcua { mapping }) => match content {
-            Content::Elements {
-                kind: ContentType::Setpoint,
-                elements,
-            } => Ok(Some(Content::Elements {
-                kind: ContentType::Opcua,
-                elements: setpoint_to_opcua(mapping, &elements),
-            })),
-            other => Err(format!(
-                "setpoint-to-opcua takes setpoint, not {}",
-                other.content_type()
-            )),
-        },
+        Some(Transform::SetpointToModbus { mapping }) => {
+            from_setpoints(content, "setpoint-to-modbus", ContentType::Modbus, |s| {
+                setpoint_to_modbus(mapping, s)
+            })
+        }
+        Some(Transform::SetpointToMqtt { mapping }) => {
+            from_setpoints(content, "setpoint-to-mqtt", ContentType::Mqtt, |s| {
+                setpoint_to_mqtt(mapping, s)
+            })
+        }
+        Some(Transform::SetpointToOpcua { mapping }) => {
+            from_setpoints(content, "setpoint-to-opcua", ContentType::Opcua, |s| {
+                setpoint_to_opcua(mapping, s)
+            })
+        }
         Some(Transform::Unsupported { name }) => Err(format!(
             "transformer '{name}' is not supported by this agent (no runtime for it)"
+        )),
+    }
+}
+
+/// A setpoint transformer: setpoint elements in, `kind` elements out.
+fn from_setpoints(
+    content: Content,
+    name: &str,
+    kind: ContentType,
+    convert: impl FnOnce(&[Value]) -> Vec<Value>,
+) -> Result<Option<Content>, String> {
+    match content {
+        Content::Elements {
+            kind: ContentType::Setpoint,
+            elements,
+        } => Ok(Some(Content::Elements {
+            kind,
+            elements: convert(&elements),
+        })),
+        other => Err(format!(
+            "{name} takes setpoint, not {}",
+            other.content_type()
         )),
     }
 }

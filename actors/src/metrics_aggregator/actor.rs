@@ -283,8 +283,9 @@ mod tests {
     use super::*;
     use crate::config::Config;
 
-    fn context(store: Store) -> AgentContext {
-        AgentContext::for_tests(store, Config::default())
+    fn aggregator(store: &Store, handle: MetricsHandle) -> MetricsAggregator {
+        let ctx = AgentContext::for_tests(store.clone(), Config::default());
+        MetricsAggregator::new(ChildGuard::unsupervised(), ctx, handle)
     }
 
     #[test]
@@ -293,8 +294,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let handle = MetricsHandle::new();
         let recorder = MetricsRecorder::new(handle.clone(), "engine");
-        let mut agg =
-            MetricsAggregator::new(ChildGuard::unsupervised(), context(store.clone()), handle);
+        let mut agg = aggregator(&store, handle);
         for _ in 0..3 {
             recorder.operation(Source::CommandPoller, "poll", true);
         }
@@ -316,14 +316,12 @@ mod tests {
         let recorder = MetricsRecorder::new(handle.clone(), "engine");
         {
             let store = Store::open(dir.path()).unwrap();
-            let mut agg =
-                MetricsAggregator::new(ChildGuard::unsupervised(), context(store), handle.clone());
+            let mut agg = aggregator(&store, handle.clone());
             recorder.api("commands/pending", "GET", "200");
             agg.flush_now().unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
-        let mut agg =
-            MetricsAggregator::new(ChildGuard::unsupervised(), context(store.clone()), handle);
+        let mut agg = aggregator(&store, handle);
         recorder.api("commands/pending", "GET", "200");
         agg.flush_now().unwrap();
         let now = Utc::now();
@@ -337,11 +335,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let handle = MetricsHandle::new();
         let recorder = MetricsRecorder::new(handle.clone(), "engine");
-        let mut agg = MetricsAggregator::new(
-            ChildGuard::unsupervised(),
-            context(store.clone()),
-            handle.clone(),
-        );
+        let mut agg = aggregator(&store, handle.clone());
         recorder.control_panel("register", true, "ops");
         agg.flush_now().unwrap();
         let now = Utc::now();
@@ -355,8 +349,7 @@ mod tests {
             )
             .unwrap();
         // A fresh actor has no cache, so it must read (and quarantine) the corrupt record.
-        let mut agg =
-            MetricsAggregator::new(ChildGuard::unsupervised(), context(store.clone()), handle);
+        let mut agg = aggregator(&store, handle);
         recorder.control_panel("register", true, "ops");
         agg.flush_now().unwrap();
         assert_eq!(store.quarantined(), 1);

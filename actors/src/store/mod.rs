@@ -113,6 +113,13 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// The `map_err` of a RocksDB call: `op` on column family `cf` failed.
+    fn db(op: &'static str, cf: &'static str) -> impl Fn(rocksdb::Error) -> StoreError + Copy {
+        move |source| StoreError::Db { op, cf, source }
+    }
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// A cheap-to-clone handle on the database.
@@ -220,11 +227,7 @@ impl Store {
         self.inner
             .db
             .get_cf(self.cf(cf), key)
-            .map_err(|source| StoreError::Db {
-                op: "get",
-                cf: cf.name(),
-                source,
-            })
+            .map_err(StoreError::db("get", cf.name()))
     }
 
     /// A JSON record under `key`; a record that does not decode is quarantined and reads as absent.
@@ -283,11 +286,7 @@ impl Store {
             .iterator_cf(self.cf(cf), IteratorMode::From(start, Direction::Forward));
         let mut out = Vec::new();
         for item in iter {
-            let (k, v) = item.map_err(|source| StoreError::Db {
-                op: "scan",
-                cf: cf.name(),
-                source,
-            })?;
+            let (k, v) = item.map_err(StoreError::db("scan", cf.name()))?;
             if !k.starts_with(prefix) || out.len() >= limit {
                 break;
             }
@@ -307,11 +306,7 @@ impl Store {
         match iter.next() {
             None => Ok(None),
             Some(item) => {
-                let (k, _) = item.map_err(|source| StoreError::Db {
-                    op: "scan",
-                    cf: cf.name(),
-                    source,
-                })?;
+                let (k, _) = item.map_err(StoreError::db("scan", cf.name()))?;
                 Ok(k.starts_with(prefix).then(|| k.into_vec()))
             }
         }
@@ -329,11 +324,7 @@ impl Store {
         self.inner
             .db
             .write_opt(batch.inner, &Self::write_opts(durability))
-            .map_err(|source| StoreError::Db {
-                op: "write",
-                cf: "batch",
-                source,
-            })
+            .map_err(StoreError::db("write", "batch"))
     }
 
     /// Current value of a named counter (0 when never set).
@@ -378,11 +369,7 @@ impl Store {
 
     /// Flush memtables and the WAL, for a clean shutdown.
     pub fn flush(&self) -> Result<()> {
-        let db_err = |source| StoreError::Db {
-            op: "flush",
-            cf: "all",
-            source,
-        };
+        let db_err = StoreError::db("flush", "all");
         self.inner.db.flush_wal(true).map_err(db_err)?;
         for cf in Cf::ALL {
             self.inner.db.flush_cf(self.cf(cf)).map_err(db_err)?;

@@ -323,6 +323,14 @@ mod tests {
         Layout::new(dir.join("install"), dir.join("data"))
     }
 
+    /// The names in the update folder (which must exist).
+    fn update_folder(layout: &Layout) -> Vec<String> {
+        let entries = fs::read_dir(layout.update_dir()).unwrap();
+        entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
     fn limits() -> StageLimits {
         StageLimits {
             min_free_bytes: 0,
@@ -345,12 +353,7 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o111, 0o111);
-        let leftovers: Vec<_> = fs::read_dir(layout.update_dir())
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        assert_eq!(leftovers, vec![std::ffi::OsString::from("staged")]);
+        assert_eq!(update_folder(&layout), ["staged"]);
     }
 
     #[test]
@@ -385,7 +388,7 @@ mod tests {
         );
         assert!(!ran.exists(), "the foreign binary must not be executed");
         assert!(read_marker(&layout.marker()).unwrap().is_none());
-        assert_eq!(fs::read_dir(layout.update_dir()).unwrap().count(), 0);
+        assert!(update_folder(&layout).is_empty());
     }
 
     #[test]
@@ -433,7 +436,7 @@ mod tests {
         let err = stage_from_zip(&zip, &request("2.1.0"), &layout, &limits()).unwrap_err();
         assert!(matches!(err, UpgradeError::BinaryCheck { .. }), "{err}");
         assert!(read_marker(&layout.marker()).unwrap().is_none());
-        assert_eq!(fs::read_dir(layout.update_dir()).unwrap().count(), 0);
+        assert!(update_folder(&layout).is_empty());
     }
 
     #[test]
@@ -535,14 +538,9 @@ mod tests {
             (asset, Some("Bearer tok-9"))
         );
         assert!(layout.staged_bin().is_file());
-        let left: Vec<_> = fs::read_dir(layout.update_dir())
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
         assert_eq!(
-            left,
-            vec![std::ffi::OsString::from("staged")],
+            update_folder(&layout),
+            ["staged"],
             "the download is removed"
         );
     }
@@ -555,7 +553,7 @@ mod tests {
         let err = download(&server, "t", &layout).await.unwrap_err();
         assert!(err.to_string().contains("404 - no such asset"), "{err}");
         assert!(read_marker(&layout.marker()).unwrap().is_none());
-        assert_eq!(fs::read_dir(layout.update_dir()).unwrap().count(), 0);
+        assert!(update_folder(&layout).is_empty());
     }
 
     #[actix_rt::test]
