@@ -337,6 +337,11 @@ if len(seen.get("log_delivery_per_s", [])) > 1:
     v = seen["log_delivery_per_s"]
     seen["log_delivery_spread_pct"] = [100 * (max(v) - min(v)) / statistics.median(v)]
     units["log_delivery_spread_pct"] = "%"
+    # As old as the runs it is computed from.
+    if "log_delivery_per_s" in earlier:
+        earlier.add("log_delivery_spread_pct")
+    else:
+        earlier.discard("log_delivery_spread_pct")
 def fmt(v):
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}".rstrip("0").rstrip(".")
 def sh(cmd):
