@@ -280,6 +280,10 @@ impl PendingReport {
             id: Option<Value>,
             status: Option<Value>,
         }
+        // A struct also deserialises from an array: only an object is a record.
+        if !record.get().starts_with('{') {
+            return None;
+        }
         let head: Head = serde_json::from_str(record.get()).ok()?;
         Some(PendingReport {
             number,
@@ -1166,6 +1170,10 @@ mod tests {
         let no_id = [0, 1]
             .map(|number| PendingReport::new(number, raw(json!({"status": "RETRIEVED"}))).unwrap());
         assert_eq!(latest_per_command(&no_id).len(), 2, "nothing to merge on");
+        assert!(
+            PendingReport::new(0, raw(json!(["a", "RETRIEVED"]))).is_none(),
+            "an array is not a record, even one that fits the fields"
+        );
     }
 
     #[test]
