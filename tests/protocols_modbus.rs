@@ -21,7 +21,7 @@ use crate::data_plane::{every_second, oia_north};
 use crate::kit::agent::{Agent, AgentHome};
 use crate::kit::connectors::{
     connector_id, errored_naming, recent_values as recent, south_status, standard_transformer,
-    test_south_connection, write_setpoints,
+    tested_south_connection, write_setpoints,
 };
 use crate::kit::sim::Sim;
 use crate::kit::wait_until;
@@ -332,9 +332,7 @@ fn registers_and_coils_of_a_modbus_server_reach_oianalytics_decoded_as_oibus_doe
     );
     assert_eq!(south_status(&agent, "plc")["last_error"], Value::Null);
 
-    let south_id = connector_id(&agent, "southConnectors", "plc");
-    sim.queue(&json!([test_south_connection("t1", &south_id, "modbus")]));
-    let tested: Value = completed_json(&sim, &agent, "t1");
+    let tested = tested_south_connection(&sim, &agent, "plc", "modbus");
     assert_eq!(
         tested,
         json!({"items": [{"key": "RemoteAddress", "value": format!("127.0.0.1:{}", server.port)}]})

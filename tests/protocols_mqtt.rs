@@ -16,7 +16,7 @@ use crate::data_plane::{every_second, oia_north, oia_north_content};
 use crate::kit::agent::{Agent, AgentHome};
 use crate::kit::connectors::{
     connector_id, errored_naming, south_status, standard_transformer, test_south_connection,
-    write_setpoints,
+    tested_south_connection, write_setpoints,
 };
 use crate::kit::mosquitto::Mosquitto;
 use crate::kit::sim::Sim;
@@ -142,9 +142,7 @@ fn mqtt_json_messages_reach_oianalytics_as_values_through_commands_only() {
     let sample = sim.admin_get("/admin/data")["recentValues"][0]["value"].clone();
     assert_eq!(sample["pointId"], "temperature", "{sample}");
 
-    let south = connector_id(&agent, "southConnectors", "broker");
-    sim.queue(&json!([test_south_connection("t1", &south, "mqtt")]));
-    let tested: Value = completed_json(&sim, &agent, "t1");
+    let tested = tested_south_connection(&sim, &agent, "broker", "mqtt");
     assert_eq!(tested["items"][0]["key"], "SessionPresent", "{tested}");
 }
 

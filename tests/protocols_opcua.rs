@@ -14,8 +14,7 @@ use crate::commands::{command, completed_json, registered, run_completed, starte
 use crate::data_plane::{every_second, oia_north};
 use crate::kit::agent::{Agent, AgentHome};
 use crate::kit::connectors::{
-    connector_id, errored_naming, recent_values, south_status, test_south_connection,
-    write_setpoints,
+    errored_naming, recent_values, south_status, tested_south_connection, write_setpoints,
 };
 use crate::kit::opcua_server::{counter_value, history_value, OpcuaServer, PASSWORD, USER};
 use crate::kit::sim::Sim;
@@ -208,9 +207,7 @@ fn polled_and_subscribed_values_reach_oianalytics_at_the_server_timestamps() {
         "the unparsable node id is not named\n{logs}"
     );
 
-    let south_id = connector_id(&agent, "southConnectors", "plant");
-    sim.queue(&json!([test_south_connection("t1", &south_id, "opcua")]));
-    let tested: Value = completed_json(&sim, &agent, "t1");
+    let tested = tested_south_connection(&sim, &agent, "plant", "opcua");
     let keys: Vec<&str> = tested["items"]
         .as_array()
         .into_iter()
@@ -245,9 +242,7 @@ fn sign_and_encrypt_with_basic256sha256_and_a_password_reads_values() {
         s.seconds("counter").len() >= 2 && s.seconds("pushed").len() >= 2
     });
     assert!(ok, "{:?}\n{}", seen.values, agent.logs());
-    let south_id = connector_id(&agent, "southConnectors", "secure");
-    sim.queue(&json!([test_south_connection("t1", &south_id, "opcua")]));
-    let tested: Value = completed_json(&sim, &agent, "t1");
+    let tested = tested_south_connection(&sim, &agent, "secure", "opcua");
     let items = tested["items"].as_array().cloned().unwrap_or_default();
     assert!(
         items.contains(&json!({"key": "SecurityMode", "value": "SignAndEncrypt"}))

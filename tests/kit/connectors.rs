@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use super::agent::Agent;
 use super::sim::Sim;
 use super::{command, wait_until};
-use crate::commands::{completed, entities, named, run_completed, terminal, WAIT};
+use crate::commands::{completed, completed_json, entities, named, run_completed, terminal, WAIT};
 use crate::data_plane::every_second;
 
 /// The id the agent gave the connector `name` of `list` (`southConnectors`, `northConnectors`).
@@ -78,6 +78,14 @@ pub fn test_south_connection(id: &str, south_id: &Value, south_type: &str) -> Va
         json!({"southConnectorId": south_id,
                "commandContent": {"type": south_type, "settings": {}}}),
     )
+}
+
+/// Run `test-south-connection` on the south named `name` (of type `south_type`) and return its
+/// completed result.
+pub fn tested_south_connection(sim: &Sim, agent: &Agent, name: &str, south_type: &str) -> Value {
+    let south_id = connector_id(agent, "southConnectors", name);
+    sim.queue(&json!([test_south_connection("t1", &south_id, south_type)]));
+    completed_json(sim, agent, "t1")
 }
 
 /// Wait until command `id` ends ERRORED with a result that names each of `words`.
