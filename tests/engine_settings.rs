@@ -4,7 +4,6 @@
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
 use crate::commands::{completed, registered, run_completed, sim, started};
@@ -87,8 +86,7 @@ fn the_port_set_by_oianalytics_is_used_again_after_a_restart() {
     run_completed(&sim, &agent, &json!([web_server("w1", new.port())]));
     assert!(wait_until(WAIT, || answers(new)), "{}", agent.logs());
 
-    agent.signal(Signal::SIGTERM);
-    assert_eq!(agent.wait_exit(WAIT), Some(0), "{}", agent.logs());
+    agent.stop(WAIT);
     let agent = home.start();
     assert!(
         wait_until(WAIT, || answers(new)),

@@ -81,8 +81,7 @@ fn row_5_a_permission_switched_off_remotely_stays_off_until_a_local_edit() {
     assert!(full_config_with_permission(&sim, "setpoint", false));
 
     // A restart is not a local edit.
-    agent.signal(Signal::SIGTERM);
-    agent.wait_exit(WAIT);
+    agent.stop(WAIT);
     let agent = registered(&home, &[]);
     sim.queue(&json!([command(
         "sp2",
@@ -188,8 +187,7 @@ fn row_9_full_config_lists_the_admin_user_with_an_id_that_survives_a_restart() {
         json!({"login": "admin", "firstName": null, "lastName": null, "email": null,
             "language": "en", "timezone": "Europe/Paris"})
     );
-    agent.signal(Signal::SIGTERM);
-    agent.wait_exit(WAIT);
+    agent.stop(WAIT);
     let count = sim.admin_get("/admin/messages?limit=0")["count"].clone();
     let _agent = registered(&home, &[]);
     let ok = wait_until(WAIT, || {

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
 use crate::commands::{completed, entities, named, scan_mode, statuses};
@@ -135,16 +134,6 @@ fn logs_before(sim: &Sim, before: &str) -> usize {
         .count()
 }
 
-fn stop(agent: &mut Agent) {
-    agent.signal(Signal::SIGTERM);
-    assert_eq!(
-        agent.wait_exit(Duration::from_secs(20)),
-        Some(0),
-        "{}",
-        agent.logs()
-    );
-}
-
 #[test]
 fn install_migrates_an_earlier_layout_install_with_nothing_lost() {
     let sim = Sim::start(SimOpts::default());
@@ -235,7 +224,7 @@ fn install_migrates_an_earlier_layout_install_with_nothing_lost() {
     });
     assert!(backlog, "no log backlog: {}", agent.status()["logs"]);
     let polls = counted_polls(&agent);
-    stop(&mut agent);
+    agent.stop(Duration::from_secs(20));
     let stopped_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let terminal = |id: &str| {
         statuses(&sim, id)
@@ -339,7 +328,7 @@ fn install_migrates_an_earlier_layout_install_with_nothing_lost() {
         south("plc-after", &sim.encrypt("secret after"))
     )]));
     completed(&sim, &agent, "s2");
-    stop(&mut agent);
+    agent.stop(Duration::from_secs(20));
 
     // 5. Installing again is a no-op for the state, and uninstall keeps it.
     let said = install_into("scripts/install.sh", root_s);

@@ -612,13 +612,7 @@ fn logs_of_a_stop_during_an_outage_are_delivered_after_the_restart() {
         agent.status()["logs"]["posts_failed"].as_u64().unwrap_or(0) > 0
     });
     assert!(failing, "{}", agent.status());
-    agent.signal(nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(
-        agent.wait_exit(Duration::from_secs(30)),
-        Some(0),
-        "{}",
-        agent.logs()
-    );
+    agent.stop(Duration::from_secs(30));
     for m in [
         "configuration reloaded",
         "stop requested; shutting down in order",

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
 use crate::commands::{run_completed, scan_mode};
@@ -412,8 +411,7 @@ fn a_pending_message_is_sent_after_a_restart() {
         agent.logs().matches("it will be retried").count() >= 2
     });
     assert!(failing, "{}", agent.logs());
-    agent.signal(Signal::SIGTERM);
-    assert_eq!(agent.wait_exit(WAIT), Some(0), "{}", agent.logs());
+    agent.stop(WAIT);
     sim.admin_delete("/admin/faults");
 
     let agent = home.start();

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
 use serde_json::Value;
 
 use crate::kit::agent::{cli, AgentHome};
@@ -67,8 +66,7 @@ fn api_counts_match_the_simulator_and_survive_a_graceful_restart() {
     assert!(ok, "{}", agent.logs());
 
     // Stop gracefully: the final flush writes every count.
-    agent.signal(Signal::SIGTERM);
-    assert_eq!(agent.wait_exit(Duration::from_secs(10)), Some(0));
+    agent.stop(Duration::from_secs(10));
     let checks = sim.requests_on("check-registration");
     let polls_before_stop = sim.requests_on("commands-pending");
     assert!(checks >= 2, "several checks were made ({checks})");

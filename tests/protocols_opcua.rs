@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
 use crate::commands::{command, completed_json, registered, run_completed, started};
@@ -341,16 +340,14 @@ fn an_agent_restart_resumes_history_from_the_durable_tracked_instant() {
             vec![ha_item("history", &server.node("History"), 60)],
         )
     };
-    let (sim, home, agent) = flow(south);
+    let (sim, home, mut agent) = flow(south);
     let mut seen = Seen::default();
     assert!(
         seen.until(&sim, WAIT, |s| s.seconds("history").len() >= 12),
         "{}",
         agent.logs()
     );
-    agent.signal(Signal::SIGTERM);
-    let mut agent = agent;
-    agent.wait_exit(Duration::from_secs(10));
+    agent.stop(Duration::from_secs(10));
     drop(agent);
     let killed = chrono::Utc::now().timestamp();
     std::thread::sleep(Duration::from_secs(3));

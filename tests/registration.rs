@@ -134,7 +134,7 @@ fn a_state_changing_call_without_the_token_gets_401_and_changes_nothing() {
 #[test]
 fn the_unix_socket_changes_the_agent_without_a_token_and_the_cli_uses_it() {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-    let (sim, home, agent) = registered_by_hand();
+    let (sim, home, mut agent) = registered_by_hand();
     let socket = home.data_dir().join("api.sock");
     let recorded = std::fs::read_to_string(home.data_dir().join("api-socket")).unwrap();
     assert_eq!(recorded.trim(), socket.display().to_string());
@@ -169,9 +169,7 @@ fn the_unix_socket_changes_the_agent_without_a_token_and_the_cli_uses_it() {
     complete_registration(&agent, &sim);
 
     // A graceful stop removes the socket and its record.
-    agent.signal(nix::sys::signal::Signal::SIGTERM);
-    let mut agent = agent;
-    assert_eq!(agent.wait_exit(WAIT), Some(0));
+    agent.stop(WAIT);
     assert!(!socket.exists() && !home.data_dir().join("api-socket").exists());
 }
 

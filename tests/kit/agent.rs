@@ -186,6 +186,12 @@ impl Agent {
         kill(Pid::from_raw(self.child.id() as i32), sig).expect("signal the agent");
     }
 
+    /// SIGTERM, then waits up to `timeout` for the exit, which must be code 0.
+    pub fn stop(&mut self, timeout: Duration) {
+        self.signal(Signal::SIGTERM);
+        assert_eq!(self.wait_exit(timeout), Some(0), "{}", self.logs());
+    }
+
     /// Wait for the process to exit; its exit code, or `None` on timeout.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         let mut code = None;
