@@ -62,6 +62,13 @@ fn register(sim: &Sim, code: &str) -> String {
     sim.register_oibus(code, "Eldonz03GzRljJ8G")
 }
 
+/// A simulator with default options and the wire-sample OIBus registered with `code`.
+fn registered(code: &str) -> (Sim, String) {
+    let sim = Sim::start(SimOpts::default());
+    let token = register(&sim, code);
+    (sim, token)
+}
+
 /// A request to an OIA route with the gateway header when the simulator needs one.
 fn oia<'a>(sim: &'a Sim, method: &str, route: &str) -> crate::kit::http::Request<'a> {
     let request = sim.client().request(method, &sim.oia_url(route));
@@ -84,8 +91,13 @@ fn call(sim: &Sim, token: &str, method: &str, route: &str, body: &Value) -> Resp
         .unwrap_or_else(|err| panic!("{method} {route}: {err}"))
 }
 
+/// `GET route` as the agent with `token`.
+fn get(sim: &Sim, token: &str, route: &str) -> Response {
+    call(sim, token, "GET", route, &Value::Null)
+}
+
 fn get_json(sim: &Sim, route: &str, token: &str) -> Value {
-    let response = call(sim, token, "GET", route, &Value::Null);
+    let response = get(sim, token, route);
     assert_eq!(response.status, 200, "GET {route}: {}", response.text());
     response.json()
 }
@@ -162,7 +174,7 @@ fn registration_is_pending_until_the_admin_completes_it() {
     assert_eq!(agents[0]["oibusId"], "Eldonz03GzRljJ8G");
     assert_eq!(agents[0]["activationCode"], "Ab3dE6");
     assert_eq!(agents[0]["status"], "COMPLETED");
-    assert_eq!(call(&sim, token, "GET", "status", &Value::Null).status, 200);
+    assert_eq!(get(&sim, token, "status").status, 200);
     assert_eq!(reasons(&sim), Vec::<String>::new());
 }
 
@@ -196,8 +208,7 @@ fn registration_auto_completes_or_expires_for_good() {
 
 #[test]
 fn authenticated_routes_refuse_missing_unknown_and_doubled_tokens() {
-    let sim = Sim::start(SimOpts::default());
-    let token = register(&sim, "tok001");
+    let (sim, token) = registered("tok001");
     assert_eq!(
         oia(&sim, "GET", "commands/pending")
             .send()
@@ -218,10 +229,7 @@ fn authenticated_routes_refuse_missing_unknown_and_doubled_tokens() {
         .send()
         .expect("E3");
     assert_eq!(doubled.status, 401);
-    assert_eq!(
-        call(&sim, &token, "GET", "commands/pending", &Value::Null).status,
-        200
-    );
+    assert_eq!(get(&sim, &token, "commands/pending").status, 200);
     let reasons = reasons(&sim);
     assert_eq!(reasons.len(), 3, "{reasons:?}");
     assert!(
@@ -232,8 +240,7 @@ fn authenticated_routes_refuse_missing_unknown_and_doubled_tokens() {
 
 #[test]
 fn command_leaves_pending_once_any_status_is_reported_and_statuses_are_idempotent() {
-    let sim = Sim::start(SimOpts::default());
-    let token = register(&sim, "cmd001");
+    let (sim, token) = registered("cmd001");
     sim.queue(&json!([
         {"id": "c1", "type": "restart-engine", "targetVersion": "3.8.8"},
         {"id": "c2", "type": "regenerate-cipher-keys", "targetVersion": "3.8.8"},
@@ -309,8 +316,7 @@ fn command_leaves_pending_once_any_status_is_reported_and_statuses_are_idempoten
 
 #[test]
 fn list_by_ids_returns_only_the_cancelled_subset() {
-    let sim = Sim::start(SimOpts::default());
-    let token = register(&sim, "can001");
+    let (sim, token) = registered("can001");
     sim.queue(
         &json!([{"id": "k1", "type": "restart-engine"}, {"id": "k2", "type": "restart-engine"}]),
     );
@@ -329,8 +335,7 @@ fn list_by_ids_returns_only_the_cancelled_subset() {
 
 #[test]
 fn malformed_commands_are_served_once_then_dropped() {
-    let sim = Sim::start(SimOpts::default());
-    let token = register(&sim, "bad001");
+    let (sim, token) = registered("bad001");
     sim.queue(&json!([{"type": "restart-engine"}, {"id": 12}, {"id": "good"}]));
     assert_eq!(
         get_json(&sim, "commands/pending", &token)
@@ -350,8 +355,7 @@ fn malformed_commands_are_served_once_then_dropped() {
 
 #[test]
 fn configuration_history_queries_and_logs_are_stored() {
-    let sim = Sim::start(SimOpts::default());
-    let token = register(&sim, "msg001");
+    let (sim, token) = registered("msg001");
     let put = |route: &str, body: &Value| call(&sim, &token, "PUT", route, body).status;
     assert_eq!(put("configuration", &sample(E6)), 200);
     assert_eq!(put("configuration/history-query", &sample(E7)), 200);
@@ -387,8 +391,7 @@ fn configuration_history_queries_and_logs_are_stored() {
 
 #[test]
 fn bad_log_level_is_a_bad_request_and_a_violation() {
-    let sim = Sim::start(SimOpts::default());
-    let token = register(&sim, "lvl001");
+    let (sim, token) = registered("lvl001");
     let mut batch = sample(E8);
     batch[3]["level"] = json!("NOTICE");
     let response = call(&sim, &token, "POST", "logs", &batch);
@@ -417,8 +420,7 @@ fn bad_log_level_is_a_bad_request_and_a_violation() {
 
 #[test]
 fn a_user_agent_other_than_oibus_is_refused_and_wrong_content_type_is_a_violation() {
-    let sim = Sim::start(SimOpts::default());
-    let token = register(&sim, "hdr001");
+    let (sim, token) = registered("hdr001");
     let plain = oia(&sim, "PUT", "commands/status")
         .bearer(&token)
         .body(sample(E5).to_string().into_bytes(), "text/plain")
@@ -466,30 +468,17 @@ fn a_user_agent_other_than_oibus_is_refused_and_wrong_content_type_is_a_violatio
 
 #[test]
 fn asset_upload_and_streamed_download_round_trip() {
-    let sim = Sim::start(SimOpts::default());
-    let token = register(&sim, "ast001");
+    let (sim, token) = registered("ast001");
     let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
     assert_eq!(
         sim.put_asset("oibus-linux_x64.zip", bytes.clone())["size"],
         300_000
     );
-    let download = call(
-        &sim,
-        &token,
-        "GET",
-        "upgrade/asset?assetId=oibus-linux_x64.zip",
-        &Value::Null,
-    );
+    let download = get(&sim, &token, "upgrade/asset?assetId=oibus-linux_x64.zip");
     assert_eq!(download.status, 200);
     assert_eq!(download.header("content-length"), Some("300000"));
     assert!(download.body == bytes, "the download is the upload");
-    let missing = call(
-        &sim,
-        &token,
-        "GET",
-        "upgrade/asset?assetId=other",
-        &Value::Null,
-    );
+    let missing = get(&sim, &token, "upgrade/asset?assetId=other");
     assert_eq!(missing.status, 404);
     assert_eq!(
         sim.admin_get("/admin/assets")["assets"],
@@ -552,24 +541,20 @@ fn gateway_prefix_and_header_are_required_on_oia_routes_only() {
 
 #[test]
 fn status_fault_is_answered_then_the_route_recovers() {
-    let sim = Sim::start(SimOpts::default());
-    let token = register(&sim, "flt001");
+    let (sim, token) = registered("flt001");
     sim.fault(
         "commands-pending",
         2,
         json!({"status": 503, "body": "maintenance"}),
     );
     for _ in 0..2 {
-        let response = call(&sim, &token, "GET", "commands/pending", &Value::Null);
+        let response = get(&sim, &token, "commands/pending");
         assert_eq!(
             (response.status, response.text()),
             (503, "maintenance".to_owned())
         );
     }
-    assert_eq!(
-        call(&sim, &token, "GET", "commands/pending", &Value::Null).status,
-        200
-    );
+    assert_eq!(get(&sim, &token, "commands/pending").status, 200);
     sim.fault(
         "configuration",
         1,
@@ -588,14 +573,10 @@ fn status_fault_is_answered_then_the_route_recovers() {
 
 #[test]
 fn delay_fault_holds_the_response() {
-    let sim = Sim::start(SimOpts::default());
-    let token = register(&sim, "dly001");
+    let (sim, token) = registered("dly001");
     sim.fault("status", 1, json!({"delay_ms": 600}));
     let started = Instant::now();
-    assert_eq!(
-        call(&sim, &token, "GET", "status", &Value::Null).status,
-        200
-    );
+    assert_eq!(get(&sim, &token, "status").status, 200);
     assert!(
         started.elapsed() >= Duration::from_millis(600),
         "{:?}",
@@ -616,8 +597,7 @@ fn delay_fault_holds_the_response() {
 
 #[test]
 fn close_fault_cuts_the_connection_before_any_response() {
-    let sim = Sim::start(SimOpts::default());
-    let token = register(&sim, "cls001");
+    let (sim, token) = registered("cls001");
     sim.fault("commands-status", 1, json!({"close": true}));
     let cut = oia(&sim, "PUT", "commands/status")
         .bearer(&token)
@@ -643,8 +623,7 @@ fn close_fault_cuts_the_connection_before_any_response() {
 
 #[test]
 fn slow_body_fault_trickles_the_body() {
-    let sim = Sim::start(SimOpts::default());
-    let token = register(&sim, "slw001");
+    let (sim, token) = registered("slw001");
     sim.put_asset("slow.zip", vec![42u8; 4096]);
     sim.fault(
         "upgrade-asset",
@@ -652,13 +631,7 @@ fn slow_body_fault_trickles_the_body() {
         json!({"slow_body_ms": 150, "chunk_bytes": 1024}),
     );
     let started = Instant::now();
-    let download = call(
-        &sim,
-        &token,
-        "GET",
-        "upgrade/asset?assetId=slow.zip",
-        &Value::Null,
-    );
+    let download = get(&sim, &token, "upgrade/asset?assetId=slow.zip");
     assert_eq!((download.status, download.body.len()), (200, 4096));
     assert!(
         started.elapsed() >= Duration::from_millis(600),
@@ -719,13 +692,7 @@ fn stored_data_survives_a_restart_with_data_folder() {
     assert_eq!(sim.admin_get("/admin/logs")["count"], 8);
     assert_eq!(sim.admin_get("/admin/messages")["count"], 1);
     assert_eq!(sim.violations().len(), 1);
-    let asset = call(
-        &sim,
-        &token,
-        "GET",
-        "upgrade/asset?assetId=kept.zip",
-        &Value::Null,
-    );
+    let asset = get(&sim, &token, "upgrade/asset?assetId=kept.zip");
     assert_eq!(asset.body, b"zip bytes");
 }
 
@@ -737,10 +704,7 @@ fn https_serves_oia_and_admin_routes() {
     });
     assert!(sim.url.starts_with("https://127.0.0.1:"), "{}", sim.url);
     let token = register(&sim, "tls001");
-    assert_eq!(
-        call(&sim, &token, "GET", "status", &Value::Null).status,
-        200
-    );
+    assert_eq!(get(&sim, &token, "status").status, 200);
     let other_ca = tempfile::tempdir().expect("temp dir");
     let stranger = Client::trusting(&TestTls::generate(other_ca.path()).ca_pem);
     assert!(
