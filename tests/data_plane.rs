@@ -11,10 +11,10 @@ use serde_json::{json, Value};
 use sha2::Digest;
 
 use crate::commands::{
-    command, completed, completed_json, entities, named, registered, run_completed, sim, started,
-    terminal,
+    command, completed, completed_json, registered, run_completed, sim, started, terminal,
 };
 use crate::kit::agent::{Agent, AgentHome};
+use crate::kit::connectors::{connector_id, errored_naming, test_south_connection};
 use crate::kit::sim::Sim;
 use crate::kit::wait_until;
 
@@ -68,22 +68,20 @@ fn folder_south(id: &str, folder: &Path) -> Value {
     )
 }
 
-/// Start a registered agent (with `env`) with a folder south and an OIA north; returns the folder.
-fn flow(
-    sim: &Sim,
-    home: &AgentHome,
-    retry_count: u32,
-    env: &[(&str, &str)],
-) -> (Agent, tempfile::TempDir) {
-    let agent = registered(home, env);
+/// A simulator and a registered agent of it (with `env`) with a folder south and an OIA north;
+/// returns the folder too.
+fn flow(retry_count: u32, env: &[(&str, &str)]) -> (Sim, AgentHome, Agent, tempfile::TempDir) {
+    let sim = sim();
+    let home = AgentHome::with_sim(&sim, "");
+    let agent = registered(&home, env);
     let folder = tempfile::tempdir().expect("a temp folder");
     let commands = json!([
         every_second("f1"),
         oia_north("f2", "to-oia", retry_count),
         folder_south("f3", folder.path()),
     ]);
-    run_completed(sim, &agent, &commands);
-    (agent, folder)
+    run_completed(&sim, &agent, &commands);
+    (sim, home, agent, folder)
 }
 
 /// What the simulator received: file name → (copies, sha256 hex).
@@ -113,11 +111,8 @@ fn drop_file(folder: &Path, name: &str, body: &str) {
 }
 
 fn north_id(agent: &Agent, name: &str) -> String {
-    let e = entities(agent);
-    named(&e["northConnectors"], name)[0]["id"]
-        .as_str()
-        .expect("the north has an id")
-        .to_owned()
+    let id = connector_id(agent, "northConnectors", name);
+    id.as_str().expect("the north has an id").to_owned()
 }
 
 fn wait_received(sim: &Sim, agent: &Agent, names: &[String]) {
@@ -135,9 +130,7 @@ fn wait_received(sim: &Sim, agent: &Agent, names: &[String]) {
 
 #[test]
 fn files_dropped_in_a_folder_reach_oianalytics_through_commands_only() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let (agent, folder) = flow(&sim, &home, 3, &[]);
+    let (sim, _home, agent, folder) = flow(3, &[]);
     let names: Vec<String> = (0..5).map(|i| format!("batch-{i}.csv")).collect();
     for (i, name) in names.iter().enumerate() {
         drop_file(
@@ -178,12 +171,11 @@ fn files_dropped_in_a_folder_reach_oianalytics_through_commands_only() {
             "commandContent": {"start": null, "end": null, "nameContains": null, "maxNumberOfFilesReturned": 100}})),
     ]));
     assert_eq!(completed(&sim, &agent, "t1")["result"], r#"{"items":[]}"#);
-    let south = named(&entities(&agent)["southConnectors"], "drop-folder")[0]["id"].clone();
-    sim.queue(&json!([command(
+    let south = connector_id(&agent, "southConnectors", "drop-folder");
+    sim.queue(&json!([test_south_connection(
         "t3",
-        "test-south-connection",
-        json!({"southConnectorId": south,
-        "commandContent": {"type": "folder-scanner", "settings": {}}})
+        &south,
+        "folder-scanner"
     )]));
     let tested: Value = completed_json(&sim, &agent, "t3");
     assert_eq!(tested["items"][0]["key"], "Folder", "{tested}");
@@ -208,9 +200,7 @@ fn files_dropped_in_a_folder_reach_oianalytics_through_commands_only() {
 
 #[test]
 fn an_outage_is_held_in_the_cache_and_drains_after_recovery_and_a_400_moves_to_error() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let (agent, folder) = flow(&sim, &home, 0, &[]);
+    let (sim, _home, agent, folder) = flow(0, &[]);
     // The upload answers 503 twenty times: each file stays at the head of the queue.
     sim.fault("file-uploads", 20, json!({"status": 503}));
     let names: Vec<String> = (0..4).map(|i| format!("outage-{i}.csv")).collect();
@@ -253,14 +243,7 @@ fn an_outage_is_held_in_the_cache_and_drains_after_recovery_and_a_400_moves_to_e
 
 #[test]
 fn a_north_that_dies_is_started_again_alone_and_its_cache_still_drains() {
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let (agent, folder) = flow(
-        &sim,
-        &home,
-        3,
-        &[("OIBUS_AGENT_FAILPOINT", "north:panic-once")],
-    );
+    let (sim, _home, agent, folder) = flow(3, &[("OIBUS_AGENT_FAILPOINT", "north:panic-once")]);
     drop_file(
         folder.path(),
         "before.csv",
@@ -390,9 +373,7 @@ fn crash_run(trials: usize, per_trial: usize, seed: u64) -> CrashReport {
     use nix::sys::signal::Signal;
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let sim = sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let (mut agent, folder) = flow(&sim, &home, 3, &[]);
+    let (sim, home, mut agent, folder) = flow(3, &[]);
     let mut names = Vec::new();
     for trial in 0..trials {
         let kill_after = Duration::from_millis(rng.gen_range(50..1500));
@@ -529,13 +510,5 @@ fn test_south_item_lists_the_files_an_item_would_take_without_touching_them() {
                              "settings": {"inputFolder": "/nonexistent/in"}},
             "itemCommand": item, "testingSettings": {}}})
     )]));
-    let record = terminal(&sim, &agent, "i3");
-    assert_eq!(record["status"], "ERRORED", "{record}");
-    assert!(
-        record["result"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("does not exist"),
-        "{record}"
-    );
+    errored_naming(&sim, &agent, "i3", &["does not exist"]);
 }
