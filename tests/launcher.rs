@@ -17,6 +17,7 @@ use nix::sys::signal::Signal;
 use oibus_actors::upgrade::{read_marker, write_marker, Layout, Marker, Step};
 use serde_json::Value;
 
+use crate::commands::statuses;
 use crate::kit::agent::{sim_section, BIN as AGENT};
 use crate::kit::service::Service;
 use crate::kit::{bench_figure, procfs, wait_until, Sim};
@@ -746,9 +747,10 @@ fn release_zip_at(binary: &Path, name: &str) -> Vec<u8> {
     zip.finish().unwrap().into_inner()
 }
 
-/// An install registered with `sim`, its launcher running the current version.
-fn registered_install(sim: &Sim) -> Service {
-    let mut install = install(FAST_RESTARTS, &sim_section(sim, ""));
+/// A simulator and an install registered with it, its launcher running the current version.
+fn registered_install() -> (Sim, Service) {
+    let sim = Sim::auto_completing("10ms");
+    let mut install = install(FAST_RESTARTS, &sim_section(&sim, ""));
     install.install_script(&format!("exec {AGENT} \"$@\""));
     install.launch(&[]);
     assert!(
@@ -758,7 +760,7 @@ fn registered_install(sim: &Sim) -> Service {
         "registered:\n{}",
         install.log_text()
     );
-    install
+    (sim, install)
 }
 
 /// Publish `binary` at `name` in an asset and queue `update-version` `id` to it.
@@ -777,12 +779,8 @@ fn queue_update_version_at(sim: &Sim, id: &str, binary: &Path, name: &str) {
 fn final_status(sim: &Sim, id: &str, install: &Service) -> Value {
     let mut found = None;
     let reported = wait_until(Duration::from_secs(120), || {
-        let records = sim.admin_get(&format!("/admin/statuses?id={id}"))["records"].clone();
-        found = records
-            .as_array()
+        found = statuses(sim, id)
             .into_iter()
-            .flatten()
-            .map(|r| r["record"].clone())
             .find(|r| r["status"] == "COMPLETED" || r["status"] == "ERRORED");
         found.is_some()
     });
@@ -794,8 +792,7 @@ fn final_status(sim: &Sim, id: &str, install: &Service) -> Value {
 #[ignore = "slow: builds a second binary (version 9.9.9); run scripts/upgrade-test.sh"]
 fn update_version_from_oianalytics_is_applied_and_reported_completed() {
     let next = next_binary_or_skip!();
-    let sim = Sim::auto_completing("10ms");
-    let install = registered_install(&sim);
+    let (sim, install) = registered_install();
     let asked = Instant::now();
     queue_update_version_at(&sim, "up-1", &next, "binaries/oibus-agent");
     let record = final_status(&sim, "up-1", &install);
@@ -834,8 +831,7 @@ fn update_version_from_oianalytics_is_applied_and_reported_completed() {
 /// then dies as soon as it runs: the update is rolled back, reported ERRORED, and the old
 /// version runs on healthy.
 fn crashing_update_is_rolled_back(id: &str, name: &str, header: &str) {
-    let sim = Sim::auto_completing("10ms");
-    let install = registered_install(&sim);
+    let (sim, install) = registered_install();
     let old = version_of_agent();
     let crashing = install.path("crashing");
     write_script(
@@ -876,8 +872,7 @@ fn update_version_to_a_binary_that_crashes_is_rolled_back_and_reported_errored()
 #[ignore = "slow: builds a second binary (version 9.9.9); run scripts/upgrade-test.sh"]
 fn update_version_with_the_agent_at_binaries_oibus_is_applied() {
     let next = next_binary_or_skip!();
-    let sim = Sim::auto_completing("10ms");
-    let install = registered_install(&sim);
+    let (sim, install) = registered_install();
     queue_update_version_at(&sim, "up-oibus", &next, "binaries/oibus");
     let record = final_status(&sim, "up-oibus", &install);
     assert_eq!(
@@ -899,8 +894,7 @@ fn agent_script_at_binaries_oibus_is_installed_and_put_on_probation() {
 
 #[test]
 fn genuine_oibus_asset_is_errored_and_the_old_version_keeps_running() {
-    let sim = Sim::auto_completing("10ms");
-    let install = registered_install(&sim);
+    let (sim, install) = registered_install();
     let old = version_of_agent();
     let pid = install.status().and_then(|s| s["pid"].as_i64());
     // Stands in for OIBus's Node binary; it leaves a trace if it is ever run.
