@@ -445,8 +445,6 @@ struct Timeline {
 
 impl Run {
     fn new(settings: Settings) -> Run {
-        // Beyond the agent's per-call deadline, so the agent gives up before the answer comes.
-        let delay_ms = oibus_actors::client::DEFAULT_TIMEOUT.as_millis() as u64 + 1000;
         let sim = Sim::start(SimOpts::default());
         let service = Service::new(
             "info",
@@ -457,7 +455,7 @@ impl Run {
             rng: rand::rngs::StdRng::seed_from_u64(settings.seed),
             workload: Workload::new("f", settings.seed),
             settings,
-            kinds: fault_kinds(delay_ms),
+            kinds: fault_kinds(),
             sim,
             service,
             watch: Watch::new(),
@@ -583,11 +581,7 @@ impl Run {
             self.watch.sample(&mut self.service);
             let terminal = self.workload.terminal_count(&self.sim);
             let all_ended = terminal == self.workload.len();
-            let logs = self
-                .service
-                .status()
-                .map(|s| s["logs"].clone())
-                .unwrap_or_default();
+            let logs = self.service.status_of("logs");
             // The last full-config grows with every entity: read it every 5 s only.
             if all_ended
                 && last_config_check.is_none_or(|at| at.elapsed() >= Duration::from_secs(5))
@@ -637,11 +631,7 @@ impl Run {
         }
         problems.extend(order);
         problems.extend(log_order_problems(&records, LOG_ORDER_TOLERANCE_MS));
-        let logs = self
-            .service
-            .status()
-            .map(|s| s["logs"].clone())
-            .unwrap_or_default();
+        let logs = self.service.status_of("logs");
         problems.extend(log_accounting_problems(&logs, records.len()));
         problems.extend(protocol_violations(&self.sim));
         bound_problems(&mut self.watch, timeline, final_engine.as_ref());

@@ -233,7 +233,6 @@ impl Soak {
                 ],
             ),
         );
-        let delay_ms = oibus_actors::client::DEFAULT_TIMEOUT.as_millis() as u64 + 1000;
         Soak {
             started: Instant::now(),
             sim,
@@ -244,7 +243,7 @@ impl Soak {
             )],
             workload: Workload::new("s", settings.seed),
             rng: rand::rngs::StdRng::seed_from_u64(settings.seed),
-            kinds: fault_kinds(delay_ms),
+            kinds: fault_kinds(),
             faults: 0,
             disturbances: Vec::new(),
             last_disturbance: None,
@@ -589,11 +588,7 @@ impl Soak {
         self.problems.extend(order);
         self.problems
             .extend(log_order_problems(&records, LOG_ORDER_TOLERANCE_MS));
-        let logs = self
-            .service
-            .status()
-            .map(|status| status["logs"].clone())
-            .unwrap_or_default();
+        let logs = self.service.status_of("logs");
         for key in ["dropped_cap", "dropped_store", "skipped_corrupt"] {
             let count = logs[key].as_u64().unwrap_or(0);
             if count > 0 {

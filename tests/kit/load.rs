@@ -77,9 +77,11 @@ impl FaultKind {
 /// Every kind the simulator supports, as the agent meets them in the field: a short 500
 /// outage (two answers in a row), a 503 from a proxy (HTML body), a 401 (token refused), a 404,
 /// a connection dropped before the answer, an answer later than the agent's HTTP timeout
-/// (`delay_ms`, served normally afterwards: the simulator stores what the agent gave up on),
-/// and a body trickled in 128-byte pieces every 400 ms.
-pub fn fault_kinds(delay_ms: u64) -> Vec<FaultKind> {
+/// (served normally afterwards: the simulator stores what the agent gave up on), and a body
+/// trickled in 128-byte pieces every 400 ms.
+pub fn fault_kinds() -> Vec<FaultKind> {
+    // Beyond the agent's per-call deadline, so the agent gives up before the answer comes.
+    let delay_ms = oibus_actors::client::DEFAULT_TIMEOUT.as_millis() as u64 + 1000;
     vec![
         FaultKind {
             label: "500",
@@ -145,10 +147,7 @@ pub fn actor_problems(status: &Value) -> Vec<String> {
 /// The YAML sections after `engine:` and `launcher:` for an agent of `sim`: fast intervals,
 /// 2048-bit keys, and `actors` (one `name: { ... }` entry per item) under `actors:`.
 pub fn agent_sections(sim: &Sim, actors: &[&str]) -> String {
-    let mut yaml = format!(
-        "oianalytics:\n  host: {}\n  key_size: 2048\n  intervals: {{ command_refresh: 1s, command_retry: 1s, message_retry: 1s, registration_check: 1s }}\n",
-        sim.url
-    );
+    let mut yaml = super::agent::sim_section(sim, "");
     if !actors.is_empty() {
         yaml.push_str("actors:\n");
         for actor in actors {

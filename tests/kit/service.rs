@@ -147,6 +147,13 @@ impl Service {
         self.get_json("/status")
     }
 
+    /// `key` of the engine's `/status` (null while it does not answer).
+    pub fn status_of(&self, key: &str) -> Value {
+        self.status()
+            .map(|status| status[key].clone())
+            .unwrap_or_default()
+    }
+
     /// Completes, in the simulator, the registration whose activation code the engine shows in
     /// `/status`, as a person entering the code would, until the engine is REGISTERED or
     /// `timeout` passes; `tick` runs every 500 ms with the registration as `/status` shows it.
@@ -159,10 +166,7 @@ impl Service {
         let deadline = std::time::Instant::now() + timeout;
         let mut completed: Option<String> = None;
         loop {
-            let registration = self
-                .status()
-                .map(|status| status["registration"].clone())
-                .unwrap_or_default();
+            let registration = self.status_of("registration");
             if registration["status"] == "REGISTERED" {
                 return true;
             }
