@@ -45,6 +45,7 @@ use oibus_actors::metrics_aggregator::actor::read_documents;
 use oibus_actors::metrics_aggregator::{Family, WindowType};
 use oibus_actors::store::{Cf, Queue, Store};
 
+use crate::commands::statuses;
 use crate::kit::agent::{sim_section, Agent, AgentHome};
 use crate::kit::load::is_terminal;
 use crate::kit::sim::Sim;
@@ -978,12 +979,9 @@ fn unfinished(sim: &Sim, plan: &Plan, known: &HashSet<String>, console: &Console
         return candidates.len();
     }
     let terminal = |id: &str| {
-        let answer = sim.admin_get(&format!("/admin/statuses?id={id}"));
-        answer["records"].as_array().is_some_and(|records| {
-            records
-                .iter()
-                .any(|r| is_terminal(r["record"]["status"].as_str().unwrap_or_default()))
-        })
+        statuses(sim, id)
+            .iter()
+            .any(|r| is_terminal(r["status"].as_str().unwrap_or_default()))
     };
     candidates.iter().filter(|id| !terminal(id)).count()
 }
