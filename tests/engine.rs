@@ -61,9 +61,7 @@ fn status_exits_0_healthy_1_degraded_3_not_running() {
     assert!(text.contains(": degraded"), "{text}");
     assert!(text.contains("! registration is"), "{text}");
 
-    let sim = crate::commands::sim();
-    let home = AgentHome::with_sim(&sim, "");
-    let agent = crate::commands::registered(&home, &[]);
+    let (_sim, _home, agent) = crate::commands::started(&[]);
     let (code, text) = status_cli(agent.api, &[]);
     assert_eq!(code, Some(0), "{text}");
     assert!(

@@ -54,6 +54,13 @@ fn is_oibus_id(id: &Value) -> bool {
 #[test]
 fn row_5_a_permission_switched_off_remotely_stays_off_until_a_local_edit() {
     let (sim, home, mut agent) = started(&[]);
+    let setpoint = |id: &str| {
+        command(
+            id,
+            "setpoint",
+            json!({"northConnectorId": "n", "commandContent": []}),
+        )
+    };
     sim.queue(&json!([
         command(
             "off",
@@ -65,11 +72,7 @@ fn row_5_a_permission_switched_off_remotely_stays_off_until_a_local_edit() {
             "update-registration-settings",
             registration_settings(&[])
         ),
-        command(
-            "sp1",
-            "setpoint",
-            json!({"northConnectorId": "n", "commandContent": []})
-        ),
+        setpoint("sp1"),
     ]));
     completed(&sim, &agent, "off");
     completed(&sim, &agent, "on");
@@ -83,11 +86,7 @@ fn row_5_a_permission_switched_off_remotely_stays_off_until_a_local_edit() {
     // A restart is not a local edit.
     agent.stop(WAIT);
     let agent = registered(&home, &[]);
-    sim.queue(&json!([command(
-        "sp2",
-        "setpoint",
-        json!({"northConnectorId": "n", "commandContent": []})
-    )]));
+    sim.queue(&json!([setpoint("sp2")]));
     assert_eq!(
         terminal(&sim, &agent, "sp2")["result"],
         "Command sp2 of type setpoint is not authorized"
@@ -101,11 +100,7 @@ fn row_5_a_permission_switched_off_remotely_stays_off_until_a_local_edit() {
         "{}",
         agent.logs()
     );
-    sim.queue(&json!([command(
-        "sp3",
-        "setpoint",
-        json!({"northConnectorId": "n", "commandContent": []})
-    )]));
+    sim.queue(&json!([setpoint("sp3")]));
     let result = terminal(&sim, &agent, "sp3")["result"].clone();
     assert_ne!(result, "Command sp3 of type setpoint is not authorized");
     sim.assert_no_violations();
