@@ -2,8 +2,8 @@
 //! a time, FIFO, while REGISTERED.
 //!
 //! Messages: [`ConfigChanged`] (from the CommandExecutor, through its `ConfigOutbox`),
-//! [`RegistrationChanged`], [`GetMessageStatus`], [`Stop`], and its own wake-ups (settle and
-//! retry timers, reloads of the YAML).
+//! [`RegistrationChanged`], [`Stop`], and its own wake-ups (settle and retry timers, reloads of
+//! the YAML).
 //!
 //! Both kinds are queued at start when REGISTERED and on every change to REGISTERED; a YAML
 //! reload queues `full-config` (it can change the name, the intervals, the permissions). Nothing
@@ -21,7 +21,7 @@ use actix::prelude::*;
 use serde::Serialize;
 
 use super::snapshot::{self, EngineInfo, FullConfig, HistoryQueries, PublicKeyPem, SnapshotError};
-use super::{kind_name, outcome_of, route, MessageRecord, Outbox, Outcome, Request, ALL_KINDS};
+use super::{kind_name, outcome_of, route, Outbox, Outcome, Request, ALL_KINDS};
 use crate::backoff::{Backoff, FIRST_RETRY};
 use crate::client::{Auth, ClientError};
 use crate::config::Config;
@@ -45,18 +45,6 @@ const PACING: u32 = 4;
 
 /// The key vault's directory under `engine.data_dir`, as the engine opens it.
 const VAULT_DIR: &str = "vault";
-
-/// The messages waiting and the last outcome of each kind, for status views.
-#[derive(Debug, Message)]
-#[rtype(result = "MessageStatusView")]
-pub struct GetMessageStatus;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct MessageStatusView {
-    pub pending: Vec<MessageRecord>,
-    pub in_flight: bool,
-    pub last: Vec<MessageRecord>,
-}
 
 /// A body ready to send.
 #[derive(Debug, Serialize)]
@@ -403,28 +391,6 @@ impl Handler<RegistrationChanged> for MessageSender {
             }
             self.pump(ctx);
         }
-    }
-}
-
-impl Handler<GetMessageStatus> for MessageSender {
-    type Result = MessageResult<GetMessageStatus>;
-
-    fn handle(&mut self, _: GetMessageStatus, _: &mut Context<Self>) -> Self::Result {
-        let last = ALL_KINDS
-            .iter()
-            .filter_map(|kind| match self.outbox.last(*kind) {
-                Ok(record) => record,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the last configuration message");
-                    None
-                }
-            })
-            .collect();
-        MessageResult(MessageStatusView {
-            pending: self.outbox.pending().cloned().collect(),
-            in_flight: self.outbox.is_in_flight(),
-            last,
-        })
     }
 }
 

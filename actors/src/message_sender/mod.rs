@@ -158,10 +158,6 @@ impl Outbox {
         self.pending.iter()
     }
 
-    pub fn is_in_flight(&self) -> bool {
-        self.in_flight
-    }
-
     /// The last COMPLETED or ERRORED message of `kind`.
     pub fn last(&self, kind: ConfigKind) -> Result<Option<MessageRecord>, MessageError> {
         Ok(self.store.get(Cf::Messages, &last_key(kind))?)
