@@ -1,9 +1,9 @@
 //! The KeyVault actor: answers decryption and key requests from the other actors.
 //!
-//! Key generation runs on a blocking thread, so `Decrypt`, `GetPublicKey`, `Seal` and `Open`
-//! (and `DecryptSettings`) keep being answered with the current pair meanwhile. Requests that need a pair while one is
-//! being generated (`RegenerateKeys`, `EnsureKeyPair`) wait for that generation and share its
-//! result rather than starting another.
+//! Key generation runs on a blocking thread, so `DecryptSettings`, `GetPublicKey` and
+//! `GetLocalCipher` keep being answered with the current pair meanwhile. `RegenerateKeys` requests
+//! made while a pair is being generated wait for that generation and share its result rather
+//! than starting another.
 
 use std::path::PathBuf;
 
@@ -18,14 +18,6 @@ use crate::supervision::{ChildGuard, Stop};
 use crate::Secret;
 
 type PemResult = Result<String, KeyVaultError>;
-
-/// Decrypts an OIAnalytics secret (base64 RSA-OAEP-SHA256). `""` yields an empty secret, which
-/// means "keep the previous value".
-#[derive(Message)]
-#[rtype(result = "Result<Secret<String>, KeyVaultError>")]
-pub struct Decrypt {
-    pub ciphertext: String,
-}
 
 /// Decrypts, in one round trip, every secret at `paths` in a settings tree (see
 /// [`secrets_paths::decrypt_paths`]) and answers with the tree holding the plaintexts.
@@ -52,11 +44,6 @@ impl DecryptSettings {
 #[rtype(result = "Result<String, KeyVaultError>")]
 pub struct RegenerateKeys;
 
-/// Answers with the current public key, generating the first pair if there is none yet.
-#[derive(Message)]
-#[rtype(result = "Result<String, KeyVaultError>")]
-pub struct EnsureKeyPair;
-
 /// The current public key (SPKI PEM), `None` before the first generation.
 #[derive(Message)]
 #[rtype(result = "Option<String>")]
@@ -66,20 +53,6 @@ pub struct GetPublicKey;
 #[derive(Message)]
 #[rtype(result = "LocalCipher")]
 pub struct GetLocalCipher;
-
-/// Seals a secret with the local key for storage at rest.
-#[derive(Message)]
-#[rtype(result = "String")]
-pub struct Seal {
-    pub plaintext: Secret<String>,
-}
-
-/// Opens a value sealed with the local key.
-#[derive(Message)]
-#[rtype(result = "Result<Secret<String>, KeyVaultError>")]
-pub struct Open {
-    pub sealed: String,
-}
 
 pub struct KeyVault {
     /// Reports this actor's end to its supervisor (absent when started on its own).
@@ -107,15 +80,6 @@ impl KeyVault {
     pub fn with_guard(mut self, guard: ChildGuard) -> KeyVault {
         self._guard = Some(guard);
         self
-    }
-
-    /// The local cipher, to hand to stores before the actor starts.
-    pub fn cipher(&self) -> LocalCipher {
-        self.vault.cipher()
-    }
-
-    pub fn public_key_pem(&self) -> Option<&str> {
-        self.vault.public_key_pem()
     }
 
     /// Registers a caller for the result of the running generation, starting one if none runs.
@@ -174,14 +138,6 @@ async fn generation_result(rx: oneshot::Receiver<PemResult>) -> PemResult {
     })
 }
 
-impl Handler<Decrypt> for KeyVault {
-    type Result = Result<Secret<String>, KeyVaultError>;
-
-    fn handle(&mut self, msg: Decrypt, _: &mut Context<Self>) -> Self::Result {
-        self.vault.decrypt_secret(&msg.ciphertext)
-    }
-}
-
 impl Handler<DecryptSettings> for KeyVault {
     type Result = Result<Value, SecretPathError<KeyVaultError>>;
 
@@ -207,18 +163,6 @@ impl Handler<RegenerateKeys> for KeyVault {
     }
 }
 
-impl Handler<EnsureKeyPair> for KeyVault {
-    type Result = ResponseFuture<PemResult>;
-
-    fn handle(&mut self, _: EnsureKeyPair, ctx: &mut Context<Self>) -> Self::Result {
-        if let Some(pem) = self.vault.public_key_pem() {
-            let pem = pem.to_owned();
-            return Box::pin(async move { Ok(pem) });
-        }
-        Box::pin(generation_result(self.join_generation(ctx)))
-    }
-}
-
 impl Handler<GetPublicKey> for KeyVault {
     type Result = Option<String>;
 
@@ -232,22 +176,6 @@ impl Handler<GetLocalCipher> for KeyVault {
 
     fn handle(&mut self, _: GetLocalCipher, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.vault.cipher())
-    }
-}
-
-impl Handler<Seal> for KeyVault {
-    type Result = String;
-
-    fn handle(&mut self, msg: Seal, _: &mut Context<Self>) -> Self::Result {
-        self.vault.cipher().seal_secret(&msg.plaintext)
-    }
-}
-
-impl Handler<Open> for KeyVault {
-    type Result = Result<Secret<String>, KeyVaultError>;
-
-    fn handle(&mut self, msg: Open, _: &mut Context<Self>) -> Self::Result {
-        Ok(self.vault.cipher().open_secret(&msg.sealed)?)
     }
 }
 
@@ -269,18 +197,27 @@ mod tests {
         super::super::encrypt_for(public_pem, plaintext).unwrap()
     }
 
+    /// `plaintext` encrypted for `public_pem`, decrypted by the actor as a settings secret.
+    async fn decrypted(addr: &Addr<KeyVault>, public_pem: &str, plaintext: &str) -> String {
+        let settings = json!({"password": encrypt_for(public_pem, plaintext)});
+        let request = DecryptSettings {
+            paths: vec!["password".into()],
+            settings,
+        };
+        let plain = addr.send(request).await.unwrap().unwrap();
+        plain["password"].as_str().unwrap().to_owned()
+    }
+
     #[actix_rt::test]
-    async fn first_pair_is_generated_on_demand_and_decrypts() {
+    async fn first_pair_is_generated_on_request_and_decrypts() {
         let tmp = tempfile::tempdir().unwrap();
         let addr = KeyVault::open(tmp.path(), KeySize::Bits2048)
             .unwrap()
             .start();
         assert_eq!(addr.send(GetPublicKey).await.unwrap(), None);
-        let pem = addr.send(EnsureKeyPair).await.unwrap().unwrap();
-        assert_eq!(addr.send(EnsureKeyPair).await.unwrap().unwrap(), pem);
-        let ciphertext = encrypt_for(&pem, "hunter2");
-        let secret = addr.send(Decrypt { ciphertext }).await.unwrap().unwrap();
-        assert_eq!(secret.expose(), "hunter2");
+        let pem = addr.send(RegenerateKeys).await.unwrap().unwrap();
+        assert_eq!(addr.send(GetPublicKey).await.unwrap(), Some(pem.clone()));
+        assert_eq!(decrypted(&addr, &pem, "hunter2").await, "hunter2");
 
         let settings =
             json!({"authentication": {"type": "basic", "password": encrypt_for(&pem, "pw")}});
@@ -314,9 +251,7 @@ mod tests {
 
         let mut regenerated = addr.send(RegenerateKeys).boxed_local();
         let joined = addr.send(RegenerateKeys).boxed_local();
-        let ciphertext = encrypt_for(&old_pem, "during");
-        let secret = addr.send(Decrypt { ciphertext }).await.unwrap().unwrap();
-        assert_eq!(secret.expose(), "during");
+        assert_eq!(decrypted(&addr, &old_pem, "during").await, "during");
         assert_eq!(
             addr.send(GetPublicKey).await.unwrap(),
             Some(old_pem.clone())
@@ -337,35 +272,20 @@ mod tests {
             addr.send(GetPublicKey).await.unwrap(),
             Some(new_pem.clone())
         );
-        let ciphertext = encrypt_for(&new_pem, "after");
-        let secret = addr.send(Decrypt { ciphertext }).await.unwrap().unwrap();
-        assert_eq!(secret.expose(), "after");
+        assert_eq!(decrypted(&addr, &new_pem, "after").await, "after");
     }
 
     #[actix_rt::test]
-    async fn seal_and_open_messages_match_the_shared_cipher() {
+    async fn the_local_cipher_handle_is_the_vault_cipher() {
         let tmp = tempfile::tempdir().unwrap();
-        let vault = KeyVault::open(tmp.path(), KeySize::Bits2048).unwrap();
+        let vault = Vault::open(tmp.path(), KeySize::Bits2048).unwrap();
         let cipher = vault.cipher();
-        let addr = vault.start();
-        let plaintext = Secret::new("at rest".to_string());
-        let sealed = addr.send(Seal { plaintext }).await.unwrap();
-        assert_eq!(cipher.open_secret(&sealed).unwrap().expose(), "at rest");
-        let handle = addr.send(GetLocalCipher).await.unwrap();
-        let opened = addr
-            .send(Open {
-                sealed: handle.seal(b"via handle"),
-            })
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(opened.expose(), "via handle");
-        let tampered = addr
-            .send(Open {
-                sealed: "AAAA".into(),
-            })
-            .await
-            .unwrap();
-        assert!(matches!(tampered, Err(KeyVaultError::Seal(_))));
+        let handle = KeyVault::new(vault).start().send(GetLocalCipher).await;
+        let handle = handle.unwrap();
+        assert_eq!(
+            cipher.open(&handle.seal(b"via handle")).unwrap(),
+            b"via handle"
+        );
+        assert_eq!(handle.open(&cipher.seal(b"at rest")).unwrap(), b"at rest");
     }
 }

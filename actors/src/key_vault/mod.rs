@@ -2,9 +2,8 @@
 //! secrets at rest.
 //!
 //! This module is the pure part: key material, the vault files and the crypto, usable without
-//! actix. [`actor`] holds the actix shell ([`KeyVault`]), which takes `Decrypt`,
-//! `DecryptSettings`, `RegenerateKeys`, `EnsureKeyPair`, `GetPublicKey`, `GetLocalCipher`,
-//! `Seal` and `Open`.
+//! actix. [`actor`] holds the actix shell ([`KeyVault`]), which takes `DecryptSettings`,
+//! `RegenerateKeys`, `GetPublicKey` and `GetLocalCipher`.
 //!
 //! Files in `<data_dir>/vault` (directory 0700, every file created 0600):
 //! - `local.key`: 32 random bytes, the AES-256-GCM key for secrets at rest. Created once.
@@ -41,10 +40,7 @@ use sha2::Sha256;
 use crate::atomic_file::{self, TMP_PREFIX};
 use crate::Secret;
 
-pub use actor::{
-    Decrypt, DecryptSettings, EnsureKeyPair, GetLocalCipher, GetPublicKey, KeyVault, Open,
-    RegenerateKeys, Seal,
-};
+pub use actor::{DecryptSettings, GetLocalCipher, GetPublicKey, KeyVault, RegenerateKeys};
 
 /// File holding the 32-byte local AES key.
 pub const LOCAL_KEY_FILE: &str = "local.key";
@@ -181,8 +177,6 @@ pub enum KeyVaultError {
     NoKeyPair,
     #[error(transparent)]
     Decrypt(#[from] DecryptError),
-    #[error(transparent)]
-    Seal(#[from] SealError),
 }
 
 impl KeyVaultError {
