@@ -177,6 +177,11 @@ impl CommandExecutor {
         self.ctx.store.batch()
     }
 
+    /// [`Self::record_outcome`] of a command run here from `started` that changed no entity.
+    fn finish(&self, record: &CommandRecord, outcome: Result<String, String>, started: Instant) {
+        self.record_outcome(record, outcome, self.no_changes(), Ending::Ran { started });
+    }
+
     /// Recover the commands a crash left RUNNING (at most one, as they run one at a time).
     fn recover_interrupted(&mut self, ctx: &mut Context<Self>) -> Result<(), StoreError> {
         let install_dir = self.ctx.config().launcher.install_dir.clone();
@@ -327,12 +332,7 @@ impl CommandExecutor {
             match precheck(&record, &reported, |flag| permissions.permitted(flag)) {
                 Ok(t) => t,
                 Err(refusal) => {
-                    self.record_outcome(
-                        &record,
-                        Err(refusal),
-                        self.no_changes(),
-                        Ending::Ran { started },
-                    );
+                    self.finish(&record, Err(refusal), started);
                     return Box::pin(actix::fut::ready(()));
                 }
             }
@@ -341,11 +341,10 @@ impl CommandExecutor {
             match CommandType::parse(&record.command_type) {
                 Some(t) => t,
                 None => {
-                    self.record_outcome(
+                    self.finish(
                         &record,
                         Err("interrupted: unknown command type".into()),
-                        self.no_changes(),
-                        Ending::Ran { started },
+                        started,
                     );
                     return Box::pin(actix::fut::ready(()));
                 }
@@ -427,12 +426,7 @@ impl CommandExecutor {
                 .into_actor(self)
                 .map(move |staged, act, _| match staged {
                     Ok(()) => act.exit(crate::exit::UPGRADE, &record),
-                    Err(e) => act.record_outcome(
-                        &record,
-                        Err(e.to_string()),
-                        act.no_changes(),
-                        Ending::Ran { started },
-                    ),
+                    Err(e) => act.finish(&record, Err(e.to_string()), started),
                 }),
         )
     }
@@ -465,7 +459,7 @@ impl CommandExecutor {
             }
         };
         Box::pin(fut.into_actor(self).map(move |outcome, act, _| {
-            act.record_outcome(&record, outcome, act.no_changes(), Ending::Ran { started });
+            act.finish(&record, outcome, started);
         }))
     }
 
@@ -487,7 +481,7 @@ impl CommandExecutor {
         };
         Box::pin(fut.into_actor(self).map(move |outcome, act, _| {
             let ok = outcome.is_ok();
-            act.record_outcome(&record, outcome, act.no_changes(), Ending::Ran { started });
+            act.finish(&record, outcome, started);
             if ok {
                 act.outbox.send(ConfigKind::FullConfig);
             }
@@ -535,12 +529,7 @@ impl CommandExecutor {
                             act.run_configuration(command_type, record, content, plan, started)
                         }
                         Err(e) => {
-                            act.record_outcome(
-                                &record,
-                                Err(e),
-                                act.no_changes(),
-                                Ending::Ran { started },
-                            );
+                            act.finish(&record, Err(e), started);
                             Box::pin(actix::fut::ready(()))
                         }
                     };
@@ -585,11 +574,10 @@ impl CommandExecutor {
                     Ok((outcome, batch)) => act.applied(&record, outcome, batch, started),
                     Err(e) => {
                         tracing::error!(id = %record.id, error = %e, "applying a command failed");
-                        act.record_outcome(
+                        act.finish(
                             &record,
                             Err(format!("oibus-agent could not apply the command: {e}")),
-                            act.no_changes(),
-                            Ending::Ran { started },
+                            started,
                         );
                     }
                 }),
@@ -638,19 +626,13 @@ impl CommandExecutor {
                     self.ctx.peers.do_send::<CommandPoller, _>(PollNow);
                 }
             }
-            Err(ApplyError::Invalid(reason)) => self.record_outcome(
-                record,
-                Err(reason),
-                self.no_changes(),
-                Ending::Ran { started },
-            ),
+            Err(ApplyError::Invalid(reason)) => self.finish(record, Err(reason), started),
             Err(e) => {
                 tracing::error!(id = %record.id, error = %e, "local failure while applying a command");
-                self.record_outcome(
+                self.finish(
                     record,
                     Err(format!("oibus-agent could not apply the command: {e}")),
-                    self.no_changes(),
-                    Ending::Ran { started },
+                    started,
                 );
             }
         }
