@@ -314,11 +314,14 @@ pub fn run(
             engine_settings(command_type, content, env, batch)
         }
         UpdateRegistrationSettings => registration_settings(typed(content, CONTENT)?, env, batch),
-        CreateOrUpdateSouthItemsFromCsv => {
-            csv_import::import_south(&id_field("southConnectorId")?, content, env, batch)
-        }
+        CreateOrUpdateSouthItemsFromCsv => csv_import::import::<SouthConnector>(
+            &id_field("southConnectorId")?,
+            content,
+            env,
+            batch,
+        ),
         CreateOrUpdateHistoryQuerySouthItemsFromCsv => {
-            csv_import::import_history(&id_field("historyQueryId")?, content, env, batch)
+            csv_import::import::<HistoryQuery>(&id_field("historyQueryId")?, content, env, batch)
         }
         CreateCustomTransformer => transformer::put_custom(None, content, CONTENT, env, batch),
         UpdateCustomTransformer => {

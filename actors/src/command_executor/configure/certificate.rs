@@ -257,14 +257,8 @@ pub(super) fn put(
     } else {
         None
     };
-    let (id, previous) = match update_id {
-        Some(id) => match env.entities.get::<Certificate>(&id)? {
-            Some(current) => (id, Some(current)),
-            None => return invalid(format!("Certificate \"{id}\" not found")),
-        },
-        // A create re-run after a crash finds what it made under the same derived id.
-        None => target::<Certificate>(None, env)?,
-    };
+    // A create re-run after a crash finds what it made under the same derived id.
+    let (id, previous) = target::<Certificate>(update_id, env)?;
     check_unique_name::<Certificate>(&name, &id, env)?;
 
     let audit = audit_for(previous.as_ref(), env);

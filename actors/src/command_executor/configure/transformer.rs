@@ -9,7 +9,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{derive_id, invalid, typed, Applied, ApplyError, Env, Op};
+use super::{
+    check_unique_name, derive_id, existing, invalid, target, typed, Applied, ApplyError, Env, Op,
+};
 use crate::entities::transformers::{CustomTransformer, Transformer, TransformerDefinition};
 use crate::entities::{Audit, EntityKind, HistoryItem, SouthConnector, BY_OIANALYTICS};
 use crate::store::Batch;
@@ -53,19 +55,6 @@ impl CustomTransformerCommand {
     }
 }
 
-fn not_found(id: &str) -> ApplyError {
-    ApplyError::Invalid(format!("Transformer \"{id}\" not found"))
-}
-
-fn check_unique_name(name: &str, id: &str, env: &Env<'_>) -> Result<(), ApplyError> {
-    match env.entities.id_by_name::<Transformer>(name)? {
-        Some(owner) if owner != id => {
-            invalid(format!("Transformer name \"{name}\" already exists"))
-        }
-        _ => Ok(()),
-    }
-}
-
 /// create-custom-transformer (`update_id` None) and update-custom-transformer. A create gets the
 /// id derived from the command id, so a re-run rewrites the same transformer.
 pub(super) fn put_custom(
@@ -77,24 +66,16 @@ pub(super) fn put_custom(
 ) -> Result<Applied, ApplyError> {
     let command: CustomTransformerCommand = typed(content, path)?;
     command.check(path)?;
-    let (id, previous, op) = match update_id {
-        Some(id) => {
-            let current = env
-                .entities
-                .get::<Transformer>(&id)?
-                .ok_or_else(|| not_found(&id))?;
-            if current.is_standard() {
-                return invalid(format!("Cannot edit standard transformer \"{id}\""));
-            }
-            (id, Some(current), Op::Update)
-        }
-        None => {
-            let id = derive_id(env.command_id, EntityKind::Transformer.as_str());
-            let previous = env.entities.get::<Transformer>(&id)?;
-            (id, previous, Op::Insert)
-        }
+    let op = if update_id.is_some() {
+        Op::Update
+    } else {
+        Op::Insert
     };
-    check_unique_name(&command.name, &id, env)?;
+    let (id, previous) = target::<Transformer>(update_id, env)?;
+    if op == Op::Update && previous.as_ref().is_some_and(Transformer::is_standard) {
+        return invalid(format!("Cannot edit standard transformer \"{id}\""));
+    }
+    check_unique_name::<Transformer>(&command.name, &id, env)?;
     // OIBus's update writes neither input nor output type (`transformer.repository.ts` save):
     // a transformer keeps the types it was created with.
     let (input_type, output_type, audit) = match (&previous, op) {
@@ -134,10 +115,7 @@ pub(super) fn delete_custom(
     env: &Env<'_>,
     batch: &mut Batch,
 ) -> Result<Applied, ApplyError> {
-    let current = env
-        .entities
-        .get::<Transformer>(id)?
-        .ok_or_else(|| not_found(id))?;
+    let current = existing::<Transformer>(id, env)?;
     if current.is_standard() {
         return invalid(format!("Cannot delete standard transformer \"{id}\""));
     }

@@ -25,7 +25,7 @@ use std::collections::HashSet;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{invalid, typed, Applied, ApplyError, Effects, Env, Op};
+use super::{existing, invalid, typed, Applied, ApplyError, Env, Op};
 use crate::entities::manifests::{south_item_settings, Attribute};
 use crate::entities::{
     Audit, Entity, HistoryItem, HistoryQuery, ScanMode, SouthConnector, SouthItem, BY_OIANALYTICS,
@@ -44,13 +44,13 @@ struct CsvContent {
 
 /// Which entity the rows go into; decides the columns read and how empty settings are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
+pub(super) enum Target {
     South,
     History,
 }
 
 /// A row that passed the checks.
-struct Row {
+pub(super) struct Row {
     name: String,
     enabled: bool,
     scan_mode_id: Option<String>,
@@ -58,11 +58,9 @@ struct Row {
 }
 
 /// What an import merges rows into: a south connector or a history query.
-trait ItemOwner: Entity + Clone {
+pub(super) trait ItemOwner: Entity + Clone {
     type Item: Clone;
     const TARGET: Target;
-    /// How the success sentence names the owner.
-    const LABEL: &'static str;
     fn south_type(&self) -> &str;
     fn name(&self) -> &str;
     fn items(&self) -> &Vec<Self::Item>;
@@ -70,14 +68,11 @@ trait ItemOwner: Entity + Clone {
     fn item_name(item: &Self::Item) -> &str;
     fn item_identity(item: &Self::Item) -> (&String, &Audit);
     fn item(row: Row, id: String, audit: Audit) -> Self::Item;
-    /// The message that tells OIAnalytics of the change.
-    fn effects() -> Effects;
 }
 
 impl ItemOwner for SouthConnector {
     type Item = SouthItem;
     const TARGET: Target = Target::South;
-    const LABEL: &'static str = "South connector";
     fn south_type(&self) -> &str {
         &self.connector_type
     }
@@ -108,18 +103,11 @@ impl ItemOwner for SouthConnector {
             audit,
         }
     }
-    fn effects() -> Effects {
-        Effects {
-            full_config: true,
-            ..Effects::default()
-        }
-    }
 }
 
 impl ItemOwner for HistoryQuery {
     type Item = HistoryItem;
     const TARGET: Target = Target::History;
-    const LABEL: &'static str = "History query";
     fn south_type(&self) -> &str {
         &self.south_type
     }
@@ -147,44 +135,18 @@ impl ItemOwner for HistoryQuery {
             audit,
         }
     }
-    fn effects() -> Effects {
-        Effects {
-            history_queries: true,
-            ..Effects::default()
-        }
-    }
 }
 
-pub fn import_south(
-    south_id: &str,
-    content: &Value,
-    env: &Env<'_>,
-    batch: &mut Batch,
-) -> Result<Applied, ApplyError> {
-    import::<SouthConnector>(south_id, content, env, batch)
-}
-
-pub fn import_history(
-    history_id: &str,
-    content: &Value,
-    env: &Env<'_>,
-    batch: &mut Batch,
-) -> Result<Applied, ApplyError> {
-    import::<HistoryQuery>(history_id, content, env, batch)
-}
-
-/// Check every row, then merge them into the owner's items in one write.
-fn import<O: ItemOwner>(
+/// Check every row, then merge them into the owner's items in one write: a south connector's
+/// (full config) or a history query's.
+pub(super) fn import<O: ItemOwner>(
     owner_id: &str,
     content: &Value,
     env: &Env<'_>,
     batch: &mut Batch,
 ) -> Result<Applied, ApplyError> {
     let cc: CsvContent = typed(content, "commandContent")?;
-    let previous: O = match env.entities.get::<O>(owner_id)? {
-        Some(owner) => owner,
-        None => return invalid(O::KIND.not_found(owner_id)),
-    };
+    let previous: O = existing(owner_id, env)?;
     let manifest = manifest_for(previous.south_type())?;
     let existing: Vec<&str> = if cc.delete_items_not_present {
         Vec::new()
@@ -209,9 +171,13 @@ fn import<O: ItemOwner>(
     }
     env.entities.stage_put(batch, Some(&previous), &owner)?;
     Ok(Applied {
-        result: format!("{count} items imported on {} {}", O::LABEL, owner.name()),
-        ontology: Some((O::KIND, Op::Update)),
-        effects: O::effects(),
+        result: format!(
+            "{count} items imported on {} {}",
+            O::KIND.label(),
+            owner.name()
+        ),
+        // The message that tells OIAnalytics of the change.
+        ..Applied::entity(O::KIND, Op::Update)
     })
 }
 
