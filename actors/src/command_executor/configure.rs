@@ -693,8 +693,13 @@ fn check_unique_name<E: Entity>(name: &str, id: &str, env: &Env<'_>) -> Result<(
 }
 
 fn audit_for<E: Entity>(previous: Option<&E>, env: &Env<'_>) -> Audit {
+    audited(previous.map(Entity::audit), env)
+}
+
+/// The audit of something this command writes: `previous` touched, or a new one.
+fn audited(previous: Option<&Audit>, env: &Env<'_>) -> Audit {
     match previous {
-        Some(p) => p.audit().touched(BY_OIANALYTICS, env.now),
+        Some(p) => p.touched(BY_OIANALYTICS, env.now),
         None => Audit::new(BY_OIANALYTICS, env.now),
     }
 }
@@ -1066,10 +1071,7 @@ fn south_items(
             enabled: item.enabled.unwrap_or(true),
             settings: settings(item.settings),
             other: item.other,
-            audit: match old {
-                Some(o) => o.audit.touched(BY_OIANALYTICS, env.now),
-                None => Audit::new(BY_OIANALYTICS, env.now),
-            },
+            audit: audited(old.map(|o| &o.audit), env),
             id,
         });
     }
@@ -1238,10 +1240,7 @@ fn put_history(
             name: item_name,
             enabled: item.enabled.unwrap_or(true),
             settings: settings(item.settings),
-            audit: match old {
-                Some(o) => o.audit.touched(BY_OIANALYTICS, env.now),
-                None => Audit::new(BY_OIANALYTICS, env.now),
-            },
+            audit: audited(old.map(|o| &o.audit), env),
             id: item_id,
         });
     }
