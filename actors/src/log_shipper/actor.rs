@@ -65,14 +65,6 @@ enum PostResult {
     Failed(String),
 }
 
-/// A finished post and the batch it carried.
-struct Posted {
-    result: PostResult,
-    last_seq: u64,
-    records: u64,
-    skipped: u64,
-}
-
 pub struct LogShipper {
     ctx: AgentContext,
     intake: LogIntake,
@@ -314,23 +306,19 @@ impl LogShipper {
         let fut = fut.instrument(tracing::info_span!(POST_SPAN));
         ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
             act.in_flight = false;
-            let posted = Posted {
-                result,
-                last_seq,
-                records,
-                skipped,
-            };
-            act.on_posted(posted, ctx);
+            act.on_posted(result, last_seq, records, skipped, ctx);
         }));
     }
 
-    fn on_posted(&mut self, posted: Posted, ctx: &mut Context<Self>) {
-        let Posted {
-            result,
-            last_seq,
-            records,
-            skipped,
-        } = posted;
+    /// A finished post of the batch up to `last_seq`: `records` sent, `skipped` left out.
+    fn on_posted(
+        &mut self,
+        result: PostResult,
+        last_seq: u64,
+        records: u64,
+        skipped: u64,
+        ctx: &mut Context<Self>,
+    ) {
         match result {
             PostResult::Status(status) if is_delivered(status) => {
                 self.on_delivered(last_seq, records, skipped)
