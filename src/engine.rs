@@ -30,6 +30,7 @@ use oibus_actors::message_sender::MessageSender;
 use oibus_actors::messages::ConfigOutbox;
 use oibus_actors::metrics_aggregator::actor::{install_recorder, MetricsAggregator};
 use oibus_actors::metrics_aggregator::MetricsHandle;
+use oibus_actors::protocol::iso_now;
 use oibus_actors::registration::actor::Registration;
 use oibus_actors::registration::RegistrationChanged;
 use oibus_actors::store::{Cf, Durability, Store};
@@ -129,7 +130,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<i32> {
             engine_id,
             started: Instant::now(),
             reloads: Arc::new(Mutex::new(ReloadStatus {
-                loaded_at: now_iso(),
+                loaded_at: iso_now(),
                 last_reload: None,
             })),
             entities,
@@ -476,7 +477,7 @@ pub fn reload(engine: &Engine) {
             engine.config.send_replace(Arc::new(new));
             tracing::info!(config = %engine.config_path.display(), "configuration reloaded");
             ReloadAttempt {
-                at: now_iso(),
+                at: iso_now(),
                 applied: true,
                 error: None,
             }
@@ -484,7 +485,7 @@ pub fn reload(engine: &Engine) {
         Err(e) => {
             tracing::error!(error = %e, "configuration reload rejected; keeping the running configuration");
             ReloadAttempt {
-                at: now_iso(),
+                at: iso_now(),
                 applied: false,
                 error: Some(e.to_string()),
             }
@@ -511,10 +512,6 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         keys.push("oianalytics.key_size");
     }
     keys
-}
-
-pub fn now_iso() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Panics are bugs: log them with their location before the actor (or thread) unwinds, so the

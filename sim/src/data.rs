@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::io::Read;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
+use oibus_actors::protocol::iso;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -156,10 +157,6 @@ fn push_bounded(list: &mut VecDeque<Value>, value: Value, limit: usize) {
         list.pop_front();
     }
     list.push_back(value);
-}
-
-fn iso(date: DateTime<Utc>) -> String {
-    date.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// A values body: a JSON array of `{pointId, timestamp, data: {value, …}}`, gunzipped first

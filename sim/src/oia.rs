@@ -9,12 +9,12 @@ use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
+use oibus_actors::protocol::{iso, RegistrationRequest};
 use serde_json::{json, Value};
 
 use super::data;
 use super::reply::Reply;
-use oibus_actors::protocol::RegistrationRequest;
 
 use super::state::MessageKind::{FullConfig, HistoryQueries};
 use super::state::{Records, Violation};
@@ -321,10 +321,6 @@ fn single_param(exchange: &mut Exchange, req: &HttpRequest, key: &str) -> Result
 fn agent(exchange: &Exchange) -> &str {
     // check_transport sets it on every authenticated route before the handlers run.
     exchange.agent.as_deref().unwrap_or_default()
-}
-
-fn iso(date: DateTime<Utc>) -> String {
-    date.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 fn register(sim: &Sim, exchange: &mut Exchange, req: &HttpRequest, body: &[u8]) -> Reply {

@@ -693,7 +693,7 @@ impl ModbusSouth {
     /// requests are still read. A lost connection fails the read whole: the next requests would
     /// fail the same.
     pub async fn read(&self, items: &[&SouthItem]) -> Result<ModbusRead, ModbusError> {
-        let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let timestamp = crate::protocol::iso_now();
         let label = &self.endpoint.label;
         let mut errors = Vec::new();
         let mut points = Vec::with_capacity(items.len());

@@ -7,7 +7,7 @@ use chrono::DateTime;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{keys, now_iso, Area, CacheError, Metadata, NorthCache, Plan};
+use super::{keys, Area, CacheError, Metadata, NorthCache, Plan};
 use crate::store::Cf;
 
 /// OIBus's `processCacheFileContent` limit.
@@ -96,10 +96,10 @@ impl NorthCache {
             0 => usize::MAX,
             n => n,
         };
-        let mut result = json!({ "searchDate": now_iso() });
+        let mut result = json!({ "searchDate": crate::protocol::iso_now() });
         for area in Area::ALL {
             let mut found = Vec::new();
-            self.for_each_meta(area, |seq, meta| {
+            self.for_each_meta(area, 0, |seq, meta| {
                 let name = keys::name_of(seq);
                 if query.matches(&name, &meta) {
                     found.push(json!({ "filename": name, "metadata": meta }));

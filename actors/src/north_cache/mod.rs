@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::content::{Content, ContentType};
@@ -245,10 +245,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn now_iso() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 impl NorthCache {
     /// Opens an owner's cache, rebuilding the counters from the metadata (content is not read).
     pub fn open(
@@ -282,7 +278,7 @@ impl NorthCache {
         let mut stats = CacheStats::default();
         let mut head = None;
         for area in Area::ALL {
-            cache.for_each_meta(area, |seq, meta| {
+            cache.for_each_meta(area, 0, |seq, meta| {
                 stats.count(area, &meta, true);
                 if area == Area::Cache {
                     head.get_or_insert(seq);
@@ -372,7 +368,7 @@ impl NorthCache {
             .inner
             .next_seq
             .fetch_add(pieces.len() as u64, Ordering::Relaxed);
-        let created_at = now_iso();
+        let created_at = crate::protocol::iso_now();
         let mut staged = Staged {
             entries: pieces.len(),
             elements: 0,
@@ -465,7 +461,7 @@ impl NorthCache {
         };
         let mut picked: Vec<(u64, Metadata)> = Vec::new();
         let (mut elements, mut bytes) = (0u64, 0u64);
-        self.for_each_meta_from(Area::Cache, head, |seq, meta| {
+        self.for_each_meta(Area::Cache, head, |seq, meta| {
             if let Some((_, first)) = picked.first() {
                 if first.content_type == ContentType::Any
                     || meta.content_type != first.content_type
@@ -578,7 +574,7 @@ impl NorthCache {
             }
             let cutoff = now - chrono::Duration::hours(i64::try_from(hours).unwrap_or(i64::MAX));
             let mut expired = Vec::new();
-            self.for_each_meta(area, |seq, meta| {
+            self.for_each_meta(area, 0, |seq, meta| {
                 // A date that does not parse is kept: deleting on a guess is worse.
                 if DateTime::parse_from_rfc3339(&meta.created_at).is_ok_and(|at| at < cutoff) {
                     expired.push((seq, meta));
@@ -608,17 +604,9 @@ impl NorthCache {
         Ok(())
     }
 
-    fn for_each_meta(
-        &self,
-        area: Area,
-        f: impl FnMut(u64, Metadata) -> Result<bool, CacheError>,
-    ) -> Result<(), CacheError> {
-        self.for_each_meta_from(area, 0, f)
-    }
-
     /// Calls `f` on each decodable metadata of `area` from sequence `from`, in order, reading
     /// `SCAN_CHUNK` at a time, until `f` returns false. Undecodable records are quarantined.
-    fn for_each_meta_from(
+    fn for_each_meta(
         &self,
         area: Area,
         from: u64,
