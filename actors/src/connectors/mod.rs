@@ -31,6 +31,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use crate::content::ContentType;
 use crate::key_vault::{GetLocalCipher, KeyVault, LocalCipher};
 use crate::supervision::Peers;
 use crate::Secret;
@@ -62,6 +63,23 @@ impl Delivery {
             Delivery::Failed(message)
         }
     }
+}
+
+/// The `[{…}]` writes of a north that takes only `accepted` content (modbus, MQTT, OPC UA);
+/// other content, or a body that is not `what`, counts toward retryCount.
+pub(crate) fn writes_of<T: serde::de::DeserializeOwned>(
+    label: &str,
+    (accepted, what): (ContentType, &str),
+    content_type: ContentType,
+    body: &[u8],
+) -> Result<Vec<T>, Delivery> {
+    if content_type != accepted {
+        return Err(Delivery::Failed(format!(
+            "Content type {content_type} is not supported by north {accepted}"
+        )));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| Delivery::Failed(format!("{label}: the content is not {what} ({e})")))
 }
 
 /// Why a connector cannot be built or cannot run: what, where, and what to do.

@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio_modbus::client::Writer;
 
 use super::south_modbus::{parse_address, Endpoint, ModbusError};
-use super::{ConnectorError, Delivery, SettingsReader};
+use super::{writes_of, ConnectorError, Delivery, SettingsReader};
 use crate::content::ContentType;
 
 pub struct ModbusNorth {
@@ -47,20 +47,12 @@ impl ModbusNorth {
     }
 
     pub async fn send(&self, content_type: ContentType, _filename: &str, body: Bytes) -> Delivery {
-        if content_type != ContentType::Modbus {
-            return Delivery::Failed(format!(
-                "Content type {content_type} is not supported by north modbus"
-            ));
-        }
-        let values: Vec<ModbusValue> = match serde_json::from_slice(&body) {
-            Ok(values) => values,
-            Err(e) => {
-                return Delivery::Failed(format!(
-                    "{}: the content is not modbus values ({e})",
-                    self.endpoint.label
-                ))
-            }
-        };
+        let accepted = (ContentType::Modbus, "modbus values");
+        let values: Vec<ModbusValue> =
+            match writes_of(&self.endpoint.label, accepted, content_type, &body) {
+                Ok(values) => values,
+                Err(failed) => return failed,
+            };
         let writes = match values
             .iter()
             .map(|v| self.write_of(v))

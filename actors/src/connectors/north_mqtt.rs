@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::south_mqtt::{explain, Broker};
-use super::{ConnectorError, Delivery};
+use super::{writes_of, ConnectorError, Delivery};
 use crate::content::ContentType;
 use crate::entities::NorthConnector;
 use crate::supervision::Peers;
@@ -56,18 +56,10 @@ impl MqttNorth {
 
     pub async fn send(&self, content_type: ContentType, _filename: &str, body: Bytes) -> Delivery {
         let label = &self.broker.label;
-        if content_type != ContentType::Mqtt {
-            return Delivery::Failed(format!(
-                "Content type {content_type} is not supported by north mqtt"
-            ));
-        }
-        let values: Vec<MqttValue> = match serde_json::from_slice(&body) {
+        let accepted = (ContentType::Mqtt, "MQTT values [{topic, payload}]");
+        let values: Vec<MqttValue> = match writes_of(label, accepted, content_type, &body) {
             Ok(values) => values,
-            Err(e) => {
-                return Delivery::Failed(format!(
-                    "{label}: the content is not MQTT values [{{topic, payload}}] ({e})"
-                ))
-            }
+            Err(failed) => return failed,
         };
         if values.is_empty() {
             return Delivery::Sent;

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use tokio::sync::{oneshot, Mutex};
 
 use super::south_opcua::{close_later, explain, Server};
-use super::{ConnectorError, Delivery};
+use super::{writes_of, ConnectorError, Delivery};
 use crate::content::ContentType;
 use crate::supervision::Peers;
 
@@ -76,16 +76,10 @@ impl OpcuaNorth {
 
     pub async fn send(&self, content_type: ContentType, _filename: &str, body: Bytes) -> Delivery {
         let label = self.server.label();
-        if content_type != ContentType::Opcua {
-            return Delivery::Failed(format!(
-                "Content type {content_type} is not supported by north opcua"
-            ));
-        }
-        let values: Vec<OpcuaValue> = match serde_json::from_slice(&body) {
+        let accepted = (ContentType::Opcua, "opcua values");
+        let values: Vec<OpcuaValue> = match writes_of(label, accepted, content_type, &body) {
             Ok(values) => values,
-            Err(e) => {
-                return Delivery::Failed(format!("{label}: the content is not opcua values ({e})"))
-            }
+            Err(failed) => return failed,
         };
         let mut link = self.link.lock().await;
         let session = match self.session(&mut link).await {
