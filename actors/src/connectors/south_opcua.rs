@@ -262,6 +262,17 @@ struct Shared {
     last_error: Mutex<Option<String>>,
 }
 
+// Each lock guards one value that is replaced whole: a panicking holder cannot break it.
+impl Shared {
+    fn session(&self) -> std::sync::MutexGuard<'_, Option<Arc<Session>>> {
+        self.session.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn last_error(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.last_error.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// How to reach the server (the opcua south's, and the opcua north's).
 #[derive(Clone)]
 pub(crate) struct Server {
@@ -284,13 +295,7 @@ impl Drop for OpcuaSouth {
         if let Some(task) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
             task.abort();
         }
-        if let Some(session) = self
-            .shared
-            .session
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        if let Some(session) = self.shared.session().take() {
             close_later(session);
         }
     }
@@ -368,20 +373,12 @@ impl OpcuaSouth {
     }
 
     fn session(&self) -> Result<Arc<Session>, String> {
-        if let Some(session) = self
-            .shared
-            .session
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
+        if let Some(session) = self.shared.session().clone() {
             return Ok(session);
         }
         let why = self
             .shared
-            .last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .last_error()
             .clone()
             .unwrap_or_else(|| "connecting".into());
         Err(format!(
@@ -415,12 +412,11 @@ impl OpcuaSouth {
             summary.errors.extend(errors);
             if !values.is_empty() {
                 let done = commit(&router, &self.south_id, &index, values, Vec::new()).await?;
-                add(&mut summary, done);
+                summary.add(done);
             }
         }
         if !ha.is_empty() {
-            let done = self.read_ha(&session, ha, &index, &router).await?;
-            add(&mut summary, done);
+            summary.add(self.read_ha(&session, ha, &index, &router).await?);
         }
         Ok(summary)
     }
@@ -545,7 +541,7 @@ impl OpcuaSouth {
                 summary.errors.extend(errors);
                 if !values.is_empty() || !moved.is_empty() {
                     let done = commit(router, &self.south_id, index, values, moved).await?;
-                    add(&mut summary, done);
+                    summary.add(done);
                 }
                 if i != last && read_delay > 0 {
                     tokio::time::sleep(Duration::from_millis(read_delay)).await;
@@ -766,13 +762,6 @@ impl OpcuaSouth {
         drop(ended);
         Ok(json!({ "items": items }))
     }
-}
-
-fn add(total: &mut ReadSummary, one: ReadSummary) {
-    total.read += one.read;
-    total.cached += one.cached;
-    total.dropped_full += one.dropped_full;
-    total.errors.extend(one.errors);
 }
 
 /// The HistoryRead details of `mode` over `[from, to]` for `nodes` nodes.
@@ -1033,11 +1022,7 @@ impl Runner {
     }
 
     fn set_error(&self, error: Option<String>) {
-        *self
-            .shared
-            .last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = error;
+        *self.shared.last_error() = error;
     }
 
     async fn run(self) {
@@ -1052,17 +1037,9 @@ impl Runner {
                     last_error = None;
                     self.set_error(None);
                     tracing::info!(south = %self.server.label, url = %s.url, "OPC UA south connected");
-                    *self
-                        .shared
-                        .session
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()) = Some(session.clone());
+                    *self.shared.session() = Some(session.clone());
                     let why = self.connected(&session, lost).await;
-                    *self
-                        .shared
-                        .session
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()) = None;
+                    *self.shared.session() = None;
                     let Some(why) = why else {
                         close_later(session);
                         return;

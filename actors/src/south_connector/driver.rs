@@ -116,6 +116,16 @@ pub struct ReadSummary {
     pub errors: Vec<String>,
 }
 
+impl ReadSummary {
+    /// Count `one` in this total.
+    pub(crate) fn add(&mut self, one: ReadSummary) {
+        self.read += one.read;
+        self.cached += one.cached;
+        self.dropped_full += one.dropped_full;
+        self.errors.extend(one.errors);
+    }
+}
+
 impl SouthDriver {
     pub fn new(south: &SouthConnector, ctx: &AgentContext) -> Result<SouthDriver, String> {
         match south.connector_type.as_str() {
@@ -181,11 +191,7 @@ impl SouthDriver {
                 let read = actix_rt::task::spawn_blocking(move || {
                     let mut total = ReadSummary::default();
                     for item in south.items.iter().filter(|i| item_ids.contains(&i.id)) {
-                        let one = read_files(&scanner, &south.id, item, &items, &router)?;
-                        total.read += one.read;
-                        total.cached += one.cached;
-                        total.dropped_full += one.dropped_full;
-                        total.errors.extend(one.errors);
+                        total.add(read_files(&scanner, &south.id, item, &items, &router)?);
                     }
                     Ok(total)
                 });
@@ -256,14 +262,8 @@ impl SouthDriver {
                 let values = actix_rt::task::spawn_blocking(move || scanner.test_item(&item))
                     .await
                     .unwrap_or_else(|e| Err(format!("the test panicked: {e}")))?;
-                Ok(ItemTest {
-                    content: Content::Values {
-                        kind: ContentType::TimeValues,
-                        values,
-                    },
-                    connection_ms: 0,
-                    query_ms: started.elapsed().as_millis() as u64,
-                })
+                let query_ms = started.elapsed().as_millis() as u64;
+                Ok(ItemTest::values((values, 0, query_ms)))
             }),
             SouthDriver::Modbus(modbus) => Box::pin(async move {
                 let tested = modbus.test_item(&item).await.map_err(|e| e.to_string())?;
