@@ -277,8 +277,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn a_read_reaches_every_north_that_takes_it_in_one_commit_and_wakes_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("store")).unwrap();
+        let (_dir, store) = crate::store::temp();
         let ignored = [
             json!({"transformerId": "ign", "source": {"type": "south", "southId": "s", "items": []}}),
         ];
@@ -352,8 +351,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn a_full_cache_drops_and_counts_without_failing_the_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("store")).unwrap();
+        let (_dir, store) = crate::store::temp();
         // maxSize is in MB.
         let small = north(&store, "small", json!({"throttling": {"maxSize": 1}}), &[]);
         let router = Router::new(store.clone());

@@ -3,14 +3,14 @@ use serde_json::{json, Value};
 use super::*;
 use crate::content::TimeValue;
 
-fn open_store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("store")).unwrap();
-    (dir, store)
-}
-
 fn north(store: &Store, settings: CachingSettings) -> NorthCache {
     NorthCache::open(store, CacheOwner::North("n1".into()), settings).unwrap()
+}
+
+/// A cache of `max_elements` per batch in a temporary store.
+fn open_cache(max_elements: u64) -> (tempfile::TempDir, NorthCache) {
+    let (dir, store) = crate::store::temp();
+    (dir, north(&store, settings(max_elements)))
 }
 
 fn settings(max_elements: u64) -> CachingSettings {
@@ -57,8 +57,7 @@ fn names(result: &Value, area: &str) -> Vec<String> {
 
 #[test]
 fn next_batch_merges_queued_arrays_up_to_max_elements_without_splitting_an_entry() {
-    let (_d, store) = open_store();
-    let cache = north(&store, settings(10));
+    let (_d, cache) = open_cache(10);
     for (from, n) in [(0, 4), (4, 4), (8, 4), (12, 3)] {
         cache.append(&values(from, n), "south s1").unwrap();
     }
@@ -84,8 +83,7 @@ fn next_batch_merges_queued_arrays_up_to_max_elements_without_splitting_an_entry
 
 #[test]
 fn an_array_longer_than_max_elements_is_cached_as_several_entries() {
-    let (_d, store) = open_store();
-    let cache = north(&store, settings(10));
+    let (_d, cache) = open_cache(10);
     let staged = cache.append(&values(0, 25), "south s1").unwrap();
     assert_eq!((staged.entries, staged.elements), (3, 25));
     assert_eq!(cache.stats().cache_entries, 3);
@@ -94,8 +92,7 @@ fn an_array_longer_than_max_elements_is_cached_as_several_entries() {
 
 #[test]
 fn a_batch_takes_at_least_one_entry_and_stops_at_a_change_of_type() {
-    let (_d, store) = open_store();
-    let cache = north(&store, settings(10));
+    let (_d, cache) = open_cache(10);
     cache.append(&values(0, 3), "s").unwrap();
     cache.append(&file("a.csv", b"x,y\n1,2\n"), "s").unwrap();
     cache.append(&file("b.csv", b"z\n"), "s").unwrap();
@@ -146,7 +143,7 @@ fn the_queue_and_its_counters_survive_a_reopen_in_arrival_order() {
 
 #[test]
 fn sent_removes_entries_or_archives_them_when_the_archive_is_enabled() {
-    let (_d, store) = open_store();
+    let (_d, store) = crate::store::temp();
     let cache = north(&store, settings(100));
     cache.append(&values(0, 2), "s").unwrap();
     let batch = cache.next_batch().unwrap().unwrap();
@@ -181,8 +178,7 @@ fn sent_removes_entries_or_archives_them_when_the_archive_is_enabled() {
 
 #[test]
 fn failed_moves_the_batch_to_the_error_area_with_the_error_text() {
-    let (_d, store) = open_store();
-    let cache = north(&store, settings(100));
+    let (_d, cache) = open_cache(100);
     cache.append(&values(0, 2), "south s1").unwrap();
     cache.append(&values(2, 2), "south s1").unwrap();
     let batch = cache.next_batch().unwrap().unwrap();
@@ -201,7 +197,7 @@ fn failed_moves_the_batch_to_the_error_area_with_the_error_text() {
 
 #[test]
 fn content_arriving_when_the_cache_is_full_is_dropped_and_counted() {
-    let (_d, store) = open_store();
+    let (_d, store) = crate::store::temp();
     let mut s = settings(100_000);
     s.throttling.max_size = 1;
     let cache = north(&store, s);
@@ -225,7 +221,7 @@ fn content_arriving_when_the_cache_is_full_is_dropped_and_counted() {
 
 #[test]
 fn cleanup_removes_error_and_archive_entries_past_their_retention() {
-    let (_d, store) = open_store();
+    let (_d, store) = crate::store::temp();
     let mut s = settings(1);
     s.archive.enabled = true;
     s.archive.retention_duration = 72;
@@ -263,8 +259,7 @@ fn cleanup_removes_error_and_archive_entries_past_their_retention() {
 
 #[test]
 fn search_filters_by_name_case_insensitively_by_creation_date_and_count() {
-    let (_d, store) = open_store();
-    let cache = north(&store, settings(100));
+    let (_d, cache) = open_cache(100);
     cache.append(&file("Report-A.csv", b"a"), "s").unwrap();
     cache.append(&file("other.xml", b"b"), "s").unwrap();
     cache.append(&values(0, 1), "s").unwrap();
@@ -328,8 +323,7 @@ fn search_filters_by_name_case_insensitively_by_creation_date_and_count() {
 
 #[test]
 fn file_content_is_cut_at_500_kib_and_typed_by_extension() {
-    let (_d, store) = open_store();
-    let cache = north(&store, settings(100));
+    let (_d, cache) = open_cache(100);
     let big = vec![b'a'; 600 * 1024];
     cache.append(&file("big.xml", &big), "s").unwrap();
     cache.append(&values(0, 1), "s").unwrap();
@@ -365,8 +359,7 @@ fn file_content_is_cut_at_500_kib_and_typed_by_extension() {
 
 #[test]
 fn update_removes_first_then_moves() {
-    let (_d, store) = open_store();
-    let cache = north(&store, settings(1));
+    let (_d, cache) = open_cache(1);
     for i in 0..4 {
         cache.append(&values(i, 1), "s").unwrap();
     }
@@ -416,7 +409,7 @@ fn update_removes_first_then_moves() {
 
 #[test]
 fn destroy_removes_every_entry_of_its_owner_only() {
-    let (_d, store) = open_store();
+    let (_d, store) = crate::store::temp();
     let a = north(&store, settings(100));
     let b = NorthCache::open(&store, CacheOwner::North("n10".into()), settings(100)).unwrap();
     let h = NorthCache::open(&store, CacheOwner::History("n1".into()), settings(100)).unwrap();
@@ -444,7 +437,7 @@ fn destroy_removes_every_entry_of_its_owner_only() {
 
 #[test]
 fn a_corrupt_record_is_quarantined_rather_than_failing_the_queue() {
-    let (_d, store) = open_store();
+    let (_d, store) = crate::store::temp();
     let cache = north(&store, settings(100));
     for i in 0..3 {
         cache.append(&values(i, 1), "s").unwrap();

@@ -454,5 +454,13 @@ impl Batch {
     }
 }
 
+/// A store in a fresh temporary folder, removed when the returned guard drops.
+#[cfg(test)]
+pub(crate) fn temp() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    (dir, store)
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,11 +1,5 @@
 use super::*;
 
-fn open() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("store")).unwrap();
-    (dir, store)
-}
-
 #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Rec {
     n: u32,
@@ -13,7 +7,7 @@ struct Rec {
 
 #[test]
 fn typed_records_round_trip_and_scan_by_prefix() {
-    let (_d, store) = open();
+    let (_d, store) = temp();
     store
         .put(Cf::Entities, b"scan/a", &Rec { n: 1 }, Durability::Sync)
         .unwrap();
@@ -47,7 +41,7 @@ fn typed_records_round_trip_and_scan_by_prefix() {
 
 #[test]
 fn corrupt_record_is_quarantined_and_counted_not_a_panic() {
-    let (dir, store) = open();
+    let (dir, store) = temp();
     let mut batch = store.batch();
     batch.put_raw(Cf::Commands, b"c1", b"{not json");
     store.write(batch, Durability::Sync).unwrap();
@@ -65,7 +59,7 @@ fn corrupt_record_is_quarantined_and_counted_not_a_panic() {
 
 #[test]
 fn counters_are_atomic_and_persistent() {
-    let (dir, store) = open();
+    let (dir, store) = temp();
     assert_eq!(store.counter("x").unwrap(), 0);
     let threads: Vec<_> = (0..4)
         .map(|_| {
@@ -93,7 +87,7 @@ fn counters_are_atomic_and_persistent() {
 
 #[test]
 fn queue_survives_reopen_in_order() {
-    let (dir, store) = open();
+    let (dir, store) = temp();
     let q = Queue::open(&store, Cf::Logs, "logs", 1 << 20).unwrap();
     q.push_batch([b"a".as_slice(), b"bb", b"ccc"], Durability::Buffered)
         .unwrap();
@@ -119,7 +113,7 @@ fn queue_survives_reopen_in_order() {
 
 #[test]
 fn queue_ack_removes_the_delivered_prefix_only() {
-    let (_d, store) = open();
+    let (_d, store) = temp();
     let q = Queue::open(&store, Cf::Logs, "logs", 1 << 20).unwrap();
     for i in 0..10u8 {
         q.push(&[i; 3], Durability::Buffered).unwrap();
@@ -134,7 +128,7 @@ fn queue_ack_removes_the_delivered_prefix_only() {
 
 #[test]
 fn queue_cap_drops_the_oldest_and_counts_exactly() {
-    let (dir, store) = open();
+    let (dir, store) = temp();
     let q = Queue::open(&store, Cf::Logs, "logs", 100).unwrap();
     let mut dropped = 0;
     for i in 0..25u8 {
@@ -164,7 +158,7 @@ fn queue_cap_drops_the_oldest_and_counts_exactly() {
 
 #[test]
 fn lowering_the_cap_drops_at_once() {
-    let (_d, store) = open();
+    let (_d, store) = temp();
     let q = Queue::open(&store, Cf::Logs, "logs", 1000).unwrap();
     for i in 0..10u8 {
         q.push(&[i; 10], Durability::Buffered).unwrap();
@@ -175,7 +169,7 @@ fn lowering_the_cap_drops_at_once() {
 
 #[test]
 fn checkpoint_is_an_openable_copy() {
-    let (dir, store) = open();
+    let (dir, store) = temp();
     store
         .put(Cf::State, b"k", &Rec { n: 7 }, Durability::Sync)
         .unwrap();
@@ -194,7 +188,7 @@ fn checkpoint_is_an_openable_copy() {
 
 #[test]
 fn a_second_open_of_the_same_store_fails_clearly() {
-    let (dir, _store) = open();
+    let (dir, _store) = temp();
     let err = Store::open(&dir.path().join("store")).unwrap_err();
     assert!(
         err.to_string().contains("another oibus-agent engine"),

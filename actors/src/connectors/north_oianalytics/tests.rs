@@ -8,7 +8,6 @@ use super::*;
 use crate::client::tests::{Reply, Seen, TestServer};
 use crate::key_vault::{KeySize, Vault};
 use crate::registration::{RegistrationChanged, RegistrationStatus};
-use crate::store::Store;
 
 /// The client's test server, answering every request with `(status, body)`.
 async fn answering(status: u16, body: &'static str) -> TestServer {
@@ -23,8 +22,7 @@ struct Fixture {
 }
 
 fn fixture(host: &str, registered: bool) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("store")).unwrap();
+    let (dir, store) = crate::store::temp();
     let mut config = Config::default();
     config.oianalytics.host = Some(host.to_owned());
     let mut ctx = AgentContext::for_tests(store, config);
@@ -56,15 +54,19 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
 const VALUES: &str =
     r#"[{"pointId":"p1","timestamp":"2026-01-01T00:00:00.000Z","data":{"value":"1"}}]"#;
 
+/// What `north` makes of [`VALUES`] sent as time values.
+async fn send_values(north: &OiaNorth) -> Delivery {
+    north
+        .send(ContentType::TimeValues, "v.json", Bytes::from(VALUES))
+        .await
+}
+
 #[actix_rt::test]
 async fn values_are_posted_as_json_with_the_data_source_and_bearer_token() {
     let server = answering(204, "").await;
     let f = fixture(&server.url(), true);
     let north = OiaNorth::new("My North", &json!({}), &f.ctx).unwrap();
-    let delivery = north
-        .send(ContentType::TimeValues, "v.json", Bytes::from(VALUES))
-        .await;
-    assert_eq!(delivery, Delivery::Sent);
+    assert_eq!(send_values(&north).await, Delivery::Sent);
     let seen = server.only_request();
     assert_eq!(seen.method, "POST");
     assert_eq!(
@@ -198,10 +200,7 @@ async fn specific_settings_use_basic_auth_with_the_opened_secret_key() {
     let north = OiaNorth::new("n", &settings, &f.ctx)
         .unwrap()
         .with_cipher(cipher);
-    let delivery = north
-        .send(ContentType::TimeValues, "v.json", Bytes::from(VALUES))
-        .await;
-    assert_eq!(delivery, Delivery::Sent);
+    assert_eq!(send_values(&north).await, Delivery::Sent);
     let expected = base64::engine::general_purpose::STANDARD.encode("user:p:ss");
     assert_eq!(
         server.only_request().header("authorization"),
@@ -237,10 +236,7 @@ async fn answers_are_classified_as_oibus_does() {
         let server = answering(status, "boom").await;
         let f = fixture(&server.url(), true);
         let north = OiaNorth::new("n", &json!({}), &f.ctx).unwrap();
-        let delivery = north
-            .send(ContentType::TimeValues, "v.json", Bytes::from(VALUES))
-            .await;
-        assert_eq!(delivery, expected, "status {status}");
+        assert_eq!(send_values(&north).await, expected, "status {status}");
     }
 }
 
@@ -266,9 +262,7 @@ async fn not_registered_is_retried_without_a_call() {
     let server = answering(200, "").await;
     let f = fixture(&server.url(), false);
     let north = OiaNorth::new("n", &json!({}), &f.ctx).unwrap();
-    let delivery = north
-        .send(ContentType::TimeValues, "v.json", Bytes::from(VALUES))
-        .await;
+    let delivery = send_values(&north).await;
     assert_eq!(delivery, Delivery::Retry(NOT_REGISTERED.into()));
     assert!(server.seen().is_empty());
     assert_eq!(north.test_connection().await, Err(NOT_REGISTERED.into()));

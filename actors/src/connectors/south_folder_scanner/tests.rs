@@ -10,9 +10,8 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, store) = crate::store::temp();
         std::fs::create_dir(dir.path().join("in")).unwrap();
-        let store = Store::open(&dir.path().join("store")).unwrap();
         Fixture { dir, store }
     }
 
