@@ -73,6 +73,11 @@ impl Reply {
         self.headers.push((name, value.into()));
         self
     }
+
+    fn chunked(mut self) -> Self {
+        self.with_length = false;
+        self
+    }
 }
 
 type Handler = Rc<dyn Fn(&Seen) -> Reply>;
@@ -504,12 +509,8 @@ async fn malformed_json_is_a_decode_error_naming_the_route() {
 #[actix_rt::test]
 async fn answer_over_the_size_limit_is_rejected() {
     let big = format!("[{}0]", "0,".repeat(600));
-    let server = TestServer::start(move |_| {
-        let mut reply = Reply::new(200, big.clone());
-        reply.with_length = false; // the limit must hold while streaming, not only on the header
-        reply
-    })
-    .await;
+    // Chunked: the limit must hold while streaming, not only on the header.
+    let server = TestServer::start(move |_| Reply::new(200, big.clone()).chunked()).await;
     let mut s = settings(&server.url());
     s.max_body_bytes = 1000;
     let err = client(s)
@@ -804,12 +805,7 @@ fn asset(len: usize) -> Vec<u8> {
 
 #[actix_rt::test]
 async fn download_streams_the_answer_into_the_file() {
-    let server = TestServer::start(|_| {
-        let mut reply = Reply::new(200, asset(300_000));
-        reply.with_length = false;
-        reply
-    })
-    .await;
+    let server = TestServer::start(|_| Reply::new(200, asset(300_000)).chunked()).await;
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("asset.zip");
     let token = token();
@@ -841,9 +837,7 @@ async fn failed_download(reply: Reply, limit: u64) -> (ClientError, bool) {
 
 #[actix_rt::test]
 async fn download_over_the_limit_is_rejected_and_removed() {
-    let mut reply = Reply::new(200, asset(100_000));
-    reply.with_length = false;
-    let (err, left) = failed_download(reply, 50_000).await;
+    let (err, left) = failed_download(Reply::new(200, asset(100_000)).chunked(), 50_000).await;
     assert!(
         matches!(err, ClientError::BodyTooLarge { limit: 50_000, .. }),
         "{err:?}"
