@@ -340,19 +340,14 @@ impl MqttSouth {
         if topics.items.is_empty() {
             return;
         }
-        let broker = self.broker.clone();
-        let s = &broker.settings;
         let run = Runner {
-            label: broker.label.clone(),
+            broker: self.broker.clone(),
             topics,
-            qos: s.qos,
-            max_messages: s.max_messages.max(1),
-            flush_timeout: s.flush_timeout,
-            reconnect_period: s.reconnect_period,
             sink,
             errors,
         };
         let task = actix_rt::spawn(async move {
+            let broker = &run.broker;
             let clean = !broker.settings.persistent;
             // The options need the key vault (async), so they are built here.
             match broker.options(&broker.client_id, clean).await {
@@ -507,45 +502,42 @@ impl Broker {
 
 /// The event loop's own state.
 struct Runner {
-    label: String,
+    broker: Broker,
     topics: Topics,
-    qos: QoS,
-    max_messages: usize,
-    flush_timeout: Duration,
-    reconnect_period: Duration,
     sink: Recipient<Received>,
     errors: Recipient<SubscriptionFailed>,
 }
 
 impl Runner {
     fn failed(&self, error: String) {
-        tracing::warn!(south = %self.label, error = %error, "MQTT south");
+        tracing::warn!(south = %self.broker.label, error = %error, "MQTT south");
         self.errors.do_send(SubscriptionFailed { error });
     }
 
     async fn run(self, client: AsyncClient, mut event_loop: EventLoop) {
-        let mut backoff = Backoff::new(FIRST_RETRY, self.reconnect_period);
+        let (label, s) = (&self.broker.label, &self.broker.settings);
+        let mut backoff = Backoff::new(FIRST_RETRY, s.reconnect_period);
         let mut buffer = Buffer::default();
-        let mut flush = tokio::time::interval(self.flush_timeout.max(Duration::from_millis(10)));
+        let mut flush = tokio::time::interval(s.flush_timeout.max(Duration::from_millis(10)));
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_error: Option<String> = None;
         loop {
             tokio::select! {
                 event = event_loop.poll() => match event {
                     Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                        backoff = Backoff::new(FIRST_RETRY, self.reconnect_period);
+                        backoff = Backoff::new(FIRST_RETRY, s.reconnect_period);
                         last_error = None;
-                        tracing::info!(south = %self.label, session_present = ack.session_present, "MQTT south connected");
+                        tracing::info!(south = %label, session_present = ack.session_present, "MQTT south connected");
                         // Again at every connection: a broker without our session forgot them.
                         let filters = self.topics.filters().into_iter()
-                            .map(|f| rumqttc::SubscribeFilter::new(f, self.qos));
+                            .map(|f| rumqttc::SubscribeFilter::new(f, s.qos));
                         if let Err(e) = client.try_subscribe_many(filters) {
-                            self.failed(format!("{}: cannot subscribe: {e}", self.label));
+                            self.failed(format!("{label}: cannot subscribe: {e}"));
                         }
                     }
                     Ok(Event::Incoming(Packet::SubAck(ack))) => {
                         if ack.return_codes.contains(&SubscribeReasonCode::Failure) {
-                            self.failed(format!("{}: the broker refused a subscription among {:?}", self.label, self.topics.filters()));
+                            self.failed(format!("{label}: the broker refused a subscription among {:?}", self.topics.filters()));
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(publish))) => {
@@ -554,10 +546,10 @@ impl Runner {
                             Err(e) => {
                                 // Not ours to keep: acknowledged so the broker stops resending it.
                                 let _ = client.try_ack(&publish);
-                                self.failed(format!("{}: {e}", self.label));
+                                self.failed(format!("{label}: {e}"));
                             }
                         }
-                        if buffer.messages >= self.max_messages || buffer.unacked >= MAX_UNACKED {
+                        if buffer.messages >= s.max_messages.max(1) || buffer.unacked >= MAX_UNACKED {
                             buffer.flush(&client, &self.sink);
                         }
                     }
@@ -566,7 +558,7 @@ impl Runner {
                         // What arrived is committed; its acknowledgements go on the next connection
                         // (or the broker delivers it again: a duplicate, never a loss).
                         buffer.flush(&client, &self.sink);
-                        let error = format!("{}: MQTT connection to the broker lost or refused: {}", self.label, explain(&e));
+                        let error = format!("{label}: MQTT connection to the broker lost or refused: {}", explain(&e));
                         if last_error.as_ref() != Some(&error) {
                             self.failed(error.clone());
                             last_error = Some(error);
