@@ -157,33 +157,27 @@ async fn data_routes_store_what_arrives_and_admin_shows_it() {
             .set_payload(body)
             .to_request()
     };
-    let plain = post(
-        "/api/oianalytics/oibus/time-values?dataSourceId=north",
-        "application/json",
-        VALUES.as_bytes().to_vec(),
-    );
-    assert_eq!(
-        atest::call_service(&app, plain).await.status(),
-        StatusCode::NO_CONTENT
-    );
-    let compressed = post(
-        "/api/oianalytics/oibus/time-values/compressed?dataSourceId=north",
-        "application/json",
-        gzip(VALUES.as_bytes()),
-    );
-    assert_eq!(
-        atest::call_service(&app, compressed).await.status(),
-        StatusCode::NO_CONTENT
-    );
-    let file = post(
-        "/api/oianalytics/file-uploads?dataSourceId=north",
-        "multipart/form-data; boundary=OIBusBoundary7",
-        multipart("OIBusBoundary7", "a.csv.gz", &gzip(b"abc")),
-    );
-    assert_eq!(
-        atest::call_service(&app, file).await.status(),
-        StatusCode::NO_CONTENT
-    );
+    // Plain values, compressed values, a file.
+    for (uri, content_type, body) in [
+        (
+            "/api/oianalytics/oibus/time-values?dataSourceId=north",
+            "application/json",
+            VALUES.as_bytes().to_vec(),
+        ),
+        (
+            "/api/oianalytics/oibus/time-values/compressed?dataSourceId=north",
+            "application/json",
+            gzip(VALUES.as_bytes()),
+        ),
+        (
+            "/api/oianalytics/file-uploads?dataSourceId=north",
+            "multipart/form-data; boundary=OIBusBoundary7",
+            multipart("OIBusBoundary7", "a.csv.gz", &gzip(b"abc")),
+        ),
+    ] {
+        let response = atest::call_service(&app, post(uri, content_type, body)).await;
+        assert_eq!(response.status(), StatusCode::NO_CONTENT, "{uri}");
+    }
     let malformed = post(
         "/api/oianalytics/oibus/time-values?dataSourceId=north",
         "application/json",
