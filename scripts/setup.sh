@@ -17,6 +17,21 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# promtool, which checks the live /metrics exposition in the metrics test: taken out of Debian's
+# prometheus package rather than installed with it, which would enable a Prometheus server here.
+tools="$HOME/.cache/oibus-agent/bin"
+if ! command -v promtool >/dev/null 2>&1 && [ ! -x "$tools/promtool" ]; then
+  echo "setup: fetching promtool into $tools"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  deb="$(mktemp -d)"
+  (cd "$deb" && { apt-get download prometheus 2>/dev/null \
+    || { $SUDO apt-get update -qq && apt-get download prometheus; }; } >/dev/null)
+  dpkg-deb -x "$deb"/prometheus_*.deb "$deb/root"
+  mkdir -p "$tools"
+  install -m 0755 "$deb/root/usr/bin/promtool" "$tools/promtool"
+  rm -rf "$deb"
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found; install Rust stable (rustup) first" >&2
   exit 1

@@ -2,7 +2,7 @@
 //! port of the effective `webServer.port`, which the engine moves live, see `crate::engine`):
 //! `GET /` (the status page) and `GET /api/overview` (what it shows, `crate::status_page`),
 //! `GET /health` (200 when every actor runs; the launcher's probation probe), `GET /status`
-//! (JSON for humans and `oibus-agent status`), `GET /metrics` (OpenMetrics text),
+//! (JSON for humans and `oibus-agent status`), `GET /metrics` (OpenMetrics to a scraper that asks for it, else Prometheus text),
 //! `GET /api/metrics/documents` and `/api/metrics/series` (time-series windows),
 //! `POST /api/registration` (`{"force": bool}`), `DELETE /api/registration`, and `GET
 //! /api/entities` (what remote commands configured, without settings or secrets). The same
@@ -249,17 +249,26 @@ where
 }
 
 /// Every family of `oibus_actors::events`, as OpenMetrics text.
+/// OpenMetrics to a scraper that asks for it, else Prometheus' text format, as Prometheus'
+/// own clients do: `curl /metrics | promtool check metrics` then passes.
 async fn prometheus(req: HttpRequest) -> HttpResponse {
-    let text = events::encode();
+    let open_metrics = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/openmetrics-text"));
+    let (text, content_type) = if open_metrics {
+        (events::encode(), events::CONTENT_TYPE)
+    } else {
+        (events::encode_text(), events::TEXT_CONTENT_TYPE)
+    };
     LocalQueryServed {
         resource: "prometheus",
         ok: true,
         user: &caller(&req),
     }
     .emit();
-    HttpResponse::Ok()
-        .content_type(events::CONTENT_TYPE)
-        .body(text)
+    HttpResponse::Ok().content_type(content_type).body(text)
 }
 
 #[derive(serde::Deserialize)]

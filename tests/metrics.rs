@@ -1,10 +1,13 @@
 //! Metrics end to end: what the agent counts is what the simulator saw, across a restart.
 
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::kit::agent::{cli, AgentHome};
+use crate::kit::http::Client;
 use crate::kit::sim::{Sim, SimOpts};
 use crate::kit::wait_until;
 
@@ -41,6 +44,29 @@ fn api_count(home: &AgentHome, api: &str, method: &str) -> u64 {
                 .sum::<u64>()
         })
         .sum()
+}
+
+/// `promtool check metrics` (scripts/setup.sh installs it) finds nothing to say of `text`.
+fn promtool_accepts(text: &str) {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs (scripts/setup.sh installs it)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {said}\n{text}"
+    );
 }
 
 #[test]
@@ -119,6 +145,22 @@ fn api_counts_match_the_simulator_and_survive_a_graceful_restart() {
         text.contains("oibus_agent_actor_restarts_total{actor=\"registration\"} 0"),
         "{text}"
     );
+    // What `curl` gets: Prometheus' text format, which promtool lints.
+    promtool_accepts(&text);
+    // What Prometheus gets, asking for OpenMetrics first.
+    let scrape = Client::new()
+        .get(&format!("http://{}/metrics", home.api))
+        .header(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )
+        .send()
+        .unwrap();
+    assert_eq!(
+        scrape.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    assert!(scrape.text().ends_with("# EOF\n"), "{}", scrape.text());
 
     let (code, body) = agent.get("/api/metrics/series?window=FORTNIGHTS").unwrap();
     assert_eq!(code, 400, "a bad window is a clear error: {body}");

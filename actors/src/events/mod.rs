@@ -16,7 +16,10 @@ use std::sync::{Arc, OnceLock};
 
 pub use crate::metrics_aggregator::Source;
 pub use catalog::*;
-pub use registry::{encode, encode_samples, register_collector, Scraped, CONTENT_TYPE};
+pub use registry::{
+    encode, encode_samples, encode_text, register_collector, Scraped, CONTENT_TYPE,
+    TEXT_CONTENT_TYPE,
+};
 
 /// Receives the Onesait side of every event. Implementations must be cheap and never block.
 /// Each method is one sample of one family of the Onesait metrics model (`metrics_aggregator`).

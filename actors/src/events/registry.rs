@@ -19,8 +19,10 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-/// What `GET /metrics` answers with (the encoder writes OpenMetrics text).
+/// What `GET /metrics` answers a scraper that asks for OpenMetrics (Prometheus does).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// What it answers anyone else (`curl`, `promtool check metrics`): Prometheus' text format.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct Request {
@@ -312,6 +314,39 @@ pub fn encode() -> String {
     out
 }
 
+/// Every metric in Prometheus' text format 0.0.4, as Prometheus' own clients answer a scrape
+/// that does not ask for OpenMetrics. The two differ only in what this registry writes as:
+/// 0.0.4 names a counter family after its `_total` samples, and has no `# UNIT` or `# EOF`.
+pub fn encode_text() -> String {
+    text_of_open_metrics(&encode())
+}
+
+fn text_of_open_metrics(open_metrics: &str) -> String {
+    let mut out = String::with_capacity(open_metrics.len());
+    // The encoder writes HELP before TYPE; the type decides the name both lines carry.
+    let mut help = None;
+    for line in open_metrics.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            help = rest.split_once(' ');
+            continue;
+        }
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some((name, kind)) = line.strip_prefix("# TYPE ").and_then(|t| t.split_once(' ')) {
+            let suffix = if kind == "counter" { "_total" } else { "" };
+            if let Some((_, text)) = help.take() {
+                let _ = writeln!(out, "# HELP {name}{suffix} {text}");
+            }
+            let _ = writeln!(out, "# TYPE {name}{suffix} {kind}");
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 /// A counter or gauge without labels whose value something else owns, read at every scrape,
 /// e.g. `Scraped::counter("oibus_agent_store_quarantined", "…", move || store.quarantined())`.
 pub struct Scraped {
@@ -571,6 +606,17 @@ mod tests {
         ] {
             assert!(text.contains(expected), "{expected} missing from\n{text}");
         }
+    }
+
+    #[test]
+    fn the_text_format_names_counters_by_their_samples_and_has_no_unit_or_eof() {
+        let open_metrics = "# HELP a_b Calls.\n# TYPE a_b counter\na_b_total{l=\"x\"} 1\n\
+            # HELP g_seconds Age.\n# TYPE g_seconds gauge\n# UNIT g_seconds seconds\ng_seconds 2\n# EOF\n";
+        assert_eq!(
+            text_of_open_metrics(open_metrics),
+            "# HELP a_b_total Calls.\n# TYPE a_b_total counter\na_b_total{l=\"x\"} 1\n\
+             # HELP g_seconds Age.\n# TYPE g_seconds gauge\ng_seconds 2\n"
+        );
     }
 
     #[test]
