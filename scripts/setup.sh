@@ -24,8 +24,13 @@ if ! command -v promtool >/dev/null 2>&1 && [ ! -x "$tools/promtool" ]; then
   echo "setup: fetching promtool into $tools"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   deb="$(mktemp -d)"
-  (cd "$deb" && { apt-get download prometheus 2>/dev/null \
-    || { $SUDO apt-get update -qq && apt-get download prometheus; }; } >/dev/null)
+  # apt warns that it downloads as root, not as _apt: only a failure is worth showing.
+  if ! (cd "$deb" && { apt-get download prometheus \
+    || { $SUDO apt-get update -qq && apt-get download prometheus; }; }) >"$deb/apt.log" 2>&1; then
+    cat "$deb/apt.log" >&2
+    echo "setup: could not download Debian's prometheus package (for promtool)" >&2
+    exit 1
+  fi
   dpkg-deb -x "$deb"/prometheus_*.deb "$deb/root"
   mkdir -p "$tools"
   install -m 0755 "$deb/root/usr/bin/promtool" "$tools/promtool"
