@@ -1,11 +1,16 @@
 //! The small commands that talk to a running engine through its local API, and `check-config`.
 
 use std::net::SocketAddr;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use oibus_actors::config;
+
+mod unix_socket;
+
+use unix_socket::UnixConnector;
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -291,7 +296,15 @@ pub fn unregister(args: &ApiArgs) -> anyhow::Result<i32> {
 
 /// One request to the local API (or the simulator, for the demo); the body of a 2xx answer.
 pub fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> anyhow::Result<String> {
-    send(addr, None, method, path, body)
+    send(Route::Tcp(addr, None), method, path, body)
+}
+
+/// How a call reaches the local API.
+enum Route<'a> {
+    /// TCP, with the token of the data folder for the routes that change state.
+    Tcp(SocketAddr, Option<&'a oibus_actors::Secret<String>>),
+    /// The engine's Unix socket (its path, and a connection to it), where no token is needed.
+    Unix(&'a Path, UnixStream),
 }
 
 /// A request that changes the agent: through the engine's Unix socket when it has one this
@@ -300,74 +313,19 @@ fn change(args: &ApiArgs, method: &str, path: &str, body: &str) -> anyhow::Resul
     if args.api.is_none() {
         if let Ok(config) = config::load(&args.config) {
             if let Some(socket) = oibus_actors::api_address::read_socket(&config.engine.data_dir) {
-                if let Ok(stream) = std::os::unix::net::UnixStream::connect(&socket) {
-                    return send_unix(stream, method, path, body)
-                        .with_context(|| format!("through {}", socket.display()));
+                if let Ok(stream) = UnixStream::connect(&socket) {
+                    return send(Route::Unix(&socket, stream), method, path, body);
                 }
             }
         }
     }
-    send(args.address()?, Some(&api_token(args)?), method, path, body)
-}
-
-/// One HTTP/1.1 request on a connected Unix socket; the body of a 2xx answer.
-fn send_unix(
-    mut stream: std::os::unix::net::UnixStream,
-    method: &str,
-    path: &str,
-    body: &str,
-) -> anyhow::Result<String> {
-    use std::io::{Read as _, Write as _};
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nX-Oibus-User: {user}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n{body}",
-        user = current_user(),
-        len = body.len()
-    )?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer)?;
-    let answer = String::from_utf8_lossy(&answer);
-    let (head, rest) = answer
-        .split_once("\r\n\r\n")
-        .context("the agent's answer has no header end")?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .context("the agent's answer has no status")?;
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase()
-            .replace(' ', "")
-            .starts_with("transfer-encoding:chunked")
-    });
-    let body = if chunked {
-        dechunk(rest)
-    } else {
-        rest.to_owned()
-    };
-    if !(200..300).contains(&status) {
-        anyhow::bail!("the agent answered {status}: {body}");
-    }
-    Ok(body)
-}
-
-/// The payload of a chunked body.
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
-        else {
-            break;
-        };
-        if size == 0 || tail.len() < size {
-            break;
-        }
-        out.push_str(&tail[..size]);
-        rest = tail[size..].strip_prefix("\r\n").unwrap_or(&tail[size..]);
-    }
-    out
+    let token = api_token(args)?;
+    send(
+        Route::Tcp(args.address()?, Some(&token)),
+        method,
+        path,
+        body,
+    )
 }
 
 fn current_user() -> String {
@@ -394,24 +352,35 @@ fn api_token(args: &ApiArgs) -> anyhow::Result<oibus_actors::Secret<String>> {
     })
 }
 
-fn send(
-    addr: SocketAddr,
-    token: Option<&oibus_actors::Secret<String>>,
-    method: &str,
-    path: &str,
-    body: &str,
-) -> anyhow::Result<String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+fn send(route: Route<'_>, method: &str, path: &str, body: &str) -> anyhow::Result<String> {
+    let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(3)))
         .timeout_recv_response(Some(Duration::from_secs(30)))
         .timeout_recv_body(Some(Duration::from_secs(30)))
-        .build()
-        .into();
+        .build();
+    let (agent, url, token, place) = match route {
+        Route::Tcp(addr, token) => (
+            ureq::Agent::new_with_config(config),
+            format!("http://{addr}{path}"),
+            token,
+            format!("at {addr}"),
+        ),
+        Route::Unix(socket, stream) => (
+            ureq::Agent::with_parts(
+                config,
+                UnixConnector::new(stream),
+                ureq::unversioned::resolver::DefaultResolver::default(),
+            ),
+            format!("http://localhost{path}"),
+            None,
+            format!("through {}", socket.display()),
+        ),
+    };
     let user = current_user();
     let request = ureq::http::Request::builder()
         .method(method)
-        .uri(format!("http://{addr}{path}"))
+        .uri(url)
         .header("X-Oibus-User", user)
         .header("Content-Type", "application/json");
     let request = match token {
@@ -423,7 +392,7 @@ fn send(
     } else {
         agent.run(request.body(body)?)
     };
-    let mut response = sent.with_context(|| format!("cannot reach the agent's local API at {addr}; is the engine running (systemctl status oibus-agent)?"))?;
+    let mut response = sent.with_context(|| format!("cannot reach the agent's local API {place}; is the engine running (systemctl status oibus-agent)?"))?;
     let status = response.status();
     let body = response
         .body_mut()
