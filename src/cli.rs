@@ -319,13 +319,9 @@ fn change(args: &ApiArgs, method: &str, path: &str, body: &str) -> anyhow::Resul
             }
         }
     }
+    let addr = args.address()?;
     let token = api_token(args)?;
-    send(
-        Route::Tcp(args.address()?, Some(&token)),
-        method,
-        path,
-        body,
-    )
+    send(Route::Tcp(addr, Some(&token)), method, path, body)
 }
 
 fn current_user() -> String {
